@@ -1,0 +1,1 @@
+"""Process packages, one per long-running service."""

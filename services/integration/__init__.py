@@ -1,0 +1,1 @@
+"""Integration service: QBO connections, tokens, webhooks inbox, sync workers, admin settings."""

@@ -1,0 +1,1 @@
+"""Matcher service: placements, payment matching, restore, outreach events, reconciliation."""
