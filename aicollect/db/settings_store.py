@@ -1,0 +1,123 @@
+"""Typed settings kept in a service's own ``settings`` table, every change audited.
+
+Used by the integration service (platform settings such as the kill switch) and the
+matcher (matching tolerance and window): each owns its keys, this is the one mechanism.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aicollect.errors import InvalidArgument
+
+SettingValue = bool | int
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    kind: type[bool] | type[int]
+    default: SettingValue
+    minimum: int | None = None
+    maximum: int | None = None
+    description: str = ""
+
+    def validate(self, value: object) -> SettingValue:
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise InvalidArgument(f"{self.key} must be true or false", field=self.key)
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidArgument(f"{self.key} must be an integer", field=self.key)
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidArgument(f"{self.key} must be at least {self.minimum}", field=self.key)
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidArgument(f"{self.key} must be at most {self.maximum}", field=self.key)
+        return value
+
+
+class SettingRow(Protocol):
+    key: Any
+    value: Any
+    version: Any
+    updated_by: Any
+
+
+class AuditRow(Protocol):
+    def __init__(self, **kwargs: Any) -> None: ...
+
+
+def require_actor_and_reason(actor: str, reason: str) -> tuple[str, str]:
+    actor, reason = actor.strip(), reason.strip()
+    if not actor:
+        raise InvalidArgument("actor is required (who is making this change)", field="actor")
+    if not reason:
+        raise InvalidArgument("reason is required (why this change is made)", field="reason")
+    if len(actor) > 200 or len(reason) > 2000:
+        raise InvalidArgument("actor or reason too long (200 / 2000 characters)", field="reason")
+    return actor, reason
+
+
+async def read_settings(
+    session: AsyncSession, model: type[SettingRow], specs: Sequence[SettingSpec]
+) -> dict[str, SettingValue]:
+    rows = (await session.execute(select(model))).scalars().all()
+    stored = {row.key: row.value for row in rows}
+    return {spec.key: stored.get(spec.key, spec.default) for spec in specs}
+
+
+async def write_settings(
+    session: AsyncSession,
+    model: type[SettingRow],
+    audit_model: type[AuditRow],
+    specs: Sequence[SettingSpec],
+    changes: Mapping[str, object],
+    *,
+    actor: str,
+    reason: str,
+    subject_type: str,
+) -> dict[str, SettingValue]:
+    """Validates every change before writing any; audits each value that really changed."""
+    actor, reason = require_actor_and_reason(actor, reason)
+    by_key = {spec.key: spec for spec in specs}
+    unknown = sorted(set(changes) - set(by_key))
+    if unknown:
+        raise InvalidArgument(f"unknown setting(s): {', '.join(unknown)}", field=unknown[0])
+    validated = {key: by_key[key].validate(value) for key, value in changes.items()}
+    rows = {
+        row.key: row
+        for row in (
+            await session.execute(
+                select(model).where(model.key.in_(list(validated))).with_for_update()  # type: ignore[attr-defined]
+            )
+        ).scalars()
+    }
+    for key, new in validated.items():
+        row = rows.get(key)
+        old = row.value if row is not None else by_key[key].default
+        if row is None:
+            session.add(model(key=key, value=new, version=1, updated_by=actor))  # type: ignore[call-arg]
+        elif row.value != new:
+            row.value = new
+            row.version = row.version + 1
+            row.updated_by = actor
+        else:
+            continue
+        session.add(
+            audit_model(
+                tenant_id=None,
+                subject_type=subject_type,
+                subject_id=key,
+                action="setting.changed",
+                actor=actor,
+                reason=reason,
+                details={"key": key, "old": old, "new": new},
+            )
+        )
+    await session.flush()
+    return await read_settings(session, model, specs)

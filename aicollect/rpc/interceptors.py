@@ -1,0 +1,156 @@
+"""Server interceptors: bearer-token authentication and the one error-mapping layer."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from aicollect import errors
+from aicollect.rpc.errors import internal_status, rich_status
+
+log = logging.getLogger(__name__)
+
+# Health and reflection stay open so load balancers and engineers can probe without a token.
+OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+
+
+def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
+    for k, v in details.invocation_metadata or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode("latin-1")
+    return None
+
+
+def _abort_handler(
+    code: grpc.StatusCode, message: str, handler: grpc.RpcMethodHandler
+) -> grpc.RpcMethodHandler:
+    async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await context.abort(code, message)
+
+    async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        await context.abort(code, message)
+        yield  # pragma: no cover - unreachable, makes this an async generator
+
+    if handler.unary_stream is not None or handler.stream_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            stream,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        unary,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses every call without ``authorization: Bearer <internal token>`` (UNAUTHENTICATED)."""
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("internal token must not be empty")
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method or ""
+        if handler is None or method.startswith(OPEN_PREFIXES):
+            return handler
+        presented = _metadata_value(handler_call_details, "authorization") or ""
+        if hmac.compare_digest(presented.encode(), self._expected):
+            return handler
+        log.warning("refused unauthenticated call", extra={"rpc_method": method})
+        return _abort_handler(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "missing or invalid bearer token in 'authorization' metadata",
+            handler,
+        )
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Turns DomainError into its status code + ErrorInfo; anything else into a bare INTERNAL.
+
+    The traceback of an unexpected error is logged, never sent. ``AbortError`` (a handler that
+    aborted on purpose) and ``CancelledError`` pass through untouched.
+    """
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method or ""
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    @staticmethod
+    async def _fail(
+        context: grpc.aio.ServicerContext[Any, Any], method: str, exc: BaseException
+    ) -> None:
+        if isinstance(exc, errors.DomainError):
+            code, message, status = rich_status(exc)
+            log.info(
+                "rpc failed",
+                extra={"rpc_method": method, "grpc_code": code.name, "reason": exc.reason},
+            )
+        else:
+            code, message, status = internal_status()
+            log.error("rpc crashed", exc_info=exc, extra={"rpc_method": method})
+        await context.abort(code, message, trailing_metadata=(("grpc-status-details-bin", status),))
+
+    def _wrap_unary(
+        self, behavior: Callable[[Any, Any], Awaitable[Any]], method: str
+    ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            try:
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped, never leaked
+                await self._fail(context, method, exc)
+            finally:
+                log.debug(
+                    "rpc done",
+                    extra={"rpc_method": method, "ms": (time.perf_counter() - started) * 1000},
+                )
+
+        return wrapper
+
+    def _wrap_stream(
+        self, behavior: Callable[[Any, Any], AsyncIterator[Any]], method: str
+    ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]:
+        async def wrapper(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped, never leaked
+                await self._fail(context, method, exc)
+
+        return wrapper

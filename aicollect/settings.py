@@ -1,0 +1,158 @@
+"""Configuration from the environment.
+
+Every variable is listed in the README with its default. Secrets have no defaults in code:
+each process names the secrets it needs (``require``), and a missing one stops the process
+with a message naming it. ``aicollect run`` generates local secrets once and keeps them in
+``<data dir>/local.env`` so a local stack needs nothing configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+INTUIT_DISCOVERY_URL = "https://developer.intuit.com/.well-known/openid_configuration/"
+INTUIT_API_BASE_URL = "https://quickbooks.api.intuit.com"
+
+
+class MissingSettingError(RuntimeError):
+    """A required setting (usually a secret) is not configured."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = sorted(names)
+        super().__init__(
+            "missing required environment variable(s): "
+            + ", ".join(self.names)
+            + " (see README, section 'Environment')"
+        )
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """All settings of the three processes, the CLI and the local stack."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    env: Literal["local", "production"] = Field("local", validation_alias=_env("AICOLLECT_ENV"))
+    """``local`` (embedded PostgreSQL, emulator) or ``production``."""
+
+    database_url: str | None = Field(None, validation_alias=_env("AICOLLECT_DATABASE_URL"))
+    """``postgresql+asyncpg://...``; unset means ``aicollect run`` starts an embedded server."""
+
+    data_dir: Path = Field(Path(".data"), validation_alias=_env("AICOLLECT_DATA_DIR"))
+    """Where the embedded PostgreSQL and generated local secrets live."""
+
+    internal_token: SecretStr | None = Field(
+        None, validation_alias=_env("AICOLLECT_INTERNAL_TOKEN")
+    )
+    """Bearer token every internal gRPC call carries."""
+
+    token_keys: SecretStr | None = Field(None, validation_alias=_env("AICOLLECT_TOKEN_KEYS"))
+    """Token encryption keys, newest first: ``kid:base64key,kid:base64key``."""
+
+    jwt_secret: SecretStr | None = Field(None, validation_alias=_env("AICOLLECT_JWT_SECRET"))
+    """HS256 secret of the dashboard's bearer JWTs (gateway)."""
+
+    dashboard_url: str = Field(
+        "http://localhost:3000/settings/integrations/qbo",
+        validation_alias=_env("AICOLLECT_DASHBOARD_URL"),
+    )
+    """Where the OAuth callback redirects the creditor's browser."""
+
+    integration_addr: str = Field(
+        "127.0.0.1:50051", validation_alias=_env("AICOLLECT_INTEGRATION_ADDR")
+    )
+    matcher_addr: str = Field("127.0.0.1:50052", validation_alias=_env("AICOLLECT_MATCHER_ADDR"))
+    gateway_host: str = Field("127.0.0.1", validation_alias=_env("AICOLLECT_GATEWAY_HOST"))
+    gateway_port: int = Field(8080, validation_alias=_env("AICOLLECT_GATEWAY_PORT"))
+    emulator_port: int = Field(8090, validation_alias=_env("AICOLLECT_EMULATOR_PORT"))
+
+    shutdown_grace_seconds: float = Field(
+        10.0, validation_alias=_env("AICOLLECT_SHUTDOWN_GRACE_SECONDS")
+    )
+    """How long SIGTERM waits for in-flight calls before cancelling them."""
+
+    webhook_max_bytes: int = Field(
+        2 * 1024 * 1024, validation_alias=_env("AICOLLECT_WEBHOOK_MAX_BYTES")
+    )
+    """Largest webhook body the gateway accepts (Intuit sends at most about 1 MB)."""
+
+    log_level: str = Field("INFO", validation_alias=_env("AICOLLECT_LOG_LEVEL"))
+    log_format: Literal["json", "text"] = Field(
+        "json", validation_alias=_env("AICOLLECT_LOG_FORMAT")
+    )
+
+    qbo_client_id: str | None = Field(None, validation_alias=_env("QBO_CLIENT_ID"))
+    qbo_client_secret: SecretStr | None = Field(None, validation_alias=_env("QBO_CLIENT_SECRET"))
+    qbo_redirect_uri: str | None = Field(None, validation_alias=_env("QBO_REDIRECT_URI"))
+    qbo_webhook_verifier_token: SecretStr | None = Field(
+        None, validation_alias=_env("QBO_WEBHOOK_VERIFIER_TOKEN")
+    )
+    qbo_webhook_verifier_token_previous: SecretStr | None = Field(
+        None, validation_alias=_env("QBO_WEBHOOK_VERIFIER_TOKEN_PREVIOUS")
+    )
+    qbo_discovery_url: str = Field(INTUIT_DISCOVERY_URL, validation_alias=_env("QBO_DISCOVERY_URL"))
+    qbo_api_base_url: str = Field(INTUIT_API_BASE_URL, validation_alias=_env("QBO_API_BASE_URL"))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Reads the settings from ``environ`` (default: the process environment)."""
+        if environ is None:
+            return cls()
+        known = {
+            str(choice)
+            for field in cls.model_fields.values()
+            if isinstance(field.validation_alias, AliasChoices)
+            for choice in field.validation_alias.choices
+        }
+        return cls.model_validate({k: v for k, v in environ.items() if k.upper() in known})
+
+    def require(self, *names: str) -> None:
+        """Raises MissingSettingError naming every unset variable among ``names``."""
+        missing = []
+        for name in names:
+            field = _FIELD_BY_ENV.get(name)
+            if field is None:
+                raise KeyError(f"unknown setting {name}")
+            value = getattr(self, field)
+            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+                missing.append(name)
+        if missing:
+            raise MissingSettingError(missing)
+
+    @property
+    def uses_emulator(self) -> bool:
+        """True when Intuit's URLs were not configured, so the local emulator stands in."""
+        return self.qbo_api_base_url == INTUIT_API_BASE_URL and self.env == "local"
+
+
+def _field_by_env() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        if isinstance(field.validation_alias, AliasChoices):
+            for choice in field.validation_alias.choices:
+                out[str(choice)] = name
+    return out
+
+
+_FIELD_BY_ENV = _field_by_env()
+
+# What each process needs; checked at start-up so a misconfigured deploy fails fast.
+INTEGRATION_REQUIRES = (
+    "AICOLLECT_DATABASE_URL",
+    "AICOLLECT_INTERNAL_TOKEN",
+    "AICOLLECT_TOKEN_KEYS",
+    "QBO_CLIENT_ID",
+    "QBO_CLIENT_SECRET",
+    "QBO_REDIRECT_URI",
+    "QBO_WEBHOOK_VERIFIER_TOKEN",
+)
+MATCHER_REQUIRES = ("AICOLLECT_DATABASE_URL", "AICOLLECT_INTERNAL_TOKEN")
+GATEWAY_REQUIRES = ("AICOLLECT_INTERNAL_TOKEN", "AICOLLECT_JWT_SECRET")
