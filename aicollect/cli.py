@@ -1,10 +1,104 @@
-"""The ``aicollect`` command line."""
+"""The ``aicollect`` command line.
+
+``aicollect run`` starts the whole local stack; the other commands start one process or do
+one job (``migrate``, ``rotate-keys``). ``python -m services.integration`` and friends start
+the same processes as ``aicollect integration`` and friends.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import sys
+from collections.abc import Callable, Sequence
+
+from aicollect import logs
+from aicollect.settings import MissingSettingError, Settings
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("aicollect: not wired yet", file=sys.stderr)
-    return 2
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from aicollect.db.migrate import upgrade
+
+    settings = Settings.from_env()
+    logs.configure("migrate", level=settings.log_level, fmt="text")
+    try:
+        settings.require("AICOLLECT_DATABASE_URL")
+    except MissingSettingError as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return 2
+    assert settings.database_url is not None
+    upgrade(settings.database_url, args.revision)
+    print(f"migrated to {args.revision}")
+    return 0
+
+
+def _cmd_integration(args: argparse.Namespace) -> int:
+    from services.integration.__main__ import main
+
+    return main()
+
+
+def _cmd_matcher(args: argparse.Namespace) -> int:
+    from services.matcher.__main__ import main
+
+    return main()
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway.__main__ import main
+
+    return main()
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from aicollect.emulator.cli import main
+
+    return main(list(args.emulator_args))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from aicollect.localstack import run_local_stack
+
+    return asyncio.run(run_local_stack(Settings.from_env(), seed_demo=not args.no_demo))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aicollect", description="ai-collect accounting integration (QuickBooks Online)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands: list[tuple[str, str, Callable[[argparse.Namespace], int]]] = [
+        ("integration", "run the integration service (gRPC, default :50051)", _cmd_integration),
+        ("matcher", "run the matcher service (gRPC, default :50052)", _cmd_matcher),
+        ("gateway", "run the public HTTP gateway (default :8080)", _cmd_gateway),
+    ]
+    run = sub.add_parser(
+        "run",
+        help="run the whole local stack (embedded PostgreSQL and the Intuit emulator by default)",
+    )
+    run.add_argument(
+        "--no-demo", action="store_true", help="do not seed a demo company in the emulator"
+    )
+    run.set_defaults(func=_cmd_run)
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(func=_cmd_migrate)
+    for name, help_text, func in commands:
+        sub.add_parser(name, help=help_text).set_defaults(func=func)
+    emulator = sub.add_parser(
+        "emulator", help="run the Intuit emulator (default :8090)", add_help=False
+    )
+    emulator.add_argument("emulator_args", nargs=argparse.REMAINDER)
+    emulator.set_defaults(func=_cmd_emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -40,10 +40,13 @@ def parse_keys(spec: str) -> list[tuple[str, bytes]]:
         kid, sep, encoded = part.partition(":")
         if not sep or not kid or not kid.isalnum():
             raise KeyConfigError(
-                f"AICOLLECT_TOKEN_KEYS entry {position + 1} must be 'kid:base64key' with an alphanumeric kid"
+                f"AICOLLECT_TOKEN_KEYS entry {position + 1} must be 'kid:base64key' "
+                "with an alphanumeric kid"
             )
         try:
-            raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
+            raw = base64.b64decode(
+                encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True
+            )
         except (binascii.Error, ValueError):
             raise KeyConfigError(f"AICOLLECT_TOKEN_KEYS key '{kid}' is not base64") from None
         if len(raw) != 32:
@@ -87,7 +90,9 @@ class TokenCipher:
             raise DecryptError(f"no configured key with id '{kid}'")
         try:
             blob = base64.urlsafe_b64decode(body)
-            return key.aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], identity.encode()).decode()
+            return key.aead.decrypt(
+                blob[:NONCE_BYTES], blob[NONCE_BYTES:], identity.encode()
+            ).decode()
         except (InvalidTag, binascii.Error, ValueError):
             raise DecryptError("sealed value failed authentication") from None
 

@@ -1,1 +1,1 @@
-"""Public HTTP gateway (aiohttp): OAuth callback, Intuit webhooks, dashboard JSON, health, metrics."""
+"""Public HTTP gateway (aiohttp): OAuth callback, webhooks, dashboard JSON, health, metrics."""

@@ -16,8 +16,13 @@ from dataclasses import dataclass
 import grpc
 from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 
 from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
@@ -56,7 +61,7 @@ class GatewayMetrics:
 SETTINGS = web.AppKey("settings", Settings)
 BACKENDS = web.AppKey("backends", Backends)
 METRICS = web.AppKey("metrics", GatewayMetrics)
-REQUEST_ID = "request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,7 +72,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
     request[REQUEST_ID] = request_id
     metrics = request.app[METRICS]
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    route = (
+        request.match_info.route.resource.canonical
+        if request.match_info.route.resource
+        else "unmatched"
+    )
     started = time.perf_counter()
     status = 500
     try:
@@ -148,4 +157,4 @@ async def _channels(app: web.Application) -> AsyncIterator[None]:
     matcher = internal_channel(settings.matcher_addr, token)
     app[BACKENDS] = Backends(integration=integration, matcher=matcher)
     yield
-    await asyncio.gather(integration.close(), matcher.close())
+    await asyncio.gather(integration.close(None), matcher.close(None))

@@ -82,8 +82,18 @@ def generate(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     remove_generated(out)
     write_package_markers(out)
-    run_protoc([f"--python_out={out}", f"--pyi_out={out}"], files)
-    run_protoc([f"--grpc_python_out={out}"], [path for path in files if declares_service(path)])
+    # mypy-protobuf writes the .pyi files: typed messages, and typed stubs and servicers
+    # (grpc.aio included) for the *_pb2_grpc modules, so the services type-check strictly.
+    bindir = Path(sys.executable).parent
+    plugins = [
+        f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
+    ]
+    run_protoc([*plugins, f"--python_out={out}", f"--mypy_out={out}"], files)
+    run_protoc(
+        [*plugins, f"--grpc_python_out={out}", f"--mypy_grpc_out={out}"],
+        [path for path in files if declares_service(path)],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

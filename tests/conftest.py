@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -69,7 +70,9 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def template_database(pg_server_url: str) -> Iterator[str]:
     """A database migrated once per session; each test clones it (fast, isolated)."""
     name = f"aicollect_tpl_{os.getpid()}"
-    asyncio.run(_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'))
+    asyncio.run(
+        _admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+    )
     upgrade(_with_database(pg_server_url, name))
     yield name
     asyncio.run(_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -98,3 +101,48 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(engine)
+
+
+INTERNAL_TOKEN = "test-internal-token"
+
+
+@pytest_asyncio.fixture
+async def matcher_addr(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[str]:
+    """The matcher's gRPC server, in process on a free port."""
+    from services.matcher.server import build_server
+
+    server = build_server(sessions, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)
+    await server.start()
+    try:
+        yield f"127.0.0.1:{server.port}"
+    finally:
+        await server.stop(None)
+
+
+@pytest_asyncio.fixture
+async def integration_addr(
+    sessions: async_sessionmaker[AsyncSession], matcher_addr: str
+) -> AsyncIterator[str]:
+    """The integration service's gRPC server, in process, wired to the matcher above."""
+    from aicollect.rpc.client import internal_channel
+    from services.integration.server import build_server
+
+    matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
+    server = build_server(sessions, matcher, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)
+    await server.start()
+    try:
+        yield f"127.0.0.1:{server.port}"
+    finally:
+        await server.stop(None)
+        await matcher.close(None)
+
+
+@pytest_asyncio.fixture
+async def integration_channel(integration_addr: str) -> AsyncIterator[Any]:
+    from aicollect.rpc.client import internal_channel
+
+    channel = internal_channel(integration_addr, INTERNAL_TOKEN)
+    try:
+        yield channel
+    finally:
+        await channel.close(None)

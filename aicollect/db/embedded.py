@@ -75,7 +75,7 @@ class EmbeddedPostgres:
         for parent in self.data_dir.parents:
             mode = parent.stat().st_mode
             if not mode & 0o001:
-                os.chmod(parent, mode | 0o011)
+                os.chmod(parent, mode | 0o011)  # noqa: S103 - traverse only, no read
 
     def start(self) -> None:
         if self._as_root:
@@ -86,7 +86,14 @@ class EmbeddedPostgres:
         if not (pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL in %s", pgdata)
             self._run(
-                self._bin / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                self._bin / "initdb",
+                "-D",
+                pgdata,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
                 "--no-instructions",
             )
         stale = pgdata / "postmaster.pid"
@@ -95,8 +102,17 @@ class EmbeddedPostgres:
             log.warning("found %s from an earlier run", stale)
         opts = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c max_connections=200 -c fsync=on"
         self._run(
-            self._bin / "pg_ctl", "-D", pgdata, "-w", "-t", "60", "-l", self.data_dir / "postgres.log",
-            "-o", opts, "start",
+            self._bin / "pg_ctl",
+            "-D",
+            pgdata,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            self.data_dir / "postgres.log",
+            "-o",
+            opts,
+            "start",
         )
         log.info("embedded PostgreSQL listening on 127.0.0.1:%d", self.port)
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aicollect.errors import InvalidArgument
@@ -46,6 +47,7 @@ class SettingRow(Protocol):
     value: Any
     version: Any
     updated_by: Any
+    updated_at: Any
 
 
 class AuditRow(Protocol):
@@ -63,12 +65,29 @@ def require_actor_and_reason(actor: str, reason: str) -> tuple[str, str]:
     return actor, reason
 
 
+@dataclass(frozen=True)
+class SettingsSnapshot:
+    """Every setting's value (defaults filled in) and who changed any of them last, when."""
+
+    values: dict[str, SettingValue]
+    update_time: datetime | None
+    update_actor: str
+
+
 async def read_settings(
     session: AsyncSession, model: type[SettingRow], specs: Sequence[SettingSpec]
-) -> dict[str, SettingValue]:
+) -> SettingsSnapshot:
     rows = (await session.execute(select(model))).scalars().all()
-    stored = {row.key: row.value for row in rows}
-    return {spec.key: stored.get(spec.key, spec.default) for spec in specs}
+    stored = {row.key: row for row in rows}
+    values = {
+        spec.key: stored[spec.key].value if spec.key in stored else spec.default for spec in specs
+    }
+    latest = max(rows, key=lambda row: row.updated_at, default=None)
+    return SettingsSnapshot(
+        values,
+        latest.updated_at if latest is not None else None,
+        latest.updated_by if latest is not None else "",
+    )
 
 
 async def write_settings(
@@ -81,7 +100,7 @@ async def write_settings(
     actor: str,
     reason: str,
     subject_type: str,
-) -> dict[str, SettingValue]:
+) -> SettingsSnapshot:
     """Validates every change before writing any; audits each value that really changed."""
     actor, reason = require_actor_and_reason(actor, reason)
     by_key = {spec.key: spec for spec in specs}
@@ -93,7 +112,7 @@ async def write_settings(
         row.key: row
         for row in (
             await session.execute(
-                select(model).where(model.key.in_(list(validated))).with_for_update()  # type: ignore[attr-defined]
+                select(model).where(model.key.in_(list(validated))).with_for_update()
             )
         ).scalars()
     }
@@ -106,6 +125,7 @@ async def write_settings(
             row.value = new
             row.version = row.version + 1
             row.updated_by = actor
+            row.updated_at = func.now()
         else:
             continue
         session.add(
@@ -120,4 +140,5 @@ async def write_settings(
             )
         )
     await session.flush()
+    session.expire_all()
     return await read_settings(session, model, specs)

@@ -61,7 +61,9 @@ def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.RetryInfo) ->
     return packed
 
 
-def error_info(rpc_error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+def error_info(
+    rpc_error: grpc.aio.AioRpcError | grpc.RpcError,
+) -> error_details_pb2.ErrorInfo | None:
     """Extracts ErrorInfo from a received error (clients, tests, the gateway)."""
     from grpc_status import rpc_status
 

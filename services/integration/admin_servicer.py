@@ -1,0 +1,206 @@
+"""AdminService: tenant flags and platform settings in one view, audited.
+
+The kill switch is stored here; the matching settings are the matcher's and are read and
+written through ``MatchingAdminService`` (no copy is kept here).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aicollect.db.settings_store import require_actor_and_reason
+from aicollect.errors import InvalidArgument, NotImplementedYet, Unavailable
+from aicollect.integration.v1 import admin_service_pb2 as pb
+from aicollect.integration.v1 import admin_service_pb2_grpc as pb_grpc
+from aicollect.matching.v1 import matching_admin_service_pb2 as mpb
+from aicollect.matching.v1 import matching_admin_service_pb2_grpc as mpb_grpc
+from aicollect.rpc import paging
+from aicollect.rpc.convert import timestamp, update_paths
+from services.integration import admin
+from services.integration.models import AuditEvent
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+KILL_SWITCH = admin.KILL_SWITCH.key
+MATCHING_KEYS = frozenset({"qbo_oob_amount_tolerance_cents", "qbo_oob_match_window_minutes"})
+UPDATABLE = frozenset({KILL_SWITCH}) | MATCHING_KEYS
+SETTINGS_SUBJECTS = ("tenant", "platform_setting", "matching_setting")
+MATCHER_TIMEOUT_S = 5.0
+
+
+def _text(value: object) -> str:
+    return "" if value is None else json.dumps(value)
+
+
+def _tenant_proto(flags: admin.TenantFlags) -> pb.TenantSettings:
+    return pb.TenantSettings(
+        tenant_id=flags.tenant_id,
+        qbo_enabled=flags.qbo_enabled,
+        update_time=timestamp(flags.update_time),
+    )
+
+
+class AdminServicer(pb_grpc.AdminServiceServicer):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        matcher: mpb_grpc.MatchingAdminServiceAsyncStub,
+    ) -> None:
+        self._sessions = sessions
+        self._matcher = matcher
+
+    async def GetTenantSettings(
+        self, request: pb.GetTenantSettingsRequest, context: Context
+    ) -> pb.GetTenantSettingsResponse:
+        async with self._sessions() as session:
+            flags = await admin.get_tenant_flags(session, request.tenant_id)
+        return pb.GetTenantSettingsResponse(settings=_tenant_proto(flags))
+
+    async def SetTenantSettings(
+        self, request: pb.SetTenantSettingsRequest, context: Context
+    ) -> pb.SetTenantSettingsResponse:
+        async with self._sessions.begin() as session:
+            flags = await admin.set_tenant_flags(
+                session,
+                request.tenant_id,
+                qbo_enabled=request.qbo_enabled,
+                actor=request.actor,
+                reason=request.reason,
+            )
+        return pb.SetTenantSettingsResponse(settings=_tenant_proto(flags))
+
+    async def _matching(self) -> mpb.MatchingSettings:
+        try:
+            reply = await self._matcher.GetMatchingSettings(
+                mpb.GetMatchingSettingsRequest(), timeout=MATCHER_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(
+                f"the matcher did not answer ({exc.code().name}); matching settings unavailable",
+                reason="MATCHER_UNAVAILABLE",
+            ) from None
+        return reply.settings
+
+    async def _view(self) -> pb.PlatformSettings:
+        matching = await self._matching()
+        async with self._sessions() as session:
+            own = await admin.get_platform_settings(session)
+        times = [t for t in (own.update_time,) if t is not None]
+        if matching.HasField("update_time"):
+            times.append(matching.update_time.ToDatetime(tzinfo=times[0].tzinfo if times else None))
+        return pb.PlatformSettings(
+            qbo_kill_switch=bool(own.values[KILL_SWITCH]),
+            qbo_oob_amount_tolerance_cents=matching.qbo_oob_amount_tolerance_cents,
+            qbo_oob_match_window_minutes=matching.qbo_oob_match_window_minutes,
+            update_time=timestamp(max(times)) if times else None,
+        )
+
+    async def GetPlatformSettings(
+        self, request: pb.GetPlatformSettingsRequest, context: Context
+    ) -> pb.GetPlatformSettingsResponse:
+        return pb.GetPlatformSettingsResponse(settings=await self._view())
+
+    async def UpdatePlatformSettings(
+        self, request: pb.UpdatePlatformSettingsRequest, context: Context
+    ) -> pb.UpdatePlatformSettingsResponse:
+        paths = update_paths(request.update_mask, UPDATABLE)
+        actor, reason = require_actor_and_reason(request.actor, request.reason)
+        matching_paths = [p for p in paths if p in MATCHING_KEYS]
+        # The matcher validates and writes first: if it refuses, nothing here has changed.
+        if matching_paths:
+            before = await self._matching()
+            forwarded = mpb.MatchingSettings(
+                **{p: getattr(request.settings, p) for p in matching_paths}
+            )
+            try:
+                reply = await self._matcher.UpdateMatchingSettings(
+                    mpb.UpdateMatchingSettingsRequest(
+                        settings=forwarded,
+                        update_mask=FieldMask(paths=matching_paths),
+                        actor=actor,
+                        reason=reason,
+                    ),
+                    timeout=MATCHER_TIMEOUT_S,
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise InvalidArgument(exc.details() or "invalid matching setting") from None
+                raise Unavailable(
+                    f"the matcher did not accept the change ({exc.code().name})",
+                    reason="MATCHER_UNAVAILABLE",
+                ) from None
+            async with self._sessions.begin() as session:
+                for path in matching_paths:
+                    old, new = getattr(before, path), getattr(reply.settings, path)
+                    if old != new:
+                        session.add(
+                            AuditEvent(
+                                tenant_id=None,
+                                subject_type="matching_setting",
+                                subject_id=path,
+                                action="setting.changed",
+                                actor=actor,
+                                reason=reason,
+                                details={"key": path, "old": old, "new": new, "owner": "matcher"},
+                            )
+                        )
+        if KILL_SWITCH in paths:
+            async with self._sessions.begin() as session:
+                await admin.update_platform_settings(
+                    session,
+                    {KILL_SWITCH: request.settings.qbo_kill_switch},
+                    actor=actor,
+                    reason=reason,
+                )
+        return pb.UpdatePlatformSettingsResponse(settings=await self._view())
+
+    async def ListSettingsAuditEvents(
+        self, request: pb.ListSettingsAuditEventsRequest, context: Context
+    ) -> pb.ListSettingsAuditEventsResponse:
+        size = paging.page_size(request.page_size)
+        filters = {"tenant_id": request.tenant_id, "setting": request.setting}
+        position = paging.decode_token(request.page_token, filters)
+        query = (
+            select(AuditEvent)
+            .where(AuditEvent.subject_type.in_(SETTINGS_SUBJECTS))
+            .order_by(AuditEvent.id.desc())
+            .limit(size + 1)
+        )
+        if request.tenant_id:
+            query = query.where(AuditEvent.tenant_id == request.tenant_id)
+        if request.setting:
+            query = query.where(AuditEvent.details["key"].astext == request.setting)
+        if position is not None:
+            query = query.where(AuditEvent.id < int(position["before_id"]))
+        async with self._sessions() as session:
+            rows = list((await session.execute(query)).scalars())
+        page, more = rows[:size], len(rows) > size
+        return pb.ListSettingsAuditEventsResponse(
+            events=[
+                pb.SettingsAuditEvent(
+                    event_id=str(row.id),
+                    setting=str(row.details.get("key", row.subject_id)),
+                    tenant_id=row.tenant_id or "",
+                    old_value=_text(row.details.get("old")),
+                    new_value=_text(row.details.get("new")),
+                    actor=row.actor,
+                    reason=row.reason,
+                    create_time=timestamp(row.created_at),
+                )
+                for row in page
+            ],
+            next_page_token=paging.encode_token({"before_id": page[-1].id}, filters)
+            if more
+            else "",
+        )
+
+    async def ReplayDeadLetters(
+        self, request: pb.ReplayDeadLettersRequest, context: Context
+    ) -> pb.ReplayDeadLettersResponse:
+        raise NotImplementedYet("dead-letter replay arrives with the webhook inbox (issue 6)")

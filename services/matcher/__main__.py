@@ -1,0 +1,51 @@
+"""``python -m services.matcher``: the matcher process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from aicollect import logs
+from aicollect.db.engine import make_engine, make_sessionmaker
+from aicollect.rpc.server import wait_for_signal
+from aicollect.settings import MATCHER_REQUIRES, MissingSettingError, Settings
+from services.matcher.server import build_server
+
+log = logging.getLogger("services.matcher")
+
+
+async def serve(settings: Settings) -> None:
+    assert settings.database_url is not None
+    assert settings.internal_token is not None
+    engine = make_engine(settings.database_url)
+    try:
+        server = build_server(
+            make_sessionmaker(engine),
+            address=settings.matcher_addr,
+            internal_token=settings.internal_token.get_secret_value(),
+        )
+        await server.start()
+        log.info("matcher serving", extra={"address": settings.matcher_addr})
+        await wait_for_signal()
+        log.info("matcher stopping", extra={"grace_s": settings.shutdown_grace_seconds})
+        await server.stop(settings.shutdown_grace_seconds)
+    finally:
+        await engine.dispose()
+    log.info("matcher stopped")
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    logs.configure("matcher", level=settings.log_level, fmt=settings.log_format)
+    try:
+        settings.require(*MATCHER_REQUIRES)
+    except MissingSettingError as exc:
+        print(f"matcher: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""Builds the matcher's gRPC server (used by ``__main__`` and by the tests)."""
+
+from __future__ import annotations
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aicollect.matching.v1 import matching_admin_service_pb2, matching_service_pb2
+from aicollect.matching.v1 import matching_admin_service_pb2_grpc as admin_grpc
+from aicollect.matching.v1 import matching_service_pb2_grpc as matching_grpc
+from aicollect.rpc.server import GrpcServer, create_server
+from services.matcher.admin_servicer import MatchingAdminServicer
+from services.matcher.servicer import MatchingServicer
+
+SERVICE_NAMES = (
+    matching_service_pb2.DESCRIPTOR.services_by_name["MatchingService"].full_name,
+    matching_admin_service_pb2.DESCRIPTOR.services_by_name["MatchingAdminService"].full_name,
+)
+
+
+def build_server(
+    sessions: async_sessionmaker[AsyncSession], *, address: str, internal_token: str
+) -> GrpcServer:
+    def register(server: grpc.aio.Server) -> None:
+        matching_grpc.add_MatchingServiceServicer_to_server(MatchingServicer(), server)
+        admin_grpc.add_MatchingAdminServiceServicer_to_server(
+            MatchingAdminServicer(sessions), server
+        )
+
+    return create_server(register, SERVICE_NAMES, address=address, internal_token=internal_token)
