@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_cmd_run)
     migrate = sub.add_parser("migrate", help="apply database migrations")
-    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.add_argument("revision", nargs="?", default="heads")
     migrate.set_defaults(func=_cmd_migrate)
     for name, help_text, func in commands:
         sub.add_parser(name, help=help_text).set_defaults(func=func)

@@ -1,4 +1,10 @@
-"""Alembic, configured in code: ``aicollect migrate`` and the tests call ``upgrade``."""
+"""Alembic, configured in code: ``aicollect migrate`` and the tests call ``upgrade``.
+
+One history with a common root (``0001``: both schemas) and one branch per owning
+service: revisions ``m0NN_*`` (branch label ``matching``) change only schema ``matching``,
+revisions ``i0NN_*`` (branch label ``integration``) only schema ``integration``. The two
+services evolve their tables independently; ``heads`` applies both branches.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +24,10 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
     """Runs the migrations (blocking; call via ``asyncio.to_thread`` from async code)."""
     command.upgrade(alembic_config(database_url), revision)
 
 
-async def upgrade_async(database_url: str, revision: str = "head") -> None:
+async def upgrade_async(database_url: str, revision: str = "heads") -> None:
     await asyncio.to_thread(upgrade, database_url, revision)
