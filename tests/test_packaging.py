@@ -1,0 +1,59 @@
+"""What a newcomer relies on: the compose file validates, processes refuse missing secrets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def test_compose_file_is_valid() -> None:
+    for args in ([], ["--profile", "emulator"]):
+        result = subprocess.run(
+            [str(BIN / "docker-compose"), *args, "config", "-q"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def test_compose_lists_every_process_with_health_checks() -> None:
+    result = subprocess.run(
+        [str(BIN / "docker-compose"), "--profile", "emulator", "config", "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import json
+
+    services = json.loads(result.stdout)["services"]
+    assert set(services) == {"postgres", "migrate", "integration", "matcher", "gateway", "emulator"}
+    for name in ("postgres", "integration", "matcher", "gateway", "emulator"):
+        assert "healthcheck" in services[name], name
+    assert services["emulator"]["profiles"] == ["emulator"]
+
+
+def test_missing_secret_stops_the_process_naming_it(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "AICOLLECT_ENV": "production"}
+    for module, expected in (
+        ("services.integration", "AICOLLECT_TOKEN_KEYS"),
+        ("services.matcher", "AICOLLECT_INTERNAL_TOKEN"),
+        ("gateway", "AICOLLECT_JWT_SECRET"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, (module, result.stderr)
+        assert expected in result.stderr, (module, result.stderr)
