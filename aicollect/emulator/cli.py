@@ -1,0 +1,129 @@
+"""``aicollect emulator`` / ``python -m aicollect.emulator``: run the Intuit emulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from datetime import date
+
+from aiohttp import web
+
+from aicollect.emulator.app import create_app
+from aicollect.emulator.config import WEBHOOK_FORMATS, AppConfig, CompanySpec, EmulatorConfig
+from aicollect.emulator.keys import STATE_KEY
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aicollect emulator",
+        description="Intuit emulator: OAuth 2.0, QBO Accounting API v3 and signed webhooks.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8090, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--access-token-ttl", type=int, default=3600, help="access token lifetime in seconds"
+    )
+    app = parser.add_argument_group("register one app at start-up")
+    app.add_argument("--client-id")
+    app.add_argument("--client-secret")
+    app.add_argument(
+        "--redirect-uri", action="append", default=[], help="allowed redirect URI (repeatable)"
+    )
+    app.add_argument("--webhook-url", help="where this app's webhooks are POSTed")
+    app.add_argument("--verifier-token", default="", help="webhook HMAC key")
+    app.add_argument("--webhook-format", choices=WEBHOOK_FORMATS, default="cloudevents")
+    demo = parser.add_argument_group("create a generated company at start-up")
+    demo.add_argument("--demo-company", action="store_true")
+    demo.add_argument("--demo-customers", type=int, default=50)
+    demo.add_argument("--demo-invoices", type=int, default=200)
+    demo.add_argument("--demo-overdue-fraction", type=float, default=0.3)
+    demo.add_argument("--demo-realm-id", default=None)
+    demo.add_argument("--demo-today", type=date.fromisoformat, default=None)
+    demo.add_argument("--seed", type=int, default=1, help="generator and fault seed")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    config = EmulatorConfig(
+        host=args.host, port=args.port, access_token_ttl=args.access_token_ttl, seed=args.seed
+    )
+    if args.client_id:
+        if not args.client_secret:
+            raise SystemExit("--client-secret is required with --client-id")
+        config.apps.append(
+            AppConfig(
+                client_id=args.client_id,
+                client_secret=args.client_secret,
+                redirect_uris=list(args.redirect_uri),
+                webhook_url=args.webhook_url,
+                verifier_token=args.verifier_token,
+                webhook_format=args.webhook_format,
+            )
+        )
+    if args.demo_company:
+        config.companies.append(
+            CompanySpec(
+                realm_id=args.demo_realm_id,
+                customers=args.demo_customers,
+                invoices=args.demo_invoices,
+                overdue_fraction=args.demo_overdue_fraction,
+                seed=args.seed,
+                today=args.demo_today,
+            )
+        )
+    return config
+
+
+async def serve(config: EmulatorConfig) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        port = runner.addresses[0][1] if runner.addresses else config.port
+        base = f"http://{config.host}:{port}"
+        state = app[STATE_KEY]
+        print(f"Intuit emulator listening on {base}", flush=True)
+        print(f"  discovery document: {base}/.well-known/openid_configuration", flush=True)
+        print(f"  QBO API base:       {base}/v3", flush=True)
+        print(f"  control API:        {base}/_emulator/", flush=True)
+        for client_id in state.oauth.apps:
+            print(f"  app:                {client_id}", flush=True)
+        for company in state.companies.values():
+            summary = company.summary()
+            print(
+                f"  company:            {company.realm_id} {company.name!r} "
+                f"({summary['counts']['customers']} customers, "
+                f"{summary['counts']['invoices']} invoices, today {summary['today']})",
+                flush=True,
+            )
+        await stop.wait()
+        print("Intuit emulator stopping", flush=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"aicollect emulator: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        print(
+            f"aicollect emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
+        )
+        return 1
+    return 0

@@ -1,0 +1,701 @@
+"""The emulator's own control API under ``/_emulator/``: JSON in, JSON out.
+
+Bookkeeper actions (what a user does in QBO), company and app setup, faults, the clock,
+and what webhooks were delivered.  Entities come back in Intuit's JSON, under their name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from aicollect.emulator import money
+from aicollect.emulator.books import Application, BookError, Company
+from aicollect.emulator.config import WEBHOOK_FORMATS, CompanySpec
+from aicollect.emulator.faults import FaultError
+from aicollect.emulator.keys import STATE_KEY
+from aicollect.emulator.model import CREDIT_MEMO, INVOICE, Address, Entity, SalesLine, Tombstone
+from aicollect.emulator.oauth import App
+from aicollect.emulator.responses import dumps, raw_json
+from aicollect.emulator.state import EmulatorState
+
+PREFIX: Final = "/_emulator"
+JsonObject = dict[str, Any]
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@web.middleware
+async def control_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(PREFIX):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ControlError as exc:
+        return _json({"error": exc.message}, exc.status)
+    except BookError as exc:
+        status = 404 if exc.code == "610" else exc.status
+        return _json({"error": exc.message, "code": exc.code, "detail": exc.detail}, status)
+    except (FaultError, money.AmountError) as exc:
+        return _json({"error": str(exc)}, 400)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return raw_json(dumps(body), status)
+
+
+async def _body(request: web.Request) -> JsonObject:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ControlError(400, f"the body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ControlError(400, "the body must be a JSON object")
+    return data
+
+
+def _state(request: web.Request) -> EmulatorState:
+    return request.app[STATE_KEY]
+
+
+def _company(request: web.Request) -> Company:
+    realm_id = request.match_info["realm"]
+    company = _state(request).companies.get(realm_id)
+    if company is None:
+        raise ControlError(404, f"no company with realm id {realm_id}")
+    return company
+
+
+def _str(data: JsonObject, key: str, default: str = "") -> str:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ControlError(400, f"{key} must be a string")
+    return str(value)
+
+
+def _required(data: JsonObject, key: str) -> str:
+    value = _str(data, key)
+    if not value:
+        raise ControlError(400, f"{key} is required")
+    return value
+
+
+def _date(data: JsonObject, key: str) -> date | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ControlError(400, f"{key} must be a date like 2026-01-31") from exc
+
+
+def _int(data: JsonObject, key: str, default: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ControlError(400, f"{key} must be an integer")
+    return value
+
+
+def _number(data: JsonObject, key: str, default: float) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ControlError(400, f"{key} must be a number")
+    return float(value)
+
+
+def _rate(data: JsonObject) -> Decimal | None:
+    value = data.get("exchange_rate")
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ControlError(400, "exchange_rate must be a number") from exc
+
+
+def _sales_lines(data: JsonObject) -> list[SalesLine]:
+    raw_lines = data.get("lines")
+    if raw_lines is None:
+        if "amount" not in data:
+            raise ControlError(400, "give lines or amount")
+        raw_lines = [{"amount": data["amount"], "description": data.get("description", "Services")}]
+    if not isinstance(raw_lines, list) or not raw_lines:
+        raise ControlError(400, "lines must be a non-empty list")
+    lines = []
+    for raw in raw_lines:
+        if not isinstance(raw, dict):
+            raise ControlError(400, "each line must be an object")
+        lines.append(
+            SalesLine(
+                amount=money.parse_amount(raw.get("amount")),
+                description=_str(raw, "description", "Services"),
+                item_name=_str(raw, "item", "Services"),
+                item_id=_str(raw, "item_id", "1"),
+                qty=_int(raw, "qty", 1),
+            )
+        )
+    return lines
+
+
+def _applications(data: JsonObject) -> list[Application] | None:
+    raw_lines = data.get("lines")
+    if raw_lines is None:
+        return None
+    if not isinstance(raw_lines, list):
+        raise ControlError(400, "lines must be a list")
+    apps = []
+    for raw in raw_lines:
+        if not isinstance(raw, dict):
+            raise ControlError(400, "each line must be an object")
+        amount = money.parse_amount(raw.get("amount"))
+        if raw.get("invoice_id") is not None:
+            apps.append(Application(INVOICE, _str(raw, "invoice_id"), amount))
+        elif raw.get("credit_memo_id") is not None:
+            apps.append(Application(CREDIT_MEMO, _str(raw, "credit_memo_id"), amount))
+        else:
+            raise ControlError(400, "each line needs invoice_id or credit_memo_id")
+    return apps
+
+
+def _entity(company: Company, entity: Entity) -> web.Response:
+    body = b'{"%s":%s}' % (entity.kind.encode(), entity.json_bytes(company.tz, company))
+    return raw_json(body)
+
+
+def _deleted(tomb: Tombstone) -> web.Response:
+    return _json({tomb.kind: {"status": "Deleted", "domain": "QBO", "Id": tomb.id}})
+
+
+# -- index, reset, stats, clock, settings ---------------------------------------------------
+
+
+async def index(request: web.Request) -> web.Response:
+    routes = sorted(
+        {
+            f"{route.method} {route.resource.canonical}"
+            for route in request.app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith(PREFIX)
+            and route.method != "HEAD"
+        }
+    )
+    return _json({"emulator": "Intuit QBO emulator", "endpoints": routes})
+
+
+async def reset(request: web.Request) -> web.Response:
+    _state(request).reset()
+    return _json({"reset": True})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return _json(_state(request).stats())
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    state = _state(request)
+    return _json({"now": state.clock.time(), "offset_seconds": state.clock.offset})
+
+
+async def advance_clock(request: web.Request) -> web.Response:
+    state = _state(request)
+    data = await _body(request)
+    seconds = _number(data, "advance_seconds", 0)
+    if seconds < 0:
+        raise ControlError(400, "advance_seconds must be >= 0: the clock only moves forward")
+    state.clock.advance(seconds)
+    return _json({"now": state.clock.time(), "offset_seconds": state.clock.offset})
+
+
+_SETTINGS: Final = (
+    "access_token_ttl",
+    "auth_code_ttl",
+    "refresh_token_ttl",
+    "cdc_max_objects",
+    "cdc_lookback_days",
+    "webhook_batch_window",
+    "webhook_time_scale",
+    "webhook_timeout",
+)
+
+
+def _settings_json(state: EmulatorState) -> JsonObject:
+    return {name: getattr(state.config, name) for name in _SETTINGS}
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    return _json(_settings_json(_state(request)))
+
+
+async def update_settings(request: web.Request) -> web.Response:
+    state = _state(request)
+    data = await _body(request)
+    for key in data:
+        if key not in _SETTINGS:
+            raise ControlError(400, f"unknown setting {key!r}; settings are {list(_SETTINGS)}")
+    for key in data:
+        if key.startswith("webhook_"):
+            number = _number(data, key, 0)
+            if number < 0 or (key != "webhook_batch_window" and number == 0):
+                raise ControlError(400, f"{key} must be positive")
+            setattr(state.config, key, number)
+        else:
+            integer = _int(data, key, 0)
+            if integer < 1:
+                raise ControlError(400, f"{key} must be >= 1")
+            setattr(state.config, key, integer)
+    webhooks = state.webhooks
+    webhooks.batch_window = state.config.webhook_batch_window
+    webhooks.time_scale = state.config.webhook_time_scale
+    webhooks.timeout = state.config.webhook_timeout
+    return _json(_settings_json(state))
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    box = _state(request).faults
+    return _json({**box.faults.to_json(), "injected": box.injected})
+
+
+async def set_faults(request: web.Request) -> web.Response:
+    box = _state(request).faults
+    box.update(await _body(request))
+    return _json({**box.faults.to_json(), "injected": box.injected})
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    box = _state(request).faults
+    box.reset()
+    return _json({**box.faults.to_json(), "injected": box.injected})
+
+
+# -- apps and grants ------------------------------------------------------------------------
+
+
+def _app_from(data: JsonObject, existing: App | None) -> App:
+    fmt = _str(data, "webhook_format", existing.webhook_format if existing else "cloudevents")
+    if fmt not in WEBHOOK_FORMATS:
+        raise ControlError(400, f"webhook_format must be one of {list(WEBHOOK_FORMATS)}")
+    uris = data.get("redirect_uris", existing.redirect_uris if existing else [])
+    if isinstance(uris, str):
+        uris = [uris]
+    if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+        raise ControlError(400, "redirect_uris must be a list of URLs")
+    webhook_url = data.get("webhook_url", existing.webhook_url if existing else None)
+    if webhook_url is not None and not isinstance(webhook_url, str):
+        raise ControlError(400, "webhook_url must be a URL or null")
+    return App(
+        client_id=_str(data, "client_id", existing.client_id if existing else "")
+        or "AB" + secrets.token_urlsafe(30),
+        client_secret=_str(data, "client_secret", existing.client_secret if existing else "")
+        or secrets.token_urlsafe(30),
+        redirect_uris=list(uris),
+        webhook_url=webhook_url or None,
+        verifier_token=_str(data, "verifier_token", existing.verifier_token if existing else "")
+        or secrets.token_hex(18),
+        webhook_format=fmt,
+        name=_str(data, "name", existing.name if existing else "ai-collect"),
+    )
+
+
+async def list_apps(request: web.Request) -> web.Response:
+    return _json({"apps": [a.to_json() for a in _state(request).oauth.apps.values()]})
+
+
+async def upsert_app(request: web.Request) -> web.Response:
+    """Register an app, or update one with the same client_id (fields not given are kept)."""
+    state = _state(request)
+    data = await _body(request)
+    existing = state.oauth.apps.get(_str(data, "client_id"))
+    app = state.oauth.register(_app_from(data, existing))
+    return _json(app.to_json(), 200 if existing else 201)
+
+
+def _known_app(state: EmulatorState, client_id: str) -> App:
+    app = state.oauth.apps.get(client_id)
+    if app is None:
+        raise ControlError(404, f"no app with client_id {client_id}")
+    return app
+
+
+async def get_app(request: web.Request) -> web.Response:
+    return _json(_known_app(_state(request), request.match_info["client_id"]).to_json())
+
+
+async def patch_app(request: web.Request) -> web.Response:
+    state = _state(request)
+    existing = _known_app(state, request.match_info["client_id"])
+    data = await _body(request)
+    data["client_id"] = existing.client_id
+    return _json(state.oauth.register(_app_from(data, existing)).to_json())
+
+
+async def delete_app(request: web.Request) -> web.Response:
+    state = _state(request)
+    app = _known_app(state, request.match_info["client_id"])
+    for grant in state.oauth.grants.values():
+        if grant.client_id == app.client_id:
+            state.oauth.revoke_grant(grant, "app deleted")
+    del state.oauth.apps[app.client_id]
+    return _json({"deleted": app.client_id})
+
+
+async def list_grants(request: web.Request) -> web.Response:
+    state = _state(request)
+    realm_id = request.query.get("realm_id")
+    client_id = request.query.get("client_id")
+    now = state.clock.time()
+    grants = [
+        {**g.to_json(), "live": g.live(now)}
+        for g in state.oauth.grants.values()
+        if (realm_id is None or g.realm_id == realm_id)
+        and (client_id is None or g.client_id == client_id)
+    ]
+    return _json({"grants": grants})
+
+
+# -- companies ------------------------------------------------------------------------------
+
+
+async def list_companies(request: web.Request) -> web.Response:
+    return _json({"companies": [c.summary() for c in _state(request).companies.values()]})
+
+
+async def create_company(request: web.Request) -> web.Response:
+    state = _state(request)
+    data = await _body(request)
+    currencies = data.get("currencies", ["USD", "CAD", "EUR", "GBP"])
+    if not isinstance(currencies, list) or not all(isinstance(c, str) for c in currencies):
+        raise ControlError(400, "currencies must be a list of ISO codes")
+    spec = CompanySpec(
+        realm_id=_str(data, "realm_id") or None,
+        name=_str(data, "name", "Demo Company"),
+        customers=_int(data, "customers", 0),
+        invoices=_int(data, "invoices", 0),
+        overdue_fraction=_number(data, "overdue_fraction", 0.3),
+        seed=_int(data, "seed", 1),
+        multicurrency=bool(data.get("multicurrency", False)),
+        currencies=tuple(currencies),
+        home_currency=_str(data, "home_currency", "USD"),
+        country=_str(data, "country", "US"),
+        timezone=_str(data, "timezone", "America/Los_Angeles"),
+        today=_date(data, "today"),
+    )
+    if spec.realm_id and spec.realm_id in state.companies:
+        raise ControlError(409, f"realm {spec.realm_id} exists")
+    try:
+        company = state.create_company(spec)
+    except ValueError as exc:
+        raise ControlError(400, str(exc)) from exc
+    return _json(company.summary(), 201)
+
+
+async def get_company(request: web.Request) -> web.Response:
+    return _json(_company(request).summary())
+
+
+async def patch_company(request: web.Request) -> web.Response:
+    company = _company(request)
+    data = await _body(request)
+    if "name" in data:
+        company.name = _required(data, "name")
+    if "timezone" in data:
+        try:
+            company.set_timezone(_required(data, "timezone"))
+        except ValueError as exc:
+            raise ControlError(400, str(exc)) from exc
+    today = _date(data, "today")
+    if today is not None:
+        company.set_today(today)
+    return _json(company.summary())
+
+
+async def disconnect(request: web.Request) -> web.Response:
+    """The user disconnects the app in QBO: its grants for this company are revoked."""
+    state = _state(request)
+    company = _company(request)
+    data = await _body(request)
+    client_id = _str(data, "client_id") or None
+    if client_id is not None:
+        _known_app(state, client_id)
+    ended = state.oauth.disconnect(company.realm_id, client_id)
+    return _json({"revoked_grants": [g.id for g in ended]})
+
+
+# -- bookkeeper actions ---------------------------------------------------------------------
+
+
+def _address(data: JsonObject) -> Address | None:
+    raw = data.get("address")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ControlError(400, "address must be an object")
+    return Address.from_dict(raw)
+
+
+async def create_customer(request: web.Request) -> web.Response:
+    company = _company(request)
+    data = await _body(request)
+    customer = company.add_customer(
+        display_name=_required(data, "display_name"),
+        given_name=_str(data, "given_name"),
+        family_name=_str(data, "family_name"),
+        company_name=_str(data, "company_name"),
+        email=_str(data, "email"),
+        phone=_str(data, "phone"),
+        mobile=_str(data, "mobile"),
+        address=_address(data),
+        currency=_str(data, "currency") or None,
+        notes=_str(data, "notes"),
+    )
+    return _entity(company, customer)
+
+
+async def update_customer(request: web.Request) -> web.Response:
+    company = _company(request)
+    data = await _body(request)
+    return _entity(company, company.update_customer(request.match_info["id"], data))
+
+
+async def delete_customer(request: web.Request) -> web.Response:
+    company = _company(request)
+    return _entity(company, company.delete_customer(request.match_info["id"]))
+
+
+async def create_invoice(request: web.Request) -> web.Response:
+    company = _company(request)
+    data = await _body(request)
+    invoice = company.add_invoice(
+        customer_id=_required(data, "customer_id"),
+        lines=_sales_lines(data),
+        txn_date=_date(data, "txn_date"),
+        due_date=_date(data, "due_date"),
+        doc_number=_str(data, "doc_number") or None,
+        exchange_rate=_rate(data),
+        private_note=_str(data, "private_note"),
+        terms_days=_int(data, "terms_days", 30),
+    )
+    return _entity(company, invoice)
+
+
+async def update_invoice(request: web.Request) -> web.Response:
+    company = _company(request)
+    data = await _body(request)
+    lines = _sales_lines(data) if ("lines" in data or "amount" in data) else None
+    note = _str(data, "private_note") if "private_note" in data else None
+    invoice = company.update_invoice(
+        request.match_info["id"], due_date=_date(data, "due_date"), lines=lines, private_note=note
+    )
+    return _entity(company, invoice)
+
+
+async def void_invoice(request: web.Request) -> web.Response:
+    company = _company(request)
+    return _entity(company, company.void_invoice(request.match_info["id"]))
+
+
+async def delete_invoice(request: web.Request) -> web.Response:
+    return _deleted(_company(request).delete_invoice(request.match_info["id"]))
+
+
+def _payment_total(data: JsonObject, apps: list[Application]) -> int:
+    if "amount" in data:
+        return money.parse_amount(data["amount"])
+    applied = sum(a.amount for a in apps if a.txn_type == INVOICE)
+    return applied - sum(a.amount for a in apps if a.txn_type == CREDIT_MEMO)
+
+
+async def create_payment(request: web.Request) -> web.Response:
+    company = _company(request)
+    data = await _body(request)
+    apps = _applications(data) or []
+    customer_id = _str(data, "customer_id")
+    if not customer_id:
+        first_invoice = next((a for a in apps if a.txn_type == INVOICE), None)
+        if first_invoice is None:
+            raise ControlError(400, "customer_id is required for a payment applied to nothing")
+        invoice = company.invoices.get(first_invoice.txn_id)
+        if invoice is None:
+            raise ControlError(404, f"no invoice {first_invoice.txn_id}")
+        customer_id = invoice.customer_id
+    payment = company.add_payment(
+        customer_id=customer_id,
+        total=_payment_total(data, apps),
+        applications=apps,
+        txn_date=_date(data, "txn_date"),
+        private_note=_str(data, "private_note"),
+        ref_num=_str(data, "ref_num"),
+        payment_method=_str(data, "payment_method"),
+        exchange_rate=_rate(data),
+    )
+    return _entity(company, payment)
+
+
+async def update_payment(request: web.Request) -> web.Response:
+    company = _company(request)
+    data = await _body(request)
+    payment = company.update_payment(
+        request.match_info["id"],
+        total=money.parse_amount(data["amount"]) if "amount" in data else None,
+        applications=_applications(data),
+        private_note=_str(data, "private_note") if "private_note" in data else None,
+        txn_date=_date(data, "txn_date"),
+    )
+    return _entity(company, payment)
+
+
+async def void_payment(request: web.Request) -> web.Response:
+    company = _company(request)
+    return _entity(company, company.void_payment(request.match_info["id"]))
+
+
+async def delete_payment(request: web.Request) -> web.Response:
+    return _deleted(_company(request).delete_payment(request.match_info["id"]))
+
+
+async def create_credit_memo(request: web.Request) -> web.Response:
+    company = _company(request)
+    data = await _body(request)
+    memo = company.add_credit_memo(
+        customer_id=_required(data, "customer_id"),
+        lines=_sales_lines(data),
+        txn_date=_date(data, "txn_date"),
+        private_note=_str(data, "private_note"),
+        exchange_rate=_rate(data),
+    )
+    return _entity(company, memo)
+
+
+async def apply_credit_memo(request: web.Request) -> web.Response:
+    """Returns the zero-total Payment QBO records for the application."""
+    company = _company(request)
+    data = await _body(request)
+    amount = money.parse_amount(data["amount"]) if data.get("amount") is not None else None
+    payment = company.apply_credit_memo(
+        request.match_info["id"], _required(data, "invoice_id"), amount
+    )
+    return _entity(company, payment)
+
+
+async def void_credit_memo(request: web.Request) -> web.Response:
+    company = _company(request)
+    return _entity(company, company.void_credit_memo(request.match_info["id"]))
+
+
+async def delete_credit_memo(request: web.Request) -> web.Response:
+    return _deleted(_company(request).delete_credit_memo(request.match_info["id"]))
+
+
+def _reader(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def read(request: web.Request) -> web.Response:
+        company = _company(request)
+        return _entity(company, company.get(kind, request.match_info["id"]))
+
+    return read
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+
+async def deliveries(request: web.Request) -> web.Response:
+    state = _state(request)
+    try:
+        since = int(request.query.get("since", "0"))
+    except ValueError as exc:
+        raise ControlError(400, "since must be an integer (a delivery seq)") from exc
+    return _json(
+        {
+            "deliveries": state.webhooks.entries(request.query.get("client_id"), since),
+            "dropped": list(state.webhooks.dropped),
+        }
+    )
+
+
+async def webhook_status(request: web.Request) -> web.Response:
+    return _json(_state(request).webhooks.status())
+
+
+async def webhook_wait(request: web.Request) -> web.Response:
+    """Block until every queued webhook is delivered (or ``timeout`` seconds pass)."""
+    state = _state(request)
+    data = await _body(request)
+    limit = _number(data, "timeout", 10.0)
+    try:
+        async with asyncio.timeout(limit):
+            await state.webhooks.wait_idle()
+    except TimeoutError as exc:
+        raise ControlError(504, "webhooks still pending") from exc
+    return _json(state.webhooks.status())
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    p = PREFIX
+    r.add_get(f"{p}/", index)
+    r.add_get(p, index)
+    r.add_post(f"{p}/reset", reset)
+    r.add_get(f"{p}/stats", stats)
+    r.add_get(f"{p}/clock", get_clock)
+    r.add_post(f"{p}/clock", advance_clock)
+    r.add_get(f"{p}/settings", get_settings)
+    r.add_patch(f"{p}/settings", update_settings)
+    r.add_get(f"{p}/faults", get_faults)
+    r.add_put(f"{p}/faults", set_faults)
+    r.add_patch(f"{p}/faults", set_faults)
+    r.add_post(f"{p}/faults", set_faults)
+    r.add_delete(f"{p}/faults", clear_faults)
+    r.add_get(f"{p}/apps", list_apps)
+    r.add_post(f"{p}/apps", upsert_app)
+    r.add_get(f"{p}/apps/{{client_id}}", get_app)
+    r.add_patch(f"{p}/apps/{{client_id}}", patch_app)
+    r.add_delete(f"{p}/apps/{{client_id}}", delete_app)
+    r.add_get(f"{p}/grants", list_grants)
+    r.add_get(f"{p}/deliveries", deliveries)
+    r.add_get(f"{p}/webhooks", webhook_status)
+    r.add_post(f"{p}/webhooks/wait", webhook_wait)
+    r.add_get(f"{p}/companies", list_companies)
+    r.add_post(f"{p}/companies", create_company)
+    c = f"{p}/companies/{{realm}}"
+    r.add_get(c, get_company)
+    r.add_patch(c, patch_company)
+    r.add_post(f"{c}/disconnect", disconnect)
+    r.add_post(f"{c}/customers", create_customer)
+    r.add_get(f"{c}/customers/{{id}}", _reader("Customer"))
+    r.add_patch(f"{c}/customers/{{id}}", update_customer)
+    r.add_delete(f"{c}/customers/{{id}}", delete_customer)
+    r.add_post(f"{c}/invoices", create_invoice)
+    r.add_get(f"{c}/invoices/{{id}}", _reader("Invoice"))
+    r.add_patch(f"{c}/invoices/{{id}}", update_invoice)
+    r.add_post(f"{c}/invoices/{{id}}/void", void_invoice)
+    r.add_delete(f"{c}/invoices/{{id}}", delete_invoice)
+    r.add_post(f"{c}/payments", create_payment)
+    r.add_get(f"{c}/payments/{{id}}", _reader("Payment"))
+    r.add_patch(f"{c}/payments/{{id}}", update_payment)
+    r.add_post(f"{c}/payments/{{id}}/void", void_payment)
+    r.add_delete(f"{c}/payments/{{id}}", delete_payment)
+    r.add_post(f"{c}/credit-memos", create_credit_memo)
+    r.add_get(f"{c}/credit-memos/{{id}}", _reader("CreditMemo"))
+    r.add_post(f"{c}/credit-memos/{{id}}/apply", apply_credit_memo)
+    r.add_post(f"{c}/credit-memos/{{id}}/void", void_credit_memo)
+    r.add_delete(f"{c}/credit-memos/{{id}}", delete_credit_memo)

@@ -1,0 +1,99 @@
+"""Intuit's response envelopes and Fault bodies."""
+
+from __future__ import annotations
+
+import json
+from datetime import tzinfo
+from typing import Any
+
+from aiohttp import web
+
+from aicollect.emulator.clock import format_millis
+
+JSON = "application/json"
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def raw_json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=body, status=status, content_type=JSON, charset="utf-8", headers=headers
+    )
+
+
+def fault(
+    status: int,
+    code: str,
+    message: str,
+    detail: str,
+    *,
+    fault_type: str,
+    now: float,
+    tz: tzinfo,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """The standard ``{"Fault": {"Error": [...], "type": ...}, "time": ...}`` body."""
+    body = {
+        "Fault": {
+            "Error": [{"Message": message, "Detail": detail, "code": code, "element": ""}],
+            "type": fault_type,
+        },
+        "time": format_millis(now, tz),
+    }
+    return raw_json(dumps(body), status, headers)
+
+
+def gateway_fault(status: int, detail: str | None, now: float) -> web.Response:
+    """Intuit's gateway answers auth failures with lower-case keys and an epoch-ms ``time``."""
+    if status == 401:
+        message = "message=AuthenticationFailed; errorCode=003200; statusCode=401"
+        code, fault_type = "3200", "AUTHENTICATION"
+        headers = {"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'}
+    else:
+        message = "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403"
+        code, fault_type = "3100", "SERVICE"
+        headers = {}
+    body = {
+        "fault": {
+            "error": [{"message": message, "detail": detail, "code": code}],
+            "type": fault_type,
+        },
+        "requestid": None,
+        "time": int(now * 1000),
+        "status": status,
+    }
+    return raw_json(dumps(body), status, headers)
+
+
+def throttled(now: float, tz: tzinfo, retry_after: int | None) -> web.Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return fault(
+        429,
+        "3001",
+        "message=ThrottleExceeded; errorCode=003001; statusCode=429",
+        "The request limit was reached.  Try again later",
+        fault_type="SERVICE",
+        now=now,
+        tz=tz,
+        headers=headers,
+    )
+
+
+def system_fault(status: int, now: float, tz: tzinfo) -> web.Response:
+    return fault(
+        status,
+        "10000",
+        "An application error has occurred while processing your request",
+        "System Failure Error: An unexpected error occurred while accessing or saving your data. "
+        "Please wait a few minutes and try again. If the problem persists, contact customer "
+        "support.",
+        fault_type="SystemFault",
+        now=now,
+        tz=tz,
+    )
+
+
+def invalid_query(detail: str, now: float, tz: tzinfo) -> web.Response:
+    return fault(400, "4001", "Invalid query", detail, fault_type="ValidationFault", now=now, tz=tz)

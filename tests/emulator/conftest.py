@@ -1,0 +1,208 @@
+"""Fixtures: a real emulator on 127.0.0.1:0, and a real webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from multidict import CIMultiDictProxy
+
+from aicollect.emulator import STATE_KEY, AppConfig, EmulatorConfig, EmulatorState, create_app
+
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-secret"
+REDIRECT_URI = "http://127.0.0.1:9/callback"
+VERIFIER = "verifier-token-123"
+SCOPE = "com.intuit.quickbooks.accounting"
+
+
+def basic(client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+@dataclass
+class Tokens:
+    access_token: str
+    refresh_token: str
+    realm_id: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Emulator:
+    base: str
+    state: EmulatorState
+    http: aiohttp.ClientSession
+
+    async def control(
+        self, method: str, path: str, body: dict[str, Any] | None = None, expect: int | None = 200
+    ) -> Any:
+        async with self.http.request(method, f"{self.base}/_emulator{path}", json=body) as resp:
+            data = await resp.json()
+            if expect is not None:
+                assert resp.status == expect, (resp.status, data)
+            return data
+
+    async def company(self, **spec: Any) -> str:
+        created = await self.control("POST", "/companies", spec, expect=201)
+        realm: str = created["realm_id"]
+        return realm
+
+    async def authorize(self, realm_id: str, *, client_id: str = CLIENT_ID, **extra: str) -> str:
+        """The headless consent shortcut; returns the code."""
+        params = {
+            "client_id": client_id,
+            "response_type": "code",
+            "scope": SCOPE,
+            "redirect_uri": REDIRECT_URI,
+            "state": "st-1",
+            "emulator_decision": "allow",
+            "emulator_realm": realm_id,
+            **extra,
+        }
+        async with self.http.get(
+            f"{self.base}/connect/oauth2", params=params, allow_redirects=False
+        ) as resp:
+            assert resp.status == 302, await resp.text()
+            query = parse_qs(urlsplit(resp.headers["Location"]).query)
+        assert query["state"] == ["st-1"]
+        assert query["realmId"] == [realm_id]
+        return query["code"][0]
+
+    async def token(
+        self,
+        form: dict[str, str],
+        *,
+        auth: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        all_headers = {"Authorization": auth or basic(), "Accept": "application/json"}
+        all_headers.update(headers or {})
+        async with self.http.post(
+            f"{self.base}/oauth2/v1/tokens/bearer", data=form, headers=all_headers
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def connect(self, realm_id: str, *, client_id: str = CLIENT_ID) -> Tokens:
+        code = await self.authorize(realm_id, client_id=client_id)
+        auth = basic(client_id, self.state.oauth.apps[client_id].client_secret)
+        status, body = await self.token(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
+            auth=auth,
+        )
+        assert status == 200, body
+        return Tokens(body["access_token"], body["refresh_token"], realm_id, body)
+
+    async def api(
+        self,
+        tokens: Tokens,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        method: str = "GET",
+        data: str | None = None,
+        content_type: str = "application/text",
+    ) -> tuple[int, Any, CIMultiDictProxy[str]]:
+        headers = {"Authorization": f"Bearer {tokens.access_token}", "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        url = f"{self.base}/v3/company/{tokens.realm_id}/{path}"
+        async with self.http.request(method, url, params=params, data=data, headers=headers) as r:
+            return r.status, await r.json(content_type=None), r.headers
+
+    async def query(self, tokens: Tokens, text: str) -> tuple[int, Any]:
+        status, body, _ = await self.api(
+            tokens, "query", params={"query": text, "minorversion": "75"}
+        )
+        return status, body
+
+
+def make_config(**overrides: Any) -> EmulatorConfig:
+    config = EmulatorConfig(
+        apps=[
+            AppConfig(
+                client_id=CLIENT_ID,
+                client_secret=CLIENT_SECRET,
+                redirect_uris=[REDIRECT_URI],
+                verifier_token=VERIFIER,
+            )
+        ],
+        prerender=False,
+    )
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return make_config()
+
+
+@pytest.fixture
+async def emulator(emulator_config: EmulatorConfig) -> AsyncIterator[Emulator]:
+    app = create_app(emulator_config)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        yield Emulator(str(server.make_url("")).rstrip("/"), app[STATE_KEY], http)
+    await server.close()
+
+
+@dataclass
+class Received:
+    body: bytes
+    headers: dict[str, str]
+    at: float
+
+
+@dataclass
+class WebhookSink:
+    """A real HTTP endpoint that records every POST and answers from a script."""
+
+    url: str
+    received: list[Received] = field(default_factory=list)
+    # Called per request (0-based index); returns the status to answer, or a delay first.
+    respond: Callable[[int], int] = lambda _n: 200
+    delay: Callable[[int], float] = lambda _n: 0.0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, count: int, within: float = 5.0) -> list[Received]:
+        async with asyncio.timeout(within):
+            while len(self.received) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.received
+
+
+@pytest.fixture
+async def webhook_sink() -> AsyncIterator[WebhookSink]:
+    sink = WebhookSink(url="")
+
+    async def receive(request: web.Request) -> web.Response:
+        n = len(sink.received)
+        body = await request.read()
+        sink.received.append(
+            Received(body, dict(request.headers), asyncio.get_running_loop().time())
+        )
+        sink.arrived.set()
+        pause = sink.delay(n)
+        if pause:
+            await asyncio.sleep(pause)
+        return web.Response(status=sink.respond(n))
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    sink.url = str(server.make_url("/hook"))
+    yield sink
+    await server.close()
