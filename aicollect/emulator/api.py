@@ -62,12 +62,12 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
     if injected and faults.forced_throttle():
         faults.count("throttle")
         state.throttled[realm_id] += 1
-        return throttled(now, tz, settings.retry_after)
+        return throttled(company.now(), tz, settings.retry_after)
     if not state.limiter.admit(
         realm_id, now, settings.requests_per_minute, settings.max_concurrent
     ):
         state.throttled[realm_id] += 1
-        return throttled(now, tz, settings.retry_after)
+        return throttled(company.now(), tz, settings.retry_after)
     try:
         if injected:
             delay = faults.latency()
@@ -75,7 +75,7 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
                 await asyncio.sleep(delay)
             if faults.roll(settings.error_rate):
                 faults.count("error")
-                return system_fault(settings.error_status, state.clock.time(), tz)
+                return system_fault(settings.error_status, company.now(), tz)
         state.api_requests[realm_id] += 1
         request[COMPANY_KEY] = company
         return await handler(request)
@@ -84,7 +84,7 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 def _time(request: web.Request, company: Company) -> str:
-    return format_millis(request.app[STATE_KEY].clock.time(), company.tz)
+    return format_millis(company.now(), company.tz)
 
 
 def _envelope(name: str, entity: Entity, company: Company, time_text: str) -> bytes:
@@ -114,7 +114,7 @@ async def _query_text(request: web.Request) -> str | None:
 async def query(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     company = request[COMPANY_KEY]
-    now = state.clock.time()
+    now = company.now()
     text = await _query_text(request)
     if not text or not text.strip():
         return invalid_query("QueryParserError: the query is empty", now, company.tz)
@@ -144,9 +144,8 @@ async def query(request: web.Request) -> web.Response:
 
 
 async def read_entity(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
     company = request[COMPANY_KEY]
-    now = state.clock.time()
+    now = company.now()
     path_name = request.match_info["entity"].lower()
     entity_id = request.match_info["id"]
     kind = ENTITY_PATHS.get(path_name)
@@ -190,7 +189,7 @@ async def write_entity(request: web.Request) -> web.Response:
     company = request[COMPANY_KEY]
     return _unsupported(
         company,
-        request.app[STATE_KEY].clock.time(),
+        company.now(),
         "Operation not supported by the emulator: it is read-only through the API. Use the "
         "bookkeeper actions under /_emulator/ to change data.",
     )
@@ -199,7 +198,7 @@ async def write_entity(request: web.Request) -> web.Response:
 async def cdc(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     company = request[COMPANY_KEY]
-    now = state.clock.time()
+    now = company.now()
     tz = company.tz
     entities_param = request.query.get("entities", "")
     changed_since = request.query.get("changedSince", "")
@@ -271,9 +270,8 @@ async def cdc(request: web.Request) -> web.Response:
 
 
 async def company_info(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
     company = request[COMPANY_KEY]
-    now = state.clock.time()
+    now = company.now()
     if request.match_info["id"] != company.realm_id:
         return fault(
             400,

@@ -102,10 +102,11 @@ class Company(NameLookup):
         self.tz: tzinfo = zone(timezone)
         self.home_currency = home_currency
         self.is_multicurrency = multicurrency
-        self.created = clock.time()
-        self.today_offset_days = 0
+        # The company's own clock: the emulator's, shifted so that "today" can be pinned.
+        self.offset_seconds = 0.0
         if today is not None:
             self.set_today(today)
+        self.created = self.now()
         self.customers: dict[str, Customer] = {}
         self.invoices: dict[str, Invoice] = {}
         self.payments: dict[str, Payment] = {}
@@ -125,12 +126,18 @@ class Company(NameLookup):
 
     # -- clock and naming -------------------------------------------------------------
 
+    def now(self) -> float:
+        """The company's clock: what its timestamps and the API's ``time`` use."""
+        return self.clock.time() + self.offset_seconds
+
     def today(self) -> date:
-        """The company's today: its local date, shifted by any offset a test set."""
-        return local_date(self.clock.time(), self.tz) + timedelta(days=self.today_offset_days)
+        """The company's today: the local date of its clock."""
+        return local_date(self.now(), self.tz)
 
     def set_today(self, day: date) -> None:
-        self.today_offset_days = (day - local_date(self.clock.time(), self.tz)).days
+        """Shift the company's clock by whole days so that its local date is ``day``."""
+        self.offset_seconds = 0.0
+        self.offset_seconds = (day - self.today()).days * 86_400.0
 
     def set_timezone(self, name: str) -> None:
         today = self.today()
@@ -258,7 +265,7 @@ class Company(NameLookup):
         self._check_unique_name(display_name, None)
         currency = currency or self.home_currency
         self._check_currency(currency)
-        now = self.clock.time()
+        now = self.now()
         customer = Customer(
             self.new_customer_id(),
             now,
@@ -298,7 +305,7 @@ class Company(NameLookup):
 
     def update_customer(self, customer_id: str, changes: dict[str, Any]) -> Customer:
         customer = self._customer(customer_id)
-        now = self.clock.time()
+        now = self.now()
         renamed = False
         for key, value in changes.items():
             if key == "display_name":
@@ -344,7 +351,7 @@ class Company(NameLookup):
                 "Business Validation Error",
                 detail="You can't make a customer with an open balance inactive",
             )
-        now = self.clock.time()
+        now = self.now()
         customer.active = False
         customer.display_name = f"{customer.display_name} (deleted)"
         customer.touch(now)
@@ -383,7 +390,7 @@ class Company(NameLookup):
         due = due_date or txn + timedelta(days=terms_days)
         if due < txn:
             raise BookError(400, "Business Validation Error", detail="DueDate is before TxnDate")
-        now = self.clock.time()
+        now = self.now()
         invoice = Invoice(
             self.new_txn_id(),
             now,
@@ -452,7 +459,7 @@ class Company(NameLookup):
                     "Business Validation Error",
                     detail="The new total is less than the payments already applied",
                 )
-        now = self.clock.time()
+        now = self.now()
         if due_date is not None:
             if due_date.isoformat() < invoice.txn_date:
                 raise BookError(
@@ -476,7 +483,7 @@ class Company(NameLookup):
             raise BookError(
                 400, "Business Validation Error", detail="The invoice is already voided"
             )
-        now = self.clock.time()
+        now = self.now()
         touched_memos: set[str] = set()
         for payment_id in list(invoice.payment_ids):
             payment = self.payments[payment_id]
@@ -518,7 +525,7 @@ class Company(NameLookup):
                 detail="You can't delete this transaction because it has linked transactions "
                 f"(payments {', '.join(invoice.payment_ids)}). Unlink them first.",
             )
-        now = self.clock.time()
+        now = self.now()
         del self.invoices[invoice.id]
         self._index(invoice.customer_id, INVOICE).discard(invoice.id)
         tomb = Tombstone(INVOICE, invoice.id, now)
@@ -544,7 +551,7 @@ class Company(NameLookup):
         customer = self._active_customer(customer_id)
         if total < 0:
             raise BookError(400, "Business Validation Error", detail="TotalAmt can't be negative")
-        now = self.clock.time()
+        now = self.now()
         payment = Payment(
             self.new_txn_id(),
             now,
@@ -727,7 +734,7 @@ class Company(NameLookup):
         except BookError:
             payment.total = old_total
             raise
-        now = self.clock.time()
+        now = self.now()
         if private_note is not None:
             payment.private_note = private_note
         if txn_date is not None:
@@ -743,7 +750,7 @@ class Company(NameLookup):
             raise BookError(
                 400, "Business Validation Error", detail="The payment is already voided"
             )
-        now = self.clock.time()
+        now = self.now()
         payment.total = 0
         payment.private_note = _voided_note(payment.private_note)
         payment.voided = True
@@ -754,7 +761,7 @@ class Company(NameLookup):
 
     def delete_payment(self, payment_id: str) -> Tombstone:
         payment = self._payment(payment_id)
-        now = self.clock.time()
+        now = self.now()
         links = self._set_payment_lines(payment, [])
         del self.payments[payment.id]
         self._index(payment.customer_id, PAYMENT).discard(payment.id)
@@ -778,7 +785,7 @@ class Company(NameLookup):
     ) -> CreditMemo:
         customer = self._active_customer(customer_id)
         self._check_lines(lines)
-        now = self.clock.time()
+        now = self.now()
         memo = CreditMemo(
             self.new_txn_id(),
             now,
@@ -830,7 +837,7 @@ class Company(NameLookup):
                 400, "Business Validation Error", detail="The credit memo is already voided"
             )
         self._refuse_if_linked(memo)
-        now = self.clock.time()
+        now = self.now()
         for line in memo.lines:
             line.amount = 0
             line.qty = 0
@@ -845,7 +852,7 @@ class Company(NameLookup):
     def delete_credit_memo(self, memo_id: str) -> Tombstone:
         memo = self._memo(memo_id)
         self._refuse_if_linked(memo)
-        now = self.clock.time()
+        now = self.now()
         del self.credit_memos[memo.id]
         self._index(memo.customer_id, CREDIT_MEMO).discard(memo.id)
         tomb = Tombstone(CREDIT_MEMO, memo.id, now)
