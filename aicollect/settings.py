@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     gateway_port: int = Field(8080, validation_alias=_env("AICOLLECT_GATEWAY_PORT"))
     emulator_port: int = Field(8090, validation_alias=_env("AICOLLECT_EMULATOR_PORT"))
 
+    oauth_state_ttl_seconds: int = Field(
+        600, validation_alias=_env("AICOLLECT_OAUTH_STATE_TTL_SECONDS")
+    )
+    """How long a connect URL's ``state`` stays usable."""
+
     shutdown_grace_seconds: float = Field(
         10.0, validation_alias=_env("AICOLLECT_SHUTDOWN_GRACE_SECONDS")
     )

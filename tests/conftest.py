@@ -10,18 +10,27 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.db.embedded import EmbeddedPostgres
 from aicollect.db.engine import make_engine, make_sessionmaker
 from aicollect.db.migrate import upgrade
+from aicollect.emulator.app import create_app as create_emulator
+from aicollect.emulator.config import AppConfig, CompanySpec, EmulatorConfig
+from aicollect.emulator.keys import STATE_KEY as EMULATOR_STATE
+from aicollect.emulator.state import EmulatorState
+from aicollect.settings import Settings
 
 
 def _dsn(url: str, database: str | None = None) -> str:
@@ -104,6 +113,65 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 INTERNAL_TOKEN = "test-internal-token"
+CLIENT_ID = "ABtestclient0001"
+CLIENT_SECRET = "test-client-secret-value-0001"
+VERIFIER_TOKEN = "test-verifier-token-0001"
+REDIRECT_URI = "http://127.0.0.1:8080/v1/integrations/qbo/callback"
+DASHBOARD_URL = "https://app.ai-collect.test/settings/integrations/qbo"
+REALM_ID = "4620816365000001"
+TOKEN_KEYS = "k1:" + "A" * 43  # 32 zero-ish bytes, base64url; tests only
+
+
+@dataclass
+class Emulator:
+    """A running emulator: its base URL and its in-memory state."""
+
+    url: str
+    state: EmulatorState
+    app: web.Application
+
+
+@pytest_asyncio.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """The Intuit emulator on a free loopback port, with our app and one company."""
+    config = EmulatorConfig(
+        port=0,
+        apps=[
+            AppConfig(
+                client_id=CLIENT_ID,
+                client_secret=CLIENT_SECRET,
+                redirect_uris=[REDIRECT_URI],
+                verifier_token=VERIFIER_TOKEN,
+            )
+        ],
+        companies=[
+            CompanySpec(realm_id=REALM_ID, name="Acme Widgets LLC", customers=3, invoices=6)
+        ],
+    )
+    app = create_emulator(config)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield Emulator(str(server.make_url("")).rstrip("/"), app[EMULATOR_STATE], app)
+    finally:
+        await server.close()
+
+
+def integration_settings(emulator_url: str, **extra: str) -> Settings:
+    return Settings.from_env(
+        {
+            "AICOLLECT_INTERNAL_TOKEN": INTERNAL_TOKEN,
+            "AICOLLECT_TOKEN_KEYS": TOKEN_KEYS,
+            "AICOLLECT_DASHBOARD_URL": DASHBOARD_URL,
+            "QBO_CLIENT_ID": CLIENT_ID,
+            "QBO_CLIENT_SECRET": CLIENT_SECRET,
+            "QBO_REDIRECT_URI": REDIRECT_URI,
+            "QBO_WEBHOOK_VERIFIER_TOKEN": VERIFIER_TOKEN,
+            "QBO_DISCOVERY_URL": f"{emulator_url}/.well-known/openid_configuration",
+            "QBO_API_BASE_URL": emulator_url,
+            **extra,
+        }
+    )
 
 
 @pytest_asyncio.fixture
@@ -120,15 +188,24 @@ async def matcher_addr(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
 
 
 @pytest_asyncio.fixture
-async def integration_addr(
-    sessions: async_sessionmaker[AsyncSession], matcher_addr: str
-) -> AsyncIterator[str]:
+async def integration_deps(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Any]:
+    """The integration process's dependencies, talking to the emulator over HTTP."""
+    from services.integration.deps import IntegrationDeps
+
+    async with aiohttp.ClientSession() as http:
+        yield IntegrationDeps.create(integration_settings(emulator.url), engine, http)
+
+
+@pytest_asyncio.fixture
+async def integration_addr(integration_deps: Any, matcher_addr: str) -> AsyncIterator[str]:
     """The integration service's gRPC server, in process, wired to the matcher above."""
     from aicollect.rpc.client import internal_channel
     from services.integration.server import build_server
 
     matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
-    server = build_server(sessions, matcher, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)
+    server = build_server(
+        integration_deps, matcher, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN
+    )
     await server.start()
     try:
         yield f"127.0.0.1:{server.port}"

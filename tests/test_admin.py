@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -170,15 +172,15 @@ async def test_audit_pagination(integration_channel: grpc.aio.Channel) -> None:
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_matcher_down_is_unavailable_not_stale(
-    sessions: object, integration_channel: grpc.aio.Channel, matcher_addr: str
-) -> None:
+async def test_matcher_down_is_unavailable_not_stale(integration_deps: Any) -> None:
     from aicollect.db.embedded import free_port
     from services.integration.server import build_server
 
     # An integration server whose matcher address answers nothing.
     dead = internal_channel(f"127.0.0.1:{free_port()}", INTERNAL_TOKEN)
-    server = build_server(sessions, dead, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)  # type: ignore[arg-type]
+    server = build_server(
+        integration_deps, dead, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN
+    )
     await server.start()
     try:
         async with internal_channel(f"127.0.0.1:{server.port}", INTERNAL_TOKEN) as channel:

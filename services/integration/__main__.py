@@ -6,15 +6,20 @@ import asyncio
 import logging
 import sys
 
+import aiohttp
+
 from aicollect import logs
 from aicollect.crypto import KeyConfigError, parse_keys
-from aicollect.db.engine import make_engine, make_sessionmaker
+from aicollect.db.engine import make_engine
 from aicollect.rpc.client import internal_channel
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import INTEGRATION_REQUIRES, MissingSettingError, Settings
+from services.integration.deps import IntegrationDeps
 from services.integration.server import build_server
+from services.integration.workers import start_workers, stop_workers
 
 log = logging.getLogger("services.integration")
+USER_AGENT = "ai-collect-integration/0.1"
 
 
 async def serve(settings: Settings) -> None:
@@ -23,19 +28,22 @@ async def serve(settings: Settings) -> None:
     token = settings.internal_token.get_secret_value()
     engine = make_engine(settings.database_url)
     matcher = internal_channel(settings.matcher_addr, token)
+    http = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
     try:
+        deps = IntegrationDeps.create(settings, engine, http)
         server = build_server(
-            make_sessionmaker(engine),
-            matcher,
-            address=settings.integration_addr,
-            internal_token=token,
+            deps, matcher, address=settings.integration_addr, internal_token=token
         )
         await server.start()
+        stop = asyncio.Event()
+        workers = start_workers(deps, stop)
         log.info("integration serving", extra={"address": settings.integration_addr})
         await wait_for_signal()
         log.info("integration stopping", extra={"grace_s": settings.shutdown_grace_seconds})
         await server.stop(settings.shutdown_grace_seconds)
+        await stop_workers(workers, stop, settings.shutdown_grace_seconds)
     finally:
+        await http.close()
         await matcher.close(None)
         await engine.dispose()
     log.info("integration stopped")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, MetaData, Text, func
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, LargeBinary, MetaData, Text, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aicollect.db.base import AuditEventColumns, SettingColumns
@@ -40,3 +40,69 @@ class AuditEvent(AuditEventColumns, Base):
     """Audit trail of settings and connection changes."""
 
     __tablename__ = "audit_events"
+
+
+class OAuthState(Base):
+    """A single-use OAuth ``state``, stored only as its SHA-256, bound to a tenant."""
+
+    __tablename__ = "oauth_states"
+
+    state_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Connection(Base):
+    """A tenant's QBO connection; one row per tenant, reused when it reconnects.
+
+    Tokens are sealed with ``aicollect.crypto.TokenCipher`` (AES-GCM, key id inside the
+    value, the row's identity as associated data). ``token_generation`` increases with
+    every token write, so a refresher can tell whether another process rotated first.
+    """
+
+    __tablename__ = "connections"
+    __table_args__ = (
+        Index(
+            "uq_connections_live_realm",
+            "realm_id",
+            unique=True,
+            postgresql_where=text("state IN ('connected', 'needs_reauthorization')"),
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    realm_id: Mapped[str | None] = mapped_column(Text)
+    company_name: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(Text)
+    state_detail: Mapped[str] = mapped_column(Text, default="")
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refresh_hard_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    token_generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    connected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disconnected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disconnect_origin: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class PendingRevocation(Base):
+    """A refresh token whose revocation at Intuit failed; kept sealed only to retry it."""
+
+    __tablename__ = "pending_revocations"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text)
+    realm_id: Mapped[str] = mapped_column(Text)
+    token: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

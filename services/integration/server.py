@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import grpc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.integration.v1 import admin_service_pb2, integration_service_pb2
 from aicollect.integration.v1 import admin_service_pb2_grpc as admin_grpc
@@ -11,6 +10,7 @@ from aicollect.integration.v1 import integration_service_pb2_grpc as integration
 from aicollect.matching.v1 import matching_admin_service_pb2_grpc as matching_admin_grpc
 from aicollect.rpc.server import GrpcServer, create_server
 from services.integration.admin_servicer import AdminServicer
+from services.integration.deps import IntegrationDeps
 from services.integration.servicer import IntegrationServicer
 
 SERVICE_NAMES = (
@@ -20,16 +20,18 @@ SERVICE_NAMES = (
 
 
 def build_server(
-    sessions: async_sessionmaker[AsyncSession],
+    deps: IntegrationDeps,
     matcher_channel: grpc.aio.Channel,
     *,
     address: str,
     internal_token: str,
 ) -> GrpcServer:
     def register(server: grpc.aio.Server) -> None:
-        integration_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(), server)
+        integration_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(deps), server)
         admin_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(sessions, matching_admin_grpc.MatchingAdminServiceStub(matcher_channel)),
+            AdminServicer(
+                deps.sessions, matching_admin_grpc.MatchingAdminServiceStub(matcher_channel)
+            ),
             server,
         )
 

@@ -1,5 +1,7 @@
-"""IntegrationService. Connection lifecycle (issue 4), sync (issue 5) and webhooks
-(issue 6) land in later issues; until then those RPCs answer UNIMPLEMENTED saying when."""
+"""IntegrationService: converts protos to the domain calls and back, nothing more.
+
+Sync (issue 5) and webhooks (issue 6) land in later issues; until then those RPCs answer
+UNIMPLEMENTED saying when."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import grpc
 from aicollect.errors import NotImplementedYet
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
+from aicollect.rpc.convert import timestamp
+from services.integration.deps import IntegrationDeps
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -18,26 +22,95 @@ def _later(rpc: str, issue: int) -> NoReturn:
     raise NotImplementedYet(f"{rpc} is not implemented yet (planned in issue {issue})")
 
 
+STATE = {
+    "not_connected": pb.CONNECTION_STATE_NOT_CONNECTED,
+    "connected": pb.CONNECTION_STATE_CONNECTED,
+    "needs_reauthorization": pb.CONNECTION_STATE_NEEDS_REAUTHORIZATION,
+    "disconnected": pb.CONNECTION_STATE_DISCONNECTED,
+}
+ORIGIN = {"user": pb.DISCONNECT_ORIGIN_USER, "intuit": pb.DISCONNECT_ORIGIN_INTUIT}
+REVOCATION = {
+    "revoked": pb.TOKEN_REVOCATION_REVOKED,
+    "pending_retry": pb.TOKEN_REVOCATION_PENDING_RETRY,
+    "not_needed": pb.TOKEN_REVOCATION_NOT_NEEDED,
+}
+CONNECT_ERROR = {
+    "invalid_state": pb.CONNECT_ERROR_REASON_INVALID_STATE,
+    "expired_state": pb.CONNECT_ERROR_REASON_EXPIRED_STATE,
+    "state_already_used": pb.CONNECT_ERROR_REASON_STATE_ALREADY_USED,
+    "access_denied": pb.CONNECT_ERROR_REASON_ACCESS_DENIED,
+    "authorization_error": pb.CONNECT_ERROR_REASON_AUTHORIZATION_ERROR,
+    "missing_realm": pb.CONNECT_ERROR_REASON_MISSING_REALM,
+    "code_exchange_failed": pb.CONNECT_ERROR_REASON_CODE_EXCHANGE_FAILED,
+    "realm_in_use": pb.CONNECT_ERROR_REASON_REALM_IN_USE,
+    "integration_disabled": pb.CONNECT_ERROR_REASON_INTEGRATION_DISABLED,
+    "internal_error": pb.CONNECT_ERROR_REASON_INTERNAL_ERROR,
+}
+
+
 class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
+    def __init__(self, deps: IntegrationDeps) -> None:
+        self._deps = deps
+
     async def CreateConnectUrl(
         self, request: pb.CreateConnectUrlRequest, context: Context
     ) -> pb.CreateConnectUrlResponse:
-        _later("CreateConnectUrl", 4)
+        url, expires = await self._deps.connections.create_connect_url(
+            request.tenant_id, request.actor
+        )
+        return pb.CreateConnectUrlResponse(authorize_url=url, state_expire_time=timestamp(expires))
 
     async def CompleteConnection(
         self, request: pb.CompleteConnectionRequest, context: Context
     ) -> pb.CompleteConnectionResponse:
-        _later("CompleteConnection", 4)
+        outcome = await self._deps.connections.complete_connection(
+            state=request.state,
+            code=request.code,
+            realm_id=request.realm_id,
+            error=request.error,
+            error_description=request.error_description,
+        )
+        return pb.CompleteConnectionResponse(
+            redirect_url=outcome.redirect_url,
+            connected=outcome.connected,
+            error_reason=CONNECT_ERROR.get(outcome.error_code, 0),  # type: ignore[arg-type]
+            error_code=outcome.error_code,
+            tenant_id=outcome.tenant_id,
+            realm_id=outcome.realm_id,
+            company_name=outcome.company_name,
+        )
 
     async def Disconnect(
         self, request: pb.DisconnectRequest, context: Context
     ) -> pb.DisconnectResponse:
-        _later("Disconnect", 4)
+        outcome = await self._deps.connections.disconnect(
+            request.tenant_id, request.actor, request.reason
+        )
+        return pb.DisconnectResponse(
+            state=STATE[outcome.state],
+            disconnect_time=timestamp(outcome.disconnect_time),
+            token_revocation=REVOCATION[outcome.revocation],
+            revocation_detail=outcome.detail,
+        )
 
     async def GetConnectionStatus(
         self, request: pb.GetConnectionStatusRequest, context: Context
     ) -> pb.GetConnectionStatusResponse:
-        _later("GetConnectionStatus", 4)
+        view = await self._deps.connections.status(request.tenant_id)
+        return pb.GetConnectionStatusResponse(
+            tenant_id=view.tenant_id,
+            state=STATE[view.state],
+            state_detail=view.state_detail,
+            realm_id=view.realm_id,
+            company_name=view.company_name,
+            connect_time=timestamp(view.connect_time),
+            disconnect_time=timestamp(view.disconnect_time),
+            disconnect_origin=ORIGIN.get(view.disconnect_origin or "", 0),  # type: ignore[arg-type]
+            refresh_token_expire_time=timestamp(view.refresh_token_expire_time),
+            qbo_enabled=view.qbo_enabled,
+            qbo_kill_switch=view.qbo_kill_switch,
+            backfill=pb.BackfillProgress(phase=pb.BACKFILL_PHASE_NOT_STARTED),
+        )
 
     async def IngestWebhook(
         self, request: pb.IngestWebhookRequest, context: Context

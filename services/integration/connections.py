@@ -1,0 +1,481 @@
+"""The connection lifecycle: connect URL, OAuth callback, disconnect, status.
+
+Secrets handled here (the ``state``, the authorization code, tokens) never reach a log
+line, an error message or a reply: states are stored as SHA-256, tokens sealed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aicollect.crypto import TokenCipher
+from aicollect.errors import FailedPrecondition, NotFound, Unavailable
+from aicollect.qbo.api import QboApi, QboError
+from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
+from services.integration import admin
+from services.integration.models import AuditEvent, Connection, OAuthState, PendingRevocation
+from services.integration.tokens import (
+    CONNECTED,
+    DISCONNECTED,
+    NEEDS_REAUTHORIZATION,
+    sealed_token_columns,
+    token_identity,
+)
+
+log = logging.getLogger(__name__)
+
+LIVE_STATES = (CONNECTED, NEEDS_REAUTHORIZATION)
+REVOKE_ATTEMPTS = 3
+REVOKE_BACKOFF_S = 0.2
+MAX_PARAM = 2048
+
+
+class IntegrationDisabled(FailedPrecondition):
+    default_reason = "INTEGRATION_DISABLED"
+
+
+def hash_state(state: str) -> bytes:
+    return hashlib.sha256(state.encode()).digest()
+
+
+def dashboard_redirect(base: str, **params: str) -> str:
+    """The configured dashboard URL with our query parameters added (never from a request)."""
+    parts = urlsplit(base)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params] + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@dataclass(frozen=True)
+class ConnectOutcome:
+    redirect_url: str
+    connected: bool
+    error_code: str = ""
+    tenant_id: str = ""
+    realm_id: str = ""
+    company_name: str = ""
+
+
+@dataclass(frozen=True)
+class DisconnectOutcome:
+    state: str
+    disconnect_time: datetime | None
+    revocation: str  # "revoked" | "pending_retry" | "not_needed"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StatusView:
+    tenant_id: str
+    state: str  # "not_connected" | CONNECTED | NEEDS_REAUTHORIZATION | DISCONNECTED
+    state_detail: str
+    realm_id: str
+    company_name: str
+    connect_time: datetime | None
+    disconnect_time: datetime | None
+    disconnect_origin: str | None
+    refresh_token_expire_time: datetime | None
+    qbo_enabled: bool
+    qbo_kill_switch: bool
+    pending_revocations: int = 0
+
+
+@dataclass
+class ConnectionService:
+    sessions: async_sessionmaker[AsyncSession]
+    cipher: TokenCipher
+    oauth: IntuitOAuth
+    api: QboApi
+    dashboard_url: str
+    state_ttl: timedelta = timedelta(minutes=10)
+
+    # -- connect -------------------------------------------------------------------------
+
+    async def create_connect_url(self, tenant_id: str, actor: str) -> tuple[str, datetime]:
+        tenant_id = admin.validate_tenant_id(tenant_id)
+        async with self.sessions.begin() as session:
+            await self._check_enabled(session, tenant_id)
+            state = secrets.token_urlsafe(32)  # 256 random bits
+            expires = datetime.now(UTC) + self.state_ttl
+            session.add(
+                OAuthState(
+                    state_hash=hash_state(state),
+                    tenant_id=tenant_id,
+                    actor=actor.strip()[:200] or "dashboard",
+                    expires_at=expires,
+                )
+            )
+        try:
+            url = await self.oauth.authorize_url(state)
+        except OAuthUnavailable as exc:
+            raise Unavailable(
+                "Intuit's OAuth discovery document is unavailable; try again shortly",
+                retry_after_seconds=10,
+            ) from exc
+        log.info("minted connect URL", extra={"tenant_id": tenant_id})
+        return url, expires
+
+    async def _check_enabled(self, session: AsyncSession, tenant_id: str) -> None:
+        flags = await admin.get_tenant_flags(session, tenant_id)
+        if not flags.qbo_enabled:
+            raise IntegrationDisabled(
+                "QuickBooks Online is not enabled for this tenant (qbo_enabled is off); "
+                "ask support@moderncollections.io to enable it",
+                metadata={"tenant_id": tenant_id},
+            )
+        if await admin.kill_switch_on(session):
+            raise IntegrationDisabled(
+                "the QuickBooks integration is paused platform-wide (qbo_kill_switch is on)",
+                reason="KILL_SWITCH_ON",
+            )
+
+    # -- callback ------------------------------------------------------------------------
+
+    def _fail(self, code: str, tenant_id: str = "", realm_id: str = "") -> ConnectOutcome:
+        log.info(
+            "connection callback failed",
+            extra={"reason": code, "tenant_id": tenant_id, "realm_id": realm_id},
+        )
+        return ConnectOutcome(
+            dashboard_redirect(self.dashboard_url, qbo="error", reason=code),
+            False,
+            code,
+            tenant_id,
+            realm_id,
+        )
+
+    async def _consume_state(self, state: str) -> tuple[str | None, str]:
+        """Consumes the state atomically: (tenant_id, "") or (None, error code)."""
+        if not state or len(state) > MAX_PARAM:
+            return None, "invalid_state"
+        digest = hash_state(state)
+        async with self.sessions.begin() as session:
+            consumed = (
+                await session.execute(
+                    update(OAuthState)
+                    .where(
+                        OAuthState.state_hash == digest,
+                        OAuthState.consumed_at.is_(None),
+                        OAuthState.expires_at > datetime.now(UTC),
+                    )
+                    .values(consumed_at=datetime.now(UTC))
+                    .returning(OAuthState.tenant_id)
+                )
+            ).scalar_one_or_none()
+            if consumed is not None:
+                return consumed, ""
+            row = await session.get(OAuthState, digest)
+        if row is None:
+            return None, "invalid_state"
+        if row.consumed_at is not None:
+            return None, "state_already_used"
+        return None, "expired_state"
+
+    async def complete_connection(
+        self, *, state: str, code: str, realm_id: str, error: str, error_description: str
+    ) -> ConnectOutcome:
+        tenant_id, problem = await self._consume_state(state)
+        if tenant_id is None:
+            return self._fail(problem)
+        if error:
+            return self._fail(
+                "access_denied" if error == "access_denied" else "authorization_error", tenant_id
+            )
+        if not realm_id:
+            return self._fail("missing_realm", tenant_id)
+        if len(realm_id) > 64 or not realm_id.isalnum() or not code or len(code) > MAX_PARAM:
+            return self._fail("authorization_error", tenant_id)
+        async with self.sessions() as session:
+            try:
+                await self._check_enabled(session, tenant_id)
+            except IntegrationDisabled:
+                return self._fail("integration_disabled", tenant_id, realm_id)
+            if await self._realm_taken(session, realm_id, tenant_id):
+                return self._fail("realm_in_use", tenant_id, realm_id)
+        try:
+            tokens = await self.oauth.exchange_code(code)
+        except (OAuthError, OAuthUnavailable) as exc:
+            log.warning(
+                "authorization code exchange failed",
+                extra={
+                    "tenant_id": tenant_id,
+                    "realm_id": realm_id,
+                    "error": getattr(exc, "error", type(exc).__name__),
+                    "intuit_tid": getattr(exc, "intuit_tid", None),
+                },
+            )
+            return self._fail("code_exchange_failed", tenant_id, realm_id)
+        company_name = await self._company_name(realm_id, tokens)
+        try:
+            replaced = await self._store_connection(tenant_id, realm_id, company_name, tokens)
+        except IntegrityError:
+            # Another tenant connected the same realm between our check and our write.
+            await self._revoke_quietly(tokens.refresh_token)
+            return self._fail("realm_in_use", tenant_id, realm_id)
+        if replaced is not None:
+            await self._revoke_pending(replaced)
+        log.info("connected", extra={"tenant_id": tenant_id, "realm_id": realm_id})
+        return ConnectOutcome(
+            dashboard_redirect(self.dashboard_url, qbo="connected"),
+            True,
+            "",
+            tenant_id,
+            realm_id,
+            company_name,
+        )
+
+    async def _realm_taken(self, session: AsyncSession, realm_id: str, tenant_id: str) -> bool:
+        other = await session.execute(
+            select(Connection.tenant_id).where(
+                Connection.realm_id == realm_id,
+                Connection.state.in_(LIVE_STATES),
+                Connection.tenant_id != tenant_id,
+            )
+        )
+        return other.first() is not None
+
+    async def _company_name(self, realm_id: str, tokens: TokenSet) -> str:
+        try:
+            info = await self.api.company_info(realm_id, tokens.access_token)
+        except QboError as exc:
+            log.warning(
+                "could not read the company name",
+                extra={"realm_id": realm_id, "intuit_tid": exc.intuit_tid},
+            )
+            return ""
+        return str(info.get("CompanyName") or "")
+
+    async def _store_connection(
+        self, tenant_id: str, realm_id: str, company_name: str, tokens: TokenSet
+    ) -> str | None:
+        """Writes the connection; returns a pending-revocation id for replaced tokens."""
+        now = datetime.now(UTC)
+        replaced_id: str | None = None
+        async with self.sessions.begin() as session:
+            row = (
+                await session.execute(
+                    select(Connection).where(Connection.tenant_id == tenant_id).with_for_update()
+                )
+            ).scalar_one_or_none()
+            previous = None
+            if row is None:
+                row = Connection(tenant_id=tenant_id, token_generation=0, state=CONNECTED)
+                session.add(row)
+            else:
+                previous = (row.state, row.realm_id)
+                # Switching companies: the old company's tokens are revoked. Reconnecting the
+                # same company must not revoke: at Intuit that would disconnect the new grant.
+                if row.refresh_token and row.realm_id not in (None, realm_id):
+                    replaced_id = self._queue_revocation(session, row)
+            for column, value in sealed_token_columns(
+                self.cipher, tenant_id, realm_id, tokens
+            ).items():
+                setattr(row, column, value)
+            row.realm_id = realm_id
+            row.company_name = company_name
+            row.state = CONNECTED
+            row.state_detail = ""
+            row.connected_at = now
+            row.disconnected_at = None
+            row.disconnect_origin = None
+            row.token_generation = (row.token_generation or 0) + 1
+            if tokens.refresh_hard_expires_at is None:
+                row.refresh_hard_expires_at = None
+            session.add(
+                AuditEvent(
+                    tenant_id=tenant_id,
+                    subject_type="connection",
+                    subject_id=tenant_id,
+                    action="connection.connected",
+                    actor="creditor (OAuth consent)",
+                    reason="completed Intuit's consent screen",
+                    details={
+                        "realm_id": realm_id,
+                        "company_name": company_name,
+                        "previous_state": previous[0] if previous else None,
+                        "previous_realm_id": previous[1] if previous else None,
+                    },
+                )
+            )
+            await session.flush()
+        return replaced_id
+
+    # -- disconnect ----------------------------------------------------------------------
+
+    def _queue_revocation(self, session: AsyncSession, row: Connection) -> str:
+        """Moves a connection's refresh token to the revocation queue (same transaction)."""
+        assert row.realm_id is not None
+        assert row.refresh_token is not None
+        refresh = self.cipher.open(
+            row.refresh_token, token_identity(row.tenant_id, row.realm_id, "refresh")
+        )
+        pending_id = uuid.uuid4().hex
+        session.add(
+            PendingRevocation(
+                id=pending_id,
+                tenant_id=row.tenant_id,
+                realm_id=row.realm_id,
+                token=self.cipher.seal(refresh, f"integration.pending_revocations:{pending_id}"),
+                attempts=0,
+                last_error="",
+                next_attempt_at=datetime.now(UTC),
+            )
+        )
+        return pending_id
+
+    async def disconnect(self, tenant_id: str, actor: str, reason: str) -> DisconnectOutcome:
+        tenant_id = admin.validate_tenant_id(tenant_id)
+        actor = actor.strip() or "dashboard"
+        reason = reason.strip() or "disconnected by the tenant"
+        async with self.sessions.begin() as session:
+            row = (
+                await session.execute(
+                    select(Connection).where(Connection.tenant_id == tenant_id).with_for_update()
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                raise NotFound(
+                    "this tenant has no QuickBooks connection", reason="CONNECTION_NOT_FOUND"
+                )
+            if row.state == DISCONNECTED:
+                return DisconnectOutcome(DISCONNECTED, row.disconnected_at, "not_needed")
+            pending_id = None
+            if row.state == CONNECTED and row.refresh_token:
+                pending_id = self._queue_revocation(session, row)
+            previous = row.state
+            row.state = DISCONNECTED
+            row.state_detail = "disconnected from the dashboard"
+            row.access_token = None
+            row.refresh_token = None
+            row.access_expires_at = None
+            row.disconnected_at = datetime.now(UTC)
+            row.disconnect_origin = "user"
+            row.token_generation += 1
+            session.add(
+                AuditEvent(
+                    tenant_id=tenant_id,
+                    subject_type="connection",
+                    subject_id=tenant_id,
+                    action="connection.disconnected",
+                    actor=actor[:200],
+                    reason=reason[:2000],
+                    details={"realm_id": row.realm_id, "previous_state": previous},
+                )
+            )
+            disconnected_at = row.disconnected_at
+        if pending_id is None:
+            return DisconnectOutcome(DISCONNECTED, disconnected_at, "not_needed")
+        revoked, detail = await self._revoke_pending(pending_id)
+        return DisconnectOutcome(
+            DISCONNECTED, disconnected_at, "revoked" if revoked else "pending_retry", detail
+        )
+
+    async def _revoke_pending(self, pending_id: str) -> tuple[bool, str]:
+        """Tries a queued revocation a few times now; the retrier keeps trying after that."""
+        detail = ""
+        for attempt in range(REVOKE_ATTEMPTS):
+            done, detail = await self.retry_revocation(pending_id)
+            if done:
+                return True, ""
+            await asyncio.sleep(REVOKE_BACKOFF_S * (2**attempt))
+        return False, detail
+
+    async def retry_revocation(self, pending_id: str) -> tuple[bool, str]:
+        """One attempt at a queued revocation; deletes it when Intuit confirms."""
+        async with self.sessions() as session:
+            row = await session.get(PendingRevocation, pending_id)
+            if row is None:
+                return True, ""
+            if await admin.kill_switch_on(session):
+                return False, "kill switch on: revocation waits until it is lifted"
+            token = self.cipher.open(row.token, f"integration.pending_revocations:{pending_id}")
+        try:
+            await self.oauth.revoke(token)
+        except InvalidGrant:
+            pass  # already invalid at Intuit: nothing left to revoke
+        except (OAuthError, OAuthUnavailable) as exc:
+            message = f"Intuit did not confirm the revocation: {exc}"
+            async with self.sessions.begin() as session:
+                pending = await session.get(PendingRevocation, pending_id, with_for_update=True)
+                if pending is not None:
+                    pending.attempts += 1
+                    pending.last_error = message[:500]
+                    delay = min(6 * 3600, 30 * 2 ** min(pending.attempts, 10))
+                    pending.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
+            log.warning("token revocation failed; will retry", extra={"pending_id": pending_id})
+            return False, message
+        async with self.sessions.begin() as session:
+            pending = await session.get(PendingRevocation, pending_id)
+            if pending is not None:
+                await session.delete(pending)
+                session.add(
+                    AuditEvent(
+                        tenant_id=pending.tenant_id,
+                        subject_type="connection",
+                        subject_id=pending.tenant_id,
+                        action="connection.tokens_revoked",
+                        actor="system",
+                        reason="revoked at Intuit",
+                        details={"realm_id": pending.realm_id, "attempts": pending.attempts + 1},
+                    )
+                )
+        return True, ""
+
+    async def due_revocations(self, limit: int = 50) -> list[str]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(PendingRevocation.id)
+                .where(PendingRevocation.next_attempt_at <= datetime.now(UTC))
+                .order_by(PendingRevocation.next_attempt_at)
+                .limit(limit)
+            )
+            return list(rows.scalars())
+
+    async def _revoke_quietly(self, refresh_token: str) -> None:
+        try:
+            await self.oauth.revoke(refresh_token)
+        except (OAuthError, OAuthUnavailable):
+            log.warning("could not revoke tokens of a refused connection")
+
+    # -- status --------------------------------------------------------------------------
+
+    async def status(self, tenant_id: str) -> StatusView:
+        tenant_id = admin.validate_tenant_id(tenant_id)
+        async with self.sessions() as session:
+            flags = await admin.get_tenant_flags(session, tenant_id)
+            kill = await admin.kill_switch_on(session)
+            row = await session.get(Connection, tenant_id)
+            pending = (
+                await session.execute(
+                    select(PendingRevocation.id).where(PendingRevocation.tenant_id == tenant_id)
+                )
+            ).all()
+        if row is None:
+            return StatusView(
+                tenant_id, "not_connected", "", "", "", None, None, None, None,
+                flags.qbo_enabled, kill,
+            )  # fmt: skip
+        return StatusView(
+            tenant_id=tenant_id,
+            state=row.state,
+            state_detail=row.state_detail,
+            realm_id=row.realm_id or "",
+            company_name=row.company_name,
+            connect_time=row.connected_at,
+            disconnect_time=row.disconnected_at,
+            disconnect_origin=row.disconnect_origin,
+            refresh_token_expire_time=row.refresh_hard_expires_at,
+            qbo_enabled=flags.qbo_enabled,
+            qbo_kill_switch=kill,
+            pending_revocations=len(pending),
+        )

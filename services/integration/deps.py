@@ -1,0 +1,73 @@
+"""Everything the integration process's servicers and workers share, built once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from aicollect.crypto import TokenCipher
+from aicollect.db.engine import make_sessionmaker
+from aicollect.qbo.api import QboApi
+from aicollect.qbo.oauth import IntuitOAuth
+from aicollect.settings import Settings
+from services.integration.connections import ConnectionService
+from services.integration.tokens import QboCaller, TokenManager
+
+
+@dataclass
+class IntegrationDeps:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    http: aiohttp.ClientSession
+    cipher: TokenCipher
+    oauth: IntuitOAuth
+    api: QboApi
+    tokens: TokenManager
+    qbo: QboCaller
+    connections: ConnectionService
+
+    @classmethod
+    def create(
+        cls, settings: Settings, engine: AsyncEngine, http: aiohttp.ClientSession
+    ) -> IntegrationDeps:
+        settings.require(
+            "AICOLLECT_TOKEN_KEYS", "QBO_CLIENT_ID", "QBO_CLIENT_SECRET", "QBO_REDIRECT_URI"
+        )
+        assert settings.token_keys is not None
+        assert settings.qbo_client_id is not None
+        assert settings.qbo_client_secret is not None
+        assert settings.qbo_redirect_uri is not None
+        sessions = make_sessionmaker(engine)
+        cipher = TokenCipher.from_spec(settings.token_keys.get_secret_value())
+        oauth = IntuitOAuth(
+            http,
+            discovery_url=settings.qbo_discovery_url,
+            client_id=settings.qbo_client_id,
+            client_secret=settings.qbo_client_secret.get_secret_value(),
+            redirect_uri=settings.qbo_redirect_uri,
+        )
+        api = QboApi(http, settings.qbo_api_base_url)
+        tokens = TokenManager(engine, sessions, cipher, oauth)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            http=http,
+            cipher=cipher,
+            oauth=oauth,
+            api=api,
+            tokens=tokens,
+            qbo=QboCaller(tokens, api),
+            connections=ConnectionService(
+                sessions=sessions,
+                cipher=cipher,
+                oauth=oauth,
+                api=api,
+                dashboard_url=settings.dashboard_url,
+                state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
+            ),
+        )

@@ -1,0 +1,276 @@
+"""Access tokens for a connection: sealed at rest, refreshed once at a time.
+
+One refresh per connection at a time, across every process: an asyncio lock per
+connection inside a process, and a PostgreSQL advisory lock across processes. The
+rotated refresh token is persisted (compare-and-set on ``token_generation``) before the
+new access token is handed to anyone. On ``invalid_grant`` the stored token is re-read
+once, since another process may have rotated it; if it is unchanged the connection
+becomes "needs re-authorization" and every call for it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from aicollect.crypto import TokenCipher
+from aicollect.errors import FailedPrecondition, NotFound, Unavailable
+from aicollect.qbo.api import QboApi, QboAuthError
+from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
+from services.integration import admin
+from services.integration.models import AuditEvent, Connection
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CONNECTED = "connected"
+NEEDS_REAUTHORIZATION = "needs_reauthorization"
+DISCONNECTED = "disconnected"
+REFRESH_MARGIN = timedelta(minutes=5)
+
+REAUTH_DETAIL = (
+    "QuickBooks rejected our authorization (the app was disconnected in QuickBooks, or the "
+    "authorization expired). Reconnect QuickBooks to resume syncing."
+)
+
+
+def token_identity(tenant_id: str, realm_id: str, kind: str) -> str:
+    """Associated data binding a sealed token to its row and role."""
+    return f"integration.connections:{tenant_id}:{realm_id}:{kind}"
+
+
+def _dt(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+def sealed_token_columns(
+    cipher: TokenCipher, tenant_id: str, realm_id: str, tokens: TokenSet
+) -> dict[str, object]:
+    """The column values that store a fresh token set for a connection."""
+    columns: dict[str, object] = {
+        "access_token": cipher.seal(
+            tokens.access_token, token_identity(tenant_id, realm_id, "access")
+        ),
+        "refresh_token": cipher.seal(
+            tokens.refresh_token, token_identity(tenant_id, realm_id, "refresh")
+        ),
+        "access_expires_at": _dt(tokens.access_expires_at),
+        "refresh_expires_at": _dt(tokens.refresh_expires_at),
+    }
+    if tokens.refresh_hard_expires_at is not None:
+        columns["refresh_hard_expires_at"] = _dt(tokens.refresh_hard_expires_at)
+    return columns
+
+
+class ReauthorizationRequired(FailedPrecondition):
+    default_reason = "REAUTH_REQUIRED"
+
+
+class ConnectionNotLive(FailedPrecondition):
+    default_reason = "CONNECTION_NOT_CONNECTED"
+
+
+class KillSwitchOn(FailedPrecondition):
+    default_reason = "KILL_SWITCH_ON"
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    tenant_id: str
+    realm_id: str
+    token: str
+    generation: int
+
+
+class TokenManager:
+    """Hands out valid access tokens; the only code that refreshes them."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        cipher: TokenCipher,
+        oauth: IntuitOAuth,
+    ) -> None:
+        self._engine = engine
+        self._sessions = sessions
+        self._cipher = cipher
+        self._oauth = oauth
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.refresh_count = 0
+
+    async def _load(self, tenant_id: str) -> Connection:
+        async with self._sessions() as session:
+            row = await session.get(Connection, tenant_id)
+            if row is None:
+                raise NotFound(
+                    "this tenant has no QuickBooks connection", reason="CONNECTION_NOT_FOUND"
+                )
+            if await admin.kill_switch_on(session):
+                raise KillSwitchOn("the QuickBooks kill switch is on; calls to Intuit are paused")
+        if row.state == NEEDS_REAUTHORIZATION:
+            raise ReauthorizationRequired(row.state_detail or REAUTH_DETAIL)
+        if row.state != CONNECTED or row.realm_id is None or row.access_token is None:
+            raise ConnectionNotLive("the QuickBooks connection is not connected")
+        return row
+
+    def _usable(self, row: Connection, now: datetime) -> AccessToken | None:
+        if row.access_expires_at is None or row.access_expires_at - REFRESH_MARGIN <= now:
+            return None
+        assert row.realm_id is not None
+        assert row.access_token is not None
+        token = self._cipher.open(
+            row.access_token, token_identity(row.tenant_id, row.realm_id, "access")
+        )
+        return AccessToken(row.tenant_id, row.realm_id, token, row.token_generation)
+
+    async def access_token(self, tenant_id: str) -> AccessToken:
+        """A token valid for at least the refresh margin; refreshes when needed."""
+        row = await self._load(tenant_id)
+        usable = self._usable(row, datetime.now(UTC))
+        if usable is not None:
+            return usable
+        return await self._refresh(tenant_id, seen_generation=row.token_generation)
+
+    async def after_unauthorized(self, failed: AccessToken) -> AccessToken:
+        """Intuit answered 401 with ``failed``: refresh unless someone already has."""
+        return await self._refresh(failed.tenant_id, seen_generation=failed.generation, force=True)
+
+    async def _refresh(
+        self, tenant_id: str, *, seen_generation: int, force: bool = False
+    ) -> AccessToken:
+        key = {"key": f"qbo-refresh:{tenant_id}"}
+        async with self._locks[tenant_id], self._engine.connect() as lock_conn:
+            await lock_conn.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), key)
+            try:
+                return await self._refresh_locked(tenant_id, seen_generation, force)
+            finally:
+                await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
+                await lock_conn.commit()
+
+    async def _refresh_locked(
+        self, tenant_id: str, seen_generation: int, force: bool
+    ) -> AccessToken:
+        row = await self._load(tenant_id)
+        if row.token_generation != seen_generation or not force:
+            # Another caller (here or in another process) may already have refreshed.
+            usable = self._usable(row, datetime.now(UTC))
+            if usable is not None:
+                return usable
+        assert row.realm_id is not None
+        assert row.refresh_token is not None
+        realm_id = row.realm_id
+        for attempt in (1, 2):
+            refresh = self._cipher.open(
+                row.refresh_token, token_identity(tenant_id, realm_id, "refresh")
+            )
+            try:
+                tokens = await self._oauth.refresh(refresh)
+            except InvalidGrant as exc:
+                reread = await self._load(tenant_id)
+                if attempt == 1 and reread.token_generation != row.token_generation:
+                    row = reread  # rotated under us (e.g. a reconnect): try the newer token once
+                    assert row.refresh_token is not None
+                    continue
+                await self._mark_needs_reauthorization(tenant_id, exc)
+                raise ReauthorizationRequired(REAUTH_DETAIL) from None
+            except OAuthUnavailable as exc:
+                raise Unavailable(
+                    "Intuit's token endpoint is unavailable; retry later",
+                    reason="UPSTREAM_UNAVAILABLE",
+                    retry_after_seconds=30,
+                ) from exc
+            except OAuthError as exc:
+                raise Unavailable(
+                    f"Intuit refused the token refresh ({exc.error})", reason="UPSTREAM_ERROR"
+                ) from None
+            generation = await self._persist(tenant_id, realm_id, row.token_generation, tokens)
+            self.refresh_count += 1
+            log.info(
+                "refreshed QBO access token",
+                extra={"tenant_id": tenant_id, "realm_id": realm_id, "generation": generation},
+            )
+            return AccessToken(tenant_id, realm_id, tokens.access_token, generation)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _persist(
+        self, tenant_id: str, realm_id: str, generation: int, tokens: TokenSet
+    ) -> int:
+        """Stores the rotated tokens before anyone uses them (compare-and-set)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Connection)
+                .where(
+                    Connection.tenant_id == tenant_id,
+                    Connection.token_generation == generation,
+                    Connection.state == CONNECTED,
+                )
+                .values(
+                    **sealed_token_columns(self._cipher, tenant_id, realm_id, tokens),
+                    token_generation=generation + 1,
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                # Only possible if the connection changed under the lock (disconnect).
+                raise ConnectionNotLive("the connection changed while refreshing its token")
+        return generation + 1
+
+    async def _mark_needs_reauthorization(self, tenant_id: str, exc: OAuthError) -> None:
+        async with self._sessions.begin() as session:
+            row = (
+                await session.execute(
+                    select(Connection).where(Connection.tenant_id == tenant_id).with_for_update()
+                )
+            ).scalar_one()
+            if row.state != CONNECTED:
+                return
+            row.state = NEEDS_REAUTHORIZATION
+            row.state_detail = REAUTH_DETAIL
+            row.disconnect_origin = "intuit"
+            row.access_token = None
+            row.refresh_token = None
+            row.token_generation += 1
+            session.add(
+                AuditEvent(
+                    tenant_id=tenant_id,
+                    subject_type="connection",
+                    subject_id=tenant_id,
+                    action="connection.needs_reauthorization",
+                    actor="system",
+                    reason="Intuit answered invalid_grant to a token refresh",
+                    details={"realm_id": row.realm_id, "intuit_tid": exc.intuit_tid},
+                )
+            )
+        log.warning(
+            "connection needs re-authorization",
+            extra={"tenant_id": tenant_id, "intuit_tid": exc.intuit_tid},
+        )
+
+
+class QboCaller:
+    """Runs a QBO API call for a tenant with a valid token, refreshing once on a 401."""
+
+    def __init__(self, tokens: TokenManager, api: QboApi) -> None:
+        self.tokens = tokens
+        self.api = api
+
+    async def call(self, tenant_id: str, op: Callable[[str, str], Awaitable[T]]) -> T:
+        """``op(realm_id, access_token)``; a second 401 marks the connection for re-auth."""
+        token = await self.tokens.access_token(tenant_id)
+        try:
+            return await op(token.realm_id, token.token)
+        except QboAuthError:
+            started = time.monotonic()
+            token = await self.tokens.after_unauthorized(token)
+            log.info("retrying QBO call after refresh", extra={"ms": time.monotonic() - started})
+            return await op(token.realm_id, token.token)

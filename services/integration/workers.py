@@ -1,0 +1,39 @@
+"""Background work of the integration process (more workers join in later issues)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from services.integration.deps import IntegrationDeps
+
+log = logging.getLogger(__name__)
+
+REVOCATION_POLL_S = 30.0
+
+
+async def revocation_retrier(deps: IntegrationDeps, stop: asyncio.Event) -> None:
+    """Retries revocations Intuit did not confirm at disconnect time, with backoff."""
+    while not stop.is_set():
+        try:
+            for pending_id in await deps.connections.due_revocations():
+                await deps.connections.retry_revocation(pending_id)
+        except Exception:  # a worker must outlive one bad round
+            log.exception("revocation retry round failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), REVOCATION_POLL_S)
+
+
+def start_workers(deps: IntegrationDeps, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    return [asyncio.create_task(revocation_retrier(deps, stop), name="revocation-retrier")]
+
+
+async def stop_workers(tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace: float) -> None:
+    stop.set()
+    done, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    for task in (*done, *pending):
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
