@@ -56,6 +56,40 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return main(list(args.emulator_args))
 
 
+def _cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from aicollect.crypto import KeyConfigError, TokenCipher
+    from aicollect.db.engine import make_engine, make_sessionmaker
+    from services.integration.keyrotation import rotate_keys
+
+    settings = Settings.from_env()
+    logs.configure("rotate-keys", level=settings.log_level, fmt="text")
+    try:
+        settings.require("AICOLLECT_DATABASE_URL", "AICOLLECT_TOKEN_KEYS")
+        assert settings.token_keys is not None
+        cipher = TokenCipher.from_spec(settings.token_keys.get_secret_value())
+    except (MissingSettingError, KeyConfigError) as exc:
+        print(f"rotate-keys: {exc}", file=sys.stderr)
+        return 2
+    assert settings.database_url is not None
+    url = settings.database_url
+
+    async def run() -> None:
+        engine = make_engine(url, pool_size=2)
+        try:
+            report = await rotate_keys(make_sessionmaker(engine), cipher)
+        finally:
+            await engine.dispose()
+        print(
+            f"re-encrypted under key '{cipher.current_kid}': "
+            f"{report.connections} connection token(s), "
+            f"{report.pending_revocations} pending revocation(s); "
+            f"{report.already_current} already current"
+        )
+
+    asyncio.run(run())
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from aicollect.localstack import run_local_stack
 
@@ -80,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-demo", action="store_true", help="do not seed a demo company in the emulator"
     )
     run.set_defaults(func=_cmd_run)
+    sub.add_parser(
+        "rotate-keys", help="re-encrypt every stored token under the newest key"
+    ).set_defaults(func=_cmd_rotate_keys)
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="heads")
     migrate.set_defaults(func=_cmd_migrate)

@@ -1,0 +1,70 @@
+"""``aicollect rotate-keys``: re-encrypt every stored token under the newest key.
+
+Add the new key first in ``AICOLLECT_TOKEN_KEYS`` (newest first, old keys kept), deploy,
+run this command, and only then drop the old key. Rows are re-sealed in place under a
+row lock, so a concurrent refresh either waits or writes fresh values sealed with the
+newest key anyway. Running it twice is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aicollect.crypto import TokenCipher
+from services.integration.models import Connection, PendingRevocation
+from services.integration.tokens import token_identity
+
+BATCH = 200
+
+
+@dataclass
+class RotationReport:
+    connections: int = 0
+    pending_revocations: int = 0
+    already_current: int = 0
+
+
+async def rotate_keys(
+    sessions: async_sessionmaker[AsyncSession], cipher: TokenCipher
+) -> RotationReport:
+    report = RotationReport()
+    last = ""
+    while True:
+        async with sessions.begin() as session:
+            rows = list(
+                (
+                    await session.execute(
+                        select(Connection)
+                        .where(Connection.tenant_id > last)
+                        .order_by(Connection.tenant_id)
+                        .limit(BATCH)
+                        .with_for_update()
+                    )
+                ).scalars()
+            )
+            for row in rows:
+                for kind in ("access", "refresh"):
+                    column = f"{kind}_token"
+                    sealed = getattr(row, column)
+                    if sealed is None or row.realm_id is None:
+                        continue
+                    if not cipher.needs_rotation(sealed):
+                        report.already_current += 1
+                        continue
+                    identity = token_identity(row.tenant_id, row.realm_id, kind)
+                    setattr(row, column, cipher.reseal(sealed, identity))
+                    report.connections += 1
+        if len(rows) < BATCH:
+            break
+        last = rows[-1].tenant_id
+    async with sessions.begin() as session:
+        pending = (await session.execute(select(PendingRevocation).with_for_update())).scalars()
+        for item in pending:
+            if cipher.needs_rotation(item.token):
+                identity = f"integration.pending_revocations:{item.id}"
+                item.token = cipher.reseal(item.token, identity)
+                report.pending_revocations += 1
+    return report
