@@ -10,7 +10,6 @@ result set costs one filter-and-sort, then a slice per page.
 
 from __future__ import annotations
 
-import operator
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -64,34 +63,30 @@ class QueryError(Exception):
 class FieldSpec:
     name: str  # canonical spelling
     kind: str  # id, ref, money, date, datetime, str, bool
+    expr: str  # how to read it from an entity ``r``: a fixed expression, never user input
     getter: Callable[[Any], Any]
 
 
-def _int_id(entity: Any) -> int:
-    return int(entity.id)
+def _spec(name: str, kind: str, expr: str) -> FieldSpec:
+    return FieldSpec(name, kind, expr, _compile(f"lambda r: {expr}"))
 
 
-def _updated(entity: Any) -> int:
-    return int(entity.updated)
-
-
-def _created(entity: Any) -> int:
-    return int(entity.created)
-
-
-def _total(entity: Any) -> int:
-    return int(entity.total)
+def _compile(source: str) -> Callable[..., Any]:
+    """Compile one of this module's own lambda templates (no user text reaches here)."""
+    code = compile(source, "<qbo-query>", "eval")
+    function: Callable[..., Any] = eval(code, {"__builtins__": {}, "int": int})  # noqa: S307
+    return function
 
 
 _COMMON: Final = (
-    FieldSpec("Id", "id", _int_id),
-    FieldSpec("MetaData.LastUpdatedTime", "datetime", _updated),
-    FieldSpec("MetaData.CreateTime", "datetime", _created),
+    _spec("Id", "id", "int(r.id)"),
+    _spec("MetaData.LastUpdatedTime", "datetime", "int(r.updated)"),
+    _spec("MetaData.CreateTime", "datetime", "int(r.created)"),
 )
 _TXN: Final = (
-    FieldSpec("TxnDate", "date", operator.attrgetter("txn_date")),
-    FieldSpec("CustomerRef", "ref", operator.attrgetter("customer_id")),
-    FieldSpec("TotalAmt", "money", _total),
+    _spec("TxnDate", "date", "r.txn_date"),
+    _spec("CustomerRef", "ref", "r.customer_id"),
+    _spec("TotalAmt", "money", "r.total"),
 )
 FIELDS: Final[dict[str, dict[str, FieldSpec]]] = {
     entity: {spec.name.lower(): spec for spec in specs}
@@ -99,31 +94,27 @@ FIELDS: Final[dict[str, dict[str, FieldSpec]]] = {
         INVOICE: (
             *_COMMON,
             *_TXN,
-            FieldSpec("Balance", "money", operator.attrgetter("balance")),
-            FieldSpec("DueDate", "date", operator.attrgetter("due_date")),
-            FieldSpec("DocNumber", "str", operator.attrgetter("doc_number")),
+            _spec("Balance", "money", "r.balance"),
+            _spec("DueDate", "date", "r.due_date"),
+            _spec("DocNumber", "str", "r.doc_number"),
         ),
         CREDIT_MEMO: (
             *_COMMON,
             *_TXN,
-            FieldSpec("Balance", "money", operator.attrgetter("remaining")),
-            FieldSpec("RemainingCredit", "money", operator.attrgetter("remaining")),
-            FieldSpec("DocNumber", "str", operator.attrgetter("doc_number")),
+            _spec("Balance", "money", "r.remaining"),
+            _spec("RemainingCredit", "money", "r.remaining"),
+            _spec("DocNumber", "str", "r.doc_number"),
         ),
-        PAYMENT: (
-            *_COMMON,
-            *_TXN,
-            FieldSpec("PaymentRefNum", "str", operator.attrgetter("ref_num")),
-        ),
+        PAYMENT: (*_COMMON, *_TXN, _spec("PaymentRefNum", "str", "r.ref_num")),
         CUSTOMER: (
             *_COMMON,
-            FieldSpec("Active", "bool", operator.attrgetter("active")),
-            FieldSpec("Balance", "money", operator.attrgetter("balance")),
-            FieldSpec("DisplayName", "str", operator.attrgetter("display_name")),
-            FieldSpec("CompanyName", "str", operator.attrgetter("company_name")),
-            FieldSpec("GivenName", "str", operator.attrgetter("given_name")),
-            FieldSpec("FamilyName", "str", operator.attrgetter("family_name")),
-            FieldSpec("PrimaryEmailAddr", "str", operator.attrgetter("email")),
+            _spec("Active", "bool", "r.active"),
+            _spec("Balance", "money", "r.balance"),
+            _spec("DisplayName", "str", "r.display_name"),
+            _spec("CompanyName", "str", "r.company_name"),
+            _spec("GivenName", "str", "r.given_name"),
+            _spec("FamilyName", "str", "r.family_name"),
+            _spec("PrimaryEmailAddr", "str", "r.email"),
         ),
     }.items()
 }
@@ -323,7 +314,10 @@ class _Parser:
         if token.kind == "op":
             if token.text in {"!=", "<>"}:
                 raise QueryError(f'QueryParserError: Encountered "{token.text}"')
-            return Condition(spec, token.text, self.coerce(spec, self.literal()))
+            value = self.coerce(spec, self.literal())
+            if spec.kind == "ref" and token.text != "=" and not str(value).isdigit():
+                raise QueryError(f"QueryValidationError: {spec.name} {token.text} needs an id")
+            return Condition(spec, token.text, value)
         if token.is_word("IN"):
             self.expect_punct("(")
             values = [self.coerce(spec, self.literal())]
@@ -389,33 +383,43 @@ def parse(text: str, tz: tzinfo, max_limit: int = 1000) -> Query:
     return _Parser(tokenize(text), tz, max_limit).parse()
 
 
-_OPS: Final[dict[str, Callable[[Any, Any], bool]]] = {
-    "=": operator.eq,
-    "<": operator.lt,
-    ">": operator.gt,
-    "<=": operator.le,
-    ">=": operator.ge,
-}
+_OP_SOURCE: Final = {"=": "==", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
+_FILTERS: dict[tuple[tuple[str, str], ...], Callable[..., list[Any]]] = {}
 
 
-def _filter(rows: list[Any], cond: Condition) -> list[Any]:
-    get = cond.field.getter
-    value = cond.value
-    if cond.op == "IN":
-        return [r for r in rows if get(r) in value]
+def _filter_function(where: tuple[Condition, ...]) -> Callable[..., list[Any]]:
+    """One list comprehension testing every condition, compiled once per query shape.
+
+    The source is built from the fields' fixed expressions and fixed operators; the values
+    are passed as arguments.  One pass with plain attribute reads is about twice as fast
+    as a pass per condition through getters, which matters at 100,000 invoices.
+    """
+    shape = tuple((c.field.expr, c.op) for c in where)
+    function = _FILTERS.get(shape)
+    if function is None:
+        tests = []
+        for n, cond in enumerate(where):
+            expr = cond.field.expr
+            if cond.op == "IN":
+                tests.append(f"{expr} in v{n}")
+            elif cond.op == "LIKE":
+                tests.append(f"v{n}({expr}) is not None")
+            elif cond.field.kind == "ref" and cond.op != "=":
+                tests.append(f"int({expr}) {_OP_SOURCE[cond.op]} v{n}")
+            else:
+                tests.append(f"{expr} {_OP_SOURCE[cond.op]} v{n}")
+        params = "".join(f", v{n}" for n in range(len(where)))
+        function = _compile(f"lambda rows{params}: [r for r in rows if {' and '.join(tests)}]")
+        _FILTERS[shape] = function
+    return function
+
+
+def _argument(cond: Condition) -> Any:
     if cond.op == "LIKE":
-        match = value.match
-        return [r for r in rows if match(get(r)) is not None]
-    if cond.field.kind == "ref":
-        # References compare as the numeric ids they are.
-        value = str(value)
-        if cond.op == "=":
-            return [r for r in rows if get(r) == value]
-        op = _OPS[cond.op]
-        number = int(value) if value.isdigit() else value
-        return [r for r in rows if op(int(get(r)), number)]
-    op = _OPS[cond.op]
-    return [r for r in rows if op(get(r), value)]
+        return cond.value.match
+    if cond.field.kind == "ref" and cond.op not in {"=", "IN"}:
+        return int(cond.value)
+    return cond.value
 
 
 def _sort_key(spec: FieldSpec) -> Callable[[Any], Any]:
@@ -468,8 +472,8 @@ def matching_rows(company: Company, query: Query, cache: QueryCache) -> Sequence
     else:
         wanted = by_id.value if by_id.op == "IN" else frozenset({by_id.value})
         rows = [table[str(i)] for i in sorted(wanted) if str(i) in table]
-    for cond in sorted(query.where, key=lambda c: c.op != "IN"):
-        rows = _filter(rows, cond)
+    if query.where:
+        rows = _filter_function(query.where)(rows, *(_argument(c) for c in query.where))
     for spec, descending in reversed(query.order):
         rows.sort(key=_sort_key(spec), reverse=descending)
     cache.put(key, company.version, rows)
