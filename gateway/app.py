@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
 import grpc
 from aiohttp import web
@@ -26,16 +25,10 @@ from prometheus_client import (
 
 from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
+from gateway import routes
+from gateway.keys import BACKENDS, METRICS, REQUEST_ID, SETTINGS, Backends
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Backends:
-    """gRPC channels to the services behind the gateway."""
-
-    integration: grpc.aio.Channel
-    matcher: grpc.aio.Channel
 
 
 class GatewayMetrics:
@@ -57,11 +50,6 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
-
-SETTINGS = web.AppKey("settings", Settings)
-BACKENDS = web.AppKey("backends", Backends)
-METRICS = web.AppKey("metrics", GatewayMetrics)
-REQUEST_ID = web.RequestKey("request_id", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -147,6 +135,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> web.A
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    routes.add_routes(app)
     return app
 
 

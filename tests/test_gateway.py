@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from aicollect.db.embedded import free_port
 from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
-from gateway.app import Backends, create_app
+from gateway.app import create_app
+from gateway.keys import Backends
 from tests.conftest import INTERNAL_TOKEN
 
 

@@ -13,7 +13,6 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +22,7 @@ from aicollect.crypto import TokenCipher
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.qbo.api import QboApi, QboError
 from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
+from aicollect.urls import with_query
 from services.integration import admin
 from services.integration.models import AuditEvent, Connection, OAuthState, PendingRevocation
 from services.integration.tokens import (
@@ -47,13 +47,6 @@ class IntegrationDisabled(FailedPrecondition):
 
 def hash_state(state: str) -> bytes:
     return hashlib.sha256(state.encode()).digest()
-
-
-def dashboard_redirect(base: str, **params: str) -> str:
-    """The configured dashboard URL with our query parameters added (never from a request)."""
-    parts = urlsplit(base)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params] + list(params.items())
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 @dataclass(frozen=True)
@@ -147,7 +140,7 @@ class ConnectionService:
             extra={"reason": code, "tenant_id": tenant_id, "realm_id": realm_id},
         )
         return ConnectOutcome(
-            dashboard_redirect(self.dashboard_url, qbo="error", reason=code),
+            with_query(self.dashboard_url, qbo="error", reason=code),
             False,
             code,
             tenant_id,
@@ -226,7 +219,7 @@ class ConnectionService:
             await self._revoke_pending(replaced)
         log.info("connected", extra={"tenant_id": tenant_id, "realm_id": realm_id})
         return ConnectOutcome(
-            dashboard_redirect(self.dashboard_url, qbo="connected"),
+            with_query(self.dashboard_url, qbo="connected"),
             True,
             "",
             tenant_id,

@@ -1,0 +1,124 @@
+"""The whole system in one test process: matcher, integration and gateway on real ports,
+the Intuit emulator, and a stand-in dashboard page the browser lands on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+import jwt
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aicollect.db.embedded import free_port
+from aicollect.db.engine import make_sessionmaker
+from aicollect.rpc.client import internal_channel
+from aicollect.settings import Settings
+from gateway.app import create_app
+from gateway.keys import Backends
+from services.integration.deps import IntegrationDeps
+from services.integration.server import build_server as build_integration
+from services.matcher.server import build_server as build_matcher
+from tests.conftest import CLIENT_ID, INTERNAL_TOKEN, Emulator, integration_settings
+
+JWT_SECRET = "test-jwt-secret-with-enough-entropy-0001"
+
+
+@dataclass
+class Stack:
+    gateway_url: str
+    dashboard_url: str
+    emulator: Emulator
+    integration_addr: str
+    matcher_addr: str
+    deps: IntegrationDeps
+
+    def bearer(self, tenant_id: str, *, subject: str = "jane@acme.test", ttl: int = 600) -> str:
+        claims = {"sub": subject, "tenant_id": tenant_id, "exp": int(time.time()) + ttl}
+        return "Bearer " + jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+async def _dashboard(request: web.Request) -> web.Response:
+    return web.Response(
+        text=f"<!doctype html><title>ai-collect dashboard</title><h1>{request.query_string}</h1>",
+        content_type="text/html",
+    )
+
+
+@asynccontextmanager
+async def full_stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Stack]:
+    gateway_port = free_port()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    callback = f"{gateway_url}/v1/integrations/qbo/callback"
+
+    dashboard_app = web.Application()
+    dashboard_app.router.add_get("/settings/integrations/qbo", _dashboard)
+    dashboard = TestServer(dashboard_app, host="127.0.0.1", port=0)
+    await dashboard.start_server()
+    dashboard_url = str(dashboard.make_url("/settings/integrations/qbo"))
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{emulator.url}/_emulator/apps",
+            json={"client_id": CLIENT_ID, "redirect_uris": [callback]},
+        ) as resp:
+            assert resp.status in (200, 201), await resp.text()
+        settings = integration_settings(
+            emulator.url,
+            QBO_REDIRECT_URI=callback,
+            AICOLLECT_DASHBOARD_URL=dashboard_url,
+            AICOLLECT_JWT_SECRET=JWT_SECRET,
+        )
+        deps = IntegrationDeps.create(settings, engine, http)
+        matcher = build_matcher(
+            make_sessionmaker(engine), address="127.0.0.1:0", internal_token=INTERNAL_TOKEN
+        )
+        await matcher.start()
+        matcher_addr = f"127.0.0.1:{matcher.port}"
+        to_matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
+        integration = build_integration(
+            deps, to_matcher, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN
+        )
+        await integration.start()
+        integration_addr = f"127.0.0.1:{integration.port}"
+        backends = Backends(
+            integration=internal_channel(integration_addr, INTERNAL_TOKEN),
+            matcher=internal_channel(matcher_addr, INTERNAL_TOKEN),
+        )
+        gateway_settings = Settings.from_env(
+            {
+                "AICOLLECT_INTERNAL_TOKEN": INTERNAL_TOKEN,
+                "AICOLLECT_JWT_SECRET": JWT_SECRET,
+                "AICOLLECT_DASHBOARD_URL": dashboard_url,
+            }
+        )
+        gateway = TestServer(
+            create_app(gateway_settings, backends=backends), host="127.0.0.1", port=gateway_port
+        )
+        await gateway.start_server()
+        try:
+            yield Stack(gateway_url, dashboard_url, emulator, integration_addr, matcher_addr, deps)
+        finally:
+            await gateway.close()
+            await backends.integration.close(None)
+            await backends.matcher.close(None)
+            await integration.stop(None)
+            await to_matcher.close(None)
+            await matcher.stop(None)
+            await dashboard.close()
+
+
+async def enable_tenant(stack: Stack, tenant_id: str) -> None:
+    from aicollect.integration.v1 import admin_service_pb2 as apb
+    from aicollect.integration.v1 import admin_service_pb2_grpc as agrpc
+
+    async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as channel:
+        await agrpc.AdminServiceStub(channel).SetTenantSettings(
+            apb.SetTenantSettingsRequest(
+                tenant_id=tenant_id, qbo_enabled=True, actor="support", reason="beta"
+            )
+        )
