@@ -79,6 +79,19 @@ class Settings(BaseSettings):
     )
     """How long a connect URL's ``state`` stays usable."""
 
+    qbo_requests_per_minute: int = Field(
+        500, validation_alias=_env("AICOLLECT_QBO_REQUESTS_PER_MINUTE")
+    )
+    """Requests this process starts per realm per rolling minute (Intuit: 500; 0 = no cap)."""
+
+    qbo_max_concurrent: int = Field(10, validation_alias=_env("AICOLLECT_QBO_MAX_CONCURRENT"))
+    """Requests in flight per realm (Intuit: 10; 0 = no cap)."""
+
+    qbo_backoff_base_seconds: float = Field(
+        0.5, validation_alias=_env("AICOLLECT_QBO_BACKOFF_BASE_SECONDS")
+    )
+    """First retry delay after a 5xx or timeout from Intuit; doubles per attempt (jittered)."""
+
     shutdown_grace_seconds: float = Field(
         10.0, validation_alias=_env("AICOLLECT_SHUTDOWN_GRACE_SECONDS")
     )

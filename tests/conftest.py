@@ -169,6 +169,7 @@ def integration_settings(emulator_url: str, **extra: str) -> Settings:
             "QBO_WEBHOOK_VERIFIER_TOKEN": VERIFIER_TOKEN,
             "QBO_DISCOVERY_URL": f"{emulator_url}/.well-known/openid_configuration",
             "QBO_API_BASE_URL": emulator_url,
+            "AICOLLECT_QBO_BACKOFF_BASE_SECONDS": "0.01",
             **extra,
         }
     )

@@ -13,6 +13,7 @@ from aicollect.db.engine import make_sessionmaker
 from aicollect.qbo.api import QboApi
 from aicollect.qbo.oauth import IntuitOAuth
 from aicollect.settings import Settings
+from services.integration.budget import RealmBudget
 from services.integration.connections import ConnectionService
 from services.integration.tokens import QboCaller, TokenManager
 
@@ -61,7 +62,15 @@ class IntegrationDeps:
             oauth=oauth,
             api=api,
             tokens=tokens,
-            qbo=QboCaller(tokens, api),
+            qbo=QboCaller(
+                tokens,
+                api,
+                RealmBudget(
+                    per_minute=settings.qbo_requests_per_minute or None,
+                    concurrent=settings.qbo_max_concurrent or None,
+                ),
+                backoff_base_s=settings.qbo_backoff_base_seconds,
+            ),
             connections=ConnectionService(
                 sessions=sessions,
                 cipher=cipher,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.crypto import TokenCipher
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
-from aicollect.qbo.api import QboApi, QboAuthError
+from aicollect.qbo.api import QboApi, QboAuthError, QboThrottled, QboUnavailable
 from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
 from services.integration import admin
+from services.integration.budget import Priority, RealmBudget
 from services.integration.models import AuditEvent, Connection
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,9 @@ class TokenManager:
                     row = reread  # rotated under us (e.g. a reconnect): try the newer token once
                     assert row.refresh_token is not None
                     continue
-                await self._mark_needs_reauthorization(tenant_id, exc)
+                await self.mark_needs_reauthorization(
+                    tenant_id, "Intuit answered invalid_grant to a token refresh", exc.intuit_tid
+                )
                 raise ReauthorizationRequired(REAUTH_DETAIL) from None
             except OAuthUnavailable as exc:
                 raise Unavailable(
@@ -225,7 +228,9 @@ class TokenManager:
                 raise ConnectionNotLive("the connection changed while refreshing its token")
         return generation + 1
 
-    async def _mark_needs_reauthorization(self, tenant_id: str, exc: OAuthError) -> None:
+    async def mark_needs_reauthorization(
+        self, tenant_id: str, why: str, intuit_tid: str | None
+    ) -> None:
         async with self._sessions.begin() as session:
             row = (
                 await session.execute(
@@ -247,30 +252,86 @@ class TokenManager:
                     subject_id=tenant_id,
                     action="connection.needs_reauthorization",
                     actor="system",
-                    reason="Intuit answered invalid_grant to a token refresh",
-                    details={"realm_id": row.realm_id, "intuit_tid": exc.intuit_tid},
+                    reason=why,
+                    details={"realm_id": row.realm_id, "intuit_tid": intuit_tid},
                 )
             )
         log.warning(
             "connection needs re-authorization",
-            extra={"tenant_id": tenant_id, "intuit_tid": exc.intuit_tid},
+            extra={"tenant_id": tenant_id, "intuit_tid": intuit_tid, "why": why},
         )
 
 
 class QboCaller:
-    """Runs a QBO API call for a tenant with a valid token, refreshing once on a 401."""
+    """Runs QBO API calls for a tenant: a budget slot, a valid token, and Intuit's rules.
 
-    def __init__(self, tokens: TokenManager, api: QboApi) -> None:
+    429: the realm pauses for Intuit's Retry-After (60 s when absent) and the call waits
+    its turn again. 5xx, timeouts: exponential backoff with full jitter. 401: one token
+    refresh, then the call again; a second refusal means the authorization is gone, so
+    the connection is marked for re-authorization. The kill switch and the connection's
+    state are checked before every attempt.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenManager,
+        api: QboApi,
+        budget: RealmBudget,
+        *,
+        max_unavailable_attempts: int = 5,
+        max_throttled_attempts: int = 20,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 30.0,
+    ) -> None:
         self.tokens = tokens
         self.api = api
+        self.budget = budget
+        self._max_unavailable = max_unavailable_attempts
+        self._max_throttled = max_throttled_attempts
+        self._base = backoff_base_s
+        self._cap = backoff_cap_s
 
-    async def call(self, tenant_id: str, op: Callable[[str, str], Awaitable[T]]) -> T:
-        """``op(realm_id, access_token)``; a second 401 marks the connection for re-auth."""
+    async def call(
+        self,
+        tenant_id: str,
+        op: Callable[[str, str], Awaitable[T]],
+        *,
+        priority: Priority = Priority.WEBHOOK,
+    ) -> T:
+        """``op(realm_id, access_token)`` under the realm's budget, with retries."""
+        unavailable = throttled = 0
+        refreshed = False
         token = await self.tokens.access_token(tenant_id)
-        try:
-            return await op(token.realm_id, token.token)
-        except QboAuthError:
-            started = time.monotonic()
-            token = await self.tokens.after_unauthorized(token)
-            log.info("retrying QBO call after refresh", extra={"ms": time.monotonic() - started})
-            return await op(token.realm_id, token.token)
+        while True:
+            try:
+                async with self.budget.slot(token.realm_id, priority):
+                    return await op(token.realm_id, token.token)
+            except QboThrottled as exc:
+                throttled += 1
+                self.budget.pause(token.realm_id, exc.retry_after_s)
+                if throttled >= self._max_throttled:
+                    raise Unavailable(
+                        "Intuit keeps throttling this company; retry later",
+                        retry_after_seconds=exc.retry_after_s,
+                    ) from None
+            except QboUnavailable as exc:
+                unavailable += 1
+                if unavailable >= self._max_unavailable:
+                    raise Unavailable(
+                        f"QuickBooks is unavailable ({exc.status or 'network'}); retry later",
+                        retry_after_seconds=30,
+                    ) from None
+                delay = min(self._cap, self._base * 2 ** (unavailable - 1))
+                await asyncio.sleep(random.uniform(0, delay))
+            except QboAuthError as exc:
+                if refreshed:
+                    await self.tokens.mark_needs_reauthorization(
+                        tenant_id,
+                        f"QBO refused a fresh token (code {exc.code or exc.status})",
+                        exc.intuit_tid,
+                    )
+                    raise ReauthorizationRequired(REAUTH_DETAIL) from None
+                refreshed = True
+                token = await self.tokens.after_unauthorized(token)
+                continue
+            token = await self.tokens.access_token(tenant_id)  # kill switch, state, expiry

@@ -1,0 +1,119 @@
+"""The per-realm request budget and QBO call retries (Intuit's limits, 429s, 5xx)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import grpc
+import pytest
+
+from aicollect.errors import Unavailable
+from services.integration.budget import Priority, RealmBudget
+from services.integration.deps import IntegrationDeps
+from tests.conftest import Emulator
+from tests.test_connection_lifecycle import TENANT, connect, enable
+
+
+async def test_concurrency_cap_per_realm() -> None:
+    budget = RealmBudget(per_minute=None, concurrent=3)
+    in_flight = peak = 0
+
+    async def work(realm: str) -> None:
+        nonlocal in_flight, peak
+        async with budget.slot(realm, Priority.CDC):
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+
+    await asyncio.gather(*(work("r1") for _ in range(20)))
+    assert peak == 3
+    # Another realm has its own budget.
+    peak = 0
+    await asyncio.gather(*(work("r1") for _ in range(3)), *(work("r2") for _ in range(3)))
+    assert peak == 6
+
+
+async def test_per_minute_cap_holds_the_excess_back() -> None:
+    budget = RealmBudget(per_minute=5, concurrent=None)
+    started = []
+
+    async def work() -> None:
+        async with budget.slot("r1", Priority.BACKFILL):
+            started.append(time.monotonic())
+
+    tasks = [asyncio.create_task(work()) for _ in range(7)]
+    await asyncio.sleep(0.2)
+    assert len(started) == 5  # the 6th and 7th wait for the rolling minute
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_payments_go_first() -> None:
+    budget = RealmBudget(per_minute=None, concurrent=1)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def hold() -> None:
+        async with budget.slot("r1", Priority.BACKFILL):
+            await gate.wait()
+
+    async def work(name: str, priority: Priority) -> None:
+        async with budget.slot("r1", priority):
+            order.append(name)
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiting = [
+        asyncio.create_task(work("backfill", Priority.BACKFILL)),
+        asyncio.create_task(work("cdc", Priority.CDC)),
+        asyncio.create_task(work("payment", Priority.PAYMENT)),
+    ]
+    await asyncio.sleep(0.01)
+    gate.set()
+    await asyncio.gather(holder, *waiting)
+    assert order == ["payment", "cdc", "backfill"]
+
+
+async def test_pause_blocks_until_it_ends() -> None:
+    budget = RealmBudget(per_minute=None, concurrent=None)
+    budget.pause("r1", 0.3)
+    started = time.monotonic()
+    async with budget.slot("r1", Priority.PAYMENT):
+        waited = time.monotonic() - started
+    assert waited >= 0.29
+
+
+async def _faults(emulator: Emulator, **values: object) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{emulator.url}/_emulator/faults", json=values) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+
+
+async def test_forced_429s_slow_the_call_but_it_succeeds(
+    integration_channel: grpc.aio.Channel, integration_deps: IntegrationDeps, emulator: Emulator
+) -> None:
+    await enable(integration_channel)
+    assert (await connect(integration_channel)).connected
+    await _faults(emulator, throttle_count=2, retry_after=1)
+    started = time.monotonic()
+    info = await integration_deps.qbo.call(TENANT, integration_deps.api.company_info)
+    assert info["CompanyName"] == "Acme Widgets LLC"
+    assert time.monotonic() - started >= 1.9  # honoured Intuit's Retry-After twice
+    assert integration_deps.qbo.budget.throttle_pauses == 2
+
+
+async def test_5xx_is_retried_then_reported_unavailable(
+    integration_channel: grpc.aio.Channel, integration_deps: IntegrationDeps, emulator: Emulator
+) -> None:
+    await enable(integration_channel)
+    assert (await connect(integration_channel)).connected
+    await _faults(emulator, error_rate=1.0, error_status=503)
+    with pytest.raises(Unavailable):
+        await integration_deps.qbo.call(TENANT, integration_deps.api.company_info)
+    assert emulator.state.faults.injected["error"] == 5  # five attempts, then a clear error
