@@ -189,30 +189,30 @@ async def matcher_addr(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
 
 
 @pytest_asyncio.fixture
-async def integration_deps(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Any]:
-    """The integration process's dependencies, talking to the emulator over HTTP."""
+async def integration_deps(
+    engine: AsyncEngine, emulator: Emulator, matcher_addr: str
+) -> AsyncIterator[Any]:
+    """The integration process's dependencies: the emulator over HTTP, the matcher over gRPC."""
+    from aicollect.rpc.client import internal_channel
     from services.integration.deps import IntegrationDeps
 
+    matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
     async with aiohttp.ClientSession() as http:
-        yield IntegrationDeps.create(integration_settings(emulator.url), engine, http)
+        yield IntegrationDeps.create(integration_settings(emulator.url), engine, http, matcher)
+    await matcher.close(None)
 
 
 @pytest_asyncio.fixture
-async def integration_addr(integration_deps: Any, matcher_addr: str) -> AsyncIterator[str]:
+async def integration_addr(integration_deps: Any) -> AsyncIterator[str]:
     """The integration service's gRPC server, in process, wired to the matcher above."""
-    from aicollect.rpc.client import internal_channel
     from services.integration.server import build_server
 
-    matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
-    server = build_server(
-        integration_deps, matcher, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN
-    )
+    server = build_server(integration_deps, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)
     await server.start()
     try:
         yield f"127.0.0.1:{server.port}"
     finally:
         await server.stop(None)
-        await matcher.close(None)
 
 
 @pytest_asyncio.fixture

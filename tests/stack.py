@@ -73,16 +73,14 @@ async def full_stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[S
             AICOLLECT_DASHBOARD_URL=dashboard_url,
             AICOLLECT_JWT_SECRET=JWT_SECRET,
         )
-        deps = IntegrationDeps.create(settings, engine, http)
         matcher = build_matcher(
             make_sessionmaker(engine), address="127.0.0.1:0", internal_token=INTERNAL_TOKEN
         )
         await matcher.start()
         matcher_addr = f"127.0.0.1:{matcher.port}"
         to_matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
-        integration = build_integration(
-            deps, to_matcher, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN
-        )
+        deps = IntegrationDeps.create(settings, engine, http, to_matcher)
+        integration = build_integration(deps, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)
         await integration.start()
         integration_addr = f"127.0.0.1:{integration.port}"
         backends = Backends(

@@ -172,15 +172,21 @@ async def test_audit_pagination(integration_channel: grpc.aio.Channel) -> None:
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_matcher_down_is_unavailable_not_stale(integration_deps: Any) -> None:
+async def test_matcher_down_is_unavailable_not_stale(
+    engine: Any, emulator: Any, tmp_path: Any
+) -> None:
+    import aiohttp
+
     from aicollect.db.embedded import free_port
+    from services.integration.deps import IntegrationDeps
     from services.integration.server import build_server
+    from tests.conftest import integration_settings
 
     # An integration server whose matcher address answers nothing.
     dead = internal_channel(f"127.0.0.1:{free_port()}", INTERNAL_TOKEN)
-    server = build_server(
-        integration_deps, dead, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN
-    )
+    http = aiohttp.ClientSession()
+    deps = IntegrationDeps.create(integration_settings(emulator.url), engine, http, dead)
+    server = build_server(deps, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)
     await server.start()
     try:
         async with internal_channel(f"127.0.0.1:{server.port}", INTERNAL_TOKEN) as channel:
@@ -195,3 +201,4 @@ async def test_matcher_down_is_unavailable_not_stale(integration_deps: Any) -> N
     finally:
         await server.stop(None)
         await dead.close(None)
+        await http.close()

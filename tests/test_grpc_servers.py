@@ -72,23 +72,37 @@ async def test_unauthenticated_stream_call_is_refused(matcher_addr: str) -> None
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_later_rpcs_answer_unimplemented(integration_addr: str, matcher_addr: str) -> None:
-    async with internal_channel(integration_addr, INTERNAL_TOKEN) as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await igrpc.IntegrationServiceStub(channel).SyncNow(ipb.SyncNowRequest(tenant_id="t"))
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    async with internal_channel(matcher_addr, INTERNAL_TOKEN) as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await mgrpc.MatchingServiceStub(channel).GetPlacement(
-                mpb.GetPlacementRequest(placement_id="p")
-            )
-        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        stream = mgrpc.MatchingServiceStub(channel).StreamOutreachEvents(
-            mpb.StreamOutreachEventsRequest()
+async def test_an_rpc_without_implementation_answers_unimplemented() -> None:
+    """The generated base servicer raises NotImplementedError; the interceptor maps it."""
+    from aicollect.rpc.server import create_server
+
+    def register(server: grpc.aio.Server) -> None:
+        igrpc.add_IntegrationServiceServicer_to_server(
+            igrpc.IntegrationServiceServicer(),  # type: ignore[abstract]
+            server,
         )
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await stream.read()
-        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        mgrpc.add_MatchingServiceServicer_to_server(
+            mgrpc.MatchingServiceServicer(),  # type: ignore[abstract]
+            server,
+        )
+
+    bare = create_server(register, (), address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)
+    await bare.start()
+    try:
+        async with internal_channel(f"127.0.0.1:{bare.port}", INTERNAL_TOKEN) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await igrpc.IntegrationServiceStub(channel).SyncNow(
+                    ipb.SyncNowRequest(tenant_id="t")
+                )
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            stream = mgrpc.MatchingServiceStub(channel).StreamOutreachEvents(
+                mpb.StreamOutreachEventsRequest()
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stream.read()
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        await bare.stop(None)
 
 
 async def test_domain_error_carries_error_info(integration_channel: grpc.aio.Channel) -> None:

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aicollect.db.engine import make_engine
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
+from aicollect.rpc.client import internal_channel
 from services.integration.deps import IntegrationDeps
 from services.integration.models import Connection
 from services.integration.tokens import KillSwitchOn, ReauthorizationRequired, token_identity
-from tests.conftest import REALM_ID, Emulator, integration_settings
+from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator, integration_settings
 from tests.test_connection_lifecycle import TENANT, connect, enable
 
 
@@ -39,11 +40,15 @@ async def connected(integration_channel: grpc.aio.Channel) -> grpc.aio.Channel:
 
 
 @pytest_asyncio.fixture
-async def second_process(database_url: str, emulator: Emulator) -> AsyncIterator[IntegrationDeps]:
+async def second_process(
+    database_url: str, emulator: Emulator, matcher_addr: str
+) -> AsyncIterator[IntegrationDeps]:
     """A second integration process: its own engine, HTTP session and token manager."""
     engine = make_engine(database_url, pool_size=5)
+    matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
     async with aiohttp.ClientSession() as http:
-        yield IntegrationDeps.create(integration_settings(emulator.url), engine, http)
+        yield IntegrationDeps.create(integration_settings(emulator.url), engine, http, matcher)
+    await matcher.close(None)
     await engine.dispose()
 
 

@@ -30,10 +30,8 @@ async def serve(settings: Settings) -> None:
     matcher = internal_channel(settings.matcher_addr, token)
     http = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
     try:
-        deps = IntegrationDeps.create(settings, engine, http)
-        server = build_server(
-            deps, matcher, address=settings.integration_addr, internal_token=token
-        )
+        deps = IntegrationDeps.create(settings, engine, http, matcher)
+        server = build_server(deps, address=settings.integration_addr, internal_token=token)
         await server.start()
         stop = asyncio.Event()
         workers = start_workers(deps, stop)

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
+import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.crypto import TokenCipher
 from aicollect.db.engine import make_sessionmaker
+from aicollect.matching.v1 import matching_admin_service_pb2_grpc as matching_admin_grpc
+from aicollect.matching.v1 import matching_service_pb2_grpc as matching_grpc
 from aicollect.qbo.api import QboApi
 from aicollect.qbo.oauth import IntuitOAuth
 from aicollect.settings import Settings
@@ -30,11 +33,18 @@ class IntegrationDeps:
     tokens: TokenManager
     qbo: QboCaller
     connections: ConnectionService
+    matching: matching_grpc.MatchingServiceAsyncStub
+    matching_admin: matching_admin_grpc.MatchingAdminServiceAsyncStub
 
     @classmethod
     def create(
-        cls, settings: Settings, engine: AsyncEngine, http: aiohttp.ClientSession
+        cls,
+        settings: Settings,
+        engine: AsyncEngine,
+        http: aiohttp.ClientSession,
+        matcher_channel: grpc.aio.Channel,
     ) -> IntegrationDeps:
+        """``matcher_channel`` carries the internal token (``aicollect.rpc.client``)."""
         settings.require(
             "AICOLLECT_TOKEN_KEYS", "QBO_CLIENT_ID", "QBO_CLIENT_SECRET", "QBO_REDIRECT_URI"
         )
@@ -79,4 +89,6 @@ class IntegrationDeps:
                 dashboard_url=settings.dashboard_url,
                 state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
             ),
+            matching=matching_grpc.MatchingServiceStub(matcher_channel),
+            matching_admin=matching_admin_grpc.MatchingAdminServiceStub(matcher_channel),
         )

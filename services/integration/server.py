@@ -7,7 +7,6 @@ import grpc
 from aicollect.integration.v1 import admin_service_pb2, integration_service_pb2
 from aicollect.integration.v1 import admin_service_pb2_grpc as admin_grpc
 from aicollect.integration.v1 import integration_service_pb2_grpc as integration_grpc
-from aicollect.matching.v1 import matching_admin_service_pb2_grpc as matching_admin_grpc
 from aicollect.rpc.server import GrpcServer, create_server
 from services.integration.admin_servicer import AdminServicer
 from services.integration.deps import IntegrationDeps
@@ -21,7 +20,6 @@ SERVICE_NAMES = (
 
 def build_server(
     deps: IntegrationDeps,
-    matcher_channel: grpc.aio.Channel,
     *,
     address: str,
     internal_token: str,
@@ -29,9 +27,7 @@ def build_server(
     def register(server: grpc.aio.Server) -> None:
         integration_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(deps), server)
         admin_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(
-                deps.sessions, matching_admin_grpc.MatchingAdminServiceStub(matcher_channel)
-            ),
+            AdminServicer(deps.sessions, deps.matching_admin),
             server,
         )
 
