@@ -1,13 +1,46 @@
-"""Tables of schema ``matching``, owned by the matcher service alone."""
+"""Tables of schema ``matching``, owned by the matcher service alone.
+
+Money is always a BIGINT number of the currency's minor unit plus an ISO 4217 code.
+Statuses, outcomes and event types are stored as the lower-case names of
+``services.matcher.domain`` enums.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aicollect.db.base import AuditEventColumns, SettingColumns
 
 SCHEMA = "matching"
+
+PLACEMENT_STATUSES = (
+    "active",
+    "paused_pending_review",
+    "resolved_out_of_band",
+    "resolved_paid_portal",
+    "closed",
+    "needs_review",
+)
+EVENT_TYPES = ("stop", "pause", "resume", "balance_changed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Base(DeclarativeBase):
@@ -24,3 +57,189 @@ class AuditEvent(AuditEventColumns, Base):
     """Audit trail of placements and matching settings."""
 
     __tablename__ = "audit_events"
+
+
+class Placement(Base):
+    """One unpaid invoice of a tenant that we collect, with what the matcher knows of QBO.
+
+    ``balance_minor_units`` is what outreach collects. The ``qbo_*`` columns are the matcher's
+    view of the invoice in QBO: ``qbo_balance_minor_units`` is QBO's open balance implied by
+    every invoice version and payment seen so far, so a new invoice version can be split into
+    what payments already explain and what changed for another reason.
+    """
+
+    __tablename__ = "placements"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "realm_id", "qbo_invoice_id", name="uq_placements_invoice"),
+        Index("ix_placements_tenant_created", "tenant_id", "created_at", "placement_id"),
+        Index("ix_placements_customer", "tenant_id", "realm_id", "qbo_customer_id"),
+        CheckConstraint(_in("status", PLACEMENT_STATUSES), name="ck_placements_status"),
+        CheckConstraint("balance_minor_units >= 0", name="ck_placements_balance"),
+    )
+
+    placement_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text)
+    realm_id: Mapped[str] = mapped_column(Text)
+    qbo_invoice_id: Mapped[str] = mapped_column(Text)
+    doc_number: Mapped[str] = mapped_column(Text)
+    qbo_customer_id: Mapped[str] = mapped_column(Text)
+    debtor: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    currency_code: Mapped[str] = mapped_column(Text)
+    original_minor_units: Mapped[int] = mapped_column(BigInteger)
+    balance_minor_units: Mapped[int] = mapped_column(BigInteger)
+    invoice_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(Text)
+    resolution_reason: Mapped[str] = mapped_column(Text)
+    review_reason: Mapped[str] = mapped_column(Text)
+    resolving_qbo_payment_id: Mapped[str] = mapped_column(Text)
+    intake_channel: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The QBO payment behind the current resolution, pause or review flag, and its version;
+    # RestorePlacement excludes it from future matching.
+    cause_qbo_payment_id: Mapped[str] = mapped_column(Text)
+    cause_sync_token: Mapped[str | None] = mapped_column(Text)
+    # The balance just before the placement left ACTIVE; what a restore puts back.
+    restore_balance_minor_units: Mapped[int | None] = mapped_column(BigInteger)
+    # What the debtor paid the creditor directly (QBO payments, mirrors excluded).
+    oob_paid_minor_units: Mapped[int] = mapped_column(BigInteger)
+    # Drops of the QBO balance presumed to be the QBO record of portal payments, awaiting
+    # the payment itself.
+    mirror_pending_minor_units: Mapped[int] = mapped_column(BigInteger)
+    qbo_invoice_sync_token: Mapped[str] = mapped_column(Text)
+    qbo_invoice_state: Mapped[str] = mapped_column(Text)
+    qbo_invoice_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    intake_invoice_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    qbo_total_minor_units: Mapped[int] = mapped_column(BigInteger)
+    qbo_balance_minor_units: Mapped[int] = mapped_column(BigInteger)
+    qbo_linked_payment_ids: Mapped[list[str]] = mapped_column(JSONB)
+
+
+class QboPaymentSeen(Base):
+    """The last version of each QBO payment the matcher applied (idempotency, edits, voids)."""
+
+    __tablename__ = "qbo_payments"
+
+    tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    realm_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    qbo_payment_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    sync_token: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)
+    currency_code: Mapped[str] = mapped_column(Text)
+    total_minor_units: Mapped[int] = mapped_column(BigInteger)
+    unapplied_minor_units: Mapped[int] = mapped_column(BigInteger)
+    qbo_customer_id: Mapped[str] = mapped_column(Text)
+    # {qbo invoice id: amount applied in minor units} of the last version applied.
+    invoice_amounts: Mapped[dict[str, int]] = mapped_column(JSONB)
+    credit_memo_ids: Mapped[list[str]] = mapped_column(JSONB)
+    # Placements this payment paused as a likely unapplied payment.
+    paused_placement_ids: Mapped[list[str]] = mapped_column(JSONB)
+    qbo_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    qbo_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PaymentApplication(Base):
+    """How much of one QBO payment applies to one placement, and how it was counted."""
+
+    __tablename__ = "payment_applications"
+
+    placement_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("placements.placement_id"), primary_key=True
+    )
+    qbo_payment_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    # The payment's line amount for the invoice, as of the version applied (0 once voided).
+    amount_minor_units: Mapped[int] = mapped_column(BigInteger)
+    # How much of it currently reduces the placement's balance (0 for a mirror or exclusion).
+    counted_minor_units: Mapped[int] = mapped_column(BigInteger)
+    # How much of it the placement's implied QBO balance already includes.
+    reflected_minor_units: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(Text)  # "payment" or "credit_memo"
+    mirror_portal_payment_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PaymentExclusion(Base):
+    """A payment excluded from matching a placement by a restore, until QBO changes it."""
+
+    __tablename__ = "payment_exclusions"
+
+    placement_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("placements.placement_id"), primary_key=True
+    )
+    qbo_payment_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    # The version excluded; NULL when the restore happened before the payment was read
+    # (then any version last updated before ``excluded_at`` is excluded).
+    sync_token: Mapped[str | None] = mapped_column(Text)
+    excluded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    excluded_by: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PortalPayment(Base):
+    """A payment the debtor made through our portal."""
+
+    __tablename__ = "portal_payments"
+    __table_args__ = (
+        Index("ix_portal_payments_tenant_pay_time", "tenant_id", "pay_time"),
+        Index("ix_portal_payments_placement", "placement_id"),
+        CheckConstraint("amount_minor_units > 0", name="ck_portal_payments_amount"),
+    )
+
+    portal_payment_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    placement_id: Mapped[str] = mapped_column(Text, ForeignKey("placements.placement_id"))
+    tenant_id: Mapped[str] = mapped_column(Text)
+    currency_code: Mapped[str] = mapped_column(Text)
+    amount_minor_units: Mapped[int] = mapped_column(BigInteger)
+    fee_minor_units: Mapped[int | None] = mapped_column(BigInteger)
+    pay_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # How much it reduced the balance (less than the amount for an overpayment).
+    applied_minor_units: Mapped[int] = mapped_column(BigInteger)
+    mirrored_by_qbo_payment_id: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutOfBandResolution(Base):
+    """Each time a placement was resolved out of band, for the reconciliation report."""
+
+    __tablename__ = "oob_resolutions"
+    __table_args__ = (Index("ix_oob_resolutions_tenant_resolved", "tenant_id", "resolved_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    placement_id: Mapped[str] = mapped_column(Text, ForeignKey("placements.placement_id"))
+    tenant_id: Mapped[str] = mapped_column(Text)
+    qbo_payment_id: Mapped[str] = mapped_column(Text)
+    currency_code: Mapped[str] = mapped_column(Text)
+    amount_minor_units: Mapped[int] = mapped_column(BigInteger)
+    resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    restored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the payment turned out to be the QBO record of a portal payment.
+    reclassified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutreachEventRow(Base):
+    """The outreach-event outbox; ``id`` is the stream position (ids are assigned in commit
+    order: writers take a transaction-level advisory lock just before inserting)."""
+
+    __tablename__ = "outreach_events"
+    __table_args__ = (
+        Index("ix_outreach_events_tenant_id", "tenant_id", "id"),
+        CheckConstraint(_in("type", EVENT_TYPES), name="ck_outreach_events_type"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(Text, unique=True)
+    placement_id: Mapped[str] = mapped_column(Text, ForeignKey("placements.placement_id"))
+    tenant_id: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    currency_code: Mapped[str] = mapped_column(Text)
+    balance_minor_units: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -22,7 +22,7 @@ def build_server(
     sessions: async_sessionmaker[AsyncSession], *, address: str, internal_token: str
 ) -> GrpcServer:
     def register(server: grpc.aio.Server) -> None:
-        matching_grpc.add_MatchingServiceServicer_to_server(MatchingServicer(), server)
+        matching_grpc.add_MatchingServiceServicer_to_server(MatchingServicer(sessions), server)
         admin_grpc.add_MatchingAdminServiceServicer_to_server(
             MatchingAdminServicer(sessions), server
         )

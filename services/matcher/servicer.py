@@ -1,72 +1,154 @@
-"""MatchingService. Placement intake (issue 5) and matching, restore, the outreach stream
-and reports (issue 6) land in later issues; until then they answer UNIMPLEMENTED."""
+"""MatchingService: converts protos to domain calls and back, one transaction per call.
+
+The rules live in ``matching``, the reads in ``queries``, the stream in ``outbox`` and the
+report in ``reconciliation``; domain errors become gRPC codes in the shared interceptor.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from aicollect.errors import NotImplementedYet
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
+from services.matcher import convert, matching, queries
+from services.matcher.outbox import stream_events
+from services.matcher.reconciliation import build_report
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-
-def _later(rpc: str, issue: int) -> NoReturn:
-    raise NotImplementedYet(f"{rpc} is not implemented yet (planned in issue {issue})")
+# Without a notification (which normally wakes the stream at once), the outbox is re-read
+# this often.
+STREAM_POLL_SECONDS = 2.0
 
 
 class MatchingServicer(pb_grpc.MatchingServiceServicer):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        stream_poll_seconds: float = STREAM_POLL_SECONDS,
+    ) -> None:
+        self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        if not isinstance(bind, AsyncEngine):
+            raise TypeError("the session factory must be bound to an AsyncEngine")
+        self._engine = bind
+        self._poll = stream_poll_seconds
+
     async def UpsertPlacements(
         self, request: pb.UpsertPlacementsRequest, context: Context
     ) -> pb.UpsertPlacementsResponse:
-        _later("UpsertPlacements", 5)
+        items = convert.placements_in(request)
+        async with self._sessions.begin() as session:
+            results = await matching.upsert_placements(
+                session, request.tenant_id.strip(), request.realm_id.strip(), items
+            )
+        return pb.UpsertPlacementsResponse(results=[convert.upsert_result_pb(r) for r in results])
 
     async def ApplyAccountingPayment(
         self, request: pb.ApplyAccountingPaymentRequest, context: Context
     ) -> pb.ApplyAccountingPaymentResponse:
-        _later("ApplyAccountingPayment", 6)
+        tenant, realm, payment, source = convert.payment_in(request)
+        async with self._sessions.begin() as session:
+            decisions = await matching.apply_payment(session, tenant, realm, payment, source)
+        return pb.ApplyAccountingPaymentResponse(
+            decisions=[convert.decision_pb(d) for d in decisions]
+        )
 
     async def ApplyAccountingInvoice(
         self, request: pb.ApplyAccountingInvoiceRequest, context: Context
     ) -> pb.ApplyAccountingInvoiceResponse:
-        _later("ApplyAccountingInvoice", 5)
+        tenant, realm, invoice, source = convert.invoice_in(request)
+        async with self._sessions.begin() as session:
+            decisions = await matching.apply_invoice(session, tenant, realm, invoice, source)
+        return pb.ApplyAccountingInvoiceResponse(
+            decisions=[convert.decision_pb(d) for d in decisions]
+        )
 
     async def RecordPortalPayment(
         self, request: pb.RecordPortalPaymentRequest, context: Context
     ) -> pb.RecordPortalPaymentResponse:
-        _later("RecordPortalPayment", 6)
+        payment = convert.portal_payment_in(request)
+        async with self._sessions.begin() as session:
+            decision, placement = await matching.record_portal_payment(session, payment)
+            reply = pb.RecordPortalPaymentResponse(
+                decision=convert.decision_pb(decision), placement=convert.placement_pb(placement)
+            )
+        return reply
 
     async def GetPlacement(
         self, request: pb.GetPlacementRequest, context: Context
     ) -> pb.GetPlacementResponse:
-        _later("GetPlacement", 6)
+        placement_id = convert.required_id(request.placement_id, "placement_id")
+        async with self._sessions() as session:
+            placement = await queries.get_placement(session, placement_id)
+            return pb.GetPlacementResponse(placement=convert.placement_pb(placement))
 
     async def ListPlacements(
         self, request: pb.ListPlacementsRequest, context: Context
     ) -> pb.ListPlacementsResponse:
-        _later("ListPlacements", 6)
+        tenant = convert.required_id(request.tenant_id, "tenant_id")
+        statuses = convert.statuses_filter(list(request.statuses))
+        async with self._sessions() as session:
+            rows, token = await queries.list_placements(
+                session,
+                tenant,
+                statuses,
+                request.realm_id.strip(),
+                request.qbo_invoice_id.strip(),
+                request.page_size,
+                request.page_token,
+            )
+            return pb.ListPlacementsResponse(
+                placements=[convert.placement_pb(p) for p in rows], next_page_token=token
+            )
 
     async def RestorePlacement(
         self, request: pb.RestorePlacementRequest, context: Context
     ) -> pb.RestorePlacementResponse:
-        _later("RestorePlacement", 6)
+        placement_id, version = convert.restore_target(request)
+        async with self._sessions.begin() as session:
+            placement = await matching.restore_placement(
+                session, placement_id, version, request.actor, request.reason
+            )
+            reply = pb.RestorePlacementResponse(placement=convert.placement_pb(placement))
+        return reply
 
     async def StreamOutreachEvents(
         self, request: pb.StreamOutreachEventsRequest, context: Context
     ) -> AsyncIterator[pb.StreamOutreachEventsResponse]:
-        _later("StreamOutreachEvents", 6)
-        yield pb.StreamOutreachEventsResponse()  # pragma: no cover - makes this a generator
+        events = stream_events(
+            self._engine, request.cursor, request.tenant_id.strip(), poll_interval=self._poll
+        )
+        try:
+            async for row in events:
+                yield pb.StreamOutreachEventsResponse(event=convert.outreach_event_pb(row))
+        finally:
+            await events.aclose()
 
     async def ListAuditEvents(
         self, request: pb.ListAuditEventsRequest, context: Context
     ) -> pb.ListAuditEventsResponse:
-        _later("ListAuditEvents", 6)
+        async with self._sessions() as session:
+            rows, token = await queries.list_audit_events(
+                session,
+                request.tenant_id.strip(),
+                request.placement_id.strip(),
+                request.page_size,
+                request.page_token,
+            )
+            return pb.ListAuditEventsResponse(
+                events=[convert.audit_event_pb(e) for e in rows], next_page_token=token
+            )
 
     async def GetReconciliationReport(
         self, request: pb.GetReconciliationReportRequest, context: Context
     ) -> pb.GetReconciliationReportResponse:
-        _later("GetReconciliationReport", 6)
+        tenant, day, zone, terms = convert.report_request(request)
+        async with self._sessions() as session:
+            report = await build_report(session, tenant, day, zone, terms)
+        return convert.report_pb(report)

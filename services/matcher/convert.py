@@ -1,0 +1,556 @@
+"""Protobuf <-> domain for MatchingService: request validation (INVALID_ARGUMENT naming the
+field) and the messages built from stored rows and decisions."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from aicollect.errors import InvalidArgument
+from aicollect.matching.v1 import matching_service_pb2 as pb
+from aicollect.rpc.convert import from_timestamp, timestamp
+from aicollect.type.v1 import money_pb2
+from services.matcher.domain import (
+    Decision,
+    EntityState,
+    EventType,
+    FeeTerms,
+    FeeTreatment,
+    IntakeChannel,
+    InvoiceIn,
+    LinkedTxnIn,
+    LinkType,
+    Money,
+    Outcome,
+    PaymentIn,
+    PaymentLineIn,
+    PlacementIn,
+    PortalPaymentIn,
+    Report,
+    Source,
+    Status,
+    UpsertOutcome,
+    UpsertResult,
+)
+from services.matcher.models import AuditEvent, OutreachEventRow, Placement
+from services.matcher.outbox import encode_cursor
+
+MAX_BATCH = 1000
+MAX_ID_LENGTH = 200
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+STATUS_TO_PB = {
+    Status.ACTIVE: pb.PLACEMENT_STATUS_ACTIVE,
+    Status.PAUSED_PENDING_REVIEW: pb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW,
+    Status.RESOLVED_OUT_OF_BAND: pb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND,
+    Status.RESOLVED_PAID_PORTAL: pb.PLACEMENT_STATUS_RESOLVED_PAID_PORTAL,
+    Status.CLOSED: pb.PLACEMENT_STATUS_CLOSED,
+    Status.NEEDS_REVIEW: pb.PLACEMENT_STATUS_NEEDS_REVIEW,
+}
+STATUS_FROM_PB: dict[int, Status] = {v: k for k, v in STATUS_TO_PB.items()}
+OUTCOME_TO_PB = {
+    outcome: pb.DecisionOutcome.Value(f"DECISION_OUTCOME_{outcome.name}") for outcome in Outcome
+}
+EVENT_TO_PB = {
+    event: pb.OutreachEventType.Value(f"OUTREACH_EVENT_TYPE_{event.name}") for event in EventType
+}
+UPSERT_TO_PB = {
+    outcome: pb.UpsertOutcome.Value(f"UPSERT_OUTCOME_{outcome.name}") for outcome in UpsertOutcome
+}
+INTAKE_TO_PB = {
+    channel: pb.IntakeChannel.Value(f"INTAKE_CHANNEL_{channel.name}") for channel in IntakeChannel
+}
+STATE_FROM_PB = {
+    pb.QBO_ENTITY_STATE_ACTIVE: EntityState.ACTIVE,
+    pb.QBO_ENTITY_STATE_VOIDED: EntityState.VOIDED,
+    pb.QBO_ENTITY_STATE_DELETED: EntityState.DELETED,
+}
+LINK_FROM_PB = {
+    pb.LINKED_TXN_TYPE_INVOICE: LinkType.INVOICE,
+    pb.LINKED_TXN_TYPE_CREDIT_MEMO: LinkType.CREDIT_MEMO,
+    pb.LINKED_TXN_TYPE_PAYMENT: LinkType.PAYMENT,
+    pb.LINKED_TXN_TYPE_JOURNAL_ENTRY: LinkType.JOURNAL_ENTRY,
+    pb.LINKED_TXN_TYPE_OTHER: LinkType.OTHER,
+}
+SOURCE_FROM_PB = {
+    pb.CHANGE_SOURCE_WEBHOOK: "webhook",
+    pb.CHANGE_SOURCE_CDC: "cdc",
+    pb.CHANGE_SOURCE_BACKFILL: "backfill",
+    pb.CHANGE_SOURCE_REPLAY: "replay",
+}
+TREATMENT_FROM_PB = {
+    pb.OUT_OF_BAND_FEE_TREATMENT_FULL: FeeTreatment.FULL,
+    pb.OUT_OF_BAND_FEE_TREATMENT_REDUCED: FeeTreatment.REDUCED,
+    pb.OUT_OF_BAND_FEE_TREATMENT_WAIVED: FeeTreatment.WAIVED,
+}
+TREATMENT_TO_PB = {v: k for k, v in TREATMENT_FROM_PB.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# Validation helpers
+# ---------------------------------------------------------------------------------------
+
+
+def required_id(value: str, field: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidArgument(f"{field} is required", field=field)
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"{field} is longer than {MAX_ID_LENGTH} characters", field=field)
+    return value
+
+
+def _enum(value: int, mapping: dict[Any, Any], field: str) -> Any:
+    if value not in mapping:
+        raise InvalidArgument(f"{field} must be set to a known value", field=field)
+    return mapping[value]
+
+
+def _currency(code: str, field: str) -> str:
+    if not _CURRENCY.fullmatch(code):
+        raise InvalidArgument(
+            f"{field} must be a three-letter ISO 4217 code in upper case", field=field
+        )
+    return code
+
+
+def money(
+    message: money_pb2.Money, field: str, *, present: bool = True, positive: bool = False
+) -> Money:
+    if not present:
+        raise InvalidArgument(f"{field} is required", field=field)
+    currency = _currency(message.currency_code, f"{field}.currency_code")
+    if message.minor_units < 0 or (positive and message.minor_units == 0):
+        rule = "positive" if positive else "zero or more"
+        raise InvalidArgument(f"{field}.minor_units must be {rule}", field=f"{field}.minor_units")
+    return Money(currency, message.minor_units)
+
+
+def calendar_date(value: str, field: str, *, required: bool) -> date | None:
+    if not value:
+        if required:
+            raise InvalidArgument(f"{field} is required (YYYY-MM-DD)", field=field)
+        return None
+    try:
+        if not _DATE.fullmatch(value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument(f"{field} must be a date as YYYY-MM-DD", field=field) from None
+
+
+def _time(message: Any, name: str, field: str, *, required: bool = False) -> datetime | None:
+    if not message.HasField(name):
+        if required:
+            raise InvalidArgument(f"{field} is required", field=field)
+        return None
+    ts: Timestamp = getattr(message, name)
+    return from_timestamp(ts)
+
+
+def _source(value: int, event_id: str) -> Source:
+    channel = _enum(value, SOURCE_FROM_PB, "source")
+    return Source(channel, event_id.strip()[:MAX_ID_LENGTH])
+
+
+# ---------------------------------------------------------------------------------------
+# Requests
+# ---------------------------------------------------------------------------------------
+
+
+def placements_in(request: pb.UpsertPlacementsRequest) -> list[PlacementIn]:
+    required_id(request.tenant_id, "tenant_id")
+    required_id(request.realm_id, "realm_id")
+    if not 1 <= len(request.placements) <= MAX_BATCH:
+        raise InvalidArgument(
+            f"placements must hold between 1 and {MAX_BATCH} items", field="placements"
+        )
+    items: list[PlacementIn] = []
+    seen: set[str] = set()
+    for i, item in enumerate(request.placements):
+        prefix = f"placements[{i}]"
+        invoice_id = required_id(item.qbo_invoice_id, f"{prefix}.qbo_invoice_id")
+        if invoice_id in seen:
+            raise InvalidArgument(
+                f"{prefix}.qbo_invoice_id {invoice_id} appears twice in the request",
+                field=f"{prefix}.qbo_invoice_id",
+            )
+        seen.add(invoice_id)
+        total = money(
+            item.total_amount, f"{prefix}.total_amount", present=item.HasField("total_amount")
+        )
+        balance = money(
+            item.balance, f"{prefix}.balance", present=item.HasField("balance"), positive=True
+        )
+        if balance.currency != total.currency:
+            raise InvalidArgument(
+                f"{prefix}.balance.currency_code must be the total's currency",
+                field=f"{prefix}.balance.currency_code",
+            )
+        due = calendar_date(item.due_date, f"{prefix}.due_date", required=True)
+        assert due is not None
+        items.append(
+            PlacementIn(
+                qbo_invoice_id=invoice_id,
+                doc_number=item.doc_number,
+                qbo_customer_id=required_id(item.qbo_customer_id, f"{prefix}.qbo_customer_id"),
+                debtor=MessageToDict(item.debtor, preserving_proto_field_name=True),
+                total=total,
+                balance=balance,
+                invoice_date=calendar_date(
+                    item.invoice_date, f"{prefix}.invoice_date", required=False
+                ),
+                due_date=due,
+                sync_token=item.sync_token,
+                last_updated=_time(item, "last_updated_time", f"{prefix}.last_updated_time"),
+            )
+        )
+    return items
+
+
+def payment_in(request: pb.ApplyAccountingPaymentRequest) -> tuple[str, str, PaymentIn, Source]:
+    tenant = required_id(request.tenant_id, "tenant_id")
+    realm = required_id(request.realm_id, "realm_id")
+    if not request.HasField("payment"):
+        raise InvalidArgument("payment is required", field="payment")
+    source = _source(request.source, request.source_event_id)
+    p = request.payment
+    payment_id = required_id(p.qbo_payment_id, "payment.qbo_payment_id")
+    state: EntityState = _enum(p.state, STATE_FROM_PB, "payment.state")
+    if state is EntityState.DELETED:
+        deleted = PaymentIn(
+            qbo_payment_id=payment_id,
+            sync_token=p.sync_token.strip(),
+            state=state,
+            currency="",
+            total=0,
+            unapplied=0,
+            qbo_customer_id=p.qbo_customer_id,
+            lines=(),
+            create_time=_time(p, "create_time", "payment.create_time"),
+            last_updated=_time(p, "last_updated_time", "payment.last_updated_time"),
+        )
+        return tenant, realm, deleted, source
+    token = required_id(p.sync_token, "payment.sync_token")
+    total = money(p.total_amount, "payment.total_amount", present=p.HasField("total_amount"))
+    unapplied = 0
+    if p.HasField("unapplied_amount"):
+        unapplied_money = money(p.unapplied_amount, "payment.unapplied_amount")
+        if unapplied_money.minor_units and unapplied_money.currency != total.currency:
+            raise InvalidArgument(
+                "payment.unapplied_amount.currency_code must be the payment's currency",
+                field="payment.unapplied_amount.currency_code",
+            )
+        unapplied = unapplied_money.minor_units
+    lines: list[PaymentLineIn] = []
+    for i, line in enumerate(p.lines):
+        prefix = f"payment.lines[{i}]"
+        linked = required_id(line.linked_txn_id, f"{prefix}.linked_txn_id")
+        kind: LinkType = _enum(line.linked_txn_type, LINK_FROM_PB, f"{prefix}.linked_txn_type")
+        amount = money(line.amount, f"{prefix}.amount", present=line.HasField("amount"))
+        if amount.currency != total.currency:
+            raise InvalidArgument(
+                f"{prefix}.amount.currency_code must be the payment's currency",
+                field=f"{prefix}.amount.currency_code",
+            )
+        lines.append(PaymentLineIn(linked, kind, amount.minor_units))
+    payment = PaymentIn(
+        qbo_payment_id=payment_id,
+        sync_token=token,
+        state=state,
+        currency=total.currency,
+        total=total.minor_units,
+        unapplied=unapplied,
+        qbo_customer_id=p.qbo_customer_id.strip(),
+        lines=tuple(lines),
+        create_time=_time(p, "create_time", "payment.create_time"),
+        last_updated=_time(p, "last_updated_time", "payment.last_updated_time"),
+        txn_date=calendar_date(p.txn_date, "payment.txn_date", required=False),
+    )
+    return tenant, realm, payment, source
+
+
+def invoice_in(request: pb.ApplyAccountingInvoiceRequest) -> tuple[str, str, InvoiceIn, Source]:
+    tenant = required_id(request.tenant_id, "tenant_id")
+    realm = required_id(request.realm_id, "realm_id")
+    if not request.HasField("invoice"):
+        raise InvalidArgument("invoice is required", field="invoice")
+    source = _source(request.source, request.source_event_id)
+    inv = request.invoice
+    invoice_id = required_id(inv.qbo_invoice_id, "invoice.qbo_invoice_id")
+    state: EntityState = _enum(inv.state, STATE_FROM_PB, "invoice.state")
+    last_updated = _time(inv, "last_updated_time", "invoice.last_updated_time")
+    if state is EntityState.DELETED:
+        return (
+            tenant,
+            realm,
+            InvoiceIn(
+                invoice_id, inv.sync_token.strip(), state, "", 0, 0, "", None, "", last_updated, ()
+            ),
+            source,
+        )
+    token = required_id(inv.sync_token, "invoice.sync_token")
+    total = money(inv.total_amount, "invoice.total_amount", present=inv.HasField("total_amount"))
+    balance = money(inv.balance, "invoice.balance", present=inv.HasField("balance"))
+    if balance.currency != total.currency:
+        raise InvalidArgument(
+            "invoice.balance.currency_code must be the total's currency",
+            field="invoice.balance.currency_code",
+        )
+    linked = []
+    for i, txn in enumerate(inv.linked_txns):
+        prefix = f"invoice.linked_txns[{i}]"
+        linked.append(
+            LinkedTxnIn(
+                required_id(txn.txn_id, f"{prefix}.txn_id"),
+                _enum(txn.txn_type, LINK_FROM_PB, f"{prefix}.txn_type"),
+            )
+        )
+    invoice = InvoiceIn(
+        qbo_invoice_id=invoice_id,
+        sync_token=token,
+        state=state,
+        currency=total.currency,
+        total=total.minor_units,
+        balance=balance.minor_units,
+        doc_number=inv.doc_number,
+        due_date=calendar_date(inv.due_date, "invoice.due_date", required=False),
+        qbo_customer_id=inv.qbo_customer_id,
+        last_updated=last_updated,
+        linked=tuple(linked),
+    )
+    return tenant, realm, invoice, source
+
+
+def portal_payment_in(request: pb.RecordPortalPaymentRequest) -> PortalPaymentIn:
+    placement_id = required_id(request.placement_id, "placement_id")
+    portal_id = required_id(request.portal_payment_id, "portal_payment_id")
+    amount = money(request.amount, "amount", present=request.HasField("amount"), positive=True)
+    pay_time = _time(request, "pay_time", "pay_time", required=True)
+    assert pay_time is not None
+    fee: int | None = None
+    if request.HasField("fee_amount"):
+        fee_money = money(request.fee_amount, "fee_amount")
+        if fee_money.currency != amount.currency:
+            raise InvalidArgument(
+                "fee_amount.currency_code must be the amount's currency",
+                field="fee_amount.currency_code",
+            )
+        if fee_money.minor_units > amount.minor_units:
+            raise InvalidArgument(
+                "fee_amount must not exceed amount", field="fee_amount.minor_units"
+            )
+        fee = fee_money.minor_units
+    return PortalPaymentIn(placement_id, portal_id, amount, pay_time, fee)
+
+
+def restore_target(request: pb.RestorePlacementRequest) -> tuple[str, int]:
+    placement_id = required_id(request.placement_id, "placement_id")
+    if request.expected_version <= 0:
+        raise InvalidArgument(
+            "expected_version is required: the version of the placement you reviewed",
+            field="expected_version",
+        )
+    return placement_id, request.expected_version
+
+
+def statuses_filter(values: list[int]) -> list[Status] | None:
+    if not values:
+        return None
+    known = set(pb.PlacementStatus.values())
+    if any(v not in known for v in values):
+        raise InvalidArgument("statuses holds an unknown status", field="statuses")
+    # PLACEMENT_STATUS_UNSPECIFIED matches nothing.
+    return sorted({STATUS_FROM_PB[v] for v in values if v in STATUS_FROM_PB})
+
+
+def report_request(request: pb.GetReconciliationReportRequest) -> tuple[str, date, str, FeeTerms]:
+    tenant = required_id(request.tenant_id, "tenant_id")
+    day = calendar_date(request.day, "day", required=True)
+    assert day is not None
+    zone = request.time_zone.strip() or "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidArgument(
+            f"time_zone {zone!r} is not an IANA time zone", field="time_zone"
+        ) from None
+    if not request.HasField("fee_terms"):
+        raise InvalidArgument("fee_terms is required", field="fee_terms")
+    terms = request.fee_terms
+    for name in ("contingency_fee_basis_points", "out_of_band_fee_basis_points"):
+        value = getattr(terms, name)
+        if not 0 <= value <= 10_000:
+            raise InvalidArgument(
+                f"fee_terms.{name} must be between 0 and 10000", field=f"fee_terms.{name}"
+            )
+    treatment: FeeTreatment = _enum(
+        terms.out_of_band_fee_treatment,
+        TREATMENT_FROM_PB,
+        "fee_terms.out_of_band_fee_treatment",
+    )
+    return (
+        tenant,
+        day,
+        zone,
+        FeeTerms(terms.contingency_fee_basis_points, treatment, terms.out_of_band_fee_basis_points),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Responses
+# ---------------------------------------------------------------------------------------
+
+
+def _money_pb(value: Money | None) -> money_pb2.Money | None:
+    if value is None:
+        return None
+    return money_pb2.Money(currency_code=value.currency, minor_units=value.minor_units)
+
+
+def placement_pb(p: Placement) -> pb.Placement:
+    return pb.Placement(
+        placement_id=p.placement_id,
+        tenant_id=p.tenant_id,
+        realm_id=p.realm_id,
+        qbo_invoice_id=p.qbo_invoice_id,
+        doc_number=p.doc_number,
+        qbo_customer_id=p.qbo_customer_id,
+        debtor=ParseDict(p.debtor, pb.DebtorContact(), ignore_unknown_fields=True),
+        original_amount=money_pb2.Money(
+            currency_code=p.currency_code, minor_units=p.original_minor_units
+        ),
+        balance=money_pb2.Money(currency_code=p.currency_code, minor_units=p.balance_minor_units),
+        invoice_date=p.invoice_date.isoformat() if p.invoice_date else "",
+        due_date=p.due_date.isoformat() if p.due_date else "",
+        status=STATUS_TO_PB[Status(p.status)],
+        resolution_reason=p.resolution_reason,
+        review_reason=p.review_reason,
+        resolving_qbo_payment_id=p.resolving_qbo_payment_id,
+        intake_channel=INTAKE_TO_PB[IntakeChannel(p.intake_channel)],
+        version=p.version,
+        create_time=timestamp(p.created_at),
+        update_time=timestamp(p.updated_at),
+        resolve_time=timestamp(p.resolved_at),
+    )
+
+
+def decision_pb(d: Decision) -> pb.PlacementDecision:
+    return pb.PlacementDecision(
+        placement_id=d.placement_id,
+        qbo_invoice_id=d.qbo_invoice_id,
+        outcome=OUTCOME_TO_PB[d.outcome],
+        status=STATUS_TO_PB[d.status] if d.status else pb.PLACEMENT_STATUS_UNSPECIFIED,
+        balance=_money_pb(d.balance),
+        applied_amount=_money_pb(d.applied),
+        outreach_event_type=EVENT_TO_PB[d.event] if d.event else pb.OUTREACH_EVENT_TYPE_UNSPECIFIED,
+        detail=d.detail,
+    )
+
+
+def upsert_result_pb(r: UpsertResult) -> pb.UpsertResult:
+    return pb.UpsertResult(
+        qbo_invoice_id=r.qbo_invoice_id,
+        placement_id=r.placement_id,
+        outcome=UPSERT_TO_PB[r.outcome],
+    )
+
+
+def outreach_event_pb(row: OutreachEventRow) -> pb.OutreachEvent:
+    return pb.OutreachEvent(
+        cursor=encode_cursor(row.id),
+        event_id=row.event_id,
+        placement_id=row.placement_id,
+        tenant_id=row.tenant_id,
+        type=EVENT_TO_PB[EventType(row.type)],
+        status=STATUS_TO_PB[Status(row.status)],
+        balance=money_pb2.Money(
+            currency_code=row.currency_code, minor_units=row.balance_minor_units
+        ),
+        reason=row.reason,
+        create_time=timestamp(row.created_at),
+    )
+
+
+def _detail_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def audit_event_pb(row: AuditEvent) -> pb.AuditEvent:
+    return pb.AuditEvent(
+        event_id=str(row.id),
+        tenant_id=row.tenant_id or "",
+        placement_id=row.subject_id if row.subject_type == "placement" else "",
+        actor=row.actor,
+        action=row.action,
+        reason=row.reason,
+        details={key: _detail_value(value) for key, value in (row.details or {}).items()},
+        create_time=timestamp(row.created_at),
+    )
+
+
+def report_pb(report: Report) -> pb.GetReconciliationReportResponse:
+    sections = []
+    for section in report.sections:
+        totals = pb.ReconciliationTotals(
+            portal_payment_count=len(section.portal),
+            portal_amount_minor_units=sum(e.amount for e in section.portal),
+            portal_fee_minor_units=sum(e.fee for e in section.portal),
+            portal_net_minor_units=sum(e.net for e in section.portal),
+            out_of_band_resolution_count=len(section.out_of_band),
+            out_of_band_amount_minor_units=sum(
+                e.amount for e in section.out_of_band if not e.restored
+            ),
+            out_of_band_fee_minor_units=sum(e.fee for e in section.out_of_band),
+        )
+        totals.total_fee_minor_units = (
+            totals.portal_fee_minor_units + totals.out_of_band_fee_minor_units
+        )
+        sections.append(
+            pb.CurrencyReconciliation(
+                currency_code=section.currency,
+                portal_payments=[
+                    pb.PortalPaymentEntry(
+                        portal_payment_id=e.portal_payment_id,
+                        placement_id=e.placement_id,
+                        qbo_invoice_id=e.qbo_invoice_id,
+                        doc_number=e.doc_number,
+                        pay_time=timestamp(e.pay_time),
+                        amount_minor_units=e.amount,
+                        fee_minor_units=e.fee,
+                        net_minor_units=e.net,
+                    )
+                    for e in section.portal
+                ],
+                out_of_band_resolutions=[
+                    pb.OutOfBandResolutionEntry(
+                        placement_id=e.placement_id,
+                        qbo_invoice_id=e.qbo_invoice_id,
+                        doc_number=e.doc_number,
+                        qbo_payment_id=e.qbo_payment_id,
+                        resolve_time=timestamp(e.resolve_time),
+                        amount_minor_units=e.amount,
+                        fee_treatment=TREATMENT_TO_PB[e.treatment],
+                        fee_minor_units=e.fee,
+                        restored=e.restored,
+                    )
+                    for e in section.out_of_band
+                ],
+                totals=totals,
+            )
+        )
+    return pb.GetReconciliationReportResponse(
+        tenant_id=report.tenant_id,
+        day=report.day.isoformat(),
+        time_zone=report.time_zone,
+        start_time=timestamp(report.start),
+        end_time=timestamp(report.end),
+        currencies=sections,
+    )
