@@ -49,6 +49,18 @@ class GatewayMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "aicollect_webhook_requests_total",
+            "Intuit webhook deliveries by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_events = Counter(
+            "aicollect_webhook_events_total",
+            "Webhook events by what the inbox did with them.",
+            ["kind"],
+            registry=self.registry,
+        )
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

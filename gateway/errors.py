@@ -25,9 +25,15 @@ CALLER_FACING = set(HTTP_STATUS) - {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode
 
 def error_response(exc: grpc.aio.AioRpcError, request_id: str) -> web.Response:
     code = exc.code()
-    status = HTTP_STATUS.get(code, 502 if code == grpc.StatusCode.UNAUTHENTICATED else 500)
     info = error_info(exc)
-    if code in CALLER_FACING:
+    # UNAUTHENTICATED with a domain reason is about the caller (a webhook signature); without
+    # one it is our own internal token failing, a gateway misconfiguration.
+    caller_unauthenticated = code == grpc.StatusCode.UNAUTHENTICATED and info is not None
+    status = HTTP_STATUS.get(
+        code,
+        401 if caller_unauthenticated else 502 if code == grpc.StatusCode.UNAUTHENTICATED else 500,
+    )
+    if code in CALLER_FACING or caller_unauthenticated:
         message = exc.details() or code.name.lower()
     elif status in (503, 504):
         message = "the service is temporarily unavailable; try again shortly"
@@ -36,7 +42,9 @@ def error_response(exc: grpc.aio.AioRpcError, request_id: str) -> web.Response:
     body = {
         "error": {
             "code": code.name,
-            "reason": info.reason if info is not None and code in CALLER_FACING else code.name,
+            "reason": info.reason
+            if info is not None and (code in CALLER_FACING or caller_unauthenticated)
+            else code.name,
             "message": message,
         },
         "request_id": request_id,

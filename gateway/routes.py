@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -11,14 +12,16 @@ from google.protobuf import json_format
 
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
+from aicollect.rpc.convert import timestamp
 from aicollect.urls import same_origin_and_path, with_query
 from gateway.auth import AuthError, Caller, caller_of
 from gateway.errors import error_response, problem
-from gateway.keys import BACKENDS, REQUEST_ID, SETTINGS
+from gateway.keys import BACKENDS, METRICS, REQUEST_ID, SETTINGS
 
 log = logging.getLogger(__name__)
 
 RPC_TIMEOUT_S = 10.0
+WEBHOOK_TIMEOUT_S = 2.5  # Intuit waits 3 s for our 200
 MAX_PARAM = 2048
 
 
@@ -124,7 +127,48 @@ async def callback(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def webhook(request: web.Request) -> web.Response:
+    """Intuit's webhook: the raw bytes go to IngestWebhook; 200 only once stored."""
+    metrics = request.app[METRICS]
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        metrics.webhooks.labels("too_large").inc()
+        return problem(413, "PAYLOAD_TOO_LARGE", "the body is too large", request[REQUEST_ID])
+    try:
+        reply = await _stub(request).IngestWebhook(
+            pb.IngestWebhookRequest(
+                body=body,
+                signature=request.headers.get("intuit-signature", ""),
+                content_type=request.headers.get("Content-Type", ""),
+                receive_time=timestamp(datetime.now(UTC)),
+            ),
+            timeout=WEBHOOK_TIMEOUT_S,
+        )
+    except grpc.aio.AioRpcError as exc:
+        response = error_response(exc, request[REQUEST_ID])
+        outcome = {400: "malformed", 401: "bad_signature"}.get(response.status, "unavailable")
+        metrics.webhooks.labels(outcome).inc()
+        if response.status >= 500 and response.status != 503:
+            response = problem(
+                503, "UNAVAILABLE", "try again later", request[REQUEST_ID]
+            )  # Intuit retries on any non-200; never let a 5xx look final
+        return response
+    metrics.webhooks.labels("accepted").inc()
+    metrics.webhook_events.labels("stored").inc(reply.stored_event_count)
+    metrics.webhook_events.labels("duplicate").inc(reply.duplicate_event_count)
+    metrics.webhook_events.labels("dropped").inc(reply.dropped_event_count)
+    return web.json_response(
+        {
+            "stored": reply.stored_event_count,
+            "duplicates": reply.duplicate_event_count,
+            "dropped": reply.dropped_event_count,
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/webhooks/qbo", webhook)
     app.router.add_post("/v1/integrations/qbo/connect-url", connect_url)
     app.router.add_get("/v1/integrations/qbo/callback", callback)
     app.router.add_get("/v1/integrations/qbo", status)

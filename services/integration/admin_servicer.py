@@ -15,14 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.db.settings_store import require_actor_and_reason
-from aicollect.errors import InvalidArgument, NotImplementedYet, Unavailable
+from aicollect.errors import InvalidArgument, Unavailable
 from aicollect.integration.v1 import admin_service_pb2 as pb
 from aicollect.integration.v1 import admin_service_pb2_grpc as pb_grpc
 from aicollect.matching.v1 import matching_admin_service_pb2 as mpb
 from aicollect.matching.v1 import matching_admin_service_pb2_grpc as mpb_grpc
 from aicollect.rpc import paging
 from aicollect.rpc.convert import timestamp, update_paths
-from services.integration import admin
+from services.integration import admin, inbox
 from services.integration.models import AuditEvent
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -203,4 +203,27 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def ReplayDeadLetters(
         self, request: pb.ReplayDeadLettersRequest, context: Context
     ) -> pb.ReplayDeadLettersResponse:
-        raise NotImplementedYet("dead-letter replay arrives with the webhook inbox (issue 6)")
+        actor, reason = require_actor_and_reason(request.actor, request.reason)
+        scope = request.WhichOneof("scope")
+        if scope is None or not getattr(request, scope).strip():
+            raise InvalidArgument("tenant_id or realm_id is required", field="scope")
+        async with self._sessions.begin() as session:
+            replayed = await inbox.replay_dead_letters(
+                session,
+                tenant_id=request.tenant_id if scope == "tenant_id" else None,
+                realm_id=request.realm_id if scope == "realm_id" else None,
+                event_ids=list(request.event_ids),
+            )
+            if replayed:
+                session.add(
+                    AuditEvent(
+                        tenant_id=request.tenant_id or None,
+                        subject_type="webhook_inbox",
+                        subject_id=request.tenant_id or request.realm_id,
+                        action="inbox.dead_letters_replayed",
+                        actor=actor,
+                        reason=reason,
+                        details={"count": len(replayed), "inbox_ids": replayed[:100]},
+                    )
+                )
+        return pb.ReplayDeadLettersResponse(replayed_count=len(replayed))

@@ -13,6 +13,7 @@ from aicollect.errors import NotImplementedYet
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
 from aicollect.rpc.convert import timestamp
+from services.integration import inbox
 from services.integration.deps import IntegrationDeps
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -110,12 +111,39 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             qbo_enabled=view.qbo_enabled,
             qbo_kill_switch=view.qbo_kill_switch,
             backfill=pb.BackfillProgress(phase=pb.BACKFILL_PHASE_NOT_STARTED),
+            sync=await self._sync_health(view.tenant_id),
         )
+
+    async def _sync_health(self, tenant_id: str) -> pb.SyncHealth:
+        async with self._deps.sessions() as session:
+            stats = await inbox.stats(session, tenant_id)
+        health = pb.SyncHealth(
+            last_webhook_time=timestamp(stats.last_received),
+            inbox_backlog_count=stats.backlog,
+            dead_letter_count=stats.dead_letters,
+        )
+        if stats.oldest_pending_age is not None:
+            health.oldest_pending_age.FromTimedelta(stats.oldest_pending_age)
+        return health
 
     async def IngestWebhook(
         self, request: pb.IngestWebhookRequest, context: Context
     ) -> pb.IngestWebhookResponse:
-        _later("IngestWebhook", 6)
+        settings = self._deps.settings
+        tokens = [
+            secret.get_secret_value()
+            for secret in (
+                settings.qbo_webhook_verifier_token,
+                settings.qbo_webhook_verifier_token_previous,
+            )
+            if secret is not None
+        ]
+        result = await inbox.ingest(self._deps.sessions, request.body, request.signature, tokens)
+        return pb.IngestWebhookResponse(
+            stored_event_count=result.stored,
+            duplicate_event_count=result.duplicates,
+            dropped_event_count=result.dropped,
+        )
 
     async def SyncNow(self, request: pb.SyncNowRequest, context: Context) -> pb.SyncNowResponse:
         _later("SyncNow", 5)

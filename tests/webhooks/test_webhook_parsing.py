@@ -100,7 +100,8 @@ def test_cloudevents_format_with_mixed_realms() -> None:
     assert (first.realm_id, first.entity, first.operation) == ("111", "Payment", "Create")
     assert first.occurred_at.microsecond == 179851
     assert (second.realm_id, second.entity, second.operation) == ("222", "Invoice", "Void")
-    assert first.relevant and second.relevant
+    assert first.relevant
+    assert second.relevant
 
 
 def test_cloudevents_of_other_entities_are_parsed_but_not_relevant() -> None:

@@ -1,0 +1,394 @@
+"""The durable webhook inbox: store before acknowledging, then process in the background.
+
+Ingest: the signature is verified over the raw bytes, the payload parsed, and every
+event for a connected realm is inserted in one transaction (duplicates, by event id or by
+realm/entity/id/time/operation, are recognised and not stored twice) before the gateway
+answers 200. Nothing is stored for a bad signature or a malformed body.
+
+Processing: workers in any number of replicas take one realm at a time (a PostgreSQL
+advisory lock, so each realm's events are processed in order by one worker) and claim its
+due events with ``FOR UPDATE SKIP LOCKED``. Events carry only ids, so each distinct entity
+is read from QBO (once per batch, however many events name it) and applied as now known;
+because every decision is taken on the entity's current state, a retried event never
+applies stale data. Failures are retried with exponential backoff and, after a bounded
+number of attempts, parked as dead letters with the reason (replayable through the admin
+service). While the kill switch is on, events keep being stored and wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from aicollect.errors import DomainError, Unavailable
+from services.integration import admin
+from services.integration.models import Connection, InboxEvent
+from services.integration.tokens import CONNECTED, NEEDS_REAUTHORIZATION
+from services.integration.webhooks import WebhookEvent, parse_payload, verify_signature
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "qbo_inbox"
+LIVE_STATES = (CONNECTED, NEEDS_REAUTHORIZATION)
+
+# apply(tenant_id, realm_id, entity, entity_id): read the entity from QBO, apply it.
+EntityApplier = Callable[[str, str, str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+    dropped: int
+
+
+def _storage_down() -> Unavailable:
+    return Unavailable(
+        "the webhook inbox cannot be written right now; Intuit will retry",
+        reason="INBOX_UNAVAILABLE",
+        retry_after_seconds=10,
+    )
+
+
+async def ingest(
+    sessions: async_sessionmaker[AsyncSession],
+    body: bytes,
+    signature: str,
+    verifier_tokens: Iterable[str],
+) -> IngestResult:
+    verify_signature(body, signature, verifier_tokens)
+    events = parse_payload(body)
+    relevant = [e for e in events if e.relevant]
+    ignored = len(events) - len(relevant)
+    if not relevant:
+        return IngestResult(0, 0, ignored)
+    try:
+        async with sessions.begin() as session:
+            realms = {e.realm_id for e in relevant}
+            owners = dict(
+                (
+                    await session.execute(
+                        select(Connection.realm_id, Connection.tenant_id).where(
+                            Connection.realm_id.in_(realms), Connection.state.in_(LIVE_STATES)
+                        )
+                    )
+                )
+                .tuples()
+                .all()
+            )
+            rows = [_row(e, owners[e.realm_id]) for e in relevant if e.realm_id in owners]
+            dropped = len(relevant) - len(rows) + ignored
+            for realm in realms - set(owners):
+                log.info(
+                    "webhook for an unknown or disconnected realm dropped",
+                    extra={"realm_id": realm},
+                )
+            stored = 0
+            if rows:
+                result = await session.execute(
+                    insert(InboxEvent)
+                    .values(rows)
+                    .on_conflict_do_nothing()
+                    .returning(InboxEvent.id)
+                )
+                stored = len(result.all())
+                if stored:
+                    for realm in {r["realm_id"] for r in rows}:
+                        await session.execute(
+                            text("SELECT pg_notify(:channel, :realm)"),
+                            {"channel": NOTIFY_CHANNEL, "realm": realm},
+                        )
+    except (OperationalError, DBAPIError, OSError, asyncpg.PostgresConnectionError) as exc:
+        log.error("webhook inbox write failed", extra={"error": type(exc).__name__})
+        raise _storage_down() from None
+    return IngestResult(stored, len(rows) - stored, dropped)
+
+
+def _row(event: WebhookEvent, tenant_id: str) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "dedupe_key": event.dedupe_key,
+        "tenant_id": tenant_id,
+        "realm_id": event.realm_id,
+        "entity": event.entity,
+        "entity_id": event.entity_id,
+        "operation": event.operation,
+        "occurred_at": event.occurred_at,
+        "status": "pending",
+        "attempts": 0,
+        "last_error": "",
+        "payload": event.raw,
+    }
+
+
+@dataclass(frozen=True)
+class InboxStats:
+    backlog: int
+    oldest_pending_age: timedelta | None
+    dead_letters: int
+    last_received: datetime | None
+
+
+async def stats(session: AsyncSession, tenant_id: str) -> InboxStats:
+    pending, oldest, dead, last = (
+        await session.execute(
+            select(
+                func.count().filter(InboxEvent.status == "pending"),
+                func.min(InboxEvent.received_at).filter(InboxEvent.status == "pending"),
+                func.count().filter(InboxEvent.status == "dead"),
+                func.max(InboxEvent.received_at),
+            ).where(InboxEvent.tenant_id == tenant_id)
+        )
+    ).one()
+    age = datetime.now(UTC) - oldest if oldest is not None else None
+    return InboxStats(int(pending), age, int(dead), last)
+
+
+async def replay_dead_letters(
+    session: AsyncSession,
+    *,
+    tenant_id: str | None,
+    realm_id: str | None,
+    event_ids: list[str],
+) -> list[int]:
+    query = (
+        update(InboxEvent)
+        .where(InboxEvent.status == "dead")
+        .values(status="pending", attempts=0, next_attempt_at=func.now(), last_error="")
+        .returning(InboxEvent.id)
+    )
+    if tenant_id:
+        query = query.where(InboxEvent.tenant_id == tenant_id)
+    if realm_id:
+        query = query.where(InboxEvent.realm_id == realm_id)
+    if event_ids:
+        query = query.where(InboxEvent.event_id.in_(event_ids))
+    replayed = list((await session.execute(query)).scalars())
+    if replayed:
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return replayed
+
+
+class InboxProcessor:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        apply: EntityApplier,
+        *,
+        batch_size: int = 100,
+        max_attempts: int = 8,
+        backoff_base_s: float = 2.0,
+        backoff_cap_s: float = 3600.0,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self._engine = engine
+        self._sessions = sessions
+        self._apply = apply
+        self._batch = batch_size
+        self._max_attempts = max_attempts
+        self._base = backoff_base_s
+        self._cap = backoff_cap_s
+        self._poll = poll_interval_s
+        self._wake = asyncio.Event()
+        self.processed = 0
+        self.dead_lettered = 0
+        self.on_processed: Callable[[InboxEvent, float], None] | None = None
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = asyncio.create_task(self._listen(stop), name="inbox-listen")
+        try:
+            while not stop.is_set():
+                try:
+                    worked = await self.run_once()
+                except Exception:  # a worker must outlive one bad round
+                    log.exception("inbox round failed")
+                    worked = 0
+                if worked:
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wait(stop), self._poll)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        stopped = asyncio.ensure_future(stop.wait())
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({stopped, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            woken.cancel()
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """LISTEN for new events so they are processed at once, not at the next poll."""
+        while not stop.is_set():
+            try:
+                async with self._engine.connect() as conn:
+                    raw = await conn.get_raw_connection()
+                    driver: Any = raw.driver_connection
+
+                    def wake(*_: object) -> None:
+                        self._wake.set()
+
+                    await driver.add_listener(NOTIFY_CHANNEL, wake)
+                    try:
+                        await stop.wait()
+                    finally:
+                        await driver.remove_listener(NOTIFY_CHANNEL, wake)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the poll still runs; reconnect shortly
+                log.warning("inbox LISTEN connection lost; relying on polling")
+                await asyncio.sleep(self._poll)
+
+    async def run_once(self) -> int:
+        """Processes every realm that has due events; returns how many events it settled."""
+        async with self._sessions() as session:
+            if await admin.kill_switch_on(session):
+                return 0
+            realms = list(
+                (
+                    await session.execute(
+                        select(InboxEvent.realm_id)
+                        .where(
+                            InboxEvent.status == "pending",
+                            InboxEvent.next_attempt_at <= func.now(),
+                        )
+                        .group_by(InboxEvent.realm_id)
+                        .order_by(func.min(InboxEvent.received_at))
+                    )
+                ).scalars()
+            )
+        settled = 0
+        for realm_id in realms:
+            settled += await self.process_realm(realm_id)
+        return settled
+
+    async def process_realm(self, realm_id: str) -> int:
+        key = {"key": f"qbo-inbox:{realm_id}"}
+        async with self._engine.connect() as lock_conn:
+            got = (
+                await lock_conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), key)
+            ).scalar()
+            await lock_conn.commit()
+            if not got:
+                return 0  # another worker (maybe another replica) has this realm
+            try:
+                settled = 0
+                while True:
+                    done = await self._process_batch(realm_id)
+                    settled += done
+                    if done < self._batch:
+                        return settled
+            finally:
+                await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
+                await lock_conn.commit()
+
+    async def _process_batch(self, realm_id: str) -> int:
+        async with self._sessions.begin() as session:
+            if await admin.kill_switch_on(session):
+                return 0
+            connection = (
+                await session.execute(
+                    select(Connection).where(
+                        Connection.realm_id == realm_id, Connection.state.in_(LIVE_STATES)
+                    )
+                )
+            ).scalar_one_or_none()
+            events = list(
+                (
+                    await session.execute(
+                        select(InboxEvent)
+                        .where(
+                            InboxEvent.realm_id == realm_id,
+                            InboxEvent.status == "pending",
+                            InboxEvent.next_attempt_at <= func.now(),
+                        )
+                        .order_by(InboxEvent.occurred_at, InboxEvent.id)
+                        .limit(self._batch)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalars()
+            )
+            if not events:
+                return 0
+            if connection is None:
+                for event in events:
+                    event.status = "dropped"
+                    event.last_error = "the realm is no longer connected"
+                    event.processed_at = datetime.now(UTC)
+                log.info("dropped events of a disconnected realm", extra={"realm_id": realm_id})
+                return len(events)
+            if connection.state != CONNECTED:
+                return 0  # waits for the tenant to reconnect; attempts are not consumed
+        # Outside any transaction: read each distinct entity once and apply it.
+        groups: dict[tuple[str, str], list[InboxEvent]] = {}
+        for event in events:
+            groups.setdefault((event.entity, event.entity_id), []).append(event)
+        for (entity, entity_id), group in groups.items():
+            started = time.monotonic()
+            try:
+                await self._apply(connection.tenant_id, realm_id, entity, entity_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._failed(group, exc)
+                continue
+            await self._done(group, time.monotonic() - started)
+        return len(events)
+
+    async def _done(self, group: list[InboxEvent], elapsed: float) -> None:
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id.in_([e.id for e in group]))
+                .values(status="done", processed_at=now, attempts=InboxEvent.attempts + 1)
+            )
+        self.processed += len(group)
+        if self.on_processed is not None:
+            for event in group:
+                self.on_processed(event, elapsed)
+
+    async def _failed(self, group: list[InboxEvent], exc: Exception) -> None:
+        reason = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
+        reason = reason[:500]
+        level = logging.WARNING if isinstance(exc, DomainError) else logging.ERROR
+        log.log(
+            level,
+            "inbox event failed",
+            exc_info=not isinstance(exc, DomainError),
+            extra={"realm_id": group[0].realm_id, "entity": group[0].entity, "reason": reason},
+        )
+        async with self._sessions.begin() as session:
+            for event in group:
+                row = await session.get(InboxEvent, event.id, with_for_update=True)
+                if row is None:
+                    continue
+                row.attempts += 1
+                row.last_error = reason
+                if row.attempts >= self._max_attempts:
+                    row.status = "dead"
+                    row.processed_at = datetime.now(UTC)
+                    self.dead_lettered += 1
+                else:
+                    delay = min(self._cap, self._base * 2 ** (row.attempts - 1))
+                    row.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
