@@ -733,6 +733,9 @@ async def _apply_line(
 
     # Restore: the payment stays excluded until QBO changes it again.
     exclusion = await _active_exclusion(session, placement.placement_id, facts.id)
+    if exclusion is not None and fresh:
+        # Excluded before it was read: the restore already took back what it had counted.
+        app.counted_minor_units = 0
     if exclusion is not None:
         if _exclusion_holds(exclusion, facts.token, facts.payment.last_updated):
             track_qbo(amount)
@@ -1462,6 +1465,15 @@ async def record_portal_payment(
     session: AsyncSession, payment: PortalPaymentIn
 ) -> tuple[Decision, Placement]:
     journal = await Journal.open(session, Source("portal"))
+    decision, placement = await _record_portal_payment(journal, payment)
+    await journal.close()
+    return decision, placement
+
+
+async def _record_portal_payment(
+    journal: Journal, payment: PortalPaymentIn
+) -> tuple[Decision, Placement]:
+    session = journal.session
     locked = await _lock_placements(session, Placement.placement_id == payment.placement_id)
     if not locked:
         raise NotFound(f"placement {payment.placement_id} not found", reason="PLACEMENT_NOT_FOUND")
@@ -1479,7 +1491,6 @@ async def record_portal_payment(
                 "another placement or amount",
                 reason="PORTAL_PAYMENT_ID_REUSED",
             )
-        await journal.close()
         decision = _decision(
             placement,
             "",
