@@ -92,6 +92,44 @@ class Settings(BaseSettings):
     )
     """First retry delay after a 5xx or timeout from Intuit; doubles per attempt (jittered)."""
 
+    cdc_interval_seconds: int = Field(
+        900, ge=1, le=86_400, validation_alias=_env("AICOLLECT_CDC_INTERVAL_SECONDS")
+    )
+    """How often each connected realm gets a change-data-capture poll; at most daily."""
+
+    cdc_overlap_seconds: int = Field(
+        120, ge=0, le=3600, validation_alias=_env("AICOLLECT_CDC_OVERLAP_SECONDS")
+    )
+    """Each poll re-reads this much before the realm's high-water mark (late commits)."""
+
+    cdc_max_objects: int = Field(
+        1000, ge=2, le=1000, validation_alias=_env("AICOLLECT_CDC_MAX_OBJECTS")
+    )
+    """Intuit's cap on objects per CDC response; a response this full is split."""
+
+    cdc_lookback_days: int = Field(
+        30, ge=1, le=30, validation_alias=_env("AICOLLECT_CDC_LOOKBACK_DAYS")
+    )
+    """How far back CDC reaches (Intuit: 30 days); a longer gap is re-queried in full."""
+
+    sync_tick_seconds: float = Field(
+        5.0, gt=0, le=300, validation_alias=_env("AICOLLECT_SYNC_TICK_SECONDS")
+    )
+    """How often the sync scheduler looks for due backfills and polls (and a lifted kill switch)."""
+
+    sync_max_jobs: int = Field(4, ge=1, le=64, validation_alias=_env("AICOLLECT_SYNC_MAX_JOBS"))
+    """Backfills and polls this process runs at the same time (each realm: one at a time)."""
+
+    backfill_retry_seconds: int = Field(
+        60, ge=1, le=86_400, validation_alias=_env("AICOLLECT_BACKFILL_RETRY_SECONDS")
+    )
+    """First delay before a failed backfill resumes from its checkpoint (doubles, max 1 h)."""
+
+    integration_metrics_port: int = Field(
+        9101, validation_alias=_env("AICOLLECT_INTEGRATION_METRICS_PORT")
+    )
+    """Where the integration process serves Prometheus ``/metrics`` (0 = off)."""
+
     shutdown_grace_seconds: float = Field(
         10.0, validation_alias=_env("AICOLLECT_SHUTDOWN_GRACE_SECONDS")
     )

@@ -42,6 +42,7 @@ class Stack:
             AICOLLECT_MATCHER_ADDR=f"127.0.0.1:{self.ports['matcher']}",
             AICOLLECT_EMULATOR_PORT=str(self.ports["emu"]),
             AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
+            AICOLLECT_INTEGRATION_METRICS_PORT=str(free_port()),
         )
         self.log = tmp_path / "run.log"
         self._log_file = self.log.open("w")

@@ -7,9 +7,12 @@ budget) and with which token is decided by the integration service.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import aiohttp
+
+from aicollect.metrics import IntegrationMetrics
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +68,17 @@ def _fault(body: Any) -> tuple[str, str]:
 
 class QboApi:
     def __init__(
-        self, http: aiohttp.ClientSession, base_url: str, *, timeout_s: float = 30.0
+        self,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        timeout_s: float = 30.0,
+        metrics: IntegrationMetrics | None = None,
     ) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._metrics = metrics or IntegrationMetrics()
 
     def url(self, realm_id: str, path: str) -> str:
         return f"{self._base}/v3/company/{realm_id}/{path.lstrip('/')}"
@@ -84,6 +93,32 @@ class QboApi:
         params: dict[str, str] | None = None,
         body: str | None = None,
         content_type: str | None = None,
+    ) -> dict[str, Any]:
+        endpoint = path.split("/", 1)[0].split("?", 1)[0].lower()
+        started = time.perf_counter()
+        status = "200"
+        try:
+            return await self._request(
+                method, realm_id, path, access_token, params, body, content_type
+            )
+        except QboError as exc:
+            status = str(exc.status)
+            if isinstance(exc, QboThrottled):
+                self._metrics.intuit_throttled.inc()
+            raise
+        finally:
+            self._metrics.intuit_requests.labels(endpoint, status).inc()
+            self._metrics.intuit_latency.labels(endpoint).observe(time.perf_counter() - started)
+
+    async def _request(
+        self,
+        method: str,
+        realm_id: str,
+        path: str,
+        access_token: str,
+        params: dict[str, str] | None,
+        body: str | None,
+        content_type: str | None,
     ) -> dict[str, Any]:
         query = {"minorversion": MINOR_VERSION, **(params or {})}
         headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}

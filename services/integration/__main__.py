@@ -31,6 +31,8 @@ async def serve(settings: Settings) -> None:
     http = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
     try:
         deps = IntegrationDeps.create(settings, engine, http, matcher)
+        if settings.integration_metrics_port:
+            deps.metrics.serve(settings.integration_metrics_port)
         server = build_server(deps, address=settings.integration_addr, internal_token=token)
         await server.start()
         stop = asyncio.Event()

@@ -13,6 +13,7 @@ from aicollect.crypto import TokenCipher
 from aicollect.db.engine import make_sessionmaker
 from aicollect.matching.v1 import matching_admin_service_pb2_grpc as matching_admin_grpc
 from aicollect.matching.v1 import matching_service_pb2_grpc as matching_grpc
+from aicollect.metrics import IntegrationMetrics
 from aicollect.qbo.api import QboApi
 from aicollect.qbo.oauth import IntuitOAuth
 from aicollect.settings import Settings
@@ -33,6 +34,7 @@ class IntegrationDeps:
     tokens: TokenManager
     qbo: QboCaller
     connections: ConnectionService
+    metrics: IntegrationMetrics
     matching: matching_grpc.MatchingServiceAsyncStub
     matching_admin: matching_admin_grpc.MatchingAdminServiceAsyncStub
 
@@ -61,8 +63,9 @@ class IntegrationDeps:
             client_secret=settings.qbo_client_secret.get_secret_value(),
             redirect_uri=settings.qbo_redirect_uri,
         )
-        api = QboApi(http, settings.qbo_api_base_url)
-        tokens = TokenManager(engine, sessions, cipher, oauth)
+        metrics = IntegrationMetrics()
+        api = QboApi(http, settings.qbo_api_base_url, metrics=metrics)
+        tokens = TokenManager(engine, sessions, cipher, oauth, metrics=metrics)
         return cls(
             settings=settings,
             engine=engine,
@@ -89,6 +92,7 @@ class IntegrationDeps:
                 dashboard_url=settings.dashboard_url,
                 state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
             ),
+            metrics=metrics,
             matching=matching_grpc.MatchingServiceStub(matcher_channel),
             matching_admin=matching_admin_grpc.MatchingAdminServiceStub(matcher_channel),
         )

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.crypto import TokenCipher
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
+from aicollect.metrics import IntegrationMetrics
 from aicollect.qbo.api import QboApi, QboAuthError, QboThrottled, QboUnavailable
 from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
 from services.integration import admin
@@ -102,7 +103,10 @@ class TokenManager:
         sessions: async_sessionmaker[AsyncSession],
         cipher: TokenCipher,
         oauth: IntuitOAuth,
+        *,
+        metrics: IntegrationMetrics | None = None,
     ) -> None:
+        self._metrics = metrics or IntegrationMetrics()
         self._engine = engine
         self._sessions = sessions
         self._cipher = cipher
@@ -178,6 +182,7 @@ class TokenManager:
             try:
                 tokens = await self._oauth.refresh(refresh)
             except InvalidGrant as exc:
+                self._metrics.token_refreshes.labels("invalid_grant").inc()
                 reread = await self._load(tenant_id)
                 if attempt == 1 and reread.token_generation != row.token_generation:
                     row = reread  # rotated under us (e.g. a reconnect): try the newer token once
@@ -188,17 +193,20 @@ class TokenManager:
                 )
                 raise ReauthorizationRequired(REAUTH_DETAIL) from None
             except OAuthUnavailable as exc:
+                self._metrics.token_refreshes.labels("unavailable").inc()
                 raise Unavailable(
                     "Intuit's token endpoint is unavailable; retry later",
                     reason="UPSTREAM_UNAVAILABLE",
                     retry_after_seconds=30,
                 ) from exc
             except OAuthError as exc:
+                self._metrics.token_refreshes.labels("error").inc()
                 raise Unavailable(
                     f"Intuit refused the token refresh ({exc.error})", reason="UPSTREAM_ERROR"
                 ) from None
             generation = await self._persist(tenant_id, realm_id, row.token_generation, tokens)
             self.refresh_count += 1
+            self._metrics.token_refreshes.labels("ok").inc()
             log.info(
                 "refreshed QBO access token",
                 extra={"tenant_id": tenant_id, "realm_id": realm_id, "generation": generation},

@@ -1,0 +1,69 @@
+"""Prometheus metrics of the integration process (each instance owns its registry, so tests
+can build many; the process serves its registry on ``AICOLLECT_METRICS_PORT``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class IntegrationMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.intuit_requests = Counter(
+            "aicollect_intuit_requests_total",
+            "Calls to Intuit by endpoint and HTTP status (0 = no answer).",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.intuit_latency = Histogram(
+            "aicollect_intuit_request_seconds",
+            "Latency of calls to Intuit by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.intuit_throttled = Counter(
+            "aicollect_intuit_throttled_total", "429 answers from Intuit.", registry=r
+        )
+        self.token_refreshes = Counter(
+            "aicollect_token_refreshes_total",
+            "Access-token refreshes by outcome (ok, invalid_grant, unavailable, error).",
+            ["outcome"],
+            registry=r,
+        )
+        self.inbox_depth = Gauge(
+            "aicollect_inbox_depth", "Webhook events waiting to be processed.", registry=r
+        )
+        self.inbox_oldest_age = Gauge(
+            "aicollect_inbox_oldest_age_seconds",
+            "Age of the oldest waiting webhook event.",
+            registry=r,
+        )
+        self.dead_letters = Gauge(
+            "aicollect_inbox_dead_letters", "Webhook events parked as dead letters.", registry=r
+        )
+        self.inbox_processed = Counter(
+            "aicollect_inbox_events_processed_total",
+            "Webhook events settled by the inbox workers, by result.",
+            ["result"],
+            registry=r,
+        )
+        self.webhook_to_decision = Histogram(
+            "aicollect_webhook_to_decision_seconds",
+            "From receiving a webhook to the matcher's decision on it.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.match_outcomes = Counter(
+            "aicollect_match_outcomes_total",
+            "Matcher decisions on QBO changes, by outcome (rule of the decision table).",
+            ["outcome"],
+            registry=r,
+        )
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Serves ``/metrics`` from a background thread (Prometheus text format)."""
+        start_http_server(port, addr=host, registry=self.registry)
