@@ -128,6 +128,8 @@ def _decide(
     return _redirect(redirect_uri, out)
 
 
+# Connect comes first in the markup so that pressing Enter connects; row-reverse still shows
+# it on the right, after Cancel.
 _PAGE: Final = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -141,7 +143,7 @@ h1 {{ font-size: 1.3rem; margin-top: 0; }}
 label {{ display: block; margin: 1.2rem 0 .3rem; font-weight: 600; }}
 select {{ width: 100%; padding: .4rem; font-size: 1rem; }}
 ul {{ padding-left: 1.2rem; }}
-.buttons {{ display: flex; gap: 1rem; justify-content: flex-end; margin-top: 1.5rem; }}
+.buttons {{ display: flex; flex-direction: row-reverse; gap: 1rem; margin-top: 1.5rem; }}
 button {{ font-size: 1rem; padding: .5rem 1.3rem; border-radius: .3rem; cursor: pointer; }}
 button.connect {{ background: #2ca01c; color: #fff; border: none; }}
 button.cancel {{ background: #fff; border: 1px solid #8d9096; }}
@@ -156,8 +158,8 @@ button.cancel {{ background: #fff; border: 1px solid #8d9096; }}
 {hidden}
 {picker}
 <div class="buttons">
-<button class="cancel" type="submit" name="decision" value="deny">Cancel</button>
 {connect}
+<button class="cancel" type="submit" name="decision" value="deny">Cancel</button>
 </div>
 </form>
 </main></body></html>
