@@ -131,82 +131,139 @@ async def _first_exit(children: list[Child]) -> Child:
     return waits[next(iter(done))]
 
 
-async def run_local_stack(settings: Settings, *, seed_demo: bool = True) -> int:
-    logs.configure("run", level=settings.log_level, fmt="text")
-    data_dir = settings.data_dir.resolve()
-    env = dict(os.environ)
-    env.setdefault("AICOLLECT_LOG_FORMAT", "text")
-    for key, value in load_local_secrets(data_dir).items():
-        env.setdefault(key, value)
+class LocalStack:
+    """The multi-process system: embedded PostgreSQL (unless a URL is configured), migrations,
+    the emulator (unless real Intuit URLs are configured), matcher, integration, gateway.
 
-    gateway_url = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    env.setdefault("QBO_REDIRECT_URI", f"{gateway_url}/v1/integrations/qbo/callback")
+    ``aicollect run`` uses it, and so do the benchmarks and the fault tests, which kill and
+    restart single processes (``kill``, ``restart``).
+    """
 
-    postgres: EmbeddedPostgres | None = None
-    if settings.database_url is None:
-        postgres = EmbeddedPostgres(data_dir / "postgres")
-        await asyncio.to_thread(postgres.start)
-        env["AICOLLECT_DATABASE_URL"] = postgres.url
-    database_url = env["AICOLLECT_DATABASE_URL"]
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        env: dict[str, str] | None = None,
+        seed_demo: bool = True,
+        emulator_args: list[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.env = dict(os.environ if env is None else env)
+        self.env.setdefault("AICOLLECT_LOG_FORMAT", "text")
+        for key, value in load_local_secrets(self.data_dir).items():
+            self.env.setdefault(key, value)
+        self.gateway_url = f"http://{settings.gateway_host}:{settings.gateway_port}"
+        self.env.setdefault("QBO_REDIRECT_URI", f"{self.gateway_url}/v1/integrations/qbo/callback")
+        self.seed_demo = seed_demo
+        self.emulator_args = emulator_args or []
+        self.postgres: EmbeddedPostgres | None = None
+        self.emulator_url: str | None = None
+        self.children: dict[str, Child] = {}
 
-    children: list[Child] = []
-    exit_code = 0
-    try:
-        await upgrade_async(database_url)
+    @property
+    def database_url(self) -> str:
+        return self.env["AICOLLECT_DATABASE_URL"]
+
+    async def start(self) -> bool:
+        """Starts everything; False (with everything stopped) if it did not become ready."""
+        if self.settings.database_url is None:
+            self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
+            await asyncio.to_thread(self.postgres.start)
+            self.env["AICOLLECT_DATABASE_URL"] = self.postgres.url
+        await upgrade_async(self.database_url)
         py = sys.executable
-        emulator_url = None
-        if settings.uses_emulator:
-            emulator_url = f"http://127.0.0.1:{settings.emulator_port}"
-            env["QBO_DISCOVERY_URL"] = f"{emulator_url}/.well-known/openid_configuration"
-            env["QBO_API_BASE_URL"] = emulator_url
+        env = self.env
+        if self.settings.uses_emulator:
+            self.emulator_url = f"http://127.0.0.1:{self.settings.emulator_port}"
+            env["QBO_DISCOVERY_URL"] = f"{self.emulator_url}/.well-known/openid_configuration"
+            env["QBO_API_BASE_URL"] = self.emulator_url
             argv = [
                 py, "-m", "aicollect.emulator",
-                "--host", "127.0.0.1", "--port", str(settings.emulator_port),
+                "--host", "127.0.0.1", "--port", str(self.settings.emulator_port),
                 "--client-id", env["QBO_CLIENT_ID"],
                 "--client-secret", env["QBO_CLIENT_SECRET"],
                 "--redirect-uri", env["QBO_REDIRECT_URI"],
-                "--webhook-url", f"{gateway_url}/v1/webhooks/qbo",
+                "--webhook-url", f"{self.gateway_url}/v1/webhooks/qbo",
                 "--verifier-token", env["QBO_WEBHOOK_VERIFIER_TOKEN"],
+                *self.emulator_args,
             ]  # fmt: skip
-            if seed_demo:
+            if self.seed_demo:
                 argv += ["--demo-company", "--demo-customers", "40", "--demo-invoices", "400"]
-            children.append(Child("emulator", argv))
-        children += [
-            Child("matcher", [py, "-m", "services.matcher"]),
-            Child("integration", [py, "-m", "services.integration"]),
-            Child("gateway", [py, "-m", "gateway"]),
-        ]
-        for child in children:
+            self.children["emulator"] = Child("emulator", argv)
+        for name, module in (
+            ("matcher", "services.matcher"),
+            ("integration", "services.integration"),
+            ("gateway", "gateway"),
+        ):
+            self.children[name] = Child(name, [py, "-m", module])
+        for child in self.children.values():
             await child.start(env)
-        if not await _wait_ready(f"{gateway_url}/readyz", children):
-            log.error("the stack did not become ready; stopping")
-            exit_code = 1
-        else:
-            _print_banner(settings, env, gateway_url, emulator_url, postgres, data_dir)
-            signalled = asyncio.ensure_future(wait_for_signal())
-            crashed = asyncio.ensure_future(_first_exit(children))
-            done, _ = await asyncio.wait({signalled, crashed}, return_when=asyncio.FIRST_COMPLETED)
-            if crashed in done:
-                child = crashed.result()
-                log.error(
-                    "%s exited unexpectedly (code %s); stopping",
-                    child.name,
-                    child.proc.returncode if child.proc else None,
-                )
-                exit_code = 1
-                signalled.cancel()
-            else:
-                crashed.cancel()
-                log.info("stopping")
-    finally:
-        grace = settings.shutdown_grace_seconds + 5
-        for child in reversed(children):
+        if await _wait_ready(f"{self.gateway_url}/readyz", list(self.children.values())):
+            return True
+        log.error("the stack did not become ready; stopping")
+        await self.stop()
+        return False
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL one process (a crash, for fault tests)."""
+        child = self.children[name]
+        assert child.proc is not None
+        child.proc.kill()
+        await child.proc.wait()
+
+    async def restart(self, name: str) -> None:
+        await self.children[name].start(self.env)
+
+    async def stop(self) -> int:
+        """Stops the children in reverse order, then the database; 0 when all were clean."""
+        exit_code = 0
+        grace = self.settings.shutdown_grace_seconds + 5
+        for child in reversed(list(self.children.values())):
             code = await child.stop(grace)
             if code != 0:
                 log.error("%s stopped with exit code %s", child.name, code)
-                exit_code = exit_code or 1
-        if postgres is not None:
-            await asyncio.to_thread(postgres.stop)
+                exit_code = 1
+        if self.postgres is not None:
+            await asyncio.to_thread(self.postgres.stop)
+        return exit_code
+
+
+async def run_local_stack(settings: Settings, *, seed_demo: bool = True) -> int:
+    logs.configure("run", level=settings.log_level, fmt="text")
+    stack = LocalStack(settings, seed_demo=seed_demo)
+    exit_code = 0
+    started = False
+    try:
+        started = await stack.start()
+        if not started:
+            return 1
+        _print_banner(
+            settings,
+            stack.env,
+            stack.gateway_url,
+            stack.emulator_url,
+            stack.postgres,
+            stack.data_dir,
+        )
+        signalled = asyncio.ensure_future(wait_for_signal())
+        crashed = asyncio.ensure_future(_first_exit(list(stack.children.values())))
+        done, _ = await asyncio.wait({signalled, crashed}, return_when=asyncio.FIRST_COMPLETED)
+        if crashed in done:
+            child = crashed.result()
+            log.error(
+                "%s exited unexpectedly (code %s); stopping",
+                child.name,
+                child.proc.returncode if child.proc else None,
+            )
+            exit_code = 1
+            signalled.cancel()
+        else:
+            crashed.cancel()
+            log.info("stopping")
+    finally:
+        if started:
+            exit_code = await stack.stop() or exit_code
     if exit_code == 0:
         log.info("stopped cleanly")
     return exit_code
