@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
+from tests.conftest import INTERNAL_TOKEN
 from tests.matcher.conftest import (
     Matcher,
     invalid_field,
@@ -166,3 +171,54 @@ async def test_unknown_placement_is_not_found(matcher: Matcher) -> None:
             )
         )
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def _grpcurl(addr: str, method: str, body: dict[str, object]) -> dict[str, object]:
+    grpcurl = Path(sys.executable).parent / "grpcurl"
+    process = await asyncio.create_subprocess_exec(
+        str(grpcurl),
+        "-plaintext",
+        "-H",
+        f"authorization: Bearer {INTERNAL_TOKEN}",
+        "-d",
+        json.dumps(body),
+        addr,
+        f"aicollect.matching.v1.MatchingService/{method}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+async def test_the_documented_grpcurl_procedure_works(matcher: Matcher, matcher_addr: str) -> None:
+    """docs/restore-procedure.md, steps 1 and 2, as support runs them."""
+    (placement,) = await matcher.place(placement_input("70", 10_000))
+    await matcher.pay(qbo_payment("163", [("70", 10_000)]))
+    found = await _grpcurl(
+        matcher_addr, "ListPlacements", {"tenant_id": "acme", "qbo_invoice_id": "70"}
+    )
+    (listed,) = found["placements"]  # type: ignore[misc]
+    assert listed["status"] == "PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND"
+    assert listed["resolving_qbo_payment_id"] == "163"
+    reply = await _grpcurl(
+        matcher_addr,
+        "RestorePlacement",
+        {
+            "placement_id": listed["placement_id"],
+            "expected_version": int(listed["version"]),
+            "actor": "dana@support.ai-collect",
+            "reason": "ticket 812: creditor confirms 100.00 USD is still owed",
+        },
+    )
+    restored = reply["placement"]
+    assert restored["status"] == "PLACEMENT_STATUS_ACTIVE"  # type: ignore[index]
+    assert restored["balance"]["minor_units"] == "10000"  # type: ignore[index]
+    trail = await _grpcurl(
+        matcher_addr, "ListAuditEvents", {"placement_id": placement.placement_id}
+    )
+    last = trail["events"][-1]  # type: ignore[index]
+    assert last["action"] == "placement.restored"
+    assert last["details"]["excluded_qbo_payment_id"] == "163"
