@@ -331,7 +331,7 @@ async def token(request: web.Request) -> web.Response:
 
 async def revoke(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    state.oauth.token_calls["revoke"] += 1
+    state.oauth.revoke_calls += 1
     raw = await request.read()
     token_value: Any = None
     form: dict[str, Any] = {}

@@ -158,6 +158,7 @@ class OAuthState:
         self._access_index: dict[str, str] = {}
         self.token_calls: Counter[str] = Counter()  # grant_type -> calls (all outcomes)
         self.token_calls_by_client: Counter[tuple[str, str]] = Counter()
+        self.revoke_calls = 0
         self._grant_seq = 0
 
     # -- apps ---------------------------------------------------------------------------
@@ -311,4 +312,8 @@ class OAuthState:
         by_client: dict[str, dict[str, int]] = {}
         for (client_id, grant_type), n in self.token_calls_by_client.items():
             by_client.setdefault(client_id, {})[grant_type] = n
-        return {"token_calls": dict(self.token_calls), "token_calls_by_client": by_client}
+        return {
+            "token_calls": dict(self.token_calls),
+            "token_calls_by_client": by_client,
+            "revoke_calls": self.revoke_calls,
+        }

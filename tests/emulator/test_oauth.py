@@ -264,6 +264,7 @@ async def test_revoke_ends_access_and_refresh(emulator: Emulator) -> None:
         {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
     )
     assert (status, body["error"]) == (400, "invalid_grant")
+    assert (await emulator.control("GET", "/stats"))["revoke_calls"] == 1
 
 
 async def test_disconnect_from_intuit_side(emulator: Emulator) -> None:
