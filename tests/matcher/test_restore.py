@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -173,7 +174,7 @@ async def test_unknown_placement_is_not_found(matcher: Matcher) -> None:
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def _grpcurl(addr: str, method: str, body: dict[str, object]) -> dict[str, object]:
+async def _grpcurl(addr: str, method: str, body: dict[str, object]) -> Any:
     grpcurl = Path(sys.executable).parent / "grpcurl"
     process = await asyncio.create_subprocess_exec(
         str(grpcurl),
@@ -189,8 +190,7 @@ async def _grpcurl(addr: str, method: str, body: dict[str, object]) -> dict[str,
     )
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
-    result: dict[str, object] = json.loads(out)
-    return result
+    return json.loads(out)
 
 
 async def test_the_documented_grpcurl_procedure_works(matcher: Matcher, matcher_addr: str) -> None:
@@ -200,7 +200,7 @@ async def test_the_documented_grpcurl_procedure_works(matcher: Matcher, matcher_
     found = await _grpcurl(
         matcher_addr, "ListPlacements", {"tenant_id": "acme", "qbo_invoice_id": "70"}
     )
-    (listed,) = found["placements"]  # type: ignore[misc]
+    (listed,) = found["placements"]
     assert listed["status"] == "PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND"
     assert listed["resolving_qbo_payment_id"] == "163"
     reply = await _grpcurl(
@@ -214,11 +214,11 @@ async def test_the_documented_grpcurl_procedure_works(matcher: Matcher, matcher_
         },
     )
     restored = reply["placement"]
-    assert restored["status"] == "PLACEMENT_STATUS_ACTIVE"  # type: ignore[index]
-    assert restored["balance"]["minor_units"] == "10000"  # type: ignore[index]
+    assert restored["status"] == "PLACEMENT_STATUS_ACTIVE"
+    assert restored["balance"]["minor_units"] == "10000"
     trail = await _grpcurl(
         matcher_addr, "ListAuditEvents", {"placement_id": placement.placement_id}
     )
-    last = trail["events"][-1]  # type: ignore[index]
+    last = trail["events"][-1]
     assert last["action"] == "placement.restored"
     assert last["details"]["excluded_qbo_payment_id"] == "163"
