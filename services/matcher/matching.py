@@ -329,6 +329,7 @@ async def upsert_placements(
             "cause_qbo_payment_id": "",
             "oob_paid_minor_units": 0,
             "mirror_pending_minor_units": 0,
+            "unseen_paid_minor_units": 0,
             "qbo_invoice_sync_token": item.sync_token,
             "qbo_invoice_state": EntityState.ACTIVE.value,
             "qbo_invoice_updated_at": item.last_updated,
@@ -339,6 +340,9 @@ async def upsert_placements(
         }
         for item in items
     ]
+    # Inserted in invoice-id order: concurrent batches that overlap then wait for each other
+    # in the same order and never deadlock on the unique index.
+    rows.sort(key=lambda row: str(row["qbo_invoice_id"]))
     inserted = await session.execute(
         pg_insert(Placement)
         .on_conflict_do_nothing(constraint="uq_placements_invoice")
@@ -832,17 +836,28 @@ async def _apply_line(
         portal_id = app.mirror_portal_payment_id
         if newly_mirrored is None and delta == 0 and amount == prior_amount:
             return _decision(placement, invoice_id, Outcome.DUPLICATE_NO_CHANGE, "nothing changed")
+        if newly_mirrored is not None:
+            # The portal payment may not have counted in full (it looked like an overpayment
+            # while this payment was counted): now that they are one, it does.
+            extra = min(
+                newly_mirrored.amount_minor_units - newly_mirrored.applied_minor_units,
+                max(0, new_balance),
+            )
+            newly_mirrored.applied_minor_units += extra
+            new_balance -= extra
+            left = _money(placement, max(0, new_balance))
         return _decide(
             journal,
             placement,
-            _Change(
-                Outcome.MIRRORS_PORTAL_PAYMENT,
+            await _mirror_change(
+                journal,
+                placement,
+                new_balance,
                 f"{facts.describe()} of {_money(placement, amount)} to invoice {invoice_id} is "
                 f"the creditor's record of portal payment {portal_id}; not counted again, "
                 f"{left} left",
                 "placement.payment_mirrors_portal",
-                balance=new_balance,
-                details={**details, "portal_payment_id": portal_id},
+                {**details, "portal_payment_id": portal_id},
             ),
             invoice_id,
         )
@@ -853,10 +868,13 @@ async def _apply_line(
     ):
         verb = facts.state.value if removed else "reduced"
         reason = (
-            f"{facts.describe()}, applied to invoice {invoice_id} while the placement was "
-            f"{status.value}, was {verb} in QBO; {left} owed again. Outreach stays stopped "
+            f"QBO payment {facts.id}, applied to invoice {invoice_id} after which the placement "
+            f"was {status.value}, was {verb} in QBO; {left} owed again. Outreach stays stopped "
             "until a human reviews it"
         )
+        if status is Status.RESOLVED_OUT_OF_BAND:
+            # The payment behind the resolution no longer stands: no out-of-band fee for it.
+            await _reclassify_oob_resolutions(journal, placement, "reclassified_at")
         return _decide(
             journal,
             placement,
@@ -969,6 +987,39 @@ async def _apply_line(
     )
 
 
+async def _mirror_change(
+    journal: Journal,
+    placement: Placement,
+    new_balance: int,
+    detail: str,
+    action: str,
+    details: dict[str, Any],
+) -> _Change:
+    """A QBO payment and a portal payment are the same money: if that pays the placement, it
+    was paid through the portal (never out of band); otherwise only the balance follows."""
+    status = Status(placement.status)
+    if new_balance <= journal.tolerance and status not in {
+        Status.RESOLVED_PAID_PORTAL,
+        Status.CLOSED,
+    }:
+        if status is Status.RESOLVED_OUT_OF_BAND:
+            await _reclassify_oob_resolutions(journal, placement, "reclassified_at")
+        return _Change(
+            Outcome.MIRRORS_PORTAL_PAYMENT,
+            detail,
+            action,
+            status=Status.RESOLVED_PAID_PORTAL,
+            balance=new_balance,
+            resolution_reason=PAID_THROUGH_PORTAL,
+            resolving_payment_id="",
+            cause=("", None),
+            details=details,
+        )
+    return _Change(
+        Outcome.MIRRORS_PORTAL_PAYMENT, detail, action, balance=new_balance, details=details
+    )
+
+
 def _credit_memo_reason(facts: _PaymentFacts, invoice_id: str, *, partial: bool = False) -> str:
     memos = ", ".join(facts.credit_memo_ids)
     what = "reduced" if partial else "reduced to zero"
@@ -1001,6 +1052,8 @@ def _baseline(
             # The invoice's drop was presumed to be a portal payment's mirror, not counted.
             placement.mirror_pending_minor_units = max(0, pending - amount)
             counted = 0
+        else:
+            placement.unseen_paid_minor_units = max(0, placement.unseen_paid_minor_units - amount)
     elif (
         not placement.qbo_linked_payment_ids
         and placement.intake_invoice_updated_at is not None
@@ -1283,7 +1336,9 @@ async def _apply_invoice_version(
                 placement.mirror_pending_minor_units += drop
             else:
                 balance_delta -= drop
-                placement.oob_paid_minor_units += min(drop, placement.balance_minor_units)
+                counted = min(drop, placement.balance_minor_units)
+                placement.oob_paid_minor_units += counted
+                placement.unseen_paid_minor_units += counted
         else:
             balance_delta -= drop
     elif drift > 0:
@@ -1366,6 +1421,8 @@ async def _apply_invoice_version(
         )
     if balance_delta > 0 and status in TERMINAL and new_balance > tol:
         if placement.cause_qbo_payment_id and placement.cause_qbo_payment_id in removed:
+            if status is Status.RESOLVED_OUT_OF_BAND:
+                await _reclassify_oob_resolutions(journal, placement, "reclassified_at")
             why = (
                 f"QBO payment {placement.cause_qbo_payment_id} that resolved it no longer "
                 f"applies to invoice {invoice_id} in QBO (voided, deleted or moved)"
@@ -1526,43 +1583,35 @@ async def _record_portal_payment(
     }
     status = Status(placement.status)
     mirror = await _find_qbo_mirror(journal, placement, amount, payment.pay_time)
-    if mirror is not None:
+    unseen = _unseen_mirror(journal, placement, amount, payment.pay_time)
+    if mirror is not None or unseen:
         # The creditor recorded this portal payment in QBO before we did: swap, don't add.
-        give_back = mirror.counted_minor_units
+        if mirror is not None:
+            give_back = mirror.counted_minor_units
+            mirror.counted_minor_units = 0
+            mirror.mirror_portal_payment_id = portal.portal_payment_id
+            mirror.updated_at = journal.now
+            portal.mirrored_by_qbo_payment_id = mirror.qbo_payment_id
+            qbo_id = mirror.qbo_payment_id
+        else:
+            # Known so far only from the invoice's balance: the payment, when read, is linked.
+            give_back = placement.unseen_paid_minor_units
+            placement.unseen_paid_minor_units = 0
+            placement.mirror_pending_minor_units += give_back
+            qbo_id = placement.resolving_qbo_payment_id or placement.cause_qbo_payment_id
         placement.oob_paid_minor_units -= give_back
-        mirror.counted_minor_units = 0
-        mirror.mirror_portal_payment_id = portal.portal_payment_id
-        mirror.updated_at = journal.now
-        portal.mirrored_by_qbo_payment_id = mirror.qbo_payment_id
         owed = placement.balance_minor_units + give_back
         portal.applied_minor_units = min(amount, owed)
         new_balance = owed - portal.applied_minor_units
-        details["qbo_payment_id"] = mirror.qbo_payment_id
+        details["qbo_payment_id"] = qbo_id
         detail = (
             f"portal payment {payment.portal_payment_id} of {_money(placement, amount)} was "
-            f"already recorded in QBO as payment {mirror.qbo_payment_id}; not counted twice, "
+            f"already recorded in QBO (payment {qbo_id or 'not read yet'}); not counted twice, "
             f"{_money(placement, new_balance)} left"
         )
-        change = _Change(
-            Outcome.MIRRORS_PORTAL_PAYMENT,
-            detail,
-            "placement.portal_payment_mirrored",
-            balance=new_balance,
-            details=details,
+        change = await _mirror_change(
+            journal, placement, new_balance, detail, "placement.portal_payment_mirrored", details
         )
-        if status is Status.RESOLVED_OUT_OF_BAND and new_balance <= tol:
-            await _reclassify_oob_resolutions(journal, placement, "reclassified_at")
-            change = _Change(
-                Outcome.MIRRORS_PORTAL_PAYMENT,
-                detail,
-                "placement.portal_payment_mirrored",
-                status=Status.RESOLVED_PAID_PORTAL,
-                balance=new_balance,
-                resolution_reason=PAID_THROUGH_PORTAL,
-                resolving_payment_id="",
-                cause=("", None),
-                details=details,
-            )
         return _decide(journal, placement, change), placement
 
     applied = min(amount, placement.balance_minor_units)
@@ -1611,6 +1660,18 @@ async def _record_portal_payment(
             details=details,
         )
     return _decide(journal, placement, change), placement
+
+
+def _unseen_mirror(journal: Journal, placement: Placement, amount: int, pay_time: datetime) -> bool:
+    """Whether the invoice's balance already dropped by about this amount through a QBO
+    payment not read yet, close enough in time to be the creditor's record of it."""
+    unseen = placement.unseen_paid_minor_units
+    when = placement.qbo_invoice_updated_at
+    return (
+        unseen > 0
+        and abs(unseen - amount) <= journal.tolerance
+        and (when is None or abs(when - pay_time) <= journal.window)
+    )
 
 
 async def _find_qbo_mirror(
@@ -1706,6 +1767,9 @@ async def restore_placement(
         elif status is Status.RESOLVED_OUT_OF_BAND:
             placement.oob_paid_minor_units = max(
                 0, placement.oob_paid_minor_units - (balance - old_balance)
+            )
+            placement.unseen_paid_minor_units = max(
+                0, placement.unseen_paid_minor_units - (balance - old_balance)
             )
         details["excluded_qbo_payment_id"] = cause
         details["excluded_sync_token"] = placement.cause_sync_token or ""

@@ -109,6 +109,8 @@ class Placement(Base):
     # Drops of the QBO balance presumed to be the QBO record of portal payments, awaiting
     # the payment itself.
     mirror_pending_minor_units: Mapped[int] = mapped_column(BigInteger)
+    # Drops of the QBO balance counted as payments QBO links but the matcher has not read yet.
+    unseen_paid_minor_units: Mapped[int] = mapped_column(BigInteger, server_default="0")
     qbo_invoice_sync_token: Mapped[str] = mapped_column(Text)
     qbo_invoice_state: Mapped[str] = mapped_column(Text)
     qbo_invoice_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -219,7 +221,9 @@ class OutOfBandResolution(Base):
     amount_minor_units: Mapped[int] = mapped_column(BigInteger)
     resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     restored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Set when the payment turned out to be the QBO record of a portal payment.
+    # Set when the resolution no longer stands as an out-of-band payment: the QBO payment
+    # turned out to be the record of a portal payment or a credit memo, or it was voided,
+    # deleted or reduced in QBO. Such resolutions leave the reconciliation report.
     reclassified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -7,7 +7,8 @@
   debtor paid directly on the placement (QBO payments applied to it, the QBO records of
   portal payments excluded); the fee follows the out-of-band treatment of the terms
   (full, reduced or waived) and is 0 for a resolution later reversed by a restore. A
-  resolution that turned out to be the QBO record of a portal payment is not listed.
+  resolution that no longer stands (its payment turned out to be the QBO record of a
+  portal payment or a credit memo, or was voided, deleted or reduced in QBO) is not listed.
 """
 
 from __future__ import annotations

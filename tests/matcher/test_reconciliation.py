@@ -187,3 +187,21 @@ async def test_bad_report_request(
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await matcher.stub.GetReconciliationReport(request_)
     assert invalid_field(info) == field
+
+
+async def test_a_resolution_whose_payment_was_voided_earns_no_fee(matcher: Matcher) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    (placement,) = await matcher.place(placement_input("70", 10_000))
+    await matcher.pay(qbo_payment("B", [("70", 10_000)]))
+    await matcher.pay(
+        qbo_payment("B", [], total=0, sync_token="1", state=pb.QBO_ENTITY_STATE_VOIDED)
+    )
+    assert list((await _report(matcher, today)).currencies) == []
+    # The bookkeeper records the real payment: one resolution, one fee.
+    await matcher.pay(qbo_payment("B2", [("70", 10_000)]))
+    (usd,) = (await _report(matcher, today)).currencies
+    assert [(e.qbo_payment_id, e.fee_minor_units) for e in usd.out_of_band_resolutions] == [
+        ("B2", 1_000)
+    ]
+    assert usd.totals.out_of_band_amount_minor_units == 10_000
+    assert (await matcher.get(placement.placement_id)).resolving_qbo_payment_id == "B2"
