@@ -198,7 +198,9 @@ async def integration_deps(
 
     matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
     async with aiohttp.ClientSession() as http:
-        yield IntegrationDeps.create(integration_settings(emulator.url), engine, http, matcher)
+        deps = IntegrationDeps.create(integration_settings(emulator.url), engine, http, matcher)
+        yield deps
+        await deps.inbox_writer.close()
     await matcher.close(None)
 
 

@@ -105,6 +105,7 @@ async def full_stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[S
             await backends.integration.close(None)
             await backends.matcher.close(None)
             await integration.stop(None)
+            await deps.inbox_writer.close()
             await to_matcher.close(None)
             await matcher.stop(None)
             await dashboard.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +89,10 @@ class ErrorMappingInterceptor(_ServerInterceptor):
     aborted on purpose) and ``CancelledError`` pass through untouched.
     """
 
+    def __init__(self) -> None:
+        # The wrapped handler of each method, built once (the server's handlers are fixed).
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> Handler:  # grpc-stubs omit the None returned for unknown methods
@@ -97,6 +100,12 @@ class ErrorMappingInterceptor(_ServerInterceptor):
         if handler is None:
             return None  # type: ignore[return-value]
         method = handler_call_details.method or ""
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = self._wrapped[method] = (handler, self._wrap(handler, method))
+        return cached[1]
+
+    def _wrap(self, handler: Handler, method: str) -> Handler:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, method),
@@ -133,18 +142,12 @@ class ErrorMappingInterceptor(_ServerInterceptor):
         self, behavior: Callable[[Any, Any], Awaitable[Any]], method: str
     ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
             try:
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
                 await self._fail(context, method, exc)
-            finally:
-                log.debug(
-                    "rpc done",
-                    extra={"rpc_method": method, "ms": (time.perf_counter() - started) * 1000},
-                )
 
         return wrapper
 

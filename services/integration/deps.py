@@ -19,6 +19,8 @@ from aicollect.qbo.oauth import IntuitOAuth
 from aicollect.settings import Settings
 from services.integration.budget import RealmBudget
 from services.integration.connections import ConnectionService
+from services.integration.inbox import InboxWriter
+from services.integration.sync.runner import SyncTrigger
 from services.integration.tokens import QboCaller, TokenManager
 
 
@@ -35,8 +37,10 @@ class IntegrationDeps:
     qbo: QboCaller
     connections: ConnectionService
     metrics: IntegrationMetrics
+    inbox_writer: InboxWriter
     matching: matching_grpc.MatchingServiceAsyncStub
     matching_admin: matching_admin_grpc.MatchingAdminServiceAsyncStub
+    sync: SyncTrigger  # queues backfills, wakes the sync scheduler (``sync.runner``)
 
     @classmethod
     def create(
@@ -66,6 +70,7 @@ class IntegrationDeps:
         metrics = IntegrationMetrics()
         api = QboApi(http, settings.qbo_api_base_url, metrics=metrics)
         tokens = TokenManager(engine, sessions, cipher, oauth, metrics=metrics)
+        sync = SyncTrigger(sessions)
         return cls(
             settings=settings,
             engine=engine,
@@ -91,8 +96,11 @@ class IntegrationDeps:
                 api=api,
                 dashboard_url=settings.dashboard_url,
                 state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
+                on_connected=sync.on_connected,
             ),
             metrics=metrics,
+            inbox_writer=InboxWriter(engine.url.render_as_string(hide_password=False)),
             matching=matching_grpc.MatchingServiceStub(matcher_channel),
             matching_admin=matching_admin_grpc.MatchingAdminServiceStub(matcher_channel),
+            sync=sync,
         )

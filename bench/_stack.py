@@ -1,0 +1,154 @@
+"""Shared by the benchmarks: the real multi-process system on free ports, a connected
+tenant, latency statistics and the JSON result file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import jwt
+
+from aicollect.db.embedded import free_port
+from aicollect.localstack import LocalStack
+from aicollect.settings import Settings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    result = {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **result,
+    }
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+@asynccontextmanager
+async def running_stack(
+    *, extra_env: dict[str, str] | None = None, emulator_args: list[str] | None = None
+) -> AsyncIterator[LocalStack]:
+    """The system as ``aicollect run`` starts it, in a temporary data folder."""
+    with tempfile.TemporaryDirectory(prefix="aicollect-bench-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AICOLLECT_", "QBO_"))}
+        env.update(
+            AICOLLECT_DATA_DIR=tmp,
+            AICOLLECT_GATEWAY_PORT=str(free_port()),
+            AICOLLECT_INTEGRATION_ADDR=f"127.0.0.1:{free_port()}",
+            AICOLLECT_MATCHER_ADDR=f"127.0.0.1:{free_port()}",
+            AICOLLECT_EMULATOR_PORT=str(free_port()),
+            AICOLLECT_INTEGRATION_METRICS_PORT="0",
+            AICOLLECT_LOG_LEVEL="WARNING",
+            AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
+            **(extra_env or {}),
+        )
+        if os.environ.get("AICOLLECT_BENCH_DATABASE_URL"):
+            env["AICOLLECT_DATABASE_URL"] = os.environ["AICOLLECT_BENCH_DATABASE_URL"]
+        settings = Settings.from_env(env)
+        stack = LocalStack(settings, env=env, seed_demo=False, emulator_args=emulator_args)
+        if not await stack.start():
+            raise SystemExit("the stack did not start; see the log above")
+        try:
+            yield stack
+        finally:
+            await stack.stop()
+
+
+def bearer(stack: LocalStack, tenant_id: str) -> str:
+    claims = {"sub": "bench", "tenant_id": tenant_id, "exp": int(time.time()) + 3600}
+    return "Bearer " + jwt.encode(claims, stack.env["AICOLLECT_JWT_SECRET"], algorithm="HS256")
+
+
+async def admin_call(stack: LocalStack, method: str, request: Any) -> Any:
+    from aicollect.integration.v1 import admin_service_pb2_grpc as agrpc
+    from aicollect.rpc.client import internal_channel
+
+    addr = stack.env["AICOLLECT_INTEGRATION_ADDR"]
+    async with internal_channel(addr, stack.env["AICOLLECT_INTERNAL_TOKEN"]) as channel:
+        return await getattr(agrpc.AdminServiceStub(channel), method)(request)
+
+
+async def connect_tenant(stack: LocalStack, tenant_id: str, realm_id: str) -> None:
+    """Enables the tenant and connects it to ``realm_id`` through the gateway's OAuth flow."""
+    from aicollect.integration.v1 import admin_service_pb2 as apb
+
+    await admin_call(
+        stack,
+        "SetTenantSettings",
+        apb.SetTenantSettingsRequest(
+            tenant_id=tenant_id, qbo_enabled=True, actor="bench", reason="benchmark"
+        ),
+    )
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{stack.gateway_url}/v1/integrations/qbo/connect-url",
+            headers={"Authorization": bearer(stack, tenant_id)},
+        ) as resp:
+            authorize = (await resp.json())["authorize_url"]
+        url = f"{authorize}&emulator_decision=allow&emulator_realm={realm_id}"
+        async with http.get(url, allow_redirects=False) as resp:
+            callback = resp.headers["Location"]
+        async with http.get(callback, allow_redirects=False) as resp:
+            landed = resp.headers["Location"]
+    if parse_qs(urlsplit(landed).query).get("qbo") != ["connected"]:
+        raise SystemExit(f"could not connect the benchmark tenant: {landed}")
+
+
+async def create_company(
+    stack: LocalStack, *, realm_id: str, customers: int, invoices: int, overdue: float = 0.3
+) -> None:
+    assert stack.emulator_url is not None
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{stack.emulator_url}/_emulator/companies",
+            json={
+                "realm_id": realm_id,
+                "name": "Bench Co",
+                "customers": customers,
+                "invoices": invoices,
+                "overdue_fraction": overdue,
+                "seed": 7,
+            },
+            timeout=aiohttp.ClientTimeout(total=600),
+        ) as resp,
+    ):
+        if resp.status not in (200, 201):
+            raise SystemExit(f"emulator refused the company: {await resp.text()}")
+
+
+def port_of(url: str) -> int:
+    return int(urlsplit(url).port or 80)
+
+
+__all__ = [
+    "admin_call",
+    "bearer",
+    "connect_tenant",
+    "create_company",
+    "percentile",
+    "port_of",
+    "running_stack",
+    "write_result",
+]
