@@ -54,12 +54,26 @@ class AuditRow(Protocol):
     def __init__(self, **kwargs: Any) -> None: ...
 
 
+def check_text(value: str, field: str, max_len: int) -> str:
+    """Free text we store (actors, reasons): stripped, bounded, no NUL (PostgreSQL refuses it)."""
+    value = value.strip()
+    if "\x00" in value:
+        raise InvalidArgument(f"{field} must not contain NUL characters", field=field)
+    if len(value) > max_len:
+        raise InvalidArgument(f"{field} is at most {max_len} characters", field=field)
+    return value
+
+
 def require_actor_and_reason(actor: str, reason: str) -> tuple[str, str]:
     actor, reason = actor.strip(), reason.strip()
     if not actor:
         raise InvalidArgument("actor is required (who is making this change)", field="actor")
     if not reason:
         raise InvalidArgument("reason is required (why this change is made)", field="reason")
+    if "\x00" in actor or "\x00" in reason or not actor.isprintable():
+        raise InvalidArgument(
+            "actor must be printable and neither may contain NUL characters", field="actor"
+        )
     if len(actor) > 200 or len(reason) > 2000:
         raise InvalidArgument("actor or reason too long (200 / 2000 characters)", field="reason")
     return actor, reason

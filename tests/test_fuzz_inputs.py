@@ -1,0 +1,211 @@
+"""Property-based and mutation fuzzing of what strangers can send us: the webhook endpoint,
+the OAuth callback and the RPCs' inputs. No crash, no 500, nothing stored without a valid
+signature, and a clear error every time."""
+
+from __future__ import annotations
+
+import base64
+import json
+import string
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import aiohttp
+import grpc
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from aicollect.integration.v1 import admin_service_pb2 as apb
+from aicollect.integration.v1 import admin_service_pb2_grpc as agrpc
+from aicollect.integration.v1 import integration_service_pb2 as pb
+from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
+from aicollect.rpc.client import internal_channel
+from services.integration.models import InboxEvent
+from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator
+from tests.stack import Stack, enable_tenant, full_stack
+from tests.test_connection_lifecycle import connect
+from tests.webhooks.test_inbox import cloud_events, sign
+
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest_asyncio.fixture
+async def stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Stack]:
+    async with full_stack(engine, emulator) as s:
+        await enable_tenant(s, "acme")
+        async with internal_channel(s.integration_addr, INTERNAL_TOKEN) as channel:
+            assert (await connect(channel, "acme")).connected
+        yield s
+
+
+async def _post(stack: Stack, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{stack.gateway_url}/v1/webhooks/qbo", data=body, headers=headers) as resp,
+    ):
+        text = await resp.text()
+        return resp.status, text
+
+
+async def _stored(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int(
+            (await session.execute(select(func.count()).select_from(InboxEvent))).scalar_one()
+        )
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+EVENT_KEYS = ["specversion", "id", "type", "time", "intuitentityid", "intuitaccountid", "data"]
+
+
+def _mutations() -> st.SearchStrategy[bytes]:
+    """Valid deliveries with one field removed, retyped or replaced; and arbitrary bytes."""
+    base = json.loads(cloud_events(("Payment", "1", "created"), ("Invoice", "2", "voided")))
+
+    @st.composite
+    def mutated(draw: st.DrawFn) -> bytes:
+        events = json.loads(json.dumps(base))
+        event = events[draw(st.integers(0, len(events) - 1))]
+        key = draw(st.sampled_from(EVENT_KEYS))
+        action = draw(st.sampled_from(["drop", "replace"]))
+        if action == "drop":
+            event.pop(key, None)
+        else:
+            event[key] = draw(json_values)
+        return json.dumps(events).encode()
+
+    return st.one_of(
+        mutated(),
+        st.binary(max_size=300),
+        json_values.map(lambda v: json.dumps(v).encode()),
+    )
+
+
+@FUZZ
+@given(body=_mutations())
+async def test_signed_garbage_never_crashes_and_is_only_stored_when_valid(
+    stack: Stack, sessions: async_sessionmaker[AsyncSession], body: bytes
+) -> None:
+    before = await _stored(sessions)
+    status, text = await _post(stack, body, {"intuit-signature": sign(body)})
+    assert status in (200, 400), text
+    assert "Traceback" not in text
+    if status == 400:
+        assert json.loads(text)["error"]["message"]
+        assert await _stored(sessions) == before
+
+
+@FUZZ
+@given(
+    body=_mutations() | st.just(cloud_events(("Payment", "9", "created"))),
+    signature=st.one_of(
+        st.none(),
+        st.text(alphabet=string.ascii_letters + string.digits + "+/= -_.", max_size=60),
+        st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+    ),
+)
+async def test_nothing_is_stored_without_a_valid_signature(
+    stack: Stack, sessions: async_sessionmaker[AsyncSession], body: bytes, signature: str | None
+) -> None:
+    headers = {} if signature is None else {"intuit-signature": signature}
+    status, text = await _post(stack, body, headers)
+    assert status == 401, text
+    assert await _stored(sessions) == 0
+
+
+@FUZZ
+@given(
+    params=st.dictionaries(
+        st.sampled_from(
+            ["code", "state", "realmId", "error", "error_description", "redirect_uri", "next"]
+        ),
+        st.text(alphabet=string.printable, max_size=200),
+        max_size=6,
+    )
+)
+async def test_callback_always_lands_on_the_dashboard(stack: Stack, params: dict[str, str]) -> None:
+    url = f"{stack.gateway_url}/v1/integrations/qbo/callback?{urlencode(params)}"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(url, allow_redirects=False) as resp,
+    ):
+        assert resp.status == 302
+        location = resp.headers["Location"]
+    assert location.startswith(stack.dashboard_url + "?")
+    query = parse_qs(urlsplit(location).query)
+    assert query["qbo"] == ["error"]
+    assert query["reason"][0] in {
+        "invalid_state",
+        "expired_state",
+        "state_already_used",
+        "access_denied",
+        "authorization_error",
+        "missing_realm",
+    }
+
+
+@FUZZ
+@given(tenant=st.text(max_size=300), actor=st.text(max_size=50), reason=st.text(max_size=50))
+@example(tenant="acme", actor="a\x00b", reason="r")
+@example(tenant="acme", actor="support", reason="nul\x00here")
+@example(tenant="t\x00", actor="", reason="")
+async def test_rpc_inputs_get_clear_errors_never_internal(
+    stack: Stack, tenant: str, actor: str, reason: str
+) -> None:
+    async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as channel:
+        calls: list[Awaitable[Any]] = [
+            igrpc.IntegrationServiceStub(channel).GetConnectionStatus(
+                pb.GetConnectionStatusRequest(tenant_id=tenant)
+            ),
+            igrpc.IntegrationServiceStub(channel).CreateConnectUrl(
+                pb.CreateConnectUrlRequest(tenant_id=tenant, actor=actor)
+            ),
+            agrpc.AdminServiceStub(channel).SetTenantSettings(
+                apb.SetTenantSettingsRequest(
+                    tenant_id=tenant, qbo_enabled=False, actor=actor, reason=reason
+                )
+            ),
+            igrpc.IntegrationServiceStub(channel).Disconnect(
+                pb.DisconnectRequest(tenant_id=tenant, actor=actor, reason=reason)
+            ),
+        ]
+        for call in calls:
+            outcome = await _outcome(call)
+            assert outcome[0] in {
+                "OK",
+                "INVALID_ARGUMENT",
+                "NOT_FOUND",
+                "FAILED_PRECONDITION",
+            }, outcome
+            assert outcome[0] == "OK" or outcome[1]
+
+
+async def _outcome(call: Awaitable[Any]) -> tuple[str, str]:
+    try:
+        await call
+    except grpc.aio.AioRpcError as exc:
+        return exc.code().name, exc.details() or ""
+    return "OK", ""
+
+
+@pytest.mark.parametrize("realm", [REALM_ID])
+async def test_a_valid_delivery_after_the_fuzzing_still_works(stack: Stack, realm: str) -> None:
+    body = cloud_events(("Payment", "42", "created"), realm=realm)
+    status, text = await _post(stack, body, {"intuit-signature": sign(body)})
+    assert status == 200
+    assert json.loads(text)["stored"] == 1
