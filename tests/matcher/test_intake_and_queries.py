@@ -89,23 +89,21 @@ async def test_an_older_invoice_version_does_not_overwrite_newer_fields(matcher:
     assert (await matcher.get(result.placement_id)).doc_number == "A-2"
 
 
-@pytest.mark.parametrize(
-    ("item", "field"),
-    [
-        (pb.PlacementInput(), "placements[1].qbo_invoice_id"),
-        (placement_input("9", 100, customer=""), "placements[1].qbo_customer_id"),
-        (placement_input("9", -5), "placements[1].total_amount.minor_units"),
-        (placement_input("9", 0, total=100), "placements[1].balance.minor_units"),
-        (placement_input("9", 100, currency="usd"), "placements[1].total_amount.currency_code"),
-        (placement_input("70", 100), "placements[1].qbo_invoice_id"),
-    ],
-)
-async def test_an_invalid_item_fails_the_whole_batch(
-    matcher: Matcher, item: pb.PlacementInput, field: str
-) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await _upsert(matcher, placement_input("70", 10_000), item)
-    assert invalid_field(info) == field
+INVALID_ITEMS: list[tuple[pb.PlacementInput, str]] = [
+    (pb.PlacementInput(), "placements[1].qbo_invoice_id"),
+    (placement_input("9", 100, customer=""), "placements[1].qbo_customer_id"),
+    (placement_input("9", -5), "placements[1].total_amount.minor_units"),
+    (placement_input("9", 0, total=100), "placements[1].balance.minor_units"),
+    (placement_input("9", 100, currency="usd"), "placements[1].total_amount.currency_code"),
+    (placement_input("70", 100), "placements[1].qbo_invoice_id"),
+]
+
+
+async def test_an_invalid_item_fails_the_whole_batch(matcher: Matcher) -> None:
+    for item, field in INVALID_ITEMS:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await _upsert(matcher, placement_input("70", 10_000), item)
+        assert invalid_field(info) == field
     listed = await matcher.stub.ListPlacements(pb.ListPlacementsRequest(tenant_id=TENANT))
     assert list(listed.placements) == []
 

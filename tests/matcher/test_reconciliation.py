@@ -147,46 +147,44 @@ async def test_day_bounds_follow_the_time_zone(matcher: Matcher) -> None:
     assert list(empty.currencies) == []
 
 
-@pytest.mark.parametrize(
-    ("request_", "field"),
-    [
-        (pb.GetReconciliationReportRequest(day="2026-03-08", fee_terms=TERMS), "tenant_id"),
-        (pb.GetReconciliationReportRequest(tenant_id="a", fee_terms=TERMS), "day"),
-        (pb.GetReconciliationReportRequest(tenant_id="a", day="8/3/2026", fee_terms=TERMS), "day"),
-        (
-            pb.GetReconciliationReportRequest(
-                tenant_id="a", day="2026-03-08", time_zone="Mars/Olympus", fee_terms=TERMS
-            ),
-            "time_zone",
+BAD_REQUESTS: list[tuple[pb.GetReconciliationReportRequest, str]] = [
+    (pb.GetReconciliationReportRequest(day="2026-03-08", fee_terms=TERMS), "tenant_id"),
+    (pb.GetReconciliationReportRequest(tenant_id="a", fee_terms=TERMS), "day"),
+    (pb.GetReconciliationReportRequest(tenant_id="a", day="8/3/2026", fee_terms=TERMS), "day"),
+    (
+        pb.GetReconciliationReportRequest(
+            tenant_id="a", day="2026-03-08", time_zone="Mars/Olympus", fee_terms=TERMS
         ),
-        (pb.GetReconciliationReportRequest(tenant_id="a", day="2026-03-08"), "fee_terms"),
-        (
-            pb.GetReconciliationReportRequest(
-                tenant_id="a",
-                day="2026-03-08",
-                fee_terms=pb.FeeTerms(contingency_fee_basis_points=2_500),
-            ),
-            "fee_terms.out_of_band_fee_treatment",
+        "time_zone",
+    ),
+    (pb.GetReconciliationReportRequest(tenant_id="a", day="2026-03-08"), "fee_terms"),
+    (
+        pb.GetReconciliationReportRequest(
+            tenant_id="a",
+            day="2026-03-08",
+            fee_terms=pb.FeeTerms(contingency_fee_basis_points=2_500),
         ),
-        (
-            pb.GetReconciliationReportRequest(
-                tenant_id="a",
-                day="2026-03-08",
-                fee_terms=pb.FeeTerms(
-                    contingency_fee_basis_points=-1,
-                    out_of_band_fee_treatment=pb.OUT_OF_BAND_FEE_TREATMENT_FULL,
-                ),
+        "fee_terms.out_of_band_fee_treatment",
+    ),
+    (
+        pb.GetReconciliationReportRequest(
+            tenant_id="a",
+            day="2026-03-08",
+            fee_terms=pb.FeeTerms(
+                contingency_fee_basis_points=-1,
+                out_of_band_fee_treatment=pb.OUT_OF_BAND_FEE_TREATMENT_FULL,
             ),
-            "fee_terms.contingency_fee_basis_points",
         ),
-    ],
-)
-async def test_bad_report_request(
-    matcher: Matcher, request_: pb.GetReconciliationReportRequest, field: str
-) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await matcher.stub.GetReconciliationReport(request_)
-    assert invalid_field(info) == field
+        "fee_terms.contingency_fee_basis_points",
+    ),
+]
+
+
+async def test_bad_report_request(matcher: Matcher) -> None:
+    for request, field in BAD_REQUESTS:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await matcher.stub.GetReconciliationReport(request)
+        assert invalid_field(info) == field
 
 
 async def test_a_resolution_whose_payment_was_voided_earns_no_fee(matcher: Matcher) -> None:

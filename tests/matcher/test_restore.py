@@ -144,23 +144,18 @@ async def test_only_resolved_or_review_placements_can_be_restored(matcher: Match
         assert reason_of(info) == "PLACEMENT_NOT_RESTORABLE"
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [
-        ({"actor": " "}, "actor"),
-        ({"reason": ""}, "reason"),
-        ({"version": 0}, "expected_version"),
-    ],
-)
-async def test_restore_requires_actor_reason_and_version(
-    matcher: Matcher, kwargs: dict[str, object], field: str
-) -> None:
+async def test_restore_requires_actor_reason_and_version(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("163", [("70", 10_000)]))
     resolved = await matcher.get(placement.placement_id)
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await matcher.restore(resolved, **kwargs)  # type: ignore[arg-type]
-    assert invalid_field(info) == field
+    for field, actor, reason, version in (
+        ("actor", " ", "ticket 1", resolved.version),
+        ("reason", "dana@support", "", resolved.version),
+        ("expected_version", "dana@support", "ticket 1", 0),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await matcher.restore(resolved, actor=actor, reason=reason, version=version)
+        assert invalid_field(info) == field
     assert await matcher.get(placement.placement_id) == resolved
 
 
