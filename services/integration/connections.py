@@ -11,6 +11,7 @@ import hashlib
 import logging
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -91,6 +92,9 @@ class ConnectionService:
     api: QboApi
     dashboard_url: str
     state_ttl: timedelta = timedelta(minutes=10)
+    # Called after every successful connect (the sync queues the backfill); never blocks
+    # on the backfill itself, and its failure never undoes the connection.
+    on_connected: Callable[[str, str], Awaitable[None]] | None = None
 
     # -- connect -------------------------------------------------------------------------
 
@@ -218,6 +222,11 @@ class ConnectionService:
         if replaced is not None:
             await self._revoke_pending(replaced)
         log.info("connected", extra={"tenant_id": tenant_id, "realm_id": realm_id})
+        if self.on_connected is not None:
+            try:
+                await self.on_connected(tenant_id, realm_id)
+            except Exception:  # the sync scheduler also finds connected realms by itself
+                log.exception("could not queue the backfill", extra={"tenant_id": tenant_id})
         return ConnectOutcome(
             with_query(self.dashboard_url, qbo="connected"),
             True,

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, LargeBinary, MetaData, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -148,3 +159,84 @@ class InboxEvent(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class PlacementRulesRow(Base):
+    """A tenant's placement rules (``sync.rules.PlacementRules`` as JSON), versioned."""
+
+    __tablename__ = "placement_rules"
+
+    tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class SyncState(Base):
+    """The inbound sync of one tenant's realm: backfill progress and checkpoint, CDC cursor.
+
+    ``backfill_phase``: ``not_started``, ``pending`` (requested, not yet picked up),
+    ``running`` (resumes from ``backfill_next_position`` after a crash), ``completed``,
+    ``failed`` (resumes from its checkpoint at ``backfill_next_attempt_at``).
+    ``cdc_high_water`` is QBO's own response ``time`` (never our clock); ``company_time``
+    with ``company_time_seen_at`` is the last QBO time seen and when, from which the
+    company's today is derived. ``overdue_through``: every invoice due on or before this
+    date was considered for placement.
+    """
+
+    __tablename__ = "sync_states"
+
+    tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    realm_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    backfill_phase: Mapped[str] = mapped_column(Text, default="not_started")
+    backfill_run_id: Mapped[str] = mapped_column(Text, default="")
+    backfill_requested_by: Mapped[str] = mapped_column(Text, default="")
+    backfill_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    backfill_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    backfill_invoices_seen: Mapped[int] = mapped_column(BigInteger, default=0)
+    backfill_placements_created: Mapped[int] = mapped_column(BigInteger, default=0)
+    backfill_last_error: Mapped[str] = mapped_column(Text, default="")
+    backfill_company_date: Mapped[date | None] = mapped_column(Date)
+    backfill_next_position: Mapped[int] = mapped_column(BigInteger, default=1)
+    backfill_last_invoice_id: Mapped[str] = mapped_column(Text, default="")
+    backfill_attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+    backfill_next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cdc_high_water: Mapped[str | None] = mapped_column(Text)
+    cdc_last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cdc_next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cdc_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    cdc_last_error: Mapped[str] = mapped_column(Text, default="")
+    cdc_polls: Mapped[int] = mapped_column(BigInteger, default=0)
+    cdc_objects_applied: Mapped[int] = mapped_column(BigInteger, default=0)
+    overdue_through: Mapped[date | None] = mapped_column(Date)
+    company_time: Mapped[str | None] = mapped_column(Text)
+    company_time_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class PlacedInvoice(Base):
+    """An invoice the sync has placed (the matcher's placement id), by customer.
+
+    Lets a customer edit reach exactly the placements of that customer, a re-sync after a
+    long gap find placed invoices that were deleted in QBO, and a repeated backfill skip
+    the invoices whose version the matcher already has.
+    """
+
+    __tablename__ = "placed_invoices"
+    __table_args__ = (
+        Index("ix_placed_invoices_customer", "tenant_id", "realm_id", "qbo_customer_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    realm_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    qbo_invoice_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    qbo_customer_id: Mapped[str] = mapped_column(Text)
+    placement_id: Mapped[str] = mapped_column(Text)
+    # The invoice version (QBO SyncToken) the matcher was last given for this placement.
+    sync_token: Mapped[str] = mapped_column(Text, default="")

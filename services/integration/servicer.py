@@ -9,12 +9,14 @@ from typing import Any, NoReturn
 
 import grpc
 
-from aicollect.errors import NotImplementedYet
+from aicollect.errors import InvalidArgument, NotImplementedYet
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
 from aicollect.rpc.convert import timestamp
 from services.integration import inbox
 from services.integration.deps import IntegrationDeps
+from services.integration.sync import convert as sync_pb
+from services.integration.sync import preview, rules, service
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -98,7 +100,8 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         self, request: pb.GetConnectionStatusRequest, context: Context
     ) -> pb.GetConnectionStatusResponse:
         view = await self._deps.connections.status(request.tenant_id)
-        return pb.GetConnectionStatusResponse(
+        progress = await service.progress(self._deps, view.tenant_id, view.realm_id)
+        reply = pb.GetConnectionStatusResponse(
             tenant_id=view.tenant_id,
             state=STATE[view.state],
             state_detail=view.state_detail,
@@ -110,9 +113,12 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             refresh_token_expire_time=timestamp(view.refresh_token_expire_time),
             qbo_enabled=view.qbo_enabled,
             qbo_kill_switch=view.qbo_kill_switch,
-            backfill=pb.BackfillProgress(phase=pb.BACKFILL_PHASE_NOT_STARTED),
+            backfill=sync_pb.backfill_pb(progress.backfill),
             sync=await self._sync_health(view.tenant_id),
         )
+        if progress.last_cdc_poll_time is not None:
+            reply.sync.last_cdc_poll_time.FromDatetime(progress.last_cdc_poll_time)
+        return reply
 
     async def _sync_health(self, tenant_id: str) -> pb.SyncHealth:
         async with self._deps.sessions() as session:
@@ -146,19 +152,48 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         )
 
     async def SyncNow(self, request: pb.SyncNowRequest, context: Context) -> pb.SyncNowResponse:
-        _later("SyncNow", 5)
+        started, progress = await service.sync_now(
+            self._deps, request.tenant_id, sync_pb.sync_mode(request.mode), request.actor
+        )
+        return pb.SyncNowResponse(started=started, backfill=sync_pb.backfill_pb(progress.backfill))
 
     async def PreviewPlacements(
         self, request: pb.PreviewPlacementsRequest, context: Context
     ) -> pb.PreviewPlacementsResponse:
-        _later("PreviewPlacements", 5)
+        override = (
+            rules.rules_from_pb(request.rules_override, "rules_override")
+            if request.HasField("rules_override")
+            else None
+        )
+        page = await preview.preview(
+            self._deps, request.tenant_id, override, request.page_size, request.page_token
+        )
+        return sync_pb.preview_reply(page)
 
     async def GetPlacementRules(
         self, request: pb.GetPlacementRulesRequest, context: Context
     ) -> pb.GetPlacementRulesResponse:
-        _later("GetPlacementRules", 5)
+        async with self._deps.sessions() as session:
+            stored = await rules.get_rules(session, request.tenant_id)
+        return sync_pb.rules_reply(stored)
 
     async def SetPlacementRules(
         self, request: pb.SetPlacementRulesRequest, context: Context
     ) -> pb.SetPlacementRulesResponse:
-        _later("SetPlacementRules", 5)
+        if not request.HasField("rules"):
+            raise InvalidArgument("rules is required", field="rules")
+        new_rules = rules.rules_from_pb(request.rules)
+        async with self._deps.sessions.begin() as session:
+            stored = await rules.set_rules(
+                session,
+                request.tenant_id,
+                new_rules,
+                expected_version=request.expected_version,
+                actor=request.actor,
+                reason=request.reason,
+            )
+        return pb.SetPlacementRulesResponse(
+            rules=stored.rules.to_pb(),
+            version=stored.version,
+            update_time=timestamp(stored.update_time),
+        )

@@ -7,6 +7,7 @@ import contextlib
 import logging
 
 from services.integration.deps import IntegrationDeps
+from services.integration.sync.runner import SyncRunner
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,12 @@ async def revocation_retrier(deps: IntegrationDeps, stop: asyncio.Event) -> None
 
 
 def start_workers(deps: IntegrationDeps, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    return [asyncio.create_task(revocation_retrier(deps, stop), name="revocation-retrier")]
+    return [
+        asyncio.create_task(revocation_retrier(deps, stop), name="revocation-retrier"),
+        # Backfills and CDC polls (sync.runner): due work found in the database, so a
+        # backfill a crashed replica left running resumes from its checkpoint here.
+        asyncio.create_task(SyncRunner(deps).run(stop), name="sync-scheduler"),
+    ]
 
 
 async def stop_workers(tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace: float) -> None:

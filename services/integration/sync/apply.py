@@ -1,0 +1,599 @@
+"""Apply QBO entities "as now known" to the matcher: the one path every sync takes.
+
+The backfill, the CDC poll and the webhook processor all end here. Entry points:
+
+* ``apply_entity(deps, tenant_id, realm_id, entity, entity_id, json_or_none, source)`` for
+  one entity (``None``: deleted), e.g. after a webhook read;
+* ``apply_invoice`` / ``apply_customer`` / ``apply_payment`` / ``apply_credit_memo``: the
+  same for one entity JSON (a ``{"Id": ..., "status": "Deleted"}`` stub means deleted);
+* the batch forms ``apply_invoices`` / ``apply_customers`` / ``apply_payments`` /
+  ``apply_credit_memos`` on a :class:`SyncContext` (CDC and backfill use these).
+
+What each entity means:
+
+* Invoice: when it is overdue on the company's today and passes the tenant's rules it is
+  upserted as a placement (``UpsertPlacements``, with the customer's contact), and, when the
+  placement already existed, its amounts go through ``ApplyAccountingInvoice`` (upserts
+  never change amounts). Any other state -- paid, edited below the rules, voided,
+  deleted -- goes through ``ApplyAccountingInvoice``; the matcher decides.
+* Customer: the placements of that customer's invoices get the new contact (upsert).
+* Payment: ``ApplyAccountingPayment`` with the payment as now known (voided, deleted too).
+* CreditMemo: the matcher has no credit-memo call; an applied memo shows up as a Payment
+  and as changed invoice balances. The memo's linked invoices and its customer's placed
+  invoices are re-read and applied, so the matcher converges whatever order things come in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from aicollect.errors import Unavailable
+from aicollect.matching.v1 import matching_service_pb2 as mpb
+from services.integration.budget import Priority
+from services.integration.models import PlacedInvoice
+from services.integration.sync import mapping, state
+from services.integration.sync.qbo import QboReader
+from services.integration.sync.rules import PlacementRules, get_rules
+
+if TYPE_CHECKING:
+    from services.integration.deps import IntegrationDeps
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+T = TypeVar("T")
+
+SOURCES = {
+    "webhook": mpb.CHANGE_SOURCE_WEBHOOK,
+    "cdc": mpb.CHANGE_SOURCE_CDC,
+    "backfill": mpb.CHANGE_SOURCE_BACKFILL,
+    "replay": mpb.CHANGE_SOURCE_REPLAY,
+}
+UPSERT_BATCH = 1000  # the matcher's limit per UpsertPlacements call
+UPSERT_PARALLEL = 250  # a full batch is sent as concurrent calls of this size
+APPLY_CONCURRENCY = 8
+MATCHER_TIMEOUT_S = 120.0
+CUSTOMER_CACHE = 5000
+_RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.CANCELLED,
+}
+
+
+@dataclass
+class ApplyStats:
+    invoices_seen: int = 0
+    placements_created: int = 0
+    placements_updated: int = 0
+    invoice_decisions: int = 0
+    payment_decisions: int = 0
+    contacts_refreshed: int = 0
+    skipped: int = 0
+
+    def add(self, other: ApplyStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class SyncContext:
+    """What applying changes for one realm needs: rules, the company's today, a reader
+    (at the caller's priority), the source recorded in the matcher's audit, and a
+    bounded cache of customers."""
+
+    def __init__(
+        self,
+        deps: IntegrationDeps,
+        tenant_id: str,
+        realm_id: str,
+        *,
+        rules: PlacementRules,
+        today: date,
+        source: str,
+        source_event_id: str = "",
+        reader: QboReader,
+    ) -> None:
+        self.deps = deps
+        self.tenant_id = tenant_id
+        self.realm_id = realm_id
+        self.rules = rules
+        self.today = today
+        self.source = SOURCES[source]
+        self.source_event_id = source_event_id
+        self.reader = reader
+        self._customers: OrderedDict[str, Json | None] = OrderedDict()
+
+    @classmethod
+    async def open(
+        cls,
+        deps: IntegrationDeps,
+        tenant_id: str,
+        realm_id: str,
+        *,
+        source: str,
+        priority: Priority,
+        source_event_id: str = "",
+    ) -> SyncContext:
+        """Loads the rules and the company's today (asking QBO when the clock is stale)."""
+        reader = QboReader(deps, tenant_id, realm_id, priority)
+        async with deps.sessions() as session:
+            stored = await get_rules(session, tenant_id)
+            clock = state.clock_of(await state.load(session, tenant_id, realm_id))
+        if clock is None or not state.clock_fresh(clock):
+            clock = await observe_company_time(deps, reader)
+        return cls(
+            deps,
+            tenant_id,
+            realm_id,
+            rules=stored.rules,
+            today=clock.today(),
+            source=source,
+            source_event_id=source_event_id,
+            reader=reader,
+        )
+
+    # -- customers ----------------------------------------------------------------------
+
+    def remember_customers(self, customers: Iterable[Json]) -> None:
+        for customer in customers:
+            self._remember(mapping.entity_id(customer), customer)
+
+    def _remember(self, customer_id: str, customer: Json | None) -> None:
+        self._customers[customer_id] = customer
+        self._customers.move_to_end(customer_id)
+        while len(self._customers) > CUSTOMER_CACHE:
+            self._customers.popitem(last=False)
+
+    async def customers(self, ids: Iterable[str]) -> dict[str, Json | None]:
+        """The customers with these ids (None for one QBO no longer has), batched reads."""
+        wanted = [i for i in dict.fromkeys(ids) if i]
+        missing = [i for i in wanted if i not in self._customers]
+        if missing:
+            found = await self.reader.by_ids("Customer", missing)
+            for customer_id in missing:
+                self._remember(customer_id, found.get(customer_id))
+        return {i: self._customers.get(i) for i in wanted}
+
+    # -- matcher calls ------------------------------------------------------------------
+
+    async def _matcher(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _RETRYABLE:
+                raise Unavailable(
+                    f"the matcher did not take {what} ({exc.code().name}); retrying later",
+                    retry_after_seconds=5,
+                ) from None
+            raise
+
+    async def upsert(self, inputs: Sequence[mpb.PlacementInput]) -> list[mpb.UpsertResult]:
+        """``UpsertPlacements`` in batches; a batch the matcher refuses is retried item by
+        item so one malformed invoice cannot hold the others back."""
+        results: list[mpb.UpsertResult] = []
+        for start in range(0, len(inputs), UPSERT_BATCH):
+            batch = inputs[start : start + UPSERT_BATCH]
+            parts = [batch[i : i + UPSERT_PARALLEL] for i in range(0, len(batch), UPSERT_PARALLEL)]
+            replies = await asyncio.gather(*(self._upsert_part(part) for part in parts))
+            for reply in replies:
+                results.extend(reply)
+        return results
+
+    async def _upsert_part(self, part: Sequence[mpb.PlacementInput]) -> list[mpb.UpsertResult]:
+        request = mpb.UpsertPlacementsRequest(
+            tenant_id=self.tenant_id, realm_id=self.realm_id, placements=part
+        )
+        try:
+            reply = await self._matcher(
+                "the placements",
+                lambda: self.deps.matching.UpsertPlacements(request, timeout=MATCHER_TIMEOUT_S),
+            )
+            return list(reply.results)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            if len(part) == 1:
+                log.error(
+                    "the matcher refused an invoice",
+                    extra={
+                        "tenant_id": self.tenant_id,
+                        "realm_id": self.realm_id,
+                        "qbo_invoice_id": part[0].qbo_invoice_id,
+                        "detail": exc.details(),
+                    },
+                )
+                return []
+            out: list[mpb.UpsertResult] = []
+            for item in part:
+                out.extend(await self._upsert_part([item]))
+            return out
+
+    async def apply_invoice_state(self, invoice: mpb.QboInvoice) -> int:
+        request = mpb.ApplyAccountingInvoiceRequest(
+            tenant_id=self.tenant_id,
+            realm_id=self.realm_id,
+            invoice=invoice,
+            source=self.source,
+            source_event_id=self.source_event_id,
+        )
+        return await self._decide(
+            f"invoice {invoice.qbo_invoice_id}",
+            lambda: self.deps.matching.ApplyAccountingInvoice(request, timeout=MATCHER_TIMEOUT_S),
+        )
+
+    async def apply_payment_state(self, payment: mpb.QboPayment) -> int:
+        request = mpb.ApplyAccountingPaymentRequest(
+            tenant_id=self.tenant_id,
+            realm_id=self.realm_id,
+            payment=payment,
+            source=self.source,
+            source_event_id=self.source_event_id,
+        )
+        return await self._decide(
+            f"payment {payment.qbo_payment_id}",
+            lambda: self.deps.matching.ApplyAccountingPayment(request, timeout=MATCHER_TIMEOUT_S),
+        )
+
+    async def _decide(self, what: str, call: Callable[[], Awaitable[Any]]) -> int:
+        """A decision call; -1 when the matcher refuses the entity as malformed (logged)."""
+        try:
+            reply = await self._matcher(what, call)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                grpc.StatusCode.FAILED_PRECONDITION,
+            ):
+                raise
+            log.error(
+                "the matcher refused an accounting change",
+                extra={
+                    "tenant_id": self.tenant_id,
+                    "realm_id": self.realm_id,
+                    "what": what,
+                    "detail": exc.details(),
+                },
+            )
+            return -1
+        return len(reply.decisions)
+
+    async def placed(
+        self, *, customer_ids: Sequence[str] = (), invoice_ids: Sequence[str] = ()
+    ) -> dict[str, str]:
+        """Placed invoices (invoice id -> customer id) of these customers or ids."""
+        if not customer_ids and not invoice_ids:
+            return {}
+        conditions = []
+        if customer_ids:
+            conditions.append(PlacedInvoice.qbo_customer_id.in_(list(customer_ids)))
+        if invoice_ids:
+            conditions.append(PlacedInvoice.qbo_invoice_id.in_(list(invoice_ids)))
+        async with self.deps.sessions() as session:
+            rows = await session.execute(
+                select(PlacedInvoice.qbo_invoice_id, PlacedInvoice.qbo_customer_id).where(
+                    PlacedInvoice.tenant_id == self.tenant_id,
+                    PlacedInvoice.realm_id == self.realm_id,
+                    or_(*conditions),
+                )
+            )
+            return dict(rows.tuples().all())
+
+    async def delivered_versions(self, invoice_ids: Sequence[str]) -> dict[str, str]:
+        """The invoice version the matcher was last given, for placed invoices."""
+        if not invoice_ids:
+            return {}
+        async with self.deps.sessions() as session:
+            rows = await session.execute(
+                select(PlacedInvoice.qbo_invoice_id, PlacedInvoice.sync_token).where(
+                    PlacedInvoice.tenant_id == self.tenant_id,
+                    PlacedInvoice.realm_id == self.realm_id,
+                    PlacedInvoice.qbo_invoice_id.in_(list(invoice_ids)),
+                )
+            )
+            return dict(rows.tuples().all())
+
+    async def record_placed(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
+        """Remembers placed invoices: (invoice id, customer id, placement id, the version
+        the matcher now has)."""
+        if not rows:
+            return
+        insert = pg_insert(PlacedInvoice)
+        statement = insert.on_conflict_do_update(
+            index_elements=[
+                PlacedInvoice.tenant_id,
+                PlacedInvoice.realm_id,
+                PlacedInvoice.qbo_invoice_id,
+            ],
+            set_={
+                "qbo_customer_id": insert.excluded.qbo_customer_id,
+                "placement_id": insert.excluded.placement_id,
+                "sync_token": insert.excluded.sync_token,
+            },
+            where=or_(
+                PlacedInvoice.qbo_customer_id != insert.excluded.qbo_customer_id,
+                PlacedInvoice.placement_id != insert.excluded.placement_id,
+                PlacedInvoice.sync_token != insert.excluded.sync_token,
+            ),
+        )
+        values = [
+            {
+                "tenant_id": self.tenant_id,
+                "realm_id": self.realm_id,
+                "qbo_invoice_id": invoice_id,
+                "qbo_customer_id": customer_id,
+                "placement_id": placement_id,
+                "sync_token": token,
+            }
+            for invoice_id, customer_id, placement_id, token in rows
+        ]
+        async with self.deps.sessions.begin() as session:
+            await session.execute(statement, values)
+
+
+async def observe_company_time(deps: IntegrationDeps, reader: QboReader) -> state.CompanyClock:
+    """Reads QBO's time for the company and remembers it (the company's clock)."""
+    text = await reader.company_time()
+    return await remember_company_time(deps, reader.tenant_id, reader.realm_id, text)
+
+
+async def remember_company_time(
+    deps: IntegrationDeps, tenant_id: str, realm_id: str, text: str
+) -> state.CompanyClock:
+    seen_at = state.now()
+    clock = state.CompanyClock(mapping.parse_qbo_time(text), seen_at)
+    await state.update_state(
+        deps.sessions, tenant_id, realm_id, company_time=text, company_time_seen_at=seen_at
+    )
+    return clock
+
+
+async def _bounded(items: Sequence[T], work: Callable[[T], Awaitable[int]]) -> list[int]:
+    """Runs ``work`` over ``items``, at most APPLY_CONCURRENCY at a time; first error wins."""
+    semaphore = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+    async def one(item: T) -> int:
+        async with semaphore:
+            return await work(item)
+
+    results = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [r for r in results if isinstance(r, int)]
+
+
+# -- invoices ------------------------------------------------------------------------------
+
+
+def _placeable(facts: mapping.InvoiceFacts) -> bool:
+    """What the matcher requires of a new placement (checked here so a batch never fails)."""
+    return bool(facts.invoice_id and facts.customer_id and facts.due_date and facts.balance > 0)
+
+
+async def apply_invoices(
+    ctx: SyncContext, invoices: Sequence[Json], *, only_placeable: bool = False
+) -> ApplyStats:
+    """Invoices as now known (deleted stubs too). ``only_placeable`` (the backfill, whose
+    query returns only candidates) skips the ones the rules leave out instead of sending
+    their state to the matcher."""
+    stats = ApplyStats(invoices_seen=len(invoices))
+    to_place: list[Json] = []
+    to_apply: list[mpb.QboInvoice] = []
+    for invoice in invoices:
+        if mapping.is_deleted(invoice):
+            to_apply.append(mapping.qbo_invoice(invoice))
+            continue
+        facts = mapping.invoice_facts(invoice)
+        if ctx.rules.places(facts, ctx.today) and _placeable(facts):
+            to_place.append(invoice)
+        elif not only_placeable:
+            to_apply.append(mapping.qbo_invoice(invoice))
+    if to_place:
+        stats.add(await _place(ctx, to_place))
+    if to_apply:
+        decided = await _bounded(to_apply, ctx.apply_invoice_state)
+        stats.invoice_decisions += sum(d for d in decided if d > 0)
+        stats.skipped += sum(1 for d in decided if d < 0)
+    return stats
+
+
+async def _place(ctx: SyncContext, invoices: Sequence[Json]) -> ApplyStats:
+    """Upserts placements for placeable invoices. An existing placement then gets the
+    invoice's amounts through ApplyAccountingInvoice, unless the matcher was already given
+    this version of the invoice (a repeated backfill sends no decision calls)."""
+    stats = ApplyStats()
+    facts = {mapping.entity_id(i): mapping.invoice_facts(i) for i in invoices}
+    customers = await ctx.customers(f.customer_id for f in facts.values())
+    inputs = [
+        mapping.placement_input(
+            invoice, customers.get(facts[mapping.entity_id(invoice)].customer_id)
+        )
+        for invoice in invoices
+    ]
+    by_id = {mapping.entity_id(i): i for i in invoices}
+    results = await ctx.upsert(inputs)
+    stats.skipped += len(inputs) - len(results)
+    versions = {i.qbo_invoice_id: i.sync_token for i in inputs}
+    existing = [r for r in results if r.outcome != mpb.UPSERT_OUTCOME_CREATED]
+    delivered = await ctx.delivered_versions([r.qbo_invoice_id for r in existing])
+    to_apply = [
+        r for r in existing if delivered.get(r.qbo_invoice_id) != versions[r.qbo_invoice_id]
+    ]
+    decided = await _bounded(
+        [mapping.qbo_invoice(by_id[r.qbo_invoice_id]) for r in to_apply], ctx.apply_invoice_state
+    )
+    refused = {r.qbo_invoice_id for r, d in zip(to_apply, decided, strict=True) if d < 0}
+    stats.invoice_decisions += sum(d for d in decided if d > 0)
+    stats.skipped += len(refused)
+    rows = []
+    for result in results:
+        invoice_id = result.qbo_invoice_id
+        if result.outcome == mpb.UPSERT_OUTCOME_CREATED:
+            stats.placements_created += 1
+        elif result.outcome == mpb.UPSERT_OUTCOME_UPDATED:
+            stats.placements_updated += 1
+        token = delivered.get(invoice_id, "") if invoice_id in refused else versions[invoice_id]
+        rows.append((invoice_id, facts[invoice_id].customer_id, result.placement_id, token))
+    await ctx.record_placed(rows)
+    return stats
+
+
+async def refresh_placed_invoices(ctx: SyncContext, invoice_ids: Sequence[str]) -> ApplyStats:
+    """Re-reads invoices from QBO and applies them (missing ones are left to CDC)."""
+    if not invoice_ids:
+        return ApplyStats()
+    found = await ctx.reader.by_ids("Invoice", invoice_ids)
+    return await apply_invoices(ctx, list(found.values()))
+
+
+# -- customers -----------------------------------------------------------------------------
+
+
+async def apply_customers(ctx: SyncContext, customers: Sequence[Json]) -> ApplyStats:
+    """New contact details reach the placements of the customers' invoices."""
+    stats = ApplyStats()
+    live = [c for c in customers if not mapping.is_deleted(c) and mapping.entity_id(c)]
+    ctx.remember_customers(live)
+    placed = await ctx.placed(customer_ids=[mapping.entity_id(c) for c in live])
+    if not placed:
+        return stats
+    found = await ctx.reader.by_ids("Invoice", list(placed))
+    open_invoices = []
+    for invoice in found.values():
+        facts = mapping.invoice_facts(invoice)
+        if _placeable(facts) and not facts.voided:
+            open_invoices.append(invoice)
+    if open_invoices:
+        placed_stats = await _place(ctx, open_invoices)
+        stats.add(placed_stats)
+        stats.contacts_refreshed += placed_stats.placements_updated
+    return stats
+
+
+# -- payments and credit memos -------------------------------------------------------------
+
+
+async def apply_payments(ctx: SyncContext, payments: Sequence[Json]) -> ApplyStats:
+    stats = ApplyStats()
+    for payment in payments:
+        decided = await ctx.apply_payment_state(mapping.qbo_payment(payment))
+        if decided < 0:
+            stats.skipped += 1
+        else:
+            stats.payment_decisions += decided
+    return stats
+
+
+async def apply_credit_memos(ctx: SyncContext, memos: Sequence[Json]) -> ApplyStats:
+    """Re-reads the invoices a memo can have changed and applies them."""
+    invoice_ids: list[str] = []
+    customer_ids: list[str] = []
+    for memo in memos:
+        if mapping.is_deleted(memo):
+            continue  # what a deleted memo changed arrives as Payment and Invoice changes
+        invoice_ids.extend(mapping.linked_invoice_ids(memo))
+        customer = mapping.invoice_facts(memo).customer_id
+        if customer:
+            customer_ids.append(customer)
+    placed = await ctx.placed(customer_ids=customer_ids)
+    return await refresh_placed_invoices(ctx, list(dict.fromkeys([*invoice_ids, *placed])))
+
+
+# -- one entity ----------------------------------------------------------------------------
+
+ENTITIES = ("Invoice", "Customer", "Payment", "CreditMemo")
+
+
+def _stub(entity_id: str) -> Json:
+    return {"Id": entity_id, "status": "Deleted"}
+
+
+async def apply_changes(ctx: SyncContext, changes: Mapping[str, Sequence[Json]]) -> ApplyStats:
+    """A set of changed entities, in the order that explains them best: customers (so new
+    placements carry the new contact), payments (so a balance drop is attributed to the
+    payment), invoices, then credit memos."""
+    stats = ApplyStats()
+    stats.add(await apply_customers(ctx, changes.get("Customer", ())))
+    stats.add(await apply_payments(ctx, changes.get("Payment", ())))
+    stats.add(await apply_invoices(ctx, changes.get("Invoice", ())))
+    stats.add(await apply_credit_memos(ctx, changes.get("CreditMemo", ())))
+    return stats
+
+
+async def apply_entity(
+    deps: IntegrationDeps,
+    tenant_id: str,
+    realm_id: str,
+    entity: str,
+    entity_id: str,
+    entity_json: Json | None,
+    source: str = "webhook",
+    source_event_id: str = "",
+) -> ApplyStats:
+    """Applies one entity as now known in QBO; ``entity_json`` None means it is deleted.
+
+    ``entity`` is ``Invoice``, ``Customer``, ``Payment`` or ``CreditMemo`` (any casing);
+    ``source`` is ``webhook``, ``cdc``, ``backfill`` or ``replay``. Reads QBO at the
+    webhook priority (payments at the payment priority) through the shared budget.
+    Raises the QboCaller's domain errors (kill switch, re-authorization) and
+    ``Unavailable`` when the matcher or QBO is down, so the caller can retry.
+    """
+    name = {e.lower(): e for e in ENTITIES}.get(entity.strip().lower())
+    if name is None:
+        return ApplyStats()
+    priority = Priority.PAYMENT if name == "Payment" else Priority.WEBHOOK
+    ctx = await SyncContext.open(
+        deps,
+        tenant_id,
+        realm_id,
+        source=source,
+        priority=priority,
+        source_event_id=source_event_id,
+    )
+    body = entity_json if entity_json is not None else _stub(entity_id)
+    return await apply_changes(ctx, {name: [body]})
+
+
+async def apply_invoice(
+    deps: IntegrationDeps, tenant_id: str, realm_id: str, invoice: Json, source: str = "webhook"
+) -> ApplyStats:
+    return await apply_entity(
+        deps, tenant_id, realm_id, "Invoice", mapping.entity_id(invoice), invoice, source
+    )
+
+
+async def apply_customer(
+    deps: IntegrationDeps, tenant_id: str, realm_id: str, customer: Json, source: str = "webhook"
+) -> ApplyStats:
+    return await apply_entity(
+        deps, tenant_id, realm_id, "Customer", mapping.entity_id(customer), customer, source
+    )
+
+
+async def apply_payment(
+    deps: IntegrationDeps, tenant_id: str, realm_id: str, payment: Json, source: str = "webhook"
+) -> ApplyStats:
+    return await apply_entity(
+        deps, tenant_id, realm_id, "Payment", mapping.entity_id(payment), payment, source
+    )
+
+
+async def apply_credit_memo(
+    deps: IntegrationDeps, tenant_id: str, realm_id: str, memo: Json, source: str = "webhook"
+) -> ApplyStats:
+    return await apply_entity(
+        deps, tenant_id, realm_id, "CreditMemo", mapping.entity_id(memo), memo, source
+    )

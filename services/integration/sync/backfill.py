@@ -1,0 +1,233 @@
+"""The backfill: every overdue invoice of a realm, page by page, into placements.
+
+``SELECT * FROM Invoice WHERE Balance > '0' AND DueDate < '<company today>' ORDERBY Id
+STARTPOSITION n MAXRESULTS 1000``; the company's today comes from QBO's own time for the
+company and stays fixed for the run, so paging is consistent. Each page's customers are
+read in batches (``Id IN (...)``), the placement rules applied, and the placements sent
+to ``UpsertPlacements`` (one per invoice however often it runs). The next page is read
+while the matcher takes the current one; at most a few pages are ever in memory.
+
+After each page a checkpoint (next position, last invoice id, counters) is stored, so a
+crash resumes where it stopped. Pages overlap by a few rows and rows already seen are
+skipped by id; if more rows than the overlap vanished ahead of the position (invoices
+paid meanwhile), the run steps back a page rather than skip one. Changes made in QBO
+while the backfill runs reach the matcher through the CDC poll, whose high-water mark
+is set before the first page is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func
+
+from services.integration.budget import Priority
+from services.integration.models import SyncState
+from services.integration.sync import apply, mapping, state
+from services.integration.sync.qbo import MAX_RESULTS, QboReader, overdue_invoices_where
+from services.integration.sync.rules import get_rules
+
+if TYPE_CHECKING:
+    from services.integration.deps import IntegrationDeps
+
+log = logging.getLogger(__name__)
+
+OVERLAP = 20
+
+
+class BackfillSuperseded(Exception):
+    """The run's row was reset by a newer request while it ran."""
+
+
+def id_key(invoice_id: str) -> tuple[int, str]:
+    """QBO ids are numeric strings: order them as numbers (others after, as text)."""
+    return (len(invoice_id), invoice_id) if invoice_id.isdigit() else (1 << 30, invoice_id)
+
+
+@dataclass
+class _Page:
+    rows: list[dict[str, Any]]
+    next_position: int
+    last_id: str
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    run_id: str
+    invoices_seen: int
+    placements_created: int
+    pages: int
+
+
+async def _produce(
+    ctx: apply.SyncContext,
+    today: date,
+    position: int,
+    last_id: str,
+    page_size: int,
+    out: asyncio.Queue[_Page | BaseException | None],
+) -> None:
+    """Reads pages ahead of the consumer (and their customers); None at the end."""
+    try:
+        where = overdue_invoices_where(today)
+        start = max(1, position - OVERLAP) if last_id else max(1, position)
+        while True:
+            rows, _ = await ctx.reader.query(
+                f"SELECT * FROM Invoice WHERE {where} ORDERBY Id "
+                f"STARTPOSITION {start} MAXRESULTS {page_size}"
+            )
+            first = mapping.entity_id(rows[0]) if rows else ""
+            if start > 1 and last_id and (not rows or id_key(first) > id_key(last_id)):
+                # More rows than the overlap disappeared before our position: step back.
+                start = max(1, start - page_size)
+                continue
+            fresh = (
+                [r for r in rows if id_key(mapping.entity_id(r)) > id_key(last_id)]
+                if last_id
+                else rows
+            )
+            if fresh:
+                last_id = max((mapping.entity_id(r) for r in fresh), key=id_key)
+                placeable = [
+                    mapping.invoice_facts(r).customer_id
+                    for r in fresh
+                    if ctx.rules.places(mapping.invoice_facts(r), today)
+                ]
+                await ctx.customers(placeable)  # warm the cache while the matcher works
+            await out.put(_Page(fresh, start + len(rows), last_id))
+            if len(rows) < page_size:
+                break
+            start = max(1, start + len(rows) - OVERLAP)
+        await out.put(None)
+    except Exception as exc:  # handed to the consumer, which raises it
+        await out.put(exc)
+
+
+async def run_backfill(
+    deps: IntegrationDeps, tenant_id: str, realm_id: str, *, page_size: int = MAX_RESULTS
+) -> BackfillResult | None:
+    """Runs the realm's pending backfill, or resumes a running or failed one from its
+    checkpoint. The caller holds the realm's backfill lock. None when there is none."""
+    async with deps.sessions() as session:
+        row = await state.load(session, tenant_id, realm_id)
+    if row is None or row.backfill_phase not in (state.PENDING, state.RUNNING, state.FAILED):
+        return None
+    run_id = row.backfill_run_id
+    reader = QboReader(deps, tenant_id, realm_id, Priority.BACKFILL)
+    started = row.backfill_started_at or state.now()
+    if row.backfill_company_date is None:
+        text = await reader.company_time()
+        clock = await apply.remember_company_time(deps, tenant_id, realm_id, text)
+        today = clock.today()
+        values: dict[str, Any] = {"backfill_company_date": today}
+        if row.cdc_high_water is None:  # changes from now on are the CDC poll's
+            values["cdc_high_water"] = text
+        if row.cdc_next_poll_at is None:
+            values["cdc_next_poll_at"] = state.now() + timedelta(
+                seconds=deps.settings.cdc_interval_seconds
+            )
+    else:
+        today = row.backfill_company_date
+        values = {}
+    if not await state.update_state(
+        deps.sessions,
+        tenant_id,
+        realm_id,
+        run_id=run_id,
+        backfill_phase=state.RUNNING,
+        backfill_started_at=started,
+        backfill_last_error="",
+        **values,
+    ):
+        raise BackfillSuperseded(run_id)
+    async with deps.sessions() as session:
+        rules = (await get_rules(session, tenant_id)).rules
+    ctx = apply.SyncContext(
+        deps,
+        tenant_id,
+        realm_id,
+        rules=rules,
+        today=today,
+        source="backfill",
+        source_event_id=f"backfill:{run_id}",
+        reader=reader,
+    )
+    log.info(
+        "backfill running",
+        extra={
+            "tenant_id": tenant_id,
+            "realm_id": realm_id,
+            "run_id": run_id,
+            "company_date": today.isoformat(),
+            "position": row.backfill_next_position,
+        },
+    )
+    seen, created, pages = row.backfill_invoices_seen, row.backfill_placements_created, 0
+    queue: asyncio.Queue[_Page | BaseException | None] = asyncio.Queue(maxsize=1)
+    producer = asyncio.create_task(
+        _produce(
+            ctx,
+            today,
+            row.backfill_next_position,
+            row.backfill_last_invoice_id,
+            page_size,
+            queue,
+        ),
+        name=f"backfill-pages:{tenant_id}",
+    )
+    try:
+        while True:
+            item = await queue.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            stats = await apply.apply_invoices(ctx, item.rows, only_placeable=True)
+            seen += len(item.rows)
+            created += stats.placements_created
+            pages += 1
+            if not await state.update_state(
+                deps.sessions,
+                tenant_id,
+                realm_id,
+                run_id=run_id,
+                backfill_next_position=item.next_position,
+                backfill_last_invoice_id=item.last_id,
+                backfill_invoices_seen=seen,
+                backfill_placements_created=created,
+            ):
+                raise BackfillSuperseded(run_id)
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
+    cutoff = rules.due_cutoff(today)
+    await state.update_state(
+        deps.sessions,
+        tenant_id,
+        realm_id,
+        run_id=run_id,
+        backfill_phase=state.COMPLETED,
+        backfill_finished_at=state.now(),
+        backfill_last_error="",
+        backfill_attempts=0,
+        backfill_next_attempt_at=None,
+        overdue_through=func.greatest(func.coalesce(SyncState.overdue_through, cutoff), cutoff),
+    )
+    log.info(
+        "backfill completed",
+        extra={
+            "tenant_id": tenant_id,
+            "realm_id": realm_id,
+            "run_id": run_id,
+            "invoices_seen": seen,
+            "placements_created": created,
+            "qbo_calls": reader.calls,
+        },
+    )
+    return BackfillResult(run_id, seen, created, pages)

@@ -1,0 +1,278 @@
+"""The CDC safety net: one change-data-capture poll of a realm.
+
+Anything a webhook would have told us, a poll finds:
+
+* ``GET /cdc?entities=Customer,Payment,Invoice,CreditMemo&changedSince=<mark - overlap>``.
+  The high-water mark is QBO's response ``time`` (never our clock); each poll re-reads an
+  overlap window before it, since applying a change twice is harmless.
+* A response holding ``cdc_max_objects`` (Intuit: 1,000) objects may be truncated. The
+  poll then asks per entity, and for an entity still at the cap it bisects the window:
+  the earliest ``changedSince`` whose response is below the cap is found by halving
+  (CDC's results always run up to now, so a complete response covers everything after
+  its start), and the part of the window before it is read through the query endpoint
+  (``MetaData.LastUpdatedTime`` range, paged), which is complete for entities that still
+  exist. Deleted entities come only from CDC: the responses read while bisecting are
+  applied too (QBO keeps the oldest changes of a truncated response; so does the
+  emulator).
+* When the mark is older than CDC's look-back (30 days), the gap is re-queried in full:
+  every entity by ``MetaData.LastUpdatedTime``, and every placed invoice is checked for
+  deletion.
+* Invoices that became overdue since the last poll without changing (time passed) are
+  found by due date and placed (the "newly overdue" sweep).
+
+Changes go through ``apply`` like every other path. The caller holds the realm's CDC
+lock; the QboCaller stops the poll at once when the kill switch is turned on.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from aicollect.qbo.api import QboError
+from services.integration.budget import Priority
+from services.integration.models import PlacedInvoice, SyncState
+from services.integration.sync import apply, mapping, state
+from services.integration.sync.qbo import (
+    CDC_ENTITIES,
+    ID_BATCH,
+    CdcResult,
+    QboReader,
+    qbo_date,
+    qbo_datetime,
+)
+from services.integration.sync.rules import get_rules
+
+if TYPE_CHECKING:
+    from services.integration.deps import IntegrationDeps
+
+log = logging.getLogger(__name__)
+
+MIN_WINDOW = timedelta(seconds=1)
+ZERO = timedelta(0)
+LOOKBACK_MARGIN = timedelta(hours=1)
+
+
+@dataclass
+class PollResult:
+    high_water: str
+    requeried: bool
+    objects: int = 0
+    cdc_calls: int = 0
+    stats: apply.ApplyStats = field(default_factory=apply.ApplyStats)
+
+
+class _Poll:
+    def __init__(self, ctx: apply.SyncContext, cap: int) -> None:
+        self.ctx = ctx
+        self.cap = cap
+        self.result = PollResult("", False)
+        self._applied: set[tuple[str, str, str]] = set()
+
+    async def cdc(self, entities: Sequence[str], since: datetime) -> CdcResult:
+        self.result.cdc_calls += 1
+        return await self.ctx.reader.cdc(entities, since)
+
+    async def apply(self, objects: Mapping[str, Sequence[dict[str, Any]]]) -> None:
+        """Applies objects not yet applied in this poll (bisecting re-reads some)."""
+        fresh: dict[str, list[dict[str, Any]]] = {}
+        for entity, rows in objects.items():
+            for row in rows:
+                key = (
+                    entity,
+                    mapping.entity_id(row),
+                    "deleted" if mapping.is_deleted(row) else str(row.get("SyncToken", "")),
+                )
+                if key in self._applied:
+                    continue
+                self._applied.add(key)
+                fresh.setdefault(entity, []).append(row)
+        if fresh:
+            self.result.objects += sum(len(v) for v in fresh.values())
+            self.result.stats.add(await apply.apply_changes(self.ctx, fresh))
+
+    async def cover(
+        self, entities: Sequence[str], since: datetime, until: datetime, first: CdcResult
+    ) -> None:
+        """Applies every change of ``entities`` from ``since`` up to ``until`` at least."""
+        await self.apply(first.objects)
+        if first.count < self.cap:
+            return
+        if len(entities) > 1:
+            for entity in entities:
+                await self.cover([entity], since, until, await self.cdc([entity], since))
+            return
+        entity = entities[0]
+        log.info(
+            "CDC response at the cap; bisecting",
+            extra={"realm_id": self.ctx.realm_id, "entity": entity, "since": since.isoformat()},
+        )
+        low, high = since, until
+        complete: CdcResult | None = None
+        while high - low > MIN_WINDOW:
+            middle = low + (high - low) / 2
+            response = await self.cdc([entity], middle)
+            if response.count < self.cap:
+                high, complete = middle, response
+            else:
+                low = middle
+                await self.apply(response.objects)
+        if complete is None:
+            complete = await self.cdc([entity], high)
+        await self.apply(complete.objects)
+        await self.query_range(entity, since, high)
+
+    async def query_range(self, entity: str, since: datetime, before: datetime) -> None:
+        """What still exists of ``entity`` changed from ``since`` to ``before``. QBO compares
+        ``LastUpdatedTime`` in whole seconds, so the range is widened to whole seconds on
+        both ends (what overlaps the CDC part is applied once: ``apply`` skips repeats)."""
+        low = since.replace(microsecond=0)
+        high = before.replace(microsecond=0) + (
+            timedelta(seconds=1) if before.microsecond else ZERO
+        )
+        where = (
+            f"MetaData.LastUpdatedTime >= {qbo_datetime(low)} "
+            f"AND MetaData.LastUpdatedTime <= {qbo_datetime(high)}"
+        )
+        async for page in self.ctx.reader.pages(entity, where):
+            await self.apply({entity: page.rows})
+
+    async def requery(self, since: datetime) -> None:
+        """The gap is beyond CDC's reach: every entity changed since, and deletions of
+        placed invoices."""
+        self.result.requeried = True
+        where = f"MetaData.LastUpdatedTime >= {qbo_datetime(since)}"
+        for entity in CDC_ENTITIES:
+            async for page in self.ctx.reader.pages(entity, where):
+                await self.apply({entity: page.rows})
+        await self.deleted_placed_invoices()
+
+    async def deleted_placed_invoices(self) -> None:
+        ctx = self.ctx
+        after = ""
+        while True:
+            async with ctx.deps.sessions() as session:
+                ids = list(
+                    (
+                        await session.execute(
+                            select(PlacedInvoice.qbo_invoice_id)
+                            .where(
+                                PlacedInvoice.tenant_id == ctx.tenant_id,
+                                PlacedInvoice.realm_id == ctx.realm_id,
+                                PlacedInvoice.qbo_invoice_id > after,
+                            )
+                            .order_by(PlacedInvoice.qbo_invoice_id)
+                            .limit(ID_BATCH)
+                        )
+                    ).scalars()
+                )
+            if not ids:
+                return
+            after = ids[-1]
+            found = await ctx.reader.by_ids("Invoice", ids)
+            gone = [{"Id": i, "status": "Deleted"} for i in ids if i not in found]
+            if gone:
+                await self.apply({"Invoice": gone})
+
+    async def sweep(self, overdue_through: date | None) -> date | None:
+        """Places invoices that became overdue (by the rules' days) since the last sweep."""
+        ctx = self.ctx
+        if overdue_through is None:
+            return None  # the backfill has not finished: it places these
+        cutoff = ctx.rules.due_cutoff(ctx.today)
+        if cutoff <= overdue_through:
+            return overdue_through
+        where = (
+            f"Balance > '0' AND DueDate > {qbo_date(overdue_through)} "
+            f"AND DueDate <= {qbo_date(cutoff)}"
+        )
+        async for page in ctx.reader.pages("Invoice", where):
+            self.result.stats.add(await apply.apply_invoices(ctx, page.rows, only_placeable=True))
+        return cutoff
+
+
+async def poll(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> PollResult | None:
+    """One CDC poll of the realm; the caller holds its CDC lock. None without a mark."""
+    async with deps.sessions() as session:
+        row = await state.load(session, tenant_id, realm_id)
+        rules = (await get_rules(session, tenant_id)).rules
+    if row is None or row.cdc_high_water is None:
+        return None
+    # A request made from here on asks for another poll after this one.
+    await state.update_state(deps.sessions, tenant_id, realm_id, cdc_requested=False)
+    settings = deps.settings
+    mark = mapping.parse_qbo_time(row.cdc_high_water)
+    since = mark - timedelta(seconds=settings.cdc_overlap_seconds)
+    clock = state.clock_of(row)
+    reader = QboReader(deps, tenant_id, realm_id, Priority.CDC)
+    ctx = apply.SyncContext(
+        deps,
+        tenant_id,
+        realm_id,
+        rules=rules,
+        today=clock.today() if clock else mark.date(),
+        source="cdc",
+        source_event_id=f"cdc:{uuid.uuid4().hex}",
+        reader=reader,
+    )
+    run = _Poll(ctx, settings.cdc_max_objects)
+    lookback = timedelta(days=settings.cdc_lookback_days) - LOOKBACK_MARGIN
+    first: CdcResult | None = None
+    if clock is None or clock.now() - since < lookback:
+        try:
+            first = await run.cdc(CDC_ENTITIES, since)
+        except QboError as exc:
+            if exc.status != 400:
+                raise
+            log.warning(
+                "CDC refused the window; re-querying the gap",
+                extra={"tenant_id": tenant_id, "realm_id": realm_id, "intuit_tid": exc.intuit_tid},
+            )
+    if first is not None:
+        high_water = first.time
+        clock = await apply.remember_company_time(deps, tenant_id, realm_id, high_water)
+        ctx.today = clock.today()
+        await run.cover(CDC_ENTITIES, since, mapping.parse_qbo_time(high_water), first)
+    else:
+        high_water = await reader.company_time()
+        clock = await apply.remember_company_time(deps, tenant_id, realm_id, high_water)
+        ctx.today = clock.today()
+        await run.requery(since)
+    overdue_through = await run.sweep(row.overdue_through)
+    run.result.high_water = high_water
+    finished = state.now()
+    values: dict[str, Any] = {}
+    if overdue_through is not None and overdue_through != row.overdue_through:
+        values["overdue_through"] = func.greatest(
+            func.coalesce(SyncState.overdue_through, overdue_through), overdue_through
+        )
+    await state.update_state(
+        deps.sessions,
+        tenant_id,
+        realm_id,
+        cdc_high_water=high_water,
+        cdc_last_poll_at=finished,
+        cdc_next_poll_at=finished + timedelta(seconds=settings.cdc_interval_seconds),
+        cdc_last_error="",
+        cdc_polls=SyncState.cdc_polls + 1,
+        cdc_objects_applied=SyncState.cdc_objects_applied + run.result.objects,
+        **values,
+    )
+    log.info(
+        "CDC poll done",
+        extra={
+            "tenant_id": tenant_id,
+            "realm_id": realm_id,
+            "objects": run.result.objects,
+            "cdc_calls": run.result.cdc_calls,
+            "requeried": run.result.requeried,
+            "high_water": high_water,
+        },
+    )
+    return run.result

@@ -1,0 +1,132 @@
+"""The placement preview: the tenant's overdue invoices and whether each would be placed.
+
+Reads QBO only (through QboCaller at the backfill priority), writes nothing and calls
+nothing in the matcher. Candidates come ordered by due date, then id. The first page
+walks every overdue invoice once to total them per currency; the totals, the company's
+today and the position travel in the page token, so later pages cost one query each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from aicollect.errors import InvalidArgument
+from aicollect.rpc import paging
+from services.integration.budget import Priority
+from services.integration.sync import mapping
+from services.integration.sync.qbo import MAX_RESULTS, QboReader, overdue_invoices_where
+from services.integration.sync.rules import Exclusion, PlacementRules, get_rules
+from services.integration.sync.service import connected_realm
+
+if TYPE_CHECKING:
+    from services.integration.deps import IntegrationDeps
+
+ORDER = "DueDate, Id"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    invoice: mapping.InvoiceFacts
+    days_past_due: int
+    exclusion: Exclusion | None
+
+
+@dataclass
+class CurrencyTotal:
+    candidates: int = 0
+    placed: int = 0
+    placed_balance: int = 0
+
+
+@dataclass(frozen=True)
+class PreviewPage:
+    candidates: list[Candidate]
+    next_page_token: str
+    totals: dict[str, CurrencyTotal]
+    company_date: date
+    rules: PlacementRules
+
+
+def _candidate(row: dict[str, Any], rules: PlacementRules, today: date) -> Candidate:
+    facts = mapping.invoice_facts(row)
+    return Candidate(facts, facts.days_past_due(today), rules.exclusion(facts, today))
+
+
+async def preview(
+    deps: IntegrationDeps,
+    tenant_id: str,
+    rules_override: PlacementRules | None,
+    page_size: int,
+    page_token: str,
+) -> PreviewPage:
+    size = paging.page_size(page_size)
+    realm_id = await connected_realm(deps, tenant_id)
+    if rules_override is None:
+        async with deps.sessions() as session:
+            rules = (await get_rules(session, tenant_id)).rules
+    else:
+        rules = rules_override
+    filters = {"tenant": tenant_id, "realm": realm_id, "rules": rules.to_json()}
+    position = paging.decode_token(page_token, filters)
+    reader = QboReader(deps, tenant_id, realm_id, Priority.BACKFILL)
+    if position is None:
+        return await _first_page(reader, rules, size, filters)
+    try:
+        start = int(position["start"])
+        today = date.fromisoformat(str(position["date"]))
+        count = int(position["count"])
+        totals = {
+            code: CurrencyTotal(int(c), int(p), int(b))
+            for code, (c, p, b) in dict(position["totals"]).items()
+        }
+    except (KeyError, TypeError, ValueError):
+        raise InvalidArgument("page_token is not valid", field="page_token") from None
+    rows, _ = await reader.query(
+        f"SELECT * FROM Invoice WHERE {overdue_invoices_where(today)} ORDERBY {ORDER} "
+        f"STARTPOSITION {start} MAXRESULTS {size}"
+    )
+    candidates = [_candidate(r, rules, today) for r in rows]
+    end = start + len(rows)
+    token = _token(end, today, count, totals, filters) if len(rows) == size and end <= count else ""
+    return PreviewPage(candidates, token, totals, today, rules)
+
+
+def _token(
+    start: int, today: date, count: int, totals: dict[str, CurrencyTotal], filters: dict[str, Any]
+) -> str:
+    return paging.encode_token(
+        {
+            "start": start,
+            "date": today.isoformat(),
+            "count": count,
+            "totals": {k: [t.candidates, t.placed, t.placed_balance] for k, t in totals.items()},
+        },
+        filters,
+    )
+
+
+async def _first_page(
+    reader: QboReader, rules: PlacementRules, size: int, filters: dict[str, Any]
+) -> PreviewPage:
+    text = await reader.company_time()
+    today = mapping.parse_qbo_time(text).date()
+    totals: dict[str, CurrencyTotal] = {}
+    first: list[Candidate] = []
+    count = 0
+    async for page in reader.pages(
+        "Invoice", overdue_invoices_where(today), order_by=ORDER, page_size=MAX_RESULTS
+    ):
+        for row in page.rows:
+            candidate = _candidate(row, rules, today)
+            count += 1
+            total = totals.setdefault(candidate.invoice.currency, CurrencyTotal())
+            total.candidates += 1
+            if candidate.exclusion is None:
+                total.placed += 1
+                total.placed_balance += candidate.invoice.balance
+            if len(first) < size:
+                first.append(candidate)
+    token = _token(size + 1, today, count, totals, filters) if count > size else ""
+    return PreviewPage(first, token, totals, today, rules)

@@ -1,0 +1,194 @@
+"""The reads the sync makes from QBO, every one through ``QboCaller``.
+
+``QboCaller`` takes a slot in the realm's shared budget (payments first), refreshes the
+token, retries 429 and 5xx with backoff and jitter, logs Intuit's errors with their
+``intuit_tid``, and checks the kill switch and the connection's state before each call.
+Queries are POSTed as ``application/text`` so a long ``Id IN (...)`` never meets a URL
+length limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from services.integration.budget import Priority
+from services.integration.sync.mapping import format_qbo_time, parse_qbo_time
+from services.integration.tokens import ConnectionNotLive
+
+if TYPE_CHECKING:
+    from services.integration.deps import IntegrationDeps
+
+Json = dict[str, Any]
+
+MAX_RESULTS = 1000  # Intuit's ceiling for MAXRESULTS
+ID_BATCH = 500  # ids per ``Id IN (...)`` query
+CDC_ENTITIES = ("Customer", "Payment", "Invoice", "CreditMemo")
+
+
+def quote(value: str) -> str:
+    """A QBO query string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def id_list(ids: Iterable[str]) -> str:
+    return "(" + ",".join(quote(i) for i in ids) + ")"
+
+
+def qbo_date(value: date) -> str:
+    return quote(value.isoformat())
+
+
+def qbo_datetime(value: datetime) -> str:
+    return quote(format_qbo_time(value))
+
+
+def overdue_invoices_where(today: date) -> str:
+    """Candidates: an open balance and a due date before the company's today."""
+    return f"Balance > '0' AND DueDate < {qbo_date(today)}"
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Json]
+    start_position: int
+    time: str | None
+
+
+@dataclass(frozen=True)
+class CdcResult:
+    """One CDC response: each entity's objects (deleted stubs included), and its ``time``."""
+
+    objects: dict[str, list[Json]]
+    time: str
+
+    @property
+    def count(self) -> int:
+        return sum(len(rows) for rows in self.objects.values())
+
+
+class QboReader:
+    """Reads for one tenant's realm at one priority."""
+
+    def __init__(
+        self, deps: IntegrationDeps, tenant_id: str, realm_id: str, priority: Priority
+    ) -> None:
+        self.deps = deps
+        self.tenant_id = tenant_id
+        self.realm_id = realm_id
+        self.priority = priority
+        self.calls = 0
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: str | None = None,
+        content_type: str | None = None,
+    ) -> Json:
+        async def op(realm_id: str, token: str) -> Json:
+            if realm_id != self.realm_id:
+                raise ConnectionNotLive(
+                    "the tenant's connection now points at another QuickBooks company"
+                )
+            return await self.deps.api.request(
+                method, realm_id, path, token, params=params, body=body, content_type=content_type
+            )
+
+        self.calls += 1
+        return await self.deps.qbo.call(self.tenant_id, op, priority=self.priority)
+
+    async def company_time(self) -> str:
+        """QBO's current time for the company (``time`` of a CompanyInfo read)."""
+        payload = await self._request("GET", f"companyinfo/{self.realm_id}")
+        return str(payload.get("time") or "")
+
+    async def read(self, entity: str, entity_id: str) -> Json | None:
+        """One entity as QBO has it now; None when deleted or unknown."""
+
+        async def op(realm_id: str, token: str) -> Json | None:
+            if realm_id != self.realm_id:
+                raise ConnectionNotLive(
+                    "the tenant's connection now points at another QuickBooks company"
+                )
+            return await self.deps.api.read_entity(realm_id, entity, entity_id, token)
+
+        self.calls += 1
+        return await self.deps.qbo.call(self.tenant_id, op, priority=self.priority)
+
+    async def query(self, statement: str) -> tuple[list[Json], str | None]:
+        payload = await self._request(
+            "POST", "query", body=statement, content_type="application/text"
+        )
+        response = payload.get("QueryResponse") or {}
+        rows: list[Json] = []
+        if isinstance(response, Mapping):
+            for key, value in response.items():
+                if isinstance(value, list) and key[:1].isupper():
+                    rows = [row for row in value if isinstance(row, dict)]
+                    break
+        time = payload.get("time")
+        return rows, str(time) if time else None
+
+    async def pages(
+        self,
+        entity: str,
+        where: str,
+        *,
+        order_by: str = "Id",
+        start_position: int = 1,
+        page_size: int = MAX_RESULTS,
+    ) -> AsyncIterator[Page]:
+        """``SELECT * FROM entity WHERE ... ORDERBY ...`` page by page, until a short page."""
+        position = start_position
+        while True:
+            statement = (
+                f"SELECT * FROM {entity}"
+                + (f" WHERE {where}" if where else "")
+                + f" ORDERBY {order_by} STARTPOSITION {position} MAXRESULTS {page_size}"
+            )
+            rows, time = await self.query(statement)
+            yield Page(rows, position, time)
+            if len(rows) < page_size:
+                return
+            position += len(rows)
+
+    async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
+        """The entities with these ids that exist (deleted ones are simply absent)."""
+        found: dict[str, Json] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), ID_BATCH):
+            chunk = unique[start : start + ID_BATCH]
+            condition = f"Id IN {id_list(chunk)}" + (f" AND {where}" if where else "")
+            rows, _ = await self.query(
+                f"SELECT * FROM {entity} WHERE {condition} MAXRESULTS {MAX_RESULTS}"
+            )
+            for row in rows:
+                found[str(row.get("Id"))] = row
+        return found
+
+    async def cdc(self, entities: Sequence[str], since: datetime) -> CdcResult:
+        payload = await self._request(
+            "GET",
+            "cdc",
+            params={"entities": ",".join(entities), "changedSince": format_qbo_time(since)},
+        )
+        objects: dict[str, list[Json]] = {name: [] for name in entities}
+        for block in payload.get("CDCResponse") or []:
+            if not isinstance(block, Mapping):
+                continue
+            for response in block.get("QueryResponse") or []:
+                if not isinstance(response, Mapping):
+                    continue
+                for key, value in response.items():
+                    if isinstance(value, list):
+                        objects.setdefault(key, []).extend(v for v in value if isinstance(v, dict))
+        time = str(payload.get("time") or "")
+        if not time:
+            raise ValueError("a CDC response without its time")
+        parse_qbo_time(time)  # a malformed time must not become a high-water mark
+        return CdcResult(objects, time)

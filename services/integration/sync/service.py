@@ -1,0 +1,116 @@
+"""What the RPCs ask of the sync: SyncNow, progress for GetConnectionStatus, the
+connected realm of a tenant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from aicollect.errors import FailedPrecondition
+from services.integration import admin
+from services.integration.connections import IntegrationDisabled
+from services.integration.models import Connection, SyncState
+from services.integration.sync import state
+from services.integration.tokens import (
+    CONNECTED,
+    NEEDS_REAUTHORIZATION,
+    REAUTH_DETAIL,
+    ReauthorizationRequired,
+)
+
+if TYPE_CHECKING:
+    from services.integration.deps import IntegrationDeps
+
+FULL = "full"
+INCREMENTAL = "incremental"
+
+
+class NotConnected(FailedPrecondition):
+    default_reason = "CONNECTION_NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class BackfillView:
+    phase: str
+    invoices_seen: int = 0
+    placements_created: int = 0
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class SyncView:
+    backfill: BackfillView
+    last_cdc_poll_time: datetime | None = None
+    last_cdc_error: str = ""
+
+
+def view_of(row: SyncState | None) -> SyncView:
+    if row is None:
+        return SyncView(BackfillView(state.NOT_STARTED))
+    finished = (
+        row.backfill_finished_at if row.backfill_phase in (state.COMPLETED, state.FAILED) else None
+    )
+    return SyncView(
+        BackfillView(
+            phase=row.backfill_phase,
+            invoices_seen=row.backfill_invoices_seen,
+            placements_created=row.backfill_placements_created,
+            start_time=row.backfill_started_at,
+            finish_time=finished,
+            last_error=row.backfill_last_error,
+        ),
+        last_cdc_poll_time=row.cdc_last_poll_at,
+        last_cdc_error=row.cdc_last_error,
+    )
+
+
+async def progress(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> SyncView:
+    """The sync figures of the tenant's current (or last) realm."""
+    if not realm_id:
+        return view_of(None)
+    async with deps.sessions() as session:
+        return view_of(await state.load(session, tenant_id, realm_id))
+
+
+async def connected_realm(deps: IntegrationDeps, tenant_id: str) -> str:
+    """The tenant's connected realm, or FAILED_PRECONDITION saying why there is none."""
+    tenant_id = admin.validate_tenant_id(tenant_id)
+    async with deps.sessions() as session:
+        row = await session.get(Connection, tenant_id)
+    if row is None or row.realm_id is None:
+        raise NotConnected("this tenant has not connected QuickBooks")
+    if row.state == NEEDS_REAUTHORIZATION:
+        raise ReauthorizationRequired(row.state_detail or REAUTH_DETAIL)
+    if row.state != CONNECTED:
+        raise NotConnected("this tenant's QuickBooks connection is disconnected")
+    return row.realm_id
+
+
+async def sync_now(
+    deps: IntegrationDeps, tenant_id: str, mode: str, actor: str
+) -> tuple[bool, SyncView]:
+    """Starts a full backfill or an immediate CDC poll unless one is already under way."""
+    tenant_id = admin.validate_tenant_id(tenant_id)
+    realm_id = await connected_realm(deps, tenant_id)
+    async with deps.sessions() as session:
+        if not (await admin.get_tenant_flags(session, tenant_id)).qbo_enabled:
+            raise IntegrationDisabled(
+                "QuickBooks Online is not enabled for this tenant (qbo_enabled is off)"
+            )
+        if await admin.kill_switch_on(session):
+            raise IntegrationDisabled(
+                "the QuickBooks integration is paused platform-wide (qbo_kill_switch is on)",
+                reason="KILL_SWITCH_ON",
+            )
+    actor = actor.strip()[:200] or "unknown"
+    if mode == INCREMENTAL:
+        started = await state.request_poll(deps.sessions, tenant_id, realm_id, actor=actor)
+    else:
+        started, _ = await state.request_backfill(
+            deps.sessions, tenant_id, realm_id, actor=actor, reason="SyncNow (full)"
+        )
+    deps.sync.poke()
+    return started, await progress(deps, tenant_id, realm_id)

@@ -1,0 +1,223 @@
+"""Fixtures for the sync tests: the emulator with a company chosen per module (webhooks off:
+our app is registered without a webhook URL), the matcher in process, the integration
+service with sync settings scaled for tests, a connected tenant, and helpers that read
+what the matcher holds and what the emulator holds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aicollect.emulator.app import create_app as create_emulator
+from aicollect.emulator.books import Company
+from aicollect.emulator.config import AppConfig, CompanySpec, EmulatorConfig
+from aicollect.emulator.keys import STATE_KEY as EMULATOR_STATE
+from aicollect.integration.v1 import integration_service_pb2 as pb
+from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
+from aicollect.matching.v1 import matching_service_pb2 as mpb
+from aicollect.rpc.client import internal_channel
+from services.integration.deps import IntegrationDeps
+from services.integration.models import SyncState
+from services.integration.sync import state
+from services.integration.sync.backfill import run_backfill
+from services.integration.sync.cdc import PollResult, poll
+from tests.conftest import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    INTERNAL_TOKEN,
+    REALM_ID,
+    REDIRECT_URI,
+    VERIFIER_TOKEN,
+    Emulator,
+    integration_settings,
+)
+from tests.test_connection_lifecycle import connect, enable
+
+TENANT = "acme"
+TODAY = date(2026, 1, 15)
+
+
+@pytest.fixture
+def company() -> CompanySpec:
+    """The company the emulator starts with; modules override it."""
+    return CompanySpec(
+        realm_id=REALM_ID, name="Acme Widgets LLC", customers=12, invoices=40, today=TODAY, seed=3
+    )
+
+
+@pytest.fixture
+def sync_env() -> dict[str, str]:
+    """Extra environment for the integration settings; modules override it."""
+    return {}
+
+
+@pytest_asyncio.fixture
+async def emulator(company: CompanySpec) -> AsyncIterator[Emulator]:
+    config = EmulatorConfig(
+        port=0,
+        apps=[
+            AppConfig(
+                client_id=CLIENT_ID,
+                client_secret=CLIENT_SECRET,
+                redirect_uris=[REDIRECT_URI],
+                verifier_token=VERIFIER_TOKEN,
+                webhook_url=None,  # webhooks off: only the CDC poll can see changes
+            )
+        ],
+        companies=[company],
+    )
+    app = create_emulator(config)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield Emulator(str(server.make_url("")).rstrip("/"), app[EMULATOR_STATE], app)
+    finally:
+        await server.close()
+
+
+@pytest_asyncio.fixture
+async def deps(
+    engine: AsyncEngine, emulator: Emulator, matcher_addr: str, sync_env: dict[str, str]
+) -> AsyncIterator[IntegrationDeps]:
+    env = {
+        "AICOLLECT_SYNC_TICK_SECONDS": "0.05",
+        "AICOLLECT_BACKFILL_RETRY_SECONDS": "1",
+        "AICOLLECT_CDC_INTERVAL_SECONDS": "3600",
+        **sync_env,
+    }
+    matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
+    async with aiohttp.ClientSession() as http:
+        yield IntegrationDeps.create(
+            integration_settings(emulator.url, **env), engine, http, matcher
+        )
+    await matcher.close(None)
+
+
+@pytest_asyncio.fixture
+async def channel(deps: IntegrationDeps) -> AsyncIterator[grpc.aio.Channel]:
+    from services.integration.server import build_server
+
+    server = build_server(deps, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)
+    await server.start()
+    chan = internal_channel(f"127.0.0.1:{server.port}", INTERNAL_TOKEN)
+    try:
+        yield chan
+    finally:
+        await chan.close(None)
+        await server.stop(None)
+
+
+@pytest_asyncio.fixture
+async def connected(channel: grpc.aio.Channel) -> grpc.aio.Channel:
+    """The tenant enabled and connected to the company (a backfill is queued, not run)."""
+    await enable(channel, TENANT)
+    reply = await connect(channel, TENANT, REALM_ID)
+    assert reply.connected, reply
+    return channel
+
+
+def stub(channel: grpc.aio.Channel) -> igrpc.IntegrationServiceAsyncStub:
+    return igrpc.IntegrationServiceStub(channel)
+
+
+async def status(channel: grpc.aio.Channel) -> pb.GetConnectionStatusResponse:
+    return await stub(channel).GetConnectionStatus(pb.GetConnectionStatusRequest(tenant_id=TENANT))
+
+
+async def backfill(deps: IntegrationDeps) -> None:
+    """Runs the queued backfill to completion in this task, as the scheduler would."""
+    async with state.realm_lock(deps.engine, state.BACKFILL_LOCK, TENANT, REALM_ID) as held:
+        assert held
+        await run_backfill(deps, TENANT, REALM_ID)
+
+
+async def cdc_poll(deps: IntegrationDeps) -> PollResult:
+    async with state.realm_lock(deps.engine, state.CDC_LOCK, TENANT, REALM_ID) as held:
+        assert held
+        result = await poll(deps, TENANT, REALM_ID)
+    assert result is not None
+    return result
+
+
+async def sync_row(deps: IntegrationDeps) -> SyncState:
+    async with deps.sessions() as session:
+        row = await state.load(session, TENANT, REALM_ID)
+    assert row is not None
+    return row
+
+
+async def placements(deps: IntegrationDeps) -> dict[str, mpb.Placement]:
+    """Every placement of the tenant, by QBO invoice id (asserting there are no two)."""
+    out: dict[str, mpb.Placement] = {}
+    token = ""
+    while True:
+        page = await deps.matching.ListPlacements(
+            mpb.ListPlacementsRequest(tenant_id=TENANT, page_size=1000, page_token=token)
+        )
+        for p in page.placements:
+            assert p.qbo_invoice_id not in out, f"two placements for invoice {p.qbo_invoice_id}"
+            out[p.qbo_invoice_id] = p
+        token = page.next_page_token
+        if not token:
+            return out
+
+
+def books(emulator: Emulator) -> Company:
+    return emulator.state.companies[REALM_ID]
+
+
+def overdue_in_books(emulator: Emulator) -> dict[str, Any]:
+    """The emulator's own overdue invoices (balance above zero, due before its today)."""
+    company = books(emulator)
+    today = company.today().isoformat()
+    return {
+        i.id: i
+        for i in company.invoices.values()
+        if i.balance > 0 and not i.voided and i.due_date < today
+    }
+
+
+@dataclass
+class Control:
+    """The emulator's control API (the bookkeeper), over HTTP."""
+
+    url: str
+    http: aiohttp.ClientSession
+
+    async def __call__(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        async with self.http.request(
+            method, f"{self.url}/_emulator{path}", json=body if body is not None else {}
+        ) as resp:
+            data: dict[str, Any] = await resp.json()
+            assert resp.status < 300, (resp.status, data)
+            return data
+
+    def company(self, path: str = "") -> str:
+        return f"/companies/{REALM_ID}{path}"
+
+
+@pytest_asyncio.fixture
+async def control(emulator: Emulator) -> AsyncIterator[Control]:
+    async with aiohttp.ClientSession() as http:
+        yield Control(emulator.url, http)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, within: float = 20.0, every: float = 0.05
+) -> None:
+    """Waits for a background job (scheduler tests only)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(every)
