@@ -284,9 +284,6 @@ class Matcher:
             pb.StreamOutreachEventsRequest(cursor=cursor, tenant_id=tenant)
         )
         events: list[pb.OutreachEvent] = []
-        if count == 0:
-            call.cancel()
-            return events
         try:
             async with asyncio.timeout(within):
                 async for message in call:

@@ -115,3 +115,20 @@ async def test_cursor_not_issued_by_the_service_is_refused(matcher: Matcher) -> 
             await call.read()
         assert invalid_field(info) == "cursor"
         assert reason_of(info) == "CURSOR_INVALID"
+
+
+async def test_reconnecting_consumer_sees_every_event_once_under_concurrent_writers(
+    matcher: Matcher,
+) -> None:
+    placements = await matcher.place(*(placement_input(str(100 + i), 1_000) for i in range(30)))
+    writers = asyncio.gather(
+        *(matcher.pay(qbo_payment(f"p{i}", [(str(100 + i), 1_000)])) for i in range(30))
+    )
+    first = await matcher.read_stream(7)  # hangs up after 7, while writers keep committing
+    rest = await matcher.read_stream(23, cursor=first[-1].cursor)
+    await writers
+
+    received = [e.placement_id for e in first + rest]
+    assert sorted(received) == sorted(p.placement_id for p in placements)  # each exactly once
+    assert all(e.type == pb.OUTREACH_EVENT_TYPE_STOP for e in first + rest)
+    assert len(await matcher.outbox()) == 30
