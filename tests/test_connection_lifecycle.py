@@ -295,7 +295,7 @@ async def test_disconnect_revokes_wipes_and_allows_reconnect(
     )
     assert reply.state == pb.CONNECTION_STATE_DISCONNECTED
     assert reply.token_revocation == pb.TOKEN_REVOCATION_REVOKED
-    assert emulator.state.oauth.token_calls["revoke"] == 1
+    assert emulator.state.oauth.revoke_calls == 1
     assert all(g.revoked for g in emulator.state.oauth.grants.values())
     async with sessions() as session:
         row = await session.get(Connection, TENANT)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.crypto import TokenCipher
+from aicollect.db.settings_store import check_text
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.qbo.api import QboApi, QboError
 from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
@@ -108,7 +109,7 @@ class ConnectionService:
                 OAuthState(
                     state_hash=hash_state(state),
                     tenant_id=tenant_id,
-                    actor=actor.strip()[:200] or "dashboard",
+                    actor=check_text(actor, "actor", 200) or "dashboard",
                     expires_at=expires,
                 )
             )
@@ -337,8 +338,8 @@ class ConnectionService:
 
     async def disconnect(self, tenant_id: str, actor: str, reason: str) -> DisconnectOutcome:
         tenant_id = admin.validate_tenant_id(tenant_id)
-        actor = actor.strip() or "dashboard"
-        reason = reason.strip() or "disconnected by the tenant"
+        actor = check_text(actor, "actor", 200) or "dashboard"
+        reason = check_text(reason, "reason", 2000) or "disconnected by the tenant"
         async with self.sessions.begin() as session:
             row = (
                 await session.execute(

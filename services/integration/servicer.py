@@ -144,7 +144,9 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             )
             if secret is not None
         ]
-        result = await inbox.ingest(self._deps.sessions, request.body, request.signature, tokens)
+        result = await inbox.ingest(
+            self._deps.inbox_writer, request.body, request.signature, tokens
+        )
         return pb.IngestWebhookResponse(
             stored_event_count=result.stored,
             duplicate_event_count=result.duplicates,

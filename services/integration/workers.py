@@ -1,4 +1,5 @@
-"""Background work of the integration process (more workers join in later issues)."""
+"""Background work of the integration process: revocation retries, the sync scheduler
+(backfills, CDC polls), the webhook inbox processor and its gauges."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 
 from services.integration.deps import IntegrationDeps
 from services.integration.sync.runner import SyncRunner
+from services.integration.webhook_worker import build_processor, inbox_gauges
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ def start_workers(deps: IntegrationDeps, stop: asyncio.Event) -> list[asyncio.Ta
         # Backfills and CDC polls (sync.runner): due work found in the database, so a
         # backfill a crashed replica left running resumes from its checkpoint here.
         asyncio.create_task(SyncRunner(deps).run(stop), name="sync-scheduler"),
+        # Webhook inbox: claims due events (any number of replicas), reads, applies.
+        asyncio.create_task(build_processor(deps).run(stop), name="inbox-processor"),
+        asyncio.create_task(inbox_gauges(deps, deps.metrics, stop), name="inbox-gauges"),
     ]
 
 
