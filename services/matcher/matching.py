@@ -1059,6 +1059,10 @@ def _baseline(
         and placement.intake_invoice_updated_at is not None
         and facts.payment.last_updated is not None
         and facts.payment.last_updated <= placement.intake_invoice_updated_at
+        # QBO's times have one-second resolution: a payment made in the second the invoice
+        # was read may or may not be in that version. It can only be if the balance we hold
+        # already shows at least that much paid.
+        and placement.qbo_total_minor_units - placement.qbo_balance_minor_units >= amount
     ):
         already = counted = amount
     return PaymentApplication(

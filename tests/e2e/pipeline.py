@@ -1,0 +1,142 @@
+"""The whole pipeline in one test process: the emulator (Intuit) sends signed webhooks to
+the gateway; the integration's workers (sync scheduler, inbox processor) run; outreach
+events are read from the matcher's stream, as the outreach service would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aicollect.matching.v1 import matching_service_pb2 as mpb
+from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
+from aicollect.rpc.client import internal_channel
+from services.integration.workers import start_workers, stop_workers
+from tests.conftest import CLIENT_ID, INTERNAL_TOKEN, REALM_ID, VERIFIER_TOKEN, Emulator
+from tests.stack import Stack, enable_tenant, full_stack
+from tests.test_connection_lifecycle import connect
+
+TENANT = "acme"
+PAST_DUE = "2026-06-30"
+
+
+@dataclass
+class Pipeline:
+    stack: Stack
+    emulator: Emulator
+    channel: Any
+    matching: mgrpc.MatchingServiceAsyncStub
+    events: list[mpb.OutreachEvent] = field(default_factory=list)
+
+    async def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        url = f"{self.emulator.url}/_emulator/companies/{REALM_ID}/{path}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, url, json=body or {}) as resp,
+        ):
+            payload = await resp.json()
+            assert resp.status in (200, 201), payload
+            return payload
+
+    async def new_invoice(self, customer_id: str, amount: str, due: str = PAST_DUE) -> str:
+        invoice = await self.control(
+            "POST",
+            "invoices",
+            {
+                "customer_id": customer_id,
+                "lines": [{"amount": amount, "description": "Services"}],
+                "txn_date": "2026-05-31",
+                "due_date": due,
+            },
+        )
+        return str(invoice["Invoice"]["Id"] if "Invoice" in invoice else invoice["Id"])
+
+    async def placement(self, invoice_id: str) -> mpb.Placement | None:
+        reply = await self.matching.ListPlacements(
+            mpb.ListPlacementsRequest(tenant_id=TENANT, qbo_invoice_id=invoice_id)
+        )
+        return reply.placements[0] if reply.placements else None
+
+    async def until(
+        self, check: Callable[[], Awaitable[bool]], *, within: float = 15.0, what: str = ""
+    ) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if await check():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    async def placed(self, invoice_id: str, *, within: float = 15.0) -> mpb.Placement:
+        async def exists() -> bool:
+            return await self.placement(invoice_id) is not None
+
+        await self.until(exists, within=within, what=f"a placement for invoice {invoice_id}")
+        found = await self.placement(invoice_id)
+        assert found is not None
+        return found
+
+    async def status_becomes(
+        self, invoice_id: str, status: int, *, within: float = 15.0
+    ) -> mpb.Placement:
+        async def reached() -> bool:
+            current = await self.placement(invoice_id)
+            return current is not None and current.status == status
+
+        await self.until(reached, within=within, what=f"invoice {invoice_id} -> status {status}")
+        found = await self.placement(invoice_id)
+        assert found is not None
+        return found
+
+    def events_for(self, placement_id: str) -> list[int]:
+        return [e.type for e in self.events if e.placement_id == placement_id]
+
+    async def webhooks_drained(self) -> None:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.emulator.url}/_emulator/webhooks/wait", json={"timeout": 10}) as r,
+        ):
+            assert r.status == 200
+
+
+async def _consume(pipeline: Pipeline) -> None:
+    call = pipeline.matching.StreamOutreachEvents(mpb.StreamOutreachEventsRequest(tenant_id=TENANT))
+    async for item in call:
+        pipeline.events.append(item.event)
+
+
+@asynccontextmanager
+async def running_pipeline(
+    engine: AsyncEngine, emulator: Emulator, *, webhooks: bool = True
+) -> AsyncIterator[Pipeline]:
+    async with full_stack(engine, emulator) as stack:
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{emulator.url}/_emulator/apps",
+            json={
+                "client_id": CLIENT_ID,
+                "webhook_url": f"{stack.gateway_url}/v1/webhooks/qbo" if webhooks else None,
+                "verifier_token": VERIFIER_TOKEN,
+            },
+        ) as resp:
+            assert resp.status in (200, 201)
+        stop = asyncio.Event()
+        workers = start_workers(stack.deps, stop)
+        channel = internal_channel(stack.matcher_addr, INTERNAL_TOKEN)
+        pipeline = Pipeline(stack, emulator, channel, mgrpc.MatchingServiceStub(channel))
+        consumer = asyncio.create_task(_consume(pipeline))
+        try:
+            await enable_tenant(stack, TENANT)
+            async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as integration:
+                assert (await connect(integration, TENANT)).connected
+            yield pipeline
+        finally:
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+            await stop_workers(workers, stop, 5)
+            await channel.close(None)
