@@ -240,3 +240,6 @@ class PlacedInvoice(Base):
     placement_id: Mapped[str] = mapped_column(Text)
     # The invoice version (QBO SyncToken) the matcher was last given for this placement.
     sync_token: Mapped[str] = mapped_column(Text, default="")
+    # The backfill run that placed it first ("" for a CDC poll or a webhook): the exact
+    # count of placements a run created, even across a crash and resume.
+    placed_by_run: Mapped[str] = mapped_column(Text, default="")

@@ -115,6 +115,8 @@ class SyncContext:
         self.source = SOURCES[source]
         self.source_event_id = source_event_id
         self.reader = reader
+        # A backfill run's id (``backfill:<run>``), recorded with what it places first.
+        self.run_id = source_event_id.removeprefix("backfill:") if source == "backfill" else ""
         self._customers: OrderedDict[str, Json | None] = OrderedDict()
 
     @classmethod
@@ -336,6 +338,7 @@ class SyncContext:
                 "qbo_customer_id": customer_id,
                 "placement_id": placement_id,
                 "sync_token": token,
+                "placed_by_run": self.run_id,
             }
             for invoice_id, customer_id, placement_id, token in rows
         ]
@@ -384,21 +387,25 @@ def _placeable(facts: mapping.InvoiceFacts) -> bool:
 
 
 async def apply_invoices(
-    ctx: SyncContext, invoices: Sequence[Json], *, only_placeable: bool = False
+    ctx: SyncContext,
+    invoices: Sequence[Json],
+    *,
+    only_placeable: bool = False,
+    facts: Sequence[mapping.InvoiceFacts] | None = None,
 ) -> ApplyStats:
     """Invoices as now known (deleted stubs too). ``only_placeable`` (the backfill, whose
     query returns only candidates) skips the ones the rules leave out instead of sending
-    their state to the matcher."""
+    their state to the matcher. ``facts``: the invoices' facts when already computed."""
     stats = ApplyStats(invoices_seen=len(invoices))
-    to_place: list[Json] = []
+    to_place: list[tuple[Json, mapping.InvoiceFacts]] = []
     to_apply: list[mpb.QboInvoice] = []
-    for invoice in invoices:
+    for n, invoice in enumerate(invoices):
         if mapping.is_deleted(invoice):
             to_apply.append(mapping.qbo_invoice(invoice))
             continue
-        facts = mapping.invoice_facts(invoice)
-        if ctx.rules.places(facts, ctx.today) and _placeable(facts):
-            to_place.append(invoice)
+        known = facts[n] if facts is not None else mapping.invoice_facts(invoice)
+        if ctx.rules.places(known, ctx.today) and _placeable(known):
+            to_place.append((invoice, known))
         elif not only_placeable:
             to_apply.append(mapping.qbo_invoice(invoice))
     if to_place:
@@ -410,20 +417,20 @@ async def apply_invoices(
     return stats
 
 
-async def _place(ctx: SyncContext, invoices: Sequence[Json]) -> ApplyStats:
+async def _place(
+    ctx: SyncContext, invoices: Sequence[tuple[Json, mapping.InvoiceFacts]]
+) -> ApplyStats:
     """Upserts placements for placeable invoices. An existing placement then gets the
     invoice's amounts through ApplyAccountingInvoice, unless the matcher was already given
     this version of the invoice (a repeated backfill sends no decision calls)."""
     stats = ApplyStats()
-    facts = {mapping.entity_id(i): mapping.invoice_facts(i) for i in invoices}
+    facts = {f.invoice_id: f for _, f in invoices}
     customers = await ctx.customers(f.customer_id for f in facts.values())
     inputs = [
-        mapping.placement_input(
-            invoice, customers.get(facts[mapping.entity_id(invoice)].customer_id)
-        )
-        for invoice in invoices
+        mapping.placement_input(invoice, customers.get(f.customer_id), facts=f)
+        for invoice, f in invoices
     ]
-    by_id = {mapping.entity_id(i): i for i in invoices}
+    by_id = {f.invoice_id: invoice for invoice, f in invoices}
     results = await ctx.upsert(inputs)
     stats.skipped += len(inputs) - len(results)
     versions = {i.qbo_invoice_id: i.sync_token for i in inputs}
@@ -475,7 +482,7 @@ async def apply_customers(ctx: SyncContext, customers: Sequence[Json]) -> ApplyS
     for invoice in found.values():
         facts = mapping.invoice_facts(invoice)
         if _placeable(facts) and not facts.voided:
-            open_invoices.append(invoice)
+            open_invoices.append((invoice, facts))
     if open_invoices:
         placed_stats = await _place(ctx, open_invoices)
         stats.add(placed_stats)

@@ -20,14 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func
+from sqlalchemy import func, select
 
 from services.integration.budget import Priority
-from services.integration.models import SyncState
+from services.integration.models import PlacedInvoice, SyncState
 from services.integration.sync import apply, mapping, state
 from services.integration.sync.qbo import MAX_RESULTS, QboReader, overdue_invoices_where
 from services.integration.sync.rules import get_rules
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OVERLAP = 20
+# Pages handed to the matcher at once: one is upserted while the next is prepared and
+# the previous one's checkpoint is written.
+PAGES_IN_FLIGHT = 2
 
 
 class BackfillSuperseded(Exception):
@@ -52,6 +56,7 @@ def id_key(invoice_id: str) -> tuple[int, str]:
 @dataclass
 class _Page:
     rows: list[dict[str, Any]]
+    facts: list[mapping.InvoiceFacts]
     next_position: int
     last_id: str
 
@@ -91,21 +96,33 @@ async def _produce(
                 if last_id
                 else rows
             )
+            facts = [mapping.invoice_facts(r) for r in fresh]
             if fresh:
-                last_id = max((mapping.entity_id(r) for r in fresh), key=id_key)
-                placeable = [
-                    mapping.invoice_facts(r).customer_id
-                    for r in fresh
-                    if ctx.rules.places(mapping.invoice_facts(r), today)
-                ]
-                await ctx.customers(placeable)  # warm the cache while the matcher works
-            await out.put(_Page(fresh, start + len(rows), last_id))
+                last_id = max((f.invoice_id for f in facts), key=id_key)
+                # Read the customers now, while the matcher takes the previous page.
+                await ctx.customers(f.customer_id for f in facts if ctx.rules.places(f, today))
+            await out.put(_Page(fresh, facts, start + len(rows), last_id))
             if len(rows) < page_size:
                 break
             start = max(1, start + len(rows) - OVERLAP)
         await out.put(None)
     except Exception as exc:  # handed to the consumer, which raises it
         await out.put(exc)
+
+
+async def placed_by(deps: IntegrationDeps, tenant_id: str, realm_id: str, run_id: str) -> int:
+    """How many placements this run created (exact across crashes: recorded with each)."""
+    async with deps.sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(PlacedInvoice)
+            .where(
+                PlacedInvoice.tenant_id == tenant_id,
+                PlacedInvoice.realm_id == realm_id,
+                PlacedInvoice.placed_by_run == run_id,
+            )
+        )
+    return int(count or 0)
 
 
 async def run_backfill(
@@ -180,6 +197,29 @@ async def run_backfill(
         ),
         name=f"backfill-pages:{tenant_id}",
     )
+    window: deque[tuple[_Page, asyncio.Task[apply.ApplyStats]]] = deque()
+
+    async def settle() -> None:
+        """Waits for the oldest page in flight, then stores its checkpoint (in page order,
+        so a checkpoint never covers a page that is not done)."""
+        nonlocal seen, created, pages
+        page, task = window.popleft()
+        await task
+        seen += len(page.rows)
+        created = await placed_by(deps, tenant_id, realm_id, run_id)
+        pages += 1
+        if not await state.update_state(
+            deps.sessions,
+            tenant_id,
+            realm_id,
+            run_id=run_id,
+            backfill_next_position=page.next_position,
+            backfill_last_invoice_id=page.last_id,
+            backfill_invoices_seen=seen,
+            backfill_placements_created=created,
+        ):
+            raise BackfillSuperseded(run_id)
+
     try:
         while True:
             item = await queue.get()
@@ -187,25 +227,21 @@ async def run_backfill(
                 break
             if isinstance(item, BaseException):
                 raise item
-            stats = await apply.apply_invoices(ctx, item.rows, only_placeable=True)
-            seen += len(item.rows)
-            created += stats.placements_created
-            pages += 1
-            if not await state.update_state(
-                deps.sessions,
-                tenant_id,
-                realm_id,
-                run_id=run_id,
-                backfill_next_position=item.next_position,
-                backfill_last_invoice_id=item.last_id,
-                backfill_invoices_seen=seen,
-                backfill_placements_created=created,
-            ):
-                raise BackfillSuperseded(run_id)
+            work = apply.apply_invoices(ctx, item.rows, only_placeable=True, facts=item.facts)
+            window.append((item, asyncio.create_task(work)))
+            if len(window) >= PAGES_IN_FLIGHT:
+                await settle()
+        while window:
+            await settle()
     finally:
         producer.cancel()
+        for _, task in window:
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await producer
+        for _, task in window:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
     cutoff = rules.due_cutoff(today)
     await state.update_state(
         deps.sessions,

@@ -319,10 +319,15 @@ def contact_from_invoice(invoice: Json) -> mpb.DebtorContact:
 
 
 def placement_input(
-    invoice: Json, customer: Json | None, default_currency: str = DEFAULT_CURRENCY
+    invoice: Json,
+    customer: Json | None,
+    default_currency: str = DEFAULT_CURRENCY,
+    *,
+    facts: InvoiceFacts | None = None,
 ) -> mpb.PlacementInput:
     """One overdue invoice to place, with its customer's contact details."""
-    facts = invoice_facts(invoice, default_currency)
+    if facts is None:
+        facts = invoice_facts(invoice, default_currency)
     return mpb.PlacementInput(
         qbo_invoice_id=facts.invoice_id,
         doc_number=facts.doc_number,
