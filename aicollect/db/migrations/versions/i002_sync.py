@@ -79,7 +79,6 @@ def upgrade() -> None:
         sa.Column("qbo_customer_id", sa.Text(), nullable=False),
         sa.Column("placement_id", sa.Text(), nullable=False),
         sa.Column("sync_token", sa.Text(), nullable=False),
-        sa.Column("placed_by_run", sa.Text(), nullable=False),
         schema=S,
     )
     op.create_index(
