@@ -34,8 +34,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-from sqlalchemy import or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import or_, select, text
 
 from aicollect.errors import Unavailable
 from aicollect.matching.v1 import matching_service_pb2 as mpb
@@ -117,7 +116,7 @@ class SyncContext:
         self.reader = reader
         # A backfill run's id (``backfill:<run>``), recorded with what it places first.
         self.run_id = source_event_id.removeprefix("backfill:") if source == "backfill" else ""
-        self._customers: OrderedDict[str, Json | None] = OrderedDict()
+        self._customers: OrderedDict[str, mpb.DebtorContact | None] = OrderedDict()
 
     @classmethod
     async def open(
@@ -152,22 +151,25 @@ class SyncContext:
 
     def remember_customers(self, customers: Iterable[Json]) -> None:
         for customer in customers:
-            self._remember(mapping.entity_id(customer), customer)
+            self._remember(mapping.entity_id(customer), mapping.debtor_contact(customer))
 
-    def _remember(self, customer_id: str, customer: Json | None) -> None:
-        self._customers[customer_id] = customer
+    def _remember(self, customer_id: str, contact: mpb.DebtorContact | None) -> None:
+        self._customers[customer_id] = contact
         self._customers.move_to_end(customer_id)
         while len(self._customers) > CUSTOMER_CACHE:
             self._customers.popitem(last=False)
 
-    async def customers(self, ids: Iterable[str]) -> dict[str, Json | None]:
-        """The customers with these ids (None for one QBO no longer has), batched reads."""
+    async def customers(self, ids: Iterable[str]) -> dict[str, mpb.DebtorContact | None]:
+        """The debtor contacts of these customers (None for one QBO no longer has), read in
+        batches and kept (a bounded cache) so each customer is read and mapped once."""
         wanted = [i for i in dict.fromkeys(ids) if i]
         missing = [i for i in wanted if i not in self._customers]
         if missing:
             found = await self.reader.by_ids("Customer", missing)
             for customer_id in missing:
-                self._remember(customer_id, found.get(customer_id))
+                customer = found.get(customer_id)
+                contact = mapping.debtor_contact(customer) if customer is not None else None
+                self._remember(customer_id, contact)
         return {i: self._customers.get(i) for i in wanted}
 
     # -- matcher calls ------------------------------------------------------------------
@@ -309,56 +311,61 @@ class SyncContext:
 
     async def record_placed(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
         """Remembers placed invoices: (invoice id, customer id, placement id, the version
-        the matcher now has)."""
+        the matcher now has). One statement for the whole batch (arrays, ``unnest``)."""
         if not rows:
             return
-        insert = pg_insert(PlacedInvoice)
-        statement = insert.on_conflict_do_update(
-            index_elements=[
-                PlacedInvoice.tenant_id,
-                PlacedInvoice.realm_id,
-                PlacedInvoice.qbo_invoice_id,
-            ],
-            set_={
-                "qbo_customer_id": insert.excluded.qbo_customer_id,
-                "placement_id": insert.excluded.placement_id,
-                "sync_token": insert.excluded.sync_token,
-            },
-            where=or_(
-                PlacedInvoice.qbo_customer_id != insert.excluded.qbo_customer_id,
-                PlacedInvoice.placement_id != insert.excluded.placement_id,
-                PlacedInvoice.sync_token != insert.excluded.sync_token,
-            ),
+        invoice_ids, customer_ids, placement_ids, tokens = (
+            list(c) for c in zip(*rows, strict=True)
         )
-        values = [
-            {
-                "tenant_id": self.tenant_id,
-                "realm_id": self.realm_id,
-                "qbo_invoice_id": invoice_id,
-                "qbo_customer_id": customer_id,
-                "placement_id": placement_id,
-                "sync_token": token,
-                "placed_by_run": self.run_id,
-            }
-            for invoice_id, customer_id, placement_id, token in rows
-        ]
         async with self.deps.sessions.begin() as session:
-            await session.execute(statement, values)
+            await session.execute(
+                _RECORD_PLACED,
+                {
+                    "tenant": self.tenant_id,
+                    "realm": self.realm_id,
+                    "run": self.run_id,
+                    "invoices": invoice_ids,
+                    "customers": customer_ids,
+                    "placements": placement_ids,
+                    "tokens": tokens,
+                },
+            )
+
+
+_RECORD_PLACED = text(
+    """
+    INSERT INTO integration.placed_invoices AS p
+        (tenant_id, realm_id, qbo_invoice_id, qbo_customer_id, placement_id, sync_token,
+         placed_by_run)
+    SELECT :tenant, :realm, i, c, pl, t, :run
+    FROM unnest(
+        CAST(:invoices AS text[]), CAST(:customers AS text[]),
+        CAST(:placements AS text[]), CAST(:tokens AS text[])
+    ) AS u(i, c, pl, t)
+    ON CONFLICT (tenant_id, realm_id, qbo_invoice_id) DO UPDATE SET
+        qbo_customer_id = excluded.qbo_customer_id,
+        placement_id = excluded.placement_id,
+        sync_token = excluded.sync_token
+    WHERE (p.qbo_customer_id, p.placement_id, p.sync_token)
+        IS DISTINCT FROM (excluded.qbo_customer_id, excluded.placement_id, excluded.sync_token)
+    """
+)
 
 
 async def observe_company_time(deps: IntegrationDeps, reader: QboReader) -> state.CompanyClock:
     """Reads QBO's time for the company and remembers it (the company's clock)."""
-    text = await reader.company_time()
-    return await remember_company_time(deps, reader.tenant_id, reader.realm_id, text)
+    qbo_time = await reader.company_time()
+    return await remember_company_time(deps, reader.tenant_id, reader.realm_id, qbo_time)
 
 
 async def remember_company_time(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, text: str
+    deps: IntegrationDeps, tenant_id: str, realm_id: str, qbo_time: str
 ) -> state.CompanyClock:
+    """Stores QBO's time for the company as just seen; the company's clock runs from it."""
     seen_at = state.now()
-    clock = state.CompanyClock(mapping.parse_qbo_time(text), seen_at)
+    clock = state.CompanyClock(mapping.parse_qbo_time(qbo_time), seen_at)
     await state.update_state(
-        deps.sessions, tenant_id, realm_id, company_time=text, company_time_seen_at=seen_at
+        deps.sessions, tenant_id, realm_id, company_time=qbo_time, company_time_seen_at=seen_at
     )
     return clock
 
@@ -427,7 +434,7 @@ async def _place(
     facts = {f.invoice_id: f for _, f in invoices}
     customers = await ctx.customers(f.customer_id for f in facts.values())
     inputs = [
-        mapping.placement_input(invoice, customers.get(f.customer_id), facts=f)
+        mapping.placement_input(invoice, facts=f, debtor=customers.get(f.customer_id))
         for invoice, f in invoices
     ]
     by_id = {f.invoice_id: invoice for invoice, f in invoices}

@@ -320,19 +320,23 @@ def contact_from_invoice(invoice: Json) -> mpb.DebtorContact:
 
 def placement_input(
     invoice: Json,
-    customer: Json | None,
+    customer: Json | None = None,
     default_currency: str = DEFAULT_CURRENCY,
     *,
     facts: InvoiceFacts | None = None,
+    debtor: mpb.DebtorContact | None = None,
 ) -> mpb.PlacementInput:
-    """One overdue invoice to place, with its customer's contact details."""
+    """One overdue invoice to place, with its customer's contact details (``debtor`` when
+    already mapped; without either, what the invoice itself says)."""
     if facts is None:
         facts = invoice_facts(invoice, default_currency)
+    if debtor is None:
+        debtor = debtor_contact(customer) if customer is not None else contact_from_invoice(invoice)
     return mpb.PlacementInput(
         qbo_invoice_id=facts.invoice_id,
         doc_number=facts.doc_number,
         qbo_customer_id=facts.customer_id,
-        debtor=debtor_contact(customer) if customer is not None else contact_from_invoice(invoice),
+        debtor=debtor,
         total_amount=Money(currency_code=facts.currency, minor_units=facts.total),
         balance=Money(currency_code=facts.currency, minor_units=facts.balance),
         invoice_date=facts.txn_date.isoformat() if facts.txn_date else "",
