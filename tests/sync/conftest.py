@@ -51,7 +51,7 @@ TODAY = date(2026, 1, 15)
 def company() -> CompanySpec:
     """The company the emulator starts with; modules override it."""
     return CompanySpec(
-        realm_id=REALM_ID, name="Acme Widgets LLC", customers=12, invoices=40, today=TODAY, seed=3
+        realm_id=REALM_ID, name="Acme Widgets LLC", customers=20, invoices=60, today=TODAY, seed=3
     )
 
 

@@ -59,7 +59,7 @@ async def test_every_change_reaches_the_placements_after_one_poll(
     await backfill(deps)
     before = await placements(deps)
     assert set(before) == set(overdue_in_books(emulator))
-    paid, partly, voided, deleted, credited, edited, contact = _pick(emulator, 7)
+    paid, partly, voided, deleted, credited, edited, contact, postponed = _pick(emulator, 8)
     company = books(emulator)
     # A customer without placements yet gets a new, already overdue invoice.
     newcomer = await control(
@@ -115,6 +115,8 @@ async def test_every_change_reaches_the_placements_after_one_poll(
         control.company(f"/invoices/{edited.id}"),
         {"lines": [{"amount": _amount(new_total), "description": "Revised", "qty": 1}]},
     )
+    later = (TODAY + timedelta(days=30)).isoformat()
+    await control("PATCH", control.company(f"/invoices/{postponed.id}"), {"due_date": later})
     await control(
         "PATCH",
         control.company(f"/customers/{contact.customer_id}"),
@@ -148,6 +150,10 @@ async def test_every_change_reaches_the_placements_after_one_poll(
     assert after[edited.id].balance.minor_units == company.invoices[edited.id].balance
     assert after[edited.id].balance.minor_units == before[edited.id].balance.minor_units + 12_345
 
+    # Postponed in QBO: no longer overdue, but the placement stays and follows the invoice.
+    assert after[postponed.id].status == mpb.PLACEMENT_STATUS_ACTIVE
+    assert after[postponed.id].due_date == later
+
     customer = company.customers[contact.customer_id]
     for invoice_id, placement in after.items():
         if placement.qbo_customer_id == contact.customer_id and invoice_id in overdue_in_books(
@@ -157,7 +163,8 @@ async def test_every_change_reaches_the_placements_after_one_poll(
             numbers = {p.type: p.number for p in placement.debtor.phones}
             assert numbers[mpb.PHONE_TYPE_PRIMARY] == customer.phone == "(503) 555-0142"
 
-    untouched = set(before) - {paid.id, partly.id, voided.id, deleted.id, credited.id, edited.id}
+    changed = {paid.id, partly.id, voided.id, deleted.id, credited.id, edited.id, postponed.id}
+    untouched = set(before) - changed
     for invoice_id in untouched:
         if after[invoice_id].qbo_customer_id != contact.customer_id:
             assert after[invoice_id].version == before[invoice_id].version

@@ -406,6 +406,7 @@ async def apply_invoices(
     stats = ApplyStats(invoices_seen=len(invoices))
     to_place: list[tuple[Json, mapping.InvoiceFacts]] = []
     to_apply: list[mpb.QboInvoice] = []
+    open_others: list[tuple[Json, mapping.InvoiceFacts]] = []
     for n, invoice in enumerate(invoices):
         if mapping.is_deleted(invoice):
             to_apply.append(mapping.qbo_invoice(invoice))
@@ -413,8 +414,21 @@ async def apply_invoices(
         known = facts[n] if facts is not None else mapping.invoice_facts(invoice)
         if ctx.rules.places(known, ctx.today) and _placeable(known):
             to_place.append((invoice, known))
-        elif not only_placeable:
+        elif only_placeable:
+            continue
+        elif _placeable(known) and not known.voided:
+            open_others.append((invoice, known))
+        else:
             to_apply.append(mapping.qbo_invoice(invoice))
+    if open_others:
+        # Still owed but no longer placeable under the rules (not yet due again, below a
+        # minimum): an existing placement still gets its invoice fields and amounts.
+        placed = await ctx.placed(invoice_ids=[f.invoice_id for _, f in open_others])
+        for invoice, known in open_others:
+            if known.invoice_id in placed:
+                to_place.append((invoice, known))
+            else:
+                to_apply.append(mapping.qbo_invoice(invoice))
     if to_place:
         stats.add(await _place(ctx, to_place))
     if to_apply:
