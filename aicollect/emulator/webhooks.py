@@ -133,6 +133,7 @@ class Dispatcher:
         self.log: deque[dict[str, Any]] = deque(maxlen=MAX_LOG)
         self.dropped: deque[dict[str, Any]] = deque(maxlen=MAX_LOG)
         self._seq = 0
+        self._ids_issued = 0  # never reset: ids stay unique for the emulator's lifetime
         self._session: aiohttp.ClientSession | None = None
         self._running = False
         self._timers: set[asyncio.TimerHandle] = set()
@@ -188,8 +189,12 @@ class Dispatcher:
             self._intake(app, Event(self._new_id(), change))
 
     def _new_id(self) -> str:
-        # Event ids come from the seeded dice too, so a seeded scenario is repeatable.
-        return str(uuid.UUID(int=self.faults.rng.getrandbits(128), version=4))
+        # Event ids come from the seeded dice, so a seeded scenario on a fresh emulator is
+        # repeatable; the lifetime counter keeps them unique when the faults (and so the
+        # dice) are reset, as Intuit's ids are.
+        self._ids_issued += 1
+        bits = self.faults.rng.getrandbits(128) ^ (self._ids_issued << 64)
+        return str(uuid.UUID(int=bits & ((1 << 128) - 1), version=4))
 
     def _intake(self, app: App, event: Event) -> None:
         faults = self.faults

@@ -116,14 +116,17 @@ async def running_pipeline(
     engine: AsyncEngine, emulator: Emulator, *, webhooks: bool = True
 ) -> AsyncIterator[Pipeline]:
     async with full_stack(engine, emulator) as stack:
-        async with aiohttp.ClientSession() as http, http.post(
-            f"{emulator.url}/_emulator/apps",
-            json={
-                "client_id": CLIENT_ID,
-                "webhook_url": f"{stack.gateway_url}/v1/webhooks/qbo" if webhooks else None,
-                "verifier_token": VERIFIER_TOKEN,
-            },
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{emulator.url}/_emulator/apps",
+                json={
+                    "client_id": CLIENT_ID,
+                    "webhook_url": f"{stack.gateway_url}/v1/webhooks/qbo" if webhooks else None,
+                    "verifier_token": VERIFIER_TOKEN,
+                },
+            ) as resp,
+        ):
             assert resp.status in (200, 201)
         stop = asyncio.Event()
         workers = start_workers(stack.deps, stop)

@@ -1,0 +1,292 @@
+"""Convergence: whatever happens to the webhooks (dropped, duplicated, reordered), one CDC
+poll later every placement is exactly where perfect delivery leaves it.
+
+Each example plays one random sequence of bookkeeper actions twice, on two identical
+companies: once with perfect webhook delivery, once with webhooks dropped, duplicated and
+reordered at random followed by one CDC poll. The placements of the two companies must
+then match invoice for invoice (status and balance). Examples are expensive (real
+processes of the pipeline, real PostgreSQL); ``AICOLLECT_CONVERGENCE_EXAMPLES`` raises
+their number for a longer run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest_asyncio
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aicollect.integration.v1 import integration_service_pb2 as ipb
+from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
+from aicollect.matching.v1 import matching_service_pb2 as mpb
+from aicollect.rpc.client import internal_channel
+from tests.conftest import INTERNAL_TOKEN, Emulator
+from tests.e2e.pipeline import Pipeline, running_pipeline
+from tests.stack import enable_tenant
+from tests.test_connection_lifecycle import connect
+
+EXAMPLES = int(os.environ.get("AICOLLECT_CONVERGENCE_EXAMPLES", "4"))
+INVOICES = (("A", "400.00"), ("A", "250.00"), ("B", "900.00"))
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # pay, pay_part, unapplied, void_pay, delete_pay, edit_pay, memo, void_invoice
+    invoice: int  # index into the company's invoices
+    payment: int  # index into the payments made so far (for void/delete/edit)
+
+
+actions = st.lists(
+    st.builds(
+        Action,
+        kind=st.sampled_from(
+            [
+                "pay",
+                "pay_part",
+                "unapplied",
+                "void_pay",
+                "delete_pay",
+                "edit_pay",
+                "memo",
+                "void_invoice",
+            ]
+        ),
+        invoice=st.integers(0, len(INVOICES) - 1),
+        payment=st.integers(0, 5),
+    ),
+    min_size=2,
+    max_size=7,
+)
+
+
+@dataclass
+class Company:
+    realm: str
+    tenant: str
+    customers: dict[str, str]
+    invoices: list[str]
+    payments: list[str]
+
+
+@pytest_asyncio.fixture
+async def pipeline(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Pipeline]:
+    async with running_pipeline(engine, emulator) as p:
+        yield p
+
+
+async def _control(
+    p: Pipeline, realm: str, method: str, path: str, body: object = None
+) -> dict[str, Any]:
+    url = (
+        f"{p.emulator.url}/_emulator/companies/{realm}/{path}"
+        if path
+        else (f"{p.emulator.url}/_emulator/companies")
+    )
+    async with aiohttp.ClientSession() as http, http.request(method, url, json=body or {}) as r:
+        payload: dict[str, Any] = await r.json()
+        return payload if r.status in (200, 201) else {"refused": payload, "status": r.status}
+
+
+async def _company(p: Pipeline, tag: str) -> Company:
+    realm = str(9_000_000_000_000 + uuid.uuid4().int % 10**12)
+    await _control(p, "", "POST", "", {"realm_id": realm, "name": f"Co {tag}"})
+    tenant = f"tenant-{realm}"
+    customers = {}
+    for name in sorted({c for c, _ in INVOICES}):
+        made = await _control(p, realm, "POST", "customers", {"display_name": f"Debtor {name}"})
+        customers[name] = str(made["Customer"]["Id"])
+    invoices = []
+    for customer, amount in INVOICES:
+        made = await _control(
+            p,
+            realm,
+            "POST",
+            "invoices",
+            {
+                "customer_id": customers[customer],
+                "lines": [{"amount": amount, "description": "Services"}],
+                "txn_date": "2026-05-01",
+                "due_date": "2026-06-01",
+            },
+        )
+        invoices.append(str(made["Invoice"]["Id"]))
+    await enable_tenant(p.stack, tenant)
+    async with internal_channel(p.stack.integration_addr, INTERNAL_TOKEN) as channel:
+        assert (await connect(channel, tenant, realm)).connected
+    company = Company(realm, tenant, customers, invoices, [])
+    for invoice_id in invoices:  # the backfill places them
+        await _until_placed(p, company, invoice_id)
+    return company
+
+
+async def _until_placed(p: Pipeline, company: Company, invoice_id: str) -> None:
+    async def placed() -> bool:
+        reply = await p.matching.ListPlacements(
+            mpb.ListPlacementsRequest(tenant_id=company.tenant, qbo_invoice_id=invoice_id)
+        )
+        return bool(reply.placements)
+
+    await p.until(placed, within=20, what=f"placement of invoice {invoice_id}")
+
+
+async def _play(p: Pipeline, company: Company, script: list[Action]) -> None:
+    for action in script:
+        invoice_id = company.invoices[action.invoice]
+        customer = company.customers[INVOICES[action.invoice][0]]
+        invoice = (await _control(p, company.realm, "GET", f"invoices/{invoice_id}"))["Invoice"]
+        balance = float(invoice["Balance"])
+        if action.kind in ("pay", "pay_part", "memo") and balance > 0:
+            amount = f"{balance if action.kind != 'pay_part' else round(balance / 2, 2):.2f}"
+            if action.kind == "memo":
+                memo = await _control(
+                    p,
+                    company.realm,
+                    "POST",
+                    "credit-memos",
+                    {"customer_id": customer, "amount": amount},
+                )
+                if "CreditMemo" in memo:
+                    await _control(
+                        p,
+                        company.realm,
+                        "POST",
+                        f"credit-memos/{memo['CreditMemo']['Id']}/apply",
+                        {"invoice_id": invoice_id, "amount": amount},
+                    )
+                continue
+            made = await _control(
+                p,
+                company.realm,
+                "POST",
+                "payments",
+                {
+                    "customer_id": customer,
+                    "amount": amount,
+                    "lines": [{"invoice_id": invoice_id, "amount": amount}],
+                },
+            )
+            if "Payment" in made:
+                company.payments.append(str(made["Payment"]["Id"]))
+        elif action.kind == "unapplied":
+            made = await _control(
+                p,
+                company.realm,
+                "POST",
+                "payments",
+                {"customer_id": customer, "amount": f"{float(invoice['TotalAmt']):.2f}"},
+            )
+            if "Payment" in made:
+                company.payments.append(str(made["Payment"]["Id"]))
+        elif action.kind in ("void_pay", "delete_pay", "edit_pay") and company.payments:
+            payment_id = company.payments[action.payment % len(company.payments)]
+            if action.kind == "void_pay":
+                await _control(p, company.realm, "POST", f"payments/{payment_id}/void")
+            elif action.kind == "delete_pay":
+                await _control(p, company.realm, "DELETE", f"payments/{payment_id}")
+            else:
+                current = (await _control(p, company.realm, "GET", f"payments/{payment_id}")).get(
+                    "Payment"
+                )
+                lines = (current or {}).get("Line") or []
+                if lines:
+                    linked = lines[0]["LinkedTxn"][0]["TxnId"]
+                    await _control(
+                        p,
+                        company.realm,
+                        "PATCH",
+                        f"payments/{payment_id}",
+                        {"amount": "10.00", "lines": [{"invoice_id": linked, "amount": "10.00"}]},
+                    )
+        elif action.kind == "void_invoice":
+            await _control(p, company.realm, "POST", f"invoices/{invoice_id}/void")
+
+
+async def _settled(p: Pipeline, company: Company) -> None:
+    await p.webhooks_drained()
+
+    async def idle() -> bool:
+        async with internal_channel(p.stack.integration_addr, INTERNAL_TOKEN) as channel:
+            status = await igrpc.IntegrationServiceStub(channel).GetConnectionStatus(
+                ipb.GetConnectionStatusRequest(tenant_id=company.tenant)
+            )
+        return status.sync.inbox_backlog_count == 0 and status.sync.dead_letter_count == 0
+
+    await p.until(idle, within=30, what="an empty inbox")
+
+
+async def _cdc_poll(p: Pipeline, company: Company) -> None:
+    async with internal_channel(p.stack.integration_addr, INTERNAL_TOKEN) as channel:
+        stub = igrpc.IntegrationServiceStub(channel)
+        before = (
+            await stub.GetConnectionStatus(ipb.GetConnectionStatusRequest(tenant_id=company.tenant))
+        ).sync.last_cdc_poll_time.ToNanoseconds()
+        reply = await stub.SyncNow(
+            ipb.SyncNowRequest(tenant_id=company.tenant, mode=ipb.SYNC_MODE_INCREMENTAL, actor="t")
+        )
+        assert reply.started
+
+        async def polled() -> bool:
+            status = await stub.GetConnectionStatus(
+                ipb.GetConnectionStatusRequest(tenant_id=company.tenant)
+            )
+            return status.sync.last_cdc_poll_time.ToNanoseconds() > before
+
+        await p.until(polled, within=30, what="a CDC poll")
+
+
+async def _state(p: Pipeline, company: Company) -> dict[int, tuple[int, int]]:
+    reply = await p.matching.ListPlacements(
+        mpb.ListPlacementsRequest(tenant_id=company.tenant, page_size=100)
+    )
+    by_invoice = {pl.qbo_invoice_id: (pl.status, pl.balance.minor_units) for pl in reply.placements}
+    return {i: by_invoice[invoice_id] for i, invoice_id in enumerate(company.invoices)}
+
+
+async def _faults(p: Pipeline, **values: object) -> None:
+    async with aiohttp.ClientSession() as http:
+        method = http.delete if not values else http.post
+        async with method(f"{p.emulator.url}/_emulator/faults", json=values or None) as r:
+            assert r.status == 200
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    # Each example costs seconds of real processes; report the first failure unshrunk.
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(script=actions, seed=st.integers(0, 2**16))
+async def test_lossy_webhooks_plus_one_cdc_poll_converge(
+    pipeline: Pipeline, script: list[Action], seed: int
+) -> None:
+    p = pipeline
+    await _faults(p)
+    perfect = await _company(p, "perfect")
+    lossy = await _company(p, "lossy")
+
+    await _play(p, perfect, script)
+    await _settled(p, perfect)
+    expected = await _state(p, perfect)
+
+    await _faults(
+        p,
+        seed=seed,
+        webhook_drop_rate=0.4,
+        webhook_duplicate_rate=0.3,
+        webhook_reorder_rate=0.5,
+    )
+    await _play(p, lossy, script)
+    await _settled(p, lossy)
+    await _faults(p)
+    await _cdc_poll(p, lossy)
+    await _settled(p, lossy)
+    actual = await _state(p, lossy)
+    assert actual == expected, f"{script}: perfect {expected} lossy {actual}"
