@@ -53,8 +53,16 @@ STORAGE_ERRORS = (
 )
 LIVE_STATES = (CONNECTED, NEEDS_REAUTHORIZATION)
 
-# apply(tenant_id, realm_id, entity, entity_id): read the entity from QBO, apply it.
-EntityApplier = Callable[[str, str, str, str], Awaitable[None]]
+# apply(tenant_id, realm_id, {entity: [ids]}): read the entities from QBO as they are now
+# and apply them; raises when any of them could not be applied.
+EntityApplier = Callable[[str, str, dict[str, list[str]]], Awaitable[None]]
+
+
+def _by_entity(groups: dict[tuple[str, str], list[InboxEvent]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for entity, entity_id in groups:
+        out.setdefault(entity, []).append(entity_id)
+    return out
 
 
 @dataclass(frozen=True)
@@ -454,20 +462,35 @@ class InboxProcessor:
                 return len(events)
             if connection.state != CONNECTED:
                 return 0  # waits for the tenant to reconnect; attempts are not consumed
-        # Outside any transaction: read each distinct entity once and apply it.
+        # Outside any transaction: read the batch's entities (one query per entity type,
+        # however many events name them) and apply them together.
         groups: dict[tuple[str, str], list[InboxEvent]] = {}
         for event in events:
             groups.setdefault((event.entity, event.entity_id), []).append(event)
-        for (entity, entity_id), group in groups.items():
-            started = time.monotonic()
-            try:
-                await self._apply(connection.tenant_id, realm_id, entity, entity_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await self._failed(group, exc)
-                continue
-            await self._done(group, time.monotonic() - started)
+        started = time.monotonic()
+        try:
+            await self._apply(connection.tenant_id, realm_id, _by_entity(groups))
+        except asyncio.CancelledError:
+            raise
+        except Exception as batch_error:
+            if len(groups) == 1:
+                await self._failed(next(iter(groups.values())), batch_error)
+                return len(events)
+            # Isolate the entity that fails: apply each one on its own.
+            for key, group in groups.items():
+                single = time.monotonic()
+                try:
+                    await self._apply(connection.tenant_id, realm_id, _by_entity({key: group}))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    await self._failed(group, exc)
+                    continue
+                await self._done(group, time.monotonic() - single)
+            return len(events)
+        await self._done(
+            [e for group in groups.values() for e in group], time.monotonic() - started
+        )
         return len(events)
 
     async def _done(self, group: list[InboxEvent], elapsed: float) -> None:

@@ -1,8 +1,9 @@
 """The inbox workers of the integration process, wired to QBO and the matcher.
 
-An event names an entity; the worker reads it from QBO as it is now (payments ahead of
-everything else in the realm's budget) and applies it through the same functions the
-backfill and the CDC poll use, so every path to the matcher is the same path.
+Events name entities; the worker reads a batch's entities from QBO as they are now, one
+query per entity type (payments ahead of everything else in the realm's budget), and
+applies them through the same function the CDC poll uses, so every path to the matcher
+is the same path.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import func, select
 
@@ -20,7 +20,8 @@ from services.integration.budget import Priority
 from services.integration.deps import IntegrationDeps
 from services.integration.inbox import EntityApplier, InboxProcessor
 from services.integration.models import InboxEvent
-from services.integration.sync.apply import ENTITIES, apply_entity
+from services.integration.sync.apply import ENTITIES, SyncContext, apply_changes
+from services.integration.sync.qbo import Json, QboReader
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +29,21 @@ log = logging.getLogger(__name__)
 def qbo_applier(deps: IntegrationDeps) -> EntityApplier:
     names = {e.lower(): e for e in ENTITIES}
 
-    async def apply(tenant_id: str, realm_id: str, entity: str, entity_id: str) -> None:
-        name = names.get(entity.lower())
-        if name is None:
-            return  # an entity we do not sync
-        priority = Priority.PAYMENT if name == "Payment" else Priority.WEBHOOK
-
-        async def read(realm: str, token: str) -> dict[str, Any] | None:
-            return await deps.api.read_entity(realm, name, entity_id, token)
-
-        current = await deps.qbo.call(tenant_id, read, priority=priority)
-        await apply_entity(deps, tenant_id, realm_id, name, entity_id, current, source="webhook")
+    async def apply(tenant_id: str, realm_id: str, wanted: dict[str, list[str]]) -> None:
+        known = {names[e.lower()]: ids for e, ids in wanted.items() if e.lower() in names}
+        if not known:
+            return  # entities we do not sync
+        changes: dict[str, list[Json]] = {}
+        for name, ids in known.items():
+            # One query per entity type; payments jump the realm's queue (they stop outreach).
+            priority = Priority.PAYMENT if name == "Payment" else Priority.WEBHOOK
+            found = await QboReader(deps, tenant_id, realm_id, priority).by_ids(name, ids)
+            # Absent from the query means deleted in QBO (reads of it would answer 610).
+            changes[name] = [found.get(i) or {"Id": i, "status": "Deleted"} for i in ids]
+        ctx = await SyncContext.open(
+            deps, tenant_id, realm_id, source="webhook", priority=Priority.WEBHOOK
+        )
+        await apply_changes(ctx, changes)
 
     return apply
 

@@ -222,18 +222,20 @@ class Recorder:
         self.in_flight: set[str] = set()
         self.overlaps = 0
 
-    async def __call__(self, tenant: str, realm: str, entity: str, entity_id: str) -> None:
-        key = f"{realm}/{entity}/{entity_id}"
-        if realm in {k.split("/")[0] for k in self.in_flight}:
+    async def __call__(self, tenant: str, realm: str, wanted: dict[str, list[str]]) -> None:
+        if realm in self.in_flight:
             self.overlaps += 1  # two workers inside one realm at once
-        self.in_flight.add(key)
+        self.in_flight.add(realm)
         try:
             await asyncio.sleep(0.001)
-            self.calls[(entity, entity_id)] += 1
-            if entity_id in self.poison:
-                raise RuntimeError(f"cannot apply {entity} {entity_id}")
+            for entity, ids in wanted.items():
+                for entity_id in ids:
+                    self.calls[(entity, entity_id)] += 1
+            poisoned = [i for ids in wanted.values() for i in ids if i in self.poison]
+            if poisoned:
+                raise RuntimeError(f"cannot apply Invoice {poisoned[0]}")
         finally:
-            self.in_flight.discard(key)
+            self.in_flight.discard(realm)
 
 
 async def test_retries_then_dead_letter_then_replay(
@@ -245,8 +247,8 @@ async def test_retries_then_dead_letter_then_replay(
     processor = InboxProcessor(engine, sessions, recorder, max_attempts=3, backoff_base_s=0.0)
     for _ in range(5):
         await processor.run_once()
-    assert recorder.calls[("Invoice", "666")] == 3  # bounded attempts
-    assert recorder.calls[("Invoice", "1")] == 1
+    assert recorder.calls[("Invoice", "666")] == 1 + 3  # in the batch, then alone 3 times
+    assert recorder.calls[("Invoice", "1")] == 2  # the failed batch, then alone: applied once
     async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as channel:
         status = await igrpc.IntegrationServiceStub(channel).GetConnectionStatus(
             pb.GetConnectionStatusRequest(tenant_id=TENANT)
@@ -275,7 +277,7 @@ async def test_retries_then_dead_letter_then_replay(
             await admin_stub.ReplayDeadLetters(apb.ReplayDeadLettersRequest(tenant_id=TENANT))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     await processor.run_once()
-    assert recorder.calls[("Invoice", "666")] == 4
+    assert recorder.calls[("Invoice", "666")] == 5
     async with sessions() as session:
         statuses = (await session.execute(select(InboxEvent.status))).scalars().all()
     assert set(statuses) == {"done"}
