@@ -3,8 +3,6 @@ and the part of the window CDC cannot prove complete is read through the query e
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
@@ -41,7 +39,8 @@ async def test_a_response_at_the_cap_is_split_and_nothing_is_lost(
         name = f"Renamed Customer {n:02d}"
         await control("PATCH", control.company(f"/customers/{customer_id}"), {"display_name": name})
         renamed[customer_id] = name
-        await asyncio.sleep(0.02)  # spread the changes over time, as in real books
+        # Spread the changes over the company's clock, as in real books.
+        await control("POST", "/clock", {"advance_seconds": 3})
 
     result = await cdc_poll(deps)
     assert result.cdc_calls > 2  # split per entity, then bisected

@@ -59,7 +59,7 @@ SOURCES = {
     "replay": mpb.CHANGE_SOURCE_REPLAY,
 }
 UPSERT_BATCH = 1000  # the matcher's limit per UpsertPlacements call
-UPSERT_PARALLEL = 250  # a full batch is sent as concurrent calls of this size
+UPSERT_PARALLEL = 500  # a full batch is sent as concurrent calls of this size
 APPLY_CONCURRENCY = 8
 MATCHER_TIMEOUT_S = 120.0
 CUSTOMER_CACHE = 5000
