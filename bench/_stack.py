@@ -51,24 +51,30 @@ async def running_stack(
 ) -> AsyncIterator[LocalStack]:
     """The system as ``aicollect run`` starts it, in a temporary data folder."""
     with tempfile.TemporaryDirectory(prefix="aicollect-bench-") as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AICOLLECT_", "QBO_"))}
-        env.update(
-            AICOLLECT_DATA_DIR=tmp,
-            AICOLLECT_GATEWAY_PORT=str(free_port()),
-            AICOLLECT_INTEGRATION_ADDR=f"127.0.0.1:{free_port()}",
-            AICOLLECT_MATCHER_ADDR=f"127.0.0.1:{free_port()}",
-            AICOLLECT_EMULATOR_PORT=str(free_port()),
-            AICOLLECT_INTEGRATION_METRICS_PORT="0",
-            AICOLLECT_LOG_LEVEL="WARNING",
-            AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
-            **(extra_env or {}),
-        )
-        if os.environ.get("AICOLLECT_BENCH_DATABASE_URL"):
-            env["AICOLLECT_DATABASE_URL"] = os.environ["AICOLLECT_BENCH_DATABASE_URL"]
-        settings = Settings.from_env(env)
-        stack = LocalStack(settings, env=env, seed_demo=False, emulator_args=emulator_args)
-        if not await stack.start():
-            raise SystemExit("the stack did not start; see the log above")
+        stack = None
+        for _attempt in range(3):  # a free port can be taken between choosing and binding
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("AICOLLECT_", "QBO_"))}
+            env.update(
+                AICOLLECT_DATA_DIR=tmp,
+                AICOLLECT_GATEWAY_PORT=str(free_port()),
+                AICOLLECT_INTEGRATION_ADDR=f"127.0.0.1:{free_port()}",
+                AICOLLECT_MATCHER_ADDR=f"127.0.0.1:{free_port()}",
+                AICOLLECT_EMULATOR_PORT=str(free_port()),
+                AICOLLECT_INTEGRATION_METRICS_PORT="0",
+                AICOLLECT_LOG_LEVEL="WARNING",
+                AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
+            )
+            env.update(extra_env or {})
+            if os.environ.get("AICOLLECT_BENCH_DATABASE_URL"):
+                env["AICOLLECT_DATABASE_URL"] = os.environ["AICOLLECT_BENCH_DATABASE_URL"]
+            candidate = LocalStack(
+                Settings.from_env(env), env=env, seed_demo=False, emulator_args=emulator_args
+            )
+            if await candidate.start():
+                stack = candidate
+                break
+        if stack is None:
+            raise SystemExit("the stack did not start three times; see the log above")
         try:
             yield stack
         finally:
