@@ -31,7 +31,7 @@ from tests.sync.conftest import (
 @pytest.fixture
 def company() -> CompanySpec:
     return CompanySpec(
-        realm_id=REALM_ID, customers=400, invoices=12_000, overdue_fraction=0.3, today=TODAY, seed=2
+        realm_id=REALM_ID, customers=400, invoices=20_000, overdue_fraction=0.3, today=TODAY, seed=2
     )
 
 
