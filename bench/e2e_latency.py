@@ -1,6 +1,6 @@
 """Benchmark: from a bookkeeper's payment in QBO to the stop event on StreamOutreachEvents.
 
-    .venv/bin/python -m bench.e2e_latency [--rates 1,50,200] [--seconds 10]
+    .venv/bin/python -m bench.e2e_latency [--rates 1,50,200] [--seconds 10] [--realms 1]
 
 The real processes run as ``aicollect run`` starts them (embedded PostgreSQL or
 ``AICOLLECT_BENCH_DATABASE_URL``, the emulator, matcher, integration, gateway). A company
@@ -11,6 +11,10 @@ latency runs from just before the bookkeeper's request to the moment the consume
 the placement's STOP event: Intuit's webhook (emulator batching off), the gateway, the
 inbox, the read of the payment from QBO, the matcher's decision, the outbox, the stream.
 
+With ``--realms N`` the payments are spread over N connected companies (round robin): one
+company's events are processed in order by one worker, and Intuit itself allows a company
+500 requests a minute, so 200 payments a second is a many-company load.
+
 Prints p50 / p99 per rate and writes ``bench/results/e2e_latency.json``.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -28,18 +33,23 @@ from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
 from aicollect.rpc.client import internal_channel
 from bench._stack import connect_tenant, create_company, percentile, running_stack, write_result
 
-REALM = "9130400000000001"
-TENANT = "latency-tenant"
+
+def realm_of(n: int) -> str:
+    return f"91304{n:011d}"
 
 
-async def placements_by_invoice(stub: Any) -> dict[str, tuple[str, str, int]]:
+def tenant_of(n: int) -> str:
+    return f"latency-tenant-{n}"
+
+
+async def placements_by_invoice(stub: Any, n: int) -> dict[str, tuple[str, str, int]]:
     """invoice id -> (placement id, customer id, balance in cents), every active placement."""
     out: dict[str, tuple[str, str, int]] = {}
     token = ""
     while True:
         reply = await stub.ListPlacements(
             mpb.ListPlacementsRequest(
-                tenant_id=TENANT,
+                tenant_id=tenant_of(n),
                 statuses=[mpb.PLACEMENT_STATUS_ACTIVE],
                 page_size=1000,
                 page_token=token,
@@ -56,9 +66,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="1,50,200")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--realms", type=int, default=1)
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
-    needed = int(sum(max(5, r * args.seconds) for r in rates)) + 50
+    realms = max(1, args.realms)
+    needed = (int(sum(max(5, r * args.seconds) for r in rates)) + 50) // realms + 20
 
     async with running_stack(
         extra_env={"AICOLLECT_QBO_REQUESTS_PER_MINUTE": "0", "AICOLLECT_QBO_MAX_CONCURRENT": "0"}
@@ -69,28 +81,43 @@ async def main() -> None:
                 f"{stack.emulator_url}/_emulator/faults",
                 json={"requests_per_minute": None, "max_concurrent": None},
             )
-        await create_company(
-            stack, realm_id=REALM, customers=max(50, needed // 4), invoices=needed, overdue=1.0
-        )
-        await connect_tenant(stack, TENANT, REALM)
+        for n in range(realms):
+            await create_company(
+                stack,
+                realm_id=realm_of(n),
+                customers=max(20, needed // 4),
+                invoices=needed,
+                overdue=1.0,
+            )
+            await connect_tenant(stack, tenant_of(n), realm_of(n))
         channel = internal_channel(
             stack.env["AICOLLECT_MATCHER_ADDR"], stack.env["AICOLLECT_INTERNAL_TOKEN"]
         )
         stub = mgrpc.MatchingServiceStub(channel)
-        deadline = time.monotonic() + 300
-        placed: dict[str, tuple[str, str, int]] = {}
-        while time.monotonic() < deadline:
-            placed = await placements_by_invoice(stub)
-            if len(placed) >= needed - 50:
-                break
-            await asyncio.sleep(1)
-        print(f"{len(placed)} placements ready", flush=True)
+        per_realm: list[list[tuple[str, tuple[str, str, int]]]] = []
+        for n in range(realms):
+            deadline = time.monotonic() + 300
+            placed: dict[str, tuple[str, str, int]] = {}
+            while time.monotonic() < deadline:
+                placed = await placements_by_invoice(stub, n)
+                if len(placed) >= needed - 20:
+                    break
+                await asyncio.sleep(1)
+            per_realm.append(list(placed.items()))
+        # Round robin over the companies: (realm index, invoice id, placement facts).
+        pool = [
+            (n, p[i])
+            for i in range(max(len(p) for p in per_realm))
+            for n, p in enumerate(per_realm)
+            if i < len(p)
+        ]
+        print(f"{len(pool)} placements ready in {realms} companies", flush=True)
 
         stops: dict[str, float] = {}
         arrived = asyncio.Event()
 
         async def consume() -> None:
-            call = stub.StreamOutreachEvents(mpb.StreamOutreachEventsRequest(tenant_id=TENANT))
+            call = stub.StreamOutreachEvents(mpb.StreamOutreachEventsRequest())
             async for item in call:
                 if item.event.type == mpb.OUTREACH_EVENT_TYPE_STOP:
                     stops.setdefault(item.event.placement_id, time.monotonic())
@@ -98,7 +125,6 @@ async def main() -> None:
 
         consumer = asyncio.create_task(consume())
         await asyncio.sleep(0.5)
-        pool = list(placed.items())
         results = []
         connector = aiohttp.TCPConnector(limit=256)
         async with aiohttp.ClientSession(connector=connector) as http:
@@ -107,13 +133,19 @@ async def main() -> None:
                 batch, pool = pool[:count], pool[count:]
                 sent: dict[str, float] = {}
 
-                async def pay(at: float, invoice_id: str, info: tuple[str, str, int]) -> None:
+                async def pay(
+                    at: float,
+                    n: int,
+                    invoice_id: str,
+                    info: tuple[str, str, int],
+                    sent: dict[str, float] = sent,
+                ) -> None:
                     await asyncio.sleep(max(0.0, at - time.monotonic()))
                     placement_id, customer_id, cents = info
                     amount = f"{cents / 100:.2f}"
                     sent[placement_id] = time.monotonic()
                     async with http.post(
-                        f"{stack.emulator_url}/_emulator/companies/{REALM}/payments",
+                        f"{stack.emulator_url}/_emulator/companies/{realm_of(n)}/payments",
                         json={
                             "customer_id": customer_id,
                             "amount": amount,
@@ -125,15 +157,16 @@ async def main() -> None:
 
                 start = time.monotonic() + 0.2
                 await asyncio.gather(
-                    *(pay(start + i / rate, inv, info) for i, (inv, info) in enumerate(batch))
+                    *(
+                        pay(start + i / rate, n, inv, info)
+                        for i, (n, (inv, info)) in enumerate(batch)
+                    )
                 )
                 wait_until = time.monotonic() + 60
                 while time.monotonic() < wait_until and not all(p in stops for p in sent):
                     arrived.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(arrived.wait(), 1.0)
-                    except TimeoutError:
-                        pass
                 latencies = [stops[p] - t for p, t in sent.items() if p in stops]
                 missing = len(sent) - len(latencies)
                 step = {
@@ -154,7 +187,7 @@ async def main() -> None:
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
         await channel.close(None)
-    path = write_result("e2e_latency", {"steps": results})
+    path = write_result("e2e_latency", {"realms": realms, "steps": results})
     print(f"written to {path}")
 
 

@@ -360,3 +360,44 @@ async def test_no_secret_reaches_logs_errors_or_replies(
     text_seen = logged + "\n".join(str(r) for r in replies)
     for secret in secrets:
         assert secret not in text_seen
+
+
+async def test_failed_revoke_is_reported_retried_and_tokens_wiped_anyway(
+    integration_channel: grpc.aio.Channel,
+    integration_deps: Any,
+    emulator: Emulator,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from services.integration.models import PendingRevocation
+
+    await enable(integration_channel)
+    assert (await connect(integration_channel)).connected
+    async with aiohttp.ClientSession() as http:
+        await http.put(
+            f"{emulator.url}/_emulator/faults",
+            json={"scope": ["token"], "error_rate": 1.0, "error_status": 503},
+        )
+    reply = await igrpc.IntegrationServiceStub(integration_channel).Disconnect(
+        pb.DisconnectRequest(tenant_id=TENANT, actor="jane", reason="leaving")
+    )
+    assert reply.state == pb.CONNECTION_STATE_DISCONNECTED
+    assert reply.token_revocation == pb.TOKEN_REVOCATION_PENDING_RETRY
+    assert "revocation" in reply.revocation_detail
+    async with sessions() as session:
+        row = await session.get(Connection, TENANT)
+        assert row is not None
+        assert (row.access_token, row.refresh_token) == (None, None)  # wiped either way
+        pending = (await session.execute(select(PendingRevocation))).scalars().all()
+    assert len(pending) == 1
+    assert pending[0].attempts >= 1
+    assert not any(g.revoked for g in emulator.state.oauth.grants.values())
+
+    async with aiohttp.ClientSession() as http:
+        await http.delete(f"{emulator.url}/_emulator/faults")
+    done, _ = await integration_deps.connections.retry_revocation(pending[0].id)
+    assert done
+    assert all(g.revoked for g in emulator.state.oauth.grants.values())
+    async with sessions() as session:
+        assert not (await session.execute(select(PendingRevocation))).scalars().all()
+        actions = (await session.execute(select(AuditEvent.action))).scalars().all()
+    assert "connection.tokens_revoked" in actions

@@ -332,6 +332,9 @@ async def token(request: web.Request) -> web.Response:
 async def revoke(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     state.oauth.revoke_calls += 1
+    fault = await _token_faults(state)  # the "token" fault scope covers revocation too
+    if fault is not None:
+        return fault
     raw = await request.read()
     token_value: Any = None
     form: dict[str, Any] = {}
