@@ -8,6 +8,7 @@ Create Date: 2026-11-25
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 S = "integration"
 
 
-def _ts(name: str, *, nullable: bool = True, now: bool = False) -> sa.Column[object]:
+def _ts(name: str, *, nullable: bool = True, now: bool = False) -> sa.Column[Any]:
     return sa.Column(
         name,
         sa.DateTime(timezone=True),
