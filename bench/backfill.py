@@ -51,7 +51,7 @@ def peak_rss_mb(pid: int) -> float:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import psutil  # type: ignore[import-untyped]  # elsewhere: the current RSS instead
+    import psutil  # elsewhere: the current RSS instead
 
     return float(psutil.Process(pid).memory_info().rss) / 2**20
 
