@@ -238,3 +238,24 @@ async def test_restore_survives_a_later_cdc_poll(pipeline: Pipeline) -> None:
     assert current is not None
     assert current.status == S.PLACEMENT_STATUS_ACTIVE  # the poll replayed it; nothing undone
     assert p.events_for(placement.placement_id).count(STOP) == 1
+
+
+async def test_disconnect_keeps_placements_and_outreach_and_stops_syncing(
+    pipeline: Pipeline,
+) -> None:
+    p = pipeline
+    customer_id, invoice_id, placement = await debtor(p)
+    reply = await p.stack.deps.connections.disconnect(TENANT, "jane@acme", "switching tools")
+    assert reply.state == "disconnected"
+    # Placements and outreach continue (the product page's promise)...
+    current = await p.placement(invoice_id)
+    assert current is not None
+    assert current.status == S.PLACEMENT_STATUS_ACTIVE
+    assert STOP not in p.events_for(placement.placement_id)
+    # ...and nothing more is synced: a payment recorded now changes nothing here.
+    await pay(p, customer_id, "500.00", invoice_id)
+    await p.webhooks_drained()
+    current = await p.placement(invoice_id)
+    assert current is not None
+    assert current.status == S.PLACEMENT_STATUS_ACTIVE
+    assert current.balance.minor_units == 50000
