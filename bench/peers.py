@@ -954,7 +954,7 @@ CONTEXT = (
     "Not the same job: the peers only extract invoices as JSON lines to stdout (here a file, "
     "no destination); ours filters on the server (Balance > 0 AND DueDate < today), so it "
     "reads only the overdue invoices plus their customers, applies the placement rules, "
-    "and writes placements (with debtor contacts and an audit trail) to PostgreSQL through "
+    "and writes placements (with debtor contacts) to PostgreSQL through "
     "the matcher. A peer pipeline would still need a destination and the rules after the "
     "time shown. 'records' is invoices read (ours) or invoices emitted (peers)."
 )
