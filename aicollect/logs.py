@@ -6,8 +6,13 @@ import json
 import logging
 import re
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+# The request id of the work in progress (set by the gateway and the gRPC interceptor), so
+# every log line of one webhook or dashboard request can be found across the processes.
+request_id: ContextVar[str] = ContextVar("request_id", default="")
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -43,6 +48,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if request_id.get() and "request_id" not in vars(record):
+            out["request_id"] = request_id.get()
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value if isinstance(value, int | float | bool | None) else str(value)

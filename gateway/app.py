@@ -23,6 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from aicollect import logs
 from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
 from gateway import routes
@@ -71,6 +72,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, access log, metrics; an unexpected error becomes a bare 500."""
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
     request[REQUEST_ID] = request_id
+    logs.request_id.set(request_id)
     metrics = request.app[METRICS]
     route = (
         request.match_info.route.resource.canonical

@@ -29,6 +29,11 @@ def _stub(request: web.Request) -> pb_grpc.IntegrationServiceAsyncStub:
     return pb_grpc.IntegrationServiceStub(request.app[BACKENDS].integration)
 
 
+def _trace(request: web.Request) -> tuple[tuple[str, str], ...]:
+    """Carries the request id to the services, so their log lines can be joined to ours."""
+    return (("x-request-id", request[REQUEST_ID]),)
+
+
 def _json(message: Any) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
@@ -52,6 +57,7 @@ async def connect_url(request: web.Request) -> web.Response:
         reply = await _stub(request).CreateConnectUrl(
             pb.CreateConnectUrlRequest(tenant_id=caller.tenant_id, actor=caller.subject),
             timeout=RPC_TIMEOUT_S,
+            metadata=_trace(request),
         )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
@@ -64,7 +70,9 @@ async def status(request: web.Request) -> web.Response:
         return caller
     try:
         reply = await _stub(request).GetConnectionStatus(
-            pb.GetConnectionStatusRequest(tenant_id=caller.tenant_id), timeout=RPC_TIMEOUT_S
+            pb.GetConnectionStatusRequest(tenant_id=caller.tenant_id),
+            timeout=RPC_TIMEOUT_S,
+            metadata=_trace(request),
         )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
@@ -87,6 +95,7 @@ async def disconnect(request: web.Request) -> web.Response:
         reply = await _stub(request).Disconnect(
             pb.DisconnectRequest(tenant_id=caller.tenant_id, actor=caller.subject, reason=reason),
             timeout=RPC_TIMEOUT_S + 5,
+            metadata=_trace(request),
         )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
@@ -112,6 +121,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
                 error_description=params["error_description"],
             ),
             timeout=RPC_TIMEOUT_S + 20,
+            metadata=_trace(request),
         )
         location = reply.redirect_url
     except grpc.aio.AioRpcError as exc:
@@ -144,6 +154,7 @@ async def webhook(request: web.Request) -> web.Response:
                 receive_time=timestamp(datetime.now(UTC)),
             ),
             timeout=WEBHOOK_TIMEOUT_S,
+            metadata=_trace(request),
         )
     except grpc.aio.AioRpcError as exc:
         response = error_response(exc, request[REQUEST_ID])

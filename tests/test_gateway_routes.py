@@ -139,3 +139,38 @@ async def test_callback_always_redirects_to_the_configured_dashboard(
     assert location.startswith(stack.dashboard_url + "?")
     assert parse_qs(urlsplit(location).query)["qbo"] == ["error"]
     assert "evil" not in location
+
+
+async def test_request_id_reaches_the_services_log_lines(stack: Stack) -> None:
+    import io
+    import json
+    import logging
+
+    from aicollect.logs import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("test"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(logging.INFO)
+    try:
+        await enable_tenant(stack, "acme")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{stack.gateway_url}/v1/integrations/qbo/connect-url",
+                headers={"Authorization": stack.bearer("acme"), "X-Request-Id": "trace-4711"},
+            ) as resp,
+        ):
+            assert resp.status == 200
+            assert resp.headers["X-Request-Id"] == "trace-4711"
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    minted = [line for line in lines if line["message"] == "minted connect URL"]
+    assert minted
+    assert minted[0]["request_id"] == "trace-4711"
+    assert minted[0]["tenant_id"] == "acme"

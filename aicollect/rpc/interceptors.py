@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hmac
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from aicollect import errors
+from aicollect import errors, logs
 from aicollect.rpc.errors import internal_status, rich_status
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,16 @@ def _abort_handler(code: grpc.StatusCode, message: str, handler: Handler) -> Han
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+def _adopt_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    """The caller's ``x-request-id`` (or a new one) for every log line of this call."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            text = value if isinstance(value, str) else value.decode("latin-1")
+            logs.request_id.set(text[:64])
+            return
+    logs.request_id.set(uuid.uuid4().hex)
 
 
 class BearerTokenInterceptor(_ServerInterceptor):
@@ -142,6 +153,7 @@ class ErrorMappingInterceptor(_ServerInterceptor):
         self, behavior: Callable[[Any, Any], Awaitable[Any]], method: str
     ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            _adopt_request_id(context)
             try:
                 return await behavior(request, context)
             except grpc.aio.AbortError:
@@ -157,6 +169,7 @@ class ErrorMappingInterceptor(_ServerInterceptor):
         async def wrapper(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
+            _adopt_request_id(context)
             try:
                 async for item in behavior(request, context):
                     yield item
