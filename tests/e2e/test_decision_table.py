@@ -259,3 +259,16 @@ async def test_disconnect_keeps_placements_and_outreach_and_stops_syncing(
     assert current is not None
     assert current.status == S.PLACEMENT_STATUS_ACTIVE
     assert current.balance.minor_units == 50000
+
+
+async def test_decisions_and_webhook_latency_are_measured(pipeline: Pipeline) -> None:
+    from prometheus_client import generate_latest
+
+    p = pipeline
+    customer_id, invoice_id, _ = await debtor(p)
+    await pay(p, customer_id, "500.00", invoice_id)
+    await p.status_becomes(invoice_id, S.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND)
+    text = generate_latest(p.stack.deps.metrics.registry).decode()
+    assert 'aicollect_match_outcomes_total{outcome="DECISION_OUTCOME_RESOLVED_OUT_OF_BAND"}' in text
+    assert "aicollect_webhook_to_decision_seconds_count" in text
+    assert 'aicollect_intuit_requests_total{endpoint="query",status="200"}' in text

@@ -272,6 +272,9 @@ class SyncContext:
                 },
             )
             return -1
+        outcomes = self.deps.metrics.match_outcomes
+        for decision in reply.decisions:
+            outcomes.labels(mpb.DecisionOutcome.Name(decision.outcome)).inc()
         return len(reply.decisions)
 
     async def placed(
