@@ -62,6 +62,7 @@ async def integration_process(
         "AICOLLECT_MATCHER_ADDR": matcher_addr,
         "AICOLLECT_INTEGRATION_METRICS_PORT": "0",
         "AICOLLECT_SYNC_TICK_SECONDS": "0.1",
+        "AICOLLECT_BACKFILL_RETRY_SECONDS": "1",
         "AICOLLECT_CDC_INTERVAL_SECONDS": "3600",
         "AICOLLECT_LOG_FORMAT": "text",
         "QBO_CLIENT_ID": CLIENT_ID,
