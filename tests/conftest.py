@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,9 +132,11 @@ class Emulator:
     app: web.Application
 
 
-@pytest_asyncio.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    """The Intuit emulator on a free loopback port, with our app and one company."""
+@asynccontextmanager
+async def running_emulator(
+    company: CompanySpec, *, webhook_url: str | None = None
+) -> AsyncIterator[Emulator]:
+    """The Intuit emulator on a free loopback port, with our app and ``company``."""
     config = EmulatorConfig(
         port=0,
         apps=[
@@ -142,11 +145,10 @@ async def emulator() -> AsyncIterator[Emulator]:
                 client_secret=CLIENT_SECRET,
                 redirect_uris=[REDIRECT_URI],
                 verifier_token=VERIFIER_TOKEN,
+                webhook_url=webhook_url,
             )
         ],
-        companies=[
-            CompanySpec(realm_id=REALM_ID, name="Acme Widgets LLC", customers=3, invoices=6)
-        ],
+        companies=[company],
     )
     app = create_emulator(config)
     server = TestServer(app, host="127.0.0.1", port=0)
@@ -155,6 +157,14 @@ async def emulator() -> AsyncIterator[Emulator]:
         yield Emulator(str(server.make_url("")).rstrip("/"), app[EMULATOR_STATE], app)
     finally:
         await server.close()
+
+
+@pytest_asyncio.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """The emulator with one small company."""
+    company = CompanySpec(realm_id=REALM_ID, name="Acme Widgets LLC", customers=3, invoices=6)
+    async with running_emulator(company) as running:
+        yield running
 
 
 def integration_settings(emulator_url: str, **extra: str) -> Settings:

@@ -28,6 +28,7 @@ def _port_open(port: int) -> bool:
 
 class Stack:
     def __init__(self, tmp_path: Path) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.ports = {name: free_port() for name in ("gateway", "integration", "matcher", "emu")}
         self.data_dir = tmp_path / "data"
         env = {
@@ -94,7 +95,18 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path)
+    # Free ports are chosen before the processes bind them; under a busy test run another
+    # process can take one in between, so a start that fails is retried on new ports.
+    for attempt in range(3):
+        s = Stack(tmp_path / f"try{attempt}")
+        try:
+            s.wait_up()
+            break
+        except AssertionError:
+            s.stop()
+            s._log_file.close()
+            if attempt == 2:
+                raise
     try:
         yield s
     finally:
@@ -103,7 +115,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 
 def test_run_serves_grpcurl_and_stops_cleanly_on_sigterm(stack: Stack) -> None:
-    stack.wait_up()
     integration = f"127.0.0.1:{stack.ports['integration']}"
 
     listed = stack.grpcurl(integration, "list", token=False)

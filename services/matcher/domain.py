@@ -11,6 +11,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from aicollect.currency import exponent as currency_exponent
+
 
 class Status(StrEnum):
     ACTIVE = "active"
@@ -235,38 +237,9 @@ class Report:
     sections: list[CurrencySection]
 
 
-# ISO 4217 currencies whose minor unit is not 1/100 (the default exponent is 2).
-_EXPONENTS = {
-    **dict.fromkeys(
-        (
-            "BIF",
-            "CLP",
-            "DJF",
-            "GNF",
-            "ISK",
-            "JPY",
-            "KMF",
-            "KRW",
-            "PYG",
-            "RWF",
-            "UGX",
-            "UYI",
-            "VND",
-            "VUV",
-            "XAF",
-            "XOF",
-            "XPF",
-        ),
-        0,
-    ),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-    **dict.fromkeys(("CLF", "UYW"), 4),
-}
-
-
 def format_money(minor_units: int, currency: str) -> str:
     """``12345, "USD"`` -> ``"123.45 USD"``, with integer arithmetic only."""
-    exponent = _EXPONENTS.get(currency, 2)
+    exponent = currency_exponent(currency)
     sign = "-" if minor_units < 0 else ""
     units = abs(minor_units)
     if exponent == 0:

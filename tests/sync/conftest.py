@@ -15,13 +15,10 @@ import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from aicollect.emulator.app import create_app as create_emulator
 from aicollect.emulator.books import Company
-from aicollect.emulator.config import AppConfig, CompanySpec, EmulatorConfig
-from aicollect.emulator.keys import STATE_KEY as EMULATOR_STATE
+from aicollect.emulator.config import CompanySpec
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
 from aicollect.matching.v1 import matching_service_pb2 as mpb
@@ -32,14 +29,11 @@ from services.integration.sync import state
 from services.integration.sync.backfill import run_backfill
 from services.integration.sync.cdc import PollResult, poll
 from tests.conftest import (
-    CLIENT_ID,
-    CLIENT_SECRET,
     INTERNAL_TOKEN,
     REALM_ID,
-    REDIRECT_URI,
-    VERIFIER_TOKEN,
     Emulator,
     integration_settings,
+    running_emulator,
 )
 from tests.test_connection_lifecycle import connect, enable
 
@@ -63,26 +57,9 @@ def sync_env() -> dict[str, str]:
 
 @pytest_asyncio.fixture
 async def emulator(company: CompanySpec) -> AsyncIterator[Emulator]:
-    config = EmulatorConfig(
-        port=0,
-        apps=[
-            AppConfig(
-                client_id=CLIENT_ID,
-                client_secret=CLIENT_SECRET,
-                redirect_uris=[REDIRECT_URI],
-                verifier_token=VERIFIER_TOKEN,
-                webhook_url=None,  # webhooks off: only the CDC poll can see changes
-            )
-        ],
-        companies=[company],
-    )
-    app = create_emulator(config)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield Emulator(str(server.make_url("")).rstrip("/"), app[EMULATOR_STATE], app)
-    finally:
-        await server.close()
+    # Webhooks off: only the CDC poll can see changes.
+    async with running_emulator(company, webhook_url=None) as running:
+        yield running
 
 
 @pytest_asyncio.fixture

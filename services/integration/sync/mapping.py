@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from aicollect.currency import exponent
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.convert import timestamp
 from aicollect.type.v1.money_pb2 import Money
@@ -24,33 +25,6 @@ Json = Mapping[str, Any]
 
 DEFAULT_CURRENCY = "USD"
 
-# ISO 4217 currencies whose minor unit is not 1/100 (every other code has two decimals).
-_EXPONENTS: dict[str, int] = {
-    **dict.fromkeys(
-        (
-            "BIF",
-            "CLP",
-            "DJF",
-            "GNF",
-            "ISK",
-            "JPY",
-            "KMF",
-            "KRW",
-            "PYG",
-            "RWF",
-            "UGX",
-            "UYI",
-            "VND",
-            "VUV",
-            "XAF",
-            "XOF",
-            "XPF",
-        ),
-        0,
-    ),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-    **dict.fromkeys(("CLF", "UYW"), 4),
-}
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -60,10 +34,6 @@ class MappingError(ValueError):
 
 
 # -- scalars ------------------------------------------------------------------------------
-
-
-def exponent(currency: str) -> int:
-    return _EXPONENTS.get(currency, 2)
 
 
 def to_minor_units(value: object, currency: str) -> int:

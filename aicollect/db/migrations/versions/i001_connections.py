@@ -8,10 +8,11 @@ Create Date: 2026-11-25
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from aicollect.db.columns import timestamp as _ts
 
 revision: str = "i001"
 down_revision: str | None = "0001"
@@ -19,15 +20,6 @@ branch_labels: str | Sequence[str] | None = ("integration",)
 depends_on: str | Sequence[str] | None = None
 
 S = "integration"
-
-
-def _ts(name: str, *, nullable: bool = True, now: bool = False) -> sa.Column[Any]:
-    return sa.Column(
-        name,
-        sa.DateTime(timezone=True),
-        nullable=nullable,
-        server_default=sa.func.now() if now else None,
-    )
 
 
 def upgrade() -> None:

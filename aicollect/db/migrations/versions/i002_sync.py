@@ -8,11 +8,12 @@ Create Date: 2026-11-25
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from aicollect.db.columns import timestamp as _ts
 
 revision: str = "i002"
 down_revision: str | None = "i001"
@@ -20,15 +21,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 S = "integration"
-
-
-def _ts(name: str, *, nullable: bool = True, now: bool = False) -> sa.Column[Any]:
-    return sa.Column(
-        name,
-        sa.DateTime(timezone=True),
-        nullable=nullable,
-        server_default=sa.func.now() if now else None,
-    )
 
 
 def upgrade() -> None:
