@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -179,7 +180,7 @@ class InboxWriter:
             [e.entity_id for e in events],
             [e.operation for e in events],
             [e.occurred_at for e in events],
-            [json.dumps(e.raw, separators=(",", ":")) for e in events],
+            [_jsonb_text(e.raw) for e in events],
             NOTIFY_CHANNEL,
         )
         self.commits += 1
@@ -223,6 +224,17 @@ async def ingest(
         return IngestResult(0, 0, ignored)
     stored, duplicates, dropped = await writer.write(relevant)
     return IngestResult(stored, duplicates, dropped + ignored)
+
+
+# A JSON ``\u0000`` escape: preceded by an even number of backslashes (an odd number means
+# the backslash itself is escaped and the six characters are text).
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _jsonb_text(raw: dict[str, Any]) -> str:
+    """The event as stored: PostgreSQL's jsonb refuses the NUL character (``\\u0000``), so
+    it is kept as the six literal characters instead; everything else is byte for byte."""
+    return _NUL_ESCAPE.sub(r"\1\\\\u0000", json.dumps(raw, separators=(",", ":")))
 
 
 _STORE_SQL = """

@@ -112,6 +112,8 @@ def _text(value: object, what: str) -> str:
         value = str(value)
     if not isinstance(value, str) or not value.strip() or len(value) > 128:
         raise MalformedWebhook(f"an event has no valid {what}")
+    if not value.isprintable():
+        raise MalformedWebhook(f"an event's {what} contains control characters")
     return value.strip()
 
 

@@ -336,3 +336,22 @@ async def test_two_replicas_share_the_inbox_without_double_processing(
     assert all(count == 1 for count in recorder.calls.values())
     assert len(recorder.calls) == 300
     assert recorder.overlaps == 0  # one realm is processed by one worker at a time
+
+
+async def test_nul_characters_are_stored_not_refused_forever(
+    stack: Stack, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A poison payload must be stored and acknowledged (Intuit would otherwise hold every
+    later event behind it); PostgreSQL's jsonb refuses NUL, so it is kept escaped."""
+    events = json.loads(cloud_events(("Payment", "77", "created")))
+    events[0]["data"] = {"note\u0000": "a\u0000b", "path": "c:\\u0000"}
+    body = json.dumps(events).encode()
+    status, reply = await post(stack, body, sign(body))
+    assert (status, reply["stored"]) == (200, 1)
+    # An id with a control character is malformed: refused, nothing stored.
+    events[0]["intuitentityid"] = "7\u00007"
+    events[0]["id"] = "another"
+    body = json.dumps(events).encode()
+    status, _ = await post(stack, body, sign(body))
+    assert status == 400
+    assert await inbox_count(sessions) == 1
