@@ -15,7 +15,6 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from aicollect.db.embedded import free_port
 from aicollect.emulator.config import CompanySpec
 from services.integration.deps import IntegrationDeps
 from services.integration.sync import state
@@ -76,7 +75,7 @@ async def integration_process(
     log = (tmp_path / "integration.log").open("ab")
 
     def spawn() -> asyncio.Future[asyncio.subprocess.Process]:
-        env["AICOLLECT_INTEGRATION_ADDR"] = f"127.0.0.1:{free_port()}"
+        env["AICOLLECT_INTEGRATION_ADDR"] = "127.0.0.1:0"  # any free port, chosen at bind
 
         async def go() -> asyncio.subprocess.Process:
             proc = await asyncio.create_subprocess_exec(
