@@ -180,12 +180,13 @@ class LocalStack:
             env["QBO_API_BASE_URL"] = self.emulator_url
             argv = [
                 py, "-m", "aicollect.emulator",
-                "--host", "127.0.0.1", "--port", str(self.settings.emulator_port),
-                "--client-id", env["QBO_CLIENT_ID"],
-                "--client-secret", env["QBO_CLIENT_SECRET"],
-                "--redirect-uri", env["QBO_REDIRECT_URI"],
-                "--webhook-url", f"{self.gateway_url}/v1/webhooks/qbo",
-                "--verifier-token", env["QBO_WEBHOOK_VERIFIER_TOKEN"],
+                # "--flag=value": a generated secret may begin with "-".
+                "--host=127.0.0.1", f"--port={self.settings.emulator_port}",
+                f"--client-id={env['QBO_CLIENT_ID']}",
+                f"--client-secret={env['QBO_CLIENT_SECRET']}",
+                f"--redirect-uri={env['QBO_REDIRECT_URI']}",
+                f"--webhook-url={self.gateway_url}/v1/webhooks/qbo",
+                f"--verifier-token={env['QBO_WEBHOOK_VERIFIER_TOKEN']}",
                 *self.emulator_args,
             ]  # fmt: skip
             if self.seed_demo:
