@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import uuid
@@ -55,6 +56,12 @@ def _abort_handler(code: grpc.StatusCode, message: str, handler: Handler) -> Han
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+def _settle_abandoned(work: asyncio.Future[Any]) -> None:
+    """Collects the outcome of a call whose caller went away (nobody else will)."""
+    if not work.cancelled() and work.exception() is not None:
+        log.info("a call finished after its caller went away", exc_info=work.exception())
 
 
 def _adopt_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -154,8 +161,15 @@ class ErrorMappingInterceptor(_ServerInterceptor):
     ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             _adopt_request_id(context)
+            # A caller that goes away (crash, deadline) cancels this task; the work itself is
+            # shielded so that its transaction commits or rolls back instead of being cut off
+            # mid-statement with its row locks held.
+            work = asyncio.ensure_future(behavior(request, context))
             try:
-                return await behavior(request, context)
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                work.add_done_callback(_settle_abandoned)
+                raise
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
