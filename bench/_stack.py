@@ -144,17 +144,12 @@ async def create_company(
             raise SystemExit(f"emulator refused the company: {await resp.text()}")
 
 
-def port_of(url: str) -> int:
-    return int(urlsplit(url).port or 80)
-
-
 __all__ = [
     "admin_call",
     "bearer",
     "connect_tenant",
     "create_company",
     "percentile",
-    "port_of",
     "running_stack",
     "write_result",
 ]
