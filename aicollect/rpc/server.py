@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import _async as health_aio  # the grpc.aio health servicer
@@ -38,6 +39,18 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
+# Clients ping every 30 s (aicollect.rpc.client.KEEPALIVE_OPTIONS), also on an idle stream;
+# the server must permit that or it answers GOAWAY "too_many_pings". It pings idle
+# connections itself every minute so a vanished consumer's stream is released.
+SERVER_KEEPALIVE_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+]
+
+
 def create_server(
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
@@ -48,7 +61,7 @@ def create_server(
     """Builds a grpc.aio server with auth, error mapping, health and reflection."""
     server = grpc.aio.server(
         interceptors=[BearerTokenInterceptor(internal_token), ErrorMappingInterceptor()],
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 0), *SERVER_KEEPALIVE_OPTIONS],
     )
     register(server)
     health_servicer = health_aio.HealthServicer()
