@@ -4,6 +4,10 @@ The cursor is the outbox id, made opaque. Ids become visible in commit order (se
 ``journal``), so "everything after id N" read at any moment is a prefix-closed set: a
 consumer that resumes from the last cursor it processed misses nothing and sees nothing
 twice. New events are announced with PostgreSQL NOTIFY; a short poll is the fallback.
+
+An idle stream holds no database connection: one listener connection per process
+(``OutboxNotifier``) hears every NOTIFY and wakes the streams, and each stream borrows a
+pooled connection only for the moment of a read.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import asyncpg
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.errors import InvalidArgument
 from services.matcher.journal import OUTBOX_CHANNEL
@@ -54,48 +59,127 @@ def _bad_cursor() -> InvalidArgument:
 
 
 async def _read(
-    conn: AsyncConnection, after: int, tenant_id: str, limit: int
+    engine: AsyncEngine, after: int, tenant_id: str, limit: int
 ) -> list[OutreachEventRow]:
+    """One read on a connection borrowed from the pool for just this read."""
     table = OutreachEventRow.__table__
     stmt = select(table).where(table.c.id > after).order_by(table.c.id).limit(limit)
     if tenant_id:
         stmt = stmt.where(table.c.tenant_id == tenant_id)
-    rows: list[Any] = list((await conn.execute(stmt)).all())
-    await conn.commit()  # never sit idle in a transaction between reads
+    async with engine.connect() as conn:
+        rows: list[Any] = list((await conn.execute(stmt)).all())
     return rows
 
 
+async def _read_shielded(
+    engine: AsyncEngine, after: int, tenant_id: str, limit: int
+) -> list[OutreachEventRow]:
+    # A consumer hanging up cancels the stream at any await. Cancelled in the middle of the
+    # pool opening a connection, the driver's connection would be lost outside the pool, so
+    # the read itself always runs to its end and gives its connection back.
+    return await asyncio.shield(_read(engine, after, tenant_id, limit))
+
+
+async def _newest(engine: AsyncEngine) -> int | None:
+    async with engine.connect() as conn:
+        newest: int | None = (await conn.execute(select(func.max(OutreachEventRow.id)))).scalar()
+    return newest
+
+
+class OutboxNotifier:
+    """One LISTEN connection per process, shared by every stream.
+
+    Started by the first subscriber and closed when the last one leaves, so a process with
+    no consumers holds no listener. If the listener connection fails, every subscriber is
+    woken (they re-read, and keep polling at their interval) and the next subscription or
+    wake-up reconnects.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._subscribers: set[asyncio.Event] = set()
+        self._conn: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def _wake_all(self, *_: object) -> None:
+        for event in self._subscribers:
+            event.set()
+
+    async def _ensure_listening(self) -> None:
+        async with self._lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return
+            conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=10)
+            try:
+                conn.add_termination_listener(self._on_lost)
+                await conn.add_listener(OUTBOX_CHANNEL, self._wake_all)
+            except BaseException:  # cancelled or failed half-way: never leak the connection
+                conn.terminate()
+                raise
+            self._conn = conn
+
+    def _on_lost(self, *_: object) -> None:
+        self._conn = None
+        self._wake_all()
+
+    def subscribe(self) -> asyncio.Event:
+        """A new subscriber's wake-up event; pair it with ``unsubscribe`` in a finally."""
+        event = asyncio.Event()
+        self._subscribers.add(event)
+        return event
+
+    async def listen(self) -> None:
+        """Makes sure the shared listener runs. Without it the streams still poll, and the
+        next call retries it."""
+        if self._subscribers and (self._conn is None or self._conn.is_closed()):
+            with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+                # Shielded like the reads: a connect cut short by a hang-up would leak.
+                await asyncio.shield(self._ensure_listening())
+
+    async def unsubscribe(self, event: asyncio.Event) -> None:
+        self._subscribers.discard(event)
+        async with self._lock:
+            if self._subscribers or self._conn is None:
+                return
+            conn, self._conn = self._conn, None
+        with contextlib.suppress(Exception):
+            conn.terminate()  # immediate: nothing is pending on a bare listener
+
+
+def notifier_for(engine: AsyncEngine) -> OutboxNotifier:
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return OutboxNotifier(dsn)
+
+
 async def stream_events(
-    engine: AsyncEngine, cursor: str, tenant_id: str, *, poll_interval: float
+    engine: AsyncEngine,
+    notifier: OutboxNotifier,
+    cursor: str,
+    tenant_id: str,
+    *,
+    poll_interval: float,
 ) -> AsyncGenerator[Any, None]:
     """Yields outbox rows after ``cursor`` in id order, then new ones as they commit, until
-    the consumer goes away (the caller's task is cancelled)."""
+    the consumer goes away (the caller's task is cancelled). Between reads it holds no
+    database connection."""
     after = decode_cursor(cursor)
-    async with engine.connect() as conn:
-        if after:
-            newest = (await conn.execute(select(func.max(OutreachEventRow.id)))).scalar()
-            await conn.commit()
-            if newest is None or after > newest:
-                raise _bad_cursor()
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        wake = asyncio.Event()
-
-        def on_notify(*_: object) -> None:
-            wake.set()
-
-        await driver.add_listener(OUTBOX_CHANNEL, on_notify)
-        try:
-            while True:
-                wake.clear()
-                rows = await _read(conn, after, tenant_id, BATCH)
-                for row in rows:
-                    yield row
-                    after = row.id
-                if len(rows) == BATCH:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), poll_interval)
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(driver.remove_listener(OUTBOX_CHANNEL, on_notify))
+    if after:
+        newest = await asyncio.shield(_newest(engine))
+        if newest is None or after > newest:
+            raise _bad_cursor()
+    wake = notifier.subscribe()
+    try:
+        await notifier.listen()
+        while True:
+            wake.clear()
+            rows = await _read_shielded(engine, after, tenant_id, BATCH)
+            for row in rows:
+                yield row
+                after = row.id
+            if len(rows) == BATCH:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), poll_interval)
+            await notifier.listen()
+    finally:
+        await asyncio.shield(notifier.unsubscribe(wake))

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
 from services.matcher import convert, matching, queries
-from services.matcher.outbox import stream_events
+from services.matcher.outbox import notifier_for, stream_events
 from services.matcher.reconciliation import build_report
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -37,6 +37,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         if not isinstance(bind, AsyncEngine):
             raise TypeError("the session factory must be bound to an AsyncEngine")
         self._engine = bind
+        self._notifier = notifier_for(bind)
         self._poll = stream_poll_seconds
 
     async def UpsertPlacements(
@@ -122,7 +123,11 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         self, request: pb.StreamOutreachEventsRequest, context: Context
     ) -> AsyncIterator[pb.StreamOutreachEventsResponse]:
         events = stream_events(
-            self._engine, request.cursor, request.tenant_id.strip(), poll_interval=self._poll
+            self._engine,
+            self._notifier,
+            request.cursor,
+            request.tenant_id.strip(),
+            poll_interval=self._poll,
         )
         try:
             async for row in events:

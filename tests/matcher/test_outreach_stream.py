@@ -6,6 +6,8 @@ import asyncio
 
 import grpc
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from tests.matcher.conftest import (
@@ -132,3 +134,37 @@ async def test_reconnecting_consumer_sees_every_event_once_under_concurrent_writ
     assert sorted(received) == sorted(p.placement_id for p in placements)  # each exactly once
     assert all(e.type == pb.OUTREACH_EVENT_TYPE_STOP for e in first + rest)
     assert len(await matcher.outbox()) == 30
+
+
+async def test_idle_streams_hold_no_database_connection(
+    matcher: Matcher, engine: AsyncEngine
+) -> None:
+    """Many consumers waiting for events borrow no pooled connection; one shared listener
+    wakes them all when an event commits."""
+    (placement,) = await matcher.place(placement_input("80", 10_000))
+    await matcher.pay(qbo_payment("8", [("80", 1_000)]))
+    (first,) = await matcher.read_stream(1)
+    calls = [
+        matcher.stub.StreamOutreachEvents(pb.StreamOutreachEventsRequest(cursor=first.cursor))
+        for _ in range(25)  # more than the pool's 5 + 5 overflow
+    ]
+    readers = [asyncio.ensure_future(call.read()) for call in calls]
+    try:
+        pool = engine.pool
+        assert isinstance(pool, QueuePool)
+        for _ in range(100):  # the streams' first reads finish, then they wait
+            if not pool.checkedout():
+                break
+            await asyncio.sleep(0.05)
+        assert pool.checkedout() == 0
+        assert not any(reader.done() for reader in readers)
+
+        await matcher.pay(qbo_payment("9", [("80", 9_000)]))
+        messages = await asyncio.wait_for(asyncio.gather(*readers), 5)
+        for message in messages:
+            assert isinstance(message, pb.StreamOutreachEventsResponse)
+            assert message.event.placement_id == placement.placement_id
+            assert message.event.type == pb.OUTREACH_EVENT_TYPE_STOP
+    finally:
+        for call in calls:
+            call.cancel()
