@@ -229,9 +229,20 @@ def test_run_keeps_every_secret_off_every_command_line(stack: Stack) -> None:
             assert not leaked, f"{name} is on a command line"
 
 
+_GET = "aicollect.integration.v1.AdminService/GetPlatformSettings"
+_UPDATE = "aicollect.integration.v1.AdminService/UpdatePlatformSettings"
+_KILL_SWITCH_ON = {
+    "settings": {"qbo_kill_switch": True},
+    "update_mask": {"paths": ["qbo_kill_switch"]},
+    "actor": "oncall",
+    "reason": "drill",
+}
+
+
 def test_run_from_a_private_folder_changes_no_permissions(tmp_path: Path) -> None:
     """A clone in a folder only its owner may enter (root's home, `mktemp -d`) runs, with the
-    database server's binaries and data inside that folder, and no folder's mode changes."""
+    database server's binaries and data inside that folder, keeps its data from one run to
+    the next, and no folder's mode changes."""
     private = Path(tempfile.mkdtemp(prefix="aicollect-private-"))  # 0700, like mktemp -d
     try:
         project = private / "clone"
@@ -259,28 +270,35 @@ def test_run_from_a_private_folder_changes_no_permissions(tmp_path: Path) -> Non
         before = {path: stat.S_IMODE(path.stat().st_mode) for path in watched}
         assert before[private] == 0o700
 
-        s = _started(
-            lambda attempt: Stack(
-                tmp_path / f"try{attempt}",
+        kill_switch: list[bool | None] = []
+
+        def in_clone(attempt: int) -> Stack:
+            return Stack(
+                tmp_path / f"run{len(kill_switch)}-{attempt}",
                 cwd=project,
                 data_dir=project / ".data",
                 extra_env=extra_env,
             )
-        )
-        try:
-            integration = f"127.0.0.1:{s.ports['integration']}"
-            read = s.grpcurl(
-                integration, "aicollect.integration.v1.AdminService/GetPlatformSettings"
-            )
-            assert read.returncode == 0, read.stderr
-        finally:
-            code = s.stop()
-            s._log_file.close()
-        log = s.log.read_text()
-        assert code == 0, log[-3000:]
+
+        for run in ("first", "second"):  # the second run sees what the first one stored
+            s = _started(in_clone)
+            try:
+                integration = f"127.0.0.1:{s.ports['integration']}"
+                if run == "first":
+                    flipped = s.grpcurl("-d", json.dumps(_KILL_SWITCH_ON), integration, _UPDATE)
+                    assert flipped.returncode == 0, flipped.stderr
+                read = s.grpcurl(integration, _GET)
+                assert read.returncode == 0, read.stderr
+                kill_switch.append(json.loads(read.stdout)["settings"].get("qbo_kill_switch"))
+            finally:
+                code = s.stop()
+                s._log_file.close()
+            log = s.log.read_text()
+            assert code == 0, log[-3000:]
+            for runtime in re.findall(r"the database runs in (\S+) and is saved back", log):
+                assert not Path(runtime).exists(), f"{runtime} left behind"
+        assert kill_switch == [True, True]
         after = {path: stat.S_IMODE(path.stat().st_mode) for path in watched}
         assert after == before
-        for runtime in re.findall(r"the database lives in (\S+) for this run", log):
-            assert not Path(runtime).exists(), f"{runtime} left behind"
     finally:
         shutil.rmtree(private, ignore_errors=True)

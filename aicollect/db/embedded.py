@@ -7,7 +7,8 @@ nothing outside the project may have its permissions changed. So each start crea
 private runtime folder under the system temp folder (``mkdtemp``: 0700, handed to that
 user) holding a copy of the server's install tree and the Unix socket; it is removed on
 stop. The data folder stays where it was asked for when that user can reach it; otherwise
-the database lives in the runtime folder for this run only (a warning says so).
+the server works on a copy in the runtime folder, copied back when it stops cleanly (a
+warning says so; after a crash the changes since the start are lost).
 
 It listens on 127.0.0.1 (so psql, grpcurl users and child processes can reach it) and on a
 Unix socket in the runtime folder.
@@ -125,14 +126,20 @@ class EmbeddedPostgres:
         os.chown(self.data_dir, *_ids(RUN_AS))
         if self._run("test", "-w", self.data_dir, check=False).returncode != 0:
             # A parent folder shuts the server's user out (a clone in /root or in a 0700
-            # temporary folder). Its permissions are not ours to change.
+            # temporary folder). Its permissions are not ours to change, so the server
+            # works on a copy in the runtime folder, saved back on a clean stop.
             self.home = runtime
+            saved = self.data_dir / "pgdata"
+            if (saved / "PG_VERSION").exists():
+                shutil.copytree(saved, self.pgdata, symlinks=True)
+                _chown_tree(self.pgdata, RUN_AS)
             log.warning(
-                "the '%s' user cannot reach %s (a parent folder is private); the database "
-                "lives in %s for this run only",
+                "the '%s' user cannot reach %s (a parent folder is private): the database "
+                "runs in %s and is saved back to %s only when it stops cleanly",
                 RUN_AS,
                 self.data_dir,
                 runtime,
+                saved,
             )
 
     def start(self) -> None:
@@ -193,7 +200,23 @@ class EmbeddedPostgres:
         except subprocess.CalledProcessError as exc:
             log.error("stopping embedded PostgreSQL failed: %s", exc.stderr.strip())
             return  # the server may still be running from the runtime folder
+        if self.home != self.data_dir and (self.pgdata / "PG_VERSION").exists():
+            self._save_back()
         self._remove_runtime()
+
+    def _save_back(self) -> None:
+        """Replaces ``data_dir/pgdata`` with the stopped server's copy (see _prepare_root)."""
+        saved = self.data_dir / "pgdata"
+        incoming, outgoing = saved.with_name("pgdata.saving"), saved.with_name("pgdata.old")
+        for leftover in (incoming, outgoing):
+            shutil.rmtree(leftover, ignore_errors=True)
+        shutil.copytree(self.pgdata, incoming, symlinks=True)
+        _chown_tree(incoming, RUN_AS)
+        if saved.exists():
+            saved.rename(outgoing)
+        incoming.rename(saved)
+        shutil.rmtree(outgoing, ignore_errors=True)
+        log.info("embedded PostgreSQL's data saved to %s", saved)
 
     def _remove_runtime(self) -> None:
         if self._runtime is not None:
