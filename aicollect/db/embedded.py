@@ -130,6 +130,9 @@ class EmbeddedPostgres:
             # works on a copy in the runtime folder, saved back on a clean stop.
             self.home = runtime
             saved = self.data_dir / "pgdata"
+            previous = saved.with_name("pgdata.old")
+            if not saved.exists() and previous.exists():  # a save cut short between renames
+                previous.rename(saved)
             if (saved / "PG_VERSION").exists():
                 shutil.copytree(saved, self.pgdata, symlinks=True)
                 _chown_tree(self.pgdata, RUN_AS)
