@@ -122,17 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=_cmd_migrate)
     for name, help_text, func in commands:
         sub.add_parser(name, help=help_text).set_defaults(func=func)
-    emulator = sub.add_parser(
+    # The emulator has its own parser (aicollect/emulator/cli.py): everything after
+    # "emulator", --help included, is handed to it (see main).
+    sub.add_parser(
         "emulator", help="run the Intuit emulator (default :8090)", add_help=False
-    )
-    emulator.add_argument("emulator_args", nargs=argparse.REMAINDER)
-    emulator.set_defaults(func=_cmd_emulator)
+    ).set_defaults(func=_cmd_emulator, emulator_args=[])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "emulator":
+        args.emulator_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     func: Callable[[argparse.Namespace], int] = args.func
     return func(args)
 

@@ -26,6 +26,7 @@ import aiohttp
 from aicollect import logs
 from aicollect.db.embedded import EmbeddedPostgres
 from aicollect.db.migrate import upgrade_async
+from aicollect.emulator.cli import CLIENT_SECRET_ENV, VERIFIER_TOKEN_ENV
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import Settings
 
@@ -78,11 +79,14 @@ def load_local_secrets(data_dir: Path) -> dict[str, str]:
 class Child:
     name: str
     argv: list[str]
+    # Added to the stack's environment for this child only. Secrets go here or in the
+    # environment, never in argv: a command line is visible to every user (ps).
+    extra_env: dict[str, str] = field(default_factory=dict)
     proc: asyncio.subprocess.Process | None = None
     stopping: bool = field(default=False)
 
     async def start(self, env: dict[str, str]) -> None:
-        self.proc = await asyncio.create_subprocess_exec(*self.argv, env=env)
+        self.proc = await asyncio.create_subprocess_exec(*self.argv, env=env | self.extra_env)
 
     async def stop(self, grace: float) -> int:
         """SIGTERM, then SIGKILL after ``grace``; returns the exit code (0 when clean)."""
@@ -180,18 +184,20 @@ class LocalStack:
             env["QBO_API_BASE_URL"] = self.emulator_url
             argv = [
                 py, "-m", "aicollect.emulator",
-                # "--flag=value": a generated secret may begin with "-".
+                # "--flag=value": a value may begin with "-".
                 "--host=127.0.0.1", f"--port={self.settings.emulator_port}",
                 f"--client-id={env['QBO_CLIENT_ID']}",
-                f"--client-secret={env['QBO_CLIENT_SECRET']}",
                 f"--redirect-uri={env['QBO_REDIRECT_URI']}",
                 f"--webhook-url={self.gateway_url}/v1/webhooks/qbo",
-                f"--verifier-token={env['QBO_WEBHOOK_VERIFIER_TOKEN']}",
                 *self.emulator_args,
             ]  # fmt: skip
             if self.seed_demo:
                 argv += ["--demo-company", "--demo-customers", "40", "--demo-invoices", "400"]
-            self.children["emulator"] = Child("emulator", argv)
+            secrets_env = {
+                CLIENT_SECRET_ENV: env["QBO_CLIENT_SECRET"],
+                VERIFIER_TOKEN_ENV: env["QBO_WEBHOOK_VERIFIER_TOKEN"],
+            }
+            self.children["emulator"] = Child("emulator", argv, extra_env=secrets_env)
         for name, module in (
             ("matcher", "services.matcher"),
             ("integration", "services.integration"),

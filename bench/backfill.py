@@ -139,7 +139,7 @@ async def run(invoices: int, customers: int) -> dict[str, Any]:
             )
             calls_before = (await emulator_json(http, stack, "GET", "/stats"))["api_requests"]
             pids = {name: pid_of(stack, name) for name in ("integration", "matcher", "emulator")}
-            pg_dir = stack.postgres.data_dir if stack.postgres is not None else None
+            pg_dir = stack.postgres.home if stack.postgres is not None else None
             cpu_before = cpu_seconds(pids, pg_dir)
             await connect_tenant(stack, TENANT, REALM)
             addr = stack.env["AICOLLECT_INTEGRATION_ADDR"]

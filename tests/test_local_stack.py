@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from aicollect.db.embedded import free_port
+from aicollect.localstack import LOCAL_SECRETS
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -27,10 +33,17 @@ def _port_open(port: int) -> bool:
 
 
 class Stack:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        cwd: Path = ROOT,
+        data_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.ports = {name: free_port() for name in ("gateway", "integration", "matcher", "emu")}
-        self.data_dir = tmp_path / "data"
+        self.data_dir = data_dir or tmp_path / "data"
         env = {
             k: v
             for k, v in os.environ.items()
@@ -44,12 +57,14 @@ class Stack:
             AICOLLECT_EMULATOR_PORT=str(self.ports["emu"]),
             AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
             AICOLLECT_INTEGRATION_METRICS_PORT=str(free_port()),
+            **(extra_env or {}),
         )
+        self.env = env
         self.log = tmp_path / "run.log"
         self._log_file = self.log.open("w")
         self.proc = subprocess.Popen(
             [str(BIN / "aicollect"), "run"],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -65,11 +80,17 @@ class Stack:
             time.sleep(0.3)
         raise AssertionError(f"stack did not come up:\n{self.log.read_text()[-4000:]}")
 
-    def token(self) -> str:
+    def local_env(self) -> dict[str, str]:
+        """The generated local secrets (``local.env``)."""
+        values = {}
         for line in (self.data_dir / "local.env").read_text().splitlines():
-            if line.startswith("export AICOLLECT_INTERNAL_TOKEN="):
-                return line.split("=", 1)[1].strip("'")
-        raise AssertionError("no token in local.env")
+            if line.startswith("export "):
+                key, _, value = line.removeprefix("export ").partition("=")
+                values[key] = value.strip("'")
+        return values
+
+    def token(self) -> str:
+        return self.local_env()["AICOLLECT_INTERNAL_TOKEN"]
 
     def grpcurl(self, *args: str, token: bool = True) -> subprocess.CompletedProcess[str]:
         auth = ["-H", f"authorization: Bearer {self.token()}"] if token else []
@@ -93,12 +114,11 @@ class Stack:
         return self.proc.returncode
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def _started(make: Callable[[int], Stack]) -> Stack:
     # Free ports are chosen before the processes bind them; under a busy test run another
     # process can take one in between, so a start that fails is retried on new ports.
     for attempt in range(3):
-        s = Stack(tmp_path / f"try{attempt}")
+        s = make(attempt)
         try:
             s.wait_up()
             break
@@ -107,6 +127,12 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             s._log_file.close()
             if attempt == 2:
                 raise
+    return s
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = _started(lambda attempt: Stack(tmp_path / f"try{attempt}"))
     try:
         yield s
     finally:
@@ -163,3 +189,116 @@ def test_run_serves_grpcurl_and_stops_cleanly_on_sigterm(stack: Stack) -> None:
     for port in stack.ports.values():
         assert not _port_open(port), f"port {port} still open after stop"
     assert "stopped cleanly" in stack.log.read_text()
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def test_run_keeps_every_secret_off_every_command_line(stack: Stack) -> None:
+    """A command line is visible to every user (ps); the local secrets never appear on one."""
+    local = stack.local_env()
+    # The client id is public (it is in every authorize URL); the emulator gets it as a flag.
+    secrets = {k: local[k] for k in LOCAL_SECRETS if k != "QBO_CLIENT_ID"}
+    cmdlines = []
+    for pid in _descendants(stack.proc.pid):
+        try:
+            cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+        except OSError:
+            continue
+    seen = b"\n".join(cmdlines)
+    for module in (b"aicollect.emulator", b"services.matcher", b"services.integration", b"gateway"):
+        assert module in seen, f"no {module!r} process found under aicollect run"
+    assert f"--client-id={local['QBO_CLIENT_ID']}".encode() in seen  # the emulator's own flags
+    for name, value in secrets.items():
+        for part in (value, value.rsplit(":", 1)[-1]):  # the token key without its key id
+            leaked = part.encode() in seen  # (not in the assertion: pytest would print it)
+            assert not leaked, f"{name} is on a command line"
+
+
+_GET = "aicollect.integration.v1.AdminService/GetPlatformSettings"
+_UPDATE = "aicollect.integration.v1.AdminService/UpdatePlatformSettings"
+_KILL_SWITCH_ON = {
+    "settings": {"qbo_kill_switch": True},
+    "update_mask": {"paths": ["qbo_kill_switch"]},
+    "actor": "oncall",
+    "reason": "drill",
+}
+
+
+def test_run_from_a_private_folder_changes_no_permissions(tmp_path: Path) -> None:
+    """A clone in a folder only its owner may enter (root's home, `mktemp -d`) runs, with the
+    database server's binaries and data inside that folder, keeps its data from one run to
+    the next, and no folder's mode changes."""
+    private = Path(tempfile.mkdtemp(prefix="aicollect-private-"))  # 0700, like mktemp -d
+    try:
+        project = private / "clone"
+        site = project / "site"
+        spec = importlib.util.find_spec("pgserver")
+        assert spec is not None
+        assert spec.origin is not None
+        wheel = Path(spec.origin).parent
+        shutil.copytree(wheel, site / "pgserver", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(wheel.parent / "pgserver.libs", site / "pgserver.libs")
+        extra_env = {"PYTHONPATH": str(site)}  # the embedded server now comes from the clone
+        found = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import importlib.util as u; print(u.find_spec('pgserver').origin)",
+            ],
+            env={**os.environ, **extra_env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert found.stdout.startswith(str(site)), found.stdout
+        watched = {private, *private.parents, ROOT, *ROOT.parents, *Path(sys.executable).parents}
+        before = {path: stat.S_IMODE(path.stat().st_mode) for path in watched}
+        assert before[private] == 0o700
+
+        kill_switch: list[bool | None] = []
+
+        def in_clone(attempt: int) -> Stack:
+            return Stack(
+                tmp_path / f"run{len(kill_switch)}-{attempt}",
+                cwd=project,
+                data_dir=project / ".data",
+                extra_env=extra_env,
+            )
+
+        for run in ("first", "second"):  # the second run sees what the first one stored
+            s = _started(in_clone)
+            try:
+                integration = f"127.0.0.1:{s.ports['integration']}"
+                if run == "first":
+                    flipped = s.grpcurl("-d", json.dumps(_KILL_SWITCH_ON), integration, _UPDATE)
+                    assert flipped.returncode == 0, flipped.stderr
+                read = s.grpcurl(integration, _GET)
+                assert read.returncode == 0, read.stderr
+                kill_switch.append(json.loads(read.stdout)["settings"].get("qbo_kill_switch"))
+            finally:
+                code = s.stop()
+                s._log_file.close()
+            log = s.log.read_text()
+            assert code == 0, log[-3000:]
+            for runtime in re.findall(r"the database runs in (\S+) and is saved back", log):
+                assert not Path(runtime).exists(), f"{runtime} left behind"
+        assert kill_switch == [True, True]
+        after = {path: stat.S_IMODE(path.stat().st_mode) for path in watched}
+        assert after == before
+    finally:
+        shutil.rmtree(private, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from datetime import date
@@ -13,6 +14,11 @@ from aiohttp import web
 from aicollect.emulator.app import create_app
 from aicollect.emulator.config import WEBHOOK_FORMATS, AppConfig, CompanySpec, EmulatorConfig
 from aicollect.emulator.keys import STATE_KEY
+
+# Secrets on a command line are visible to every user (ps, /proc/<pid>/cmdline); these
+# environment variables keep them off it. A flag given on the command line wins.
+CLIENT_SECRET_ENV = "AICOLLECT_EMULATOR_CLIENT_SECRET"  # noqa: S105 - a variable's name
+VERIFIER_TOKEN_ENV = "AICOLLECT_EMULATOR_VERIFIER_TOKEN"  # noqa: S105 - a variable's name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,12 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app = parser.add_argument_group("register one app at start-up")
     app.add_argument("--client-id")
-    app.add_argument("--client-secret")
+    app.add_argument("--client-secret", help=f"the app's client secret (or ${CLIENT_SECRET_ENV})")
     app.add_argument(
         "--redirect-uri", action="append", default=[], help="allowed redirect URI (repeatable)"
     )
     app.add_argument("--webhook-url", help="where this app's webhooks are POSTed")
-    app.add_argument("--verifier-token", default="", help="webhook HMAC key")
+    app.add_argument("--verifier-token", help=f"webhook HMAC key (or ${VERIFIER_TOKEN_ENV})")
     app.add_argument("--webhook-format", choices=WEBHOOK_FORMATS, default="cloudevents")
     demo = parser.add_argument_group("create a generated company at start-up")
     demo.add_argument("--demo-company", action="store_true")
@@ -50,15 +56,21 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         host=args.host, port=args.port, access_token_ttl=args.access_token_ttl, seed=args.seed
     )
     if args.client_id:
-        if not args.client_secret:
-            raise SystemExit("--client-secret is required with --client-id")
+        client_secret = args.client_secret or os.environ.get(CLIENT_SECRET_ENV)
+        if not client_secret:
+            raise SystemExit(
+                f"--client-secret (or ${CLIENT_SECRET_ENV}) is required with --client-id"
+            )
+        verifier_token = args.verifier_token
+        if verifier_token is None:
+            verifier_token = os.environ.get(VERIFIER_TOKEN_ENV, "")
         config.apps.append(
             AppConfig(
                 client_id=args.client_id,
-                client_secret=args.client_secret,
+                client_secret=client_secret,
                 redirect_uris=list(args.redirect_uri),
                 webhook_url=args.webhook_url,
-                verifier_token=args.verifier_token,
+                verifier_token=verifier_token,
                 webhook_format=args.webhook_format,
             )
         )

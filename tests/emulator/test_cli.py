@@ -1,14 +1,23 @@
-"""``python -m aicollect.emulator``: prints its address, serves, stops cleanly on SIGTERM."""
+"""``python -m aicollect.emulator`` and ``aicollect emulator``: prints its address, serves,
+stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import re
 import signal
+import subprocess
 import sys
+import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
+
+from aicollect.db.embedded import free_port
+from aicollect.emulator.cli import CLIENT_SECRET_ENV
 
 
 def _get(url: str) -> Any:
@@ -47,3 +56,72 @@ async def test_cli_serves_demo_company_and_stops_on_sigterm() -> None:
             rest, errors = await proc.communicate()
     assert proc.returncode == 0, errors.decode()
     assert "stopping" in rest.decode()
+
+
+AICOLLECT = str(Path(sys.executable).parent / "aicollect")
+
+
+def test_aicollect_emulator_help_prints_the_emulators_usage() -> None:
+    done = subprocess.run(
+        [AICOLLECT, "emulator", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: aicollect emulator"), done.stdout
+    for flag in ("--port", "--client-secret", "--demo-company"):
+        assert flag in done.stdout
+
+
+def test_aicollect_emulator_refuses_an_unknown_flag() -> None:
+    done = subprocess.run(
+        [AICOLLECT, "emulator", "--prot", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unrecognized arguments: --prot" in done.stderr
+
+
+def _token_status(base: str, secret: str) -> int:
+    basic = base64.b64encode(f"cli-app:{secret}".encode()).decode()
+    request = urllib.request.Request(  # noqa: S310 - loopback only
+        f"{base}/oauth2/v1/tokens/bearer",
+        data=b"grant_type=authorization_code&code=nope&redirect_uri=http://127.0.0.1:9/cb",
+        headers={"Authorization": f"Basic {basic}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+async def test_aicollect_emulator_port_flag_and_client_secret_from_the_environment() -> None:
+    """`aicollect emulator --port N` listens on N; the app's secret comes from the environment
+    (a command line is visible to every user), and may begin with '-'."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        AICOLLECT, "emulator", "--port", str(port), "--client-id", "cli-app",
+        "--redirect-uri", "http://127.0.0.1:9/cb",
+        env={**os.environ, CLIENT_SECRET_ENV: "-env-secret-1"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            first = (await proc.stdout.readline()).decode()
+        assert f"listening on http://127.0.0.1:{port}" in first, first
+        base = f"http://127.0.0.1:{port}"
+        # A known client with a bad code: 400 invalid_grant; a wrong secret: 401.
+        assert await asyncio.to_thread(_token_status, base, "-env-secret-1") == 400
+        assert await asyncio.to_thread(_token_status, base, "wrong") == 401
+        cmdline = await asyncio.to_thread(Path(f"/proc/{proc.pid}/cmdline").read_bytes)
+        assert b"cli-app" in cmdline
+        assert b"env-secret" not in cmdline
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            _, errors = await proc.communicate()
+    assert proc.returncode == 0, errors.decode()
