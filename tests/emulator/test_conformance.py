@@ -81,73 +81,6 @@ async def test_intuit_oauth_exchange_refresh_revoke(emulator: Emulator) -> None:
     assert emulator.state.oauth.token_calls["authorization_code"] == 1
 
 
-async def test_python_quickbooks_queries_reads_and_pages(
-    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    realm = await emulator.company(
-        customers=30, invoices=250, overdue_fraction=0.2, seed=5, today=TODAY.isoformat()
-    )
-    tokens = await emulator.connect(realm)
-    discovery = f"{emulator.base}/.well-known/openid_configuration"
-
-    def flow() -> None:
-        with AuthClient(
-            CLIENT_ID,
-            CLIENT_SECRET,
-            REDIRECT_URI,
-            environment=discovery,
-            access_token=tokens.access_token,
-            refresh_token=tokens.refresh_token,
-            realm_id=realm,
-        ) as auth:
-            qb = QuickBooks(
-                auth_client=auth,
-                refresh_token=tokens.refresh_token,
-                company_id=realm,
-                minorversion=75,
-            )
-            qb.api_url_v3 = f"{emulator.base}/v3"
-
-            overdue = Invoice.where(
-                f"Balance > '0' AND DueDate < '{TODAY}'",
-                order_by="DueDate",
-                max_results=1000,
-                qb=qb,
-            )
-            assert len(overdue) == 50
-            assert all(inv.Balance > 0 and inv.DueDate < TODAY.isoformat() for inv in overdue)
-            assert [i.DueDate for i in overdue] == sorted(i.DueDate for i in overdue)
-
-            customer_id = overdue[0].CustomerRef.value
-            customer = Customer.get(customer_id, qb=qb)
-            assert customer.Id == customer_id
-            assert customer.DisplayName == overdue[0].CustomerRef.name
-            assert customer.PrimaryEmailAddr.Address
-
-            seen: list[str] = []
-            start = 1
-            while True:
-                page = Invoice.all(start_position=start, max_results=100, qb=qb)
-                seen += [inv.Id for inv in page]
-                if len(page) < 100:
-                    break
-                start += 100
-            assert len(seen) == len(set(seen)) == 250
-            assert Invoice.count(qb=qb) == 250
-            assert Invoice.count("Balance > '0'", qb=qb) == 250
-
-            mine = Invoice.filter(CustomerRef=customer_id, max_results=1000, qb=qb)
-            assert mine
-            assert {inv.CustomerRef.value for inv in mine} == {customer_id}
-
-            with pytest.raises(ObjectNotFoundException):
-                Invoice.get(999_999, qb=qb)
-
-    await asyncio.to_thread(flow)
-    assert emulator.state.api_requests[realm] >= 6
-
-
 @contextmanager
 def _quickbooks(emulator: Emulator, tokens: Tokens) -> Iterator[QuickBooks]:
     """python-quickbooks as its users set it up, with the emulator as its API base."""
@@ -179,6 +112,55 @@ async def _with_quickbooks(
             return flow(qb)
 
     return await asyncio.to_thread(run)
+
+
+async def test_python_quickbooks_queries_reads_and_pages(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    realm = await emulator.company(
+        customers=30, invoices=250, overdue_fraction=0.2, seed=5, today=TODAY.isoformat()
+    )
+    tokens = await emulator.connect(realm)
+
+    def flow(qb: QuickBooks) -> None:
+        overdue = Invoice.where(
+            f"Balance > '0' AND DueDate < '{TODAY}'",
+            order_by="DueDate",
+            max_results=1000,
+            qb=qb,
+        )
+        assert len(overdue) == 50
+        assert all(inv.Balance > 0 and inv.DueDate < TODAY.isoformat() for inv in overdue)
+        assert [i.DueDate for i in overdue] == sorted(i.DueDate for i in overdue)
+
+        customer_id = overdue[0].CustomerRef.value
+        customer = Customer.get(customer_id, qb=qb)
+        assert customer.Id == customer_id
+        assert customer.DisplayName == overdue[0].CustomerRef.name
+        assert customer.PrimaryEmailAddr.Address
+
+        seen: list[str] = []
+        start = 1
+        while True:
+            page = Invoice.all(start_position=start, max_results=100, qb=qb)
+            seen += [inv.Id for inv in page]
+            if len(page) < 100:
+                break
+            start += 100
+        assert len(seen) == len(set(seen)) == 250
+        assert Invoice.count(qb=qb) == 250
+        assert Invoice.count("Balance > '0'", qb=qb) == 250
+
+        mine = Invoice.filter(CustomerRef=customer_id, max_results=1000, qb=qb)
+        assert mine
+        assert {inv.CustomerRef.value for inv in mine} == {customer_id}
+
+        with pytest.raises(ObjectNotFoundException):
+            Invoice.get(999_999, qb=qb)
+
+    await _with_quickbooks(emulator, tokens, flow)
+    assert emulator.state.api_requests[realm] >= 6
 
 
 async def test_python_quickbooks_sees_inactive_customers_only_when_asked(
