@@ -16,8 +16,10 @@ import grpc
 
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.deps import IntegrationDeps
-from tests.conftest import Emulator
+from services.integration.webhook_worker import qbo_applier
+from tests.conftest import REALM_ID, Emulator
 from tests.sync.conftest import (
+    TENANT,
     TODAY,
     Control,
     backfill,
@@ -169,3 +171,23 @@ async def test_an_inactive_customers_invoice_that_falls_due_is_placed_with_its_c
     placed = (await placements(deps))[soon.id]
     assert placed.status == mpb.PLACEMENT_STATUS_ACTIVE
     assert _contact(placed) == expected
+
+
+async def test_a_webhook_for_a_customer_made_inactive_is_no_deletion(
+    connected: grpc.aio.Channel, deps: IntegrationDeps, emulator: Emulator, control: Control
+) -> None:
+    """The webhook processor reads the customer with a query: an inactive one is found, and
+    the contact change made with it reaches its placements."""
+    await backfill(deps)
+    (invoice,) = _unpaid_overdue(emulator, 1)
+    await control(
+        "PATCH",
+        control.company(f"/customers/{invoice.customer_id}"),
+        {"active": False, "email": "accounts@moved.example.org"},
+    )
+
+    await qbo_applier(deps)(TENANT, REALM_ID, {"Customer": [invoice.customer_id]})
+
+    placed = (await placements(deps))[invoice.id]
+    assert placed.status == mpb.PLACEMENT_STATUS_ACTIVE
+    assert placed.debtor.email == "accounts@moved.example.org"
