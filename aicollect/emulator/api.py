@@ -26,6 +26,7 @@ from aicollect.emulator.responses import (
     fault,
     gateway_fault,
     invalid_query,
+    not_found,
     raw_json,
     system_fault,
     throttled,
@@ -38,6 +39,8 @@ ENTITY_PATHS: Final = {
     "creditmemo": CREDIT_MEMO,
 }
 ENTITY_BY_LOWER: Final = {name.lower(): name for name in ENTITY_NAMES}
+# QBO entities without data here, by the lower-case name used in paths and CDC lists.
+EMPTY_BY_LOWER: Final = {name.lower(): name for name in q.EMPTY_ENTITIES}
 _NO_REALM_TZ: Final = zone("America/Los_Angeles")
 
 
@@ -148,10 +151,12 @@ async def read_entity(request: web.Request) -> web.Response:
     now = company.now()
     path_name = request.match_info["entity"].lower()
     entity_id = request.match_info["id"]
-    kind = ENTITY_PATHS.get(path_name)
+    served = ENTITY_PATHS.get(path_name)
+    # A QBO entity without data here reads like one this company has none of (610).
+    kind = served or EMPTY_BY_LOWER.get(path_name)
     if kind is None:
-        return _unsupported(company, now, f"GET {path_name}/{{id}} is not served by the emulator")
-    entity = company.table(kind).get(entity_id)
+        return not_found(request.path, str(request.url), now, company.tz)
+    entity = company.table(kind).get(entity_id) if served is not None else None
     if entity is None:
         deleted = entity_id in company.tombstones.get(kind, {})
         detail = (
@@ -185,8 +190,16 @@ def _unsupported(company: Company, now: float, detail: str) -> web.Response:
     )
 
 
+async def unknown_path(request: web.Request) -> web.Response:
+    company = request[COMPANY_KEY]
+    return not_found(request.path, str(request.url), company.now(), company.tz)
+
+
 async def write_entity(request: web.Request) -> web.Response:
     company = request[COMPANY_KEY]
+    name = request.match_info["entity"].lower()
+    if name not in ENTITY_PATHS and name not in EMPTY_BY_LOWER:
+        return not_found(request.path, str(request.url), company.now(), company.tz)
     return _unsupported(
         company,
         company.now(),
@@ -220,11 +233,9 @@ async def cdc(request: web.Request) -> web.Response:
             continue
         kind = ENTITY_BY_LOWER.get(name)
         if kind is None:
-            if name in {e.lower() for e in q.EMPTY_ENTITIES}:
+            if name in EMPTY_BY_LOWER:
                 continue
-            return invalid_query(
-                f"QueryValidationError: Invalid entity name: {raw.strip()}", now, tz
-            )
+            return invalid_query(str(q.unknown_entity(raw.strip())), now, tz)
         if kind not in kinds:
             kinds.append(kind)
     try:
@@ -348,3 +359,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_route("GET", f"{base}/preferences", preferences)
     app.router.add_route("GET", f"{base}/{{entity}}/{{id}}", read_entity)
     app.router.add_route("POST", f"{base}/{{entity}}", write_entity)
+    # Anything else under the company (after the gate: a token is still needed) is a 404.
+    app.router.add_route("*", f"{base}/{{tail:.*}}", unknown_path)

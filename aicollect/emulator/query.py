@@ -2,7 +2,19 @@
 
 ``SELECT * | COUNT(*) FROM Entity [WHERE f op v [AND ...]] [ORDERBY f [ASC|DESC][, ...]]
 [STARTPOSITION n] [MAXRESULTS n]`` with ``= < > <= >= IN LIKE``; AND only, as on Intuit.
-``ORDER BY`` (two words, as python-quickbooks' ``all()`` writes it) is accepted too.
+``ORDER BY`` (two words, as python-quickbooks' ``all()`` writes it) is accepted too, and so
+is a select list (``SELECT *, Sku``, ``SELECT Id, DisplayName``): Intuit does not project,
+every property comes back.
+
+What Intuit does, and so the emulator:
+
+* Name-list entities (here ``Customer``) answer active rows only unless the WHERE clause
+  names ``Active`` (``Active IN (true, false)`` for all, ``Active = false`` for inactive).
+* A syntax error is a 4000 "Error parsing query" (``QueryParserError``); a valid sentence
+  Intuit refuses is a 4001 "Invalid query" (``QueryValidationError``), e.g. ``Metadata not
+  found for Entity: Foo`` for a name that is no QBO entity (names are case-sensitive).
+* QBO entities the emulator keeps no data for (``Item``, ``Account``, ...) behave as in a
+  company that has none: every query is empty, ``COUNT(*)`` is 0, any property may be named.
 
 Results of a WHERE/ORDERBY are cached per company data version, so paging through a large
 result set costs one filter-and-sort, then a slice per page.
@@ -28,22 +40,27 @@ DEFAULT_MAX_RESULTS: Final = 100
 EMPTY_ENTITIES: Final = frozenset(
     {
         "Account",
+        "Attachable",
         "Bill",
         "BillPayment",
         "Budget",
         "Class",
         "CompanyCurrency",
+        "CreditCardPayment",
         "Department",
         "Deposit",
         "Employee",
         "Estimate",
         "Item",
+        "JournalCode",
         "JournalEntry",
         "PaymentMethod",
         "Purchase",
         "PurchaseOrder",
+        "RecurringTransaction",
         "RefundReceipt",
         "SalesReceipt",
+        "TaxAgency",
         "TaxCode",
         "TaxRate",
         "Term",
@@ -56,13 +73,14 @@ EMPTY_ENTITIES: Final = frozenset(
 
 
 class QueryError(Exception):
-    """Rendered as a 400 Fault with code 4001."""
+    """Rendered as a 400 Fault: code 4000 for a ``QueryParserError``, else 4001."""
 
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     name: str  # canonical spelling
-    kind: str  # id, ref, money, date, datetime, str, bool
+    kind: str  # id, ref, money, date, datetime, str, bool; any: a property of an entity
+    # the emulator keeps no data for (accepted, never evaluated)
     expr: str  # how to read it from an entity ``r``: a fixed expression, never user input
     getter: Callable[[Any], Any]
 
@@ -224,20 +242,7 @@ class _Parser:
 
     def parse(self) -> Query:
         self.expect_word("SELECT")
-        count = False
-        token = self.take()
-        if token.kind == "punct" and token.text == "*":
-            pass
-        elif token.is_word("COUNT"):
-            self.expect_punct("(")
-            self.expect_punct("*")
-            self.expect_punct(")")
-            count = True
-        else:
-            raise QueryError(
-                f'QueryParserError: Encountered "{token.text}": only SELECT * and COUNT(*) are '
-                "supported (no projections)"
-            )
+        count = self.select_list()
         self.expect_word("FROM")
         entity_token = self.take()
         if entity_token.kind != "word":
@@ -245,7 +250,7 @@ class _Parser:
         entity = entity_token.text
         fields = FIELDS.get(entity)
         if fields is None and entity not in EMPTY_ENTITIES:
-            raise QueryError(f"QueryValidationError: Invalid entity name: {entity}")
+            raise unknown_entity(entity)
         where: list[Condition] = []
         order: list[tuple[FieldSpec, bool]] = []
         start, limit = 1, DEFAULT_MAX_RESULTS
@@ -263,9 +268,9 @@ class _Parser:
                 raise QueryError(f"QueryParserError: {clause} given twice")
             seen.add(clause)
             if clause == "WHERE" and not order and "STARTPOSITION" not in seen:
-                where = self.conditions(fields or {}, entity)
+                where = self.conditions(fields, entity)
             elif clause == "ORDERBY":
-                order = self.ordering(fields or {}, entity)
+                order = self.ordering(fields, entity)
             elif clause == "STARTPOSITION":
                 start = self.integer("STARTPOSITION")
             elif clause == "MAXRESULTS":
@@ -277,7 +282,36 @@ class _Parser:
                     )
             else:
                 raise QueryError(f'QueryParserError: Encountered "{token.text}"')
+        active = (fields or {}).get("active")
+        if active is not None and not any(c.field is active for c in where):
+            # Intuit's default for name lists: active rows only, unless Active is named.
+            where.append(Condition(active, "=", True))
         return Query(entity, count, tuple(where), tuple(order), start, limit)
+
+    def select_list(self) -> bool:
+        """``*``, ``COUNT(*)`` or properties (``*, Sku``; ``Id, Name``); True for COUNT.
+
+        Named properties are accepted and change nothing: Intuit always returns every
+        property ("projections are not supported").
+        """
+        token = self.take()
+        if token.is_word("COUNT"):
+            self.expect_punct("(")
+            self.expect_punct("*")
+            self.expect_punct(")")
+            return True
+        while True:
+            if not (token.kind == "punct" and token.text == "*") and (
+                token.kind != "word" or token.is_word("FROM")
+            ):
+                raise QueryError(
+                    f'QueryParserError: Encountered "{token.text}", expected * or a property'
+                )
+            nxt = self.peek()
+            if nxt is None or not (nxt.kind == "punct" and nxt.text == ","):
+                return False
+            self.take()
+            token = self.take()
 
     def integer(self, clause: str) -> int:
         token = self.take()
@@ -290,16 +324,20 @@ class _Parser:
             )
         return value
 
-    def field(self, fields: dict[str, FieldSpec], entity: str) -> FieldSpec:
+    def field(self, fields: dict[str, FieldSpec] | None, entity: str) -> FieldSpec:
+        """A property of ``entity``; ``fields`` None: an entity without data, where any
+        property name is accepted (there is no row for it to filter)."""
         token = self.take()
         if token.kind != "word":
             raise QueryError(f'QueryParserError: Encountered "{token.text}", expected a property')
+        if fields is None:
+            return FieldSpec(token.text, "any", "None", _none)
         spec = fields.get(token.text.lower())
         if spec is None:
             raise _not_queryable(token.text, entity)
         return spec
 
-    def conditions(self, fields: dict[str, FieldSpec], entity: str) -> list[Condition]:
+    def conditions(self, fields: dict[str, FieldSpec] | None, entity: str) -> list[Condition]:
         out = [self.condition(fields, entity)]
         while (token := self.peek()) is not None and token.is_word("AND", "OR"):
             if token.is_word("OR"):
@@ -308,7 +346,7 @@ class _Parser:
             out.append(self.condition(fields, entity))
         return out
 
-    def condition(self, fields: dict[str, FieldSpec], entity: str) -> Condition:
+    def condition(self, fields: dict[str, FieldSpec] | None, entity: str) -> Condition:
         spec = self.field(fields, entity)
         token = self.take()
         if token.kind == "op":
@@ -327,7 +365,7 @@ class _Parser:
                 raise QueryError(f'QueryParserError: Encountered "{nxt.text}", expected ")"')
             return Condition(spec, "IN", frozenset(values))
         if token.is_word("LIKE"):
-            if spec.kind != "str":
+            if spec.kind not in {"str", "any"}:
                 raise QueryError(f"QueryValidationError: LIKE is not supported on {spec.name}")
             pattern = self.literal()
             regex = "".join(".*" if ch == "%" else re.escape(ch) for ch in pattern)
@@ -360,7 +398,9 @@ class _Parser:
             ) from exc
         return text
 
-    def ordering(self, fields: dict[str, FieldSpec], entity: str) -> list[tuple[FieldSpec, bool]]:
+    def ordering(
+        self, fields: dict[str, FieldSpec] | None, entity: str
+    ) -> list[tuple[FieldSpec, bool]]:
         out: list[tuple[FieldSpec, bool]] = []
         while True:
             spec = self.field(fields, entity)
@@ -377,6 +417,15 @@ class _Parser:
 
 def _not_queryable(prop: str, entity: str) -> QueryError:
     return QueryError(f"QueryValidationError: property '{prop}' is not queryable on {entity}")
+
+
+def unknown_entity(name: str) -> QueryError:
+    """Intuit's answer for a name that is no QBO entity (in a query or a CDC request)."""
+    return QueryError(f"QueryValidationError: Metadata not found for Entity: {name}")
+
+
+def _none(row: Any) -> None:
+    return None
 
 
 def parse(text: str, tz: tzinfo, max_limit: int = 1000) -> Query:

@@ -96,4 +96,25 @@ def system_fault(status: int, now: float, tz: tzinfo) -> web.Response:
 
 
 def invalid_query(detail: str, now: float, tz: tzinfo) -> web.Response:
-    return fault(400, "4001", "Invalid query", detail, fault_type="ValidationFault", now=now, tz=tz)
+    """Intuit's two query faults: 4000 "Error parsing query" for a ``QueryParserError``
+    (the statement is not the language), 4001 "Invalid query" for a ``QueryValidationError``
+    (an unknown entity or property, a value out of range)."""
+    if detail.startswith("QueryParserError"):
+        code, message = "4000", "Error parsing query"
+    else:
+        code, message = "4001", "Invalid query"
+    return fault(400, code, message, detail, fault_type="ValidationFault", now=now, tz=tz)
+
+
+def not_found(path: str, url: str, now: float, tz: tzinfo) -> web.Response:
+    """A path under ``/v3/company/{realm}/`` that names no resource: 404 with the SystemFault
+    Intuit's servers put in such answers."""
+    return fault(
+        404,
+        "10000",
+        "An application error has occurred while processing your request",
+        f"System Failure Error: Could not find resource for relative : {path} of full path: {url}",
+        fault_type="SystemFault",
+        now=now,
+        tz=tz,
+    )

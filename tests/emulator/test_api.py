@@ -119,26 +119,45 @@ async def test_where_operators(emulator: Emulator, books: tuple[str, Tokens]) ->
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "code", "message", "detail"),
     [
-        "SELECT * FROM Invoice MAXRESULTS 1001",
-        "SELECT * FROM Invoice STARTPOSITION 0",
-        "SELECT * FROM Invoice WHERE Balance > '0' OR DueDate < '2026-01-01'",
-        "SELECT * FROM Invoice WHERE Bogus = '1'",
-        "SELECT Id FROM Invoice",
-        "SELECT * FROM invoice",
-        "SELECT * FROM Invoice WHERE Balance > 'abc'",
-        "DELETE FROM Invoice",
+        # Not the language: Intuit's 4000 "Error parsing query" (QueryParserError).
+        (
+            "SELECT * FROM Invoice WHERE Balance > '0' OR DueDate < '2026-01-01'",
+            "4000",
+            "Error parsing query",
+            "QueryParserError",
+        ),
+        ("DELETE FROM Invoice", "4000", "Error parsing query", "QueryParserError"),
+        ("SELECT FROM Invoice", "4000", "Error parsing query", "QueryParserError"),
+        # The language, refused: 4001 "Invalid query" (QueryValidationError).
+        ("SELECT * FROM Invoice MAXRESULTS 1001", "4001", "Invalid query", "too large"),
+        ("SELECT * FROM Invoice STARTPOSITION 0", "4001", "Invalid query", "too small"),
+        ("SELECT * FROM Invoice WHERE Bogus = '1'", "4001", "Invalid query", "not queryable"),
+        (
+            "SELECT * FROM invoice",
+            "4001",
+            "Invalid query",
+            "QueryValidationError: Metadata not found for Entity: invoice",
+        ),
+        (
+            "SELECT * FROM Nonsense WHERE Name = 'x'",
+            "4001",
+            "Invalid query",
+            "QueryValidationError: Metadata not found for Entity: Nonsense",
+        ),
+        ("SELECT * FROM Invoice WHERE Balance > 'abc'", "4001", "Invalid query", "invalid value"),
     ],
 )
-async def test_invalid_queries_get_400_4001(
-    emulator: Emulator, books: tuple[str, Tokens], text: str
+async def test_invalid_queries_get_intuits_4000_or_4001(
+    emulator: Emulator, books: tuple[str, Tokens], text: str, code: str, message: str, detail: str
 ) -> None:
     _, tokens = books
     status, body = await emulator.query(tokens, text)
     assert status == 400
     error = body["Fault"]["Error"][0]
-    assert error["code"] == "4001"
+    assert (error["code"], error["Message"]) == (code, message)
+    assert detail in error["Detail"]
     assert body["Fault"]["type"] == "ValidationFault"
 
 

@@ -172,6 +172,17 @@ def test_debtor_contact_from_intuits_sample_customer() -> None:
     assert not contact.HasField("billing_address") or address.country == ""
 
 
+def test_an_inactive_customer_keeps_its_name_and_contact() -> None:
+    # QBO "deletes" a customer by making it inactive and appending " (deleted)" to its name.
+    deleted = {**CUSTOMER, "Active": False, "DisplayName": "Bill's Windsurf Shop (deleted)"}
+    contact = mapping.debtor_contact(deleted)
+    assert contact.display_name == "Bill's Windsurf Shop"
+    assert contact == mapping.debtor_contact(CUSTOMER)
+    # An active customer's name is the bookkeeper's choice, whatever it ends with.
+    chosen = mapping.debtor_contact({**CUSTOMER, "DisplayName": "Old Mill (deleted)"})
+    assert chosen.display_name == "Old Mill (deleted)"
+
+
 def test_invoice_states_for_apply_accounting_invoice() -> None:
     active = mapping.qbo_invoice({**INVOICE, "CurrencyRef": {"value": "CAD"}})
     assert active.state == mpb.QBO_ENTITY_STATE_ACTIVE

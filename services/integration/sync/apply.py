@@ -16,7 +16,14 @@ What each entity means:
   placement already existed, its amounts go through ``ApplyAccountingInvoice`` (upserts
   never change amounts). Any other state -- paid, edited below the rules, voided,
   deleted -- goes through ``ApplyAccountingInvoice``; the matcher decides.
-* Customer: the placements of that customer's invoices get the new contact (upsert).
+* Customer: the placements of that customer's invoices get the new contact (upsert). A
+  customer made inactive ("deleted" in QBO) changes no placement by itself: what is owed
+  follows its invoices and payments (QBO refuses to make a customer with an open balance
+  inactive, so its invoices are normally settled first, and those settlements resolve or
+  close the placements as usual). Should it still owe, its overdue invoices are placed and
+  followed like any other, with its own contact: customers are always read with
+  ``Active IN (true, false)`` (or by id), and the `` (deleted)`` QBO appends to the name is
+  dropped.
 * Payment: ``ApplyAccountingPayment`` with the payment as now known (voided, deleted too).
 * CreditMemo: the matcher has no credit-memo call; an applied memo shows up as a Payment
   and as changed invoice balances. The memo's linked invoices and its customer's placed

@@ -257,8 +257,16 @@ def _address(addr: object) -> mpb.PostalAddress | None:
     return out if out.ByteSize() else None
 
 
+# What QBO appends to the name of a customer made inactive ("deleted" in its UI).
+DELETED_SUFFIX = " (deleted)"
+
+
 def debtor_contact(customer: Json) -> mpb.DebtorContact:
-    """The debtor's contact details from a QBO ``Customer``."""
+    """The debtor's contact details from a QBO ``Customer``. An inactive customer keeps the
+    name it had: the `` (deleted)`` QBO appends is no part of the debtor's name."""
+    name = _text(customer.get("DisplayName"))
+    if customer.get("Active") is False and name.endswith(DELETED_SUFFIX):
+        name = name.removesuffix(DELETED_SUFFIX)
     email = customer.get("PrimaryEmailAddr")
     phones = []
     for field, kind in _PHONES:
@@ -267,7 +275,7 @@ def debtor_contact(customer: Json) -> mpb.DebtorContact:
         if number:
             phones.append(mpb.PhoneNumber(type=kind, number=number))
     return mpb.DebtorContact(
-        display_name=_text(customer.get("DisplayName")),
+        display_name=name,
         company_name=_text(customer.get("CompanyName")),
         given_name=_text(customer.get("GivenName")),
         family_name=_text(customer.get("FamilyName")),

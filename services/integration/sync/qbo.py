@@ -26,6 +26,11 @@ Json = dict[str, Any]
 MAX_RESULTS = 1000  # Intuit's ceiling for MAXRESULTS
 ID_BATCH = 500  # ids per ``Id IN (...)`` query
 CDC_ENTITIES = ("Customer", "Payment", "Invoice", "CreditMemo")
+# Intuit's queries on name lists answer active rows only unless the WHERE clause names
+# ``Active``. A customer made inactive ("deleted" in QBO's UI) still has invoices, payments
+# and placements, so every query the sync makes on a name list asks for both states.
+NAME_LISTS = frozenset({"Customer"})
+ANY_ACTIVE_STATE = "Active IN (true, false)"
 
 
 def quote(value: str) -> str:
@@ -48,6 +53,13 @@ def qbo_datetime(value: datetime) -> str:
 def overdue_invoices_where(today: date) -> str:
     """Candidates: an open balance and a due date before the company's today."""
     return f"Balance > '0' AND DueDate < {qbo_date(today)}"
+
+
+def where_all_states(entity: str, where: str) -> str:
+    """``where`` widened to inactive rows too when ``entity`` is a name list."""
+    if entity not in NAME_LISTS:
+        return where
+    return f"{where} AND {ANY_ACTIVE_STATE}" if where else ANY_ACTIVE_STATE
 
 
 @dataclass(frozen=True)
@@ -143,7 +155,9 @@ class QboReader:
         start_position: int = 1,
         page_size: int = MAX_RESULTS,
     ) -> AsyncIterator[Page]:
-        """``SELECT * FROM entity WHERE ... ORDERBY ...`` page by page, until a short page."""
+        """``SELECT * FROM entity WHERE ... ORDERBY ...`` page by page, until a short page
+        (inactive rows of a name list included)."""
+        where = where_all_states(entity, where)
         position = start_position
         while True:
             statement = (
@@ -158,12 +172,15 @@ class QboReader:
             position += len(rows)
 
     async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
-        """The entities with these ids that exist (deleted ones are simply absent)."""
+        """The entities with these ids that exist (deleted ones are simply absent; inactive
+        customers are found)."""
         found: dict[str, Json] = {}
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), ID_BATCH):
             chunk = unique[start : start + ID_BATCH]
-            condition = f"Id IN {id_list(chunk)}" + (f" AND {where}" if where else "")
+            condition = where_all_states(
+                entity, f"Id IN {id_list(chunk)}" + (f" AND {where}" if where else "")
+            )
             rows, _ = await self.query(
                 f"SELECT * FROM {entity} WHERE {condition} MAXRESULTS {MAX_RESULTS}"
             )
