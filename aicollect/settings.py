@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(None, validation_alias=_env("AICOLLECT_JWT_SECRET"))
     """HS256 secret of the dashboard's bearer JWTs (gateway)."""
 
+    jwt_audience: str | None = Field(None, validation_alias=_env("AICOLLECT_JWT_AUDIENCE"))
+    """When set, a dashboard JWT must carry this ``aud``; unset means ``aud`` is not checked."""
+
+    jwt_issuer: str | None = Field(None, validation_alias=_env("AICOLLECT_JWT_ISSUER"))
+    """When set, a dashboard JWT must carry this ``iss``; unset means ``iss`` is not checked."""
+
     dashboard_url: str = Field(
         "http://localhost:3000/settings/integrations/qbo",
         validation_alias=_env("AICOLLECT_DASHBOARD_URL"),
@@ -139,6 +145,12 @@ class Settings(BaseSettings):
         2 * 1024 * 1024, validation_alias=_env("AICOLLECT_WEBHOOK_MAX_BYTES")
     )
     """Largest webhook body the gateway accepts (Intuit sends at most about 1 MB)."""
+
+    gateway_read_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, validation_alias=_env("AICOLLECT_GATEWAY_READ_TIMEOUT_SECONDS")
+    )
+    """A request's headers and body must have arrived this long after its first byte, or the
+    gateway drops the connection (slow clients, slowloris)."""
 
     log_level: str = Field("INFO", validation_alias=_env("AICOLLECT_LOG_LEVEL"))
     log_format: Literal["json", "text"] = Field(

@@ -20,6 +20,7 @@ from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
 from gateway.app import create_app
 from gateway.keys import Backends
+from gateway.server import GatewayServer
 from services.integration.deps import IntegrationDeps
 from services.integration.server import build_server as build_integration
 from services.matcher.server import build_server as build_matcher
@@ -94,10 +95,13 @@ async def full_stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[S
                 "AICOLLECT_DASHBOARD_URL": dashboard_url,
             }
         )
-        gateway = TestServer(
-            create_app(gateway_settings, backends=backends), host="127.0.0.1", port=gateway_port
+        gateway = GatewayServer(
+            create_app(gateway_settings, backends=backends),
+            "127.0.0.1",
+            gateway_port,
+            read_timeout=gateway_settings.gateway_read_timeout_seconds,
         )
-        await gateway.start_server()
+        await gateway.start()
         try:
             yield Stack(gateway_url, dashboard_url, emulator, integration_addr, matcher_addr, deps)
         finally:
