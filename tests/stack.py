@@ -125,3 +125,30 @@ async def enable_tenant(stack: Stack, tenant_id: str) -> None:
                 tenant_id=tenant_id, qbo_enabled=True, actor="support", reason="beta"
             )
         )
+
+
+@asynccontextmanager
+async def gateway_only(integration_addr: str, matcher_addr: str, **env: str) -> AsyncIterator[str]:
+    """A gateway on a real port in front of running services, with extra settings ``env``;
+    yields its base URL."""
+    settings = Settings.from_env(
+        {"AICOLLECT_INTERNAL_TOKEN": INTERNAL_TOKEN, "AICOLLECT_JWT_SECRET": JWT_SECRET, **env}
+    )
+    backends = Backends(
+        integration=internal_channel(integration_addr, INTERNAL_TOKEN),
+        matcher=internal_channel(matcher_addr, INTERNAL_TOKEN),
+    )
+    port = free_port()
+    server = GatewayServer(
+        create_app(settings, backends=backends),
+        "127.0.0.1",
+        port,
+        read_timeout=settings.gateway_read_timeout_seconds,
+    )
+    await server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await server.close()
+        await backends.integration.close(None)
+        await backends.matcher.close(None)

@@ -10,13 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest_asyncio
 
-from aicollect.db.embedded import free_port
-from aicollect.rpc.client import internal_channel
-from aicollect.settings import Settings
-from gateway.app import create_app
-from gateway.keys import Backends
-from gateway.server import GatewayServer
-from tests.conftest import INTERNAL_TOKEN
+from tests.stack import gateway_only
 from tests.webhooks.test_inbox import cloud_events, sign
 
 LIMIT_S = 1.0
@@ -26,31 +20,10 @@ SLACK_S = 1.0  # scheduling noise on a busy machine
 
 @pytest_asyncio.fixture
 async def gateway(integration_addr: str, matcher_addr: str) -> AsyncIterator[str]:
-    settings = Settings.from_env(
-        {
-            "AICOLLECT_INTERNAL_TOKEN": INTERNAL_TOKEN,
-            "AICOLLECT_JWT_SECRET": "test-jwt-secret-with-enough-entropy-0001",
-            "AICOLLECT_GATEWAY_READ_TIMEOUT_SECONDS": str(LIMIT_S),
-        }
-    )
-    backends = Backends(
-        integration=internal_channel(integration_addr, INTERNAL_TOKEN),
-        matcher=internal_channel(matcher_addr, INTERNAL_TOKEN),
-    )
-    port = free_port()
-    server = GatewayServer(
-        create_app(settings, backends=backends),
-        "127.0.0.1",
-        port,
-        read_timeout=settings.gateway_read_timeout_seconds,
-    )
-    await server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await server.close()
-        await backends.integration.close(None)
-        await backends.matcher.close(None)
+    async with gateway_only(
+        integration_addr, matcher_addr, AICOLLECT_GATEWAY_READ_TIMEOUT_SECONDS=str(LIMIT_S)
+    ) as url:
+        yield url
 
 
 async def _dribble(url: str, head: bytes, dribble: bytes) -> tuple[float, bytes]:
