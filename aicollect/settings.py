@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aicollect import logs
 
 INTUIT_DISCOVERY_URL = "https://developer.intuit.com/.well-known/openid_configuration/"
 INTUIT_API_BASE_URL = "https://quickbooks.api.intuit.com"
@@ -194,6 +197,32 @@ class Settings(BaseSettings):
                 missing.append(name)
         if missing:
             raise MissingSettingError(missing)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Whatever process reads these settings redacts their secrets from its logs.
+        super().model_post_init(context)
+        logs.redact_values(self.secret_values())
+
+    def secret_values(self) -> list[str]:
+        """Every secret value configured here: each secret setting, each token key on its
+        own, and the database password."""
+        values = [
+            value.get_secret_value()
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+        ]
+        if self.token_keys is not None:
+            keys = self.token_keys.get_secret_value().split(",")
+            values += [key.split(":", 1)[-1].strip() for key in keys]
+        if self.database_url:
+            try:
+                password = urlsplit(self.database_url).password
+            except ValueError:
+                password = None
+            if password:
+                values.append(unquote(password))
+                values.append(password)
+        return [value for value in values if value]
 
     @property
     def uses_emulator(self) -> bool:
