@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aicollect import logs
 
 INTUIT_DISCOVERY_URL = "https://developer.intuit.com/.well-known/openid_configuration/"
 INTUIT_API_BASE_URL = "https://quickbooks.api.intuit.com"
@@ -59,6 +62,12 @@ class Settings(BaseSettings):
 
     jwt_secret: SecretStr | None = Field(None, validation_alias=_env("AICOLLECT_JWT_SECRET"))
     """HS256 secret of the dashboard's bearer JWTs (gateway)."""
+
+    jwt_audience: str | None = Field(None, validation_alias=_env("AICOLLECT_JWT_AUDIENCE"))
+    """When set, a dashboard JWT must carry this ``aud``; unset means ``aud`` is not checked."""
+
+    jwt_issuer: str | None = Field(None, validation_alias=_env("AICOLLECT_JWT_ISSUER"))
+    """When set, a dashboard JWT must carry this ``iss``; unset means ``iss`` is not checked."""
 
     dashboard_url: str = Field(
         "http://localhost:3000/settings/integrations/qbo",
@@ -140,6 +149,12 @@ class Settings(BaseSettings):
     )
     """Largest webhook body the gateway accepts (Intuit sends at most about 1 MB)."""
 
+    gateway_read_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, validation_alias=_env("AICOLLECT_GATEWAY_READ_TIMEOUT_SECONDS")
+    )
+    """A request's headers and body must have arrived this long after its first byte, or the
+    gateway drops the connection (slow clients, slowloris)."""
+
     log_level: str = Field("INFO", validation_alias=_env("AICOLLECT_LOG_LEVEL"))
     log_format: Literal["json", "text"] = Field(
         "json", validation_alias=_env("AICOLLECT_LOG_FORMAT")
@@ -182,6 +197,32 @@ class Settings(BaseSettings):
                 missing.append(name)
         if missing:
             raise MissingSettingError(missing)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Whatever process reads these settings redacts their secrets from its logs.
+        super().model_post_init(context)
+        logs.redact_values(self.secret_values())
+
+    def secret_values(self) -> list[str]:
+        """Every secret value configured here: each secret setting, each token key on its
+        own, and the database password."""
+        values = [
+            value.get_secret_value()
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+        ]
+        if self.token_keys is not None:
+            keys = self.token_keys.get_secret_value().split(",")
+            values += [key.split(":", 1)[-1].strip() for key in keys]
+        if self.database_url:
+            try:
+                password = urlsplit(self.database_url).password
+            except ValueError:
+                password = None
+            if password:
+                values.append(unquote(password))
+                values.append(password)
+        return [value for value in values if value]
 
     @property
     def uses_emulator(self) -> bool:

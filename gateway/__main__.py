@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-
-from aiohttp import web
 
 from aicollect import logs
 from aicollect.settings import GATEWAY_REQUIRES, MissingSettingError, Settings
 from gateway.app import create_app
+from gateway.server import serve_until_signalled
 
 
 def main() -> int:
@@ -19,13 +19,14 @@ def main() -> int:
     except MissingSettingError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    web.run_app(
-        create_app(settings),
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        shutdown_timeout=settings.shutdown_grace_seconds,
-        access_log=None,
-        print=lambda msg: None,
+    asyncio.run(
+        serve_until_signalled(
+            create_app(settings),
+            settings.gateway_host,
+            settings.gateway_port,
+            read_timeout=settings.gateway_read_timeout_seconds,
+            shutdown_timeout=settings.shutdown_grace_seconds,
+        )
     )
     return 0
 

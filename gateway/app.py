@@ -28,6 +28,7 @@ from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
 from gateway import routes
 from gateway.keys import BACKENDS, METRICS, REQUEST_ID, SETTINGS, Backends
+from gateway.server import read_deadline
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, *, backends: Backends | None = None) -> web.Application:
     """Builds the gateway. Tests pass ``backends`` wired to in-process servers."""
-    app = web.Application(client_max_size=settings.webhook_max_bytes, middlewares=[observe])
+    app = web.Application(
+        client_max_size=settings.webhook_max_bytes, middlewares=[observe, read_deadline]
+    )
     app[SETTINGS] = settings
     app[METRICS] = GatewayMetrics()
     if backends is not None:

@@ -39,10 +39,8 @@ def _json(message: Any) -> dict[str, Any]:
 
 
 def _authenticate(request: web.Request) -> Caller | web.Response:
-    settings = request.app[SETTINGS]
-    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
     try:
-        return caller_of(request, secret)
+        return caller_of(request, request.app[SETTINGS])
     except AuthError as exc:
         response = problem(401, "UNAUTHENTICATED", str(exc), request[REQUEST_ID])
         response.headers["WWW-Authenticate"] = 'Bearer realm="ai-collect"'

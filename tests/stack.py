@@ -20,6 +20,7 @@ from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
 from gateway.app import create_app
 from gateway.keys import Backends
+from gateway.server import GatewayServer
 from services.integration.deps import IntegrationDeps
 from services.integration.server import build_server as build_integration
 from services.matcher.server import build_server as build_matcher
@@ -83,27 +84,17 @@ async def full_stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[S
         integration = build_integration(deps, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)
         await integration.start()
         integration_addr = f"127.0.0.1:{integration.port}"
-        backends = Backends(
-            integration=internal_channel(integration_addr, INTERNAL_TOKEN),
-            matcher=internal_channel(matcher_addr, INTERNAL_TOKEN),
-        )
-        gateway_settings = Settings.from_env(
-            {
-                "AICOLLECT_INTERNAL_TOKEN": INTERNAL_TOKEN,
-                "AICOLLECT_JWT_SECRET": JWT_SECRET,
-                "AICOLLECT_DASHBOARD_URL": dashboard_url,
-            }
-        )
-        gateway = TestServer(
-            create_app(gateway_settings, backends=backends), host="127.0.0.1", port=gateway_port
-        )
-        await gateway.start_server()
         try:
-            yield Stack(gateway_url, dashboard_url, emulator, integration_addr, matcher_addr, deps)
+            async with gateway_only(
+                integration_addr,
+                matcher_addr,
+                port=gateway_port,
+                AICOLLECT_DASHBOARD_URL=dashboard_url,
+            ):
+                yield Stack(
+                    gateway_url, dashboard_url, emulator, integration_addr, matcher_addr, deps
+                )
         finally:
-            await gateway.close()
-            await backends.integration.close(None)
-            await backends.matcher.close(None)
             await integration.stop(None)
             await deps.inbox_writer.close()
             await to_matcher.close(None)
@@ -121,3 +112,32 @@ async def enable_tenant(stack: Stack, tenant_id: str) -> None:
                 tenant_id=tenant_id, qbo_enabled=True, actor="support", reason="beta"
             )
         )
+
+
+@asynccontextmanager
+async def gateway_only(
+    integration_addr: str, matcher_addr: str, *, port: int | None = None, **env: str
+) -> AsyncIterator[str]:
+    """A gateway on a real port (default: a free one) in front of running services, with
+    extra settings ``env``; yields its base URL."""
+    settings = Settings.from_env(
+        {"AICOLLECT_INTERNAL_TOKEN": INTERNAL_TOKEN, "AICOLLECT_JWT_SECRET": JWT_SECRET, **env}
+    )
+    backends = Backends(
+        integration=internal_channel(integration_addr, INTERNAL_TOKEN),
+        matcher=internal_channel(matcher_addr, INTERNAL_TOKEN),
+    )
+    port = port or free_port()
+    server = GatewayServer(
+        create_app(settings, backends=backends),
+        "127.0.0.1",
+        port,
+        read_timeout=settings.gateway_read_timeout_seconds,
+    )
+    await server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await server.close()
+        await backends.integration.close(None)
+        await backends.matcher.close(None)
