@@ -61,14 +61,22 @@ async def connect(
     stub = igrpc.IntegrationServiceStub(channel)
     link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=tenant))
     callback = await consent(link.authorize_url, realm=realm)
-    return await stub.CompleteConnection(
-        pb.CompleteConnectionRequest(
-            state=callback["state"],
-            code=callback["code"],
-            realm_id=callback["realmId"],
-            browser_binding=link.browser_binding,
-        )
+    return await stub.CompleteConnection(completion(callback, link.browser_binding))
+
+
+def completion(
+    callback: dict[str, str], browser_binding: str, **changes: str
+) -> pb.CompleteConnectionRequest:
+    """The CompleteConnection request of a callback query, as the gateway builds it."""
+    request = pb.CompleteConnectionRequest(
+        state=callback["state"],
+        code=callback["code"],
+        realm_id=callback["realmId"],
+        browser_binding=browser_binding,
     )
+    for name, value in changes.items():
+        setattr(request, name, value)
+    return request
 
 
 def reason_of(url: str) -> tuple[str, str]:
@@ -233,12 +241,7 @@ async def test_state_is_single_use_and_expires(
     stub = igrpc.IntegrationServiceStub(integration_channel)
     link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
     callback = await consent(link.authorize_url)
-    request = pb.CompleteConnectionRequest(
-        state=callback["state"],
-        code=callback["code"],
-        realm_id=callback["realmId"],
-        browser_binding=link.browser_binding,
-    )
+    request = completion(callback, link.browser_binding)
     assert (await stub.CompleteConnection(request)).connected
     replay = await stub.CompleteConnection(request)
     assert replay.error_code == "state_already_used"
@@ -251,14 +254,7 @@ async def test_state_is_single_use_and_expires(
             .where(OAuthState.consumed_at.is_(None))
             .values(expires_at=text("now() - interval '1 second'"))
         )
-    expired = await stub.CompleteConnection(
-        pb.CompleteConnectionRequest(
-            state=callback["state"],
-            code=callback["code"],
-            realm_id=callback["realmId"],
-            browser_binding=link.browser_binding,
-        )
-    )
+    expired = await stub.CompleteConnection(completion(callback, link.browser_binding))
     assert expired.error_code == "expired_state"
 
 
@@ -271,12 +267,7 @@ async def test_concurrent_callbacks_with_one_state_make_one_connection(
     stub = igrpc.IntegrationServiceStub(integration_channel)
     link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
     callback = await consent(link.authorize_url)
-    request = pb.CompleteConnectionRequest(
-        state=callback["state"],
-        code=callback["code"],
-        realm_id=callback["realmId"],
-        browser_binding=link.browser_binding,
-    )
+    request = completion(callback, link.browser_binding)
     replies = await asyncio.gather(*(stub.CompleteConnection(request) for _ in range(10)))
     assert sum(r.connected for r in replies) == 1
     assert {r.error_code for r in replies if not r.connected} == {"state_already_used"}
@@ -357,12 +348,7 @@ async def test_no_secret_reaches_logs_errors_or_replies(
     link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
     callback = await consent(link.authorize_url)
     replies: list[Any] = []
-    request = pb.CompleteConnectionRequest(
-        state=callback["state"],
-        code=callback["code"],
-        realm_id=callback["realmId"],
-        browser_binding=link.browser_binding,
-    )
+    request = completion(callback, link.browser_binding)
     replies.append(await stub.CompleteConnection(request))
     replies.append(await stub.CompleteConnection(request))  # a refused replay
     replies.append(await stub.GetConnectionStatus(pb.GetConnectionStatusRequest(tenant_id=TENANT)))
@@ -448,14 +434,7 @@ async def test_a_state_completes_only_in_the_browser_that_started_it(
     other = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
     callback = await consent(link.authorize_url)
     binding = "" if presented == "missing" else other.browser_binding
-    reply = await stub.CompleteConnection(
-        pb.CompleteConnectionRequest(
-            state=callback["state"],
-            code=callback["code"],
-            realm_id=callback["realmId"],
-            browser_binding=binding,
-        )
-    )
+    reply = await stub.CompleteConnection(completion(callback, binding))
     assert not reply.connected
     assert reply.error_reason == pb.CONNECT_ERROR_REASON_BROWSER_MISMATCH
     assert reason_of(reply.redirect_url) == ("error", "browser_mismatch")
@@ -471,14 +450,7 @@ async def test_a_state_completes_only_in_the_browser_that_started_it(
     for secret in (callback["state"], callback["code"], link.browser_binding, binding or "-"):
         assert secret not in audited
     # The link is spent: its own browser cannot finish it afterwards either.
-    again = await stub.CompleteConnection(
-        pb.CompleteConnectionRequest(
-            state=callback["state"],
-            code=callback["code"],
-            realm_id=callback["realmId"],
-            browser_binding=link.browser_binding,
-        )
-    )
+    again = await stub.CompleteConnection(completion(callback, link.browser_binding))
     assert again.error_code == "state_already_used"
 
 
@@ -491,14 +463,7 @@ async def test_a_state_minted_before_bindings_existed_is_refused(
     async with sessions.begin() as session:
         await session.execute(update(OAuthState).values(binding_hash=None))
     callback = await consent(link.authorize_url)
-    reply = await stub.CompleteConnection(
-        pb.CompleteConnectionRequest(
-            state=callback["state"],
-            code=callback["code"],
-            realm_id=callback["realmId"],
-            browser_binding=link.browser_binding,
-        )
-    )
+    reply = await stub.CompleteConnection(completion(callback, link.browser_binding))
     assert reply.error_code == "browser_mismatch"
 
 
@@ -532,12 +497,7 @@ async def test_a_tampered_realm_is_refused_revoked_and_reserves_nothing(
     link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id="acme"))
     callback = await consent(link.authorize_url, realm=REALM_ID)
     reply = await stub.CompleteConnection(
-        pb.CompleteConnectionRequest(
-            state=callback["state"],
-            code=callback["code"],
-            realm_id=claimed,
-            browser_binding=link.browser_binding,
-        )
+        completion(callback, link.browser_binding, realm_id=claimed)
     )
     assert not reply.connected
     assert reply.error_reason == pb.CONNECT_ERROR_REASON_REALM_MISMATCH
