@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
@@ -268,16 +269,27 @@ async def test_the_binding_cookie_is_secure_outside_local_mode(stack: Stack) -> 
     assert cookie["httponly"] is True
 
 
-async def test_another_browser_cannot_complete_a_connect_link(stack: Stack) -> None:
+async def test_another_browser_cannot_complete_a_connect_link(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
     """The phished bookkeeper: their client opens the tenant's authorize link."""
+    caplog.set_level(logging.DEBUG)
     await enable_tenant(stack, "acme")
     async with browser_like() as creditor, browser_like() as bookkeeper:
         authorize_url = await _authorize_url(stack, creditor, "acme")
+        binding = next(c.value for c in creditor.cookie_jar if c.key == BINDING_COOKIE)
         landed = await _consent_and_callback(stack, bookkeeper, authorize_url)
     assert landed == f"{stack.dashboard_url}?qbo=error&reason=browser_mismatch"
     assert stack.emulator.state.oauth.token_calls["authorization_code"] == 0
     status = await stack.deps.connections.status("acme")
     assert status.state == "not_connected"
+    # Neither the state nor the binding reaches our logs (the emulator's are Intuit's).
+    state = parse_qs(urlsplit(authorize_url).query)["state"][0]
+    ours = [r for r in caplog.records if r.name != "aiohttp.access"]
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours)
+    assert "browser_mismatch" in logged
+    assert state not in logged
+    assert binding not in logged
 
 
 async def test_the_cookie_is_cleared_once_its_state_is_used(stack: Stack) -> None:
