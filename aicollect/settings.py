@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     )
     """How long a connect URL's ``state`` stays usable."""
 
+    callback_timeout_seconds: float = Field(
+        10.0, gt=0, le=60, validation_alias=_env("AICOLLECT_CALLBACK_TIMEOUT_SECONDS")
+    )
+    """How long the gateway's OAuth callback waits for the integration service before it
+    sends the browser to the dashboard with ``?qbo=error&reason=unavailable``."""
+
     qbo_requests_per_minute: int = Field(
         500, validation_alias=_env("AICOLLECT_QBO_REQUESTS_PER_MINUTE")
     )

@@ -106,7 +106,8 @@ async def connect_tenant(stack: LocalStack, tenant_id: str, realm_id: str) -> No
             tenant_id=tenant_id, qbo_enabled=True, actor="bench", reason="benchmark"
         ),
     )
-    async with aiohttp.ClientSession() as http:
+    # Keeps the gateway's browser-binding cookie, as the creditor's browser does.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.post(
             f"{stack.gateway_url}/v1/integrations/qbo/connect-url",
             headers={"Authorization": bearer(stack, tenant_id)},

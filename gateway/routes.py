@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 from google.protobuf import json_format
+from yarl import URL
 
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
@@ -23,6 +24,12 @@ log = logging.getLogger(__name__)
 RPC_TIMEOUT_S = 10.0
 WEBHOOK_TIMEOUT_S = 2.5  # Intuit waits 3 s for our 200
 MAX_PARAM = 2048
+CALLBACK_PATH = "/v1/integrations/qbo/callback"
+# Binds an OAuth state to the browser that asked for it (RFC 6749 s. 10.12): HttpOnly,
+# SameSite=Lax (sent on Intuit's top-level redirect back to us), only to the callback path.
+BINDING_COOKIE = "aicollect_qbo_binding"
+# The integration service did not answer in time: the browser is told to try again.
+UNAVAILABLE_CODES = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
 
 
 def _stub(request: web.Request) -> pb_grpc.IntegrationServiceAsyncStub:
@@ -47,10 +54,46 @@ def _authenticate(request: web.Request) -> Caller | web.Response:
         return response
 
 
+def _dashboard_origin(request: web.Request) -> str | None:
+    """The request's Origin when it is the configured dashboard's origin, else None."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return None
+    try:
+        allowed = URL(request.app[SETTINGS].dashboard_url).origin()
+        return origin if URL(origin).origin() == allowed else None
+    except ValueError:
+        return None
+
+
+def _cors(request: web.Request, response: web.Response) -> web.Response:
+    """CORS with credentials for the dashboard's origin only: its ``fetch`` of connect-url
+    runs with ``credentials: "include"`` so that the browser keeps the binding cookie."""
+    response.headers["Vary"] = "Origin"
+    origin = _dashboard_origin(request)
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Access-Control-Expose-Headers"] = "X-Request-Id"
+    return response
+
+
+async def connect_url_preflight(request: web.Request) -> web.Response:
+    response = web.Response(status=204)
+    if _dashboard_origin(request) is not None:
+        response.headers["Access-Control-Allow-Methods"] = "POST"
+        response.headers["Access-Control-Allow-Headers"] = (
+            "Authorization, Content-Type, X-Request-Id"
+        )
+        response.headers["Access-Control-Max-Age"] = "600"
+    return _cors(request, response)
+
+
 async def connect_url(request: web.Request) -> web.Response:
+    """Mints the authorize URL and binds its state to this browser with a cookie."""
     caller = _authenticate(request)
     if isinstance(caller, web.Response):
-        return caller
+        return _cors(request, caller)
     try:
         reply = await _stub(request).CreateConnectUrl(
             pb.CreateConnectUrlRequest(tenant_id=caller.tenant_id, actor=caller.subject),
@@ -58,8 +101,21 @@ async def connect_url(request: web.Request) -> web.Response:
             metadata=_trace(request),
         )
     except grpc.aio.AioRpcError as exc:
-        return error_response(exc, request[REQUEST_ID])
-    return web.json_response(_json(reply))
+        return _cors(request, error_response(exc, request[REQUEST_ID]))
+    body = _json(reply)
+    body.pop("browser_binding", None)  # for the cookie only, never readable by scripts
+    response = web.json_response(body, headers={"Cache-Control": "no-store"})
+    lifetime = reply.state_expire_time.ToDatetime(tzinfo=UTC) - datetime.now(UTC)
+    response.set_cookie(
+        BINDING_COOKIE,
+        reply.browser_binding,
+        max_age=max(1, int(lifetime.total_seconds())),
+        path=CALLBACK_PATH,
+        httponly=True,
+        samesite="Lax",
+        secure=request.app[SETTINGS].env != "local",
+    )
+    return _cors(request, response)
 
 
 async def status(request: web.Request) -> web.Response:
@@ -102,13 +158,16 @@ async def disconnect(request: web.Request) -> web.Response:
 
 async def callback(request: web.Request) -> web.StreamResponse:
     """Intuit sends the creditor's browser here; we always answer with a redirect to the
-    configured dashboard, never a page of ours and never a URL taken from the request."""
+    configured dashboard, never a page of ours and never a URL taken from the request,
+    within ``callback_timeout_seconds`` even when the integration service hangs."""
     query = request.query
     params = {
         name: query.get(name, "")[:MAX_PARAM]
         for name in ("state", "code", "realmId", "error", "error_description")
     }
     settings = request.app[SETTINGS]
+    binding = request.cookies.get(BINDING_COOKIE, "")[:MAX_PARAM]
+    spent = False
     try:
         reply = await _stub(request).CompleteConnection(
             pb.CompleteConnectionRequest(
@@ -117,22 +176,34 @@ async def callback(request: web.Request) -> web.StreamResponse:
                 realm_id=params["realmId"],
                 error=params["error"],
                 error_description=params["error_description"],
+                browser_binding=binding,
             ),
-            timeout=RPC_TIMEOUT_S + 20,
+            timeout=settings.callback_timeout_seconds,
             metadata=_trace(request),
         )
         location = reply.redirect_url
+        # The cookie matched this state, which is now consumed: it has no further use.
+        spent = bool(reply.tenant_id) and reply.error_code != "browser_mismatch"
     except grpc.aio.AioRpcError as exc:
         log.error(
             "callback could not be completed",
             extra={"grpc_code": exc.code().name, "request_id": request[REQUEST_ID]},
         )
-        location = with_query(settings.dashboard_url, qbo="error", reason="internal_error")
+        reason = "unavailable" if exc.code() in UNAVAILABLE_CODES else "internal_error"
+        location = with_query(settings.dashboard_url, qbo="error", reason=reason)
     if not same_origin_and_path(location, settings.dashboard_url):
         location = with_query(settings.dashboard_url, qbo="error", reason="internal_error")
-    raise web.HTTPFound(
-        location, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    response = web.Response(
+        status=302,
+        headers={
+            "Location": location,
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
     )
+    if spent and binding:
+        response.del_cookie(BINDING_COOKIE, path=CALLBACK_PATH)
+    return response
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -179,6 +250,7 @@ async def webhook(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/webhooks/qbo", webhook)
     app.router.add_post("/v1/integrations/qbo/connect-url", connect_url)
-    app.router.add_get("/v1/integrations/qbo/callback", callback)
+    app.router.add_route("OPTIONS", "/v1/integrations/qbo/connect-url", connect_url_preflight)
+    app.router.add_get(CALLBACK_PATH, callback)
     app.router.add_get("/v1/integrations/qbo", status)
     app.router.add_delete("/v1/integrations/qbo", disconnect)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -58,13 +59,24 @@ async def connect(
     channel: grpc.aio.Channel, tenant: str = TENANT, realm: str = REALM_ID
 ) -> pb.CompleteConnectionResponse:
     stub = igrpc.IntegrationServiceStub(channel)
-    url = (await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=tenant))).authorize_url
-    callback = await consent(url, realm=realm)
-    return await stub.CompleteConnection(
-        pb.CompleteConnectionRequest(
-            state=callback["state"], code=callback["code"], realm_id=callback["realmId"]
-        )
+    link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=tenant))
+    callback = await consent(link.authorize_url, realm=realm)
+    return await stub.CompleteConnection(completion(callback, link.browser_binding))
+
+
+def completion(
+    callback: dict[str, str], browser_binding: str, **changes: str
+) -> pb.CompleteConnectionRequest:
+    """The CompleteConnection request of a callback query, as the gateway builds it."""
+    request = pb.CompleteConnectionRequest(
+        state=callback["state"],
+        code=callback["code"],
+        realm_id=callback["realmId"],
+        browser_binding=browser_binding,
     )
+    for name, value in changes.items():
+        setattr(request, name, value)
+    return request
 
 
 def reason_of(url: str) -> tuple[str, str]:
@@ -116,8 +128,12 @@ async def test_authorize_url_asks_for_accounting_only_with_a_hashed_state(
     assert len(rows) == 1
     assert rows[0].tenant_id == TENANT
     assert query["state"].encode() not in rows[0].state_hash
+    # The browser binding: 256 random bits, only its SHA-256 is stored.
+    assert len(reply.browser_binding) >= 43
+    assert rows[0].binding_hash == hashlib.sha256(reply.browser_binding.encode()).digest()
     raw = await _dump_schema(sessions)
     assert query["state"] not in raw
+    assert reply.browser_binding not in raw
 
 
 async def _dump_schema(sessions: async_sessionmaker[AsyncSession]) -> str:
@@ -195,14 +211,15 @@ async def test_callback_failures_redirect_with_a_reason(
 ) -> None:
     await enable(integration_channel)
     stub = igrpc.IntegrationServiceStub(integration_channel)
-    url = (await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))).authorize_url
-    callback = mutate(await consent(url))
+    link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
+    callback = mutate(await consent(link.authorize_url))
     reply = await stub.CompleteConnection(
         pb.CompleteConnectionRequest(
             state=callback.get("state", ""),
             code=callback.get("code", ""),
             realm_id=callback.get("realmId", ""),
             error=callback.get("error", ""),
+            browser_binding=link.browser_binding,
         )
     )
     assert not reply.connected
@@ -222,28 +239,22 @@ async def test_state_is_single_use_and_expires(
 ) -> None:
     await enable(integration_channel)
     stub = igrpc.IntegrationServiceStub(integration_channel)
-    url = (await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))).authorize_url
-    callback = await consent(url)
-    request = pb.CompleteConnectionRequest(
-        state=callback["state"], code=callback["code"], realm_id=callback["realmId"]
-    )
+    link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
+    callback = await consent(link.authorize_url)
+    request = completion(callback, link.browser_binding)
     assert (await stub.CompleteConnection(request)).connected
     replay = await stub.CompleteConnection(request)
     assert replay.error_code == "state_already_used"
 
-    url = (await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))).authorize_url
-    callback = await consent(url)
+    link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
+    callback = await consent(link.authorize_url)
     async with sessions.begin() as session:
         await session.execute(
             update(OAuthState)
             .where(OAuthState.consumed_at.is_(None))
             .values(expires_at=text("now() - interval '1 second'"))
         )
-    expired = await stub.CompleteConnection(
-        pb.CompleteConnectionRequest(
-            state=callback["state"], code=callback["code"], realm_id=callback["realmId"]
-        )
-    )
+    expired = await stub.CompleteConnection(completion(callback, link.browser_binding))
     assert expired.error_code == "expired_state"
 
 
@@ -254,11 +265,9 @@ async def test_concurrent_callbacks_with_one_state_make_one_connection(
 ) -> None:
     await enable(integration_channel)
     stub = igrpc.IntegrationServiceStub(integration_channel)
-    url = (await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))).authorize_url
-    callback = await consent(url)
-    request = pb.CompleteConnectionRequest(
-        state=callback["state"], code=callback["code"], realm_id=callback["realmId"]
-    )
+    link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
+    callback = await consent(link.authorize_url)
+    request = completion(callback, link.browser_binding)
     replies = await asyncio.gather(*(stub.CompleteConnection(request) for _ in range(10)))
     assert sum(r.connected for r in replies) == 1
     assert {r.error_code for r in replies if not r.connected} == {"state_already_used"}
@@ -336,12 +345,10 @@ async def test_no_secret_reaches_logs_errors_or_replies(
     caplog.set_level(logging.DEBUG)
     await enable(integration_channel)
     stub = igrpc.IntegrationServiceStub(integration_channel)
-    url = (await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))).authorize_url
-    callback = await consent(url)
+    link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
+    callback = await consent(link.authorize_url)
     replies: list[Any] = []
-    request = pb.CompleteConnectionRequest(
-        state=callback["state"], code=callback["code"], realm_id=callback["realmId"]
-    )
+    request = completion(callback, link.browser_binding)
     replies.append(await stub.CompleteConnection(request))
     replies.append(await stub.CompleteConnection(request))  # a refused replay
     replies.append(await stub.GetConnectionStatus(pb.GetConnectionStatusRequest(tenant_id=TENANT)))
@@ -349,6 +356,7 @@ async def test_no_secret_reaches_logs_errors_or_replies(
     grant = next(iter(emulator.state.oauth.grants.values()))
     secrets = [
         callback["state"],
+        link.browser_binding,
         callback["code"],
         CLIENT_SECRET,
         grant.refresh_token,
@@ -401,3 +409,133 @@ async def test_failed_revoke_is_reported_retried_and_tokens_wiped_anyway(
         assert not (await session.execute(select(PendingRevocation))).scalars().all()
         actions = (await session.execute(select(AuditEvent.action))).scalars().all()
     assert "connection.tokens_revoked" in actions
+
+
+async def _refusals(sessions: async_sessionmaker[AsyncSession]) -> list[AuditEvent]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(AuditEvent).where(AuditEvent.action == "connection.refused")
+        )
+        return list(rows.scalars())
+
+
+@pytest.mark.parametrize("presented", ["missing", "another_flows"])
+async def test_a_state_completes_only_in_the_browser_that_started_it(
+    integration_channel: grpc.aio.Channel,
+    emulator: Emulator,
+    sessions: async_sessionmaker[AsyncSession],
+    presented: str,
+) -> None:
+    """Connection fixation (RFC 6749 s. 10.12): a bookkeeper who opens a link minted for
+    this tenant in their own browser must not connect their books to it."""
+    await enable(integration_channel)
+    stub = igrpc.IntegrationServiceStub(integration_channel)
+    link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
+    other = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
+    callback = await consent(link.authorize_url)
+    binding = "" if presented == "missing" else other.browser_binding
+    reply = await stub.CompleteConnection(completion(callback, binding))
+    assert not reply.connected
+    assert reply.error_reason == pb.CONNECT_ERROR_REASON_BROWSER_MISMATCH
+    assert reason_of(reply.redirect_url) == ("error", "browser_mismatch")
+    assert reply_redirect_is_dashboard(reply.redirect_url)
+    # The code was never exchanged, so no grant exists at Intuit; nothing was stored.
+    assert emulator.state.oauth.token_calls["authorization_code"] == 0
+    assert not emulator.state.oauth.grants
+    async with sessions() as session:
+        assert (await session.get(Connection, TENANT)) is None
+    refusals = await _refusals(sessions)
+    assert [(r.tenant_id, r.reason) for r in refusals] == [(TENANT, "browser_mismatch")]
+    audited = repr([r.details for r in refusals])
+    for secret in (callback["state"], callback["code"], link.browser_binding, binding or "-"):
+        assert secret not in audited
+    # The link is spent: its own browser cannot finish it afterwards either.
+    again = await stub.CompleteConnection(completion(callback, link.browser_binding))
+    assert again.error_code == "state_already_used"
+
+
+async def test_a_state_minted_before_bindings_existed_is_refused(
+    integration_channel: grpc.aio.Channel, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await enable(integration_channel)
+    stub = igrpc.IntegrationServiceStub(integration_channel)
+    link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=TENANT))
+    async with sessions.begin() as session:
+        await session.execute(update(OAuthState).values(binding_hash=None))
+    callback = await consent(link.authorize_url)
+    reply = await stub.CompleteConnection(completion(callback, link.browser_binding))
+    assert reply.error_code == "browser_mismatch"
+
+
+OTHER_REALM = "9130350000000042"
+
+
+async def _add_company(emulator: Emulator, realm_id: str, name: str) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{emulator.url}/_emulator/companies",
+            json={"realm_id": realm_id, "name": name, "customers": 1, "invoices": 1},
+        ) as resp,
+    ):
+        assert resp.status == 201, await resp.text()
+
+
+@pytest.mark.parametrize("claimed", [OTHER_REALM, "1234567890"])
+async def test_a_tampered_realm_is_refused_revoked_and_reserves_nothing(
+    integration_channel: grpc.aio.Channel,
+    emulator: Emulator,
+    sessions: async_sessionmaker[AsyncSession],
+    claimed: str,
+) -> None:
+    """Consent for one company, then ``realmId`` edited to another company's id (or to an
+    id that exists nowhere): QBO answers 403 for it with the new token."""
+    await _add_company(emulator, OTHER_REALM, "Globex Holdings")
+    await enable(integration_channel, "acme")
+    await enable(integration_channel, "globex")
+    stub = igrpc.IntegrationServiceStub(integration_channel)
+    link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id="acme"))
+    callback = await consent(link.authorize_url, realm=REALM_ID)
+    reply = await stub.CompleteConnection(
+        completion(callback, link.browser_binding, realm_id=claimed)
+    )
+    assert not reply.connected
+    assert reply.error_reason == pb.CONNECT_ERROR_REASON_REALM_MISMATCH
+    assert reason_of(reply.redirect_url) == ("error", "realm_mismatch")
+    # The grant Intuit gave for the real company was revoked; nothing was stored.
+    assert emulator.state.oauth.token_calls["authorization_code"] == 1
+    assert emulator.state.oauth.grants
+    assert all(g.revoked for g in emulator.state.oauth.grants.values())
+    async with sessions() as session:
+        assert (await session.execute(select(Connection))).scalars().all() == []
+    refusals = await _refusals(sessions)
+    assert [(r.tenant_id, r.reason) for r in refusals] == [("acme", "realm_mismatch")]
+    assert refusals[0].details["claimed_realm_id"] == claimed
+    # Nothing is reserved: the claimed company's real owner connects it normally.
+    if claimed == OTHER_REALM:
+        owner = await connect(integration_channel, "globex", OTHER_REALM)
+        assert owner.connected
+        assert owner.company_name == "Globex Holdings"
+
+
+async def test_a_realm_that_cannot_be_verified_is_not_connected(
+    integration_channel: grpc.aio.Channel,
+    emulator: Emulator,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """QBO down while we read CompanyInfo: no unverified realm is stored; try again."""
+    await enable(integration_channel)
+    async with aiohttp.ClientSession() as http:
+        await http.put(
+            f"{emulator.url}/_emulator/faults",
+            json={"scope": ["api"], "error_rate": 1.0, "error_status": 503},
+        )
+    reply = await connect(integration_channel)
+    assert not reply.connected
+    assert reason_of(reply.redirect_url) == ("error", "unavailable")
+    assert all(g.revoked for g in emulator.state.oauth.grants.values())
+    async with sessions() as session:
+        assert (await session.get(Connection, TENANT)) is None
+    async with aiohttp.ClientSession() as http:
+        await http.delete(f"{emulator.url}/_emulator/faults")
+    assert (await connect(integration_channel)).connected

@@ -1,13 +1,16 @@
 """The connection lifecycle: connect URL, OAuth callback, disconnect, status.
 
-Secrets handled here (the ``state``, the authorization code, tokens) never reach a log
-line, an error message or a reply: states are stored as SHA-256, tokens sealed.
+Secrets handled here (the ``state``, the browser binding, the authorization code, tokens)
+never reach a log line, an error message or a reply: states and bindings are stored as
+SHA-256, tokens sealed. The browser binding is the one exception to "never in a reply": it
+goes back to the caller of CreateConnectUrl once, which hands it to the consenting browser.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 import secrets
 import uuid
@@ -22,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aicollect.crypto import TokenCipher
 from aicollect.db.settings_store import check_text
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
-from aicollect.qbo.api import QboApi, QboError
+from aicollect.qbo.api import QboApi, QboAuthError, QboError, QboThrottled, QboUnavailable
 from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
 from aicollect.urls import with_query
 from services.integration import admin
@@ -49,6 +52,18 @@ class IntegrationDisabled(FailedPrecondition):
 
 def hash_state(state: str) -> bytes:
     return hashlib.sha256(state.encode()).digest()
+
+
+@dataclass(frozen=True)
+class ConnectLink:
+    """A minted connect URL and the browser binding its state only completes with."""
+
+    authorize_url: str
+    expires_at: datetime
+    browser_binding: str
+
+    def __repr__(self) -> str:  # never print the binding
+        return f"ConnectLink(expires_at={self.expires_at!r})"
 
 
 @dataclass(frozen=True)
@@ -99,11 +114,12 @@ class ConnectionService:
 
     # -- connect -------------------------------------------------------------------------
 
-    async def create_connect_url(self, tenant_id: str, actor: str) -> tuple[str, datetime]:
+    async def create_connect_url(self, tenant_id: str, actor: str) -> ConnectLink:
         tenant_id = admin.validate_tenant_id(tenant_id)
         async with self.sessions.begin() as session:
             await self._check_enabled(session, tenant_id)
             state = secrets.token_urlsafe(32)  # 256 random bits
+            binding = secrets.token_urlsafe(32)  # 256 random bits, for the browser's cookie
             expires = datetime.now(UTC) + self.state_ttl
             session.add(
                 OAuthState(
@@ -111,6 +127,7 @@ class ConnectionService:
                     tenant_id=tenant_id,
                     actor=check_text(actor, "actor", 200) or "dashboard",
                     expires_at=expires,
+                    binding_hash=hash_state(binding),
                 )
             )
         try:
@@ -121,7 +138,7 @@ class ConnectionService:
                 retry_after_seconds=10,
             ) from exc
         log.info("minted connect URL", extra={"tenant_id": tenant_id})
-        return url, expires
+        return ConnectLink(url, expires, binding)
 
     async def _check_enabled(self, session: AsyncSession, tenant_id: str) -> None:
         flags = await admin.get_tenant_flags(session, tenant_id)
@@ -139,11 +156,25 @@ class ConnectionService:
 
     # -- callback ------------------------------------------------------------------------
 
-    def _fail(self, code: str, tenant_id: str = "", realm_id: str = "") -> ConnectOutcome:
+    async def _fail(self, code: str, tenant_id: str = "", realm_id: str = "") -> ConnectOutcome:
+        """Logs and audits a refused callback; nothing secret goes into either."""
         log.info(
             "connection callback failed",
             extra={"reason": code, "tenant_id": tenant_id, "realm_id": realm_id},
         )
+        if tenant_id:  # a state that resolved to no tenant has nobody to audit for
+            async with self.sessions.begin() as session:
+                session.add(
+                    AuditEvent(
+                        tenant_id=tenant_id,
+                        subject_type="connection",
+                        subject_id=tenant_id,
+                        action="connection.refused",
+                        actor="OAuth callback",
+                        reason=code,
+                        details={"reason": code, "claimed_realm_id": realm_id or None},
+                    )
+                )
         return ConnectOutcome(
             with_query(self.dashboard_url, qbo="error", reason=code),
             False,
@@ -152,8 +183,11 @@ class ConnectionService:
             realm_id,
         )
 
-    async def _consume_state(self, state: str) -> tuple[str | None, str]:
-        """Consumes the state atomically: (tenant_id, "") or (None, error code)."""
+    async def _consume_state(self, state: str, browser_binding: str) -> tuple[str | None, str]:
+        """Consumes the state atomically: (tenant_id, "") or (tenant_id or None, error code).
+
+        A state presented by another browser than the one it was minted for is spent all
+        the same (``browser_mismatch``): a link that has left its browser is not reused."""
         if not state or len(state) > MAX_PARAM:
             return None, "invalid_state"
         digest = hash_state(state)
@@ -167,11 +201,15 @@ class ConnectionService:
                         OAuthState.expires_at > datetime.now(UTC),
                     )
                     .values(consumed_at=datetime.now(UTC))
-                    .returning(OAuthState.tenant_id)
+                    .returning(OAuthState.tenant_id, OAuthState.binding_hash)
                 )
-            ).scalar_one_or_none()
+            ).one_or_none()
             if consumed is not None:
-                return consumed, ""
+                tenant_id, binding_hash = consumed
+                presented = hash_state(browser_binding[:MAX_PARAM]) if browser_binding else b""
+                if binding_hash is None or not hmac.compare_digest(binding_hash, presented):
+                    return tenant_id, "browser_mismatch"
+                return tenant_id, ""
             row = await session.get(OAuthState, digest)
         if row is None:
             return None, "invalid_state"
@@ -180,26 +218,37 @@ class ConnectionService:
         return None, "expired_state"
 
     async def complete_connection(
-        self, *, state: str, code: str, realm_id: str, error: str, error_description: str
+        self,
+        *,
+        state: str,
+        code: str,
+        realm_id: str,
+        error: str,
+        error_description: str,
+        browser_binding: str = "",
     ) -> ConnectOutcome:
-        tenant_id, problem = await self._consume_state(state)
-        if tenant_id is None:
-            return self._fail(problem)
+        tenant_id, problem = await self._consume_state(state, browser_binding)
+        if tenant_id is None or problem:
+            # browser_mismatch included: the code is never exchanged for a foreign browser.
+            return await self._fail(problem, tenant_id or "")
         if error:
-            return self._fail(
+            return await self._fail(
                 "access_denied" if error == "access_denied" else "authorization_error", tenant_id
             )
         if not realm_id:
-            return self._fail("missing_realm", tenant_id)
+            return await self._fail("missing_realm", tenant_id)
         if len(realm_id) > 64 or not realm_id.isalnum() or not code or len(code) > MAX_PARAM:
-            return self._fail("authorization_error", tenant_id)
+            return await self._fail("authorization_error", tenant_id)
         async with self.sessions() as session:
             try:
                 await self._check_enabled(session, tenant_id)
+                problem = ""
             except IntegrationDisabled:
-                return self._fail("integration_disabled", tenant_id, realm_id)
-            if await self._realm_taken(session, realm_id, tenant_id):
-                return self._fail("realm_in_use", tenant_id, realm_id)
+                problem = "integration_disabled"
+            if not problem and await self._realm_taken(session, realm_id, tenant_id):
+                problem = "realm_in_use"
+        if problem:
+            return await self._fail(problem, tenant_id, realm_id)
         try:
             tokens = await self.oauth.exchange_code(code)
         except (OAuthError, OAuthUnavailable) as exc:
@@ -212,14 +261,18 @@ class ConnectionService:
                     "intuit_tid": getattr(exc, "intuit_tid", None),
                 },
             )
-            return self._fail("code_exchange_failed", tenant_id, realm_id)
-        company_name = await self._company_name(realm_id, tokens)
+            return await self._fail("code_exchange_failed", tenant_id, realm_id)
+        company_name, problem = await self._verify_realm(realm_id, tokens)
+        if problem:
+            # Nothing was stored or reserved; the grant we were given goes back to Intuit.
+            await self._revoke_quietly(tokens.refresh_token)
+            return await self._fail(problem, tenant_id, realm_id)
         try:
             replaced = await self._store_connection(tenant_id, realm_id, company_name, tokens)
         except IntegrityError:
             # Another tenant connected the same realm between our check and our write.
             await self._revoke_quietly(tokens.refresh_token)
-            return self._fail("realm_in_use", tenant_id, realm_id)
+            return await self._fail("realm_in_use", tenant_id, realm_id)
         if replaced is not None:
             await self._revoke_pending(replaced)
         log.info("connected", extra={"tenant_id": tenant_id, "realm_id": realm_id})
@@ -247,16 +300,32 @@ class ConnectionService:
         )
         return other.first() is not None
 
-    async def _company_name(self, realm_id: str, tokens: TokenSet) -> str:
+    async def _verify_realm(self, realm_id: str, tokens: TokenSet) -> tuple[str, str]:
+        """(company name, "") when QBO confirms, with the new token, that the grant covers
+        ``realm_id``; ("", error code) otherwise. The callback's ``realmId`` is a query
+        parameter anyone can edit: it is never trusted on its own."""
         try:
             info = await self.api.company_info(realm_id, tokens.access_token)
-        except QboError as exc:
+        except (QboUnavailable, QboThrottled) as exc:
             log.warning(
-                "could not read the company name",
+                "could not verify the realm: QBO unavailable",
                 extra={"realm_id": realm_id, "intuit_tid": exc.intuit_tid},
             )
-            return ""
-        return str(info.get("CompanyName") or "")
+            return "", "unavailable"
+        except QboError as exc:
+            log.warning(
+                "the new token does not cover the callback's realm",
+                extra={
+                    "realm_id": realm_id,
+                    "status": exc.status,
+                    "auth_error": isinstance(exc, QboAuthError),
+                    "intuit_tid": exc.intuit_tid,
+                },
+            )
+            return "", "realm_mismatch"
+        if not info:  # a 200 without a CompanyInfo object confirms nothing
+            return "", "realm_mismatch"
+        return str(info.get("CompanyName") or ""), ""
 
     async def _store_connection(
         self, tenant_id: str, realm_id: str, company_name: str, tokens: TokenSet

@@ -66,6 +66,9 @@ class OAuthState(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # SHA-256 of the browser binding (the gateway's HttpOnly cookie); NULL only for
+    # states minted before bindings existed, which the callback refuses.
+    binding_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Connection(Base):

@@ -48,6 +48,9 @@ CONNECT_ERROR = {
     "realm_in_use": pb.CONNECT_ERROR_REASON_REALM_IN_USE,
     "integration_disabled": pb.CONNECT_ERROR_REASON_INTEGRATION_DISABLED,
     "internal_error": pb.CONNECT_ERROR_REASON_INTERNAL_ERROR,
+    "browser_mismatch": pb.CONNECT_ERROR_REASON_BROWSER_MISMATCH,
+    "realm_mismatch": pb.CONNECT_ERROR_REASON_REALM_MISMATCH,
+    "unavailable": pb.CONNECT_ERROR_REASON_UNAVAILABLE,
 }
 
 
@@ -58,10 +61,12 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def CreateConnectUrl(
         self, request: pb.CreateConnectUrlRequest, context: Context
     ) -> pb.CreateConnectUrlResponse:
-        url, expires = await self._deps.connections.create_connect_url(
-            request.tenant_id, request.actor
+        link = await self._deps.connections.create_connect_url(request.tenant_id, request.actor)
+        return pb.CreateConnectUrlResponse(
+            authorize_url=link.authorize_url,
+            state_expire_time=timestamp(link.expires_at),
+            browser_binding=link.browser_binding,
         )
-        return pb.CreateConnectUrlResponse(authorize_url=url, state_expire_time=timestamp(expires))
 
     async def CompleteConnection(
         self, request: pb.CompleteConnectionRequest, context: Context
@@ -72,6 +77,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             realm_id=request.realm_id,
             error=request.error,
             error_description=request.error_description,
+            browser_binding=request.browser_binding,
         )
         return pb.CompleteConnectionResponse(
             redirect_url=outcome.redirect_url,

@@ -160,6 +160,20 @@ class _ConnectErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Co
     """
     CONNECT_ERROR_REASON_INTERNAL_ERROR: _ConnectErrorReason.ValueType  # 10
     """Code `internal_error`: an unexpected failure; details are in the service's logs only."""
+    CONNECT_ERROR_REASON_BROWSER_MISMATCH: _ConnectErrorReason.ValueType  # 11
+    """Code `browser_mismatch`: the callback did not come from the browser that started the
+    connection (its browser binding is missing or different). The code is not
+    exchanged and the state is spent: the user starts again from the dashboard.
+    """
+    CONNECT_ERROR_REASON_REALM_MISMATCH: _ConnectErrorReason.ValueType  # 12
+    """Code `realm_mismatch`: QBO did not confirm that the new token covers the `realmId`
+    of the callback (for example the parameter was altered). The grant is revoked and
+    nothing is stored or reserved.
+    """
+    CONNECT_ERROR_REASON_UNAVAILABLE: _ConnectErrorReason.ValueType  # 13
+    """Code `unavailable`: Intuit or the integration service did not answer in time; the
+    user can try again shortly. Nothing is stored (a grant already obtained is revoked).
+    """
 
 class ConnectErrorReason(_ConnectErrorReason, metaclass=_ConnectErrorReasonEnumTypeWrapper):
     """Why a callback did not end in a connection. Each value has a stable lower_snake_case
@@ -194,6 +208,20 @@ kill switch is on.
 """
 CONNECT_ERROR_REASON_INTERNAL_ERROR: ConnectErrorReason.ValueType  # 10
 """Code `internal_error`: an unexpected failure; details are in the service's logs only."""
+CONNECT_ERROR_REASON_BROWSER_MISMATCH: ConnectErrorReason.ValueType  # 11
+"""Code `browser_mismatch`: the callback did not come from the browser that started the
+connection (its browser binding is missing or different). The code is not
+exchanged and the state is spent: the user starts again from the dashboard.
+"""
+CONNECT_ERROR_REASON_REALM_MISMATCH: ConnectErrorReason.ValueType  # 12
+"""Code `realm_mismatch`: QBO did not confirm that the new token covers the `realmId`
+of the callback (for example the parameter was altered). The grant is revoked and
+nothing is stored or reserved.
+"""
+CONNECT_ERROR_REASON_UNAVAILABLE: ConnectErrorReason.ValueType  # 13
+"""Code `unavailable`: Intuit or the integration service did not answer in time; the
+user can try again shortly. Nothing is stored (a grant already obtained is revoked).
+"""
 Global___ConnectErrorReason: _TypeAlias = ConnectErrorReason  # noqa: Y015
 
 class _BackfillPhase:
@@ -533,10 +561,18 @@ class CreateConnectUrlResponse(_message.Message):
 
     AUTHORIZE_URL_FIELD_NUMBER: _builtins.int
     STATE_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    BROWSER_BINDING_FIELD_NUMBER: _builtins.int
     authorize_url: _builtins.str
     """Intuit's authorize URL to send the user's browser to. It carries the client id,
     the configured redirect URI, the scope `com.intuit.quickbooks.accounting` and the
     single-use `state`.
+    """
+    browser_binding: _builtins.str
+    """A secret (256 random bits, base64url) binding the state to the browser that will
+    open `authorize_url`; the service keeps only its hash. The caller hands it to that
+    browser only (the gateway sets it as an HttpOnly cookie scoped to the callback
+    path, never in a JSON body) and passes it back as
+    CompleteConnectionRequest.browser_binding. Never log it.
     """
     @_builtins.property
     def state_expire_time(self) -> _timestamp_pb2.Timestamp:
@@ -547,10 +583,11 @@ class CreateConnectUrlResponse(_message.Message):
         *,
         authorize_url: _builtins.str = ...,
         state_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        browser_binding: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["state_expire_time", b"state_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorize_url", b"authorize_url", "state_expire_time", b"state_expire_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorize_url", b"authorize_url", "browser_binding", b"browser_binding", "state_expire_time", b"state_expire_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -569,6 +606,7 @@ class CompleteConnectionRequest(_message.Message):
     REALM_ID_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     ERROR_DESCRIPTION_FIELD_NUMBER: _builtins.int
+    BROWSER_BINDING_FIELD_NUMBER: _builtins.int
     state: _builtins.str
     """The `state` query parameter."""
     code: _builtins.str
@@ -583,6 +621,11 @@ class CompleteConnectionRequest(_message.Message):
     """
     error_description: _builtins.str
     """The `error_description` query parameter, if Intuit sent one."""
+    browser_binding: _builtins.str
+    """The browser binding the callback's browser presented (the gateway reads it from its
+    cookie); empty when it presented none. A state is completed only when this matches
+    CreateConnectUrlResponse.browser_binding of the same state.
+    """
     def __init__(
         self,
         *,
@@ -591,10 +634,11 @@ class CompleteConnectionRequest(_message.Message):
         realm_id: _builtins.str = ...,
         error: _builtins.str = ...,
         error_description: _builtins.str = ...,
+        browser_binding: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "error", b"error", "error_description", b"error_description", "realm_id", b"realm_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["browser_binding", b"browser_binding", "code", b"code", "error", b"error", "error_description", b"error_description", "realm_id", b"realm_id", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

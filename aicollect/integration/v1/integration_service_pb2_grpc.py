@@ -105,6 +105,10 @@ class IntegrationServiceServicer:
         `qbo_kill_switch`, mints a single-use OAuth `state` bound to the tenant (at least
         128 random bits, stored only as a hash, expiring after a few minutes) and returns
         Intuit's authorize URL with the scope `com.intuit.quickbooks.accounting` only.
+        The state is also bound to the browser that will consent (RFC 6749 section 10.12,
+        RFC 9700 section 4.7.1): the reply carries a `browser_binding` secret, stored only
+        as a hash, that the caller must hand to that browser (the gateway sets it as an
+        HttpOnly cookie scoped to the callback path) and pass back to CompleteConnection.
         Fails with FAILED_PRECONDITION (reason `INTEGRATION_DISABLED`) when the flag is
         off or the kill switch is on.
         """
@@ -114,9 +118,12 @@ class IntegrationServiceServicer:
 
     def CompleteConnection(self, request, context):
         """Completes a connection from Intuit's OAuth callback: consumes the `state`
-        atomically (a second use fails), handles Intuit's error parameters, exchanges the
-        code for tokens, stores them encrypted, records the realm and company name and
-        starts the backfill. Expected failures (bad state, user cancelled, failed code
+        atomically (a second use fails), refuses it unless `browser_binding` matches the
+        one minted with it (before the code is exchanged), handles Intuit's error
+        parameters, exchanges the code for tokens, verifies with the new token that the
+        `realmId` is the company the user authorized (reading its CompanyInfo; otherwise
+        the grant is revoked and nothing is stored), stores the tokens encrypted, records
+        the realm and company name and starts the backfill. Expected failures (bad state, user cancelled, failed code
         exchange, realm connected to another tenant) are not gRPC errors: they are reported
         in the response together with the dashboard URL to redirect to, so the gateway
         always has a safe redirect. gRPC errors are reserved for infrastructure failures.
