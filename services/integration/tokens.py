@@ -1,7 +1,8 @@
 """Access tokens for a connection: sealed at rest, refreshed once at a time.
 
 One refresh per connection at a time, across every process: an asyncio lock per
-connection inside a process, and a PostgreSQL advisory lock across processes. The
+connection inside a process, and a PostgreSQL advisory lock across processes (held on a
+connection outside any transaction, ``aicollect.db.locks``). The
 rotated refresh token is persisted (compare-and-set on ``token_generation``) before the
 new access token is handed to anyone. On ``invalid_grant`` the stored token is re-read
 once, since another process may have rotated it; if it is unchanged the connection
@@ -19,10 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.crypto import TokenCipher
+from aicollect.db.locks import AdvisoryLock
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.metrics import IntegrationMetrics
 from aicollect.qbo.api import QboApi, QboAuthError, QboThrottled, QboUnavailable
@@ -154,17 +156,16 @@ class TokenManager:
     async def _refresh(
         self, tenant_id: str, *, seen_generation: int, force: bool = False
     ) -> AccessToken:
-        key = {"key": f"qbo-refresh:{tenant_id}"}
-        async with self._locks[tenant_id], self._engine.connect() as lock_conn:
-            await lock_conn.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), key)
-            try:
-                return await self._refresh_locked(tenant_id, seen_generation, force)
-            finally:
-                await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
-                await lock_conn.commit()
+        # The lock's connection is outside any transaction: nothing sits "idle in
+        # transaction" while Intuit answers, however slowly.
+        async with (
+            self._locks[tenant_id],
+            AdvisoryLock(self._engine, f"qbo-refresh:{tenant_id}", wait=True) as lock,
+        ):
+            return await self._refresh_locked(tenant_id, seen_generation, force, lock)
 
     async def _refresh_locked(
-        self, tenant_id: str, seen_generation: int, force: bool
+        self, tenant_id: str, seen_generation: int, force: bool, lock: AdvisoryLock
     ) -> AccessToken:
         row = await self._load(tenant_id)
         if row.token_generation != seen_generation or not force:
@@ -176,6 +177,7 @@ class TokenManager:
         assert row.refresh_token is not None
         realm_id = row.realm_id
         for attempt in (1, 2):
+            lock.check()  # never refresh (and rotate the token) without holding the lock
             refresh = self._cipher.open(
                 row.refresh_token, token_identity(tenant_id, realm_id, "refresh")
             )
