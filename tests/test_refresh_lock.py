@@ -12,40 +12,23 @@ import aiohttp
 import asyncpg
 import grpc
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aicollect.db.engine import make_engine
-from aicollect.rpc.client import internal_channel
 from services.integration.deps import IntegrationDeps
-from tests.conftest import INTERNAL_TOKEN, Emulator, _dsn, integration_settings
+from tests.conftest import Emulator, _dsn
+from tests.test_advisory_locks import engine, replica
 from tests.test_connection_lifecycle import TENANT
 from tests.test_tokens import connected, expire_access_token
 
-__all__ = ["connected"]  # the fixture, re-used
-
-IDLE_TIMEOUT = {"idle_in_transaction_session_timeout": "1000"}  # ms
-
-
-@pytest_asyncio.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """Replica one's engine, with the lowered timeout."""
-    eng = make_engine(database_url, pool_size=5, server_settings=IDLE_TIMEOUT)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
+__all__ = ["connected", "engine"]  # fixtures, re-used (engine: the lowered timeout)
 
 
 @pytest_asyncio.fixture
 async def replica_two(
     database_url: str, emulator: Emulator, matcher_addr: str
 ) -> AsyncIterator[IntegrationDeps]:
-    engine = make_engine(database_url, pool_size=5, server_settings=IDLE_TIMEOUT)
-    matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
-    async with aiohttp.ClientSession() as http:
-        yield IntegrationDeps.create(integration_settings(emulator.url), engine, http, matcher)
-    await matcher.close(None)
-    await engine.dispose()
+    async with replica(database_url, emulator.url, matcher_addr) as deps:
+        yield deps
 
 
 async def test_a_slow_refresh_holds_no_transaction_open(

@@ -10,20 +10,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from aicollect.db.engine import make_engine
 from aicollect.db.locks import APPLICATION_NAME
-from aicollect.rpc.client import internal_channel
 from services.integration.deps import IntegrationDeps
 from services.integration.sync import state
 from services.integration.sync.runner import SyncRunner
-from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator, _dsn, integration_settings
+from tests.conftest import REALM_ID, Emulator, _dsn
 from tests.sync.conftest import (
     TENANT,
     Control,
@@ -32,33 +28,19 @@ from tests.sync.conftest import (
     placements,
     sync_row,
 )
+from tests.test_advisory_locks import engine, replica
 
-IDLE_TIMEOUT = {"idle_in_transaction_session_timeout": "1000"}  # ms
 LOCK_NAME = f"{APPLICATION_NAME} {state.BACKFILL_LOCK}:{TENANT}:{REALM_ID}"
-
-
-@pytest_asyncio.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """Replica one's engine (and the matcher's), with the lowered timeout."""
-    eng = make_engine(database_url, pool_size=5, server_settings=IDLE_TIMEOUT)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
+__all__ = ["engine"]  # the fixture, re-used: replica one's engine with the lowered timeout
 
 
 @pytest_asyncio.fixture
 async def replica_two(
     database_url: str, emulator: Emulator, matcher_addr: str
 ) -> AsyncIterator[IntegrationDeps]:
-    engine = make_engine(database_url, pool_size=5, server_settings=IDLE_TIMEOUT)
-    matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
     env = {"AICOLLECT_SYNC_TICK_SECONDS": "0.05", "AICOLLECT_BACKFILL_RETRY_SECONDS": "1"}
-    async with aiohttp.ClientSession() as http:
-        settings = integration_settings(emulator.url, **env)
-        yield IntegrationDeps.create(settings, engine, http, matcher)
-    await matcher.close(None)
-    await engine.dispose()
+    async with replica(database_url, emulator.url, matcher_addr, **env) as deps:
+        yield deps
 
 
 @contextlib.asynccontextmanager
