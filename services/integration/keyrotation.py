@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.crypto import TokenCipher
 from services.integration.models import Connection, PendingRevocation
-from services.integration.tokens import token_identity
+from services.integration.tokens import revocation_identity, token_identity
 
 BATCH = 200
 
@@ -64,7 +64,7 @@ async def rotate_keys(
         pending = (await session.execute(select(PendingRevocation).with_for_update())).scalars()
         for item in pending:
             if cipher.needs_rotation(item.token):
-                identity = f"integration.pending_revocations:{item.id}"
+                identity = item.token_identity or revocation_identity(item.id)
                 item.token = cipher.reseal(item.token, identity)
                 report.pending_revocations += 1
     return report

@@ -23,7 +23,7 @@ from typing import TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from aicollect.crypto import TokenCipher
+from aicollect.crypto import DecryptError, TokenCipher
 from aicollect.db.locks import AdvisoryLock
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.metrics import IntegrationMetrics
@@ -40,6 +40,8 @@ T = TypeVar("T")
 CONNECTED = "connected"
 NEEDS_REAUTHORIZATION = "needs_reauthorization"
 DISCONNECTED = "disconnected"
+# Reported, never stored: a connected row whose tokens the configured keys cannot open.
+TOKENS_UNREADABLE = "tokens_unreadable"
 REFRESH_MARGIN = timedelta(minutes=5)
 
 REAUTH_DETAIL = (
@@ -51,6 +53,42 @@ REAUTH_DETAIL = (
 def token_identity(tenant_id: str, realm_id: str, kind: str) -> str:
     """Associated data binding a sealed token to its row and role."""
     return f"integration.connections:{tenant_id}:{realm_id}:{kind}"
+
+
+def revocation_identity(pending_id: str) -> str:
+    """Associated data of a token re-sealed for the revocation queue."""
+    return f"integration.pending_revocations:{pending_id}"
+
+
+def unreadable(cipher: TokenCipher, sealed: str, what: str) -> TokensUnreadable:
+    """The error for a sealed value that cannot be opened, naming its key id (never the
+    value): a key dropped from AICOLLECT_TOKEN_KEYS too early, or a damaged value."""
+    kid = cipher.key_id_of(sealed)
+    kid = kid if kid.isalnum() and len(kid) <= 64 else "?"
+    if cipher.has_key(kid):
+        why = f"sealed with key '{kid}' but failing authentication (damaged or altered)"
+    else:
+        why = f"sealed with key '{kid}', which is not in AICOLLECT_TOKEN_KEYS"
+    return TokensUnreadable(
+        f"{what} cannot be decrypted: {why}. Restore the key (see `aicollect rotate-keys`)"
+        " or have the tenant connect QuickBooks again",
+        metadata={"key_id": kid},
+    )
+
+
+def unreadable_tokens(cipher: TokenCipher, row: Connection) -> TokensUnreadable | None:
+    """Why a connection's stored tokens cannot be decrypted with the configured keys."""
+    if row.realm_id is None:
+        return None
+    for kind in ("access", "refresh"):
+        sealed: str | None = getattr(row, f"{kind}_token")
+        if sealed is None:
+            continue
+        try:
+            cipher.open(sealed, token_identity(row.tenant_id, row.realm_id, kind))
+        except DecryptError:
+            return unreadable(cipher, sealed, "the stored QuickBooks tokens")
+    return None
 
 
 def _dt(epoch: float | None) -> datetime | None:
@@ -86,6 +124,12 @@ class ConnectionNotLive(FailedPrecondition):
 
 class KillSwitchOn(FailedPrecondition):
     default_reason = "KILL_SWITCH_ON"
+
+
+class TokensUnreadable(FailedPrecondition):
+    """The stored tokens cannot be decrypted; ``metadata['key_id']`` names their key."""
+
+    default_reason = "TOKENS_UNREADABLE"
 
 
 @dataclass(frozen=True)
@@ -129,6 +173,9 @@ class TokenManager:
             raise ReauthorizationRequired(row.state_detail or REAUTH_DETAIL)
         if row.state != CONNECTED or row.realm_id is None or row.access_token is None:
             raise ConnectionNotLive("the QuickBooks connection is not connected")
+        problem = unreadable_tokens(self._cipher, row)
+        if problem is not None:
+            raise problem
         return row
 
     def _usable(self, row: Connection, now: datetime) -> AccessToken | None:
