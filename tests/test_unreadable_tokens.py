@@ -8,8 +8,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -230,3 +234,60 @@ async def test_disconnecting_a_connection_with_unreadable_tokens_queues_them_as_
     done, _ = await restored.connections.retry_revocation(pending.id)
     assert done
     assert all(g.revoked for g in emulator.state.oauth.grants.values())
+
+
+async def test_rotate_keys_re_seals_every_readable_row_and_names_the_others(
+    integration_channel: grpc.aio.Channel,
+    integration_deps: IntegrationDeps,
+    emulator: Emulator,
+    database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await enable(integration_channel)
+    assert (await connect(integration_channel)).connected
+    # Another tenant's connection, in the same batch, sealed under the dropped key.
+    bravo_realm, bravo_refresh = "9130000000000002", "bravo-refresh-token-0002"
+    async with sessions.begin() as session:
+        session.add(
+            Connection(
+                tenant_id="bravo",
+                realm_id=bravo_realm,
+                state="connected",
+                access_token=dropped.seal(
+                    "bravo-access", token_identity("bravo", bravo_realm, "access")
+                ),
+                refresh_token=dropped.seal(
+                    bravo_refresh, token_identity("bravo", bravo_realm, "refresh")
+                ),
+                token_generation=1,
+            )
+        )
+    new_key = "k2:" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).parent / "aicollect"), "rotate-keys"],
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "AICOLLECT_DATABASE_URL": database_url,
+            "AICOLLECT_TOKEN_KEYS": f"{new_key},{TOKEN_KEYS}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # acme's tokens are re-sealed; bravo's are named (tenant, key id) and left as they are.
+    assert result.returncode == 1, result.stderr
+    assert "2 connection token(s)" in result.stdout
+    assert "tenant 'bravo'" in result.stderr
+    assert "'k0'" in result.stderr
+    assert bravo_refresh not in result.stdout + result.stderr
+    async with sessions() as session:
+        acme = await session.get(Connection, TENANT)
+        bravo = await session.get(Connection, "bravo")
+    assert acme is not None
+    assert acme.refresh_token is not None
+    assert acme.refresh_token.startswith("k2:")
+    assert bravo is not None
+    assert bravo.refresh_token is not None
+    assert bravo.refresh_token.startswith("k0:")

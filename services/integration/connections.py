@@ -32,6 +32,7 @@ from services.integration.tokens import (
     CONNECTED,
     DISCONNECTED,
     NEEDS_REAUTHORIZATION,
+    REVOKE_REMEDY,
     TOKENS_UNREADABLE,
     revocation_identity,
     sealed_token_columns,
@@ -429,7 +430,9 @@ class ConnectionService:
                 token = self.cipher.open(row.token, identity)
             except DecryptError:
                 token = None
-                problem = unreadable(self.cipher, row.token, "the token to revoke").message
+                problem = unreadable(
+                    self.cipher, row.token, "the token to revoke", REVOKE_REMEDY
+                ).message
         if token is None:
             await self._revocation_failed(pending_id, problem)
             return False, problem

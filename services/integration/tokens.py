@@ -60,7 +60,13 @@ def revocation_identity(pending_id: str) -> str:
     return f"integration.pending_revocations:{pending_id}"
 
 
-def unreadable(cipher: TokenCipher, sealed: str, what: str) -> TokensUnreadable:
+RECONNECT_REMEDY = "restore the key, or have the tenant connect QuickBooks again"
+REVOKE_REMEDY = "restore the key so that the revocation can go through"
+
+
+def unreadable(
+    cipher: TokenCipher, sealed: str, what: str, remedy: str = RECONNECT_REMEDY
+) -> TokensUnreadable:
     """The error for a sealed value that cannot be opened, naming its key id (never the
     value): a key dropped from AICOLLECT_TOKEN_KEYS too early, or a damaged value."""
     kid = cipher.key_id_of(sealed)
@@ -70,8 +76,7 @@ def unreadable(cipher: TokenCipher, sealed: str, what: str) -> TokensUnreadable:
     else:
         why = f"sealed with key '{kid}', which is not in AICOLLECT_TOKEN_KEYS"
     return TokensUnreadable(
-        f"{what} cannot be decrypted: {why}. Restore the key (see `aicollect rotate-keys`)"
-        " or have the tenant connect QuickBooks again",
+        f"{what} cannot be decrypted: {why}; {remedy}",
         metadata={"key_id": kid},
     )
 
