@@ -17,6 +17,7 @@ import aiohttp
 import asyncpg
 import pytest
 import pytest_asyncio
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.db.engine import make_engine
@@ -190,3 +191,68 @@ async def test_a_lost_lock_is_reported_to_a_holder_that_checks(
         with pytest.raises(AdvisoryLockLost):
             lock.check()
     # Leaving the block after a loss is quiet: nothing left to unlock.
+
+
+class FreezingProxy:
+    """A TCP relay to PostgreSQL that can stop relaying without closing anything: a
+    network cut neither side is told about."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> FreezingProxy:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.flowing.set()
+        assert self.server is not None
+        self.server.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    await self.flowing.wait()
+                    dst.write(data)
+                    await dst.drain()
+            finally:
+                dst.close()
+
+        await asyncio.gather(
+            pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True
+        )
+
+
+async def test_a_lock_connection_that_stops_answering_counts_as_lost(database_url: str) -> None:
+    url = make_url(database_url)
+    async with FreezingProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        through_proxy = url.set(host="127.0.0.1", port=proxy.port)
+        engine = make_engine(
+            through_proxy.render_as_string(hide_password=False), server_settings=IDLE_TIMEOUT
+        )
+        entered = asyncio.Event()
+        progress: list[str] = []
+
+        async def holder() -> None:
+            async with AdvisoryLock(engine, KEY, cancel_on_loss=True, heartbeat_s=0.3):
+                entered.set()
+                await asyncio.sleep(3600)
+                progress.append("ran on without the lock")
+
+        try:
+            task = asyncio.create_task(holder())
+            await entered.wait()
+            proxy.flowing.clear()  # the heartbeat's SELECT 1 gets no answer
+            with pytest.raises(AdvisoryLockLost, match="stopped answering"):
+                await asyncio.wait_for(task, 10)
+            assert progress == []
+        finally:
+            await engine.dispose()
