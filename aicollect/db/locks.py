@@ -119,11 +119,17 @@ class AdvisoryLock:
             **server_settings(self._engine),
             "application_name": f"{APPLICATION_NAME} {self.name}"[:63],
         }
-        conn = await asyncpg.connect(
-            url.render_as_string(hide_password=False),
-            timeout=CONNECT_TIMEOUT_S,
-            server_settings=settings,
-        )
+        try:
+            conn = await asyncpg.connect(
+                url.render_as_string(hide_password=False),
+                timeout=CONNECT_TIMEOUT_S,
+                server_settings=settings,
+            )
+        except _CONNECTION_ERRORS as exc:
+            raise Unavailable(
+                f"the database is unavailable (taking the lock '{self.name}'); retry shortly",
+                retry_after_seconds=5,
+            ) from exc
         try:
             if self._wait:
                 await conn.execute(f"SELECT pg_advisory_lock({self._args})", *self._key)
@@ -228,7 +234,11 @@ class AdvisoryLock:
 
 
 async def _close(conn: asyncpg.Connection) -> None:
+    """Closes cleanly; cuts the connection if that fails or is cancelled."""
     try:
         await conn.close(timeout=CLOSE_TIMEOUT_S)
     except _CONNECTION_ERRORS:
         conn.terminate()
+    except BaseException:
+        conn.terminate()
+        raise
