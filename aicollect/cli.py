@@ -73,7 +73,7 @@ def _cmd_rotate_keys(args: argparse.Namespace) -> int:
     assert settings.database_url is not None
     url = settings.database_url
 
-    async def run() -> None:
+    async def run() -> int:
         engine = make_engine(url, pool_size=2)
         try:
             report = await rotate_keys(make_sessionmaker(engine), cipher)
@@ -85,9 +85,11 @@ def _cmd_rotate_keys(args: argparse.Namespace) -> int:
             f"{report.pending_revocations} pending revocation(s); "
             f"{report.already_current} already current"
         )
+        for problem in report.unreadable:
+            print(f"rotate-keys: not re-encrypted: {problem}", file=sys.stderr)
+        return 1 if report.unreadable else 0
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -99,6 +99,9 @@ class TokenCipher:
     def key_id_of(self, sealed: str) -> str:
         return sealed.partition(":")[0]
 
+    def has_key(self, kid: str) -> bool:
+        return kid in self._by_kid
+
     def needs_rotation(self, sealed: str) -> bool:
         return self.key_id_of(sealed) != self.current_kid
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Mapping
+
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -10,27 +14,46 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    server_settings: Mapping[str, str] | None = None,
+) -> AsyncEngine:
+    """``server_settings`` override :data:`SERVER_SETTINGS` (tests lower the timeouts)."""
     if not url.startswith("postgresql+asyncpg://"):
         raise ValueError("AICOLLECT_DATABASE_URL must start with postgresql+asyncpg://")
-    return create_async_engine(
+    settings = {**SERVER_SETTINGS, **(server_settings or {})}
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
         echo=echo,
-        connect_args={"server_settings": SERVER_SETTINGS},
+        connect_args={"server_settings": settings},
     )
+    _settings_of[engine.sync_engine] = settings
+    return engine
 
 
 # Safety nets against a transaction abandoned by a crashed or cancelled caller: PostgreSQL
 # ends a session that sits idle inside a transaction, so its row locks cannot block the
 # rest of the system forever, and a lock wait fails (and is retried) instead of hanging.
+# Long-held advisory locks never sit in a transaction (``aicollect.db.locks``), so this
+# timeout only ever ends real transactions.
 SERVER_SETTINGS = {
     "idle_in_transaction_session_timeout": "30000",  # ms
     "lock_timeout": "20000",  # ms
 }
+
+_settings_of: weakref.WeakKeyDictionary[Engine, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def server_settings(engine: AsyncEngine) -> dict[str, str]:
+    """The session settings ``engine``'s connections get (for connections made beside it)."""
+    return dict(_settings_of.get(engine.sync_engine, SERVER_SETTINGS))
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

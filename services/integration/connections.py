@@ -9,6 +9,7 @@ goes back to the caller of CreateConnectUrl once, which hands it to the consenti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -22,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aicollect.crypto import TokenCipher
+from aicollect.crypto import DecryptError, TokenCipher
 from aicollect.db.settings_store import check_text
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.qbo.api import QboApi, QboAuthError, QboError, QboThrottled, QboUnavailable
@@ -34,8 +35,13 @@ from services.integration.tokens import (
     CONNECTED,
     DISCONNECTED,
     NEEDS_REAUTHORIZATION,
+    REVOKE_REMEDY,
+    TOKENS_UNREADABLE,
+    revocation_identity,
     sealed_token_columns,
     token_identity,
+    unreadable,
+    unreadable_tokens,
 )
 
 log = logging.getLogger(__name__)
@@ -85,9 +91,19 @@ class DisconnectOutcome:
 
 
 @dataclass(frozen=True)
+class PendingRevocationView:
+    realm_id: str
+    attempts: int
+    last_error: str
+    next_attempt_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class StatusView:
     tenant_id: str
-    state: str  # "not_connected" | CONNECTED | NEEDS_REAUTHORIZATION | DISCONNECTED
+    # "not_connected" | CONNECTED | NEEDS_REAUTHORIZATION | DISCONNECTED | TOKENS_UNREADABLE
+    state: str
     state_detail: str
     realm_id: str
     company_name: str
@@ -97,7 +113,7 @@ class StatusView:
     refresh_token_expire_time: datetime | None
     qbo_enabled: bool
     qbo_kill_switch: bool
-    pending_revocations: int = 0
+    pending_revocations: tuple[PendingRevocationView, ...] = ()
 
 
 @dataclass
@@ -388,16 +404,24 @@ class ConnectionService:
         """Moves a connection's refresh token to the revocation queue (same transaction)."""
         assert row.realm_id is not None
         assert row.refresh_token is not None
-        refresh = self.cipher.open(
-            row.refresh_token, token_identity(row.tenant_id, row.realm_id, "refresh")
-        )
+        identity = token_identity(row.tenant_id, row.realm_id, "refresh")
         pending_id = uuid.uuid4().hex
+        kept_identity: str | None = None
+        try:
+            token = self.cipher.seal(
+                self.cipher.open(row.refresh_token, identity), revocation_identity(pending_id)
+            )
+        except DecryptError:
+            # Its key is missing: queue it sealed as it is; the retries say why they fail
+            # and the revocation goes through once the key is restored.
+            token, kept_identity = row.refresh_token, identity
         session.add(
             PendingRevocation(
                 id=pending_id,
                 tenant_id=row.tenant_id,
                 realm_id=row.realm_id,
-                token=self.cipher.seal(refresh, f"integration.pending_revocations:{pending_id}"),
+                token=token,
+                token_identity=kept_identity,
                 attempts=0,
                 last_error="",
                 next_attempt_at=datetime.now(UTC),
@@ -470,21 +494,24 @@ class ConnectionService:
                 return True, ""
             if await admin.kill_switch_on(session):
                 return False, "kill switch on: revocation waits until it is lifted"
-            token = self.cipher.open(row.token, f"integration.pending_revocations:{pending_id}")
+            identity = row.token_identity or revocation_identity(pending_id)
+            try:
+                token = self.cipher.open(row.token, identity)
+            except DecryptError:
+                token = None
+                problem = unreadable(
+                    self.cipher, row.token, "the token to revoke", REVOKE_REMEDY
+                ).message
+        if token is None:
+            await self._revocation_failed(pending_id, problem)
+            return False, problem
         try:
             await self.oauth.revoke(token)
         except InvalidGrant:
             pass  # already invalid at Intuit: nothing left to revoke
         except (OAuthError, OAuthUnavailable) as exc:
             message = f"Intuit did not confirm the revocation: {exc}"
-            async with self.sessions.begin() as session:
-                pending = await session.get(PendingRevocation, pending_id, with_for_update=True)
-                if pending is not None:
-                    pending.attempts += 1
-                    pending.last_error = message[:500]
-                    delay = min(6 * 3600, 30 * 2 ** min(pending.attempts, 10))
-                    pending.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
-            log.warning("token revocation failed; will retry", extra={"pending_id": pending_id})
+            await self._revocation_failed(pending_id, message)
             return False, message
         async with self.sessions.begin() as session:
             pending = await session.get(PendingRevocation, pending_id)
@@ -502,6 +529,47 @@ class ConnectionService:
                     )
                 )
         return True, ""
+
+    async def _revocation_failed(self, pending_id: str, message: str) -> None:
+        """Records a failed attempt on its row (attempts, last error, next attempt)."""
+        async with self.sessions.begin() as session:
+            pending = await session.get(PendingRevocation, pending_id, with_for_update=True)
+            if pending is None:
+                return
+            pending.attempts += 1
+            pending.last_error = message[:500]
+            delay = min(6 * 3600, 30 * 2 ** min(pending.attempts, 10))
+            pending.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
+            attempts, tenant_id, realm_id = pending.attempts, pending.tenant_id, pending.realm_id
+        log.warning(
+            "token revocation failed; will retry",
+            extra={
+                "pending_id": pending_id,
+                "tenant_id": tenant_id,
+                "realm_id": realm_id,
+                "attempts": attempts,
+                "error": message[:500],
+                "retry_in_s": delay,
+            },
+        )
+
+    async def retry_due_revocations(self, limit: int = 50) -> int:
+        """One round of the background retrier; returns how many were revoked. Each row
+        is tried on its own: one that fails, for whatever reason, never keeps the others
+        (other tenants' grants) from being revoked."""
+        revoked = 0
+        for pending_id in await self.due_revocations(limit):
+            try:
+                done, _ = await self.retry_revocation(pending_id)
+            except Exception as exc:
+                log.exception("token revocation attempt failed", extra={"pending_id": pending_id})
+                with contextlib.suppress(Exception):
+                    await self._revocation_failed(
+                        pending_id, f"internal error ({type(exc).__name__}); see the logs"
+                    )
+                continue
+            revoked += done
+        return revoked
 
     async def due_revocations(self, limit: int = 50) -> list[str]:
         async with self.sessions() as session:
@@ -527,20 +595,32 @@ class ConnectionService:
             flags = await admin.get_tenant_flags(session, tenant_id)
             kill = await admin.kill_switch_on(session)
             row = await session.get(Connection, tenant_id)
-            pending = (
-                await session.execute(
-                    select(PendingRevocation.id).where(PendingRevocation.tenant_id == tenant_id)
+            pending = tuple(
+                PendingRevocationView(
+                    p.realm_id, p.attempts, p.last_error, p.next_attempt_at, p.created_at
                 )
-            ).all()
+                for p in (
+                    await session.execute(
+                        select(PendingRevocation)
+                        .where(PendingRevocation.tenant_id == tenant_id)
+                        .order_by(PendingRevocation.created_at, PendingRevocation.id)
+                    )
+                ).scalars()
+            )
         if row is None:
             return StatusView(
                 tenant_id, "not_connected", "", "", "", None, None, None, None,
-                flags.qbo_enabled, kill,
+                flags.qbo_enabled, kill, pending,
             )  # fmt: skip
+        state, detail = row.state, row.state_detail
+        if state == CONNECTED:
+            problem = unreadable_tokens(self.cipher, row)
+            if problem is not None:
+                state, detail = TOKENS_UNREADABLE, problem.message
         return StatusView(
             tenant_id=tenant_id,
-            state=row.state,
-            state_detail=row.state_detail,
+            state=state,
+            state_detail=detail,
             realm_id=row.realm_id or "",
             company_name=row.company_name,
             connect_time=row.connected_at,
@@ -549,5 +629,5 @@ class ConnectionService:
             refresh_token_expire_time=row.refresh_hard_expires_at,
             qbo_enabled=flags.qbo_enabled,
             qbo_kill_switch=kill,
-            pending_revocations=len(pending),
+            pending_revocations=pending,
         )

@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from aicollect.db.locks import AdvisoryLock
 from aicollect.errors import DomainError, Unavailable
 from services.integration import admin
 from services.integration.models import Connection, InboxEvent
@@ -418,24 +419,16 @@ class InboxProcessor:
         return settled
 
     async def process_realm(self, realm_id: str) -> int:
-        key = {"key": f"qbo-inbox:{realm_id}"}
-        async with self._engine.connect() as lock_conn:
-            got = (
-                await lock_conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), key)
-            ).scalar()
-            await lock_conn.commit()
-            if not got:
+        async with AdvisoryLock(self._engine, f"qbo-inbox:{realm_id}") as lock:
+            if not lock.held:
                 return 0  # another worker (maybe another replica) has this realm
-            try:
-                settled = 0
-                while True:
-                    done = await self._process_batch(realm_id)
-                    settled += done
-                    if done < self._batch:
-                        return settled
-            finally:
-                await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
-                await lock_conn.commit()
+            settled = 0
+            while True:
+                lock.check()  # a lost lock: stop between batches, another worker goes on
+                done = await self._process_batch(realm_id)
+                settled += done
+                if done < self._batch:
+                    return settled
 
     async def _process_batch(self, realm_id: str) -> int:
         async with self._sessions.begin() as session:

@@ -3,19 +3,26 @@
 Add the new key first in ``AICOLLECT_TOKEN_KEYS`` (newest first, old keys kept), deploy,
 run this command, and only then drop the old key. Rows are re-sealed in place under a
 row lock, so a concurrent refresh either waits or writes fresh values sealed with the
-newest key anyway. Running it twice is harmless.
+newest key anyway. Running it twice is harmless. A value no configured key opens is
+reported (row and key id) and left as it is; it never stops the other rows, and the
+command exits non-zero so that the old key is not dropped while anything needs it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aicollect.crypto import TokenCipher
+from aicollect.crypto import DecryptError, TokenCipher
 from services.integration.models import Connection, PendingRevocation
-from services.integration.tokens import token_identity
+from services.integration.tokens import (
+    REVOKE_REMEDY,
+    revocation_identity,
+    token_identity,
+    unreadable,
+)
 
 BATCH = 200
 
@@ -25,6 +32,9 @@ class RotationReport:
     connections: int = 0
     pending_revocations: int = 0
     already_current: int = 0
+    # Values no configured key opens, each named by row and key id (never the value):
+    # left as they are; every other row is re-sealed all the same.
+    unreadable: list[str] = field(default_factory=list)
 
 
 async def rotate_keys(
@@ -55,7 +65,14 @@ async def rotate_keys(
                         report.already_current += 1
                         continue
                     identity = token_identity(row.tenant_id, row.realm_id, kind)
-                    setattr(row, column, cipher.reseal(sealed, identity))
+                    try:
+                        setattr(row, column, cipher.reseal(sealed, identity))
+                    except DecryptError:
+                        report.unreadable.append(
+                            f"connection of tenant '{row.tenant_id}' ({kind} token): "
+                            + unreadable(cipher, sealed, "it").message
+                        )
+                        continue
                     report.connections += 1
         if len(rows) < BATCH:
             break
@@ -64,7 +81,14 @@ async def rotate_keys(
         pending = (await session.execute(select(PendingRevocation).with_for_update())).scalars()
         for item in pending:
             if cipher.needs_rotation(item.token):
-                identity = f"integration.pending_revocations:{item.id}"
-                item.token = cipher.reseal(item.token, identity)
+                identity = item.token_identity or revocation_identity(item.id)
+                try:
+                    item.token = cipher.reseal(item.token, identity)
+                except DecryptError:
+                    report.unreadable.append(
+                        f"pending revocation {item.id} of tenant '{item.tenant_id}': "
+                        + unreadable(cipher, item.token, "it", REVOKE_REMEDY).message
+                    )
+                    continue
                 report.pending_revocations += 1
     return report

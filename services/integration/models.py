@@ -118,6 +118,9 @@ class PendingRevocation(Base):
     tenant_id: Mapped[str] = mapped_column(Text)
     realm_id: Mapped[str] = mapped_column(Text)
     token: Mapped[str] = mapped_column(Text)
+    # Set when ``token`` could not be re-sealed for the queue (its key was missing): it
+    # stays sealed as the connection had it, under this associated data.
+    token_identity: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(BigInteger, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

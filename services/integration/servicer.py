@@ -30,6 +30,7 @@ STATE = {
     "connected": pb.CONNECTION_STATE_CONNECTED,
     "needs_reauthorization": pb.CONNECTION_STATE_NEEDS_REAUTHORIZATION,
     "disconnected": pb.CONNECTION_STATE_DISCONNECTED,
+    "tokens_unreadable": pb.CONNECTION_STATE_TOKENS_UNREADABLE,
 }
 ORIGIN = {"user": pb.DISCONNECT_ORIGIN_USER, "intuit": pb.DISCONNECT_ORIGIN_INTUIT}
 REVOCATION = {
@@ -121,6 +122,16 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             qbo_kill_switch=view.qbo_kill_switch,
             backfill=sync_pb.backfill_pb(progress.backfill),
             sync=await self._sync_health(view.tenant_id),
+            pending_revocations=[
+                pb.PendingTokenRevocation(
+                    realm_id=p.realm_id,
+                    attempts=p.attempts,
+                    last_error=p.last_error,
+                    next_attempt_time=timestamp(p.next_attempt_at),
+                    create_time=timestamp(p.created_at),
+                )
+                for p in view.pending_revocations
+            ],
         )
         if progress.last_cdc_poll_time is not None:
             reply.sync.last_cdc_poll_time.FromDatetime(progress.last_cdc_poll_time)

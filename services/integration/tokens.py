@@ -1,7 +1,8 @@
 """Access tokens for a connection: sealed at rest, refreshed once at a time.
 
 One refresh per connection at a time, across every process: an asyncio lock per
-connection inside a process, and a PostgreSQL advisory lock across processes. The
+connection inside a process, and a PostgreSQL advisory lock across processes (held on a
+connection outside any transaction, ``aicollect.db.locks``). The
 rotated refresh token is persisted (compare-and-set on ``token_generation``) before the
 new access token is handed to anyone. On ``invalid_grant`` the stored token is re-read
 once, since another process may have rotated it; if it is unchanged the connection
@@ -19,10 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from aicollect.crypto import TokenCipher
+from aicollect.crypto import DecryptError, TokenCipher
+from aicollect.db.locks import AdvisoryLock
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.metrics import IntegrationMetrics
 from aicollect.qbo.api import QboApi, QboAuthError, QboThrottled, QboUnavailable
@@ -38,6 +40,8 @@ T = TypeVar("T")
 CONNECTED = "connected"
 NEEDS_REAUTHORIZATION = "needs_reauthorization"
 DISCONNECTED = "disconnected"
+# Reported, never stored: a connected row whose tokens the configured keys cannot open.
+TOKENS_UNREADABLE = "tokens_unreadable"
 REFRESH_MARGIN = timedelta(minutes=5)
 
 REAUTH_DETAIL = (
@@ -49,6 +53,47 @@ REAUTH_DETAIL = (
 def token_identity(tenant_id: str, realm_id: str, kind: str) -> str:
     """Associated data binding a sealed token to its row and role."""
     return f"integration.connections:{tenant_id}:{realm_id}:{kind}"
+
+
+def revocation_identity(pending_id: str) -> str:
+    """Associated data of a token re-sealed for the revocation queue."""
+    return f"integration.pending_revocations:{pending_id}"
+
+
+RECONNECT_REMEDY = "restore the key, or have the tenant connect QuickBooks again"
+REVOKE_REMEDY = "restore the key so that the revocation can go through"
+
+
+def unreadable(
+    cipher: TokenCipher, sealed: str, what: str, remedy: str = RECONNECT_REMEDY
+) -> TokensUnreadable:
+    """The error for a sealed value that cannot be opened, naming its key id (never the
+    value): a key dropped from AICOLLECT_TOKEN_KEYS too early, or a damaged value."""
+    kid = cipher.key_id_of(sealed)
+    kid = kid if kid.isalnum() and len(kid) <= 64 else "?"
+    if cipher.has_key(kid):
+        why = f"sealed with key '{kid}' but failing authentication (damaged or altered)"
+    else:
+        why = f"sealed with key '{kid}', which is not in AICOLLECT_TOKEN_KEYS"
+    return TokensUnreadable(
+        f"{what} cannot be decrypted: {why}; {remedy}",
+        metadata={"key_id": kid},
+    )
+
+
+def unreadable_tokens(cipher: TokenCipher, row: Connection) -> TokensUnreadable | None:
+    """Why a connection's stored tokens cannot be decrypted with the configured keys."""
+    if row.realm_id is None:
+        return None
+    for kind in ("access", "refresh"):
+        sealed: str | None = getattr(row, f"{kind}_token")
+        if sealed is None:
+            continue
+        try:
+            cipher.open(sealed, token_identity(row.tenant_id, row.realm_id, kind))
+        except DecryptError:
+            return unreadable(cipher, sealed, "the stored QuickBooks tokens")
+    return None
 
 
 def _dt(epoch: float | None) -> datetime | None:
@@ -84,6 +129,12 @@ class ConnectionNotLive(FailedPrecondition):
 
 class KillSwitchOn(FailedPrecondition):
     default_reason = "KILL_SWITCH_ON"
+
+
+class TokensUnreadable(FailedPrecondition):
+    """The stored tokens cannot be decrypted; ``metadata['key_id']`` names their key."""
+
+    default_reason = "TOKENS_UNREADABLE"
 
 
 @dataclass(frozen=True)
@@ -127,6 +178,9 @@ class TokenManager:
             raise ReauthorizationRequired(row.state_detail or REAUTH_DETAIL)
         if row.state != CONNECTED or row.realm_id is None or row.access_token is None:
             raise ConnectionNotLive("the QuickBooks connection is not connected")
+        problem = unreadable_tokens(self._cipher, row)
+        if problem is not None:
+            raise problem
         return row
 
     def _usable(self, row: Connection, now: datetime) -> AccessToken | None:
@@ -154,17 +208,16 @@ class TokenManager:
     async def _refresh(
         self, tenant_id: str, *, seen_generation: int, force: bool = False
     ) -> AccessToken:
-        key = {"key": f"qbo-refresh:{tenant_id}"}
-        async with self._locks[tenant_id], self._engine.connect() as lock_conn:
-            await lock_conn.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), key)
-            try:
-                return await self._refresh_locked(tenant_id, seen_generation, force)
-            finally:
-                await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
-                await lock_conn.commit()
+        # The lock's connection is outside any transaction: nothing sits "idle in
+        # transaction" while Intuit answers, however slowly.
+        async with (
+            self._locks[tenant_id],
+            AdvisoryLock(self._engine, f"qbo-refresh:{tenant_id}", wait=True) as lock,
+        ):
+            return await self._refresh_locked(tenant_id, seen_generation, force, lock)
 
     async def _refresh_locked(
-        self, tenant_id: str, seen_generation: int, force: bool
+        self, tenant_id: str, seen_generation: int, force: bool, lock: AdvisoryLock
     ) -> AccessToken:
         row = await self._load(tenant_id)
         if row.token_generation != seen_generation or not force:
@@ -176,6 +229,7 @@ class TokenManager:
         assert row.refresh_token is not None
         realm_id = row.realm_id
         for attempt in (1, 2):
+            lock.check()  # never refresh (and rotate the token) without holding the lock
             refresh = self._cipher.open(
                 row.refresh_token, token_identity(tenant_id, realm_id, "refresh")
             )

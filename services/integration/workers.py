@@ -20,8 +20,7 @@ async def revocation_retrier(deps: IntegrationDeps, stop: asyncio.Event) -> None
     """Retries revocations Intuit did not confirm at disconnect time, with backoff."""
     while not stop.is_set():
         try:
-            for pending_id in await deps.connections.due_revocations():
-                await deps.connections.retry_revocation(pending_id)
+            await deps.connections.retry_due_revocations()  # each row on its own
         except Exception:  # a worker must outlive one bad round
             log.exception("revocation retry round failed")
         with contextlib.suppress(TimeoutError):

@@ -42,6 +42,13 @@ class _ConnectionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Conne
     """The connection was disconnected, from the dashboard or on Intuit's side; tokens are
     wiped and nothing is synced. Placements and the audit trail remain.
     """
+    CONNECTION_STATE_TOKENS_UNREADABLE: _ConnectionState.ValueType  # 5
+    """The connection is established but its stored tokens cannot be decrypted with the
+    configured keys (for example a key dropped from AICOLLECT_TOKEN_KEYS before
+    `aicollect rotate-keys` re-sealed them); nothing is synced. `state_detail` names the
+    key id. Restoring the key resumes the connection as it was; the tenant connecting
+    again also repairs it.
+    """
 
 class ConnectionState(_ConnectionState, metaclass=_ConnectionStateEnumTypeWrapper):
     """The lifecycle state of a tenant's QBO connection."""
@@ -59,6 +66,13 @@ every call for the realm has stopped until the tenant connects again.
 CONNECTION_STATE_DISCONNECTED: ConnectionState.ValueType  # 4
 """The connection was disconnected, from the dashboard or on Intuit's side; tokens are
 wiped and nothing is synced. Placements and the audit trail remain.
+"""
+CONNECTION_STATE_TOKENS_UNREADABLE: ConnectionState.ValueType  # 5
+"""The connection is established but its stored tokens cannot be decrypted with the
+configured keys (for example a key dropped from AICOLLECT_TOKEN_KEYS before
+`aicollect rotate-keys` re-sealed them); nothing is synced. `state_detail` names the
+key id. Restoring the key resumes the connection as it was; the tenant connecting
+again also repairs it.
 """
 Global___ConnectionState: _TypeAlias = ConnectionState  # noqa: Y015
 
@@ -808,6 +822,7 @@ class GetConnectionStatusResponse(_message.Message):
     QBO_KILL_SWITCH_FIELD_NUMBER: _builtins.int
     BACKFILL_FIELD_NUMBER: _builtins.int
     SYNC_FIELD_NUMBER: _builtins.int
+    PENDING_REVOCATIONS_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant described."""
     state: Global___ConnectionState.ValueType
@@ -850,6 +865,12 @@ class GetConnectionStatusResponse(_message.Message):
     def sync(self) -> Global___SyncHealth:
         """Webhook, change-data-capture and inbox figures for the realm."""
 
+    @_builtins.property
+    def pending_revocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingTokenRevocation]:
+        """Revocations at Intuit of this tenant's replaced or disconnected tokens that have not
+        succeeded yet, oldest first; they are retried in the background with backoff.
+        """
+
     def __init__(
         self,
         *,
@@ -866,14 +887,59 @@ class GetConnectionStatusResponse(_message.Message):
         qbo_kill_switch: _builtins.bool = ...,
         backfill: Global___BackfillProgress | None = ...,
         sync: Global___SyncHealth | None = ...,
+        pending_revocations: _abc.Iterable[Global___PendingTokenRevocation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill", "connect_time", b"connect_time", "disconnect_time", b"disconnect_time", "refresh_token_expire_time", b"refresh_token_expire_time", "sync", b"sync"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill", "company_name", b"company_name", "connect_time", b"connect_time", "disconnect_origin", b"disconnect_origin", "disconnect_time", b"disconnect_time", "qbo_enabled", b"qbo_enabled", "qbo_kill_switch", b"qbo_kill_switch", "realm_id", b"realm_id", "refresh_token_expire_time", b"refresh_token_expire_time", "state", b"state", "state_detail", b"state_detail", "sync", b"sync", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill", "company_name", b"company_name", "connect_time", b"connect_time", "disconnect_origin", b"disconnect_origin", "disconnect_time", b"disconnect_time", "pending_revocations", b"pending_revocations", "qbo_enabled", b"qbo_enabled", "qbo_kill_switch", b"qbo_kill_switch", "realm_id", b"realm_id", "refresh_token_expire_time", b"refresh_token_expire_time", "state", b"state", "state_detail", b"state_detail", "sync", b"sync", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetConnectionStatusResponse: _TypeAlias = GetConnectionStatusResponse  # noqa: Y015
+
+@_typing.final
+class PendingTokenRevocation(_message.Message):
+    """A revocation at Intuit that has not succeeded yet. It never contains the token."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REALM_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    realm_id: _builtins.str
+    """The QBO company whose grant is to be revoked."""
+    attempts: _builtins.int
+    """How many attempts failed so far."""
+    last_error: _builtins.str
+    """Why the last attempt failed (for example Intuit unreachable, or the token's key id
+    missing from the configured keys), without secrets.
+    """
+    @_builtins.property
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """When the next attempt is due."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the revocation was queued."""
+
+    def __init__(
+        self,
+        *,
+        realm_id: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "next_attempt_time", b"next_attempt_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "last_error", b"last_error", "next_attempt_time", b"next_attempt_time", "realm_id", b"realm_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingTokenRevocation: _TypeAlias = PendingTokenRevocation  # noqa: Y015
 
 @_typing.final
 class IngestWebhookRequest(_message.Message):

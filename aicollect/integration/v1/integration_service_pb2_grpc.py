@@ -172,8 +172,9 @@ class IntegrationServiceServicer:
     def SyncNow(self, request, context):
         """Starts an on-demand sync for the tenant's connected realm, unless one is already
         running. Fails with FAILED_PRECONDITION when the tenant is not connected (reason
-        `CONNECTION_NOT_FOUND` or `REAUTH_REQUIRED`) or the integration is disabled
-        (reason `INTEGRATION_DISABLED`).
+        `CONNECTION_NOT_FOUND` or `REAUTH_REQUIRED`), its stored tokens cannot be decrypted
+        (reason `TOKENS_UNREADABLE`, the message and the `key_id` metadata name the key) or
+        the integration is disabled (reason `INTEGRATION_DISABLED`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

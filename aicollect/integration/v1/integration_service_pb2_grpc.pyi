@@ -93,8 +93,9 @@ class IntegrationServiceStub:
     SyncNow: _grpc.UnaryUnaryMultiCallable[_integration_service_pb2.SyncNowRequest, _integration_service_pb2.SyncNowResponse]
     """Starts an on-demand sync for the tenant's connected realm, unless one is already
     running. Fails with FAILED_PRECONDITION when the tenant is not connected (reason
-    `CONNECTION_NOT_FOUND` or `REAUTH_REQUIRED`) or the integration is disabled
-    (reason `INTEGRATION_DISABLED`).
+    `CONNECTION_NOT_FOUND` or `REAUTH_REQUIRED`), its stored tokens cannot be decrypted
+    (reason `TOKENS_UNREADABLE`, the message and the `key_id` metadata name the key) or
+    the integration is disabled (reason `INTEGRATION_DISABLED`).
     """
     PreviewPlacements: _grpc.UnaryUnaryMultiCallable[_integration_service_pb2.PreviewPlacementsRequest, _integration_service_pb2.PreviewPlacementsResponse]
     """Returns the "placement preview": the tenant's overdue QBO invoices and, for each,
@@ -178,8 +179,9 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
     SyncNow: _aio.UnaryUnaryMultiCallable[_integration_service_pb2.SyncNowRequest, _integration_service_pb2.SyncNowResponse]  # type: ignore[assignment]
     """Starts an on-demand sync for the tenant's connected realm, unless one is already
     running. Fails with FAILED_PRECONDITION when the tenant is not connected (reason
-    `CONNECTION_NOT_FOUND` or `REAUTH_REQUIRED`) or the integration is disabled
-    (reason `INTEGRATION_DISABLED`).
+    `CONNECTION_NOT_FOUND` or `REAUTH_REQUIRED`), its stored tokens cannot be decrypted
+    (reason `TOKENS_UNREADABLE`, the message and the `key_id` metadata name the key) or
+    the integration is disabled (reason `INTEGRATION_DISABLED`).
     """
     PreviewPlacements: _aio.UnaryUnaryMultiCallable[_integration_service_pb2.PreviewPlacementsRequest, _integration_service_pb2.PreviewPlacementsResponse]  # type: ignore[assignment]
     """Returns the "placement preview": the tenant's overdue QBO invoices and, for each,
@@ -296,8 +298,9 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_integration_service_pb2.SyncNowResponse, _abc.Awaitable[_integration_service_pb2.SyncNowResponse]]:
         """Starts an on-demand sync for the tenant's connected realm, unless one is already
         running. Fails with FAILED_PRECONDITION when the tenant is not connected (reason
-        `CONNECTION_NOT_FOUND` or `REAUTH_REQUIRED`) or the integration is disabled
-        (reason `INTEGRATION_DISABLED`).
+        `CONNECTION_NOT_FOUND` or `REAUTH_REQUIRED`), its stored tokens cannot be decrypted
+        (reason `TOKENS_UNREADABLE`, the message and the `key_id` metadata name the key) or
+        the integration is disabled (reason `INTEGRATION_DISABLED`).
         """
 
     @_abc_1.abstractmethod

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from aicollect.db.locks import AdvisoryLockLost
 from aicollect.errors import DomainError, NotFound
 from aicollect.qbo.api import QboError
 from services.integration import admin
@@ -184,6 +185,13 @@ class SyncRunner:
                     await self._poll(tenant_id, realm_id)
         except asyncio.CancelledError:
             raise
+        except AdvisoryLockLost as exc:
+            # Stopped mid-way; its row still says what is due, so it resumes (from the
+            # backfill's checkpoint) once a replica takes the lock again.
+            log.warning(
+                "sync job stopped: it lost its realm lock",
+                extra={"job": kind, "tenant_id": tenant_id, "realm_id": realm_id, "why": str(exc)},
+            )
         except Exception:
             log.exception("sync job failed", extra={"job": kind, "tenant_id": tenant_id})
         finally:

@@ -17,6 +17,7 @@ from services.integration.tokens import (
     NEEDS_REAUTHORIZATION,
     REAUTH_DETAIL,
     ReauthorizationRequired,
+    unreadable_tokens,
 )
 
 if TYPE_CHECKING:
@@ -86,6 +87,9 @@ async def connected_realm(deps: IntegrationDeps, tenant_id: str) -> str:
         raise ReauthorizationRequired(row.state_detail or REAUTH_DETAIL)
     if row.state != CONNECTED:
         raise NotConnected("this tenant's QuickBooks connection is disconnected")
+    problem = unreadable_tokens(deps.cipher, row)
+    if problem is not None:  # FAILED_PRECONDITION naming the key id
+        raise problem
     return row.realm_id
 
 

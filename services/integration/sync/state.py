@@ -1,9 +1,11 @@
 """The per-realm sync state: backfill phase, progress and checkpoint; CDC cursor; locks.
 
 One row per (tenant, realm) in ``integration.sync_states``. Work on a realm is serialised
-across processes with PostgreSQL advisory locks held in an open transaction on a dedicated
-connection: a crashed process's connection closes and its lock goes with it, so a
-backfill resumes elsewhere from its checkpoint without waiting for a lease to expire.
+across processes with PostgreSQL advisory locks held on a dedicated connection outside any
+transaction (``aicollect.db.locks``), for as long as the job runs: a crashed process's
+connection closes and its lock goes with it, so a backfill resumes elsewhere from its
+checkpoint without waiting for a lease to expire; a job whose lock connection dies is
+stopped (it resumes from its checkpoint) rather than run on beside the next holder.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from aicollect.db.locks import AdvisoryLock
 from services.integration.models import AuditEvent, SyncState
 from services.integration.sync.mapping import MappingError, parse_qbo_time
 
@@ -41,15 +44,12 @@ def now() -> datetime:
 async def realm_lock(
     engine: AsyncEngine, kind: str, tenant_id: str, realm_id: str
 ) -> AsyncIterator[bool]:
-    """Yields True while this process holds the (kind, realm) lock, False if another does."""
-    async with engine.connect() as conn, conn.begin():
-        got = (
-            await conn.execute(
-                text("SELECT pg_try_advisory_xact_lock(hashtext(:kind), hashtext(:key))"),
-                {"kind": kind, "key": f"{tenant_id}:{realm_id}"},
-            )
-        ).scalar_one()
-        yield bool(got)
+    """Yields True while this process holds the (kind, realm) lock, False if another does.
+
+    If the lock's connection dies while held, the task is cancelled and the block raises
+    ``AdvisoryLockLost``: another replica may already be running the same job."""
+    async with AdvisoryLock(engine, kind, f"{tenant_id}:{realm_id}", cancel_on_loss=True) as lock:
+        yield lock.held
 
 
 async def load(session: AsyncSession, tenant_id: str, realm_id: str) -> SyncState | None:

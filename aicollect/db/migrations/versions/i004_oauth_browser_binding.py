@@ -4,7 +4,7 @@ The hash (SHA-256) of the browser binding secret the gateway puts in an HttpOnly
 States minted before this revision have none and are refused at the callback (they expire
 within minutes anyway).
 
-Revision ID: i004_h1
+Revision ID: i004
 Revises: i003
 Create Date: 2026-11-27
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "i004_h1"
+revision: str = "i004"
 down_revision: str | None = "i003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
