@@ -21,9 +21,9 @@ from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.client import internal_channel
-from services.integration.inbox import raw_event_id
+from services.integration.inbox import ingest, raw_event_id
 from services.integration.models import InboxEvent
-from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator
+from tests.conftest import INTERNAL_TOKEN, REALM_ID, VERIFIER_TOKEN, Emulator
 from tests.e2e.pipeline import TENANT, Pipeline, running_pipeline
 from tests.stack import Stack
 from tests.webhooks.test_inbox import cloud_events, sign
@@ -215,3 +215,29 @@ async def test_signed_malformed_bodies_are_acknowledged_and_kept_raw(
     ):
         assert resp.status == 401
     assert len(await _dead_letters(sessions)) == 1
+
+
+async def test_a_refused_delivery_in_a_shared_commit_is_isolated(
+    stack: Stack,
+    sessions: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Deliveries written at the same moment share one statement; PostgreSQL refuses the
+    one with NaN (only it can tell), so each is stored on its own and only that one is
+    dead-lettered."""
+    writer = stack.deps.inbox_writer
+    valid = [cloud_events(("Payment", str(600 + i), "created")) for i in range(3)]
+    nan = _with_data("666", '{"amount": NaN}')
+    commits = writer.commits
+    results = await asyncio.gather(
+        *(ingest(writer, body, sign(body), [VERIFIER_TOKEN]) for body in [*valid, nan])
+    )
+    assert [r.stored for r in results] == [1, 1, 1, 0]
+    assert [r.dead_lettered for r in results] == [0, 0, 0, 1]
+    # One shared statement for all four, refused; then each valid one alone.
+    refused = [r for r in caplog.records if "storing its deliveries one by one" in r.message]
+    assert len(refused) == 1
+    assert writer.commits == commits + 3
+    (dead,) = await _dead_letters(sessions)
+    assert dead.raw_body == nan
+    assert "json" in dead.last_error.lower()
