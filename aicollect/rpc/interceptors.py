@@ -13,6 +13,7 @@ import grpc
 
 from aicollect import errors, logs
 from aicollect.rpc.errors import internal_status, rich_status
+from aicollect.rpc.validation import validate_request
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ class BearerTokenInterceptor(_ServerInterceptor):
 
 
 class ErrorMappingInterceptor(_ServerInterceptor):
-    """Turns DomainError into its status code + ErrorInfo; anything else into a bare INTERNAL.
+    """Validates every request first (``validate_request``: NUL characters, unknown enum
+    values), then turns DomainError into its status code + ErrorInfo; anything else into a
+    bare INTERNAL.
 
     The traceback of an unexpected error is logged, never sent. ``AbortError`` (a handler that
     aborted on purpose) and ``CancelledError`` pass through untouched.
@@ -161,6 +164,10 @@ class ErrorMappingInterceptor(_ServerInterceptor):
     ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             _adopt_request_id(context)
+            try:
+                validate_request(request)
+            except errors.InvalidArgument as exc:
+                await self._fail(context, method, exc)
             # A caller that goes away (crash, deadline) cancels this task; the work itself is
             # shielded so that its transaction commits or rolls back instead of being cut off
             # mid-statement with its row locks held.
@@ -185,6 +192,7 @@ class ErrorMappingInterceptor(_ServerInterceptor):
         ) -> AsyncIterator[Any]:
             _adopt_request_id(context)
             try:
+                validate_request(request)
                 async for item in behavior(request, context):
                     yield item
             except grpc.aio.AbortError:

@@ -3,7 +3,11 @@
 Ingest: the signature is verified over the raw bytes, the payload parsed, and every
 event for a connected realm is inserted in one transaction (duplicates, by event id or by
 realm/entity/id/time/operation, are recognised and not stored twice) before the gateway
-answers 200. Nothing is stored for a bad signature or a malformed body.
+answers 200. Nothing is stored for a bad signature. A correctly signed body that cannot be
+stored as parsed events (malformed, nested too deep, a lone surrogate, anything jsonb
+refuses) is stored as its raw bytes, dead-lettered with the reason, and acknowledged: Intuit
+retries a refused delivery head-of-line, so refusing it would block every later event. One
+delivery never fails another in a shared commit; only a database outage answers 503.
 
 Processing: workers in any number of replicas take one realm at a time (a PostgreSQL
 advisory lock, so each realm's events are processed in order by one worker) and claim its
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -39,7 +44,12 @@ from aicollect.errors import DomainError, Unavailable
 from services.integration import admin
 from services.integration.models import Connection, InboxEvent
 from services.integration.tokens import CONNECTED, NEEDS_REAUTHORIZATION
-from services.integration.webhooks import WebhookEvent, parse_payload, verify_signature
+from services.integration.webhooks import (
+    MalformedWebhook,
+    WebhookEvent,
+    parse_payload,
+    verify_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +82,21 @@ class IngestResult:
     stored: int
     duplicates: int
     dropped: int
+    dead_lettered: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One signed POST for the writer: its relevant events, or (``poison`` says why) none,
+    when the body cannot be stored as parsed events; it is then kept as raw bytes."""
+
+    body: bytes
+    events: list[WebhookEvent]
+    poison: str = ""
+
+
+# (stored, duplicates, dropped, dead_lettered) of one delivery.
+Counts = tuple[int, int, int, int]
 
 
 def _storage_down() -> Unavailable:
@@ -82,6 +107,116 @@ def _storage_down() -> Unavailable:
     )
 
 
+# SQLSTATE classes of PostgreSQL refusing the data itself while being up and well: 22 data
+# exception (a value jsonb or text refuses), 54 program limit exceeded (nested too deep).
+# Any other error (down, restarting, timed out, locked, out of resources) is an outage.
+_REFUSED_SQLSTATE_CLASSES = ("22", "54")
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when this delivery's data was refused (dead-letter it); False for an outage (503)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "").startswith(_REFUSED_SQLSTATE_CLASSES)
+    if isinstance(exc, asyncpg.InterfaceError):
+        return isinstance(exc, ValueError)  # the driver could not encode an argument
+    return isinstance(exc, (UnicodeError, RecursionError, OverflowError))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DomainError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _safe_text(text_: str, limit: int = 500) -> str:
+    """Text PostgreSQL accepts (no NUL, no lone surrogate), for reasons and realm ids."""
+    return text_[:limit].replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
+
+
+class Unstorable(ValueError):
+    """An event whose payload cannot be stored as jsonb (found before any statement runs)."""
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """One delivery's events with their payloads as stored (checked storable)."""
+
+    events: list[WebhookEvent]
+    payloads: list[str]
+
+
+def _rows(events: list[WebhookEvent]) -> _Rows:
+    payloads = []
+    for event in events:
+        try:
+            payload = _jsonb_text(event.raw)
+            payload.encode("utf-8")  # a lone surrogate (``\ud800``) cannot be stored
+        except UnicodeEncodeError:
+            raise Unstorable(
+                f"event {event.event_id} holds a lone UTF-16 surrogate, which jsonb refuses"
+            ) from None
+        except (RecursionError, ValueError) as exc:
+            raise Unstorable(f"event {event.event_id} cannot be stored: {exc}") from None
+        payloads.append(payload)
+    return _Rows(events, payloads)
+
+
+def _store_args(deliveries: list[_Rows]) -> list[Any]:
+    events = [e for rows in deliveries for e in rows.events]
+    return [
+        [e.event_id for e in events],
+        [e.dedupe_key for e in events],
+        [e.realm_id for e in events],
+        [e.entity for e in events],
+        [e.entity_id for e in events],
+        [e.operation for e in events],
+        [e.occurred_at for e in events],
+        [p for rows in deliveries for p in rows.payloads],
+        NOTIFY_CHANNEL,
+    ]
+
+
+def _counts(deliveries: list[_Rows], records: list[asyncpg.Record]) -> list[Counts]:
+    """What the statement did for each delivery: stored, duplicates, dropped."""
+    live = {r["value"] for r in records if r["kind"] == "live"}
+    stored_ids = {r["value"] for r in records if r["kind"] == "stored"}
+    for realm in {e.realm_id for rows in deliveries for e in rows.events} - live:
+        log.info("webhook for an unknown or disconnected realm dropped", extra={"realm_id": realm})
+    results = []
+    credited: set[str] = set()  # an event in two deliveries of one batch is stored once
+    for rows in deliveries:
+        stored = duplicates = dropped = 0
+        for event in rows.events:
+            if event.realm_id not in live:
+                dropped += 1
+            elif event.event_id in stored_ids and event.event_id not in credited:
+                credited.add(event.event_id)
+                stored += 1
+            else:
+                duplicates += 1
+        results.append((stored, duplicates, dropped, 0))
+    return results
+
+
+# Where a raw dead letter is filed when its body names no realm (ReplayDeadLetters takes it
+# as a realm_id); Intuit's realm ids are numbers, so it cannot be a real one.
+UNATTRIBUTED_REALM = "unattributed"
+_REALM_IN_BODY = re.compile(rb'"(?:intuitaccountid|realmId)"\s*:\s*"?(\d{1,32})')
+
+
+def _raw_realm(delivery: Delivery) -> str:
+    """The realm a raw delivery is for, as far as it can be told."""
+    if delivery.events:
+        return delivery.events[0].realm_id
+    found = _REALM_IN_BODY.search(delivery.body)
+    return found.group(1).decode() if found else UNATTRIBUTED_REALM
+
+
+def raw_event_id(body: bytes) -> str:
+    """A raw dead letter's event id: the same body (Intuit's retry) is the same letter."""
+    return f"raw-{hashlib.sha256(body).hexdigest()[:32]}"
+
+
 class InboxWriter:
     """Stores webhook events durably, committing concurrent deliveries together.
 
@@ -90,6 +225,11 @@ class InboxWriter:
     way share the next one: one transaction, one multi-row INSERT and one WAL flush for
     many deliveries. Under load this is what lets a PostgreSQL commit per delivery stop
     being the ceiling; when idle, a delivery is written at once.
+
+    One delivery never fails another: each is checked storable before the shared statement,
+    and when PostgreSQL refuses the statement's data anyway, every delivery of the group is
+    stored on its own. A delivery that cannot be stored as parsed events is stored as a raw
+    dead letter (the exact body and why) and acknowledged. Only an outage fails deliveries.
     """
 
     def __init__(self, database_url: str, *, max_in_flight: int = 3) -> None:
@@ -102,19 +242,19 @@ class InboxWriter:
         )
         self._pool: asyncpg.Pool | None = None
         self._max_in_flight = max_in_flight
-        self._pending: list[tuple[list[WebhookEvent], asyncio.Future[tuple[int, int, int]]]] = []
+        self._pending: list[tuple[Delivery, asyncio.Future[Counts]]] = []
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(max_in_flight)
         self._flushes: set[asyncio.Task[None]] = set()
         self.commits = 0
 
-    async def write(self, events: list[WebhookEvent]) -> tuple[int, int, int]:
-        """(stored, duplicates, dropped) once the events are committed."""
+    async def write(self, delivery: Delivery) -> Counts:
+        """(stored, duplicates, dropped, dead_lettered) once the delivery is committed."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._dispatcher(), name="inbox-writer")
-        future: asyncio.Future[tuple[int, int, int]] = asyncio.get_running_loop().create_future()
-        self._pending.append((events, future))
+        future: asyncio.Future[Counts] = asyncio.get_running_loop().create_future()
+        self._pending.append((delivery, future))
         self._kick.set()
         return await asyncio.shield(future)
 
@@ -144,67 +284,96 @@ class InboxWriter:
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
 
-    async def _flush(
-        self, batch: list[tuple[list[WebhookEvent], asyncio.Future[tuple[int, int, int]]]]
-    ) -> None:
+    async def _flush(self, batch: list[tuple[Delivery, asyncio.Future[Counts]]]) -> None:
         try:
-            results = await self._commit([events for events, _ in batch])
+            results = await self._store([delivery for delivery, _ in batch])
         except STORAGE_ERRORS as exc:
             log.error("webhook inbox write failed", extra={"error": type(exc).__name__})
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(_storage_down())
-            return
+            results = [_storage_down()] * len(batch)
         except Exception as exc:  # never leave a delivery waiting forever
             log.exception("webhook inbox write crashed")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+            results = [exc] * len(batch)
         finally:
             self._slots.release()
         for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
                 future.set_result(result)
 
-    async def _commit(self, deliveries: list[list[WebhookEvent]]) -> list[tuple[int, int, int]]:
+    async def _store(self, deliveries: list[Delivery]) -> list[Counts | BaseException]:
+        """Each delivery's outcome: its counts, or the error it is answered with."""
+        results: list[Counts | BaseException] = [(0, 0, 0, 0)] * len(deliveries)
+        poison = {i: d.poison for i, d in enumerate(deliveries) if d.poison}
+        checked: dict[int, _Rows] = {}
+        for i, delivery in enumerate(deliveries):
+            if i not in poison:
+                try:
+                    checked[i] = _rows(delivery.events)
+                except Unstorable as exc:
+                    poison[i] = str(exc)
+        if checked:
+            counted: list[Counts | BaseException]
+            try:
+                counted = list(await self._commit(list(checked.values())))
+            except Exception as exc:
+                if not _refused(exc):
+                    raise  # an outage: every delivery of the group is answered 503
+                counted = await self._one_by_one(checked, exc, poison)
+            for i, counts in zip(checked, counted, strict=True):
+                results[i] = counts
+        for i, reason in poison.items():
+            try:
+                results[i] = await self._dead_letter(deliveries[i], reason)
+            except STORAGE_ERRORS:
+                results[i] = _storage_down()
+        return results
+
+    async def _one_by_one(
+        self, checked: dict[int, _Rows], refusal: Exception, poison: dict[int, str]
+    ) -> list[Counts | BaseException]:
+        """PostgreSQL refused the group's data: stores each delivery on its own, so that only
+        the one it refuses is dead-lettered (added to ``poison``)."""
+        if len(checked) == 1:
+            poison.update(dict.fromkeys(checked, _reason(refusal)))
+            return [(0, 0, 0, 0)]
+        log.warning("a webhook group was refused; storing its deliveries one by one")
+        results: list[Counts | BaseException] = []
+        for i, rows in checked.items():
+            try:
+                results.append((await self._commit([rows]))[0])
+            except Exception as exc:
+                if _refused(exc):
+                    poison[i] = _reason(exc)
+                    results.append((0, 0, 0, 0))
+                else:
+                    results.append(_storage_down() if isinstance(exc, STORAGE_ERRORS) else exc)
+        return results
+
+    async def _commit(self, deliveries: list[_Rows]) -> list[Counts]:
         """One statement, so one round trip and one atomic commit: look up the live realms,
         insert the batch for them (duplicates skipped), notify the workers."""
-        events = [e for batch in deliveries for e in batch]
         pool = await self._get_pool()
-        records = await pool.fetch(
-            _STORE_SQL,
-            [e.event_id for e in events],
-            [e.dedupe_key for e in events],
-            [e.realm_id for e in events],
-            [e.entity for e in events],
-            [e.entity_id for e in events],
-            [e.operation for e in events],
-            [e.occurred_at for e in events],
-            [_jsonb_text(e.raw) for e in events],
-            NOTIFY_CHANNEL,
-        )
+        records = await pool.fetch(_STORE_SQL, *_store_args(deliveries))
         self.commits += 1
-        live = {r["value"] for r in records if r["kind"] == "live"}
-        stored_ids = {r["value"] for r in records if r["kind"] == "stored"}
-        for realm in {e.realm_id for e in events} - live:
-            log.info(
-                "webhook for an unknown or disconnected realm dropped", extra={"realm_id": realm}
-            )
-        results = []
-        credited: set[str] = set()  # an event in two deliveries of one batch is stored once
-        for batch in deliveries:
-            stored = duplicates = dropped = 0
-            for event in batch:
-                if event.realm_id not in live:
-                    dropped += 1
-                elif event.event_id in stored_ids and event.event_id not in credited:
-                    credited.add(event.event_id)
-                    stored += 1
-                else:
-                    duplicates += 1
-            results.append((stored, duplicates, dropped))
-        return results
+        return _counts(deliveries, records)
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> Counts:
+        """Stores the body exactly as received, dead-lettered with the reason; the same body
+        again (Intuit's retry) is recognised and not stored twice."""
+        pool = await self._get_pool()
+        realm = _safe_text(_raw_realm(delivery), 64)
+        why = _safe_text(f"not stored as parsed: {reason}")
+        inserted = await pool.fetchval(
+            _DEAD_LETTER_SQL, raw_event_id(delivery.body), realm, why, delivery.body
+        )
+        log.warning(
+            "signed webhook kept as a raw dead letter",
+            extra={"realm_id": realm, "reason": why, "bytes": len(delivery.body)},
+        )
+        return (0, 1, 0, 0) if inserted is None else (0, 0, 0, 1)
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -217,14 +386,20 @@ class InboxWriter:
 async def ingest(
     writer: InboxWriter, body: bytes, signature: str, verifier_tokens: Iterable[str]
 ) -> IngestResult:
+    """Verifies, parses and stores one delivery. A correctly signed body that cannot be
+    stored as parsed events is kept as a raw dead letter and acknowledged all the same
+    (refusing it would hold every later event of the app behind it at Intuit)."""
     verify_signature(body, signature, verifier_tokens)
-    events = parse_payload(body)
+    try:
+        events = parse_payload(body)
+    except MalformedWebhook as exc:
+        return IngestResult(*await writer.write(Delivery(body, [], poison=exc.message)))
     relevant = [e for e in events if e.relevant]
     ignored = len(events) - len(relevant)
     if not relevant:
         return IngestResult(0, 0, ignored)
-    stored, duplicates, dropped = await writer.write(relevant)
-    return IngestResult(stored, duplicates, dropped + ignored)
+    stored, duplicates, dropped, dead = await writer.write(Delivery(body, relevant))
+    return IngestResult(stored, duplicates, dropped + ignored, dead)
 
 
 # A JSON ``\u0000`` escape: preceded by an even number of backslashes (an odd number means
@@ -235,7 +410,8 @@ _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 def _jsonb_text(raw: dict[str, Any]) -> str:
     """The event as stored: PostgreSQL's jsonb refuses the NUL character (``\\u0000``), so
     it is kept as the six literal characters instead; everything else is byte for byte."""
-    return _NUL_ESCAPE.sub(r"\1\\\\u0000", json.dumps(raw, separators=(",", ":")))
+    text_ = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    return _NUL_ESCAPE.sub(r"\1\\\\u0000", text_)
 
 
 _STORE_SQL = """
@@ -266,6 +442,23 @@ notified AS (
 SELECT 'stored' AS kind, event_id AS value FROM stored
 UNION ALL SELECT 'live', realm_id FROM live
 UNION ALL SELECT 'notified', '' FROM notified
+"""
+
+_DEAD_LETTER_SQL = """
+INSERT INTO integration.webhook_inbox
+    (event_id, dedupe_key, tenant_id, realm_id, entity, entity_id, operation, occurred_at,
+     status, attempts, last_error, processed_at, payload, raw_body)
+VALUES (
+    $1, $1,
+    COALESCE(
+        (SELECT tenant_id FROM integration.connections
+         WHERE realm_id = $2 AND state IN ('connected', 'needs_reauthorization') LIMIT 1),
+        ''
+    ),
+    $2, '', '', '', now(), 'dead', 0, $3, now(), '{}'::jsonb, $4
+)
+ON CONFLICT DO NOTHING
+RETURNING id
 """
 
 
@@ -299,21 +492,66 @@ async def replay_dead_letters(
     realm_id: str | None,
     event_ids: list[str],
 ) -> list[int]:
+    """Puts the dead letters in scope back in the queue; a raw one (a body that could not be
+    stored as parsed) is parsed again and its events stored, or stays dead with the reason."""
+    scope = [InboxEvent.status == "dead"]
+    if tenant_id:
+        scope.append(InboxEvent.tenant_id == tenant_id)
+    if realm_id:
+        scope.append(InboxEvent.realm_id == realm_id)
+    if event_ids:
+        scope.append(InboxEvent.event_id.in_(event_ids))
     query = (
         update(InboxEvent)
-        .where(InboxEvent.status == "dead")
+        .where(*scope, InboxEvent.raw_body.is_(None))
         .values(status="pending", attempts=0, next_attempt_at=func.now(), last_error="")
         .returning(InboxEvent.id)
     )
-    if tenant_id:
-        query = query.where(InboxEvent.tenant_id == tenant_id)
-    if realm_id:
-        query = query.where(InboxEvent.realm_id == realm_id)
-    if event_ids:
-        query = query.where(InboxEvent.event_id.in_(event_ids))
     replayed = list((await session.execute(query)).scalars())
+    replayed += await _replay_raw(session, scope)
     if replayed:
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return replayed
+
+
+async def _replay_raw(session: AsyncSession, scope: list[Any]) -> list[int]:
+    rows = list(
+        (
+            await session.execute(
+                select(InboxEvent)
+                .where(*scope, InboxEvent.raw_body.is_not(None))
+                .order_by(InboxEvent.id)
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars()
+    )
+    if not rows:
+        return []
+    # The same statement as the writer's, on this session's connection and transaction.
+    driver: Any = (await (await session.connection()).get_raw_connection()).driver_connection
+    replayed = []
+    for row in rows:
+        body = row.raw_body or b""
+        try:
+            checked = _rows([e for e in parse_payload(body) if e.relevant])
+            async with session.begin_nested():
+                records = await driver.fetch(_STORE_SQL, *_store_args([checked]))
+        except (MalformedWebhook, Unstorable) as exc:
+            reason = str(exc)
+        except Exception as exc:
+            if not _refused(exc):
+                raise
+            reason = _reason(exc)
+        else:
+            stored, duplicates, dropped, _ = _counts([checked], records)[0]
+            row.status = "done"
+            row.processed_at = datetime.now(UTC)
+            row.last_error = (
+                f"replayed: {stored} stored, {duplicates} duplicates, {dropped} dropped"
+            )
+            replayed.append(row.id)
+            continue
+        row.last_error = _safe_text(f"replay failed, still not stored as parsed: {reason}")
     return replayed
 
 

@@ -132,6 +132,10 @@ class InboxEvent(Base):
 
     ``status``: ``pending`` (waiting or retrying), ``done``, ``dead`` (a dead letter after
     the bounded attempts; replayable), ``dropped`` (its realm was disconnected).
+
+    A signed delivery that cannot be stored as parsed events is one ``dead`` row holding the
+    body exactly as received in ``raw_body`` (no entity; ``last_error`` says why); replaying
+    it parses the body again and stores its events.
     """
 
     __tablename__ = "webhook_inbox"
@@ -165,6 +169,7 @@ class InboxEvent(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    raw_body: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class PlacementRulesRow(Base):

@@ -181,11 +181,13 @@ def _legacy_events(payload: dict[str, Any]) -> list[WebhookEvent]:
 
 
 def parse_payload(body: bytes) -> list[WebhookEvent]:
-    """Both formats; raises MalformedWebhook (nothing is stored then)."""
+    """Both formats; raises MalformedWebhook (the inbox then keeps the raw body instead)."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise MalformedWebhook("the body is not JSON") from None
+    except RecursionError:
+        raise MalformedWebhook("the body is JSON nested too deeply") from None
     if isinstance(payload, list):
         events = [_cloud_event(item) for item in payload]
     elif isinstance(payload, dict) and "eventNotifications" in payload:
