@@ -93,6 +93,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
     ) -> pb.ListPlacementsResponse:
         tenant = convert.required_id(request.tenant_id, "tenant_id")
         statuses = convert.statuses_filter(list(request.statuses))
+        flags = convert.review_flags_filter(list(request.review_flags))
         async with self._sessions() as session:
             rows, token = await queries.list_placements(
                 session,
@@ -102,6 +103,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
                 request.qbo_invoice_id.strip(),
                 request.page_size,
                 request.page_token,
+                review_flags=flags,
             )
             return pb.ListPlacementsResponse(
                 placements=[convert.placement_pb(p) for p in rows], next_page_token=token

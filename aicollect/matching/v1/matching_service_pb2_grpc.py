@@ -210,7 +210,8 @@ class MatchingServiceServicer:
     def GetReconciliationReport(self, request, context):
         """Returns a tenant's reconciliation report for one day: payments through our portal
         with the contingency fee netted, out-of-band resolutions with the fee terms
-        applied, and totals, per currency, in integer minor units.
+        applied, possible double payments and overpayments, and totals, per currency, in
+        integer minor units.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

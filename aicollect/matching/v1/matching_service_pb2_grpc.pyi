@@ -100,7 +100,8 @@ class MatchingServiceStub:
     GetReconciliationReport: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.GetReconciliationReportRequest, _matching_service_pb2.GetReconciliationReportResponse]
     """Returns a tenant's reconciliation report for one day: payments through our portal
     with the contingency fee netted, out-of-band resolutions with the fee terms
-    applied, and totals, per currency, in integer minor units.
+    applied, possible double payments and overpayments, and totals, per currency, in
+    integer minor units.
     """
 
 @_typing.type_check_only
@@ -175,7 +176,8 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     GetReconciliationReport: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.GetReconciliationReportRequest, _matching_service_pb2.GetReconciliationReportResponse]  # type: ignore[assignment]
     """Returns a tenant's reconciliation report for one day: payments through our portal
     with the contingency fee netted, out-of-band resolutions with the fee terms
-    applied, and totals, per currency, in integer minor units.
+    applied, possible double payments and overpayments, and totals, per currency, in
+    integer minor units.
     """
 
 class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -307,7 +309,8 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_matching_service_pb2.GetReconciliationReportResponse, _abc.Awaitable[_matching_service_pb2.GetReconciliationReportResponse]]:
         """Returns a tenant's reconciliation report for one day: payments through our portal
         with the contingency fee netted, out-of-band resolutions with the fee terms
-        applied, and totals, per currency, in integer minor units.
+        applied, possible double payments and overpayments, and totals, per currency, in
+        integer minor units.
         """
 
 def add_MatchingServiceServicer_to_server(servicer: MatchingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
