@@ -357,7 +357,9 @@ def portal_payment_in(request: pb.RecordPortalPaymentRequest) -> PortalPaymentIn
     return PortalPaymentIn(placement_id, portal_id, amount, pay_time, fee)
 
 
-def restore_target(request: pb.RestorePlacementRequest) -> tuple[str, int]:
+def restore_target(
+    request: pb.RestorePlacementRequest | pb.ClearReviewFlagRequest,
+) -> tuple[str, int]:
     placement_id = required_id(request.placement_id, "placement_id")
     if request.expected_version <= 0:
         raise InvalidArgument(

@@ -1891,16 +1891,7 @@ async def restore_placement(
     a RESUME event (the only one the matcher ever emits) and an audit entry."""
     actor, reason = require_actor_and_reason(actor, reason)
     journal = await Journal.open(session, Source("restore"))
-    locked = await _lock_placements(session, Placement.placement_id == placement_id)
-    if not locked:
-        raise NotFound(f"placement {placement_id} not found", reason="PLACEMENT_NOT_FOUND")
-    placement = locked[0]
-    if placement.version != expected_version:
-        raise ConcurrentModification(
-            f"placement {placement_id} is at version {placement.version}, not "
-            f"{expected_version}: it changed since it was reviewed; read it again and retry",
-            metadata={"current_version": str(placement.version)},
-        )
+    placement = await _lock_reviewed(session, placement_id, expected_version)
     status = Status(placement.status)
     if status not in RESTORABLE:
         raise FailedPrecondition(
@@ -1961,5 +1952,56 @@ async def restore_placement(
     placement.updated_at = journal.now
     journal.emit(placement, EventType.RESUME, f"restored by {actor}: {reason}")
     journal.audit(placement, "placement.restored", reason, details, actor=actor)
+    await journal.close()
+    return placement
+
+
+async def _lock_reviewed(
+    session: AsyncSession, placement_id: str, expected_version: int
+) -> Placement:
+    """Locks the placement a human reviewed, refusing it if it changed since."""
+    locked = await _lock_placements(session, Placement.placement_id == placement_id)
+    if not locked:
+        raise NotFound(f"placement {placement_id} not found", reason="PLACEMENT_NOT_FOUND")
+    placement = locked[0]
+    if placement.version != expected_version:
+        raise ConcurrentModification(
+            f"placement {placement_id} is at version {placement.version}, not "
+            f"{expected_version}: it changed since it was reviewed; read it again and retry",
+            metadata={"current_version": str(placement.version)},
+        )
+    return placement
+
+
+# ---------------------------------------------------------------------------------------
+# ClearReviewFlag
+# ---------------------------------------------------------------------------------------
+
+
+async def clear_review_flag(
+    session: AsyncSession, placement_id: str, expected_version: int, actor: str, reason: str
+) -> Placement:
+    """A human reviewed a flagged placement (a possible double payment refunded or found not
+    to be one): the flag is cleared with an audit entry. Status, balance and outreach stay
+    as they are, and the report keeps the entry of its day."""
+    actor, reason = require_actor_and_reason(actor, reason)
+    journal = await Journal.open(session, Source("review"))
+    placement = await _lock_reviewed(session, placement_id, expected_version)
+    if not placement.review_flag:
+        raise FailedPrecondition(
+            f"placement {placement_id} carries no review flag",
+            reason="PLACEMENT_NOT_FLAGGED",
+        )
+    details: dict[str, Any] = {
+        "previous_review_flag": placement.review_flag,
+        "previous_review_flag_reason": placement.review_flag_reason,
+        "expected_version": expected_version,
+    }
+    placement.review_flag = ReviewFlag.NONE.value
+    placement.review_flag_reason = ""
+    placement.flagged_at = None
+    placement.version += 1
+    placement.updated_at = journal.now
+    journal.audit(placement, "placement.review_flag_cleared", reason, details, actor=actor)
     await journal.close()
     return placement

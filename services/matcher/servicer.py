@@ -120,6 +120,17 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
             reply = pb.RestorePlacementResponse(placement=convert.placement_pb(placement))
         return reply
 
+    async def ClearReviewFlag(
+        self, request: pb.ClearReviewFlagRequest, context: Context
+    ) -> pb.ClearReviewFlagResponse:
+        placement_id, version = convert.restore_target(request)
+        async with self._sessions.begin() as session:
+            placement = await matching.clear_review_flag(
+                session, placement_id, version, request.actor, request.reason
+            )
+            reply = pb.ClearReviewFlagResponse(placement=convert.placement_pb(placement))
+        return reply
+
     async def StreamOutreachEvents(
         self, request: pb.StreamOutreachEventsRequest, context: Context
     ) -> AsyncIterator[pb.StreamOutreachEventsResponse]:

@@ -22,6 +22,7 @@ from tests.matcher.conftest import (
     placement_input,
     qbo_invoice,
     qbo_payment,
+    reason_of,
     status_name,
 )
 
@@ -207,3 +208,53 @@ async def test_review_flag_filter_rejects_unspecified(matcher: Matcher) -> None:
             pb.ListPlacementsRequest(tenant_id="acme", review_flags=[pb.REVIEW_FLAG_UNSPECIFIED])
         )
     assert invalid_field(caught) == "review_flags"
+
+
+async def _clear(
+    matcher: Matcher, placement: pb.Placement, *, actor: str = "dana@support", version: int = 0
+) -> pb.Placement:
+    reply = await matcher.stub.ClearReviewFlag(
+        pb.ClearReviewFlagRequest(
+            placement_id=placement.placement_id,
+            expected_version=version or placement.version,
+            actor=actor,
+            reason="ticket 913: refunded 100.00 USD to the debtor",
+        )
+    )
+    return reply.placement
+
+
+async def test_a_human_clears_the_flag_after_review_and_nothing_else_changes(
+    matcher: Matcher,
+) -> None:
+    (placement,) = await matcher.place(placement_input("70", 10_000))
+    await matcher.portal(placement.placement_id, "pp-1", 10_000, when=HOURS_AGO)
+    await matcher.pay(qbo_payment("500", [("70", 10_000)]))
+    flagged = await matcher.get(placement.placement_id)
+    assert flagged.review_flag == FLAG
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _clear(matcher, flagged, actor=" ")
+    assert invalid_field(caught) == "actor"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _clear(matcher, flagged, version=flagged.version - 1)
+    assert caught.value.code() == grpc.StatusCode.ABORTED
+    assert (await matcher.get(placement.placement_id)).review_flag == FLAG
+
+    cleared = await _clear(matcher, flagged)
+
+    assert (cleared.review_flag, cleared.review_flag_reason) == (pb.REVIEW_FLAG_UNSPECIFIED, "")
+    assert not cleared.HasField("flag_time")
+    assert cleared.version == flagged.version + 1
+    assert (status_name(cleared), cleared.balance.minor_units) == ("RESOLVED_PAID_PORTAL", 0)
+    assert await matcher.outbox(placement.placement_id) == [("stop", "resolved_paid_portal", 0)]
+    event = (await matcher.audit(placement.placement_id))[-1]
+    assert (event.action, event.actor) == ("placement.review_flag_cleared", "dana@support")
+    assert event.details["previous_review_flag"] == "possible_double_payment"
+    assert await _flagged_ids(matcher) == []
+    assert len((await _report(matcher)).possible_double_payments) == 1  # the day's record stays
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _clear(matcher, cleared)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason_of(caught) == "PLACEMENT_NOT_FLAGGED"

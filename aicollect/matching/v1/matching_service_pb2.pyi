@@ -2024,6 +2024,64 @@ class RestorePlacementResponse(_message.Message):
 Global___RestorePlacementResponse: _TypeAlias = RestorePlacementResponse  # noqa: Y015
 
 @_typing.final
+class ClearReviewFlagRequest(_message.Message):
+    """Request for ClearReviewFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLACEMENT_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    placement_id: _builtins.str
+    """The flagged placement. Required."""
+    expected_version: _builtins.int
+    """The `version` the actor reviewed. Required."""
+    actor: _builtins.str
+    """Who reviewed the flag. Required."""
+    reason: _builtins.str
+    """What the review found, for example "refunded 500.00 USD, ticket 913". Required."""
+    def __init__(
+        self,
+        *,
+        placement_id: _builtins.str = ...,
+        expected_version: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "expected_version", b"expected_version", "placement_id", b"placement_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearReviewFlagRequest: _TypeAlias = ClearReviewFlagRequest  # noqa: Y015
+
+@_typing.final
+class ClearReviewFlagResponse(_message.Message):
+    """Response for ClearReviewFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLACEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def placement(self) -> Global___Placement:
+        """The placement after the flag was cleared (REVIEW_FLAG_UNSPECIFIED, new version)."""
+
+    def __init__(
+        self,
+        *,
+        placement: Global___Placement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["placement", b"placement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["placement", b"placement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearReviewFlagResponse: _TypeAlias = ClearReviewFlagResponse  # noqa: Y015
+
+@_typing.final
 class StreamOutreachEventsRequest(_message.Message):
     """Request for StreamOutreachEvents."""
 

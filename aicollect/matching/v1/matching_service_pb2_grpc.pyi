@@ -87,6 +87,15 @@ class MatchingServiceStub:
     `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
     a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
     """
+    ClearReviewFlag: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ClearReviewFlagRequest, _matching_service_pb2.ClearReviewFlagResponse]
+    """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
+    once a human has reviewed it: the refund was made, or there was no double payment.
+    Status, balance and outreach are unchanged and no outreach event is emitted; the
+    entry stays in the reconciliation report of its day; an audit entry records who and
+    why. `actor` and `reason` are required (INVALID_ARGUMENT); a stale
+    `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`); a placement
+    without a flag fails with FAILED_PRECONDITION (reason `PLACEMENT_NOT_FLAGGED`).
+    """
     StreamOutreachEvents: _grpc.UnaryStreamMultiCallable[_matching_service_pb2.StreamOutreachEventsRequest, _matching_service_pb2.StreamOutreachEventsResponse]
     """Streams outreach events in commit order, starting after the given cursor, and keeps
     the stream open to deliver new events as they are committed. A consumer that
@@ -162,6 +171,15 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     PLACEMENT_STATUS_NEEDS_REVIEW (otherwise FAILED_PRECONDITION, reason
     `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
     a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
+    """
+    ClearReviewFlag: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ClearReviewFlagRequest, _matching_service_pb2.ClearReviewFlagResponse]  # type: ignore[assignment]
+    """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
+    once a human has reviewed it: the refund was made, or there was no double payment.
+    Status, balance and outreach are unchanged and no outreach event is emitted; the
+    entry stays in the reconciliation report of its day; an audit entry records who and
+    why. `actor` and `reason` are required (INVALID_ARGUMENT); a stale
+    `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`); a placement
+    without a flag fails with FAILED_PRECONDITION (reason `PLACEMENT_NOT_FLAGGED`).
     """
     StreamOutreachEvents: _aio.UnaryStreamMultiCallable[_matching_service_pb2.StreamOutreachEventsRequest, _matching_service_pb2.StreamOutreachEventsResponse]  # type: ignore[assignment]
     """Streams outreach events in commit order, starting after the given cursor, and keeps
@@ -277,6 +295,21 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         PLACEMENT_STATUS_NEEDS_REVIEW (otherwise FAILED_PRECONDITION, reason
         `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
         a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
+        """
+
+    @_abc_1.abstractmethod
+    def ClearReviewFlag(
+        self,
+        request: _matching_service_pb2.ClearReviewFlagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_service_pb2.ClearReviewFlagResponse, _abc.Awaitable[_matching_service_pb2.ClearReviewFlagResponse]]:
+        """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
+        once a human has reviewed it: the refund was made, or there was no double payment.
+        Status, balance and outreach are unchanged and no outreach event is emitted; the
+        entry stays in the reconciliation report of its day; an audit entry records who and
+        why. `actor` and `reason` are required (INVALID_ARGUMENT); a stale
+        `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`); a placement
+        without a flag fails with FAILED_PRECONDITION (reason `PLACEMENT_NOT_FLAGGED`).
         """
 
     @_abc_1.abstractmethod
