@@ -371,6 +371,28 @@ async def _flag_double_payment(
     return reason
 
 
+async def _audit_double_payment_removed(
+    journal: Journal, placement: Placement, facts: _PaymentFacts, details: dict[str, Any]
+) -> None:
+    """A payment recorded as a possible double payment was voided or deleted in QBO: said
+    in the audit; the flag stays until a human clears it."""
+    recorded = await journal.session.scalar(
+        select(DoublePayment.id).where(
+            DoublePayment.placement_id == placement.placement_id,
+            DoublePayment.qbo_payment_id == facts.id,
+        )
+    )
+    if recorded is None:
+        return
+    journal.audit(
+        placement,
+        "placement.double_payment_removed",
+        f"QBO payment {facts.id}, recorded as a possible double payment, was "
+        f"{facts.state.value} in QBO; the review flag stays until a human clears it",
+        details,
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # UpsertPlacements
 # ---------------------------------------------------------------------------------------
@@ -940,6 +962,8 @@ async def _apply_line(
             )
             or ""
         )
+    if removed and prior_amount > 0 and placement.review_flag:
+        await _audit_double_payment_removed(journal, placement, facts, details)
     if flagged and status is not Status.ACTIVE:
         # Already stopped (or paused) by something else: recorded and flagged, nothing resumes.
         return _decide(

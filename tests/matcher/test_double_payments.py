@@ -258,3 +258,24 @@ async def test_a_human_clears_the_flag_after_review_and_nothing_else_changes(
         await _clear(matcher, cleared)
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert reason_of(caught) == "PLACEMENT_NOT_FLAGGED"
+
+
+async def test_voiding_the_double_payment_in_qbo_is_audited_and_the_flag_stays(
+    matcher: Matcher,
+) -> None:
+    (placement,) = await matcher.place(placement_input("70", 10_000))
+    await matcher.portal(placement.placement_id, "pp-1", 10_000, when=HOURS_AGO)
+    await matcher.pay(qbo_payment("500", [("70", 10_000)]))
+
+    (decision,) = await matcher.pay(
+        qbo_payment("500", state=pb.QBO_ENTITY_STATE_VOIDED, sync_token="1", total=0)
+    )
+
+    assert outcomes([decision]) == ["DUPLICATE_NO_CHANGE"]
+    event = (await matcher.audit(placement.placement_id))[-1]
+    assert event.action == "placement.double_payment_removed"
+    assert event.reason.startswith("QBO payment 500, recorded as a possible double payment, was")
+    assert "voided in QBO" in event.reason
+    after = await matcher.get(placement.placement_id)
+    assert (status_name(after), after.review_flag) == ("RESOLVED_PAID_PORTAL", FLAG)
+    assert await matcher.outbox(placement.placement_id) == [("stop", "resolved_paid_portal", 0)]
