@@ -371,6 +371,22 @@ async def _flag_double_payment(
     return reason
 
 
+def _double_payment_change(
+    reason: str, balance: int, details: dict[str, Any], balance_moved: bool
+) -> _Change:
+    """The decision for a placement already stopped or paused when a payment brought more
+    than it owed: only the balance may follow (what little was still owed); the flag and
+    its audit entry are :func:`_flag_double_payment`'s."""
+    return _Change(
+        Outcome.POSSIBLE_DOUBLE_PAYMENT,
+        reason,
+        "placement.balance_updated",
+        balance=balance,
+        details=details,
+        audit=balance_moved,
+    )
+
+
 async def _audit_double_payment_removed(
     journal: Journal, placement: Placement, facts: _PaymentFacts, details: dict[str, Any]
 ) -> None:
@@ -966,19 +982,8 @@ async def _apply_line(
         await _audit_double_payment_removed(journal, placement, facts, details)
     if flagged and status is not Status.ACTIVE:
         # Already stopped (or paused) by something else: recorded and flagged, nothing resumes.
-        return _decide(
-            journal,
-            placement,
-            _Change(
-                Outcome.POSSIBLE_DOUBLE_PAYMENT,
-                flagged,
-                "placement.balance_updated",
-                balance=new_balance,
-                details=details,
-                audit=delta != 0,
-            ),
-            invoice_id,
-        )
+        change = _double_payment_change(flagged, new_balance, details, delta != 0)
+        return _decide(journal, placement, change, invoice_id)
 
     if mirror:
         portal_id = app.mirror_portal_payment_id
@@ -1534,19 +1539,9 @@ async def _apply_invoice_version(
             owed=placement.balance_minor_units,
         )
         if flagged and status is not Status.ACTIVE:
-            return _decide(
-                journal,
-                placement,
-                _Change(
-                    Outcome.POSSIBLE_DOUBLE_PAYMENT,
-                    flagged,
-                    "placement.balance_updated",
-                    balance=new_balance,
-                    details=details,
-                    audit=new_balance != placement.balance_minor_units,
-                ),
-                invoice_id,
-            )
+            moved = new_balance != placement.balance_minor_units
+            change = _double_payment_change(flagged, new_balance, details, moved)
+            return _decide(journal, placement, change, invoice_id)
     if mirror_pending:
         return _decide(
             journal,
