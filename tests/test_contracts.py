@@ -53,6 +53,7 @@ EXPECTED_RPCS: dict[str, tuple[Any, list[str]]] = {
             "GetPlacement",
             "ListPlacements",
             "RestorePlacement",
+            "ClearReviewFlag",
             "StreamOutreachEvents",
             "ListAuditEvents",
             "GetReconciliationReport",

@@ -33,6 +33,7 @@ from services.matcher.domain import (
     PlacementIn,
     PortalPaymentIn,
     Report,
+    ReviewFlag,
     Source,
     Status,
     UpsertOutcome,
@@ -91,6 +92,11 @@ TREATMENT_FROM_PB = {
     pb.OUT_OF_BAND_FEE_TREATMENT_WAIVED: FeeTreatment.WAIVED,
 }
 TREATMENT_TO_PB = {v: k for k, v in TREATMENT_FROM_PB.items()}
+FLAG_TO_PB = {
+    ReviewFlag.NONE: pb.REVIEW_FLAG_UNSPECIFIED,
+    ReviewFlag.POSSIBLE_DOUBLE_PAYMENT: pb.REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT,
+}
+FLAG_FROM_PB: dict[int, ReviewFlag] = {v: k for k, v in FLAG_TO_PB.items() if k}
 
 
 # ---------------------------------------------------------------------------------------
@@ -351,7 +357,9 @@ def portal_payment_in(request: pb.RecordPortalPaymentRequest) -> PortalPaymentIn
     return PortalPaymentIn(placement_id, portal_id, amount, pay_time, fee)
 
 
-def restore_target(request: pb.RestorePlacementRequest) -> tuple[str, int]:
+def restore_target(
+    request: pb.RestorePlacementRequest | pb.ClearReviewFlagRequest,
+) -> tuple[str, int]:
     placement_id = required_id(request.placement_id, "placement_id")
     if request.expected_version <= 0:
         raise InvalidArgument(
@@ -369,6 +377,16 @@ def statuses_filter(values: list[int]) -> list[Status] | None:
         raise InvalidArgument("statuses holds an unknown status", field="statuses")
     # PLACEMENT_STATUS_UNSPECIFIED matches nothing.
     return sorted({STATUS_FROM_PB[v] for v in values if v in STATUS_FROM_PB})
+
+
+def review_flags_filter(values: list[int]) -> list[ReviewFlag] | None:
+    if not values:
+        return None
+    if any(v not in FLAG_FROM_PB for v in values):
+        raise InvalidArgument(
+            "review_flags holds an unknown flag or REVIEW_FLAG_UNSPECIFIED", field="review_flags"
+        )
+    return sorted({FLAG_FROM_PB[v] for v in values})
 
 
 def report_request(request: pb.GetReconciliationReportRequest) -> tuple[str, date, str, FeeTerms]:
@@ -439,6 +457,9 @@ def placement_pb(p: Placement) -> pb.Placement:
         create_time=timestamp(p.created_at),
         update_time=timestamp(p.updated_at),
         resolve_time=timestamp(p.resolved_at),
+        review_flag=FLAG_TO_PB[ReviewFlag(p.review_flag)],
+        review_flag_reason=p.review_flag_reason,
+        flag_time=timestamp(p.flagged_at),
     )
 
 
@@ -544,6 +565,20 @@ def report_pb(report: Report) -> pb.GetReconciliationReportResponse:
                     for e in section.out_of_band
                 ],
                 totals=totals,
+                possible_double_payments=[
+                    pb.PossibleDoublePaymentEntry(
+                        placement_id=e.placement_id,
+                        qbo_invoice_id=e.qbo_invoice_id,
+                        doc_number=e.doc_number,
+                        qbo_payment_id=e.qbo_payment_id,
+                        detect_time=timestamp(e.detect_time),
+                        amount_minor_units=e.amount,
+                        excess_minor_units=e.excess,
+                        unapplied_minor_units=e.unapplied,
+                        previous_status=STATUS_TO_PB[e.previous_status],
+                    )
+                    for e in section.double_payments
+                ],
             )
         )
     return pb.GetReconciliationReportResponse(

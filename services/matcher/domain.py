@@ -45,6 +45,14 @@ class Outcome(StrEnum):
     NO_PLACEMENT = "no_placement"
     BALANCE_UPDATED = "balance_updated"
     RESOLVED_PAID_PORTAL = "resolved_paid_portal"
+    POSSIBLE_DOUBLE_PAYMENT = "possible_double_payment"
+
+
+class ReviewFlag(StrEnum):
+    """A flag for review that leaves status and outreach alone ("" is no flag)."""
+
+    NONE = ""
+    POSSIBLE_DOUBLE_PAYMENT = "possible_double_payment"
 
 
 class EventType(StrEnum):
@@ -221,10 +229,24 @@ class OutOfBandEntry:
 
 
 @dataclass
+class DoublePaymentEntry:
+    placement_id: str
+    qbo_invoice_id: str
+    doc_number: str
+    qbo_payment_id: str
+    detect_time: datetime
+    amount: int
+    excess: int
+    unapplied: int
+    previous_status: Status
+
+
+@dataclass
 class CurrencySection:
     currency: str
     portal: list[PortalEntry] = field(default_factory=list)
     out_of_band: list[OutOfBandEntry] = field(default_factory=list)
+    double_payments: list[DoublePaymentEntry] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

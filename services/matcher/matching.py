@@ -60,6 +60,7 @@ from services.matcher.domain import (
     PaymentIn,
     PlacementIn,
     PortalPaymentIn,
+    ReviewFlag,
     Source,
     Status,
     UpsertOutcome,
@@ -69,6 +70,7 @@ from services.matcher.domain import (
 from services.matcher.journal import Journal, event_for
 from services.matcher.models import (
     AuditEvent,
+    DoublePayment,
     OutOfBandResolution,
     PaymentApplication,
     PaymentExclusion,
@@ -290,6 +292,123 @@ async def _reclassify_oob_resolutions(journal: Journal, placement: Placement, co
     )
 
 
+def _stopped_by(placement: Placement, status: Status) -> str:
+    """What stopped or paused a placement, in words, for a double-payment flag."""
+    if status is Status.RESOLVED_OUT_OF_BAND and placement.resolving_qbo_payment_id:
+        return f"paid out-of-band (QBO payment {placement.resolving_qbo_payment_id})"
+    why = placement.resolution_reason if status in TERMINAL else placement.review_reason
+    return f"{status.value} ({why})" if why else status.value
+
+
+async def _flag_double_payment(
+    journal: Journal,
+    placement: Placement,
+    *,
+    qbo_payment_id: str,
+    amount: int,
+    excess: int,
+    unapplied: int,
+    previous: Status,
+    owed: int,
+) -> str | None:
+    """A QBO payment brought ``excess`` beyond what the placement owed: records it for the
+    report, flags the placement as a possible double payment and audits it, once per
+    (placement, payment). Status and outreach are left alone: a flag never resumes
+    anything. Returns the flag's reason, or None when this payment was already recorded."""
+    inserted = await journal.session.execute(
+        pg_insert(DoublePayment)
+        .values(
+            placement_id=placement.placement_id,
+            tenant_id=placement.tenant_id,
+            qbo_payment_id=qbo_payment_id,
+            currency_code=placement.currency_code,
+            amount_minor_units=amount,
+            excess_minor_units=excess,
+            unapplied_minor_units=unapplied,
+            previous_status=previous.value,
+            detected_at=journal.now,
+        )
+        .on_conflict_do_nothing(constraint="uq_double_payments_payment")
+        .returning(DoublePayment.id)
+    )
+    if inserted.first() is None:
+        return None
+    what = f"QBO payment {qbo_payment_id} of {_money(placement, amount)} to invoice "
+    what += placement.qbo_invoice_id
+    remainder = f", and {_money(placement, unapplied)} of it is unapplied" if unapplied else ""
+    if previous is Status.ACTIVE:
+        reason = (
+            f"{what} is {_money(placement, excess)} more than the {_money(placement, owed)} "
+            f"still owed{remainder}: possible double payment, a refund may be due"
+        )
+    else:
+        after = "stays stopped" if previous in TERMINAL else "stays paused"
+        reason = (
+            f"{what} arrived after the placement was already {_stopped_by(placement, previous)}"
+            f"; {_money(placement, excess)} beyond what was owed{remainder}: possible double "
+            f"payment, a refund may be due. Outreach {after}; nothing resumes"
+        )
+    placement.review_flag = ReviewFlag.POSSIBLE_DOUBLE_PAYMENT.value
+    placement.review_flag_reason = reason
+    placement.flagged_at = journal.now
+    placement.version += 1
+    placement.updated_at = journal.now
+    journal.audit(
+        placement,
+        "placement.flagged_possible_double_payment",
+        reason,
+        {
+            "outcome": Outcome.POSSIBLE_DOUBLE_PAYMENT.value,
+            "qbo_payment_id": qbo_payment_id,
+            "amount_minor_units": amount,
+            "excess_minor_units": excess,
+            "unapplied_minor_units": unapplied,
+            "owed_minor_units": owed,
+            "previous_status": previous.value,
+            "review_flag": placement.review_flag,
+        },
+    )
+    return reason
+
+
+def _double_payment_change(
+    reason: str, balance: int, details: dict[str, Any], balance_moved: bool
+) -> _Change:
+    """The decision for a placement already stopped or paused when a payment brought more
+    than it owed: only the balance may follow (what little was still owed); the flag and
+    its audit entry are :func:`_flag_double_payment`'s."""
+    return _Change(
+        Outcome.POSSIBLE_DOUBLE_PAYMENT,
+        reason,
+        "placement.balance_updated",
+        balance=balance,
+        details=details,
+        audit=balance_moved,
+    )
+
+
+async def _audit_double_payment_removed(
+    journal: Journal, placement: Placement, facts: _PaymentFacts, details: dict[str, Any]
+) -> None:
+    """A payment recorded as a possible double payment was voided or deleted in QBO: said
+    in the audit; the flag stays until a human clears it."""
+    recorded = await journal.session.scalar(
+        select(DoublePayment.id).where(
+            DoublePayment.placement_id == placement.placement_id,
+            DoublePayment.qbo_payment_id == facts.id,
+        )
+    )
+    if recorded is None:
+        return
+    journal.audit(
+        placement,
+        "placement.double_payment_removed",
+        f"QBO payment {facts.id}, recorded as a possible double payment, was "
+        f"{facts.state.value} in QBO; the review flag stays until a human clears it",
+        details,
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # UpsertPlacements
 # ---------------------------------------------------------------------------------------
@@ -452,6 +571,7 @@ class _PaymentFacts:
     previous: dict[str, int] | None  # the same for the version applied before, if any
     credit_memo_ids: tuple[str, ...]
     time: datetime | None  # when the payment was made in QBO, for the mirror window
+    money: int = 0  # the money applied (total less unapplied) of this or the last version
 
     @property
     def id(self) -> str:
@@ -468,7 +588,7 @@ class _PaymentFacts:
     @property
     def funded_by_credit(self) -> bool:
         """The invoice lines are paid with credit memos, not money."""
-        return bool(self.credit_memo_ids) and self.payment.total - self.payment.unapplied <= 0
+        return bool(self.credit_memo_ids) and self.money <= 0
 
     def describe(self) -> str:
         if self.state is not EntityState.ACTIVE:
@@ -634,15 +754,20 @@ def _payment_facts(payment: PaymentIn, record: QboPaymentSeen, first_sight: bool
             elif line.linked_type is LinkType.CREDIT_MEMO:
                 credit_memos.append(line.linked_txn_id)
     deleted = payment.state is EntityState.DELETED
+    active = payment.state is EntityState.ACTIVE
     return _PaymentFacts(
         payment=payment,
         currency=record.currency_code if deleted else payment.currency,
         amounts=amounts,
         previous=None if first_sight else dict(record.invoice_amounts),
+        # A voided or deleted payment keeps what it was: a credit memo application stays one.
         credit_memo_ids=tuple(dict.fromkeys(credit_memos))
-        if not deleted
+        if active
         else tuple(record.credit_memo_ids),
         time=payment.create_time or record.qbo_created_at or payment.last_updated,
+        money=payment.total - payment.unapplied
+        if active
+        else record.total_minor_units - record.unapplied_minor_units,
     )
 
 
@@ -734,6 +859,8 @@ async def _apply_line(
     }
     if facts.credit_memo_ids:
         facts_details["credit_memo_ids"] = list(facts.credit_memo_ids)
+    if facts.state is EntityState.ACTIVE and facts.payment.unapplied > 0:
+        facts_details["unapplied_minor_units"] = facts.payment.unapplied
 
     # Restore: the payment stays excluded until QBO changes it again.
     exclusion = await _active_exclusion(session, placement.placement_id, facts.id)
@@ -831,6 +958,32 @@ async def _apply_line(
     removed = facts.state is not EntityState.ACTIVE
     edit = not fresh or reflected_already or previous is not None
     details = {**facts_details, "applied_minor_units": delta, "counted_minor_units": target}
+    # What this version brings beyond what the placement owed (a double or over payment).
+    brought = amount - prior_amount
+    excess = brought - delta if kind == KIND_PAYMENT and not mirror and brought > 0 else 0
+    flagged = ""
+    if excess > 0:
+        details["excess_minor_units"] = excess
+    if excess > 0 and (status is not Status.ACTIVE or excess > tol):
+        flagged = (
+            await _flag_double_payment(
+                journal,
+                placement,
+                qbo_payment_id=facts.id,
+                amount=brought,
+                excess=excess,
+                unapplied=facts.payment.unapplied,
+                previous=status,
+                owed=placement.balance_minor_units,
+            )
+            or ""
+        )
+    if removed and prior_amount > 0 and placement.review_flag:
+        await _audit_double_payment_removed(journal, placement, facts, details)
+    if flagged and status is not Status.ACTIVE:
+        # Already stopped (or paused) by something else: recorded and flagged, nothing resumes.
+        change = _double_payment_change(flagged, new_balance, details, delta != 0)
+        return _decide(journal, placement, change, invoice_id)
 
     if mirror:
         portal_id = app.mirror_portal_payment_id
@@ -868,9 +1021,9 @@ async def _apply_line(
     ):
         verb = facts.state.value if removed else "reduced"
         reason = (
-            f"QBO payment {facts.id}, applied to invoice {invoice_id} after which the placement "
-            f"was {status.value}, was {verb} in QBO; {left} owed again. Outreach stays stopped "
-            "until a human reviews it"
+            f"{_applier(facts, kind)}, applied to invoice {invoice_id} after which the "
+            f"placement was {status.value}, was {verb} in QBO; {left} owed again. Outreach "
+            "stays stopped until a human reviews it"
         )
         if status is Status.RESOLVED_OUT_OF_BAND:
             # The payment behind the resolution no longer stands: no out-of-band fee for it.
@@ -937,7 +1090,7 @@ async def _apply_line(
 
     verb = "applied" if delta > 0 else "took back"
     detail = (
-        f"{facts.describe()} {verb} {_money(placement, abs(delta))} "
+        f"{_applier(facts, kind)} {verb} {_money(placement, abs(delta))} "
         f"{'to' if delta > 0 else 'from'} invoice {invoice_id}; {left} left"
     )
     if delta > 0 and new_balance <= tol and status not in TERMINAL:
@@ -1018,6 +1171,14 @@ async def _mirror_change(
     return _Change(
         Outcome.MIRRORS_PORTAL_PAYMENT, detail, action, balance=new_balance, details=details
     )
+
+
+def _applier(facts: _PaymentFacts, kind: str) -> str:
+    """Who applies the amount: a payment's money, or credit memos (through a QBO payment)."""
+    if kind == KIND_CREDIT_MEMO and facts.credit_memo_ids:
+        memos = ", ".join(facts.credit_memo_ids)
+        return f"credit memo {memos} (through QBO payment {facts.id})"
+    return facts.describe()
 
 
 def _credit_memo_reason(facts: _PaymentFacts, invoice_id: str, *, partial: bool = False) -> str:
@@ -1255,7 +1416,7 @@ async def _apply_invoice_version(
             _Change(
                 Outcome.PAUSED_INVOICE_VOIDED,
                 reason,
-                "placement.paused_invoice_voided",
+                f"placement.paused_invoice_{invoice.state.value}",
                 status=Status.PAUSED_PENDING_REVIEW,
                 review_reason=reason,
                 cause=("", None),
@@ -1329,6 +1490,7 @@ async def _apply_invoice_version(
     unseen = [pid for pid in linked_payments if pid not in known]
     mirror_pending = 0
     paid_by = ""
+    unseen_excess = 0
     if drift < 0:
         drop = -drift
         if unseen:
@@ -1343,6 +1505,7 @@ async def _apply_invoice_version(
                 counted = min(drop, placement.balance_minor_units)
                 placement.oob_paid_minor_units += counted
                 placement.unseen_paid_minor_units += counted
+                unseen_excess = drop - counted
         else:
             balance_delta -= drop
     elif drift > 0:
@@ -1362,6 +1525,23 @@ async def _apply_invoice_version(
         details["qbo_payment_id"] = paid_by
     left = _money(placement, new_balance)
 
+    if unseen_excess > 0 and (status is not Status.ACTIVE or unseen_excess > tol):
+        # QBO shows payments not read yet that bring more than the placement owed.
+        details["excess_minor_units"] = unseen_excess
+        flagged = await _flag_double_payment(
+            journal,
+            placement,
+            qbo_payment_id=", ".join(unseen),
+            amount=-drift,
+            excess=unseen_excess,
+            unapplied=0,
+            previous=status,
+            owed=placement.balance_minor_units,
+        )
+        if flagged and status is not Status.ACTIVE:
+            moved = new_balance != placement.balance_minor_units
+            change = _double_payment_change(flagged, new_balance, details, moved)
+            return _decide(journal, placement, change, invoice_id)
     if mirror_pending:
         return _decide(
             journal,
@@ -1427,10 +1607,13 @@ async def _apply_invoice_version(
         if placement.cause_qbo_payment_id and placement.cause_qbo_payment_id in removed:
             if status is Status.RESOLVED_OUT_OF_BAND:
                 await _reclassify_oob_resolutions(journal, placement, "reclassified_at")
+            cause = placement.cause_qbo_payment_id
             why = (
-                f"QBO payment {placement.cause_qbo_payment_id} that resolved it no longer "
-                f"applies to invoice {invoice_id} in QBO (voided, deleted or moved)"
-            )
+                # Only a credit memo application closes a placement with a cause.
+                f"the credit memo applied by QBO payment {cause} that closed it"
+                if status is Status.CLOSED
+                else f"QBO payment {cause} that resolved it"
+            ) + f" no longer applies to invoice {invoice_id} in QBO (voided, deleted or moved)"
         else:
             why = (
                 f"invoice {invoice_id}'s balance in QBO rose after the placement was {status.value}"
@@ -1472,10 +1655,15 @@ async def _apply_invoice_version(
 def _reducer(links: Iterable[Any]) -> str:
     names = {
         LinkType.CREDIT_MEMO: "credit memo",
-        LinkType.JOURNAL_ENTRY: "journal entry (write-off)",
+        LinkType.JOURNAL_ENTRY: "journal entry",
         LinkType.OTHER: "transaction",
     }
-    parts = [f"{names.get(t.txn_type, 'transaction')} {t.txn_id}" for t in links]
+    parts = [
+        f"{names.get(t.txn_type, 'transaction')} {t.txn_id}"
+        # A journal entry may be a write-off; nothing in QBO says so.
+        + (" (a write-off or another adjustment)" if t.txn_type is LinkType.JOURNAL_ENTRY else "")
+        for t in links
+    ]
     if not parts:
         return "a change without a linked payment (credit memo, write-off or adjustment)"
     return ", ".join(parts) + ", not a payment"
@@ -1722,16 +1910,7 @@ async def restore_placement(
     a RESUME event (the only one the matcher ever emits) and an audit entry."""
     actor, reason = require_actor_and_reason(actor, reason)
     journal = await Journal.open(session, Source("restore"))
-    locked = await _lock_placements(session, Placement.placement_id == placement_id)
-    if not locked:
-        raise NotFound(f"placement {placement_id} not found", reason="PLACEMENT_NOT_FOUND")
-    placement = locked[0]
-    if placement.version != expected_version:
-        raise ConcurrentModification(
-            f"placement {placement_id} is at version {placement.version}, not "
-            f"{expected_version}: it changed since it was reviewed; read it again and retry",
-            metadata={"current_version": str(placement.version)},
-        )
+    placement = await _lock_reviewed(session, placement_id, expected_version)
     status = Status(placement.status)
     if status not in RESTORABLE:
         raise FailedPrecondition(
@@ -1792,5 +1971,56 @@ async def restore_placement(
     placement.updated_at = journal.now
     journal.emit(placement, EventType.RESUME, f"restored by {actor}: {reason}")
     journal.audit(placement, "placement.restored", reason, details, actor=actor)
+    await journal.close()
+    return placement
+
+
+async def _lock_reviewed(
+    session: AsyncSession, placement_id: str, expected_version: int
+) -> Placement:
+    """Locks the placement a human reviewed, refusing it if it changed since."""
+    locked = await _lock_placements(session, Placement.placement_id == placement_id)
+    if not locked:
+        raise NotFound(f"placement {placement_id} not found", reason="PLACEMENT_NOT_FOUND")
+    placement = locked[0]
+    if placement.version != expected_version:
+        raise ConcurrentModification(
+            f"placement {placement_id} is at version {placement.version}, not "
+            f"{expected_version}: it changed since it was reviewed; read it again and retry",
+            metadata={"current_version": str(placement.version)},
+        )
+    return placement
+
+
+# ---------------------------------------------------------------------------------------
+# ClearReviewFlag
+# ---------------------------------------------------------------------------------------
+
+
+async def clear_review_flag(
+    session: AsyncSession, placement_id: str, expected_version: int, actor: str, reason: str
+) -> Placement:
+    """A human reviewed a flagged placement (a possible double payment refunded or found not
+    to be one): the flag is cleared with an audit entry. Status, balance and outreach stay
+    as they are, and the report keeps the entry of its day."""
+    actor, reason = require_actor_and_reason(actor, reason)
+    journal = await Journal.open(session, Source("review"))
+    placement = await _lock_reviewed(session, placement_id, expected_version)
+    if not placement.review_flag:
+        raise FailedPrecondition(
+            f"placement {placement_id} carries no review flag",
+            reason="PLACEMENT_NOT_FLAGGED",
+        )
+    details: dict[str, Any] = {
+        "previous_review_flag": placement.review_flag,
+        "previous_review_flag_reason": placement.review_flag_reason,
+        "expected_version": expected_version,
+    }
+    placement.review_flag = ReviewFlag.NONE.value
+    placement.review_flag_reason = ""
+    placement.flagged_at = None
+    placement.version += 1
+    placement.updated_at = journal.now
+    journal.audit(placement, "placement.review_flag_cleared", reason, details, actor=actor)
     await journal.close()
     return placement

@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -37,6 +38,7 @@ PLACEMENT_STATUSES = (
     "needs_review",
 )
 EVENT_TYPES = ("stop", "pause", "resume", "balance_changed")
+REVIEW_FLAGS = ("", "possible_double_payment")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -75,6 +77,13 @@ class Placement(Base):
         Index("ix_placements_customer", "tenant_id", "realm_id", "qbo_customer_id"),
         CheckConstraint(_in("status", PLACEMENT_STATUSES), name="ck_placements_status"),
         CheckConstraint("balance_minor_units >= 0", name="ck_placements_balance"),
+        CheckConstraint(_in("review_flag", REVIEW_FLAGS), name="ck_placements_review_flag"),
+        Index(
+            "ix_placements_tenant_review_flag",
+            "tenant_id",
+            "review_flag",
+            postgresql_where=text("review_flag <> ''"),
+        ),
     )
 
     placement_id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -118,6 +127,11 @@ class Placement(Base):
     qbo_total_minor_units: Mapped[int] = mapped_column(BigInteger)
     qbo_balance_minor_units: Mapped[int] = mapped_column(BigInteger)
     qbo_linked_payment_ids: Mapped[list[str]] = mapped_column(JSONB)
+    # A flag for review that leaves status and outreach alone (the placement is already
+    # stopped): "possible_double_payment" when a QBO payment brought more than was owed.
+    review_flag: Mapped[str] = mapped_column(Text, server_default="")
+    review_flag_reason: Mapped[str] = mapped_column(Text, server_default="")
+    flagged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class QboPaymentSeen(Base):
@@ -225,6 +239,33 @@ class OutOfBandResolution(Base):
     # turned out to be the record of a portal payment or a credit memo, or it was voided,
     # deleted or reduced in QBO. Such resolutions leave the reconciliation report.
     reclassified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DoublePayment(Base):
+    """A QBO payment that brought more than its placement owed: the placement was already
+    paid or closed by something else (a possible double payment, a refund may be due), or
+    the payment exceeded the balance. One row per (placement, payment), for the report."""
+
+    __tablename__ = "double_payments"
+    __table_args__ = (
+        UniqueConstraint("placement_id", "qbo_payment_id", name="uq_double_payments_payment"),
+        Index("ix_double_payments_tenant_detected", "tenant_id", "detected_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    placement_id: Mapped[str] = mapped_column(Text, ForeignKey("placements.placement_id"))
+    tenant_id: Mapped[str] = mapped_column(Text)
+    qbo_payment_id: Mapped[str] = mapped_column(Text)
+    currency_code: Mapped[str] = mapped_column(Text)
+    # The payment's amount for this placement's invoice.
+    amount_minor_units: Mapped[int] = mapped_column(BigInteger)
+    # What it brought beyond what the placement owed.
+    excess_minor_units: Mapped[int] = mapped_column(BigInteger)
+    # The payment's part applied to no transaction in QBO.
+    unapplied_minor_units: Mapped[int] = mapped_column(BigInteger)
+    # The placement's status when the payment arrived.
+    previous_status: Mapped[str] = mapped_column(Text)
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class OutreachEventRow(Base):

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aicollect.errors import InvalidArgument, NotFound
 from aicollect.rpc.paging import decode_token, encode_token, page_size
-from services.matcher.domain import Status
+from services.matcher.domain import ReviewFlag, Status
 from services.matcher.models import AuditEvent, Placement
 
 
@@ -29,8 +29,11 @@ async def list_placements(
     qbo_invoice_id: str,
     requested_size: int,
     token: str,
+    *,
+    review_flags: list[ReviewFlag] | None = None,
 ) -> tuple[list[Placement], str]:
-    """Oldest first. ``statuses`` None means all; an empty list matches nothing."""
+    """Oldest first. ``statuses`` None means all; an empty list matches nothing.
+    ``review_flags`` None means any flag or none."""
     size = page_size(requested_size)
     filters: dict[str, Any] = {
         "tenant_id": tenant_id,
@@ -38,6 +41,8 @@ async def list_placements(
         "realm_id": realm_id,
         "qbo_invoice_id": qbo_invoice_id,
     }
+    if review_flags is not None:
+        filters["review_flags"] = sorted(f.value for f in review_flags)
     position = decode_token(token, filters)
     if statuses is not None and not statuses:
         return [], ""
@@ -48,6 +53,8 @@ async def list_placements(
         stmt = stmt.where(Placement.realm_id == realm_id)
     if qbo_invoice_id:
         stmt = stmt.where(Placement.qbo_invoice_id == qbo_invoice_id)
+    if review_flags is not None:
+        stmt = stmt.where(Placement.review_flag.in_([f.value for f in review_flags]))
     if position is not None:
         try:
             after = (datetime.fromisoformat(str(position["t"])), str(position["id"]))

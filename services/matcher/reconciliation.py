@@ -9,6 +9,10 @@
   (full, reduced or waived) and is 0 for a resolution later reversed by a restore. A
   resolution that no longer stands (its payment turned out to be the QBO record of a
   portal payment or a credit memo, or was voided, deleted or reduced in QBO) is not listed.
+* Possible double payments: QBO payments recorded that day that brought more than their
+  placement owed (the placement was already paid or closed by something else, or the
+  payment exceeded the balance), with the excess and the payment's unapplied remainder.
+  A refund may be due; they change no fee.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matcher.domain import (
     CurrencySection,
+    DoublePaymentEntry,
     FeeTerms,
     FeeTreatment,
     OutOfBandEntry,
     PortalEntry,
     Report,
+    Status,
 )
-from services.matcher.models import OutOfBandResolution, Placement, PortalPayment
+from services.matcher.models import DoublePayment, OutOfBandResolution, Placement, PortalPayment
 
 BASIS_POINTS = 10_000
 
@@ -113,6 +119,31 @@ async def build_report(
                 treatment=terms.oob_treatment,
                 fee=out_of_band_fee(resolution.amount_minor_units, terms, restored=restored),
                 restored=restored,
+            )
+        )
+
+    double_rows = await session.execute(
+        select(DoublePayment, Placement.qbo_invoice_id, Placement.doc_number)
+        .join(Placement, Placement.placement_id == DoublePayment.placement_id)
+        .where(
+            DoublePayment.tenant_id == tenant_id,
+            DoublePayment.detected_at >= start,
+            DoublePayment.detected_at < end,
+        )
+        .order_by(DoublePayment.detected_at, DoublePayment.id)
+    )
+    for double, invoice_id, doc_number in double_rows.tuples():
+        section(double.currency_code).double_payments.append(
+            DoublePaymentEntry(
+                placement_id=double.placement_id,
+                qbo_invoice_id=invoice_id,
+                doc_number=doc_number,
+                qbo_payment_id=double.qbo_payment_id,
+                detect_time=double.detected_at,
+                amount=double.amount_minor_units,
+                excess=double.excess_minor_units,
+                unapplied=double.unapplied_minor_units,
+                previous_status=Status(double.previous_status),
             )
         )
     return Report(

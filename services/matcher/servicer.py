@@ -94,6 +94,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
     ) -> pb.ListPlacementsResponse:
         tenant = convert.required_id(request.tenant_id, "tenant_id")
         statuses = convert.statuses_filter(list(request.statuses))
+        flags = convert.review_flags_filter(list(request.review_flags))
         async with self._sessions() as session:
             rows, token = await queries.list_placements(
                 session,
@@ -103,6 +104,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
                 request.qbo_invoice_id.strip(),
                 request.page_size,
                 request.page_token,
+                review_flags=flags,
             )
             return pb.ListPlacementsResponse(
                 placements=[convert.placement_pb(p) for p in rows], next_page_token=token
@@ -117,6 +119,17 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
                 session, placement_id, version, request.actor, request.reason
             )
             reply = pb.RestorePlacementResponse(placement=convert.placement_pb(placement))
+        return reply
+
+    async def ClearReviewFlag(
+        self, request: pb.ClearReviewFlagRequest, context: Context
+    ) -> pb.ClearReviewFlagResponse:
+        placement_id, version = convert.restore_target(request)
+        async with self._sessions.begin() as session:
+            placement = await matching.clear_review_flag(
+                session, placement_id, version, request.actor, request.reason
+            )
+            reply = pb.ClearReviewFlagResponse(placement=convert.placement_pb(placement))
         return reply
 
     async def StreamOutreachEvents(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest_asyncio
@@ -110,6 +111,54 @@ async def test_qbo_record_of_our_portal_payment_is_not_counted_twice(pipeline: P
     current = await p.status_becomes(invoice_id, S.PLACEMENT_STATUS_RESOLVED_PAID_PORTAL)
     assert current.resolution_reason != "paid out-of-band"
     assert current.balance.minor_units == 0
+
+
+async def test_qbo_payment_hours_after_a_portal_payment_is_flagged_and_reported(
+    pipeline: Pipeline,
+) -> None:
+    p = pipeline
+    customer_id, invoice_id, placement = await debtor(p)
+    paid_at = Timestamp()
+    paid_at.FromDatetime(datetime.now(UTC) - timedelta(hours=3))  # outside the mirror window
+    await p.matching.RecordPortalPayment(
+        mpb.RecordPortalPaymentRequest(
+            placement_id=placement.placement_id,
+            portal_payment_id="portal-early",
+            amount=money_pb2.Money(currency_code="USD", minor_units=50000),
+            pay_time=paid_at,
+        )
+    )
+    await p.status_becomes(invoice_id, S.PLACEMENT_STATUS_RESOLVED_PAID_PORTAL)
+    # Hours later the bookkeeper records the same payment in QBO.
+    payment_id = await pay(p, customer_id, "500.00", invoice_id)
+    await p.webhooks_drained()
+
+    async def flagged() -> bool:
+        current = await p.placement(invoice_id)
+        return current is not None and current.review_flag == S.REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT
+
+    await p.until(flagged, what="a possible double payment flag")
+    current = await p.placement(invoice_id)
+    assert current is not None
+    assert current.status == S.PLACEMENT_STATUS_RESOLVED_PAID_PORTAL  # still stopped
+    assert f"QBO payment {payment_id} of 500.00 USD" in current.review_flag_reason
+    await p.until(lambda: _has(p, placement.placement_id, STOP), what="a stop event")
+    assert p.events_for(placement.placement_id) == [STOP]  # nothing paused or resumed
+    report = await p.matching.GetReconciliationReport(
+        mpb.GetReconciliationReportRequest(
+            tenant_id=TENANT,
+            day=datetime.now(UTC).date().isoformat(),
+            fee_terms=mpb.FeeTerms(
+                contingency_fee_basis_points=2_500,
+                out_of_band_fee_treatment=S.OUT_OF_BAND_FEE_TREATMENT_FULL,
+            ),
+        )
+    )
+    (usd,) = report.currencies
+    (entry,) = usd.possible_double_payments
+    assert (entry.placement_id, entry.qbo_payment_id) == (placement.placement_id, payment_id)
+    assert (entry.amount_minor_units, entry.excess_minor_units) == (50000, 50000)
+    assert list(usd.out_of_band_resolutions) == []
 
 
 async def test_duplicated_webhooks_change_nothing(pipeline: Pipeline) -> None:

@@ -40,7 +40,7 @@ async def test_write_off_closes_with_what_reduced_it(matcher: Matcher) -> None:
     first = await matcher.get(written_off.placement_id)
     second = await matcher.get(unexplained.placement_id)
     assert status_name(first) == "CLOSED"
-    assert "journal entry (write-off) 9" in first.resolution_reason
+    assert "journal entry 9 (a write-off or another adjustment)" in first.resolution_reason
     assert status_name(second) == "CLOSED"
     assert "without a linked payment" in second.resolution_reason
 

@@ -272,6 +272,14 @@ class _DecisionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Decis
     PLACEMENT_STATUS_RESOLVED_PAID_PORTAL and a stop event is emitted. (A partial
     portal payment is DECISION_OUTCOME_PARTIAL_PAYMENT.)
     """
+    DECISION_OUTCOME_POSSIBLE_DOUBLE_PAYMENT: _DecisionOutcome.ValueType  # 15
+    """A QBO payment arrived for a placement already paid or closed by something else (a
+    portal payment outside the mirror window, an earlier QBO payment, a credit): it is
+    recorded and audited with its id and amount, the placement gets
+    REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT (a refund may be due) and is listed in the
+    reconciliation report's `possible_double_payments`. Status and outreach are
+    unchanged: outreach stays stopped and nothing is resumed.
+    """
 
 class DecisionOutcome(_DecisionOutcome, metaclass=_DecisionOutcomeEnumTypeWrapper):
     """What the matcher decided for one placement (or one linked invoice without one).
@@ -341,7 +349,41 @@ DECISION_OUTCOME_RESOLVED_PAID_PORTAL: DecisionOutcome.ValueType  # 14
 PLACEMENT_STATUS_RESOLVED_PAID_PORTAL and a stop event is emitted. (A partial
 portal payment is DECISION_OUTCOME_PARTIAL_PAYMENT.)
 """
+DECISION_OUTCOME_POSSIBLE_DOUBLE_PAYMENT: DecisionOutcome.ValueType  # 15
+"""A QBO payment arrived for a placement already paid or closed by something else (a
+portal payment outside the mirror window, an earlier QBO payment, a credit): it is
+recorded and audited with its id and amount, the placement gets
+REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT (a refund may be due) and is listed in the
+reconciliation report's `possible_double_payments`. Status and outreach are
+unchanged: outreach stays stopped and nothing is resumed.
+"""
 Global___DecisionOutcome: _TypeAlias = DecisionOutcome  # noqa: Y015
+
+class _ReviewFlag:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReviewFlagEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReviewFlag.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REVIEW_FLAG_UNSPECIFIED: _ReviewFlag.ValueType  # 0
+    """No flag."""
+    REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT: _ReviewFlag.ValueType  # 1
+    """A QBO payment brought more than the placement owed: it arrived after the placement
+    was already paid or closed by something else, or exceeded the balance. The debtor
+    may have paid twice; a refund may be due. See `review_flag_reason`.
+    """
+
+class ReviewFlag(_ReviewFlag, metaclass=_ReviewFlagEnumTypeWrapper):
+    """A flag asking a human to review a placement without changing its status or outreach."""
+
+REVIEW_FLAG_UNSPECIFIED: ReviewFlag.ValueType  # 0
+"""No flag."""
+REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT: ReviewFlag.ValueType  # 1
+"""A QBO payment brought more than the placement owed: it arrived after the placement
+was already paid or closed by something else, or exceeded the balance. The debtor
+may have paid twice; a refund may be due. See `review_flag_reason`.
+"""
+Global___ReviewFlag: _TypeAlias = ReviewFlag  # noqa: Y015
 
 class _UpsertOutcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -493,6 +535,9 @@ class Placement(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     RESOLVE_TIME_FIELD_NUMBER: _builtins.int
+    REVIEW_FLAG_FIELD_NUMBER: _builtins.int
+    REVIEW_FLAG_REASON_FIELD_NUMBER: _builtins.int
+    FLAG_TIME_FIELD_NUMBER: _builtins.int
     placement_id: _builtins.str
     """The placement's unique id, assigned by the matcher."""
     tenant_id: _builtins.str
@@ -525,6 +570,12 @@ class Placement(_message.Message):
     """How the placement entered the system."""
     version: _builtins.int
     """Incremented on every change; pass it as `expected_version` to RestorePlacement."""
+    review_flag: Global___ReviewFlag.ValueType
+    """A flag for a human's review that does not change `status` or outreach, for example
+    REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT; REVIEW_FLAG_UNSPECIFIED when there is none.
+    """
+    review_flag_reason: _builtins.str
+    """Why the flag was raised, naming the QBO payment and amounts; empty without a flag."""
     @_builtins.property
     def debtor(self) -> Global___DebtorContact:
         """The debtor's contact details, from the QBO customer record."""
@@ -549,6 +600,10 @@ class Placement(_message.Message):
     def resolve_time(self) -> _timestamp_pb2.Timestamp:
         """When the placement was resolved or closed; unset otherwise."""
 
+    @_builtins.property
+    def flag_time(self) -> _timestamp_pb2.Timestamp:
+        """When the flag was raised; unset without a flag."""
+
     def __init__(
         self,
         *,
@@ -572,10 +627,13 @@ class Placement(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         resolve_time: _timestamp_pb2.Timestamp | None = ...,
+        review_flag: Global___ReviewFlag.ValueType = ...,
+        review_flag_reason: _builtins.str = ...,
+        flag_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "debtor", b"debtor", "original_amount", b"original_amount", "resolve_time", b"resolve_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "debtor", b"debtor", "flag_time", b"flag_time", "original_amount", b"original_amount", "resolve_time", b"resolve_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "intake_channel", b"intake_channel", "invoice_date", b"invoice_date", "original_amount", b"original_amount", "placement_id", b"placement_id", "qbo_customer_id", b"qbo_customer_id", "qbo_invoice_id", b"qbo_invoice_id", "realm_id", b"realm_id", "resolution_reason", b"resolution_reason", "resolve_time", b"resolve_time", "resolving_qbo_payment_id", b"resolving_qbo_payment_id", "review_reason", b"review_reason", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "flag_time", b"flag_time", "intake_channel", b"intake_channel", "invoice_date", b"invoice_date", "original_amount", b"original_amount", "placement_id", b"placement_id", "qbo_customer_id", b"qbo_customer_id", "qbo_invoice_id", b"qbo_invoice_id", "realm_id", b"realm_id", "resolution_reason", b"resolution_reason", "resolve_time", b"resolve_time", "resolving_qbo_payment_id", b"resolving_qbo_payment_id", "review_flag", b"review_flag", "review_flag_reason", b"review_flag_reason", "review_reason", b"review_reason", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1349,6 +1407,68 @@ class OutOfBandResolutionEntry(_message.Message):
 Global___OutOfBandResolutionEntry: _TypeAlias = OutOfBandResolutionEntry  # noqa: Y015
 
 @_typing.final
+class PossibleDoublePaymentEntry(_message.Message):
+    """A QBO payment that brought more than its placement owed, in a reconciliation report:
+    a possible double payment, for which a refund may be due.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLACEMENT_ID_FIELD_NUMBER: _builtins.int
+    QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
+    DOC_NUMBER_FIELD_NUMBER: _builtins.int
+    QBO_PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    DETECT_TIME_FIELD_NUMBER: _builtins.int
+    AMOUNT_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    EXCESS_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    UNAPPLIED_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    placement_id: _builtins.str
+    """The placement concerned (flagged REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)."""
+    qbo_invoice_id: _builtins.str
+    """Its QBO invoice id."""
+    doc_number: _builtins.str
+    """Its invoice number."""
+    qbo_payment_id: _builtins.str
+    """The QBO payment (when the invoice showed it before it was read, the ids QBO linked)."""
+    amount_minor_units: _builtins.int
+    """The payment's amount for this invoice, in minor units."""
+    excess_minor_units: _builtins.int
+    """What it brought beyond what the placement still owed, in minor units (the whole
+    amount when the placement was already paid or closed).
+    """
+    unapplied_minor_units: _builtins.int
+    """The payment's remainder applied to no transaction in QBO, in minor units."""
+    previous_status: Global___PlacementStatus.ValueType
+    """The placement's status when the payment arrived, for example
+    PLACEMENT_STATUS_RESOLVED_PAID_PORTAL.
+    """
+    @_builtins.property
+    def detect_time(self) -> _timestamp_pb2.Timestamp:
+        """When the matcher recorded it."""
+
+    def __init__(
+        self,
+        *,
+        placement_id: _builtins.str = ...,
+        qbo_invoice_id: _builtins.str = ...,
+        doc_number: _builtins.str = ...,
+        qbo_payment_id: _builtins.str = ...,
+        detect_time: _timestamp_pb2.Timestamp | None = ...,
+        amount_minor_units: _builtins.int = ...,
+        excess_minor_units: _builtins.int = ...,
+        unapplied_minor_units: _builtins.int = ...,
+        previous_status: Global___PlacementStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["detect_time", b"detect_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "detect_time", b"detect_time", "doc_number", b"doc_number", "excess_minor_units", b"excess_minor_units", "placement_id", b"placement_id", "previous_status", b"previous_status", "qbo_invoice_id", b"qbo_invoice_id", "qbo_payment_id", b"qbo_payment_id", "unapplied_minor_units", b"unapplied_minor_units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PossibleDoublePaymentEntry: _TypeAlias = PossibleDoublePaymentEntry  # noqa: Y015
+
+@_typing.final
 class ReconciliationTotals(_message.Message):
     """Totals of one currency section of a reconciliation report, in minor units."""
 
@@ -1408,6 +1528,7 @@ class CurrencyReconciliation(_message.Message):
     PORTAL_PAYMENTS_FIELD_NUMBER: _builtins.int
     OUT_OF_BAND_RESOLUTIONS_FIELD_NUMBER: _builtins.int
     TOTALS_FIELD_NUMBER: _builtins.int
+    POSSIBLE_DOUBLE_PAYMENTS_FIELD_NUMBER: _builtins.int
     currency_code: _builtins.str
     """The ISO 4217 currency code of every amount in this section."""
     @_builtins.property
@@ -1422,6 +1543,12 @@ class CurrencyReconciliation(_message.Message):
     def totals(self) -> Global___ReconciliationTotals:
         """The section's totals."""
 
+    @_builtins.property
+    def possible_double_payments(self) -> _containers.RepeatedCompositeFieldContainer[Global___PossibleDoublePaymentEntry]:
+        """QBO payments recorded that day that brought more than their placement owed
+        (possible double payments: a refund may be due), in time order. They change no fee.
+        """
+
     def __init__(
         self,
         *,
@@ -1429,10 +1556,11 @@ class CurrencyReconciliation(_message.Message):
         portal_payments: _abc.Iterable[Global___PortalPaymentEntry] | None = ...,
         out_of_band_resolutions: _abc.Iterable[Global___OutOfBandResolutionEntry] | None = ...,
         totals: Global___ReconciliationTotals | None = ...,
+        possible_double_payments: _abc.Iterable[Global___PossibleDoublePaymentEntry] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency_code", b"currency_code", "out_of_band_resolutions", b"out_of_band_resolutions", "portal_payments", b"portal_payments", "totals", b"totals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency_code", b"currency_code", "out_of_band_resolutions", b"out_of_band_resolutions", "portal_payments", b"portal_payments", "possible_double_payments", b"possible_double_payments", "totals", b"totals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1765,6 +1893,7 @@ class ListPlacementsRequest(_message.Message):
     QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    REVIEW_FLAGS_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant whose placements to list. Required."""
     realm_id: _builtins.str
@@ -1783,6 +1912,12 @@ class ListPlacementsRequest(_message.Message):
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___PlacementStatus.ValueType]:
         """Only placements in one of these statuses; empty for all."""
 
+    @_builtins.property
+    def review_flags(self) -> _containers.RepeatedScalarFieldContainer[Global___ReviewFlag.ValueType]:
+        """Only placements carrying one of these review flags; empty for all.
+        REVIEW_FLAG_UNSPECIFIED is not a valid filter (INVALID_ARGUMENT).
+        """
+
     def __init__(
         self,
         *,
@@ -1792,10 +1927,11 @@ class ListPlacementsRequest(_message.Message):
         qbo_invoice_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        review_flags: _abc.Iterable[Global___ReviewFlag.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "qbo_invoice_id", b"qbo_invoice_id", "realm_id", b"realm_id", "statuses", b"statuses", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "qbo_invoice_id", b"qbo_invoice_id", "realm_id", b"realm_id", "review_flags", b"review_flags", "statuses", b"statuses", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1886,6 +2022,64 @@ class RestorePlacementResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RestorePlacementResponse: _TypeAlias = RestorePlacementResponse  # noqa: Y015
+
+@_typing.final
+class ClearReviewFlagRequest(_message.Message):
+    """Request for ClearReviewFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLACEMENT_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    placement_id: _builtins.str
+    """The flagged placement. Required."""
+    expected_version: _builtins.int
+    """The `version` the actor reviewed. Required."""
+    actor: _builtins.str
+    """Who reviewed the flag. Required."""
+    reason: _builtins.str
+    """What the review found, for example "refunded 500.00 USD, ticket 913". Required."""
+    def __init__(
+        self,
+        *,
+        placement_id: _builtins.str = ...,
+        expected_version: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "expected_version", b"expected_version", "placement_id", b"placement_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearReviewFlagRequest: _TypeAlias = ClearReviewFlagRequest  # noqa: Y015
+
+@_typing.final
+class ClearReviewFlagResponse(_message.Message):
+    """Response for ClearReviewFlag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLACEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def placement(self) -> Global___Placement:
+        """The placement after the flag was cleared (REVIEW_FLAG_UNSPECIFIED, new version)."""
+
+    def __init__(
+        self,
+        *,
+        placement: Global___Placement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["placement", b"placement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["placement", b"placement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearReviewFlagResponse: _TypeAlias = ClearReviewFlagResponse  # noqa: Y015
 
 @_typing.final
 class StreamOutreachEventsRequest(_message.Message):

@@ -84,6 +84,11 @@ class MatchingServiceStub:
                 request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.RestorePlacementRequest.SerializeToString,
                 response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.RestorePlacementResponse.FromString,
                 _registered_method=True)
+        self.ClearReviewFlag = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingService/ClearReviewFlag',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ClearReviewFlagRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ClearReviewFlagResponse.FromString,
+                _registered_method=True)
         self.StreamOutreachEvents = channel.unary_stream(
                 '/aicollect.matching.v1.MatchingService/StreamOutreachEvents',
                 request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.StreamOutreachEventsRequest.SerializeToString,
@@ -188,6 +193,19 @@ class MatchingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClearReviewFlag(self, request, context):
+        """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
+        once a human has reviewed it: the refund was made, or there was no double payment.
+        Status, balance and outreach are unchanged and no outreach event is emitted; the
+        entry stays in the reconciliation report of its day; an audit entry records who and
+        why. `actor` and `reason` are required (INVALID_ARGUMENT); a stale
+        `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`); a placement
+        without a flag fails with FAILED_PRECONDITION (reason `PLACEMENT_NOT_FLAGGED`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StreamOutreachEvents(self, request, context):
         """Streams outreach events in commit order, starting after the given cursor, and keeps
         the stream open to deliver new events as they are committed. A consumer that
@@ -210,7 +228,8 @@ class MatchingServiceServicer:
     def GetReconciliationReport(self, request, context):
         """Returns a tenant's reconciliation report for one day: payments through our portal
         with the contingency fee netted, out-of-band resolutions with the fee terms
-        applied, and totals, per currency, in integer minor units.
+        applied, possible double payments and overpayments, and totals, per currency, in
+        integer minor units.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -253,6 +272,11 @@ def add_MatchingServiceServicer_to_server(servicer, server):
                     servicer.RestorePlacement,
                     request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.RestorePlacementRequest.FromString,
                     response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.RestorePlacementResponse.SerializeToString,
+            ),
+            'ClearReviewFlag': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearReviewFlag,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ClearReviewFlagRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ClearReviewFlagResponse.SerializeToString,
             ),
             'StreamOutreachEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamOutreachEvents,
@@ -474,6 +498,33 @@ class MatchingService:
             '/aicollect.matching.v1.MatchingService/RestorePlacement',
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.RestorePlacementRequest.SerializeToString,
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.RestorePlacementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearReviewFlag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingService/ClearReviewFlag',
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ClearReviewFlagRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ClearReviewFlagResponse.FromString,
             options,
             channel_credentials,
             insecure,

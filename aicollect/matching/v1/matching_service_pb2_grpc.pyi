@@ -87,6 +87,15 @@ class MatchingServiceStub:
     `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
     a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
     """
+    ClearReviewFlag: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ClearReviewFlagRequest, _matching_service_pb2.ClearReviewFlagResponse]
+    """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
+    once a human has reviewed it: the refund was made, or there was no double payment.
+    Status, balance and outreach are unchanged and no outreach event is emitted; the
+    entry stays in the reconciliation report of its day; an audit entry records who and
+    why. `actor` and `reason` are required (INVALID_ARGUMENT); a stale
+    `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`); a placement
+    without a flag fails with FAILED_PRECONDITION (reason `PLACEMENT_NOT_FLAGGED`).
+    """
     StreamOutreachEvents: _grpc.UnaryStreamMultiCallable[_matching_service_pb2.StreamOutreachEventsRequest, _matching_service_pb2.StreamOutreachEventsResponse]
     """Streams outreach events in commit order, starting after the given cursor, and keeps
     the stream open to deliver new events as they are committed. A consumer that
@@ -100,7 +109,8 @@ class MatchingServiceStub:
     GetReconciliationReport: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.GetReconciliationReportRequest, _matching_service_pb2.GetReconciliationReportResponse]
     """Returns a tenant's reconciliation report for one day: payments through our portal
     with the contingency fee netted, out-of-band resolutions with the fee terms
-    applied, and totals, per currency, in integer minor units.
+    applied, possible double payments and overpayments, and totals, per currency, in
+    integer minor units.
     """
 
 @_typing.type_check_only
@@ -162,6 +172,15 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
     a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
     """
+    ClearReviewFlag: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ClearReviewFlagRequest, _matching_service_pb2.ClearReviewFlagResponse]  # type: ignore[assignment]
+    """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
+    once a human has reviewed it: the refund was made, or there was no double payment.
+    Status, balance and outreach are unchanged and no outreach event is emitted; the
+    entry stays in the reconciliation report of its day; an audit entry records who and
+    why. `actor` and `reason` are required (INVALID_ARGUMENT); a stale
+    `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`); a placement
+    without a flag fails with FAILED_PRECONDITION (reason `PLACEMENT_NOT_FLAGGED`).
+    """
     StreamOutreachEvents: _aio.UnaryStreamMultiCallable[_matching_service_pb2.StreamOutreachEventsRequest, _matching_service_pb2.StreamOutreachEventsResponse]  # type: ignore[assignment]
     """Streams outreach events in commit order, starting after the given cursor, and keeps
     the stream open to deliver new events as they are committed. A consumer that
@@ -175,7 +194,8 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     GetReconciliationReport: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.GetReconciliationReportRequest, _matching_service_pb2.GetReconciliationReportResponse]  # type: ignore[assignment]
     """Returns a tenant's reconciliation report for one day: payments through our portal
     with the contingency fee netted, out-of-band resolutions with the fee terms
-    applied, and totals, per currency, in integer minor units.
+    applied, possible double payments and overpayments, and totals, per currency, in
+    integer minor units.
     """
 
 class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -278,6 +298,21 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def ClearReviewFlag(
+        self,
+        request: _matching_service_pb2.ClearReviewFlagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_service_pb2.ClearReviewFlagResponse, _abc.Awaitable[_matching_service_pb2.ClearReviewFlagResponse]]:
+        """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
+        once a human has reviewed it: the refund was made, or there was no double payment.
+        Status, balance and outreach are unchanged and no outreach event is emitted; the
+        entry stays in the reconciliation report of its day; an audit entry records who and
+        why. `actor` and `reason` are required (INVALID_ARGUMENT); a stale
+        `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`); a placement
+        without a flag fails with FAILED_PRECONDITION (reason `PLACEMENT_NOT_FLAGGED`).
+        """
+
+    @_abc_1.abstractmethod
     def StreamOutreachEvents(
         self,
         request: _matching_service_pb2.StreamOutreachEventsRequest,
@@ -307,7 +342,8 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_matching_service_pb2.GetReconciliationReportResponse, _abc.Awaitable[_matching_service_pb2.GetReconciliationReportResponse]]:
         """Returns a tenant's reconciliation report for one day: payments through our portal
         with the contingency fee netted, out-of-band resolutions with the fee terms
-        applied, and totals, per currency, in integer minor units.
+        applied, possible double payments and overpayments, and totals, per currency, in
+        integer minor units.
         """
 
 def add_MatchingServiceServicer_to_server(servicer: MatchingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
