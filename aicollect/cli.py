@@ -17,7 +17,7 @@ from aicollect.settings import MissingSettingError, Settings
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from aicollect.db.migrate import upgrade
+    from aicollect.db.migrate import missing_heads, upgrade
 
     settings = Settings.from_env()
     logs.configure("migrate", level=settings.log_level, fmt="text")
@@ -27,6 +27,13 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         print(f"migrate: {exc}", file=sys.stderr)
         return 2
     assert settings.database_url is not None
+    if args.check:
+        missing = asyncio.run(missing_heads(settings.database_url))
+        if missing:
+            print(f"migrate: the database lacks {', '.join(sorted(missing))}", file=sys.stderr)
+            return 3
+        print("the database schema is current")
+        return 0
     upgrade(settings.database_url, args.revision)
     print(f"migrated to {args.revision}")
     return 0
@@ -121,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=_cmd_rotate_keys)
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="heads")
+    migrate.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; exit 0 when the schema is current, 3 when migrations are missing",
+    )
     migrate.set_defaults(func=_cmd_migrate)
     for name, help_text, func in commands:
         sub.add_parser(name, help=help_text).set_defaults(func=func)

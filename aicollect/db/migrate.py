@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -31,3 +34,33 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
 
 async def upgrade_async(database_url: str, revision: str = "heads") -> None:
     await asyncio.to_thread(upgrade, database_url, revision)
+
+
+def expected_heads() -> set[str]:
+    """The head revision of every branch in this code's migration history."""
+    return set(ScriptDirectory.from_config(alembic_config("postgresql+asyncpg://")).get_heads())
+
+
+async def applied_heads(database_url: str) -> set[str]:
+    """The revisions the database is at (empty before the first migration)."""
+    dsn = make_url(database_url).set(drivername="postgresql")
+    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False), timeout=10)
+    try:
+        exists = await conn.fetchval("SELECT to_regclass('public.alembic_version') IS NOT NULL")
+        if not exists:
+            return set()
+        return {
+            row["version_num"]
+            for row in await conn.fetch("SELECT version_num FROM public.alembic_version")
+        }
+    finally:
+        await conn.close()
+
+
+async def missing_heads(database_url: str) -> set[str]:
+    """What this code expects that the database lacks (empty: the schema is current).
+
+    A database ahead of the code (a newer release migrated it) is not missing anything this
+    code needs, as long as every expected head is applied or superseded; Alembic records
+    only heads, so a head of ours absent from the table means the database is behind."""
+    return expected_heads() - await applied_heads(database_url)
