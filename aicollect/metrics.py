@@ -45,6 +45,12 @@ class IntegrationMetrics:
         self.dead_letters = Gauge(
             "aicollect_inbox_dead_letters", "Webhook events parked as dead letters.", registry=r
         )
+        self.connections = Gauge(
+            "aicollect_connections",
+            "Connections by stored state (connected, needs_reauthorization, disconnected).",
+            ["state"],
+            registry=r,
+        )
         self.inbox_processed = Counter(
             "aicollect_inbox_events_processed_total",
             "Webhook events settled by the inbox workers, by result.",

@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     )
     """Where the integration process serves Prometheus ``/metrics`` (0 = off)."""
 
+    matcher_metrics_port: int = Field(9102, validation_alias=_env("AICOLLECT_MATCHER_METRICS_PORT"))
+    """Where the matcher serves Prometheus ``/metrics`` (0 = off)."""
+
+    metrics_host: str = Field("127.0.0.1", validation_alias=_env("AICOLLECT_METRICS_HOST"))
+    """The address the metrics ports listen on (``0.0.0.0`` in a pod, so Prometheus can
+    scrape it; loopback on a shared machine)."""
+
     shutdown_grace_seconds: float = Field(
         10.0, validation_alias=_env("AICOLLECT_SHUTDOWN_GRACE_SECONDS")
     )

@@ -61,6 +61,7 @@ async def running_stack(
                 AICOLLECT_MATCHER_ADDR=f"127.0.0.1:{free_port()}",
                 AICOLLECT_EMULATOR_PORT=str(free_port()),
                 AICOLLECT_INTEGRATION_METRICS_PORT="0",
+                AICOLLECT_MATCHER_METRICS_PORT="0",
                 AICOLLECT_LOG_LEVEL="WARNING",
                 AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
             )

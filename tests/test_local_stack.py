@@ -57,6 +57,7 @@ class Stack:
             AICOLLECT_EMULATOR_PORT=str(self.ports["emu"]),
             AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
             AICOLLECT_INTEGRATION_METRICS_PORT=str(free_port()),
+            AICOLLECT_MATCHER_METRICS_PORT=str(free_port()),
             **(extra_env or {}),
         )
         self.env = env

@@ -32,7 +32,7 @@ async def serve(settings: Settings) -> None:
     try:
         deps = IntegrationDeps.create(settings, engine, http, matcher)
         if settings.integration_metrics_port:
-            deps.metrics.serve(settings.integration_metrics_port)
+            deps.metrics.serve(settings.integration_metrics_port, settings.metrics_host)
         server = build_server(deps, address=settings.integration_addr, internal_token=token)
         await server.start()
         stop = asyncio.Event()

@@ -19,9 +19,13 @@ from aicollect.metrics import IntegrationMetrics
 from services.integration.budget import Priority
 from services.integration.deps import IntegrationDeps
 from services.integration.inbox import EntityApplier, InboxProcessor
-from services.integration.models import InboxEvent
+from services.integration.models import Connection, InboxEvent
 from services.integration.sync.apply import ENTITIES, SyncContext, apply_changes
 from services.integration.sync.qbo import Json, QboReader
+from services.integration.tokens import CONNECTED, DISCONNECTED, NEEDS_REAUTHORIZATION
+
+# What a connection row's state can be (tokens_unreadable is reported, never stored).
+STORED_STATES = (CONNECTED, NEEDS_REAUTHORIZATION, DISCONNECTED)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +69,8 @@ def build_processor(deps: IntegrationDeps) -> InboxProcessor:
 async def inbox_gauges(
     deps: IntegrationDeps, metrics: IntegrationMetrics, stop: asyncio.Event
 ) -> None:
-    """Keeps the inbox depth, age and dead-letter gauges current (every 5 s)."""
+    """Keeps the inbox depth, age and dead-letter gauges and the connections-by-state gauge
+    current (every 5 s)."""
     while not stop.is_set():
         try:
             async with deps.sessions() as session:
@@ -78,6 +83,12 @@ async def inbox_gauges(
                         )
                     )
                 ).one()
+                counted = await session.execute(
+                    select(Connection.state, func.count()).group_by(Connection.state)
+                )
+                by_state: dict[str, int] = {state: count for state, count in counted.all()}
+            for state in STORED_STATES:
+                metrics.connections.labels(state).set(by_state.get(state, 0))
             metrics.inbox_depth.set(pending)
             metrics.dead_letters.set(dead)
             metrics.inbox_oldest_age.set(

@@ -10,6 +10,7 @@ from aicollect import logs
 from aicollect.db.engine import make_engine, make_sessionmaker
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import MATCHER_REQUIRES, MissingSettingError, Settings
+from services.matcher.metrics import MatcherMetrics
 from services.matcher.server import build_server
 
 log = logging.getLogger("services.matcher")
@@ -19,11 +20,15 @@ async def serve(settings: Settings) -> None:
     assert settings.database_url is not None
     assert settings.internal_token is not None
     engine = make_engine(settings.database_url)
+    metrics = MatcherMetrics()
+    if settings.matcher_metrics_port:
+        metrics.serve(settings.matcher_metrics_port, settings.metrics_host)
     try:
         server = build_server(
             make_sessionmaker(engine),
             address=settings.matcher_addr,
             internal_token=settings.internal_token.get_secret_value(),
+            metrics=metrics,
         )
         await server.start()
         log.info("matcher serving", extra={"address": settings.matcher_addr})

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.errors import InvalidArgument
 from services.matcher.journal import OUTBOX_CHANNEL
+from services.matcher.metrics import StreamPositions
 from services.matcher.models import OutreachEventRow
 
 _PREFIX = "outreach:"
@@ -60,20 +61,24 @@ def _bad_cursor() -> InvalidArgument:
 
 async def _read(
     engine: AsyncEngine, after: int, tenant_id: str, limit: int
-) -> list[OutreachEventRow]:
-    """One read on a connection borrowed from the pool for just this read."""
+) -> tuple[list[OutreachEventRow], int | None]:
+    """One read on a connection borrowed from the pool for just this read: the rows after
+    ``after``, and the newest outbox id (how far behind the stream is)."""
     table = OutreachEventRow.__table__
     stmt = select(table).where(table.c.id > after).order_by(table.c.id).limit(limit)
+    newest_stmt = select(func.max(table.c.id))
     if tenant_id:
         stmt = stmt.where(table.c.tenant_id == tenant_id)
+        newest_stmt = newest_stmt.where(table.c.tenant_id == tenant_id)
     async with engine.connect() as conn:
         rows: list[Any] = list((await conn.execute(stmt)).all())
-    return rows
+        newest: int | None = (await conn.execute(newest_stmt)).scalar()
+    return rows, newest
 
 
 async def _read_shielded(
     engine: AsyncEngine, after: int, tenant_id: str, limit: int
-) -> list[OutreachEventRow]:
+) -> tuple[list[OutreachEventRow], int | None]:
     # A consumer hanging up cancels the stream at any await. Cancelled in the middle of the
     # pool opening a connection, the driver's connection would be lost outside the pool, so
     # the read itself always runs to its end and gives its connection back.
@@ -158,6 +163,7 @@ async def stream_events(
     tenant_id: str,
     *,
     poll_interval: float,
+    positions: StreamPositions | None = None,
 ) -> AsyncGenerator[Any, None]:
     """Yields outbox rows after ``cursor`` in id order, then new ones as they commit, until
     the consumer goes away (the caller's task is cancelled). Between reads it holds no
@@ -168,18 +174,25 @@ async def stream_events(
         if newest is None or after > newest:
             raise _bad_cursor()
     wake = notifier.subscribe()
+    position = positions.open() if positions is not None else 0
     try:
         await notifier.listen()
         while True:
             wake.clear()
-            rows = await _read_shielded(engine, after, tenant_id, BATCH)
+            rows, newest = await _read_shielded(engine, after, tenant_id, BATCH)
+            if positions is not None:
+                positions.update(position, after, newest)
             for row in rows:
                 yield row
                 after = row.id
+                if positions is not None:
+                    positions.update(position, after, newest)
             if len(rows) == BATCH:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_interval)
             await notifier.listen()
     finally:
+        if positions is not None:
+            positions.close(position)
         await asyncio.shield(notifier.unsubscribe(wake))

@@ -10,6 +10,7 @@ from aicollect.matching.v1 import matching_admin_service_pb2_grpc as admin_grpc
 from aicollect.matching.v1 import matching_service_pb2_grpc as matching_grpc
 from aicollect.rpc.server import GrpcServer, create_server
 from services.matcher.admin_servicer import MatchingAdminServicer
+from services.matcher.metrics import MatcherMetrics
 from services.matcher.servicer import MatchingServicer
 
 SERVICE_NAMES = (
@@ -19,10 +20,16 @@ SERVICE_NAMES = (
 
 
 def build_server(
-    sessions: async_sessionmaker[AsyncSession], *, address: str, internal_token: str
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    address: str,
+    internal_token: str,
+    metrics: MatcherMetrics | None = None,
 ) -> GrpcServer:
     def register(server: grpc.aio.Server) -> None:
-        matching_grpc.add_MatchingServiceServicer_to_server(MatchingServicer(sessions), server)
+        matching_grpc.add_MatchingServiceServicer_to_server(
+            MatchingServicer(sessions, metrics=metrics), server
+        )
         admin_grpc.add_MatchingAdminServiceServicer_to_server(
             MatchingAdminServicer(sessions), server
         )

@@ -6,6 +6,7 @@ report in ``reconciliation``; domain errors become gRPC codes in the shared inte
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
 from services.matcher import convert, matching, queries
+from services.matcher.metrics import MatcherMetrics
 from services.matcher.outbox import notifier_for, stream_events
 from services.matcher.reconciliation import build_report
 
@@ -31,8 +33,10 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         sessions: async_sessionmaker[AsyncSession],
         *,
         stream_poll_seconds: float = STREAM_POLL_SECONDS,
+        metrics: MatcherMetrics | None = None,
     ) -> None:
         self._sessions = sessions
+        self._metrics = metrics or MatcherMetrics()
         bind = sessions.kw.get("bind")
         if not isinstance(bind, AsyncEngine):
             raise TypeError("the session factory must be bound to an AsyncEngine")
@@ -54,8 +58,10 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         self, request: pb.ApplyAccountingPaymentRequest, context: Context
     ) -> pb.ApplyAccountingPaymentResponse:
         tenant, realm, payment, source = convert.payment_in(request)
+        started = time.perf_counter()
         async with self._sessions.begin() as session:
             decisions = await matching.apply_payment(session, tenant, realm, payment, source)
+        self._metrics.decided("payment", decisions, time.perf_counter() - started)
         return pb.ApplyAccountingPaymentResponse(
             decisions=[convert.decision_pb(d) for d in decisions]
         )
@@ -64,8 +70,10 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         self, request: pb.ApplyAccountingInvoiceRequest, context: Context
     ) -> pb.ApplyAccountingInvoiceResponse:
         tenant, realm, invoice, source = convert.invoice_in(request)
+        started = time.perf_counter()
         async with self._sessions.begin() as session:
             decisions = await matching.apply_invoice(session, tenant, realm, invoice, source)
+        self._metrics.decided("invoice", decisions, time.perf_counter() - started)
         return pb.ApplyAccountingInvoiceResponse(
             decisions=[convert.decision_pb(d) for d in decisions]
         )
@@ -74,11 +82,13 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         self, request: pb.RecordPortalPaymentRequest, context: Context
     ) -> pb.RecordPortalPaymentResponse:
         payment = convert.portal_payment_in(request)
+        started = time.perf_counter()
         async with self._sessions.begin() as session:
             decision, placement = await matching.record_portal_payment(session, payment)
             reply = pb.RecordPortalPaymentResponse(
                 decision=convert.decision_pb(decision), placement=convert.placement_pb(placement)
             )
+        self._metrics.decided("portal_payment", [decision], time.perf_counter() - started)
         return reply
 
     async def GetPlacement(
@@ -141,6 +151,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
             request.cursor,
             request.tenant_id.strip(),
             poll_interval=self._poll,
+            positions=self._metrics.streams,
         )
         try:
             async for row in events:
