@@ -51,6 +51,12 @@ class IntegrationMetrics:
             ["state"],
             registry=r,
         )
+        self.retention_purged = Counter(
+            "aicollect_retention_purged_rows_total",
+            "Rows deleted by the retention job, by table.",
+            ["table"],
+            registry=r,
+        )
         self.inbox_processed = Counter(
             "aicollect_inbox_events_processed_total",
             "Webhook events settled by the inbox workers, by result.",

@@ -140,6 +140,28 @@ class Settings(BaseSettings):
     )
     """First delay before a failed backfill resumes from its checkpoint (doubles, max 1 h)."""
 
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, le=86_400, validation_alias=_env("AICOLLECT_RETENTION_INTERVAL_SECONDS")
+    )
+    """How often each process's retention job runs."""
+
+    retention_inbox_days: float = Field(
+        7.0, ge=1, validation_alias=_env("AICOLLECT_RETENTION_INBOX_DAYS")
+    )
+    """Processed (or dropped) webhook inbox rows are kept this long; dead letters until a
+    person replays them."""
+
+    retention_outbox_days: float = Field(
+        30.0, ge=1, validation_alias=_env("AICOLLECT_RETENTION_OUTBOX_DAYS")
+    )
+    """Outreach events are kept this long; a stream cursor older than what was purged is
+    refused (CURSOR_EXPIRED) so its consumer resynchronises."""
+
+    retention_audit_years: float = Field(
+        7.0, ge=1, validation_alias=_env("AICOLLECT_RETENTION_AUDIT_YEARS")
+    )
+    """Audit records (both services) are kept this long."""
+
     integration_metrics_port: int = Field(
         9101, validation_alias=_env("AICOLLECT_INTEGRATION_METRICS_PORT")
     )

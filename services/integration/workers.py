@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 
+from aicollect.db.retention import retention_loop
 from services.integration.deps import IntegrationDeps
+from services.integration.retention import purge_integration
 from services.integration.sync.runner import SyncRunner
 from services.integration.webhook_worker import build_processor, inbox_gauges
 
@@ -36,6 +38,17 @@ def start_workers(deps: IntegrationDeps, stop: asyncio.Event) -> list[asyncio.Ta
         # Webhook inbox: claims due events (any number of replicas), reads, applies.
         asyncio.create_task(build_processor(deps).run(stop), name="inbox-processor"),
         asyncio.create_task(inbox_gauges(deps, deps.metrics, stop), name="inbox-gauges"),
+        # Processed inbox rows, expired OAuth states, old audit records.
+        asyncio.create_task(
+            retention_loop(
+                lambda: purge_integration(
+                    deps.sessions, deps.settings, purged=deps.metrics.retention_purged
+                ),
+                deps.settings.retention_interval_seconds,
+                stop,
+            ),
+            name="retention",
+        ),
     ]
 
 

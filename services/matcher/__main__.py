@@ -8,9 +8,11 @@ import sys
 
 from aicollect import logs
 from aicollect.db.engine import make_engine, make_sessionmaker
+from aicollect.db.retention import retention_loop
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import MATCHER_REQUIRES, MissingSettingError, Settings
 from services.matcher.metrics import MatcherMetrics
+from services.matcher.retention import purge_matcher
 from services.matcher.server import build_server
 
 log = logging.getLogger("services.matcher")
@@ -24,15 +26,27 @@ async def serve(settings: Settings) -> None:
     if settings.matcher_metrics_port:
         metrics.serve(settings.matcher_metrics_port, settings.metrics_host)
     try:
+        sessions = make_sessionmaker(engine)
         server = build_server(
-            make_sessionmaker(engine),
+            sessions,
             address=settings.matcher_addr,
             internal_token=settings.internal_token.get_secret_value(),
             metrics=metrics,
         )
         await server.start()
         log.info("matcher serving", extra={"address": settings.matcher_addr})
+        stop = asyncio.Event()
+        retention = asyncio.create_task(
+            retention_loop(
+                lambda: purge_matcher(sessions, settings, purged=metrics.retention_purged),
+                settings.retention_interval_seconds,
+                stop,
+            ),
+            name="retention",
+        )
         await wait_for_signal()
+        stop.set()
+        await retention
         log.info("matcher stopping", extra={"grace_s": settings.shutdown_grace_seconds})
         await server.stop(settings.shutdown_grace_seconds)
     finally:

@@ -57,6 +57,12 @@ class MatcherMetrics:
             buckets=DECISION_BUCKETS,
             registry=r,
         )
+        self.retention_purged = Counter(
+            "aicollect_retention_purged_rows_total",
+            "Rows deleted by the retention job, by table.",
+            ["table"],
+            registry=r,
+        )
         self.streams = StreamPositions()
         consumers = Gauge(
             "aicollect_outreach_stream_consumers",

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     MetaData,
+    SmallInteger,
     Text,
     UniqueConstraint,
     text,
@@ -266,6 +267,16 @@ class DoublePayment(Base):
     # The placement's status when the payment arrived.
     previous_status: Mapped[str] = mapped_column(Text)
     detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxRetention(Base):
+    """The highest outbox id retention has purged (one row, once anything was purged)."""
+
+    __tablename__ = "outbox_retention"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_outbox_retention_single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    purged_through: Mapped[int] = mapped_column(BigInteger)
 
 
 class OutreachEventRow(Base):

@@ -24,10 +24,11 @@ import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from aicollect.errors import InvalidArgument
+from aicollect.errors import FailedPrecondition, InvalidArgument
 from services.matcher.journal import OUTBOX_CHANNEL
 from services.matcher.metrics import StreamPositions
 from services.matcher.models import OutreachEventRow
+from services.matcher.retention import outbox_purged_through
 
 _PREFIX = "outreach:"
 _CURSOR = re.compile(r"outreach:(0|[1-9][0-9]{0,18})")
@@ -51,6 +52,15 @@ def decode_cursor(cursor: str) -> int:
     return int(match.group(1))
 
 
+def _expired_cursor(purged: int) -> FailedPrecondition:
+    return FailedPrecondition(
+        "events after this cursor were purged by retention; resynchronise placements"
+        " (ListPlacements) and open the stream with an empty cursor",
+        reason="CURSOR_EXPIRED",
+        metadata={"purged_through": encode_cursor(purged)},
+    )
+
+
 def _bad_cursor() -> InvalidArgument:
     return InvalidArgument(
         "cursor was not issued by this service; pass an OutreachEvent.cursor or empty",
@@ -63,7 +73,8 @@ async def _read(
     engine: AsyncEngine, after: int, tenant_id: str, limit: int
 ) -> tuple[list[OutreachEventRow], int | None]:
     """One read on a connection borrowed from the pool for just this read: the rows after
-    ``after``, and the newest outbox id (how far behind the stream is)."""
+    ``after``, and the newest outbox id (how far behind the stream is). Refuses a position
+    that retention has purged past: the rows it would skip are gone."""
     table = OutreachEventRow.__table__
     stmt = select(table).where(table.c.id > after).order_by(table.c.id).limit(limit)
     newest_stmt = select(func.max(table.c.id))
@@ -71,6 +82,9 @@ async def _read(
         stmt = stmt.where(table.c.tenant_id == tenant_id)
         newest_stmt = newest_stmt.where(table.c.tenant_id == tenant_id)
     async with engine.connect() as conn:
+        purged = await outbox_purged_through(conn)
+        if after < purged:
+            raise _expired_cursor(purged)
         rows: list[Any] = list((await conn.execute(stmt)).all())
         newest: int | None = (await conn.execute(newest_stmt)).scalar()
     return rows, newest
@@ -85,10 +99,16 @@ async def _read_shielded(
     return await asyncio.shield(_read(engine, after, tenant_id, limit))
 
 
-async def _newest(engine: AsyncEngine) -> int | None:
+async def _start(engine: AsyncEngine, after: int) -> int:
+    """Where a stream starts: an empty cursor at what retention kept, a cursor where it
+    points (one this service never issued is refused)."""
     async with engine.connect() as conn:
-        newest: int | None = (await conn.execute(select(func.max(OutreachEventRow.id)))).scalar()
-    return newest
+        if not after:
+            return await outbox_purged_through(conn)
+        newest = (await conn.execute(select(func.max(OutreachEventRow.id)))).scalar()
+    if newest is None or after > newest:
+        raise _bad_cursor()
+    return after
 
 
 class OutboxNotifier:
@@ -168,11 +188,7 @@ async def stream_events(
     """Yields outbox rows after ``cursor`` in id order, then new ones as they commit, until
     the consumer goes away (the caller's task is cancelled). Between reads it holds no
     database connection."""
-    after = decode_cursor(cursor)
-    if after:
-        newest = await asyncio.shield(_newest(engine))
-        if newest is None or after > newest:
-            raise _bad_cursor()
+    after = await asyncio.shield(_start(engine, decode_cursor(cursor)))
     wake = notifier.subscribe()
     position = positions.open() if positions is not None else 0
     try:

@@ -1,0 +1,55 @@
+"""What the integration service purges: processed webhook inbox rows, expired OAuth states,
+and audit records past their years. Dead letters stay until a person deals with them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import Counter
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aicollect.db.retention import Purge, purge_all
+from aicollect.settings import Settings
+from services.integration.models import AuditEvent, InboxEvent, OAuthState
+
+# An expired state is kept a day, for a support question about a failed connect.
+STATE_GRACE = timedelta(days=1)
+
+
+def _table(model: type[object]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+def integration_purges(settings: Settings) -> list[Purge]:
+    inbox = _table(InboxEvent)
+    return [
+        Purge(
+            "webhook_inbox",
+            inbox,
+            "received_at",
+            timedelta(days=settings.retention_inbox_days),
+            inbox.c.status.in_(("done", "dropped")),
+        ),
+        Purge("oauth_states", _table(OAuthState), "expires_at", STATE_GRACE, key="state_hash"),
+        Purge(
+            "integration_audit_events",
+            _table(AuditEvent),
+            "created_at",
+            timedelta(days=365 * settings.retention_audit_years),
+        ),
+    ]
+
+
+async def purge_integration(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    purged: Counter | None = None,
+) -> dict[str, int]:
+    return await purge_all(
+        sessions, integration_purges(settings), now or datetime.now(UTC), purged=purged
+    )

@@ -1,0 +1,79 @@
+"""What the matcher purges: outreach events past their days (recording how far, so a stream
+cursor that would skip purged events is refused) and audit records past their years.
+Placements, payments and reconciliation facts are never purged here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from aicollect.db.retention import Purge, purge_all
+from aicollect.settings import Settings
+from services.matcher.models import AuditEvent, OutboxRetention, OutreachEventRow
+
+OUTBOX = "outreach_events"
+
+
+def _table(model: type[object]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+def matcher_purges(settings: Settings) -> list[Purge]:
+    return [
+        Purge(
+            OUTBOX,
+            _table(OutreachEventRow),
+            "created_at",
+            timedelta(days=settings.retention_outbox_days),
+        ),
+        Purge(
+            "matching_audit_events",
+            _table(AuditEvent),
+            "created_at",
+            timedelta(days=365 * settings.retention_audit_years),
+        ),
+    ]
+
+
+async def _record_outbox_purge(session: AsyncSession, purge: Purge, ids: list[Any]) -> None:
+    """In the batch's own transaction: the outbox is purged through the highest id deleted."""
+    if purge.name != OUTBOX:
+        return
+    table = _table(OutboxRetention)
+    stmt = insert(table).values(id=1, purged_through=max(ids))
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={"purged_through": stmt.excluded.purged_through},
+            where=table.c.purged_through < stmt.excluded.purged_through,
+        )
+    )
+
+
+async def purge_matcher(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    purged: Counter | None = None,
+) -> dict[str, int]:
+    return await purge_all(
+        sessions,
+        matcher_purges(settings),
+        now or datetime.now(UTC),
+        purged=purged,
+        after_batch=_record_outbox_purge,
+    )
+
+
+async def outbox_purged_through(conn: AsyncConnection) -> int:
+    """The highest purged outbox id (0 when nothing was ever purged)."""
+    value = (await conn.execute(select(OutboxRetention.purged_through))).scalar()
+    return int(value or 0)
