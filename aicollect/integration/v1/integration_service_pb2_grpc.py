@@ -30,6 +30,9 @@ class IntegrationServiceStub:
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
 
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
+
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes
     with a `google.rpc.ErrorInfo` detail whose `reason` is stable and machine-readable
@@ -93,6 +96,9 @@ class IntegrationServiceServicer:
     """IntegrationService owns each tenant's QuickBooks Online (QBO) connection: the OAuth
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
+
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
 
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes
@@ -268,6 +274,9 @@ class IntegrationService:
     """IntegrationService owns each tenant's QuickBooks Online (QBO) connection: the OAuth
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
+
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
 
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes

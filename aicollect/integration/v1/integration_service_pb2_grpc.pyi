@@ -31,6 +31,9 @@ class IntegrationServiceStub:
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
 
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
+
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes
     with a `google.rpc.ErrorInfo` detail whose `reason` is stable and machine-readable
@@ -120,6 +123,9 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
 
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
+
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes
     with a `google.rpc.ErrorInfo` detail whose `reason` is stable and machine-readable
@@ -204,6 +210,9 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
     """IntegrationService owns each tenant's QuickBooks Online (QBO) connection: the OAuth
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
+
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
 
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes
