@@ -77,7 +77,8 @@ def from_pb(value: int) -> Provider:
     for provider, number in TO_PB.items():
         if number == value and provider in SUPPORTED:
             return provider
-    name = pb.Provider.Name(value) if value in pb.Provider.values() else str(value)
+    known = value in pb.Provider.values()
+    name = pb.Provider.Name(pb.Provider.ValueType(value)) if known else str(value)
     raise InvalidArgument(
         f"provider {name} is not supported by this deployment; "
         f"supported: {', '.join(pb.Provider.Name(TO_PB[p]) for p in SUPPORTED)}",
