@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import pytest_asyncio
-from sqlalchemy.engine import make_url
+from alembic import command
 
 from aicollect.db.migrate import alembic_config, upgrade_async
 from tests.conftest import _admin, _dsn, _with_database
@@ -23,14 +23,21 @@ LIVE = "('connected', 'needs_reauthorization')"
 
 
 @pytest_asyncio.fixture
-async def previous_schema(pg_server_url: str) -> AsyncIterator[str]:
-    """A fresh database at the schema just before i006 (not the migrated template)."""
+async def upgraded(pg_server_url: str) -> AsyncIterator[str]:
+    """A fresh database (not the migrated template) migrated to the schema just before
+    i006, filled with rows as the service wrote them, then upgraded to head."""
     name = f"aicollect_mig_{uuid.uuid4().hex[:12]}"
     await _admin(pg_server_url, f'CREATE DATABASE "{name}"')
     url = _with_database(pg_server_url, name)
     try:
         for revision in BEFORE_I006:
             await upgrade_async(url, revision)
+        conn = await asyncpg.connect(_dsn(url))
+        try:
+            await _fill_previous_schema(conn)
+        finally:
+            await conn.close()
+        await upgrade_async(url)  # heads: i006 and everything else
         yield url
     finally:
         await _admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -67,19 +74,8 @@ async def _fill_previous_schema(conn: asyncpg.Connection) -> None:
     )
 
 
-async def test_i006_moves_every_row_to_qbo_and_keys_realms_per_provider(
-    previous_schema: str,
-) -> None:
-    dsn = _dsn(previous_schema)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await _fill_previous_schema(conn)
-    finally:
-        await conn.close()
-
-    await upgrade_async(previous_schema)  # heads: i006 and everything else
-
-    conn = await asyncpg.connect(dsn)
+async def test_i006_moves_every_row_to_qbo_and_keys_realms_per_provider(upgraded: str) -> None:
+    conn = await asyncpg.connect(_dsn(upgraded))
     try:
         for table, count in (
             ("oauth_states", 1),
@@ -148,18 +144,9 @@ async def test_i006_moves_every_row_to_qbo_and_keys_realms_per_provider(
 
 
 async def test_i006_downgrade_restores_the_flag_and_refuses_to_drop_other_providers(
-    previous_schema: str,
+    upgraded: str,
 ) -> None:
-    from alembic import command
-
-    dsn = _dsn(previous_schema)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await _fill_previous_schema(conn)
-    finally:
-        await conn.close()
-    await upgrade_async(previous_schema)
-    url = make_url(previous_schema).render_as_string(hide_password=False)
+    dsn, url = _dsn(upgraded), upgraded
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(
