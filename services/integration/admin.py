@@ -103,18 +103,15 @@ async def set_tenant_flags(
     session: AsyncSession,
     tenant_id: str,
     *,
-    qbo_enabled: bool | None = None,
-    enabled: Mapping[Provider, bool] | None = None,
+    enabled: Mapping[Provider, bool],
     actor: str,
     reason: str,
 ) -> TenantFlags:
-    """Sets the named providers' flags (``qbo_enabled`` is QBO's); audits each change as
-    the setting ``<provider>_enabled``."""
+    """Sets the named providers' flags, the others unchanged; audits each change as the
+    setting ``<provider>_enabled`` (``qbo_enabled`` for QBO)."""
     tenant_id = validate_tenant_id(tenant_id)
     actor, reason = require_actor_and_reason(actor, reason)
-    changes = dict(enabled or {})
-    if qbo_enabled is not None:
-        changes.setdefault(Provider.QBO, qbo_enabled)
+    changes = dict(enabled)
     unsupported = [p for p in changes if p not in SUPPORTED]
     if unsupported:
         raise InvalidArgument(
