@@ -57,19 +57,17 @@ def _kill_switch_changes(
 
     ``qbo_kill_switch`` and ``provider_kill_switch.qbo`` name the same setting; naming it
     twice with different values is INVALID_ARGUMENT, like an unknown provider."""
-    allowed = UPDATABLE | {f"{PROVIDER_KILL_SWITCH}.{p.value}" for p in SUPPORTED}
+    prefix = PROVIDER_KILL_SWITCH + "."
+    named = {path for path in mask.paths if path.startswith(prefix)}  # checked just below
     rest: list[str] = []
     changes: dict[str, object] = {}
-    for path in update_paths(mask, allowed | {p for p in mask.paths if "." in p}):
+    for path in update_paths(mask, UPDATABLE | named):
         if path == KILL_SWITCH:
             key, value = KILL_SWITCH, settings.qbo_kill_switch
-        elif path.startswith(PROVIDER_KILL_SWITCH + "."):
-            provider = require_name(path.removeprefix(PROVIDER_KILL_SWITCH + "."))
+        elif path in named:
+            provider = require_name(path.removeprefix(prefix))  # else INVALID_ARGUMENT
             key = admin.KILL_SWITCHES[provider].key
             value = settings.provider_kill_switch.get(provider.value, False)
-        elif "." in path:
-            update_paths(FieldMask(paths=[path]), allowed)  # refuses it, naming what is allowed
-            continue
         else:
             rest.append(path)
             continue

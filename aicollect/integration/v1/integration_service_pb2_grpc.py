@@ -107,8 +107,8 @@ class IntegrationServiceServicer:
     """
 
     def CreateConnectUrl(self, request, context):
-        """Starts a connection: checks the tenant's `qbo_enabled` flag and the platform
-        `qbo_kill_switch`, mints a single-use OAuth `state` bound to the tenant (at least
+        """Starts a connection: checks the tenant's enabled flag and the platform kill switch
+        of the provider (`qbo_enabled` and `qbo_kill_switch` for QBO), mints a single-use OAuth `state` bound to the tenant (at least
         128 random bits, stored only as a hash, expiring after a few minutes) and returns
         Intuit's authorize URL with the scope `com.intuit.quickbooks.accounting` only.
         The state is also bound to the browser that will consent (RFC 6749 section 10.12,

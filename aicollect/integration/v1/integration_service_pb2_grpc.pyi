@@ -45,8 +45,8 @@ class IntegrationServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IntegrationServiceAsyncStub: ...
     CreateConnectUrl: _grpc.UnaryUnaryMultiCallable[_integration_service_pb2.CreateConnectUrlRequest, _integration_service_pb2.CreateConnectUrlResponse]
-    """Starts a connection: checks the tenant's `qbo_enabled` flag and the platform
-    `qbo_kill_switch`, mints a single-use OAuth `state` bound to the tenant (at least
+    """Starts a connection: checks the tenant's enabled flag and the platform kill switch
+    of the provider (`qbo_enabled` and `qbo_kill_switch` for QBO), mints a single-use OAuth `state` bound to the tenant (at least
     128 random bits, stored only as a hash, expiring after a few minutes) and returns
     Intuit's authorize URL with the scope `com.intuit.quickbooks.accounting` only.
     The state is also bound to the browser that will consent (RFC 6749 section 10.12,
@@ -134,8 +134,8 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateConnectUrl: _aio.UnaryUnaryMultiCallable[_integration_service_pb2.CreateConnectUrlRequest, _integration_service_pb2.CreateConnectUrlResponse]  # type: ignore[assignment]
-    """Starts a connection: checks the tenant's `qbo_enabled` flag and the platform
-    `qbo_kill_switch`, mints a single-use OAuth `state` bound to the tenant (at least
+    """Starts a connection: checks the tenant's enabled flag and the platform kill switch
+    of the provider (`qbo_enabled` and `qbo_kill_switch` for QBO), mints a single-use OAuth `state` bound to the tenant (at least
     128 random bits, stored only as a hash, expiring after a few minutes) and returns
     Intuit's authorize URL with the scope `com.intuit.quickbooks.accounting` only.
     The state is also bound to the browser that will consent (RFC 6749 section 10.12,
@@ -226,8 +226,8 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _integration_service_pb2.CreateConnectUrlRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_integration_service_pb2.CreateConnectUrlResponse, _abc.Awaitable[_integration_service_pb2.CreateConnectUrlResponse]]:
-        """Starts a connection: checks the tenant's `qbo_enabled` flag and the platform
-        `qbo_kill_switch`, mints a single-use OAuth `state` bound to the tenant (at least
+        """Starts a connection: checks the tenant's enabled flag and the platform kill switch
+        of the provider (`qbo_enabled` and `qbo_kill_switch` for QBO), mints a single-use OAuth `state` bound to the tenant (at least
         128 random bits, stored only as a hash, expiring after a few minutes) and returns
         Intuit's authorize URL with the scope `com.intuit.quickbooks.accounting` only.
         The state is also bound to the browser that will consent (RFC 6749 section 10.12,
