@@ -1,8 +1,14 @@
-"""Public routes: Intuit's OAuth callback and the dashboard's JSON over the QBO connection."""
+"""Public routes: the OAuth callback, webhooks and the dashboard's JSON over a connection.
+
+Every route names its accounting platform in the path (``/v1/integrations/{provider}``,
+``/v1/webhooks/{provider}``); ``qbo`` is QuickBooks Online. Each supported provider gets
+its own concrete routes (so metrics are labelled per provider); any other provider name
+answers 404 with a JSON problem (reason ``UNKNOWN_PROVIDER``)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +19,7 @@ from yarl import URL
 
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
+from aicollect.provider import SUPPORTED, Provider
 from aicollect.rpc.convert import timestamp
 from aicollect.urls import same_origin_and_path, with_query
 from gateway.auth import AuthError, Caller, caller_of
@@ -24,10 +31,22 @@ log = logging.getLogger(__name__)
 RPC_TIMEOUT_S = 10.0
 WEBHOOK_TIMEOUT_S = 2.5  # Intuit waits 3 s for our 200
 MAX_PARAM = 2048
-CALLBACK_PATH = "/v1/integrations/qbo/callback"
-# Binds an OAuth state to the browser that asked for it (RFC 6749 s. 10.12): HttpOnly,
-# SameSite=Lax (sent on Intuit's top-level redirect back to us), only to the callback path.
-BINDING_COOKIE = "aicollect_qbo_binding"
+
+
+def callback_path(provider: Provider) -> str:
+    """Where the provider's consent screen sends the browser back (the redirect URI)."""
+    return f"/v1/integrations/{provider.value}/callback"
+
+
+def binding_cookie(provider: Provider) -> str:
+    """Binds an OAuth state to the browser that asked for it (RFC 6749 s. 10.12): HttpOnly,
+    SameSite=Lax (sent on the top-level redirect back to us), only to the provider's
+    callback path, one cookie per provider."""
+    return f"aicollect_{provider.value}_binding"
+
+
+CALLBACK_PATH = callback_path(Provider.QBO)
+BINDING_COOKIE = binding_cookie(Provider.QBO)
 # The integration service did not answer in time: the browser is told to try again.
 UNAVAILABLE_CODES = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
 
@@ -78,7 +97,7 @@ def _cors(request: web.Request, response: web.Response) -> web.Response:
     return response
 
 
-async def connect_url_preflight(request: web.Request) -> web.Response:
+async def connect_url_preflight(request: web.Request, provider: Provider) -> web.Response:
     response = web.Response(status=204)
     if _dashboard_origin(request) is not None:
         response.headers["Access-Control-Allow-Methods"] = "POST"
@@ -89,14 +108,16 @@ async def connect_url_preflight(request: web.Request) -> web.Response:
     return _cors(request, response)
 
 
-async def connect_url(request: web.Request) -> web.Response:
+async def connect_url(request: web.Request, provider: Provider) -> web.Response:
     """Mints the authorize URL and binds its state to this browser with a cookie."""
     caller = _authenticate(request)
     if isinstance(caller, web.Response):
         return _cors(request, caller)
     try:
         reply = await _stub(request).CreateConnectUrl(
-            pb.CreateConnectUrlRequest(tenant_id=caller.tenant_id, actor=caller.subject),
+            pb.CreateConnectUrlRequest(
+                tenant_id=caller.tenant_id, actor=caller.subject, provider=provider.to_pb()
+            ),
             timeout=RPC_TIMEOUT_S,
             metadata=_trace(request),
         )
@@ -107,10 +128,10 @@ async def connect_url(request: web.Request) -> web.Response:
     response = web.json_response(body, headers={"Cache-Control": "no-store"})
     lifetime = reply.state_expire_time.ToDatetime(tzinfo=UTC) - datetime.now(UTC)
     response.set_cookie(
-        BINDING_COOKIE,
+        binding_cookie(provider),
         reply.browser_binding,
         max_age=max(1, int(lifetime.total_seconds())),
-        path=CALLBACK_PATH,
+        path=callback_path(provider),
         httponly=True,
         samesite="Lax",
         secure=request.app[SETTINGS].env != "local",
@@ -118,13 +139,13 @@ async def connect_url(request: web.Request) -> web.Response:
     return _cors(request, response)
 
 
-async def status(request: web.Request) -> web.Response:
+async def status(request: web.Request, provider: Provider) -> web.Response:
     caller = _authenticate(request)
     if isinstance(caller, web.Response):
         return caller
     try:
         reply = await _stub(request).GetConnectionStatus(
-            pb.GetConnectionStatusRequest(tenant_id=caller.tenant_id),
+            pb.GetConnectionStatusRequest(tenant_id=caller.tenant_id, provider=provider.to_pb()),
             timeout=RPC_TIMEOUT_S,
             metadata=_trace(request),
         )
@@ -133,7 +154,7 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(_json(reply))
 
 
-async def disconnect(request: web.Request) -> web.Response:
+async def disconnect(request: web.Request, provider: Provider) -> web.Response:
     caller = _authenticate(request)
     if isinstance(caller, web.Response):
         return caller
@@ -147,7 +168,12 @@ async def disconnect(request: web.Request) -> web.Response:
             reason = body["reason"][:2000]
     try:
         reply = await _stub(request).Disconnect(
-            pb.DisconnectRequest(tenant_id=caller.tenant_id, actor=caller.subject, reason=reason),
+            pb.DisconnectRequest(
+                tenant_id=caller.tenant_id,
+                actor=caller.subject,
+                reason=reason,
+                provider=provider.to_pb(),
+            ),
             timeout=RPC_TIMEOUT_S + 5,
             metadata=_trace(request),
         )
@@ -156,17 +182,19 @@ async def disconnect(request: web.Request) -> web.Response:
     return web.json_response(_json(reply))
 
 
-async def callback(request: web.Request) -> web.StreamResponse:
-    """Intuit sends the creditor's browser here; we always answer with a redirect to the
-    configured dashboard, never a page of ours and never a URL taken from the request,
-    within ``callback_timeout_seconds`` even when the integration service hangs."""
+async def callback(request: web.Request, provider: Provider) -> web.StreamResponse:
+    """The provider sends the creditor's browser here; we always answer with a redirect to
+    the configured dashboard (``?<provider>=connected|error``), never a page of ours and
+    never a URL taken from the request, within ``callback_timeout_seconds`` even when the
+    integration service hangs."""
     query = request.query
     params = {
         name: query.get(name, "")[:MAX_PARAM]
         for name in ("state", "code", "realmId", "error", "error_description")
     }
     settings = request.app[SETTINGS]
-    binding = request.cookies.get(BINDING_COOKIE, "")[:MAX_PARAM]
+    cookie = binding_cookie(provider)
+    binding = request.cookies.get(cookie, "")[:MAX_PARAM]
     spent = False
     try:
         reply = await _stub(request).CompleteConnection(
@@ -177,6 +205,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
                 error=params["error"],
                 error_description=params["error_description"],
                 browser_binding=binding,
+                provider=provider.to_pb(),
             ),
             timeout=settings.callback_timeout_seconds,
             metadata=_trace(request),
@@ -190,9 +219,13 @@ async def callback(request: web.Request) -> web.StreamResponse:
             extra={"grpc_code": exc.code().name, "request_id": request[REQUEST_ID]},
         )
         reason = "unavailable" if exc.code() in UNAVAILABLE_CODES else "internal_error"
-        location = with_query(settings.dashboard_url, qbo="error", reason=reason)
+        location = with_query(
+            settings.dashboard_url, **{provider.redirect_param: "error"}, reason=reason
+        )
     if not same_origin_and_path(location, settings.dashboard_url):
-        location = with_query(settings.dashboard_url, qbo="error", reason="internal_error")
+        location = with_query(
+            settings.dashboard_url, **{provider.redirect_param: "error"}, reason="internal_error"
+        )
     response = web.Response(
         status=302,
         headers={
@@ -202,12 +235,12 @@ async def callback(request: web.Request) -> web.StreamResponse:
         },
     )
     if spent and binding:
-        response.del_cookie(BINDING_COOKIE, path=CALLBACK_PATH)
+        response.del_cookie(cookie, path=callback_path(provider))
     return response
 
 
-async def webhook(request: web.Request) -> web.Response:
-    """Intuit's webhook: the raw bytes go to IngestWebhook; 200 only once stored."""
+async def webhook(request: web.Request, provider: Provider) -> web.Response:
+    """The provider's webhook: the raw bytes go to IngestWebhook; 200 only once stored."""
     metrics = request.app[METRICS]
     try:
         body = await request.read()
@@ -221,6 +254,7 @@ async def webhook(request: web.Request) -> web.Response:
                 signature=request.headers.get("intuit-signature", ""),
                 content_type=request.headers.get("Content-Type", ""),
                 receive_time=timestamp(datetime.now(UTC)),
+                provider=provider.to_pb(),
             ),
             timeout=WEBHOOK_TIMEOUT_S,
             metadata=_trace(request),
@@ -247,10 +281,45 @@ async def webhook(request: web.Request) -> web.Response:
     )
 
 
+ProviderHandler = Callable[[web.Request, Provider], Awaitable[web.StreamResponse]]
+
+
+def _bound(handler: ProviderHandler, provider: Provider) -> Callable[..., Any]:
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await handler(request, provider)
+
+    return route
+
+
+async def unknown_provider(request: web.Request) -> web.Response:
+    """A provider name this deployment does not serve: 404, saying which ones it does."""
+    name = request.match_info.get("provider", "")[:40]
+    return problem(
+        404,
+        "UNKNOWN_PROVIDER",
+        f"unknown accounting provider {name!r}; supported: "
+        + ", ".join(p.value for p in SUPPORTED),
+        request[REQUEST_ID],
+    )
+
+
+ROUTES: tuple[tuple[str, str, ProviderHandler], ...] = (
+    ("POST", "/v1/webhooks/{provider}", webhook),
+    ("POST", "/v1/integrations/{provider}/connect-url", connect_url),
+    ("OPTIONS", "/v1/integrations/{provider}/connect-url", connect_url_preflight),
+    ("GET", "/v1/integrations/{provider}/callback", callback),
+    ("GET", "/v1/integrations/{provider}", status),
+    ("DELETE", "/v1/integrations/{provider}", disconnect),
+)
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/webhooks/qbo", webhook)
-    app.router.add_post("/v1/integrations/qbo/connect-url", connect_url)
-    app.router.add_route("OPTIONS", "/v1/integrations/qbo/connect-url", connect_url_preflight)
-    app.router.add_get(CALLBACK_PATH, callback)
-    app.router.add_get("/v1/integrations/qbo", status)
-    app.router.add_delete("/v1/integrations/qbo", disconnect)
+    """Concrete routes per supported provider (``/v1/webhooks/qbo``, ...), then the same
+    paths with any other provider name answering 404."""
+    for provider in SUPPORTED:
+        for method, path, handler in ROUTES:
+            app.router.add_route(
+                method, path.format(provider=provider.value), _bound(handler, provider)
+            )
+    for method, path, _ in ROUTES:
+        app.router.add_route(method, path, unknown_provider)

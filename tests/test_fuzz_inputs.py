@@ -246,8 +246,17 @@ def _targets(message: Descriptor, prefix: tuple[str, ...] = (), shown: str = "")
     for field in message.fields:
         repeated = field.is_repeated
         name = f"{shown}{field.name}" + ("[0]" if repeated else "")
-        if field.message_type is not None:
-            assert not field.message_type.GetOptions().map_entry, "no request has a map yet"
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            # A map: its string keys are checked (named by the map field itself).
+            key, value = (field.message_type.fields_by_name[n] for n in ("key", "value"))
+            assert value.type not in (
+                FieldDescriptor.TYPE_STRING,
+                FieldDescriptor.TYPE_ENUM,
+                FieldDescriptor.TYPE_MESSAGE,
+            ), "a map with string, enum or message values: cover its values here too"
+            if key.type == FieldDescriptor.TYPE_STRING:
+                found.append(((*prefix, field.name), f"{shown}{field.name}", key))
+        elif field.message_type is not None:
             found += _targets(field.message_type, (*prefix, field.name), f"{name}.")
         elif field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_ENUM):
             found.append(((*prefix, field.name), name, field))
@@ -260,7 +269,10 @@ def _set(request: Any, path: tuple[str, ...], field: FieldDescriptor, value: Any
     for part in path[:-1]:
         child = getattr(holder, part)
         holder = child.add() if hasattr(child, "add") else child
-    if field.is_repeated:
+    entry = field.containing_type
+    if entry is not None and entry.GetOptions().map_entry:  # a map key
+        getattr(holder, path[-1])[value] = entry.fields_by_name["value"].default_value
+    elif field.is_repeated:
         getattr(holder, path[-1]).append(value)
     else:
         setattr(holder, path[-1], value)

@@ -183,6 +183,24 @@ def test_run_serves_grpcurl_and_stops_cleanly_on_sigterm(stack: Stack) -> None:
     assert [(e["setting"], e["new_value"], e["actor"]) for e in events] == [
         ("qbo_kill_switch", "true", "oncall")
     ]
+    # The same switch as one provider's entry (the README's per-provider example).
+    lifted = stack.grpcurl(
+        "-d",
+        json.dumps(
+            {
+                "settings": {"provider_kill_switch": {"qbo": False}},
+                "update_mask": {"paths": ["provider_kill_switch.qbo"]},
+                "actor": "oncall",
+                "reason": "drill over",
+            }
+        ),
+        integration,
+        "aicollect.integration.v1.AdminService/UpdatePlatformSettings",
+    )
+    assert lifted.returncode == 0, lifted.stderr
+    after = json.loads(lifted.stdout)["settings"]
+    assert after["provider_kill_switch"] == {"qbo": False}, lifted.stdout
+    assert "qbo_kill_switch" not in after  # false: QBO's switch is off
 
     started = time.monotonic()
     assert stack.stop() == 0, stack.log.read_text()[-3000:]

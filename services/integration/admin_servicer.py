@@ -20,6 +20,7 @@ from aicollect.integration.v1 import admin_service_pb2 as pb
 from aicollect.integration.v1 import admin_service_pb2_grpc as pb_grpc
 from aicollect.matching.v1 import matching_admin_service_pb2 as mpb
 from aicollect.matching.v1 import matching_admin_service_pb2_grpc as mpb_grpc
+from aicollect.provider import SUPPORTED, require_name
 from aicollect.rpc import paging
 from aicollect.rpc.convert import timestamp, update_paths
 from services.integration import admin, inbox
@@ -28,6 +29,8 @@ from services.integration.models import AuditEvent
 Context = grpc.aio.ServicerContext[Any, Any]
 
 KILL_SWITCH = admin.KILL_SWITCH.key
+# One provider's kill switch in an update mask: ``provider_kill_switch.<name>``.
+PROVIDER_KILL_SWITCH = "provider_kill_switch"
 MATCHING_KEYS = frozenset({"qbo_oob_amount_tolerance_cents", "qbo_oob_match_window_minutes"})
 UPDATABLE = frozenset({KILL_SWITCH}) | MATCHING_KEYS
 SETTINGS_SUBJECTS = ("tenant", "platform_setting", "matching_setting")
@@ -43,7 +46,35 @@ def _tenant_proto(flags: admin.TenantFlags) -> pb.TenantSettings:
         tenant_id=flags.tenant_id,
         qbo_enabled=flags.qbo_enabled,
         update_time=timestamp(flags.update_time),
+        provider_enabled={p.value: flags.is_enabled(p) for p in SUPPORTED},
     )
+
+
+def _kill_switch_changes(
+    mask: FieldMask, settings: pb.PlatformSettings
+) -> tuple[list[str], dict[str, object]]:
+    """Splits an update mask: (its other paths, the kill switches to write by setting key).
+
+    ``qbo_kill_switch`` and ``provider_kill_switch.qbo`` name the same setting; naming it
+    twice with different values is INVALID_ARGUMENT, like an unknown provider."""
+    prefix = PROVIDER_KILL_SWITCH + "."
+    named = {path for path in mask.paths if path.startswith(prefix)}  # checked just below
+    rest: list[str] = []
+    changes: dict[str, object] = {}
+    for path in update_paths(mask, UPDATABLE | named):
+        if path == KILL_SWITCH:
+            key, value = KILL_SWITCH, settings.qbo_kill_switch
+        elif path in named:
+            provider = require_name(path.removeprefix(prefix))  # else INVALID_ARGUMENT
+            key = admin.KILL_SWITCHES[provider].key
+            value = settings.provider_kill_switch.get(provider.value, False)
+        else:
+            rest.append(path)
+            continue
+        if key in changes and changes[key] != value:
+            raise InvalidArgument(f"{path} contradicts another path of update_mask", field=path)
+        changes[key] = value
+    return rest, changes
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
@@ -69,7 +100,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             flags = await admin.set_tenant_flags(
                 session,
                 request.tenant_id,
-                qbo_enabled=request.qbo_enabled,
+                enabled=admin.tenant_changes(request.qbo_enabled, request.provider_enabled),
                 actor=request.actor,
                 reason=request.reason,
             )
@@ -96,6 +127,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             times.append(matching.update_time.ToDatetime(tzinfo=times[0].tzinfo if times else None))
         return pb.PlatformSettings(
             qbo_kill_switch=bool(own.values[KILL_SWITCH]),
+            provider_kill_switch={
+                p.value: bool(own.values[spec.key]) for p, spec in admin.KILL_SWITCHES.items()
+            },
             qbo_oob_amount_tolerance_cents=matching.qbo_oob_amount_tolerance_cents,
             qbo_oob_match_window_minutes=matching.qbo_oob_match_window_minutes,
             update_time=timestamp(max(times)) if times else None,
@@ -109,7 +143,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def UpdatePlatformSettings(
         self, request: pb.UpdatePlatformSettingsRequest, context: Context
     ) -> pb.UpdatePlatformSettingsResponse:
-        paths = update_paths(request.update_mask, UPDATABLE)
+        paths, kill_switches = _kill_switch_changes(request.update_mask, request.settings)
         actor, reason = require_actor_and_reason(request.actor, request.reason)
         matching_paths = [p for p in paths if p in MATCHING_KEYS]
         # The matcher validates and writes first: if it refuses, nothing here has changed.
@@ -150,13 +184,10 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                                 details={"key": path, "old": old, "new": new, "owner": "matcher"},
                             )
                         )
-        if KILL_SWITCH in paths:
+        if kill_switches:
             async with self._sessions.begin() as session:
                 await admin.update_platform_settings(
-                    session,
-                    {KILL_SWITCH: request.settings.qbo_kill_switch},
-                    actor=actor,
-                    reason=reason,
+                    session, kill_switches, actor=actor, reason=reason
                 )
         return pb.UpdatePlatformSettingsResponse(settings=await self._view())
 

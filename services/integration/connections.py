@@ -25,11 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.crypto import DecryptError, TokenCipher
 from aicollect.db.settings_store import check_text
-from aicollect.errors import FailedPrecondition, NotFound, Unavailable
+from aicollect.errors import NotFound, Unavailable
+from aicollect.provider import Provider
 from aicollect.qbo.api import QboApi, QboAuthError, QboError, QboThrottled, QboUnavailable
 from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
 from aicollect.urls import with_query
 from services.integration import admin
+from services.integration.admin import IntegrationDisabled
 from services.integration.models import AuditEvent, Connection, OAuthState, PendingRevocation
 from services.integration.tokens import (
     CONNECTED,
@@ -50,10 +52,6 @@ LIVE_STATES = (CONNECTED, NEEDS_REAUTHORIZATION)
 REVOKE_ATTEMPTS = 3
 REVOKE_BACKOFF_S = 0.2
 MAX_PARAM = 2048
-
-
-class IntegrationDisabled(FailedPrecondition):
-    default_reason = "INTEGRATION_DISABLED"
 
 
 def hash_state(state: str) -> bytes:
@@ -114,6 +112,9 @@ class StatusView:
     qbo_enabled: bool
     qbo_kill_switch: bool
     pending_revocations: tuple[PendingRevocationView, ...] = ()
+    provider: Provider = Provider.QBO
+    enabled: bool = False  # the tenant's flag for ``provider``
+    kill_switch: bool = False  # ``provider``'s platform kill switch
 
 
 @dataclass
@@ -130,10 +131,12 @@ class ConnectionService:
 
     # -- connect -------------------------------------------------------------------------
 
-    async def create_connect_url(self, tenant_id: str, actor: str) -> ConnectLink:
+    async def create_connect_url(
+        self, tenant_id: str, actor: str, provider: Provider = Provider.QBO
+    ) -> ConnectLink:
         tenant_id = admin.validate_tenant_id(tenant_id)
         async with self.sessions.begin() as session:
-            await self._check_enabled(session, tenant_id)
+            await admin.ensure_enabled(session, tenant_id, provider)
             state = secrets.token_urlsafe(32)  # 256 random bits
             binding = secrets.token_urlsafe(32)  # 256 random bits, for the browser's cookie
             expires = datetime.now(UTC) + self.state_ttl
@@ -141,6 +144,7 @@ class ConnectionService:
                 OAuthState(
                     state_hash=hash_state(state),
                     tenant_id=tenant_id,
+                    provider=provider.value,
                     actor=check_text(actor, "actor", 200) or "dashboard",
                     expires_at=expires,
                     binding_hash=hash_state(binding),
@@ -153,30 +157,23 @@ class ConnectionService:
                 "Intuit's OAuth discovery document is unavailable; try again shortly",
                 retry_after_seconds=10,
             ) from exc
-        log.info("minted connect URL", extra={"tenant_id": tenant_id})
+        log.info("minted connect URL", extra={"tenant_id": tenant_id, "provider": provider.value})
         return ConnectLink(url, expires, binding)
-
-    async def _check_enabled(self, session: AsyncSession, tenant_id: str) -> None:
-        flags = await admin.get_tenant_flags(session, tenant_id)
-        if not flags.qbo_enabled:
-            raise IntegrationDisabled(
-                "QuickBooks Online is not enabled for this tenant (qbo_enabled is off); "
-                "ask support@moderncollections.io to enable it",
-                metadata={"tenant_id": tenant_id},
-            )
-        if await admin.kill_switch_on(session):
-            raise IntegrationDisabled(
-                "the QuickBooks integration is paused platform-wide (qbo_kill_switch is on)",
-                reason="KILL_SWITCH_ON",
-            )
 
     # -- callback ------------------------------------------------------------------------
 
-    async def _fail(self, code: str, tenant_id: str = "", realm_id: str = "") -> ConnectOutcome:
+    async def _fail(
+        self, provider: Provider, code: str, tenant_id: str = "", realm_id: str = ""
+    ) -> ConnectOutcome:
         """Logs and audits a refused callback; nothing secret goes into either."""
         log.info(
             "connection callback failed",
-            extra={"reason": code, "tenant_id": tenant_id, "realm_id": realm_id},
+            extra={
+                "reason": code,
+                "tenant_id": tenant_id,
+                "realm_id": realm_id,
+                "provider": provider.value,
+            },
         )
         if tenant_id:  # a state that resolved to no tenant has nobody to audit for
             async with self.sessions.begin() as session:
@@ -188,22 +185,29 @@ class ConnectionService:
                         action="connection.refused",
                         actor="OAuth callback",
                         reason=code,
-                        details={"reason": code, "claimed_realm_id": realm_id or None},
+                        details={
+                            "reason": code,
+                            "claimed_realm_id": realm_id or None,
+                            "provider": provider.value,
+                        },
                     )
                 )
         return ConnectOutcome(
-            with_query(self.dashboard_url, qbo="error", reason=code),
+            with_query(self.dashboard_url, **{provider.redirect_param: "error"}, reason=code),
             False,
             code,
             tenant_id,
             realm_id,
         )
 
-    async def _consume_state(self, state: str, browser_binding: str) -> tuple[str | None, str]:
+    async def _consume_state(
+        self, provider: Provider, state: str, browser_binding: str
+    ) -> tuple[str | None, str]:
         """Consumes the state atomically: (tenant_id, "") or (tenant_id or None, error code).
 
         A state presented by another browser than the one it was minted for is spent all
-        the same (``browser_mismatch``): a link that has left its browser is not reused."""
+        the same (``browser_mismatch``): a link that has left its browser is not reused.
+        A state minted for another provider is ``invalid_state`` and stays unspent."""
         if not state or len(state) > MAX_PARAM:
             return None, "invalid_state"
         digest = hash_state(state)
@@ -213,6 +217,7 @@ class ConnectionService:
                     update(OAuthState)
                     .where(
                         OAuthState.state_hash == digest,
+                        OAuthState.provider == provider.value,
                         OAuthState.consumed_at.is_(None),
                         OAuthState.expires_at > datetime.now(UTC),
                     )
@@ -227,7 +232,7 @@ class ConnectionService:
                     return tenant_id, "browser_mismatch"
                 return tenant_id, ""
             row = await session.get(OAuthState, digest)
-        if row is None:
+        if row is None or row.provider != provider.value:
             return None, "invalid_state"
         if row.consumed_at is not None:
             return None, "state_already_used"
@@ -242,29 +247,32 @@ class ConnectionService:
         error: str,
         error_description: str,
         browser_binding: str = "",
+        provider: Provider = Provider.QBO,
     ) -> ConnectOutcome:
-        tenant_id, problem = await self._consume_state(state, browser_binding)
+        tenant_id, problem = await self._consume_state(provider, state, browser_binding)
         if tenant_id is None or problem:
             # browser_mismatch included: the code is never exchanged for a foreign browser.
-            return await self._fail(problem, tenant_id or "")
+            return await self._fail(provider, problem, tenant_id or "")
         if error:
             return await self._fail(
-                "access_denied" if error == "access_denied" else "authorization_error", tenant_id
+                provider,
+                "access_denied" if error == "access_denied" else "authorization_error",
+                tenant_id,
             )
         if not realm_id:
-            return await self._fail("missing_realm", tenant_id)
+            return await self._fail(provider, "missing_realm", tenant_id)
         if len(realm_id) > 64 or not realm_id.isalnum() or not code or len(code) > MAX_PARAM:
-            return await self._fail("authorization_error", tenant_id)
+            return await self._fail(provider, "authorization_error", tenant_id)
         async with self.sessions() as session:
             try:
-                await self._check_enabled(session, tenant_id)
+                await admin.ensure_enabled(session, tenant_id, provider)
                 problem = ""
             except IntegrationDisabled:
                 problem = "integration_disabled"
-            if not problem and await self._realm_taken(session, realm_id, tenant_id):
+            if not problem and await self._realm_taken(session, provider, realm_id, tenant_id):
                 problem = "realm_in_use"
         if problem:
-            return await self._fail(problem, tenant_id, realm_id)
+            return await self._fail(provider, problem, tenant_id, realm_id)
         try:
             tokens = await self.oauth.exchange_code(code)
         except (OAuthError, OAuthUnavailable) as exc:
@@ -277,18 +285,20 @@ class ConnectionService:
                     "intuit_tid": getattr(exc, "intuit_tid", None),
                 },
             )
-            return await self._fail("code_exchange_failed", tenant_id, realm_id)
+            return await self._fail(provider, "code_exchange_failed", tenant_id, realm_id)
         company_name, problem = await self._verify_realm(realm_id, tokens)
         if problem:
             # Nothing was stored or reserved; the grant we were given goes back to Intuit.
             await self._revoke_quietly(tokens.refresh_token)
-            return await self._fail(problem, tenant_id, realm_id)
+            return await self._fail(provider, problem, tenant_id, realm_id)
         try:
-            replaced = await self._store_connection(tenant_id, realm_id, company_name, tokens)
+            replaced = await self._store_connection(
+                provider, tenant_id, realm_id, company_name, tokens
+            )
         except IntegrityError:
             # Another tenant connected the same realm between our check and our write.
             await self._revoke_quietly(tokens.refresh_token)
-            return await self._fail("realm_in_use", tenant_id, realm_id)
+            return await self._fail(provider, "realm_in_use", tenant_id, realm_id)
         if replaced is not None:
             await self._revoke_pending(replaced)
         log.info("connected", extra={"tenant_id": tenant_id, "realm_id": realm_id})
@@ -298,7 +308,7 @@ class ConnectionService:
             except Exception:  # the sync scheduler also finds connected realms by itself
                 log.exception("could not queue the backfill", extra={"tenant_id": tenant_id})
         return ConnectOutcome(
-            with_query(self.dashboard_url, qbo="connected"),
+            with_query(self.dashboard_url, **{provider.redirect_param: "connected"}),
             True,
             "",
             tenant_id,
@@ -306,9 +316,14 @@ class ConnectionService:
             company_name,
         )
 
-    async def _realm_taken(self, session: AsyncSession, realm_id: str, tenant_id: str) -> bool:
+    async def _realm_taken(
+        self, session: AsyncSession, provider: Provider, realm_id: str, tenant_id: str
+    ) -> bool:
+        """Whether another tenant holds this company live (a company id is unique per
+        provider, not globally)."""
         other = await session.execute(
             select(Connection.tenant_id).where(
+                Connection.provider == provider.value,
                 Connection.realm_id == realm_id,
                 Connection.state.in_(LIVE_STATES),
                 Connection.tenant_id != tenant_id,
@@ -344,7 +359,12 @@ class ConnectionService:
         return str(info.get("CompanyName") or ""), ""
 
     async def _store_connection(
-        self, tenant_id: str, realm_id: str, company_name: str, tokens: TokenSet
+        self,
+        provider: Provider,
+        tenant_id: str,
+        realm_id: str,
+        company_name: str,
+        tokens: TokenSet,
     ) -> str | None:
         """Writes the connection; returns a pending-revocation id for replaced tokens."""
         now = datetime.now(UTC)
@@ -363,12 +383,17 @@ class ConnectionService:
                 previous = (row.state, row.realm_id)
                 # Switching companies: the old company's tokens are revoked. Reconnecting the
                 # same company must not revoke: at Intuit that would disconnect the new grant.
-                if row.refresh_token and row.realm_id not in (None, realm_id):
+                switching = row.realm_id is not None and (row.provider, row.realm_id) != (
+                    provider.value,
+                    realm_id,
+                )
+                if row.refresh_token and switching:
                     replaced_id = self._queue_revocation(session, row)
             for column, value in sealed_token_columns(
                 self.cipher, tenant_id, realm_id, tokens
             ).items():
                 setattr(row, column, value)
+            row.provider = provider.value
             row.realm_id = realm_id
             row.company_name = company_name
             row.state = CONNECTED
@@ -388,6 +413,7 @@ class ConnectionService:
                     actor="creditor (OAuth consent)",
                     reason="completed Intuit's consent screen",
                     details={
+                        "provider": provider.value,
                         "realm_id": realm_id,
                         "company_name": company_name,
                         "previous_state": previous[0] if previous else None,
@@ -420,6 +446,7 @@ class ConnectionService:
                 id=pending_id,
                 tenant_id=row.tenant_id,
                 realm_id=row.realm_id,
+                provider=row.provider,
                 token=token,
                 token_identity=kept_identity,
                 attempts=0,
@@ -429,7 +456,9 @@ class ConnectionService:
         )
         return pending_id
 
-    async def disconnect(self, tenant_id: str, actor: str, reason: str) -> DisconnectOutcome:
+    async def disconnect(
+        self, tenant_id: str, actor: str, reason: str, provider: Provider = Provider.QBO
+    ) -> DisconnectOutcome:
         tenant_id = admin.validate_tenant_id(tenant_id)
         actor = check_text(actor, "actor", 200) or "dashboard"
         reason = check_text(reason, "reason", 2000) or "disconnected by the tenant"
@@ -439,9 +468,10 @@ class ConnectionService:
                     select(Connection).where(Connection.tenant_id == tenant_id).with_for_update()
                 )
             ).scalar_one_or_none()
-            if row is None:
+            if row is None or row.provider != provider.value:
                 raise NotFound(
-                    "this tenant has no QuickBooks connection", reason="CONNECTION_NOT_FOUND"
+                    f"this tenant has no {provider.label} connection",
+                    reason="CONNECTION_NOT_FOUND",
                 )
             if row.state == DISCONNECTED:
                 return DisconnectOutcome(DISCONNECTED, row.disconnected_at, "not_needed")
@@ -465,7 +495,11 @@ class ConnectionService:
                     action="connection.disconnected",
                     actor=actor[:200],
                     reason=reason[:2000],
-                    details={"realm_id": row.realm_id, "previous_state": previous},
+                    details={
+                        "provider": row.provider,
+                        "realm_id": row.realm_id,
+                        "previous_state": previous,
+                    },
                 )
             )
             disconnected_at = row.disconnected_at
@@ -492,7 +526,7 @@ class ConnectionService:
             row = await session.get(PendingRevocation, pending_id)
             if row is None:
                 return True, ""
-            if await admin.kill_switch_on(session):
+            if await admin.kill_switch_on(session, Provider(row.provider)):
                 return False, "kill switch on: revocation waits until it is lifted"
             identity = row.token_identity or revocation_identity(pending_id)
             try:
@@ -589,12 +623,17 @@ class ConnectionService:
 
     # -- status --------------------------------------------------------------------------
 
-    async def status(self, tenant_id: str) -> StatusView:
+    async def status(self, tenant_id: str, provider: Provider = Provider.QBO) -> StatusView:
+        """The tenant's connection to ``provider`` (not connected when its one connection
+        is to another provider); ``qbo_*`` are always QBO's flags."""
         tenant_id = admin.validate_tenant_id(tenant_id)
         async with self.sessions() as session:
             flags = await admin.get_tenant_flags(session, tenant_id)
-            kill = await admin.kill_switch_on(session)
+            qbo_kill = await admin.kill_switch_on(session, Provider.QBO)
+            kill = await admin.kill_switch_on(session, provider)
             row = await session.get(Connection, tenant_id)
+            if row is not None and row.provider != provider.value:
+                row = None
             pending = tuple(
                 PendingRevocationView(
                     p.realm_id, p.attempts, p.last_error, p.next_attempt_at, p.created_at
@@ -602,15 +641,19 @@ class ConnectionService:
                 for p in (
                     await session.execute(
                         select(PendingRevocation)
-                        .where(PendingRevocation.tenant_id == tenant_id)
+                        .where(
+                            PendingRevocation.tenant_id == tenant_id,
+                            PendingRevocation.provider == provider.value,
+                        )
                         .order_by(PendingRevocation.created_at, PendingRevocation.id)
                     )
                 ).scalars()
             )
+        enabled = flags.is_enabled(provider)
         if row is None:
             return StatusView(
                 tenant_id, "not_connected", "", "", "", None, None, None, None,
-                flags.qbo_enabled, kill, pending,
+                flags.qbo_enabled, qbo_kill, pending, provider, enabled, kill,
             )  # fmt: skip
         state, detail = row.state, row.state_detail
         if state == CONNECTED:
@@ -628,6 +671,9 @@ class ConnectionService:
             disconnect_origin=row.disconnect_origin,
             refresh_token_expire_time=row.refresh_hard_expires_at,
             qbo_enabled=flags.qbo_enabled,
-            qbo_kill_switch=kill,
+            qbo_kill_switch=qbo_kill,
             pending_revocations=pending,
+            provider=provider,
+            enabled=enabled,
+            kill_switch=kill,
         )

@@ -30,12 +30,26 @@ class Base(DeclarativeBase):
 
 
 class Tenant(Base):
-    """A creditor and its integration flags."""
+    """A creditor known to the integration; its per-provider flags are ``TenantProvider``."""
 
     __tablename__ = "tenants"
 
     tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    qbo_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class TenantProvider(Base):
+    """Whether a tenant may use one accounting platform (``qbo_enabled`` for QBO)."""
+
+    __tablename__ = "tenant_providers"
+
+    tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
@@ -44,7 +58,7 @@ class Tenant(Base):
 
 
 class PlatformSetting(SettingColumns, Base):
-    """Platform-wide settings this service owns (``qbo_kill_switch``)."""
+    """Platform-wide settings this service owns (``<provider>_kill_switch`` per provider)."""
 
     __tablename__ = "settings"
 
@@ -63,6 +77,8 @@ class OAuthState(Base):
     state_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(Text)
+    # The platform the state was minted for; it completes only that platform's callback.
+    provider: Mapped[str] = mapped_column(Text, default="qbo", server_default="qbo")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -72,7 +88,10 @@ class OAuthState(Base):
 
 
 class Connection(Base):
-    """A tenant's QBO connection; one row per tenant, reused when it reconnects.
+    """A tenant's accounting connection; one row per tenant, reused when it reconnects.
+
+    ``provider`` says which platform it is (``qbo``); a company id (``realm_id``) is unique
+    per provider among live connections, not globally.
 
     Tokens are sealed with ``aicollect.crypto.TokenCipher`` (AES-GCM, key id inside the
     value, the row's identity as associated data). ``token_generation`` increases with
@@ -82,7 +101,8 @@ class Connection(Base):
     __tablename__ = "connections"
     __table_args__ = (
         Index(
-            "uq_connections_live_realm",
+            "uq_connections_live_provider_realm",
+            "provider",
             "realm_id",
             unique=True,
             postgresql_where=text("state IN ('connected', 'needs_reauthorization')"),
@@ -91,6 +111,8 @@ class Connection(Base):
 
     tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
     realm_id: Mapped[str | None] = mapped_column(Text)
+    # The accounting platform (``aicollect.provider.Provider`` value, e.g. ``qbo``).
+    provider: Mapped[str] = mapped_column(Text, default="qbo", server_default="qbo")
     company_name: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(Text)
     state_detail: Mapped[str] = mapped_column(Text, default="")
@@ -117,6 +139,8 @@ class PendingRevocation(Base):
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(Text)
     realm_id: Mapped[str] = mapped_column(Text)
+    # The accounting platform (``aicollect.provider.Provider`` value, e.g. ``qbo``).
+    provider: Mapped[str] = mapped_column(Text, default="qbo", server_default="qbo")
     token: Mapped[str] = mapped_column(Text)
     # Set when ``token`` could not be re-sealed for the queue (its key was missing): it
     # stays sealed as the connection had it, under this associated data.
@@ -154,6 +178,8 @@ class InboxEvent(Base):
     dedupe_key: Mapped[str] = mapped_column(Text, unique=True)
     tenant_id: Mapped[str] = mapped_column(Text)
     realm_id: Mapped[str] = mapped_column(Text)
+    # The accounting platform (``aicollect.provider.Provider`` value, e.g. ``qbo``).
+    provider: Mapped[str] = mapped_column(Text, default="qbo", server_default="qbo")
     entity: Mapped[str] = mapped_column(Text)
     entity_id: Mapped[str] = mapped_column(Text)
     operation: Mapped[str] = mapped_column(Text)
@@ -202,6 +228,8 @@ class SyncState(Base):
 
     tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
     realm_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    # The accounting platform (``aicollect.provider.Provider`` value, e.g. ``qbo``).
+    provider: Mapped[str] = mapped_column(Text, default="qbo", server_default="qbo")
     backfill_phase: Mapped[str] = mapped_column(Text, default="not_started")
     backfill_run_id: Mapped[str] = mapped_column(Text, default="")
     backfill_requested_by: Mapped[str] = mapped_column(Text, default="")

@@ -12,6 +12,7 @@ import grpc
 from aicollect.errors import InvalidArgument, NotImplementedYet
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
+from aicollect.provider import from_pb as provider_of
 from aicollect.rpc.convert import timestamp
 from services.integration import inbox
 from services.integration.deps import IntegrationDeps
@@ -62,7 +63,9 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def CreateConnectUrl(
         self, request: pb.CreateConnectUrlRequest, context: Context
     ) -> pb.CreateConnectUrlResponse:
-        link = await self._deps.connections.create_connect_url(request.tenant_id, request.actor)
+        link = await self._deps.connections.create_connect_url(
+            request.tenant_id, request.actor, provider_of(request.provider)
+        )
         return pb.CreateConnectUrlResponse(
             authorize_url=link.authorize_url,
             state_expire_time=timestamp(link.expires_at),
@@ -79,6 +82,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             error=request.error,
             error_description=request.error_description,
             browser_binding=request.browser_binding,
+            provider=provider_of(request.provider),
         )
         return pb.CompleteConnectionResponse(
             redirect_url=outcome.redirect_url,
@@ -94,7 +98,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         self, request: pb.DisconnectRequest, context: Context
     ) -> pb.DisconnectResponse:
         outcome = await self._deps.connections.disconnect(
-            request.tenant_id, request.actor, request.reason
+            request.tenant_id, request.actor, request.reason, provider_of(request.provider)
         )
         return pb.DisconnectResponse(
             state=STATE[outcome.state],
@@ -106,7 +110,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def GetConnectionStatus(
         self, request: pb.GetConnectionStatusRequest, context: Context
     ) -> pb.GetConnectionStatusResponse:
-        view = await self._deps.connections.status(request.tenant_id)
+        view = await self._deps.connections.status(request.tenant_id, provider_of(request.provider))
         progress = await service.progress(self._deps, view.tenant_id, view.realm_id)
         reply = pb.GetConnectionStatusResponse(
             tenant_id=view.tenant_id,
@@ -120,6 +124,9 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             refresh_token_expire_time=timestamp(view.refresh_token_expire_time),
             qbo_enabled=view.qbo_enabled,
             qbo_kill_switch=view.qbo_kill_switch,
+            provider=view.provider.to_pb(),
+            enabled=view.enabled,
+            kill_switch=view.kill_switch,
             backfill=sync_pb.backfill_pb(progress.backfill),
             sync=await self._sync_health(view.tenant_id),
             pending_revocations=[
@@ -152,6 +159,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def IngestWebhook(
         self, request: pb.IngestWebhookRequest, context: Context
     ) -> pb.IngestWebhookResponse:
+        provider_of(request.provider)  # refuses an unsupported provider before anything
         settings = self._deps.settings
         tokens = [
             secret.get_secret_value()
@@ -172,26 +180,37 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
 
     async def SyncNow(self, request: pb.SyncNowRequest, context: Context) -> pb.SyncNowResponse:
         started, progress = await service.sync_now(
-            self._deps, request.tenant_id, sync_pb.sync_mode(request.mode), request.actor
+            self._deps,
+            request.tenant_id,
+            sync_pb.sync_mode(request.mode),
+            request.actor,
+            provider_of(request.provider),
         )
         return pb.SyncNowResponse(started=started, backfill=sync_pb.backfill_pb(progress.backfill))
 
     async def PreviewPlacements(
         self, request: pb.PreviewPlacementsRequest, context: Context
     ) -> pb.PreviewPlacementsResponse:
+        provider = provider_of(request.provider)
         override = (
             rules.rules_from_pb(request.rules_override, "rules_override")
             if request.HasField("rules_override")
             else None
         )
         page = await preview.preview(
-            self._deps, request.tenant_id, override, request.page_size, request.page_token
+            self._deps,
+            request.tenant_id,
+            override,
+            request.page_size,
+            request.page_token,
+            provider,
         )
         return sync_pb.preview_reply(page)
 
     async def GetPlacementRules(
         self, request: pb.GetPlacementRulesRequest, context: Context
     ) -> pb.GetPlacementRulesResponse:
+        provider_of(request.provider)  # the rules are the tenant's, whatever its platform
         async with self._deps.sessions() as session:
             stored = await rules.get_rules(session, request.tenant_id)
         return sync_pb.rules_reply(stored)
@@ -199,6 +218,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def SetPlacementRules(
         self, request: pb.SetPlacementRulesRequest, context: Context
     ) -> pb.SetPlacementRulesResponse:
+        provider_of(request.provider)  # the rules are the tenant's, whatever its platform
         if not request.HasField("rules"):
             raise InvalidArgument("rules is required", field="rules")
         new_rules = rules.rules_from_pb(request.rules)

@@ -26,9 +26,30 @@ class TenantSettings(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ProviderEnabledEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.bool
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.bool = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TENANT_ID_FIELD_NUMBER: _builtins.int
     QBO_ENABLED_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    PROVIDER_ENABLED_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant these settings belong to."""
     qbo_enabled: _builtins.bool
@@ -39,16 +60,25 @@ class TenantSettings(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the settings were last changed; unset for the defaults."""
 
+    @_builtins.property
+    def provider_enabled(self) -> _containers.ScalarMap[_builtins.str, _builtins.bool]:
+        """Whether the tenant may use each supported accounting platform, keyed by the
+        provider's name (`qbo` for QuickBooks Online; the lower-case name of the
+        integration service's `Provider` value without its prefix). Every supported provider
+        is listed; `qbo_enabled` is the same value as the `qbo` entry.
+        """
+
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         qbo_enabled: _builtins.bool = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        provider_enabled: _abc.Mapping[_builtins.str, _builtins.bool] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["qbo_enabled", b"qbo_enabled", "tenant_id", b"tenant_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider_enabled", b"provider_enabled", "qbo_enabled", b"qbo_enabled", "tenant_id", b"tenant_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -60,10 +90,31 @@ class PlatformSettings(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ProviderKillSwitchEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.bool
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.bool = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     QBO_KILL_SWITCH_FIELD_NUMBER: _builtins.int
     QBO_OOB_AMOUNT_TOLERANCE_CENTS_FIELD_NUMBER: _builtins.int
     QBO_OOB_MATCH_WINDOW_MINUTES_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    PROVIDER_KILL_SWITCH_FIELD_NUMBER: _builtins.int
     qbo_kill_switch: _builtins.bool
     """The kill switch, owned by the integration service. When true, every outbound call
     to Intuit stops and new connections are refused within seconds, while webhooks
@@ -84,6 +135,14 @@ class PlatformSettings(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When any of these settings was last changed; unset if never."""
 
+    @_builtins.property
+    def provider_kill_switch(self) -> _containers.ScalarMap[_builtins.str, _builtins.bool]:
+        """The kill switch of each supported accounting platform, keyed by the provider's name
+        (`qbo`, ...). Every supported provider is listed; `qbo_kill_switch` is the same value
+        as the `qbo` entry. In `update_mask`, name one entry as `provider_kill_switch.<name>`
+        (for example `provider_kill_switch.qbo`, which is the same as `qbo_kill_switch`).
+        """
+
     def __init__(
         self,
         *,
@@ -91,10 +150,11 @@ class PlatformSettings(_message.Message):
         qbo_oob_amount_tolerance_cents: _builtins.int = ...,
         qbo_oob_match_window_minutes: _builtins.int = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        provider_kill_switch: _abc.Mapping[_builtins.str, _builtins.bool] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["qbo_kill_switch", b"qbo_kill_switch", "qbo_oob_amount_tolerance_cents", b"qbo_oob_amount_tolerance_cents", "qbo_oob_match_window_minutes", b"qbo_oob_match_window_minutes", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider_kill_switch", b"provider_kill_switch", "qbo_kill_switch", b"qbo_kill_switch", "qbo_oob_amount_tolerance_cents", b"qbo_oob_amount_tolerance_cents", "qbo_oob_match_window_minutes", b"qbo_oob_match_window_minutes", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -117,7 +177,9 @@ class SettingsAuditEvent(_message.Message):
     event_id: _builtins.str
     """The unique id of the audit event."""
     setting: _builtins.str
-    """The setting's name, for example `qbo_enabled` or `qbo_kill_switch`."""
+    """The setting's name, for example `qbo_enabled` or `qbo_kill_switch` (per provider:
+    `<provider>_enabled`, `<provider>_kill_switch`).
+    """
     tenant_id: _builtins.str
     """The tenant for a tenant setting; empty for a platform setting."""
     old_value: _builtins.str
@@ -206,10 +268,31 @@ class SetTenantSettingsRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ProviderEnabledEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.bool
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.bool = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TENANT_ID_FIELD_NUMBER: _builtins.int
     QBO_ENABLED_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    PROVIDER_ENABLED_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant. Required."""
     qbo_enabled: _builtins.bool
@@ -218,6 +301,15 @@ class SetTenantSettingsRequest(_message.Message):
     """Who is making the change. Required."""
     reason: _builtins.str
     """Why, recorded in the audit trail. Required."""
+    @_builtins.property
+    def provider_enabled(self) -> _containers.ScalarMap[_builtins.str, _builtins.bool]:
+        """Per-provider flags to set, keyed by the provider's name (`qbo`, ...). When empty, the
+        call sets QBO's flag from `qbo_enabled` (as before per-provider flags existed). When
+        set, exactly the listed providers change and the others keep their value; then
+        `qbo_enabled` must agree with a `qbo` entry, or be false when there is none. An
+        unknown or unsupported provider name is INVALID_ARGUMENT (field `provider`).
+        """
+
     def __init__(
         self,
         *,
@@ -225,10 +317,11 @@ class SetTenantSettingsRequest(_message.Message):
         qbo_enabled: _builtins.bool = ...,
         actor: _builtins.str = ...,
         reason: _builtins.str = ...,
+        provider_enabled: _abc.Mapping[_builtins.str, _builtins.bool] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "qbo_enabled", b"qbo_enabled", "reason", b"reason", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "provider_enabled", b"provider_enabled", "qbo_enabled", b"qbo_enabled", "reason", b"reason", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -319,7 +412,8 @@ class UpdatePlatformSettingsRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """The `PlatformSettings` fields to change, for example `qbo_kill_switch`. Required and
+        """The `PlatformSettings` fields to change, for example `qbo_kill_switch` or
+        `provider_kill_switch.qbo` (one provider's kill switch). Required and
         explicit: an empty mask, `*`, `update_time` or an unknown path is INVALID_ARGUMENT,
         so a partial update can never reset another setting to its default.
         """

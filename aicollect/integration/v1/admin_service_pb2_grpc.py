@@ -124,7 +124,9 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetTenantSettings(self, request, context):
-        """Replaces a tenant's integration settings (today only `qbo_enabled`); audited.
+        """Replaces a tenant's integration settings (the enabled flag of each accounting
+        platform: `qbo_enabled`, `provider_enabled`); audited per provider, with the setting
+        named `<provider>_enabled` (for example `qbo_enabled`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -61,7 +61,10 @@ class AdminServiceStub:
     defaults (`qbo_enabled` false).
     """
     SetTenantSettings: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetTenantSettingsRequest, _admin_service_pb2.SetTenantSettingsResponse]
-    """Replaces a tenant's integration settings (today only `qbo_enabled`); audited."""
+    """Replaces a tenant's integration settings (the enabled flag of each accounting
+    platform: `qbo_enabled`, `provider_enabled`); audited per provider, with the setting
+    named `<provider>_enabled` (for example `qbo_enabled`).
+    """
     GetPlatformSettings: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetPlatformSettingsRequest, _admin_service_pb2.GetPlatformSettingsResponse]
     """Returns the platform settings in one view: the kill switch from this service and
     the matching settings read from the matcher. Fails with UNAVAILABLE when the
@@ -118,7 +121,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     defaults (`qbo_enabled` false).
     """
     SetTenantSettings: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetTenantSettingsRequest, _admin_service_pb2.SetTenantSettingsResponse]  # type: ignore[assignment]
-    """Replaces a tenant's integration settings (today only `qbo_enabled`); audited."""
+    """Replaces a tenant's integration settings (the enabled flag of each accounting
+    platform: `qbo_enabled`, `provider_enabled`); audited per provider, with the setting
+    named `<provider>_enabled` (for example `qbo_enabled`).
+    """
     GetPlatformSettings: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetPlatformSettingsRequest, _admin_service_pb2.GetPlatformSettingsResponse]  # type: ignore[assignment]
     """Returns the platform settings in one view: the kill switch from this service and
     the matching settings read from the matcher. Fails with UNAVAILABLE when the
@@ -184,7 +190,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.SetTenantSettingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.SetTenantSettingsResponse, _abc.Awaitable[_admin_service_pb2.SetTenantSettingsResponse]]:
-        """Replaces a tenant's integration settings (today only `qbo_enabled`); audited."""
+        """Replaces a tenant's integration settings (the enabled flag of each accounting
+        platform: `qbo_enabled`, `provider_enabled`); audited per provider, with the setting
+        named `<provider>_enabled` (for example `qbo_enabled`).
+        """
 
     @_abc_1.abstractmethod
     def GetPlatformSettings(

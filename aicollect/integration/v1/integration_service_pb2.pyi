@@ -22,6 +22,38 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Provider:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProviderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Provider.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROVIDER_UNSPECIFIED: _Provider.ValueType  # 0
+    """Not set; treated as PROVIDER_QBO."""
+    PROVIDER_QBO: _Provider.ValueType  # 1
+    """QuickBooks Online (Intuit). Gateway path segment and dashboard parameter `qbo`."""
+    PROVIDER_XERO: _Provider.ValueType  # 2
+    """Xero. Reserved for the next platform: refused today with INVALID_ARGUMENT (field
+    `provider`) until its implementation ships. Gateway path segment `xero`.
+    """
+
+class Provider(_Provider, metaclass=_ProviderEnumTypeWrapper):
+    """The accounting platform a connection, an OAuth flow, a webhook or a sync belongs to.
+    Every request that names a tenant's connection carries one. PROVIDER_UNSPECIFIED is
+    read as PROVIDER_QBO (backward compatibility with callers that predate the field). A
+    company id (QBO `realmId`) is unique per provider, not globally.
+    """
+
+PROVIDER_UNSPECIFIED: Provider.ValueType  # 0
+"""Not set; treated as PROVIDER_QBO."""
+PROVIDER_QBO: Provider.ValueType  # 1
+"""QuickBooks Online (Intuit). Gateway path segment and dashboard parameter `qbo`."""
+PROVIDER_XERO: Provider.ValueType  # 2
+"""Xero. Reserved for the next platform: refused today with INVALID_ARGUMENT (field
+`provider`) until its implementation ships. Gateway path segment `xero`.
+"""
+Global___Provider: _TypeAlias = Provider  # noqa: Y015
+
 class _ConnectionState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -545,6 +577,7 @@ class CreateConnectUrlRequest(_message.Message):
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant that is connecting. Required. The gateway takes it from the dashboard's
     verified bearer token, never from a request body.
@@ -553,15 +586,21 @@ class CreateConnectUrlRequest(_message.Message):
     """Who started the connection (the dashboard user id from the token's subject),
     recorded with the state and in the audit trail of the resulting connection.
     """
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO, so callers that
+    predate this field keep working; a provider this deployment does not support is
+    INVALID_ARGUMENT (reason `FIELD_INVALID`, field `provider`).
+    """
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         actor: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "provider", b"provider", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -621,8 +660,11 @@ class CompleteConnectionRequest(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     ERROR_DESCRIPTION_FIELD_NUMBER: _builtins.int
     BROWSER_BINDING_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     state: _builtins.str
-    """The `state` query parameter."""
+    """The `state` query parameter. A state completes only with the provider it was
+    minted for; another provider's state is `invalid_state`.
+    """
     code: _builtins.str
     """The `code` query parameter: Intuit's single-use authorization code. It is exchanged
     for tokens and never logged or returned.
@@ -640,6 +682,11 @@ class CompleteConnectionRequest(_message.Message):
     cookie); empty when it presented none. A state is completed only when this matches
     CreateConnectUrlResponse.browser_binding of the same state.
     """
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO, so callers that
+    predate this field keep working; a provider this deployment does not support is
+    INVALID_ARGUMENT (reason `FIELD_INVALID`, field `provider`).
+    """
     def __init__(
         self,
         *,
@@ -649,10 +696,11 @@ class CompleteConnectionRequest(_message.Message):
         error: _builtins.str = ...,
         error_description: _builtins.str = ...,
         browser_binding: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["browser_binding", b"browser_binding", "code", b"code", "error", b"error", "error_description", b"error_description", "realm_id", b"realm_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["browser_binding", b"browser_binding", "code", b"code", "error", b"error", "error_description", b"error_description", "provider", b"provider", "realm_id", b"realm_id", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -673,8 +721,9 @@ class CompleteConnectionResponse(_message.Message):
     COMPANY_NAME_FIELD_NUMBER: _builtins.int
     redirect_url: _builtins.str
     """The dashboard URL to redirect the browser to: the configured dashboard URL with
-    `?qbo=connected`, or with `?qbo=error&reason=<code>` (see ConnectErrorReason). It
-    never contains anything taken from the request.
+    `?qbo=connected`, or with `?qbo=error&reason=<code>` (see ConnectErrorReason). The
+    parameter is the provider's name (`qbo` for QBO, `xero` for Xero). It never
+    contains anything taken from the request.
     """
     connected: _builtins.bool
     """True when the connection was established."""
@@ -720,6 +769,7 @@ class DisconnectRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant to disconnect. Required."""
     actor: _builtins.str
@@ -728,16 +778,22 @@ class DisconnectRequest(_message.Message):
     """
     reason: _builtins.str
     """Why, in the actor's words, recorded in the audit trail. Optional."""
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO, so callers that
+    predate this field keep working; a provider this deployment does not support is
+    INVALID_ARGUMENT (reason `FIELD_INVALID`, field `provider`).
+    """
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         actor: _builtins.str = ...,
         reason: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "provider", b"provider", "reason", b"reason", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -788,16 +844,23 @@ class GetConnectionStatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant whose connection to describe. Required."""
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO, so callers that
+    predate this field keep working; a provider this deployment does not support is
+    INVALID_ARGUMENT (reason `FIELD_INVALID`, field `provider`).
+    """
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider", b"provider", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -823,6 +886,9 @@ class GetConnectionStatusResponse(_message.Message):
     BACKFILL_FIELD_NUMBER: _builtins.int
     SYNC_FIELD_NUMBER: _builtins.int
     PENDING_REVOCATIONS_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    KILL_SWITCH_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant described."""
     state: Global___ConnectionState.ValueType
@@ -843,6 +909,12 @@ class GetConnectionStatusResponse(_message.Message):
     """The platform `qbo_kill_switch` setting; when true, no call reaches Intuit and no
     new connection can be made, while webhooks keep being stored.
     """
+    provider: Global___Provider.ValueType
+    """The platform described (PROVIDER_QBO when the request left it unspecified)."""
+    enabled: _builtins.bool
+    """The tenant's enabled flag for `provider` (for QBO, the same as `qbo_enabled`)."""
+    kill_switch: _builtins.bool
+    """The platform kill switch of `provider` (for QBO, the same as `qbo_kill_switch`)."""
     @_builtins.property
     def connect_time(self) -> _timestamp_pb2.Timestamp:
         """When the current or last connection was established."""
@@ -888,10 +960,13 @@ class GetConnectionStatusResponse(_message.Message):
         backfill: Global___BackfillProgress | None = ...,
         sync: Global___SyncHealth | None = ...,
         pending_revocations: _abc.Iterable[Global___PendingTokenRevocation] | None = ...,
+        provider: Global___Provider.ValueType = ...,
+        enabled: _builtins.bool = ...,
+        kill_switch: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill", "connect_time", b"connect_time", "disconnect_time", b"disconnect_time", "refresh_token_expire_time", b"refresh_token_expire_time", "sync", b"sync"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill", "company_name", b"company_name", "connect_time", b"connect_time", "disconnect_origin", b"disconnect_origin", "disconnect_time", b"disconnect_time", "pending_revocations", b"pending_revocations", "qbo_enabled", b"qbo_enabled", "qbo_kill_switch", b"qbo_kill_switch", "realm_id", b"realm_id", "refresh_token_expire_time", b"refresh_token_expire_time", "state", b"state", "state_detail", b"state_detail", "sync", b"sync", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill", "company_name", b"company_name", "connect_time", b"connect_time", "disconnect_origin", b"disconnect_origin", "disconnect_time", b"disconnect_time", "enabled", b"enabled", "kill_switch", b"kill_switch", "pending_revocations", b"pending_revocations", "provider", b"provider", "qbo_enabled", b"qbo_enabled", "qbo_kill_switch", b"qbo_kill_switch", "realm_id", b"realm_id", "refresh_token_expire_time", b"refresh_token_expire_time", "state", b"state", "state_detail", b"state_detail", "sync", b"sync", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -951,6 +1026,7 @@ class IngestWebhookRequest(_message.Message):
     SIGNATURE_FIELD_NUMBER: _builtins.int
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     RECEIVE_TIME_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     body: _builtins.bytes
     """The raw request body exactly as received by the gateway; the signature is computed
     over these bytes.
@@ -960,6 +1036,11 @@ class IngestWebhookRequest(_message.Message):
     content_type: _builtins.str
     """The value of the `Content-Type` header, for example `application/json` or
     `application/cloudevents+json`.
+    """
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO, so callers that
+    predate this field keep working; a provider this deployment does not support is
+    INVALID_ARGUMENT (reason `FIELD_INVALID`, field `provider`).
     """
     @_builtins.property
     def receive_time(self) -> _timestamp_pb2.Timestamp:
@@ -972,10 +1053,11 @@ class IngestWebhookRequest(_message.Message):
         signature: _builtins.str = ...,
         content_type: _builtins.str = ...,
         receive_time: _timestamp_pb2.Timestamp | None = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["receive_time", b"receive_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type", "receive_time", b"receive_time", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type", "provider", b"provider", "receive_time", b"receive_time", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1024,22 +1106,29 @@ class SyncNowRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant to sync. Required."""
     mode: Global___SyncMode.ValueType
     """What kind of sync to run."""
     actor: _builtins.str
     """Who asked for the sync, recorded in the logs and audit trail."""
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO, so callers that
+    predate this field keep working; a provider this deployment does not support is
+    INVALID_ARGUMENT (reason `FIELD_INVALID`, field `provider`).
+    """
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         mode: Global___SyncMode.ValueType = ...,
         actor: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "mode", b"mode", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "mode", b"mode", "provider", b"provider", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1085,6 +1174,7 @@ class PreviewPlacementsRequest(_message.Message):
     RULES_OVERRIDE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant whose invoices to preview. Required; the tenant must be connected."""
     page_size: _builtins.int
@@ -1094,6 +1184,11 @@ class PreviewPlacementsRequest(_message.Message):
     page_token: _builtins.str
     """The `next_page_token` of a previous response with the same other fields; empty for
     the first page.
+    """
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO, so callers that
+    predate this field keep working; a provider this deployment does not support is
+    INVALID_ARGUMENT (reason `FIELD_INVALID`, field `provider`).
     """
     @_builtins.property
     def rules_override(self) -> Global___PlacementRules:
@@ -1106,10 +1201,11 @@ class PreviewPlacementsRequest(_message.Message):
         rules_override: Global___PlacementRules | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rules_override", b"rules_override"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "rules_override", b"rules_override", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "rules_override", b"rules_override", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1264,16 +1360,23 @@ class GetPlacementRulesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant whose rules to return. Required."""
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO, so callers that
+    predate this field keep working; a provider this deployment does not support is
+    INVALID_ARGUMENT (reason `FIELD_INVALID`, field `provider`).
+    """
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider", b"provider", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1330,6 +1433,7 @@ class SetPlacementRulesRequest(_message.Message):
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant whose rules to replace. Required."""
     expected_version: _builtins.int
@@ -1340,6 +1444,11 @@ class SetPlacementRulesRequest(_message.Message):
     """Who is setting the rules (during the beta, a support engineer). Required."""
     reason: _builtins.str
     """Why, recorded in the audit trail. Required."""
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO, so callers that
+    predate this field keep working; a provider this deployment does not support is
+    INVALID_ARGUMENT (reason `FIELD_INVALID`, field `provider`).
+    """
     @_builtins.property
     def rules(self) -> Global___PlacementRules:
         """The new rules, replacing the stored ones entirely. Required."""
@@ -1352,10 +1461,11 @@ class SetPlacementRulesRequest(_message.Message):
         expected_version: _builtins.int = ...,
         actor: _builtins.str = ...,
         reason: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "expected_version", b"expected_version", "reason", b"reason", "rules", b"rules", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "expected_version", b"expected_version", "provider", b"provider", "reason", b"reason", "rules", b"rules", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

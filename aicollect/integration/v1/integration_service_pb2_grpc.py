@@ -30,6 +30,9 @@ class IntegrationServiceStub:
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
 
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
+
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes
     with a `google.rpc.ErrorInfo` detail whose `reason` is stable and machine-readable
@@ -94,6 +97,9 @@ class IntegrationServiceServicer:
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
 
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
+
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes
     with a `google.rpc.ErrorInfo` detail whose `reason` is stable and machine-readable
@@ -101,8 +107,8 @@ class IntegrationServiceServicer:
     """
 
     def CreateConnectUrl(self, request, context):
-        """Starts a connection: checks the tenant's `qbo_enabled` flag and the platform
-        `qbo_kill_switch`, mints a single-use OAuth `state` bound to the tenant (at least
+        """Starts a connection: checks the tenant's enabled flag and the platform kill switch
+        of the provider (`qbo_enabled` and `qbo_kill_switch` for QBO), mints a single-use OAuth `state` bound to the tenant (at least
         128 random bits, stored only as a hash, expiring after a few minutes) and returns
         Intuit's authorize URL with the scope `com.intuit.quickbooks.accounting` only.
         The state is also bound to the browser that will consent (RFC 6749 section 10.12,
@@ -268,6 +274,9 @@ class IntegrationService:
     """IntegrationService owns each tenant's QuickBooks Online (QBO) connection: the OAuth
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
+
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
 
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes

@@ -31,6 +31,9 @@ class IntegrationServiceStub:
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
 
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
+
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes
     with a `google.rpc.ErrorInfo` detail whose `reason` is stable and machine-readable
@@ -42,8 +45,8 @@ class IntegrationServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IntegrationServiceAsyncStub: ...
     CreateConnectUrl: _grpc.UnaryUnaryMultiCallable[_integration_service_pb2.CreateConnectUrlRequest, _integration_service_pb2.CreateConnectUrlResponse]
-    """Starts a connection: checks the tenant's `qbo_enabled` flag and the platform
-    `qbo_kill_switch`, mints a single-use OAuth `state` bound to the tenant (at least
+    """Starts a connection: checks the tenant's enabled flag and the platform kill switch
+    of the provider (`qbo_enabled` and `qbo_kill_switch` for QBO), mints a single-use OAuth `state` bound to the tenant (at least
     128 random bits, stored only as a hash, expiring after a few minutes) and returns
     Intuit's authorize URL with the scope `com.intuit.quickbooks.accounting` only.
     The state is also bound to the browser that will consent (RFC 6749 section 10.12,
@@ -120,6 +123,9 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
 
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
+
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes
     with a `google.rpc.ErrorInfo` detail whose `reason` is stable and machine-readable
@@ -128,8 +134,8 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateConnectUrl: _aio.UnaryUnaryMultiCallable[_integration_service_pb2.CreateConnectUrlRequest, _integration_service_pb2.CreateConnectUrlResponse]  # type: ignore[assignment]
-    """Starts a connection: checks the tenant's `qbo_enabled` flag and the platform
-    `qbo_kill_switch`, mints a single-use OAuth `state` bound to the tenant (at least
+    """Starts a connection: checks the tenant's enabled flag and the platform kill switch
+    of the provider (`qbo_enabled` and `qbo_kill_switch` for QBO), mints a single-use OAuth `state` bound to the tenant (at least
     128 random bits, stored only as a hash, expiring after a few minutes) and returns
     Intuit's authorize URL with the scope `com.intuit.quickbooks.accounting` only.
     The state is also bound to the browser that will consent (RFC 6749 section 10.12,
@@ -205,6 +211,9 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
     flow, the encrypted tokens (which never leave this service), the webhook inbox and
     the inbound sync of overdue invoices into placements.
 
+    Every request that concerns a tenant's connection carries a `provider` (see Provider);
+    unset means QBO, and the enabled flag and kill switch checked are the provider's own.
+
     It is served by the `services/integration` process. Every RPC requires the internal
     bearer token in the `authorization` metadata. Errors are canonical gRPC status codes
     with a `google.rpc.ErrorInfo` detail whose `reason` is stable and machine-readable
@@ -217,8 +226,8 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _integration_service_pb2.CreateConnectUrlRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_integration_service_pb2.CreateConnectUrlResponse, _abc.Awaitable[_integration_service_pb2.CreateConnectUrlResponse]]:
-        """Starts a connection: checks the tenant's `qbo_enabled` flag and the platform
-        `qbo_kill_switch`, mints a single-use OAuth `state` bound to the tenant (at least
+        """Starts a connection: checks the tenant's enabled flag and the platform kill switch
+        of the provider (`qbo_enabled` and `qbo_kill_switch` for QBO), mints a single-use OAuth `state` bound to the tenant (at least
         128 random bits, stored only as a hash, expiring after a few minutes) and returns
         Intuit's authorize URL with the scope `com.intuit.quickbooks.accounting` only.
         The state is also bound to the browser that will consent (RFC 6749 section 10.12,

@@ -13,6 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from aicollect.errors import InvalidArgument
+from aicollect.provider import Provider
 from aicollect.rpc import paging
 from services.integration.budget import Priority
 from services.integration.sync import mapping
@@ -60,9 +61,10 @@ async def preview(
     rules_override: PlacementRules | None,
     page_size: int,
     page_token: str,
+    provider: Provider = Provider.QBO,
 ) -> PreviewPage:
     size = paging.page_size(page_size)
-    realm_id = await connected_realm(deps, tenant_id)
+    realm_id = await connected_realm(deps, tenant_id, provider)
     if rules_override is None:
         async with deps.sessions() as session:
             rules = (await get_rules(session, tenant_id)).rules

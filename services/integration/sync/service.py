@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aicollect.errors import FailedPrecondition
+from aicollect.provider import Provider
 from services.integration import admin
-from services.integration.connections import IntegrationDisabled
 from services.integration.models import Connection, SyncState
 from services.integration.sync import state
 from services.integration.tokens import (
@@ -76,13 +76,16 @@ async def progress(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> Sync
         return view_of(await state.load(session, tenant_id, realm_id))
 
 
-async def connected_realm(deps: IntegrationDeps, tenant_id: str) -> str:
-    """The tenant's connected realm, or FAILED_PRECONDITION saying why there is none."""
+async def connected_realm(
+    deps: IntegrationDeps, tenant_id: str, provider: Provider = Provider.QBO
+) -> str:
+    """The tenant's connected realm at ``provider``, or FAILED_PRECONDITION saying why
+    there is none."""
     tenant_id = admin.validate_tenant_id(tenant_id)
     async with deps.sessions() as session:
         row = await session.get(Connection, tenant_id)
-    if row is None or row.realm_id is None:
-        raise NotConnected("this tenant has not connected QuickBooks")
+    if row is None or row.realm_id is None or row.provider != provider.value:
+        raise NotConnected(f"this tenant has not connected {provider.label}")
     if row.state == NEEDS_REAUTHORIZATION:
         raise ReauthorizationRequired(row.state_detail or REAUTH_DETAIL)
     if row.state != CONNECTED:
@@ -94,21 +97,17 @@ async def connected_realm(deps: IntegrationDeps, tenant_id: str) -> str:
 
 
 async def sync_now(
-    deps: IntegrationDeps, tenant_id: str, mode: str, actor: str
+    deps: IntegrationDeps,
+    tenant_id: str,
+    mode: str,
+    actor: str,
+    provider: Provider = Provider.QBO,
 ) -> tuple[bool, SyncView]:
     """Starts a full backfill or an immediate CDC poll unless one is already under way."""
     tenant_id = admin.validate_tenant_id(tenant_id)
-    realm_id = await connected_realm(deps, tenant_id)
+    realm_id = await connected_realm(deps, tenant_id, provider)
     async with deps.sessions() as session:
-        if not (await admin.get_tenant_flags(session, tenant_id)).qbo_enabled:
-            raise IntegrationDisabled(
-                "QuickBooks Online is not enabled for this tenant (qbo_enabled is off)"
-            )
-        if await admin.kill_switch_on(session):
-            raise IntegrationDisabled(
-                "the QuickBooks integration is paused platform-wide (qbo_kill_switch is on)",
-                reason="KILL_SWITCH_ON",
-            )
+        await admin.ensure_enabled(session, tenant_id, provider)
     actor = actor.strip()[:200] or "unknown"
     if mode == INCREMENTAL:
         started = await state.request_poll(deps.sessions, tenant_id, realm_id, actor=actor)
