@@ -15,7 +15,7 @@ from aicollect.db.settings_store import (
     require_actor_and_reason,
     write_settings,
 )
-from aicollect.errors import InvalidArgument
+from aicollect.errors import FailedPrecondition, InvalidArgument
 from services.integration.models import AuditEvent, PlatformSetting, Tenant
 
 KILL_SWITCH = SettingSpec(
@@ -29,6 +29,10 @@ KILL_SWITCH = SettingSpec(
 PLATFORM_SPECS = (KILL_SWITCH,)
 
 MAX_TENANT_ID = 128
+
+
+class IntegrationDisabled(FailedPrecondition):
+    default_reason = "INTEGRATION_DISABLED"
 
 
 def validate_tenant_id(tenant_id: str) -> str:
@@ -112,3 +116,19 @@ async def update_platform_settings(
 
 async def kill_switch_on(session: AsyncSession) -> bool:
     return bool((await get_platform_settings(session)).values[KILL_SWITCH.key])
+
+
+async def require_enabled(session: AsyncSession, tenant_id: str) -> None:
+    """The one enabled/kill-switch check: raises IntegrationDisabled (FAILED_PRECONDITION)
+    saying which, when the tenant is not enabled or the platform-wide kill switch is on."""
+    if not (await get_tenant_flags(session, tenant_id)).qbo_enabled:
+        raise IntegrationDisabled(
+            "QuickBooks Online is not enabled for this tenant (qbo_enabled is off); "
+            "ask support@moderncollections.io to enable it",
+            metadata={"tenant_id": tenant_id},
+        )
+    if await kill_switch_on(session):
+        raise IntegrationDisabled(
+            "the QuickBooks integration is paused platform-wide (qbo_kill_switch is on)",
+            reason="KILL_SWITCH_ON",
+        )

@@ -25,18 +25,29 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.crypto import DecryptError, TokenCipher
 from aicollect.db.settings_store import check_text
-from aicollect.errors import FailedPrecondition, NotFound, Unavailable
-from aicollect.qbo.api import QboApi, QboAuthError, QboError, QboThrottled, QboUnavailable
-from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
+from aicollect.errors import NotFound, Unavailable
 from aicollect.urls import with_query
 from services.integration import admin
+from services.integration.admin import IntegrationDisabled
 from services.integration.models import AuditEvent, Connection, OAuthState, PendingRevocation
-from services.integration.tokens import (
+from services.integration.providers import PlatformRegistry
+from services.integration.providers.base import (
+    AccountingPlatform,
+    FailureKind,
+    InvalidGrant,
+    OAuthError,
+    OAuthUnavailable,
+    TokenSet,
+)
+from services.integration.states import (
     CONNECTED,
     DISCONNECTED,
-    NEEDS_REAUTHORIZATION,
-    REVOKE_REMEDY,
+    LIVE_STATES,
+    NOT_CONNECTED,
     TOKENS_UNREADABLE,
+)
+from services.integration.tokens import (
+    REVOKE_REMEDY,
     revocation_identity,
     sealed_token_columns,
     token_identity,
@@ -46,14 +57,9 @@ from services.integration.tokens import (
 
 log = logging.getLogger(__name__)
 
-LIVE_STATES = (CONNECTED, NEEDS_REAUTHORIZATION)
 REVOKE_ATTEMPTS = 3
 REVOKE_BACKOFF_S = 0.2
 MAX_PARAM = 2048
-
-
-class IntegrationDisabled(FailedPrecondition):
-    default_reason = "INTEGRATION_DISABLED"
 
 
 def hash_state(state: str) -> bytes:
@@ -102,7 +108,7 @@ class PendingRevocationView:
 @dataclass(frozen=True)
 class StatusView:
     tenant_id: str
-    # "not_connected" | CONNECTED | NEEDS_REAUTHORIZATION | DISCONNECTED | TOKENS_UNREADABLE
+    # NOT_CONNECTED | CONNECTED | NEEDS_REAUTHORIZATION | DISCONNECTED | TOKENS_UNREADABLE
     state: str
     state_detail: str
     realm_id: str
@@ -120,13 +126,16 @@ class StatusView:
 class ConnectionService:
     sessions: async_sessionmaker[AsyncSession]
     cipher: TokenCipher
-    oauth: IntuitOAuth
-    api: QboApi
+    platforms: PlatformRegistry
     dashboard_url: str
     state_ttl: timedelta = timedelta(minutes=10)
     # Called after every successful connect (the sync queues the backfill); never blocks
     # on the backfill itself, and its failure never undoes the connection.
     on_connected: Callable[[str, str], Awaitable[None]] | None = None
+
+    def _platform(self, provider: str = "") -> AccountingPlatform:
+        """The platform of a connection ("" until connections store their provider)."""
+        return self.platforms.platform_for(provider)
 
     # -- connect -------------------------------------------------------------------------
 
@@ -147,7 +156,7 @@ class ConnectionService:
                 )
             )
         try:
-            url = await self.oauth.authorize_url(state)
+            url = await self._platform().authorize_url(state)
         except OAuthUnavailable as exc:
             raise Unavailable(
                 "Intuit's OAuth discovery document is unavailable; try again shortly",
@@ -157,18 +166,7 @@ class ConnectionService:
         return ConnectLink(url, expires, binding)
 
     async def _check_enabled(self, session: AsyncSession, tenant_id: str) -> None:
-        flags = await admin.get_tenant_flags(session, tenant_id)
-        if not flags.qbo_enabled:
-            raise IntegrationDisabled(
-                "QuickBooks Online is not enabled for this tenant (qbo_enabled is off); "
-                "ask support@moderncollections.io to enable it",
-                metadata={"tenant_id": tenant_id},
-            )
-        if await admin.kill_switch_on(session):
-            raise IntegrationDisabled(
-                "the QuickBooks integration is paused platform-wide (qbo_kill_switch is on)",
-                reason="KILL_SWITCH_ON",
-            )
+        await admin.require_enabled(session, tenant_id)
 
     # -- callback ------------------------------------------------------------------------
 
@@ -266,7 +264,7 @@ class ConnectionService:
         if problem:
             return await self._fail(problem, tenant_id, realm_id)
         try:
-            tokens = await self.oauth.exchange_code(code)
+            tokens = await self._platform().exchange_code(code)
         except (OAuthError, OAuthUnavailable) as exc:
             log.warning(
                 "authorization code exchange failed",
@@ -320,28 +318,32 @@ class ConnectionService:
         """(company name, "") when QBO confirms, with the new token, that the grant covers
         ``realm_id``; ("", error code) otherwise. The callback's ``realmId`` is a query
         parameter anyone can edit: it is never trusted on its own."""
+        platform = self._platform()
         try:
-            info = await self.api.company_info(realm_id, tokens.access_token)
-        except (QboUnavailable, QboThrottled) as exc:
-            log.warning(
-                "could not verify the realm: QBO unavailable",
-                extra={"realm_id": realm_id, "intuit_tid": exc.intuit_tid},
-            )
-            return "", "unavailable"
-        except QboError as exc:
+            company = await platform.company(realm_id, tokens.access_token)
+        except Exception as exc:
+            failure = platform.classify_error(exc)
+            if failure is None:
+                raise
+            if failure.kind in (FailureKind.UNAVAILABLE, FailureKind.THROTTLED):
+                log.warning(
+                    "could not verify the realm: QBO unavailable",
+                    extra={"realm_id": realm_id, "intuit_tid": failure.trace_id},
+                )
+                return "", "unavailable"
             log.warning(
                 "the new token does not cover the callback's realm",
                 extra={
                     "realm_id": realm_id,
-                    "status": exc.status,
-                    "auth_error": isinstance(exc, QboAuthError),
-                    "intuit_tid": exc.intuit_tid,
+                    "status": failure.status,
+                    "auth_error": failure.kind == FailureKind.UNAUTHORIZED,
+                    "intuit_tid": failure.trace_id,
                 },
             )
             return "", "realm_mismatch"
-        if not info:  # a 200 without a CompanyInfo object confirms nothing
+        if company is None:  # a 200 without the company confirms nothing
             return "", "realm_mismatch"
-        return str(info.get("CompanyName") or ""), ""
+        return company.name, ""
 
     async def _store_connection(
         self, tenant_id: str, realm_id: str, company_name: str, tokens: TokenSet
@@ -506,7 +508,7 @@ class ConnectionService:
             await self._revocation_failed(pending_id, problem)
             return False, problem
         try:
-            await self.oauth.revoke(token)
+            await self._platform().revoke(token)
         except InvalidGrant:
             pass  # already invalid at Intuit: nothing left to revoke
         except (OAuthError, OAuthUnavailable) as exc:
@@ -583,7 +585,7 @@ class ConnectionService:
 
     async def _revoke_quietly(self, refresh_token: str) -> None:
         try:
-            await self.oauth.revoke(refresh_token)
+            await self._platform().revoke(refresh_token)
         except (OAuthError, OAuthUnavailable):
             log.warning("could not revoke tokens of a refused connection")
 
@@ -609,7 +611,7 @@ class ConnectionService:
             )
         if row is None:
             return StatusView(
-                tenant_id, "not_connected", "", "", "", None, None, None, None,
+                tenant_id, NOT_CONNECTED, "", "", "", None, None, None, None,
                 flags.qbo_enabled, kill, pending,
             )  # fmt: skip
         state, detail = row.state, row.state_detail

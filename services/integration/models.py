@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aicollect.db.base import AuditEventColumns, SettingColumns
+from services.integration.states import LIVE_STATES_SQL
 
 SCHEMA = "integration"
 
@@ -85,7 +86,7 @@ class Connection(Base):
             "uq_connections_live_realm",
             "realm_id",
             unique=True,
-            postgresql_where=text("state IN ('connected', 'needs_reauthorization')"),
+            postgresql_where=text(f"state IN {LIVE_STATES_SQL}"),
         ),
     )
 

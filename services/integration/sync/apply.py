@@ -1,13 +1,9 @@
 """Apply QBO entities "as now known" to the matcher: the one path every sync takes.
 
-The backfill, the CDC poll and the webhook processor all end here. Entry points:
-
-* ``apply_entity(deps, tenant_id, realm_id, entity, entity_id, json_or_none, source)`` for
-  one entity (``None``: deleted), e.g. after a webhook read;
-* ``apply_invoice`` / ``apply_customer`` / ``apply_payment`` / ``apply_credit_memo``: the
-  same for one entity JSON (a ``{"Id": ..., "status": "Deleted"}`` stub means deleted);
-* the batch forms ``apply_invoices`` / ``apply_customers`` / ``apply_payments`` /
-  ``apply_credit_memos`` on a :class:`SyncContext` (CDC and backfill use these).
+The backfill, the CDC poll and the webhook processor all end here: ``apply_changes`` (a
+set of changed entities, deleted ones as ``{"Id": ..., "status": "Deleted"}`` stubs) and
+its parts ``apply_invoices`` / ``apply_customers`` / ``apply_payments`` /
+``apply_credit_memos``, on a :class:`SyncContext`.
 
 What each entity means:
 
@@ -38,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from sqlalchemy import or_, select, text
@@ -47,12 +43,11 @@ from aicollect.errors import Unavailable
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice
-from services.integration.sync import mapping, state
-from services.integration.sync.qbo import QboReader
+from services.integration.providers.base import EntityReader
+from services.integration.providers.qbo import mapping
+from services.integration.sync import state
+from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import PlacementRules, get_rules
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +98,7 @@ class SyncContext:
 
     def __init__(
         self,
-        deps: IntegrationDeps,
+        deps: SyncDeps,
         tenant_id: str,
         realm_id: str,
         *,
@@ -111,7 +106,7 @@ class SyncContext:
         today: date,
         source: str,
         source_event_id: str = "",
-        reader: QboReader,
+        reader: EntityReader,
     ) -> None:
         self.deps = deps
         self.tenant_id = tenant_id
@@ -128,7 +123,7 @@ class SyncContext:
     @classmethod
     async def open(
         cls,
-        deps: IntegrationDeps,
+        deps: SyncDeps,
         tenant_id: str,
         realm_id: str,
         *,
@@ -137,7 +132,7 @@ class SyncContext:
         source_event_id: str = "",
     ) -> SyncContext:
         """Loads the rules and the company's today (asking QBO when the clock is stale)."""
-        reader = QboReader(deps, tenant_id, realm_id, priority)
+        reader = deps.reader(tenant_id, realm_id, priority)
         async with deps.sessions() as session:
             stored = await get_rules(session, tenant_id)
             clock = state.clock_of(await state.load(session, tenant_id, realm_id))
@@ -362,14 +357,14 @@ _RECORD_PLACED = text(
 )
 
 
-async def observe_company_time(deps: IntegrationDeps, reader: QboReader) -> state.CompanyClock:
+async def observe_company_time(deps: SyncDeps, reader: EntityReader) -> state.CompanyClock:
     """Reads QBO's time for the company and remembers it (the company's clock)."""
     qbo_time = await reader.company_time()
     return await remember_company_time(deps, reader.tenant_id, reader.realm_id, qbo_time)
 
 
 async def remember_company_time(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, qbo_time: str
+    deps: SyncDeps, tenant_id: str, realm_id: str, qbo_time: str
 ) -> state.CompanyClock:
     """Stores QBO's time for the company as just seen; the company's clock runs from it."""
     seen_at = state.now()
@@ -555,10 +550,6 @@ async def apply_credit_memos(ctx: SyncContext, memos: Sequence[Json]) -> ApplySt
 ENTITIES = ("Invoice", "Customer", "Payment", "CreditMemo")
 
 
-def _stub(entity_id: str) -> Json:
-    return {"Id": entity_id, "status": "Deleted"}
-
-
 async def apply_changes(ctx: SyncContext, changes: Mapping[str, Sequence[Json]]) -> ApplyStats:
     """A set of changed entities, in the order that explains them best: customers (so new
     placements carry the new contact), payments (so a balance drop is attributed to the
@@ -569,69 +560,3 @@ async def apply_changes(ctx: SyncContext, changes: Mapping[str, Sequence[Json]])
     stats.add(await apply_invoices(ctx, changes.get("Invoice", ())))
     stats.add(await apply_credit_memos(ctx, changes.get("CreditMemo", ())))
     return stats
-
-
-async def apply_entity(
-    deps: IntegrationDeps,
-    tenant_id: str,
-    realm_id: str,
-    entity: str,
-    entity_id: str,
-    entity_json: Json | None,
-    source: str = "webhook",
-    source_event_id: str = "",
-) -> ApplyStats:
-    """Applies one entity as now known in QBO; ``entity_json`` None means it is deleted.
-
-    ``entity`` is ``Invoice``, ``Customer``, ``Payment`` or ``CreditMemo`` (any casing);
-    ``source`` is ``webhook``, ``cdc``, ``backfill`` or ``replay``. Reads QBO at the
-    webhook priority (payments at the payment priority) through the shared budget.
-    Raises the QboCaller's domain errors (kill switch, re-authorization) and
-    ``Unavailable`` when the matcher or QBO is down, so the caller can retry.
-    """
-    name = {e.lower(): e for e in ENTITIES}.get(entity.strip().lower())
-    if name is None:
-        return ApplyStats()
-    priority = Priority.PAYMENT if name == "Payment" else Priority.WEBHOOK
-    ctx = await SyncContext.open(
-        deps,
-        tenant_id,
-        realm_id,
-        source=source,
-        priority=priority,
-        source_event_id=source_event_id,
-    )
-    body = entity_json if entity_json is not None else _stub(entity_id)
-    return await apply_changes(ctx, {name: [body]})
-
-
-async def apply_invoice(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, invoice: Json, source: str = "webhook"
-) -> ApplyStats:
-    return await apply_entity(
-        deps, tenant_id, realm_id, "Invoice", mapping.entity_id(invoice), invoice, source
-    )
-
-
-async def apply_customer(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, customer: Json, source: str = "webhook"
-) -> ApplyStats:
-    return await apply_entity(
-        deps, tenant_id, realm_id, "Customer", mapping.entity_id(customer), customer, source
-    )
-
-
-async def apply_payment(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, payment: Json, source: str = "webhook"
-) -> ApplyStats:
-    return await apply_entity(
-        deps, tenant_id, realm_id, "Payment", mapping.entity_id(payment), payment, source
-    )
-
-
-async def apply_credit_memo(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, memo: Json, source: str = "webhook"
-) -> ApplyStats:
-    return await apply_entity(
-        deps, tenant_id, realm_id, "CreditMemo", mapping.entity_id(memo), memo, source
-    )

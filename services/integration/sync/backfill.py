@@ -23,18 +23,17 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
-from services.integration.sync import apply, mapping, state
-from services.integration.sync.qbo import MAX_RESULTS, QboReader, overdue_invoices_where
+from services.integration.providers.qbo import mapping
+from services.integration.providers.qbo.reader import MAX_RESULTS
+from services.integration.sync import apply, state
+from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +78,9 @@ async def _produce(
 ) -> None:
     """Reads pages ahead of the consumer (and their customers); None at the end."""
     try:
-        where = overdue_invoices_where(today)
         start = max(1, position - OVERLAP) if last_id else max(1, position)
         while True:
-            rows, _ = await ctx.reader.query(
-                f"SELECT * FROM Invoice WHERE {where} ORDERBY Id "
-                f"STARTPOSITION {start} MAXRESULTS {page_size}"
-            )
+            rows = await ctx.reader.overdue_invoices(today, start, page_size)
             first = mapping.entity_id(rows[0]) if rows else ""
             if start > 1 and last_id and (not rows or id_key(first) > id_key(last_id)):
                 # More rows than the overlap disappeared before our position: step back.
@@ -110,7 +105,7 @@ async def _produce(
         await out.put(exc)
 
 
-async def placed_by(deps: IntegrationDeps, tenant_id: str, realm_id: str, run_id: str) -> int:
+async def placed_by(deps: SyncDeps, tenant_id: str, realm_id: str, run_id: str) -> int:
     """How many placements this run created (exact across crashes: recorded with each)."""
     async with deps.sessions() as session:
         count = await session.scalar(
@@ -126,7 +121,7 @@ async def placed_by(deps: IntegrationDeps, tenant_id: str, realm_id: str, run_id
 
 
 async def run_backfill(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, *, page_size: int = MAX_RESULTS
+    deps: SyncDeps, tenant_id: str, realm_id: str, *, page_size: int = MAX_RESULTS
 ) -> BackfillResult | None:
     """Runs the realm's pending backfill, or resumes a running or failed one from its
     checkpoint. The caller holds the realm's backfill lock. None when there is none."""
@@ -135,7 +130,7 @@ async def run_backfill(
     if row is None or row.backfill_phase not in (state.PENDING, state.RUNNING, state.FAILED):
         return None
     run_id = row.backfill_run_id
-    reader = QboReader(deps, tenant_id, realm_id, Priority.BACKFILL)
+    reader = deps.reader(tenant_id, realm_id, Priority.BACKFILL)
     started = row.backfill_started_at or state.now()
     if row.backfill_company_date is None:
         text = await reader.company_time()

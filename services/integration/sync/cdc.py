@@ -31,26 +31,20 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
-from aicollect.qbo.api import QboError
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
-from services.integration.sync import apply, mapping, state
-from services.integration.sync.qbo import (
-    CDC_ENTITIES,
-    ID_BATCH,
-    CdcResult,
-    QboReader,
-    qbo_date,
-    qbo_datetime,
-)
+from services.integration.providers.base import ChangeSet
+from services.integration.providers.qbo import ENTITIES as CDC_ENTITIES
+from services.integration.providers.qbo import mapping
+from services.integration.providers.qbo.api import QboError
+from services.integration.providers.qbo.reader import ID_BATCH, qbo_date, qbo_datetime
+from services.integration.sync import apply, state
+from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +69,9 @@ class _Poll:
         self.result = PollResult("", False)
         self._applied: set[tuple[str, str, str]] = set()
 
-    async def cdc(self, entities: Sequence[str], since: datetime) -> CdcResult:
+    async def cdc(self, entities: Sequence[str], since: datetime) -> ChangeSet:
         self.result.cdc_calls += 1
-        return await self.ctx.reader.cdc(entities, since)
+        return await self.ctx.reader.changes_since(entities, since)
 
     async def apply(self, objects: Mapping[str, Sequence[dict[str, Any]]]) -> None:
         """Applies objects not yet applied in this poll (bisecting re-reads some)."""
@@ -98,7 +92,7 @@ class _Poll:
             self.result.stats.add(await apply.apply_changes(self.ctx, fresh))
 
     async def cover(
-        self, entities: Sequence[str], since: datetime, until: datetime, first: CdcResult
+        self, entities: Sequence[str], since: datetime, until: datetime, first: ChangeSet
     ) -> None:
         """Applies every change of ``entities`` from ``since`` up to ``until`` at least."""
         await self.apply(first.objects)
@@ -114,7 +108,7 @@ class _Poll:
             extra={"realm_id": self.ctx.realm_id, "entity": entity, "since": since.isoformat()},
         )
         low, high = since, until
-        complete: CdcResult | None = None
+        complete: ChangeSet | None = None
         while high - low > MIN_WINDOW:
             middle = low + (high - low) / 2
             response = await self.cdc([entity], middle)
@@ -197,7 +191,7 @@ class _Poll:
         return cutoff
 
 
-async def poll(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> PollResult | None:
+async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | None:
     """One CDC poll of the realm; the caller holds its CDC lock. None without a mark."""
     async with deps.sessions() as session:
         row = await state.load(session, tenant_id, realm_id)
@@ -210,7 +204,7 @@ async def poll(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> PollResu
     mark = mapping.parse_qbo_time(row.cdc_high_water)
     since = mark - timedelta(seconds=settings.cdc_overlap_seconds)
     clock = state.clock_of(row)
-    reader = QboReader(deps, tenant_id, realm_id, Priority.CDC)
+    reader = deps.reader(tenant_id, realm_id, Priority.CDC)
     ctx = apply.SyncContext(
         deps,
         tenant_id,
@@ -223,7 +217,7 @@ async def poll(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> PollResu
     )
     run = _Poll(ctx, settings.cdc_max_objects)
     lookback = timedelta(days=settings.cdc_lookback_days) - LOOKBACK_MARGIN
-    first: CdcResult | None = None
+    first: ChangeSet | None = None
     if clock is None or clock.now() - since < lookback:
         try:
             first = await run.cdc(CDC_ENTITIES, since)

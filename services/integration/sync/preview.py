@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aicollect.errors import InvalidArgument
 from aicollect.rpc import paging
 from services.integration.budget import Priority
-from services.integration.sync import mapping
-from services.integration.sync.qbo import MAX_RESULTS, QboReader, overdue_invoices_where
+from services.integration.providers.base import EntityReader
+from services.integration.providers.qbo import mapping
+from services.integration.providers.qbo.reader import MAX_RESULTS, overdue_invoices_where
+from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import Exclusion, PlacementRules, get_rules
 from services.integration.sync.service import connected_realm
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 ORDER = "DueDate, Id"
 
@@ -55,7 +54,7 @@ def _candidate(row: dict[str, Any], rules: PlacementRules, today: date) -> Candi
 
 
 async def preview(
-    deps: IntegrationDeps,
+    deps: SyncDeps,
     tenant_id: str,
     rules_override: PlacementRules | None,
     page_size: int,
@@ -70,7 +69,7 @@ async def preview(
         rules = rules_override
     filters = {"tenant": tenant_id, "realm": realm_id, "rules": rules.to_json()}
     position = paging.decode_token(page_token, filters)
-    reader = QboReader(deps, tenant_id, realm_id, Priority.BACKFILL)
+    reader = deps.reader(tenant_id, realm_id, Priority.BACKFILL)
     if position is None:
         return await _first_page(reader, rules, size, filters)
     try:
@@ -83,14 +82,28 @@ async def preview(
         }
     except (KeyError, TypeError, ValueError):
         raise InvalidArgument("page_token is not valid", field="page_token") from None
-    rows, _ = await reader.query(
-        f"SELECT * FROM Invoice WHERE {overdue_invoices_where(today)} ORDERBY {ORDER} "
-        f"STARTPOSITION {start} MAXRESULTS {size}"
-    )
+    rows = await _one_page(reader, today, start, size)
     candidates = [_candidate(r, rules, today) for r in rows]
     end = start + len(rows)
     token = _token(end, today, count, totals, filters) if len(rows) == size and end <= count else ""
     return PreviewPage(candidates, token, totals, today, rules)
+
+
+async def _one_page(reader: EntityReader, today: date, start: int, size: int) -> list[Any]:
+    """One page of candidates from ``start`` (one query)."""
+    pages = reader.pages(
+        "Invoice",
+        overdue_invoices_where(today),
+        order_by=ORDER,
+        start_position=start,
+        page_size=size,
+    )
+    try:
+        async for page in pages:
+            return page.rows
+    finally:
+        await pages.aclose()  # type: ignore[attr-defined]
+    return []
 
 
 def _token(
@@ -108,7 +121,7 @@ def _token(
 
 
 async def _first_page(
-    reader: QboReader, rules: PlacementRules, size: int, filters: dict[str, Any]
+    reader: EntityReader, rules: PlacementRules, size: int, filters: dict[str, Any]
 ) -> PreviewPage:
     text = await reader.company_time()
     today = mapping.parse_qbo_time(text).date()

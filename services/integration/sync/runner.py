@@ -16,28 +16,24 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.db.locks import AdvisoryLockLost
 from aicollect.errors import DomainError, NotFound
-from aicollect.qbo.api import QboError
 from services.integration import admin
 from services.integration.models import Connection, SyncState
+from services.integration.providers.qbo.api import QboError
+from services.integration.states import CONNECTED
 from services.integration.sync import state
 from services.integration.sync.backfill import BackfillSuperseded, run_backfill
 from services.integration.sync.cdc import poll
+from services.integration.sync.context import SyncDeps
 from services.integration.tokens import (
-    CONNECTED,
     ConnectionNotLive,
     KillSwitchOn,
     ReauthorizationRequired,
 )
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 log = logging.getLogger(__name__)
 
@@ -54,32 +50,10 @@ def describe(exc: BaseException) -> str:
     return f"internal error ({type(exc).__name__}); see the service's logs"
 
 
-class SyncTrigger:
-    """Queues backfills and wakes the scheduler; ConnectionService calls ``on_connected``."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self.wake = asyncio.Event()
-
-    def poke(self) -> None:
-        self.wake.set()
-
-    async def on_connected(self, tenant_id: str, realm_id: str) -> None:
-        """A successful connect: queue the backfill (durably) and wake the scheduler."""
-        await state.request_backfill(
-            self._sessions,
-            tenant_id,
-            realm_id,
-            actor="system",
-            reason="QuickBooks connected: initial backfill",
-        )
-        self.poke()
-
-
 class SyncRunner:
-    def __init__(self, deps: IntegrationDeps) -> None:
+    def __init__(self, deps: SyncDeps) -> None:
         self.deps = deps
-        self.trigger = deps.sync
+        self.trigger = deps.trigger
         self._jobs: dict[tuple[str, str, str], asyncio.Task[None]] = {}
 
     @property

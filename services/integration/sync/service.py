@@ -5,23 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from aicollect.errors import FailedPrecondition
 from services.integration import admin
-from services.integration.connections import IntegrationDisabled
 from services.integration.models import Connection, SyncState
+from services.integration.states import CONNECTED, NEEDS_REAUTHORIZATION
 from services.integration.sync import state
+from services.integration.sync.context import SyncDeps
 from services.integration.tokens import (
-    CONNECTED,
-    NEEDS_REAUTHORIZATION,
     REAUTH_DETAIL,
     ReauthorizationRequired,
     unreadable_tokens,
 )
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 FULL = "full"
 INCREMENTAL = "incremental"
@@ -68,7 +63,7 @@ def view_of(row: SyncState | None) -> SyncView:
     )
 
 
-async def progress(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> SyncView:
+async def progress(deps: SyncDeps, tenant_id: str, realm_id: str) -> SyncView:
     """The sync figures of the tenant's current (or last) realm."""
     if not realm_id:
         return view_of(None)
@@ -76,7 +71,7 @@ async def progress(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> Sync
         return view_of(await state.load(session, tenant_id, realm_id))
 
 
-async def connected_realm(deps: IntegrationDeps, tenant_id: str) -> str:
+async def connected_realm(deps: SyncDeps, tenant_id: str) -> str:
     """The tenant's connected realm, or FAILED_PRECONDITION saying why there is none."""
     tenant_id = admin.validate_tenant_id(tenant_id)
     async with deps.sessions() as session:
@@ -93,22 +88,12 @@ async def connected_realm(deps: IntegrationDeps, tenant_id: str) -> str:
     return row.realm_id
 
 
-async def sync_now(
-    deps: IntegrationDeps, tenant_id: str, mode: str, actor: str
-) -> tuple[bool, SyncView]:
+async def sync_now(deps: SyncDeps, tenant_id: str, mode: str, actor: str) -> tuple[bool, SyncView]:
     """Starts a full backfill or an immediate CDC poll unless one is already under way."""
     tenant_id = admin.validate_tenant_id(tenant_id)
     realm_id = await connected_realm(deps, tenant_id)
     async with deps.sessions() as session:
-        if not (await admin.get_tenant_flags(session, tenant_id)).qbo_enabled:
-            raise IntegrationDisabled(
-                "QuickBooks Online is not enabled for this tenant (qbo_enabled is off)"
-            )
-        if await admin.kill_switch_on(session):
-            raise IntegrationDisabled(
-                "the QuickBooks integration is paused platform-wide (qbo_kill_switch is on)",
-                reason="KILL_SWITCH_ON",
-            )
+        await admin.require_enabled(session, tenant_id)
     actor = actor.strip()[:200] or "unknown"
     if mode == INCREMENTAL:
         started = await state.request_poll(deps.sessions, tenant_id, realm_id, actor=actor)
@@ -116,5 +101,5 @@ async def sync_now(
         started, _ = await state.request_backfill(
             deps.sessions, tenant_id, realm_id, actor=actor, reason="SyncNow (full)"
         )
-    deps.sync.poke()
+    deps.trigger.poke()
     return started, await progress(deps, tenant_id, realm_id)

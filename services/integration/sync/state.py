@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.db.locks import AdvisoryLock
 from services.integration.models import AuditEvent, SyncState
-from services.integration.sync.mapping import MappingError, parse_qbo_time
+from services.integration.providers.qbo.mapping import MappingError, parse_qbo_time
 
 NOT_STARTED = "not_started"
 PENDING = "pending"
