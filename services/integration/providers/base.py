@@ -11,18 +11,16 @@ platform-specific. ``docs/providers.md`` says how a platform is added.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from services.integration.budget import Priority
 
-if TYPE_CHECKING:
-    from services.integration.tokens import PlatformCaller
-
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 # -- OAuth 2.0 (every platform we plan speaks it) -------------------------------------------
@@ -160,6 +158,20 @@ class ChangeSet:
         return sum(len(rows) for rows in self.objects.values())
 
 
+class Caller(Protocol):
+    """The core's gate to a platform (``tokens.PlatformCaller``): runs
+    ``op(realm_id, access_token)`` under the realm's budget, with a valid token, retried
+    as the platform's errors say (``classify_error``)."""
+
+    async def call(
+        self,
+        tenant_id: str,
+        op: Callable[[str, str], Awaitable[T]],
+        *,
+        priority: Priority = Priority.WEBHOOK,
+    ) -> T: ...
+
+
 class EntityReader(Protocol):
     """Reads for one tenant's company at one priority; every call goes through the core's
     caller (budget slot, valid token, retries, kill switch)."""
@@ -223,7 +235,7 @@ class AccountingPlatform(Protocol):
 
     # reading, through the core's caller
     def reader(
-        self, caller: PlatformCaller, tenant_id: str, realm_id: str, priority: Priority
+        self, caller: Caller, tenant_id: str, realm_id: str, priority: Priority
     ) -> EntityReader: ...
 
     def entity_name(self, name: str) -> str | None:

@@ -545,9 +545,7 @@ async def apply_credit_memos(ctx: SyncContext, memos: Sequence[Json]) -> ApplySt
     return await refresh_placed_invoices(ctx, list(dict.fromkeys([*invoice_ids, *placed])))
 
 
-# -- one entity ----------------------------------------------------------------------------
-
-ENTITIES = ("Invoice", "Customer", "Payment", "CreditMemo")
+# -- a set of changes ----------------------------------------------------------------------
 
 
 async def apply_changes(ctx: SyncContext, changes: Mapping[str, Sequence[Json]]) -> ApplyStats:

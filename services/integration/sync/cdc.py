@@ -38,7 +38,6 @@ from sqlalchemy import func, select
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
 from services.integration.providers.base import ChangeSet
-from services.integration.providers.qbo import ENTITIES as CDC_ENTITIES
 from services.integration.providers.qbo import mapping
 from services.integration.providers.qbo.api import QboError
 from services.integration.providers.qbo.reader import ID_BATCH, qbo_date, qbo_datetime
@@ -142,7 +141,7 @@ class _Poll:
         placed invoices."""
         self.result.requeried = True
         where = f"MetaData.LastUpdatedTime >= {qbo_datetime(since)}"
-        for entity in CDC_ENTITIES:
+        for entity in self.ctx.deps.platform.entities:
             async for page in self.ctx.reader.pages(entity, where):
                 await self.apply({entity: page.rows})
         await self.deleted_placed_invoices()
@@ -220,7 +219,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
     first: ChangeSet | None = None
     if clock is None or clock.now() - since < lookback:
         try:
-            first = await run.cdc(CDC_ENTITIES, since)
+            first = await run.cdc(deps.platform.entities, since)
         except QboError as exc:
             if exc.status != 400:
                 raise
@@ -232,7 +231,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
         high_water = first.time
         clock = await apply.remember_company_time(deps, tenant_id, realm_id, high_water)
         ctx.today = clock.today()
-        await run.cover(CDC_ENTITIES, since, mapping.parse_qbo_time(high_water), first)
+        await run.cover(deps.platform.entities, since, mapping.parse_qbo_time(high_water), first)
     else:
         high_water = await reader.company_time()
         clock = await apply.remember_company_time(deps, tenant_id, realm_id, high_water)

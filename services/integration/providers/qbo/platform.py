@@ -4,7 +4,6 @@ its errors, Intuit's webhooks, and the reader the sync uses."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -13,6 +12,7 @@ from aicollect.settings import Settings
 from services.integration.budget import Priority
 from services.integration.providers.base import (
     AccountingPlatform,
+    Caller,
     CallFailure,
     Company,
     FailureKind,
@@ -29,9 +29,6 @@ from services.integration.providers.qbo.api import (
 )
 from services.integration.providers.qbo.oauth import ACCOUNTING_SCOPE, IntuitOAuth
 from services.integration.providers.qbo.reader import QboReader
-
-if TYPE_CHECKING:
-    from services.integration.tokens import PlatformCaller
 
 
 class QboPlatform:
@@ -105,7 +102,7 @@ class QboPlatform:
     # -- reading ------------------------------------------------------------------------
 
     def reader(
-        self, caller: PlatformCaller, tenant_id: str, realm_id: str, priority: Priority
+        self, caller: Caller, tenant_id: str, realm_id: str, priority: Priority
     ) -> QboReader:
         return QboReader(caller, self.api, tenant_id, realm_id, priority)
 

@@ -1,4 +1,4 @@
-"""The reads the sync makes from QBO, every one through the core's ``PlatformCaller``.
+"""The reads the sync makes from QBO, every one through the core's ``Caller``.
 
 The caller takes a slot in the realm's shared budget (payments first), refreshes the
 token, retries 429 and 5xx with backoff and jitter, logs Intuit's errors with their
@@ -11,16 +11,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 from services.integration.budget import Priority
-from services.integration.providers.base import ChangeSet, Json, Page
+from services.integration.providers.base import Caller, ChangeSet, Json, Page
 from services.integration.providers.qbo.api import QboApi
 from services.integration.providers.qbo.mapping import format_qbo_time, parse_qbo_time
 from services.integration.tokens import ConnectionNotLive
-
-if TYPE_CHECKING:
-    from services.integration.tokens import PlatformCaller
 
 MAX_RESULTS = 1000  # Intuit's ceiling for MAXRESULTS
 ID_BATCH = 500  # ids per ``Id IN (...)`` query
@@ -65,7 +61,7 @@ class QboReader:
 
     def __init__(
         self,
-        caller: PlatformCaller,
+        caller: Caller,
         api: QboApi,
         tenant_id: str,
         realm_id: str,
