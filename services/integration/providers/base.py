@@ -11,12 +11,13 @@ platform-specific. ``docs/providers.md`` says how a platform is added.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
+from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
 
 Json = dict[str, Any]
@@ -203,6 +204,60 @@ class EntityReader(Protocol):
         ...
 
 
+# -- accounting facts -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFacts:
+    """What the placement rules and the preview need from an invoice."""
+
+    invoice_id: str
+    doc_number: str
+    customer_id: str
+    customer_name: str
+    currency: str
+    total: int
+    balance: int
+    due_date: date | None
+    txn_date: date | None
+    voided: bool
+
+    def days_past_due(self, today: date) -> int:
+        return (today - self.due_date).days if self.due_date is not None else 0
+
+    def overdue(self, today: date) -> bool:
+        """A candidate: open balance, due before the company's today, not voided."""
+        return (
+            not self.voided
+            and self.balance > 0
+            and self.due_date is not None
+            and self.due_date < today
+        )
+
+
+class AccountingFacts(Protocol):
+    """A platform's JSON -> the accounting facts the matcher takes (its contract messages).
+    Pure functions, no I/O; money in integer minor units."""
+
+    def entity_id(self, entity: Mapping[str, Any]) -> str: ...
+    def is_deleted(self, entity: Mapping[str, Any]) -> bool: ...
+    def invoice_facts(self, invoice: Mapping[str, Any]) -> InvoiceFacts: ...
+    def invoice(self, invoice: Mapping[str, Any]) -> mpb.QboInvoice: ...
+    def payment(self, payment: Mapping[str, Any]) -> mpb.QboPayment: ...
+    def debtor_contact(self, customer: Mapping[str, Any]) -> mpb.DebtorContact: ...
+    def placement_input(
+        self,
+        invoice: Mapping[str, Any],
+        *,
+        facts: InvoiceFacts,
+        debtor: mpb.DebtorContact | None,
+    ) -> mpb.PlacementInput: ...
+    def linked_invoice_ids(self, entity: Mapping[str, Any]) -> list[str]: ...
+    def parse_time(self, text: str) -> datetime:
+        """The platform's own timestamps (high-water marks, the company's clock)."""
+        ...
+
+
 # -- the seam ---------------------------------------------------------------------------------
 
 
@@ -213,6 +268,7 @@ class AccountingPlatform(Protocol):
     display_name: str  # for people: "QuickBooks Online"
     scopes: tuple[str, ...]  # what the authorize URL asks for
     entities: tuple[str, ...]  # the entities the sync reads, in their canonical spelling
+    facts: AccountingFacts  # its JSON -> accounting facts
 
     # OAuth
     async def authorize_url(self, state: str) -> str: ...

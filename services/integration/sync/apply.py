@@ -43,8 +43,7 @@ from aicollect.errors import Unavailable
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice
-from services.integration.providers.base import EntityReader
-from services.integration.providers.qbo import mapping
+from services.integration.providers.base import AccountingFacts, EntityReader, InvoiceFacts
 from services.integration.sync import state
 from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import PlacementRules, get_rules
@@ -116,6 +115,7 @@ class SyncContext:
         self.source = SOURCES[source]
         self.source_event_id = source_event_id
         self.reader = reader
+        self.facts: AccountingFacts = deps.platform.facts
         # A backfill run's id (``backfill:<run>``), recorded with what it places first.
         self.run_id = source_event_id.removeprefix("backfill:") if source == "backfill" else ""
         self._customers: OrderedDict[str, mpb.DebtorContact | None] = OrderedDict()
@@ -153,7 +153,7 @@ class SyncContext:
 
     def remember_customers(self, customers: Iterable[Json]) -> None:
         for customer in customers:
-            self._remember(mapping.entity_id(customer), mapping.debtor_contact(customer))
+            self._remember(self.facts.entity_id(customer), self.facts.debtor_contact(customer))
 
     def _remember(self, customer_id: str, contact: mpb.DebtorContact | None) -> None:
         self._customers[customer_id] = contact
@@ -170,7 +170,7 @@ class SyncContext:
             found = await self.reader.by_ids("Customer", missing)
             for customer_id in missing:
                 customer = found.get(customer_id)
-                contact = mapping.debtor_contact(customer) if customer is not None else None
+                contact = self.facts.debtor_contact(customer) if customer is not None else None
                 self._remember(customer_id, contact)
         return {i: self._customers.get(i) for i in wanted}
 
@@ -368,7 +368,7 @@ async def remember_company_time(
 ) -> state.CompanyClock:
     """Stores QBO's time for the company as just seen; the company's clock runs from it."""
     seen_at = state.now()
-    clock = state.CompanyClock(mapping.parse_qbo_time(qbo_time), seen_at)
+    clock = state.CompanyClock(deps.platform.facts.parse_time(qbo_time), seen_at)
     await state.update_state(
         deps.sessions, tenant_id, realm_id, company_time=qbo_time, company_time_seen_at=seen_at
     )
@@ -393,7 +393,7 @@ async def _bounded(items: Sequence[T], work: Callable[[T], Awaitable[int]]) -> l
 # -- invoices ------------------------------------------------------------------------------
 
 
-def _placeable(facts: mapping.InvoiceFacts) -> bool:
+def _placeable(facts: InvoiceFacts) -> bool:
     """What the matcher requires of a new placement (checked here so a batch never fails)."""
     return bool(facts.invoice_id and facts.customer_id and facts.due_date and facts.balance > 0)
 
@@ -403,20 +403,20 @@ async def apply_invoices(
     invoices: Sequence[Json],
     *,
     only_placeable: bool = False,
-    facts: Sequence[mapping.InvoiceFacts] | None = None,
+    facts: Sequence[InvoiceFacts] | None = None,
 ) -> ApplyStats:
     """Invoices as now known (deleted stubs too). ``only_placeable`` (the backfill, whose
     query returns only candidates) skips the ones the rules leave out instead of sending
     their state to the matcher. ``facts``: the invoices' facts when already computed."""
     stats = ApplyStats(invoices_seen=len(invoices))
-    to_place: list[tuple[Json, mapping.InvoiceFacts]] = []
+    to_place: list[tuple[Json, InvoiceFacts]] = []
     to_apply: list[mpb.QboInvoice] = []
-    open_others: list[tuple[Json, mapping.InvoiceFacts]] = []
+    open_others: list[tuple[Json, InvoiceFacts]] = []
     for n, invoice in enumerate(invoices):
-        if mapping.is_deleted(invoice):
-            to_apply.append(mapping.qbo_invoice(invoice))
+        if ctx.facts.is_deleted(invoice):
+            to_apply.append(ctx.facts.invoice(invoice))
             continue
-        known = facts[n] if facts is not None else mapping.invoice_facts(invoice)
+        known = facts[n] if facts is not None else ctx.facts.invoice_facts(invoice)
         if ctx.rules.places(known, ctx.today) and _placeable(known):
             to_place.append((invoice, known))
         elif only_placeable:
@@ -424,7 +424,7 @@ async def apply_invoices(
         elif _placeable(known) and not known.voided:
             open_others.append((invoice, known))
         else:
-            to_apply.append(mapping.qbo_invoice(invoice))
+            to_apply.append(ctx.facts.invoice(invoice))
     if open_others:
         # Still owed but no longer placeable under the rules (not yet due again, below a
         # minimum): an existing placement still gets its invoice fields and amounts.
@@ -433,7 +433,7 @@ async def apply_invoices(
             if known.invoice_id in placed:
                 to_place.append((invoice, known))
             else:
-                to_apply.append(mapping.qbo_invoice(invoice))
+                to_apply.append(ctx.facts.invoice(invoice))
     if to_place:
         stats.add(await _place(ctx, to_place))
     if to_apply:
@@ -443,9 +443,7 @@ async def apply_invoices(
     return stats
 
 
-async def _place(
-    ctx: SyncContext, invoices: Sequence[tuple[Json, mapping.InvoiceFacts]]
-) -> ApplyStats:
+async def _place(ctx: SyncContext, invoices: Sequence[tuple[Json, InvoiceFacts]]) -> ApplyStats:
     """Upserts placements for placeable invoices. An existing placement then gets the
     invoice's amounts through ApplyAccountingInvoice, unless the matcher was already given
     this version of the invoice (a repeated backfill sends no decision calls)."""
@@ -453,7 +451,7 @@ async def _place(
     facts = {f.invoice_id: f for _, f in invoices}
     customers = await ctx.customers(f.customer_id for f in facts.values())
     inputs = [
-        mapping.placement_input(invoice, facts=f, debtor=customers.get(f.customer_id))
+        ctx.facts.placement_input(invoice, facts=f, debtor=customers.get(f.customer_id))
         for invoice, f in invoices
     ]
     by_id = {f.invoice_id: invoice for invoice, f in invoices}
@@ -466,7 +464,7 @@ async def _place(
         r for r in existing if delivered.get(r.qbo_invoice_id) != versions[r.qbo_invoice_id]
     ]
     decided = await _bounded(
-        [mapping.qbo_invoice(by_id[r.qbo_invoice_id]) for r in to_apply], ctx.apply_invoice_state
+        [ctx.facts.invoice(by_id[r.qbo_invoice_id]) for r in to_apply], ctx.apply_invoice_state
     )
     refused = {r.qbo_invoice_id for r, d in zip(to_apply, decided, strict=True) if d < 0}
     stats.invoice_decisions += sum(d for d in decided if d > 0)
@@ -498,15 +496,15 @@ async def refresh_placed_invoices(ctx: SyncContext, invoice_ids: Sequence[str]) 
 async def apply_customers(ctx: SyncContext, customers: Sequence[Json]) -> ApplyStats:
     """New contact details reach the placements of the customers' invoices."""
     stats = ApplyStats()
-    live = [c for c in customers if not mapping.is_deleted(c) and mapping.entity_id(c)]
+    live = [c for c in customers if not ctx.facts.is_deleted(c) and ctx.facts.entity_id(c)]
     ctx.remember_customers(live)
-    placed = await ctx.placed(customer_ids=[mapping.entity_id(c) for c in live])
+    placed = await ctx.placed(customer_ids=[ctx.facts.entity_id(c) for c in live])
     if not placed:
         return stats
     found = await ctx.reader.by_ids("Invoice", list(placed))
     open_invoices = []
     for invoice in found.values():
-        facts = mapping.invoice_facts(invoice)
+        facts = ctx.facts.invoice_facts(invoice)
         if _placeable(facts) and not facts.voided:
             open_invoices.append((invoice, facts))
     if open_invoices:
@@ -522,7 +520,7 @@ async def apply_customers(ctx: SyncContext, customers: Sequence[Json]) -> ApplyS
 async def apply_payments(ctx: SyncContext, payments: Sequence[Json]) -> ApplyStats:
     stats = ApplyStats()
     for payment in payments:
-        decided = await ctx.apply_payment_state(mapping.qbo_payment(payment))
+        decided = await ctx.apply_payment_state(ctx.facts.payment(payment))
         if decided < 0:
             stats.skipped += 1
         else:
@@ -535,10 +533,10 @@ async def apply_credit_memos(ctx: SyncContext, memos: Sequence[Json]) -> ApplySt
     invoice_ids: list[str] = []
     customer_ids: list[str] = []
     for memo in memos:
-        if mapping.is_deleted(memo):
+        if ctx.facts.is_deleted(memo):
             continue  # what a deleted memo changed arrives as Payment and Invoice changes
-        invoice_ids.extend(mapping.linked_invoice_ids(memo))
-        customer = mapping.invoice_facts(memo).customer_id
+        invoice_ids.extend(ctx.facts.linked_invoice_ids(memo))
+        customer = ctx.facts.invoice_facts(memo).customer_id
         if customer:
             customer_ids.append(customer)
     placed = await ctx.placed(customer_ids=customer_ids)

@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
-from services.integration.providers.qbo import mapping
+from services.integration.providers.base import InvoiceFacts
 from services.integration.providers.qbo.reader import MAX_RESULTS
 from services.integration.sync import apply, state
 from services.integration.sync.context import SyncDeps
@@ -55,7 +55,7 @@ def id_key(invoice_id: str) -> tuple[int, str]:
 @dataclass
 class _Page:
     rows: list[dict[str, Any]]
-    facts: list[mapping.InvoiceFacts]
+    facts: list[InvoiceFacts]
     next_position: int
     last_id: str
 
@@ -81,17 +81,17 @@ async def _produce(
         start = max(1, position - OVERLAP) if last_id else max(1, position)
         while True:
             rows = await ctx.reader.overdue_invoices(today, start, page_size)
-            first = mapping.entity_id(rows[0]) if rows else ""
+            first = ctx.facts.entity_id(rows[0]) if rows else ""
             if start > 1 and last_id and (not rows or id_key(first) > id_key(last_id)):
                 # More rows than the overlap disappeared before our position: step back.
                 start = max(1, start - page_size)
                 continue
             fresh = (
-                [r for r in rows if id_key(mapping.entity_id(r)) > id_key(last_id)]
+                [r for r in rows if id_key(ctx.facts.entity_id(r)) > id_key(last_id)]
                 if last_id
                 else rows
             )
-            facts = [mapping.invoice_facts(r) for r in fresh]
+            facts = [ctx.facts.invoice_facts(r) for r in fresh]
             if fresh:
                 last_id = max((f.invoice_id for f in facts), key=id_key)
                 # Read the customers now, while the matcher takes the previous page.

@@ -21,7 +21,7 @@ Anything a webhook would have told us, a poll finds:
   found by due date and placed (the "newly overdue" sweep).
 
 Changes go through ``apply`` like every other path. The caller holds the realm's CDC
-lock; the QboCaller stops the poll at once when the kill switch is turned on.
+lock; the PlatformCaller stops the poll at once when the kill switch is turned on.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from sqlalchemy import func, select
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
 from services.integration.providers.base import ChangeSet
-from services.integration.providers.qbo import mapping
 from services.integration.providers.qbo.api import QboError
 from services.integration.providers.qbo.reader import ID_BATCH, qbo_date, qbo_datetime
 from services.integration.sync import apply, state
@@ -79,8 +78,8 @@ class _Poll:
             for row in rows:
                 key = (
                     entity,
-                    mapping.entity_id(row),
-                    "deleted" if mapping.is_deleted(row) else str(row.get("SyncToken", "")),
+                    self.ctx.facts.entity_id(row),
+                    "deleted" if self.ctx.facts.is_deleted(row) else str(row.get("SyncToken", "")),
                 )
                 if key in self._applied:
                     continue
@@ -200,7 +199,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
     # A request made from here on asks for another poll after this one.
     await state.update_state(deps.sessions, tenant_id, realm_id, cdc_requested=False)
     settings = deps.settings
-    mark = mapping.parse_qbo_time(row.cdc_high_water)
+    mark = deps.platform.facts.parse_time(row.cdc_high_water)
     since = mark - timedelta(seconds=settings.cdc_overlap_seconds)
     clock = state.clock_of(row)
     reader = deps.reader(tenant_id, realm_id, Priority.CDC)
@@ -231,7 +230,8 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
         high_water = first.time
         clock = await apply.remember_company_time(deps, tenant_id, realm_id, high_water)
         ctx.today = clock.today()
-        await run.cover(deps.platform.entities, since, mapping.parse_qbo_time(high_water), first)
+        until = deps.platform.facts.parse_time(high_water)
+        await run.cover(deps.platform.entities, since, until, first)
     else:
         high_water = await reader.company_time()
         clock = await apply.remember_company_time(deps, tenant_id, realm_id, high_water)

@@ -1,6 +1,6 @@
 """The placement preview: the tenant's overdue invoices and whether each would be placed.
 
-Reads QBO only (through QboCaller at the backfill priority), writes nothing and calls
+Reads QBO only (through the PlatformCaller at the backfill priority), writes nothing and calls
 nothing in the matcher. Candidates come ordered by due date, then id. The first page
 walks every overdue invoice once to total them per currency; the totals, the company's
 today and the position travel in the page token, so later pages cost one query each.
@@ -15,8 +15,7 @@ from typing import Any
 from aicollect.errors import InvalidArgument
 from aicollect.rpc import paging
 from services.integration.budget import Priority
-from services.integration.providers.base import EntityReader
-from services.integration.providers.qbo import mapping
+from services.integration.providers.base import AccountingFacts, EntityReader, InvoiceFacts
 from services.integration.providers.qbo.reader import MAX_RESULTS, overdue_invoices_where
 from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import Exclusion, PlacementRules, get_rules
@@ -27,7 +26,7 @@ ORDER = "DueDate, Id"
 
 @dataclass(frozen=True)
 class Candidate:
-    invoice: mapping.InvoiceFacts
+    invoice: InvoiceFacts
     days_past_due: int
     exclusion: Exclusion | None
 
@@ -48,8 +47,10 @@ class PreviewPage:
     rules: PlacementRules
 
 
-def _candidate(row: dict[str, Any], rules: PlacementRules, today: date) -> Candidate:
-    facts = mapping.invoice_facts(row)
+def _candidate(
+    row: dict[str, Any], rules: PlacementRules, today: date, mapper: AccountingFacts
+) -> Candidate:
+    facts = mapper.invoice_facts(row)
     return Candidate(facts, facts.days_past_due(today), rules.exclusion(facts, today))
 
 
@@ -71,7 +72,7 @@ async def preview(
     position = paging.decode_token(page_token, filters)
     reader = deps.reader(tenant_id, realm_id, Priority.BACKFILL)
     if position is None:
-        return await _first_page(reader, rules, size, filters)
+        return await _first_page(reader, deps.platform.facts, rules, size, filters)
     try:
         start = int(position["start"])
         today = date.fromisoformat(str(position["date"]))
@@ -83,7 +84,7 @@ async def preview(
     except (KeyError, TypeError, ValueError):
         raise InvalidArgument("page_token is not valid", field="page_token") from None
     rows = await _one_page(reader, today, start, size)
-    candidates = [_candidate(r, rules, today) for r in rows]
+    candidates = [_candidate(r, rules, today, deps.platform.facts) for r in rows]
     end = start + len(rows)
     token = _token(end, today, count, totals, filters) if len(rows) == size and end <= count else ""
     return PreviewPage(candidates, token, totals, today, rules)
@@ -121,10 +122,14 @@ def _token(
 
 
 async def _first_page(
-    reader: EntityReader, rules: PlacementRules, size: int, filters: dict[str, Any]
+    reader: EntityReader,
+    facts: AccountingFacts,
+    rules: PlacementRules,
+    size: int,
+    filters: dict[str, Any],
 ) -> PreviewPage:
     text = await reader.company_time()
-    today = mapping.parse_qbo_time(text).date()
+    today = facts.parse_time(text).date()
     totals: dict[str, CurrencyTotal] = {}
     first: list[Candidate] = []
     count = 0
@@ -132,7 +137,7 @@ async def _first_page(
         "Invoice", overdue_invoices_where(today), order_by=ORDER, page_size=MAX_RESULTS
     ):
         for row in page.rows:
-            candidate = _candidate(row, rules, today)
+            candidate = _candidate(row, rules, today, facts)
             count += 1
             total = totals.setdefault(candidate.invoice.currency, CurrencyTotal())
             total.candidates += 1

@@ -6,7 +6,7 @@ crashed in: a pending, running or due-for-retry backfill resumes from its checkp
 realm whose next poll time has come (``cdc_interval_seconds``, at most a day apart) or
 that asked for one gets a CDC poll. Each job takes the realm's advisory lock first, so a
 realm is never backfilled or polled twice at once. Only connected realms are considered;
-while the kill switch is on nothing is started (QboCaller also refuses every call, so a
+while the kill switch is on nothing is started (PlatformCaller also refuses every call, so a
 running job stops at its next call), and work resumes by itself once it is lifted.
 """
 

@@ -3,23 +3,28 @@ its errors, Intuit's webhooks, and the reader the sync uses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
 
 import aiohttp
 
+from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.metrics import IntegrationMetrics
 from aicollect.settings import Settings
 from services.integration.budget import Priority
 from services.integration.providers.base import (
+    AccountingFacts,
     AccountingPlatform,
     Caller,
     CallFailure,
     Company,
     FailureKind,
+    InvoiceFacts,
     TokenSet,
     WebhookEvent,
 )
-from services.integration.providers.qbo import ENTITIES, NAME, webhooks
+from services.integration.providers.qbo import ENTITIES, NAME, mapping, webhooks
 from services.integration.providers.qbo.api import (
     QboApi,
     QboAuthError,
@@ -31,11 +36,49 @@ from services.integration.providers.qbo.oauth import ACCOUNTING_SCOPE, IntuitOAu
 from services.integration.providers.qbo.reader import QboReader
 
 
+class QboFacts:
+    """QBO JSON -> accounting facts (``mapping``), under the seam's names."""
+
+    def entity_id(self, entity: Mapping[str, Any]) -> str:
+        return mapping.entity_id(entity)
+
+    def is_deleted(self, entity: Mapping[str, Any]) -> bool:
+        return mapping.is_deleted(entity)
+
+    def invoice_facts(self, invoice: Mapping[str, Any]) -> InvoiceFacts:
+        return mapping.invoice_facts(invoice)
+
+    def invoice(self, invoice: Mapping[str, Any]) -> mpb.QboInvoice:
+        return mapping.qbo_invoice(invoice)
+
+    def payment(self, payment: Mapping[str, Any]) -> mpb.QboPayment:
+        return mapping.qbo_payment(payment)
+
+    def debtor_contact(self, customer: Mapping[str, Any]) -> mpb.DebtorContact:
+        return mapping.debtor_contact(customer)
+
+    def placement_input(
+        self,
+        invoice: Mapping[str, Any],
+        *,
+        facts: InvoiceFacts,
+        debtor: mpb.DebtorContact | None,
+    ) -> mpb.PlacementInput:
+        return mapping.placement_input(invoice, facts=facts, debtor=debtor)
+
+    def linked_invoice_ids(self, entity: Mapping[str, Any]) -> list[str]:
+        return mapping.linked_invoice_ids(entity)
+
+    def parse_time(self, text: str) -> datetime:
+        return mapping.parse_qbo_time(text)
+
+
 class QboPlatform:
     name: str = NAME
     display_name: str = "QuickBooks"
     scopes: tuple[str, ...] = (ACCOUNTING_SCOPE,)
     entities: tuple[str, ...] = ENTITIES
+    facts: AccountingFacts = QboFacts()
 
     def __init__(
         self, oauth: IntuitOAuth, api: QboApi, webhook_verifier_tokens: Iterable[str] = ()
