@@ -37,8 +37,7 @@ from sqlalchemy import func, select
 
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
-from services.integration.providers.base import ChangeSet
-from services.integration.providers.qbo.api import QboError
+from services.integration.providers.base import ChangeSet, FailureKind
 from services.integration.providers.qbo.reader import ID_BATCH, qbo_date, qbo_datetime
 from services.integration.sync import apply, state
 from services.integration.sync.context import SyncDeps
@@ -219,12 +218,17 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
     if clock is None or clock.now() - since < lookback:
         try:
             first = await run.cdc(deps.platform.entities, since)
-        except QboError as exc:
-            if exc.status != 400:
+        except Exception as exc:
+            failure = deps.platform.classify_error(exc)
+            if failure is None or failure.kind != FailureKind.REFUSED or failure.status != 400:
                 raise
             log.warning(
                 "CDC refused the window; re-querying the gap",
-                extra={"tenant_id": tenant_id, "realm_id": realm_id, "intuit_tid": exc.intuit_tid},
+                extra={
+                    "tenant_id": tenant_id,
+                    "realm_id": realm_id,
+                    "intuit_tid": failure.trace_id,
+                },
             )
     if first is not None:
         high_water = first.time

@@ -23,7 +23,7 @@ from aicollect.db.locks import AdvisoryLockLost
 from aicollect.errors import DomainError, NotFound
 from services.integration import admin
 from services.integration.models import Connection, SyncState
-from services.integration.providers.qbo.api import QboError
+from services.integration.providers.base import AccountingPlatform
 from services.integration.states import CONNECTED
 from services.integration.sync import state
 from services.integration.sync.backfill import BackfillSuperseded, run_backfill
@@ -43,9 +43,14 @@ MAX_RETRY_S = 3600
 KILL_SWITCH_NOTE = "paused: the QuickBooks kill switch is on; resumes when it is lifted"
 
 
-def describe(exc: BaseException) -> str:
-    """A last-error text without secrets: domain and Intuit messages, else the type."""
-    if isinstance(exc, DomainError | QboError):
+def _expected(exc: BaseException, platform: AccountingPlatform) -> bool:
+    """A domain error or the platform's own: its message is safe and says enough."""
+    return isinstance(exc, DomainError) or platform.classify_error(exc) is not None
+
+
+def describe(exc: BaseException, platform: AccountingPlatform) -> str:
+    """A last-error text without secrets: domain and platform messages, else the type."""
+    if _expected(exc, platform):
         return str(exc)[:500]
     return f"internal error ({type(exc).__name__}); see the service's logs"
 
@@ -189,7 +194,7 @@ class SyncRunner:
                 realm_id,
                 backfill_phase=state.FAILED,
                 backfill_finished_at=state.now(),
-                backfill_last_error=describe(exc),
+                backfill_last_error=describe(exc, deps.platform),
                 backfill_next_attempt_at=None,
             )
         except Exception as exc:
@@ -204,7 +209,7 @@ class SyncRunner:
                 realm_id,
                 backfill_phase=state.FAILED,
                 backfill_finished_at=finished,
-                backfill_last_error=describe(exc),
+                backfill_last_error=describe(exc, deps.platform),
                 backfill_attempts=attempts,
                 backfill_next_attempt_at=finished + timedelta(seconds=delay),
             )
@@ -213,10 +218,10 @@ class SyncRunner:
                 extra={
                     "tenant_id": tenant_id,
                     "realm_id": realm_id,
-                    "error": describe(exc),
+                    "error": describe(exc, deps.platform),
                     "retry_in_s": delay,
                 },
-                exc_info=not isinstance(exc, DomainError | QboError),
+                exc_info=not _expected(exc, deps.platform),
             )
 
     async def _poll(self, tenant_id: str, realm_id: str) -> None:
@@ -229,7 +234,7 @@ class SyncRunner:
             )
         except (ReauthorizationRequired, ConnectionNotLive, NotFound) as exc:
             await state.update_state(
-                deps.sessions, tenant_id, realm_id, cdc_last_error=describe(exc)
+                deps.sessions, tenant_id, realm_id, cdc_last_error=describe(exc, deps.platform)
             )
         except Exception as exc:
             retry = min(deps.settings.cdc_interval_seconds, deps.settings.backfill_retry_seconds)
@@ -237,11 +242,15 @@ class SyncRunner:
                 deps.sessions,
                 tenant_id,
                 realm_id,
-                cdc_last_error=describe(exc),
+                cdc_last_error=describe(exc, deps.platform),
                 cdc_next_poll_at=state.now() + timedelta(seconds=retry),
             )
             log.warning(
                 "CDC poll failed; the high-water mark stays",
-                extra={"tenant_id": tenant_id, "realm_id": realm_id, "error": describe(exc)},
-                exc_info=not isinstance(exc, DomainError | QboError),
+                extra={
+                    "tenant_id": tenant_id,
+                    "realm_id": realm_id,
+                    "error": describe(exc, deps.platform),
+                },
+                exc_info=not _expected(exc, deps.platform),
             )
