@@ -180,6 +180,7 @@ class EntityReader(Protocol):
     tenant_id: str
     realm_id: str
     calls: int
+    max_page: int  # the most rows one page may hold
 
     async def company_time(self) -> str: ...
 
@@ -189,15 +190,21 @@ class EntityReader(Protocol):
 
     async def changes_since(self, entities: Sequence[str], since: datetime) -> ChangeSet: ...
 
-    def pages(
-        self,
-        entity: str,
-        where: str,
-        *,
-        order_by: str = "Id",
-        start_position: int = 1,
-        page_size: int = ...,
-    ) -> AsyncIterator[Page]: ...
+    def changed_between(
+        self, entity: str, since: datetime, until: datetime | None = None
+    ) -> AsyncIterator[Page]:
+        """What still exists of ``entity`` changed since ``since`` (up to ``until``)."""
+        ...
+
+    def overdue_between(self, after: date, through: date) -> AsyncIterator[Page]:
+        """Open invoices due after ``after`` and by ``through``."""
+        ...
+
+    def overdue_by_due_date(
+        self, today: date, *, start: int = 1, page_size: int = ...
+    ) -> AsyncIterator[Page]:
+        """Overdue invoices (balance > 0, due before ``today``) by due date, then id."""
+        ...
 
     async def overdue_invoices(self, today: date, start: int, size: int) -> list[Json]:
         """One page of the backfill: invoices with a balance due before ``today``, by id."""

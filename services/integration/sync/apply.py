@@ -135,7 +135,9 @@ class SyncContext:
         reader = deps.reader(tenant_id, realm_id, priority)
         async with deps.sessions() as session:
             stored = await get_rules(session, tenant_id)
-            clock = state.clock_of(await state.load(session, tenant_id, realm_id))
+            clock = state.clock_of(
+                await state.load(session, tenant_id, realm_id), deps.platform.facts.parse_time
+            )
         if clock is None or not state.clock_fresh(clock):
             clock = await observe_company_time(deps, reader)
         return cls(

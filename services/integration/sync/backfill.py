@@ -30,7 +30,6 @@ from sqlalchemy import func, select
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
 from services.integration.providers.base import InvoiceFacts
-from services.integration.providers.qbo.reader import MAX_RESULTS
 from services.integration.sync import apply, state
 from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
@@ -121,7 +120,7 @@ async def placed_by(deps: SyncDeps, tenant_id: str, realm_id: str, run_id: str) 
 
 
 async def run_backfill(
-    deps: SyncDeps, tenant_id: str, realm_id: str, *, page_size: int = MAX_RESULTS
+    deps: SyncDeps, tenant_id: str, realm_id: str, *, page_size: int | None = None
 ) -> BackfillResult | None:
     """Runs the realm's pending backfill, or resumes a running or failed one from its
     checkpoint. The caller holds the realm's backfill lock. None when there is none."""
@@ -187,7 +186,7 @@ async def run_backfill(
             today,
             row.backfill_next_position,
             row.backfill_last_invoice_id,
-            page_size,
+            page_size or reader.max_page,
             queue,
         ),
         name=f"backfill-pages:{tenant_id}",

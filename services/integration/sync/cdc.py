@@ -38,7 +38,6 @@ from sqlalchemy import func, select
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
 from services.integration.providers.base import ChangeSet, FailureKind
-from services.integration.providers.qbo.reader import ID_BATCH, qbo_date, qbo_datetime
 from services.integration.sync import apply, state
 from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
@@ -46,7 +45,7 @@ from services.integration.sync.rules import get_rules
 log = logging.getLogger(__name__)
 
 MIN_WINDOW = timedelta(seconds=1)
-ZERO = timedelta(0)
+PLACED_BATCH = 500  # placed invoices checked for deletion per read
 LOOKBACK_MARGIN = timedelta(hours=1)
 
 
@@ -120,27 +119,18 @@ class _Poll:
         await self.query_range(entity, since, high)
 
     async def query_range(self, entity: str, since: datetime, before: datetime) -> None:
-        """What still exists of ``entity`` changed from ``since`` to ``before``. QBO compares
-        ``LastUpdatedTime`` in whole seconds, so the range is widened to whole seconds on
-        both ends (what overlaps the CDC part is applied once: ``apply`` skips repeats)."""
-        low = since.replace(microsecond=0)
-        high = before.replace(microsecond=0) + (
-            timedelta(seconds=1) if before.microsecond else ZERO
-        )
-        where = (
-            f"MetaData.LastUpdatedTime >= {qbo_datetime(low)} "
-            f"AND MetaData.LastUpdatedTime <= {qbo_datetime(high)}"
-        )
-        async for page in self.ctx.reader.pages(entity, where):
+        """What still exists of ``entity`` changed from ``since`` to ``before`` (the reader
+        may widen the range; what overlaps the CDC part is applied once: ``apply`` skips
+        repeats)."""
+        async for page in self.ctx.reader.changed_between(entity, since, before):
             await self.apply({entity: page.rows})
 
     async def requery(self, since: datetime) -> None:
         """The gap is beyond CDC's reach: every entity changed since, and deletions of
         placed invoices."""
         self.result.requeried = True
-        where = f"MetaData.LastUpdatedTime >= {qbo_datetime(since)}"
         for entity in self.ctx.deps.platform.entities:
-            async for page in self.ctx.reader.pages(entity, where):
+            async for page in self.ctx.reader.changed_between(entity, since):
                 await self.apply({entity: page.rows})
         await self.deleted_placed_invoices()
 
@@ -159,7 +149,7 @@ class _Poll:
                                 PlacedInvoice.qbo_invoice_id > after,
                             )
                             .order_by(PlacedInvoice.qbo_invoice_id)
-                            .limit(ID_BATCH)
+                            .limit(PLACED_BATCH)
                         )
                     ).scalars()
                 )
@@ -179,11 +169,7 @@ class _Poll:
         cutoff = ctx.rules.due_cutoff(ctx.today)
         if cutoff <= overdue_through:
             return overdue_through
-        where = (
-            f"Balance > '0' AND DueDate > {qbo_date(overdue_through)} "
-            f"AND DueDate <= {qbo_date(cutoff)}"
-        )
-        async for page in ctx.reader.pages("Invoice", where):
+        async for page in ctx.reader.overdue_between(overdue_through, cutoff):
             self.result.stats.add(await apply.apply_invoices(ctx, page.rows, only_placeable=True))
         return cutoff
 
@@ -200,7 +186,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
     settings = deps.settings
     mark = deps.platform.facts.parse_time(row.cdc_high_water)
     since = mark - timedelta(seconds=settings.cdc_overlap_seconds)
-    clock = state.clock_of(row)
+    clock = state.clock_of(row, deps.platform.facts.parse_time)
     reader = deps.reader(tenant_id, realm_id, Priority.CDC)
     ctx = apply.SyncContext(
         deps,

@@ -16,12 +16,9 @@ from aicollect.errors import InvalidArgument
 from aicollect.rpc import paging
 from services.integration.budget import Priority
 from services.integration.providers.base import AccountingFacts, EntityReader, InvoiceFacts
-from services.integration.providers.qbo.reader import MAX_RESULTS, overdue_invoices_where
 from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import Exclusion, PlacementRules, get_rules
 from services.integration.sync.service import connected_realm
-
-ORDER = "DueDate, Id"
 
 
 @dataclass(frozen=True)
@@ -92,13 +89,7 @@ async def preview(
 
 async def _one_page(reader: EntityReader, today: date, start: int, size: int) -> list[Any]:
     """One page of candidates from ``start`` (one query)."""
-    pages = reader.pages(
-        "Invoice",
-        overdue_invoices_where(today),
-        order_by=ORDER,
-        start_position=start,
-        page_size=size,
-    )
+    pages = reader.overdue_by_due_date(today, start=start, page_size=size)
     try:
         async for page in pages:
             return page.rows
@@ -133,9 +124,7 @@ async def _first_page(
     totals: dict[str, CurrencyTotal] = {}
     first: list[Candidate] = []
     count = 0
-    async for page in reader.pages(
-        "Invoice", overdue_invoices_where(today), order_by=ORDER, page_size=MAX_RESULTS
-    ):
+    async for page in reader.overdue_by_due_date(today, page_size=reader.max_page):
         for row in page.rows:
             candidate = _candidate(row, rules, today, facts)
             count += 1

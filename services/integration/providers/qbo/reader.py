@@ -10,7 +10,7 @@ length limit.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from services.integration.budget import Priority
 from services.integration.providers.base import Caller, ChangeSet, Json, Page
@@ -73,6 +73,7 @@ class QboReader:
         self.realm_id = realm_id
         self.priority = priority
         self.calls = 0
+        self.max_page = MAX_RESULTS
 
     async def _request(
         self,
@@ -138,6 +139,44 @@ class QboReader:
             if len(rows) < page_size:
                 return
             position += len(rows)
+
+    # -- what the sync asks for (``EntityReader``) -----------------------------------------
+
+    def changed_between(
+        self, entity: str, since: datetime, until: datetime | None = None
+    ) -> AsyncIterator[Page]:
+        """What still exists of ``entity`` changed from ``since`` (to ``until``), by
+        ``MetaData.LastUpdatedTime``. QBO compares it in whole seconds, so a bounded range
+        is widened to whole seconds on both ends."""
+        if until is None:
+            where = f"MetaData.LastUpdatedTime >= {qbo_datetime(since)}"
+        else:
+            low = since.replace(microsecond=0)
+            high = until.replace(microsecond=0) + (
+                timedelta(seconds=1) if until.microsecond else timedelta(0)
+            )
+            where = (
+                f"MetaData.LastUpdatedTime >= {qbo_datetime(low)} "
+                f"AND MetaData.LastUpdatedTime <= {qbo_datetime(high)}"
+            )
+        return self.pages(entity, where)
+
+    def overdue_between(self, after: date, through: date) -> AsyncIterator[Page]:
+        """Open invoices due after ``after`` and by ``through`` (the newly-overdue sweep)."""
+        where = f"Balance > '0' AND DueDate > {qbo_date(after)} AND DueDate <= {qbo_date(through)}"
+        return self.pages("Invoice", where)
+
+    def overdue_by_due_date(
+        self, today: date, *, start: int = 1, page_size: int = MAX_RESULTS
+    ) -> AsyncIterator[Page]:
+        """Overdue invoices ordered by due date, then id (the preview)."""
+        return self.pages(
+            "Invoice",
+            overdue_invoices_where(today),
+            order_by="DueDate, Id",
+            start_position=start,
+            page_size=page_size,
+        )
 
     async def overdue_invoices(self, today: date, start: int, size: int) -> list[Json]:
         """One backfill page: overdue invoices (``overdue_invoices_where``), by id."""
