@@ -272,7 +272,7 @@ class AccountingPlatform(Protocol):
     """One accounting platform (QuickBooks Online, Xero, ...), as the core uses it."""
 
     name: str  # the registry key and the ``provider`` value: "qbo"
-    display_name: str  # for people: "QuickBooks Online"
+    display_name: str  # for people: "QuickBooks"
     scopes: tuple[str, ...]  # what the authorize URL asks for
     entities: tuple[str, ...]  # the entities the sync reads, in their canonical spelling
     facts: AccountingFacts  # its JSON -> accounting facts
