@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import grpc
 from aiohttp import web
 
 from aicollect.settings import Settings
-
-if TYPE_CHECKING:
-    from gateway.app import GatewayMetrics
+from gateway.metrics import GatewayMetrics
 
 
 @dataclass
@@ -24,5 +21,5 @@ class Backends:
 
 SETTINGS = web.AppKey("settings", Settings)
 BACKENDS = web.AppKey("backends", Backends)
-METRICS: web.AppKey[GatewayMetrics] = web.AppKey("metrics")
+METRICS = web.AppKey("metrics", GatewayMetrics)
 REQUEST_ID = web.RequestKey("request_id", str)

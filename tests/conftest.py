@@ -236,3 +236,12 @@ async def integration_channel(integration_addr: str) -> AsyncIterator[Any]:
         yield channel
     finally:
         await channel.close(None)
+
+
+def qbo_api(deps: Any) -> Any:
+    """The QBO API client of an ``IntegrationDeps`` (its QuickBooks platform's)."""
+    from services.integration.providers.qbo.platform import QboPlatform
+
+    platform = deps.platforms.platform_for("qbo")
+    assert isinstance(platform, QboPlatform)
+    return platform.api

@@ -12,7 +12,7 @@ import pytest
 from aicollect.errors import Unavailable
 from services.integration.budget import Priority, RealmBudget
 from services.integration.deps import IntegrationDeps
-from tests.conftest import Emulator
+from tests.conftest import Emulator, qbo_api
 from tests.test_connection_lifecycle import TENANT, connect, enable
 
 
@@ -102,10 +102,10 @@ async def test_forced_429s_slow_the_call_but_it_succeeds(
     assert (await connect(integration_channel)).connected
     await _faults(emulator, throttle_count=2, retry_after=1)
     started = time.monotonic()
-    info = await integration_deps.qbo.call(TENANT, integration_deps.api.company_info)
+    info = await integration_deps.caller.call(TENANT, qbo_api(integration_deps).company_info)
     assert info["CompanyName"] == "Acme Widgets LLC"
     assert time.monotonic() - started >= 1.9  # honoured Intuit's Retry-After twice
-    assert integration_deps.qbo.budget.throttle_pauses == 2
+    assert integration_deps.caller.budget.throttle_pauses == 2
 
 
 async def test_5xx_is_retried_then_reported_unavailable(
@@ -115,5 +115,5 @@ async def test_5xx_is_retried_then_reported_unavailable(
     assert (await connect(integration_channel)).connected
     await _faults(emulator, error_rate=1.0, error_status=503)
     with pytest.raises(Unavailable):
-        await integration_deps.qbo.call(TENANT, integration_deps.api.company_info)
+        await integration_deps.caller.call(TENANT, qbo_api(integration_deps).company_info)
     assert emulator.state.faults.injected["error"] == 5  # five attempts, then a clear error

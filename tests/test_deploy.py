@@ -18,7 +18,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from aicollect.metrics import IntegrationMetrics
-from gateway.app import GatewayMetrics
+from gateway.metrics import GatewayMetrics
 from services.matcher.metrics import MatcherMetrics
 
 ROOT = Path(__file__).resolve().parent.parent

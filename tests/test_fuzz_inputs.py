@@ -31,7 +31,7 @@ from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.client import internal_channel
 from aicollect.rpc.errors import error_info
 from services.integration.models import InboxEvent
-from services.integration.webhooks import MalformedWebhook, parse_payload
+from services.integration.providers.qbo.webhooks import MalformedWebhook, parse_payload
 from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator
 from tests.stack import Stack, enable_tenant, full_stack
 from tests.test_connection_lifecycle import connect

@@ -21,7 +21,7 @@ from aicollect.rpc.client import internal_channel
 from services.integration.deps import IntegrationDeps
 from services.integration.models import Connection
 from services.integration.tokens import KillSwitchOn, ReauthorizationRequired, token_identity
-from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator, integration_settings
+from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator, integration_settings, qbo_api
 from tests.test_connection_lifecycle import TENANT, connect, enable
 
 
@@ -111,7 +111,7 @@ async def test_a_401_triggers_one_refresh_and_the_call_succeeds(
     ):
         assert resp.status == 200
     before = emulator.state.oauth.token_calls["refresh_token"]
-    info = await integration_deps.qbo.call(TENANT, integration_deps.api.company_info)
+    info = await integration_deps.caller.call(TENANT, qbo_api(integration_deps).company_info)
     assert info["CompanyName"] == "Acme Widgets LLC"
     assert emulator.state.oauth.token_calls["refresh_token"] - before == 1
 
@@ -125,7 +125,7 @@ async def test_intuit_side_disconnect_is_detected_on_the_next_call(
     ):
         assert resp.status == 200
     with pytest.raises(ReauthorizationRequired):
-        await integration_deps.qbo.call(TENANT, integration_deps.api.company_info)
+        await integration_deps.caller.call(TENANT, qbo_api(integration_deps).company_info)
     status = await igrpc.IntegrationServiceStub(connected).GetConnectionStatus(
         pb.GetConnectionStatusRequest(tenant_id=TENANT)
     )
@@ -136,7 +136,7 @@ async def test_intuit_side_disconnect_is_detected_on_the_next_call(
     calls = sum(emulator.state.oauth.token_calls.values())
     api_calls = sum(emulator.state.api_requests.values())
     with pytest.raises(ReauthorizationRequired):
-        await integration_deps.qbo.call(TENANT, integration_deps.api.company_info)
+        await integration_deps.caller.call(TENANT, qbo_api(integration_deps).company_info)
     assert sum(emulator.state.oauth.token_calls.values()) == calls
     assert sum(emulator.state.api_requests.values()) == api_calls
     # Reconnecting the same company works.
@@ -154,7 +154,7 @@ async def test_kill_switch_stops_token_use(
         )
     before = sum(emulator.state.api_requests.values())
     with pytest.raises(KillSwitchOn):
-        await integration_deps.qbo.call(TENANT, integration_deps.api.company_info)
+        await integration_deps.caller.call(TENANT, qbo_api(integration_deps).company_info)
     assert sum(emulator.state.api_requests.values()) == before
 
 

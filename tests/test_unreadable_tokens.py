@@ -129,7 +129,7 @@ async def test_one_unreadable_revocation_never_blocks_the_others(
 
     # The background retrier's round (the real worker, one round).
     stop = asyncio.Event()
-    worker = asyncio.create_task(revocation_retrier(integration_deps, stop))
+    worker = asyncio.create_task(revocation_retrier(integration_deps.connections, stop))
     try:
         for _ in range(200):
             if all(g.revoked for g in emulator.state.oauth.grants.values()):

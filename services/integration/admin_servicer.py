@@ -25,6 +25,7 @@ from aicollect.rpc import paging
 from aicollect.rpc.convert import timestamp, update_paths
 from services.integration import admin, inbox
 from services.integration.models import AuditEvent
+from services.integration.providers import PlatformRegistry
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -82,9 +83,11 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self,
         sessions: async_sessionmaker[AsyncSession],
         matcher: mpb_grpc.MatchingAdminServiceAsyncStub,
+        platforms: PlatformRegistry,
     ) -> None:
         self._sessions = sessions
         self._matcher = matcher
+        self._platforms = platforms  # re-parses raw dead letters (ReplayDeadLetters)
 
     async def GetTenantSettings(
         self, request: pb.GetTenantSettingsRequest, context: Context
@@ -241,6 +244,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         async with self._sessions.begin() as session:
             replayed = await inbox.replay_dead_letters(
                 session,
+                self._platforms.platform_for(),
                 tenant_id=request.tenant_id if scope == "tenant_id" else None,
                 realm_id=request.realm_id if scope == "realm_id" else None,
                 event_ids=list(request.event_ids),

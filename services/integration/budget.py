@@ -81,10 +81,6 @@ class RealmBudget:
         self.throttle_pauses += 1
         self._dispatch(realm_id)
 
-    def paused_for(self, realm_id: str) -> float:
-        realm = self._realms.get(realm_id)
-        return max(0.0, realm.paused_until - time.monotonic()) if realm else 0.0
-
     def _dispatch(self, realm_id: str) -> None:
         realm = self._realms[realm_id]
         now = time.monotonic()

@@ -27,18 +27,28 @@ from aicollect.crypto import DecryptError, TokenCipher
 from aicollect.db.settings_store import check_text
 from aicollect.errors import NotFound, Unavailable
 from aicollect.provider import Provider
-from aicollect.qbo.api import QboApi, QboAuthError, QboError, QboThrottled, QboUnavailable
-from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
 from aicollect.urls import with_query
 from services.integration import admin
 from services.integration.admin import IntegrationDisabled
 from services.integration.models import AuditEvent, Connection, OAuthState, PendingRevocation
-from services.integration.tokens import (
+from services.integration.providers import PlatformRegistry
+from services.integration.providers.base import (
+    AccountingPlatform,
+    FailureKind,
+    InvalidGrant,
+    OAuthError,
+    OAuthUnavailable,
+    TokenSet,
+)
+from services.integration.states import (
     CONNECTED,
     DISCONNECTED,
-    NEEDS_REAUTHORIZATION,
-    REVOKE_REMEDY,
+    LIVE_STATES,
+    NOT_CONNECTED,
     TOKENS_UNREADABLE,
+)
+from services.integration.tokens import (
+    REVOKE_REMEDY,
     revocation_identity,
     sealed_token_columns,
     token_identity,
@@ -48,7 +58,6 @@ from services.integration.tokens import (
 
 log = logging.getLogger(__name__)
 
-LIVE_STATES = (CONNECTED, NEEDS_REAUTHORIZATION)
 REVOKE_ATTEMPTS = 3
 REVOKE_BACKOFF_S = 0.2
 MAX_PARAM = 2048
@@ -100,7 +109,7 @@ class PendingRevocationView:
 @dataclass(frozen=True)
 class StatusView:
     tenant_id: str
-    # "not_connected" | CONNECTED | NEEDS_REAUTHORIZATION | DISCONNECTED | TOKENS_UNREADABLE
+    # NOT_CONNECTED | CONNECTED | NEEDS_REAUTHORIZATION | DISCONNECTED | TOKENS_UNREADABLE
     state: str
     state_detail: str
     realm_id: str
@@ -121,13 +130,16 @@ class StatusView:
 class ConnectionService:
     sessions: async_sessionmaker[AsyncSession]
     cipher: TokenCipher
-    oauth: IntuitOAuth
-    api: QboApi
+    platforms: PlatformRegistry
     dashboard_url: str
     state_ttl: timedelta = timedelta(minutes=10)
     # Called after every successful connect (the sync queues the backfill); never blocks
     # on the backfill itself, and its failure never undoes the connection.
     on_connected: Callable[[str, str], Awaitable[None]] | None = None
+
+    def _platform(self, provider: str) -> AccountingPlatform:
+        """The platform behind a provider name (a request's, or a stored row's)."""
+        return self.platforms.platform_for(provider)
 
     # -- connect -------------------------------------------------------------------------
 
@@ -151,7 +163,7 @@ class ConnectionService:
                 )
             )
         try:
-            url = await self.oauth.authorize_url(state)
+            url = await self._platform(provider.value).authorize_url(state)
         except OAuthUnavailable as exc:
             raise Unavailable(
                 "Intuit's OAuth discovery document is unavailable; try again shortly",
@@ -274,7 +286,7 @@ class ConnectionService:
         if problem:
             return await self._fail(provider, problem, tenant_id, realm_id)
         try:
-            tokens = await self.oauth.exchange_code(code)
+            tokens = await self._platform(provider.value).exchange_code(code)
         except (OAuthError, OAuthUnavailable) as exc:
             log.warning(
                 "authorization code exchange failed",
@@ -286,10 +298,10 @@ class ConnectionService:
                 },
             )
             return await self._fail(provider, "code_exchange_failed", tenant_id, realm_id)
-        company_name, problem = await self._verify_realm(realm_id, tokens)
+        company_name, problem = await self._verify_realm(provider, realm_id, tokens)
         if problem:
             # Nothing was stored or reserved; the grant we were given goes back to Intuit.
-            await self._revoke_quietly(tokens.refresh_token)
+            await self._revoke_quietly(provider, tokens.refresh_token)
             return await self._fail(provider, problem, tenant_id, realm_id)
         try:
             replaced = await self._store_connection(
@@ -297,7 +309,7 @@ class ConnectionService:
             )
         except IntegrityError:
             # Another tenant connected the same realm between our check and our write.
-            await self._revoke_quietly(tokens.refresh_token)
+            await self._revoke_quietly(provider, tokens.refresh_token)
             return await self._fail(provider, "realm_in_use", tenant_id, realm_id)
         if replaced is not None:
             await self._revoke_pending(replaced)
@@ -331,32 +343,38 @@ class ConnectionService:
         )
         return other.first() is not None
 
-    async def _verify_realm(self, realm_id: str, tokens: TokenSet) -> tuple[str, str]:
+    async def _verify_realm(
+        self, provider: Provider, realm_id: str, tokens: TokenSet
+    ) -> tuple[str, str]:
         """(company name, "") when QBO confirms, with the new token, that the grant covers
         ``realm_id``; ("", error code) otherwise. The callback's ``realmId`` is a query
         parameter anyone can edit: it is never trusted on its own."""
+        platform = self._platform(provider.value)
         try:
-            info = await self.api.company_info(realm_id, tokens.access_token)
-        except (QboUnavailable, QboThrottled) as exc:
-            log.warning(
-                "could not verify the realm: QBO unavailable",
-                extra={"realm_id": realm_id, "intuit_tid": exc.intuit_tid},
-            )
-            return "", "unavailable"
-        except QboError as exc:
+            company = await platform.company(realm_id, tokens.access_token)
+        except Exception as exc:
+            failure = platform.classify_error(exc)
+            if failure is None:
+                raise
+            if failure.kind in (FailureKind.UNAVAILABLE, FailureKind.THROTTLED):
+                log.warning(
+                    "could not verify the realm: QBO unavailable",
+                    extra={"realm_id": realm_id, "intuit_tid": failure.trace_id},
+                )
+                return "", "unavailable"
             log.warning(
                 "the new token does not cover the callback's realm",
                 extra={
                     "realm_id": realm_id,
-                    "status": exc.status,
-                    "auth_error": isinstance(exc, QboAuthError),
-                    "intuit_tid": exc.intuit_tid,
+                    "status": failure.status,
+                    "auth_error": failure.kind == FailureKind.UNAUTHORIZED,
+                    "intuit_tid": failure.trace_id,
                 },
             )
             return "", "realm_mismatch"
-        if not info:  # a 200 without a CompanyInfo object confirms nothing
+        if company is None:  # a 200 without the company confirms nothing
             return "", "realm_mismatch"
-        return str(info.get("CompanyName") or ""), ""
+        return company.name, ""
 
     async def _store_connection(
         self,
@@ -540,7 +558,7 @@ class ConnectionService:
             await self._revocation_failed(pending_id, problem)
             return False, problem
         try:
-            await self.oauth.revoke(token)
+            await self._platform(row.provider).revoke(token)
         except InvalidGrant:
             pass  # already invalid at Intuit: nothing left to revoke
         except (OAuthError, OAuthUnavailable) as exc:
@@ -615,9 +633,9 @@ class ConnectionService:
             )
             return list(rows.scalars())
 
-    async def _revoke_quietly(self, refresh_token: str) -> None:
+    async def _revoke_quietly(self, provider: Provider, refresh_token: str) -> None:
         try:
-            await self.oauth.revoke(refresh_token)
+            await self._platform(provider.value).revoke(refresh_token)
         except (OAuthError, OAuthUnavailable):
             log.warning("could not revoke tokens of a refused connection")
 
@@ -652,7 +670,7 @@ class ConnectionService:
         enabled = flags.is_enabled(provider)
         if row is None:
             return StatusView(
-                tenant_id, "not_connected", "", "", "", None, None, None, None,
+                tenant_id, NOT_CONNECTED, "", "", "", None, None, None, None,
                 flags.qbo_enabled, qbo_kill, pending, provider, enabled, kill,
             )  # fmt: skip
         state, detail = row.state, row.state_detail

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aicollect.db.base import AuditEventColumns, SettingColumns
+from services.integration.states import LIVE_STATES_SQL
 
 SCHEMA = "integration"
 
@@ -105,7 +106,7 @@ class Connection(Base):
             "provider",
             "realm_id",
             unique=True,
-            postgresql_where=text("state IN ('connected', 'needs_reauthorization')"),
+            postgresql_where=text(f"state IN {LIVE_STATES_SQL}"),
         ),
     )
 

@@ -25,9 +25,12 @@ def build_server(
     internal_token: str,
 ) -> GrpcServer:
     def register(server: grpc.aio.Server) -> None:
-        integration_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(deps), server)
+        integration_grpc.add_IntegrationServiceServicer_to_server(
+            IntegrationServicer(deps.connections, deps.sync, deps.inbox_writer, deps.platforms),
+            server,
+        )
         admin_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(deps.sessions, deps.matching_admin),
+            AdminServicer(deps.sessions, deps.matching_admin, deps.platforms),
             server,
         )
 

@@ -1,37 +1,33 @@
-"""IntegrationService: converts protos to the domain calls and back, nothing more.
-
-Sync (issue 5) and webhooks (issue 6) land in later issues; until then those RPCs answer
-UNIMPLEMENTED saying when."""
+"""IntegrationService: converts protos to the domain calls and back, nothing more."""
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 
-from aicollect.errors import InvalidArgument, NotImplementedYet
+from aicollect.errors import InvalidArgument
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
 from aicollect.provider import from_pb as provider_of
 from aicollect.rpc.convert import timestamp
-from services.integration import inbox
-from services.integration.deps import IntegrationDeps
+from services.integration import inbox, states
+from services.integration.connections import ConnectionService
+from services.integration.inbox import InboxWriter
+from services.integration.providers import PlatformRegistry
 from services.integration.sync import convert as sync_pb
 from services.integration.sync import preview, rules, service
+from services.integration.sync.context import SyncDeps
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def _later(rpc: str, issue: int) -> NoReturn:
-    raise NotImplementedYet(f"{rpc} is not implemented yet (planned in issue {issue})")
-
-
 STATE = {
-    "not_connected": pb.CONNECTION_STATE_NOT_CONNECTED,
-    "connected": pb.CONNECTION_STATE_CONNECTED,
-    "needs_reauthorization": pb.CONNECTION_STATE_NEEDS_REAUTHORIZATION,
-    "disconnected": pb.CONNECTION_STATE_DISCONNECTED,
-    "tokens_unreadable": pb.CONNECTION_STATE_TOKENS_UNREADABLE,
+    states.NOT_CONNECTED: pb.CONNECTION_STATE_NOT_CONNECTED,
+    states.CONNECTED: pb.CONNECTION_STATE_CONNECTED,
+    states.NEEDS_REAUTHORIZATION: pb.CONNECTION_STATE_NEEDS_REAUTHORIZATION,
+    states.DISCONNECTED: pb.CONNECTION_STATE_DISCONNECTED,
+    states.TOKENS_UNREADABLE: pb.CONNECTION_STATE_TOKENS_UNREADABLE,
 }
 ORIGIN = {"user": pb.DISCONNECT_ORIGIN_USER, "intuit": pb.DISCONNECT_ORIGIN_INTUIT}
 REVOCATION = {
@@ -57,13 +53,23 @@ CONNECT_ERROR = {
 
 
 class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
-    def __init__(self, deps: IntegrationDeps) -> None:
-        self._deps = deps
+    def __init__(
+        self,
+        connections: ConnectionService,
+        sync: SyncDeps,
+        inbox_writer: InboxWriter,
+        platforms: PlatformRegistry,
+    ) -> None:
+        self._connections = connections
+        self._sync = sync
+        self._sessions = sync.sessions
+        self._inbox_writer = inbox_writer
+        self._platforms = platforms
 
     async def CreateConnectUrl(
         self, request: pb.CreateConnectUrlRequest, context: Context
     ) -> pb.CreateConnectUrlResponse:
-        link = await self._deps.connections.create_connect_url(
+        link = await self._connections.create_connect_url(
             request.tenant_id, request.actor, provider_of(request.provider)
         )
         return pb.CreateConnectUrlResponse(
@@ -75,7 +81,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def CompleteConnection(
         self, request: pb.CompleteConnectionRequest, context: Context
     ) -> pb.CompleteConnectionResponse:
-        outcome = await self._deps.connections.complete_connection(
+        outcome = await self._connections.complete_connection(
             state=request.state,
             code=request.code,
             realm_id=request.realm_id,
@@ -97,7 +103,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def Disconnect(
         self, request: pb.DisconnectRequest, context: Context
     ) -> pb.DisconnectResponse:
-        outcome = await self._deps.connections.disconnect(
+        outcome = await self._connections.disconnect(
             request.tenant_id, request.actor, request.reason, provider_of(request.provider)
         )
         return pb.DisconnectResponse(
@@ -110,8 +116,8 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def GetConnectionStatus(
         self, request: pb.GetConnectionStatusRequest, context: Context
     ) -> pb.GetConnectionStatusResponse:
-        view = await self._deps.connections.status(request.tenant_id, provider_of(request.provider))
-        progress = await service.progress(self._deps, view.tenant_id, view.realm_id)
+        view = await self._connections.status(request.tenant_id, provider_of(request.provider))
+        progress = await service.progress(self._sync, view.tenant_id, view.realm_id)
         reply = pb.GetConnectionStatusResponse(
             tenant_id=view.tenant_id,
             state=STATE[view.state],
@@ -145,7 +151,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         return reply
 
     async def _sync_health(self, tenant_id: str) -> pb.SyncHealth:
-        async with self._deps.sessions() as session:
+        async with self._sessions() as session:
             stats = await inbox.stats(session, tenant_id)
         health = pb.SyncHealth(
             last_webhook_time=timestamp(stats.last_received),
@@ -159,19 +165,10 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def IngestWebhook(
         self, request: pb.IngestWebhookRequest, context: Context
     ) -> pb.IngestWebhookResponse:
-        provider_of(request.provider)  # refuses an unsupported provider before anything
-        settings = self._deps.settings
-        tokens = [
-            secret.get_secret_value()
-            for secret in (
-                settings.qbo_webhook_verifier_token,
-                settings.qbo_webhook_verifier_token_previous,
-            )
-            if secret is not None
-        ]
-        result = await inbox.ingest(
-            self._deps.inbox_writer, request.body, request.signature, tokens
-        )
+        # The route names the platform (/v1/webhooks/{provider}); an unsupported one is
+        # refused before anything is read.
+        platform = self._platforms.platform_for(provider_of(request.provider).value)
+        result = await inbox.ingest(self._inbox_writer, platform, request.body, request.signature)
         return pb.IngestWebhookResponse(
             stored_event_count=result.stored,
             duplicate_event_count=result.duplicates,
@@ -180,7 +177,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
 
     async def SyncNow(self, request: pb.SyncNowRequest, context: Context) -> pb.SyncNowResponse:
         started, progress = await service.sync_now(
-            self._deps,
+            self._sync,
             request.tenant_id,
             sync_pb.sync_mode(request.mode),
             request.actor,
@@ -198,7 +195,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             else None
         )
         page = await preview.preview(
-            self._deps,
+            self._sync,
             request.tenant_id,
             override,
             request.page_size,
@@ -211,7 +208,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         self, request: pb.GetPlacementRulesRequest, context: Context
     ) -> pb.GetPlacementRulesResponse:
         provider_of(request.provider)  # the rules are the tenant's, whatever its platform
-        async with self._deps.sessions() as session:
+        async with self._sessions() as session:
             stored = await rules.get_rules(session, request.tenant_id)
         return sync_pb.rules_reply(stored)
 
@@ -222,7 +219,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         if not request.HasField("rules"):
             raise InvalidArgument("rules is required", field="rules")
         new_rules = rules.rules_from_pb(request.rules)
-        async with self._deps.sessions.begin() as session:
+        async with self._sessions.begin() as session:
             stored = await rules.set_rules(
                 session,
                 request.tenant_id,

@@ -27,21 +27,23 @@ from aicollect.crypto import DecryptError, TokenCipher
 from aicollect.db.locks import AdvisoryLock
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.metrics import IntegrationMetrics
-from aicollect.qbo.api import QboApi, QboAuthError, QboThrottled, QboUnavailable
-from aicollect.qbo.oauth import IntuitOAuth, InvalidGrant, OAuthError, OAuthUnavailable, TokenSet
 from services.integration import admin
 from services.integration.budget import Priority, RealmBudget
 from services.integration.models import AuditEvent, Connection
+from services.integration.providers.base import (
+    AccountingPlatform,
+    FailureKind,
+    InvalidGrant,
+    OAuthError,
+    OAuthUnavailable,
+    TokenSet,
+)
+from services.integration.states import CONNECTED, NEEDS_REAUTHORIZATION
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CONNECTED = "connected"
-NEEDS_REAUTHORIZATION = "needs_reauthorization"
-DISCONNECTED = "disconnected"
-# Reported, never stored: a connected row whose tokens the configured keys cannot open.
-TOKENS_UNREADABLE = "tokens_unreadable"
 REFRESH_MARGIN = timedelta(minutes=5)
 
 REAUTH_DETAIL = (
@@ -153,7 +155,7 @@ class TokenManager:
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         cipher: TokenCipher,
-        oauth: IntuitOAuth,
+        oauth: AccountingPlatform,
         *,
         metrics: IntegrationMetrics | None = None,
     ) -> None:
@@ -324,20 +326,23 @@ class TokenManager:
         )
 
 
-class QboCaller:
-    """Runs QBO API calls for a tenant: a budget slot, a valid token, and Intuit's rules.
+class PlatformCaller:
+    """Runs a platform's API calls for a tenant: a budget slot, a valid token, and the
+    platform's rules, whatever the platform (its errors are read through
+    ``AccountingPlatform.classify_error``).
 
-    429: the realm pauses for Intuit's Retry-After (60 s when absent) and the call waits
-    its turn again. 5xx, timeouts: exponential backoff with full jitter. 401: one token
-    refresh, then the call again; a second refusal means the authorization is gone, so
-    the connection is marked for re-authorization. The kill switch and the connection's
-    state are checked before every attempt.
+    Throttled (QBO: 429): the realm pauses for the platform's Retry-After (60 s when
+    absent) and the call waits its turn again. Unavailable (5xx, timeouts): exponential
+    backoff with full jitter. Unauthorized (401): one token refresh, then the call again;
+    a second refusal means the authorization is gone, so the connection is marked for
+    re-authorization. The kill switch and the connection's state are checked before
+    every attempt.
     """
 
     def __init__(
         self,
         tokens: TokenManager,
-        api: QboApi,
+        platform: AccountingPlatform,
         budget: RealmBudget,
         *,
         max_unavailable_attempts: int = 5,
@@ -346,7 +351,7 @@ class QboCaller:
         backoff_cap_s: float = 30.0,
     ) -> None:
         self.tokens = tokens
-        self.api = api
+        self.platform = platform
         self.budget = budget
         self._max_unavailable = max_unavailable_attempts
         self._max_throttled = max_throttled_attempts
@@ -368,32 +373,39 @@ class QboCaller:
             try:
                 async with self.budget.slot(token.realm_id, priority):
                     return await op(token.realm_id, token.token)
-            except QboThrottled as exc:
-                throttled += 1
-                self.budget.pause(token.realm_id, exc.retry_after_s)
-                if throttled >= self._max_throttled:
-                    raise Unavailable(
-                        "Intuit keeps throttling this company; retry later",
-                        retry_after_seconds=exc.retry_after_s,
-                    ) from None
-            except QboUnavailable as exc:
-                unavailable += 1
-                if unavailable >= self._max_unavailable:
-                    raise Unavailable(
-                        f"QuickBooks is unavailable ({exc.status or 'network'}); retry later",
-                        retry_after_seconds=30,
-                    ) from None
-                delay = min(self._cap, self._base * 2 ** (unavailable - 1))
-                await asyncio.sleep(random.uniform(0, delay))
-            except QboAuthError as exc:
-                if refreshed:
-                    await self.tokens.mark_needs_reauthorization(
-                        tenant_id,
-                        f"QBO refused a fresh token (code {exc.code or exc.status})",
-                        exc.intuit_tid,
-                    )
-                    raise ReauthorizationRequired(REAUTH_DETAIL) from None
-                refreshed = True
-                token = await self.tokens.after_unauthorized(token)
-                continue
+            except Exception as exc:
+                failure = self.platform.classify_error(exc)
+                if failure is None or failure.kind == FailureKind.REFUSED:
+                    raise
+                if failure.kind == FailureKind.THROTTLED:
+                    throttled += 1
+                    self.budget.pause(token.realm_id, failure.retry_after_s)
+                    if throttled >= self._max_throttled:
+                        raise Unavailable(
+                            f"{self.platform.display_name} keeps throttling this company; "
+                            "retry later",
+                            retry_after_seconds=failure.retry_after_s,
+                        ) from None
+                elif failure.kind == FailureKind.UNAVAILABLE:
+                    unavailable += 1
+                    if unavailable >= self._max_unavailable:
+                        raise Unavailable(
+                            f"{self.platform.display_name} is unavailable "
+                            f"({failure.status or 'network'}); retry later",
+                            retry_after_seconds=30,
+                        ) from None
+                    delay = min(self._cap, self._base * 2 ** (unavailable - 1))
+                    await asyncio.sleep(random.uniform(0, delay))
+                else:  # UNAUTHORIZED
+                    if refreshed:
+                        await self.tokens.mark_needs_reauthorization(
+                            tenant_id,
+                            f"{self.platform.display_name} refused a fresh token "
+                            f"(code {failure.code or failure.status})",
+                            failure.trace_id,
+                        )
+                        raise ReauthorizationRequired(REAUTH_DETAIL) from None
+                    refreshed = True
+                    token = await self.tokens.after_unauthorized(token)
+                    continue
             token = await self.tokens.access_token(tenant_id)  # kill switch, state, expiry

@@ -1,9 +1,9 @@
-"""The inbox workers of the integration process, wired to QBO and the matcher.
+"""The inbox workers of the integration process, wired to the platform and the matcher.
 
-Events name entities; the worker reads a batch's entities from QBO as they are now, one
-query per entity type (payments ahead of everything else in the realm's budget), and
-applies them through the same function the CDC poll uses, so every path to the matcher
-is the same path.
+Events name entities; the worker reads a batch's entities from the platform as they are
+now, one query per entity type (payments ahead of everything else in the realm's
+budget), and applies them through the same function the CDC poll uses, so every path to
+the matcher is the same path.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.metrics import IntegrationMetrics
 from services.integration.budget import Priority
-from services.integration.deps import IntegrationDeps
 from services.integration.inbox import EntityApplier, InboxProcessor
 from services.integration.models import Connection, InboxEvent
-from services.integration.sync.apply import ENTITIES, SyncContext, apply_changes
-from services.integration.sync.qbo import Json, QboReader
-from services.integration.tokens import CONNECTED, DISCONNECTED, NEEDS_REAUTHORIZATION
+from services.integration.providers.base import Json
+from services.integration.states import CONNECTED, DISCONNECTED, NEEDS_REAUTHORIZATION
+from services.integration.sync.apply import SyncContext, apply_changes
+from services.integration.sync.context import SyncDeps
 
 # What a connection row's state can be (tokens_unreadable is reported, never stored).
 STORED_STATES = (CONNECTED, NEEDS_REAUTHORIZATION, DISCONNECTED)
@@ -30,19 +31,24 @@ STORED_STATES = (CONNECTED, NEEDS_REAUTHORIZATION, DISCONNECTED)
 log = logging.getLogger(__name__)
 
 
-def qbo_applier(deps: IntegrationDeps) -> EntityApplier:
-    names = {e.lower(): e for e in ENTITIES}
+def entity_applier(deps: SyncDeps) -> EntityApplier:
+    """Reads the named entities as they are now and applies them (source ``webhook``)."""
+    platform = deps.platform
 
     async def apply(tenant_id: str, realm_id: str, wanted: dict[str, list[str]]) -> None:
-        known = {names[e.lower()]: ids for e, ids in wanted.items() if e.lower() in names}
+        known: dict[str, list[str]] = {}
+        for entity, ids in wanted.items():
+            name = platform.entity_name(entity)
+            if name is not None:
+                known[name] = ids
         if not known:
             return  # entities we do not sync
         changes: dict[str, list[Json]] = {}
         for name, ids in known.items():
             # One query per entity type; payments jump the realm's queue (they stop outreach).
             priority = Priority.PAYMENT if name == "Payment" else Priority.WEBHOOK
-            found = await QboReader(deps, tenant_id, realm_id, priority).by_ids(name, ids)
-            # Absent from the query means deleted in QBO (reads of it would answer 610).
+            found = await deps.reader(tenant_id, realm_id, priority).by_ids(name, ids)
+            # Absent from the query means deleted (QBO: reads of it would answer 610).
             changes[name] = [found.get(i) or {"Id": i, "status": "Deleted"} for i in ids]
         ctx = await SyncContext.open(
             deps, tenant_id, realm_id, source="webhook", priority=Priority.WEBHOOK
@@ -52,8 +58,8 @@ def qbo_applier(deps: IntegrationDeps) -> EntityApplier:
     return apply
 
 
-def build_processor(deps: IntegrationDeps) -> InboxProcessor:
-    processor = InboxProcessor(deps.engine, deps.sessions, qbo_applier(deps))
+def build_processor(deps: SyncDeps) -> InboxProcessor:
+    processor = InboxProcessor(deps.engine, deps.sessions, entity_applier(deps))
     metrics = deps.metrics
 
     def observed(event: InboxEvent, elapsed: float) -> None:
@@ -67,13 +73,13 @@ def build_processor(deps: IntegrationDeps) -> InboxProcessor:
 
 
 async def inbox_gauges(
-    deps: IntegrationDeps, metrics: IntegrationMetrics, stop: asyncio.Event
+    sessions: async_sessionmaker[AsyncSession], metrics: IntegrationMetrics, stop: asyncio.Event
 ) -> None:
     """Keeps the inbox depth, age and dead-letter gauges and the connections-by-state gauge
     current (every 5 s)."""
     while not stop.is_set():
         try:
-            async with deps.sessions() as session:
+            async with sessions() as session:
                 pending, oldest, dead = (
                     await session.execute(
                         select(

@@ -8,6 +8,7 @@ import contextlib
 import logging
 
 from aicollect.db.retention import retention_loop
+from services.integration.connections import ConnectionService
 from services.integration.deps import IntegrationDeps
 from services.integration.retention import purge_integration
 from services.integration.sync.runner import SyncRunner
@@ -18,11 +19,11 @@ log = logging.getLogger(__name__)
 REVOCATION_POLL_S = 30.0
 
 
-async def revocation_retrier(deps: IntegrationDeps, stop: asyncio.Event) -> None:
+async def revocation_retrier(connections: ConnectionService, stop: asyncio.Event) -> None:
     """Retries revocations Intuit did not confirm at disconnect time, with backoff."""
     while not stop.is_set():
         try:
-            await deps.connections.retry_due_revocations()  # each row on its own
+            await connections.retry_due_revocations()  # each row on its own
         except Exception:  # a worker must outlive one bad round
             log.exception("revocation retry round failed")
         with contextlib.suppress(TimeoutError):
@@ -31,13 +32,13 @@ async def revocation_retrier(deps: IntegrationDeps, stop: asyncio.Event) -> None
 
 def start_workers(deps: IntegrationDeps, stop: asyncio.Event) -> list[asyncio.Task[None]]:
     return [
-        asyncio.create_task(revocation_retrier(deps, stop), name="revocation-retrier"),
+        asyncio.create_task(revocation_retrier(deps.connections, stop), name="revocation-retrier"),
         # Backfills and CDC polls (sync.runner): due work found in the database, so a
         # backfill a crashed replica left running resumes from its checkpoint here.
-        asyncio.create_task(SyncRunner(deps).run(stop), name="sync-scheduler"),
+        asyncio.create_task(SyncRunner(deps.sync).run(stop), name="sync-scheduler"),
         # Webhook inbox: claims due events (any number of replicas), reads, applies.
-        asyncio.create_task(build_processor(deps).run(stop), name="inbox-processor"),
-        asyncio.create_task(inbox_gauges(deps, deps.metrics, stop), name="inbox-gauges"),
+        asyncio.create_task(build_processor(deps.sync).run(stop), name="inbox-processor"),
+        asyncio.create_task(inbox_gauges(deps.sessions, deps.metrics, stop), name="inbox-gauges"),
         # Processed inbox rows, expired OAuth states, old audit records.
         asyncio.create_task(
             retention_loop(

@@ -115,13 +115,13 @@ async def backfill(deps: IntegrationDeps) -> None:
     """Runs the queued backfill to completion in this task, as the scheduler would."""
     async with state.realm_lock(deps.engine, state.BACKFILL_LOCK, TENANT, REALM_ID) as held:
         assert held
-        await run_backfill(deps, TENANT, REALM_ID)
+        await run_backfill(deps.sync, TENANT, REALM_ID)
 
 
 async def cdc_poll(deps: IntegrationDeps) -> PollResult:
     async with state.realm_lock(deps.engine, state.CDC_LOCK, TENANT, REALM_ID) as held:
         assert held
-        result = await poll(deps, TENANT, REALM_ID)
+        result = await poll(deps.sync, TENANT, REALM_ID)
     assert result is not None
     return result
 
@@ -138,7 +138,7 @@ async def placements(deps: IntegrationDeps) -> dict[str, mpb.Placement]:
     out: dict[str, mpb.Placement] = {}
     token = ""
     while True:
-        page = await deps.matching.ListPlacements(
+        page = await deps.sync.matching.ListPlacements(
             mpb.ListPlacementsRequest(tenant_id=TENANT, page_size=1000, page_token=token)
         )
         for p in page.placements:

@@ -100,9 +100,9 @@ async def test_connect_backfills_exactly_the_overdue_invoices_and_a_rerun_change
     assert not queued.HasField("sync") or not queued.sync.HasField("last_cdc_poll_time")
 
     stop = asyncio.Event()
-    runner = asyncio.create_task(SyncRunner(deps).run(stop))
+    runner = asyncio.create_task(SyncRunner(deps.sync).run(stop))
     try:
-        deps.sync.poke()
+        deps.sync.trigger.poke()
 
         async def completed() -> bool:
             return (await status(connected)).backfill.phase == pb.BACKFILL_PHASE_COMPLETED
@@ -189,7 +189,7 @@ async def test_a_burst_of_429s_slows_the_backfill_but_loses_nothing(
     await backfill(deps)
     took = time.monotonic() - started
     assert emulator.state.throttled[REALM_ID] == 3
-    assert deps.qbo.budget.throttle_pauses >= 1
+    assert deps.caller.budget.throttle_pauses >= 1
     assert took >= 1.0  # the realm paused for Intuit's Retry-After
     assert (await sync_row(deps)).backfill_phase == state.COMPLETED
     assert_matches_books(emulator, await placements(deps))
@@ -202,7 +202,7 @@ async def test_an_error_mid_backfill_fails_it_and_the_retry_resumes(
     the scheduler resumes it from its checkpoint once Intuit recovers."""
     await control("PUT", "/faults", {"error_rate": 1.0, "error_status": 503})
     stop = asyncio.Event()
-    runner = asyncio.create_task(SyncRunner(deps).run(stop))
+    runner = asyncio.create_task(SyncRunner(deps.sync).run(stop))
     try:
 
         async def failed() -> bool:
@@ -237,4 +237,4 @@ async def test_one_backfill_per_connection_across_processes(
 
 
 async def test_nothing_to_run_without_a_request(deps: IntegrationDeps) -> None:
-    assert await run_backfill(deps, TENANT, REALM_ID) is None
+    assert await run_backfill(deps.sync, TENANT, REALM_ID) is None

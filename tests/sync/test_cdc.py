@@ -243,7 +243,7 @@ async def test_sync_now_incremental_polls_at_once_and_only_connected_realms_are_
     connected: grpc.aio.Channel, deps: IntegrationDeps, emulator: Emulator, control: Control
 ) -> None:
     await backfill(deps)
-    runner = SyncRunner(deps)
+    runner = SyncRunner(deps.sync)
     assert (CDC, TENANT, REALM_ID) not in await runner.due()  # next poll in an hour
     invoice = _pick(emulator, 1)[0]
     await control(

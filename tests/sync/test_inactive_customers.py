@@ -16,7 +16,7 @@ import grpc
 
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.deps import IntegrationDeps
-from services.integration.webhook_worker import qbo_applier
+from services.integration.webhook_worker import entity_applier
 from tests.conftest import REALM_ID, Emulator
 from tests.sync.conftest import (
     TENANT,
@@ -186,7 +186,7 @@ async def test_a_webhook_for_a_customer_made_inactive_is_no_deletion(
         {"active": False, "email": "accounts@moved.example.org"},
     )
 
-    await qbo_applier(deps)(TENANT, REALM_ID, {"Customer": [invoice.customer_id]})
+    await entity_applier(deps.sync)(TENANT, REALM_ID, {"Customer": [invoice.customer_id]})
 
     placed = (await placements(deps))[invoice.id]
     assert placed.status == mpb.PLACEMENT_STATUS_ACTIVE

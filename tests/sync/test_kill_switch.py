@@ -47,7 +47,7 @@ async def test_kill_switch_stops_and_resumes_the_backfill_and_polls(
 ) -> None:
     await control("PUT", "/faults", {"latency_ms": 150})
     requests = emulator.state.api_requests
-    runner = SyncRunner(deps)
+    runner = SyncRunner(deps.sync)
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
@@ -72,7 +72,7 @@ async def test_kill_switch_stops_and_resumes_the_backfill_and_polls(
         assert "kill switch" in shown.backfill.last_error
         # While it is on: nothing reaches Intuit, nothing is started, even when asked.
         await state.update_state(deps.sessions, TENANT, REALM_ID, cdc_requested=True)
-        deps.sync.poke()
+        deps.sync.trigger.poke()
         await asyncio.sleep(0.5)  # ten scheduler ticks
         assert requests[REALM_ID] == frozen
         assert not runner.jobs

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from aicollect.matching.v1 import matching_service_pb2 as mpb
-from services.integration.sync import mapping
+from services.integration.providers.qbo import mapping
 from services.integration.sync.backfill import id_key
 
 INVOICE: dict[str, Any] = {

@@ -46,7 +46,7 @@ async def replica_two(
 @contextlib.asynccontextmanager
 async def schedulers(*replicas: IntegrationDeps) -> AsyncIterator[None]:
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(SyncRunner(deps).run(stop)) for deps in replicas]
+    tasks = [asyncio.create_task(SyncRunner(deps.sync).run(stop)) for deps in replicas]
     try:
         yield
     finally:

@@ -14,7 +14,7 @@ from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.rpc.errors import error_info
 from services.integration.deps import IntegrationDeps
 from services.integration.models import AuditEvent, PlacementRulesRow
-from services.integration.sync.mapping import InvoiceFacts
+from services.integration.providers.base import InvoiceFacts
 from services.integration.sync.rules import (
     BalanceLimit,
     Exclusion,

@@ -23,7 +23,7 @@ from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.client import internal_channel
 from services.integration.inbox import ingest, raw_event_id
 from services.integration.models import InboxEvent
-from tests.conftest import INTERNAL_TOKEN, REALM_ID, VERIFIER_TOKEN, Emulator
+from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator
 from tests.e2e.pipeline import TENANT, Pipeline, running_pipeline
 from tests.stack import Stack
 from tests.webhooks.test_inbox import cloud_events, sign
@@ -226,11 +226,12 @@ async def test_a_refused_delivery_in_a_shared_commit_is_isolated(
     one with NaN (only it can tell), so each is stored on its own and only that one is
     dead-lettered."""
     writer = stack.deps.inbox_writer
+    qbo = stack.deps.platforms.platform_for("qbo")
     valid = [cloud_events(("Payment", str(600 + i), "created")) for i in range(3)]
     nan = _with_data("666", '{"amount": NaN}')
     commits = writer.commits
     results = await asyncio.gather(
-        *(ingest(writer, body, sign(body), [VERIFIER_TOKEN]) for body in [*valid, nan])
+        *(ingest(writer, qbo, body, sign(body)) for body in [*valid, nan])
     )
     assert [r.stored for r in results] == [1, 1, 1, 0]
     assert [r.dead_lettered for r in results] == [0, 0, 0, 1]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.integration.webhooks import (
+from services.integration.providers.qbo.webhooks import (
     InvalidSignature,
     MalformedWebhook,
     parse_payload,

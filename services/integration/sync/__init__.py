@@ -1,8 +1,7 @@
-"""Inbound sync from QuickBooks Online: overdue invoices become placements.
+"""Inbound sync from the accounting platform: overdue invoices become placements.
 
-* ``mapping``: QBO JSON -> matcher contract messages (pure).
+* ``context``: ``SyncDeps``, all the sync receives (the platform's reader among it).
 * ``rules``: placement rules, their validation, storage and evaluation.
-* ``qbo``: the reads the sync makes, all through ``QboCaller`` (budget, retries).
 * ``apply``: "apply entity X as now known" -- shared by the CDC poll, the backfill and the
   webhook processor.
 * ``backfill``, ``cdc``, ``preview``: the three ways of reading QBO in bulk.

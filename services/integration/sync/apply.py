@@ -1,13 +1,9 @@
 """Apply QBO entities "as now known" to the matcher: the one path every sync takes.
 
-The backfill, the CDC poll and the webhook processor all end here. Entry points:
-
-* ``apply_entity(deps, tenant_id, realm_id, entity, entity_id, json_or_none, source)`` for
-  one entity (``None``: deleted), e.g. after a webhook read;
-* ``apply_invoice`` / ``apply_customer`` / ``apply_payment`` / ``apply_credit_memo``: the
-  same for one entity JSON (a ``{"Id": ..., "status": "Deleted"}`` stub means deleted);
-* the batch forms ``apply_invoices`` / ``apply_customers`` / ``apply_payments`` /
-  ``apply_credit_memos`` on a :class:`SyncContext` (CDC and backfill use these).
+The backfill, the CDC poll and the webhook processor all end here: ``apply_changes`` (a
+set of changed entities, deleted ones as ``{"Id": ..., "status": "Deleted"}`` stubs) and
+its parts ``apply_invoices`` / ``apply_customers`` / ``apply_payments`` /
+``apply_credit_memos``, on a :class:`SyncContext`.
 
 What each entity means:
 
@@ -38,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from sqlalchemy import or_, select, text
@@ -47,12 +43,10 @@ from aicollect.errors import Unavailable
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice
-from services.integration.sync import mapping, state
-from services.integration.sync.qbo import QboReader
+from services.integration.providers.base import AccountingFacts, EntityReader, InvoiceFacts
+from services.integration.sync import state
+from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import PlacementRules, get_rules
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +97,7 @@ class SyncContext:
 
     def __init__(
         self,
-        deps: IntegrationDeps,
+        deps: SyncDeps,
         tenant_id: str,
         realm_id: str,
         *,
@@ -111,7 +105,7 @@ class SyncContext:
         today: date,
         source: str,
         source_event_id: str = "",
-        reader: QboReader,
+        reader: EntityReader,
     ) -> None:
         self.deps = deps
         self.tenant_id = tenant_id
@@ -121,6 +115,7 @@ class SyncContext:
         self.source = SOURCES[source]
         self.source_event_id = source_event_id
         self.reader = reader
+        self.facts: AccountingFacts = deps.platform.facts
         # A backfill run's id (``backfill:<run>``), recorded with what it places first.
         self.run_id = source_event_id.removeprefix("backfill:") if source == "backfill" else ""
         self._customers: OrderedDict[str, mpb.DebtorContact | None] = OrderedDict()
@@ -128,7 +123,7 @@ class SyncContext:
     @classmethod
     async def open(
         cls,
-        deps: IntegrationDeps,
+        deps: SyncDeps,
         tenant_id: str,
         realm_id: str,
         *,
@@ -137,10 +132,12 @@ class SyncContext:
         source_event_id: str = "",
     ) -> SyncContext:
         """Loads the rules and the company's today (asking QBO when the clock is stale)."""
-        reader = QboReader(deps, tenant_id, realm_id, priority)
+        reader = deps.reader(tenant_id, realm_id, priority)
         async with deps.sessions() as session:
             stored = await get_rules(session, tenant_id)
-            clock = state.clock_of(await state.load(session, tenant_id, realm_id))
+            clock = state.clock_of(
+                await state.load(session, tenant_id, realm_id), deps.platform.facts.parse_time
+            )
         if clock is None or not state.clock_fresh(clock):
             clock = await observe_company_time(deps, reader)
         return cls(
@@ -158,7 +155,7 @@ class SyncContext:
 
     def remember_customers(self, customers: Iterable[Json]) -> None:
         for customer in customers:
-            self._remember(mapping.entity_id(customer), mapping.debtor_contact(customer))
+            self._remember(self.facts.entity_id(customer), self.facts.debtor_contact(customer))
 
     def _remember(self, customer_id: str, contact: mpb.DebtorContact | None) -> None:
         self._customers[customer_id] = contact
@@ -175,7 +172,7 @@ class SyncContext:
             found = await self.reader.by_ids("Customer", missing)
             for customer_id in missing:
                 customer = found.get(customer_id)
-                contact = mapping.debtor_contact(customer) if customer is not None else None
+                contact = self.facts.debtor_contact(customer) if customer is not None else None
                 self._remember(customer_id, contact)
         return {i: self._customers.get(i) for i in wanted}
 
@@ -362,18 +359,18 @@ _RECORD_PLACED = text(
 )
 
 
-async def observe_company_time(deps: IntegrationDeps, reader: QboReader) -> state.CompanyClock:
+async def observe_company_time(deps: SyncDeps, reader: EntityReader) -> state.CompanyClock:
     """Reads QBO's time for the company and remembers it (the company's clock)."""
     qbo_time = await reader.company_time()
     return await remember_company_time(deps, reader.tenant_id, reader.realm_id, qbo_time)
 
 
 async def remember_company_time(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, qbo_time: str
+    deps: SyncDeps, tenant_id: str, realm_id: str, qbo_time: str
 ) -> state.CompanyClock:
     """Stores QBO's time for the company as just seen; the company's clock runs from it."""
     seen_at = state.now()
-    clock = state.CompanyClock(mapping.parse_qbo_time(qbo_time), seen_at)
+    clock = state.CompanyClock(deps.platform.facts.parse_time(qbo_time), seen_at)
     await state.update_state(
         deps.sessions, tenant_id, realm_id, company_time=qbo_time, company_time_seen_at=seen_at
     )
@@ -398,7 +395,7 @@ async def _bounded(items: Sequence[T], work: Callable[[T], Awaitable[int]]) -> l
 # -- invoices ------------------------------------------------------------------------------
 
 
-def _placeable(facts: mapping.InvoiceFacts) -> bool:
+def _placeable(facts: InvoiceFacts) -> bool:
     """What the matcher requires of a new placement (checked here so a batch never fails)."""
     return bool(facts.invoice_id and facts.customer_id and facts.due_date and facts.balance > 0)
 
@@ -408,20 +405,20 @@ async def apply_invoices(
     invoices: Sequence[Json],
     *,
     only_placeable: bool = False,
-    facts: Sequence[mapping.InvoiceFacts] | None = None,
+    facts: Sequence[InvoiceFacts] | None = None,
 ) -> ApplyStats:
     """Invoices as now known (deleted stubs too). ``only_placeable`` (the backfill, whose
     query returns only candidates) skips the ones the rules leave out instead of sending
     their state to the matcher. ``facts``: the invoices' facts when already computed."""
     stats = ApplyStats(invoices_seen=len(invoices))
-    to_place: list[tuple[Json, mapping.InvoiceFacts]] = []
+    to_place: list[tuple[Json, InvoiceFacts]] = []
     to_apply: list[mpb.QboInvoice] = []
-    open_others: list[tuple[Json, mapping.InvoiceFacts]] = []
+    open_others: list[tuple[Json, InvoiceFacts]] = []
     for n, invoice in enumerate(invoices):
-        if mapping.is_deleted(invoice):
-            to_apply.append(mapping.qbo_invoice(invoice))
+        if ctx.facts.is_deleted(invoice):
+            to_apply.append(ctx.facts.invoice(invoice))
             continue
-        known = facts[n] if facts is not None else mapping.invoice_facts(invoice)
+        known = facts[n] if facts is not None else ctx.facts.invoice_facts(invoice)
         if ctx.rules.places(known, ctx.today) and _placeable(known):
             to_place.append((invoice, known))
         elif only_placeable:
@@ -429,7 +426,7 @@ async def apply_invoices(
         elif _placeable(known) and not known.voided:
             open_others.append((invoice, known))
         else:
-            to_apply.append(mapping.qbo_invoice(invoice))
+            to_apply.append(ctx.facts.invoice(invoice))
     if open_others:
         # Still owed but no longer placeable under the rules (not yet due again, below a
         # minimum): an existing placement still gets its invoice fields and amounts.
@@ -438,7 +435,7 @@ async def apply_invoices(
             if known.invoice_id in placed:
                 to_place.append((invoice, known))
             else:
-                to_apply.append(mapping.qbo_invoice(invoice))
+                to_apply.append(ctx.facts.invoice(invoice))
     if to_place:
         stats.add(await _place(ctx, to_place))
     if to_apply:
@@ -448,9 +445,7 @@ async def apply_invoices(
     return stats
 
 
-async def _place(
-    ctx: SyncContext, invoices: Sequence[tuple[Json, mapping.InvoiceFacts]]
-) -> ApplyStats:
+async def _place(ctx: SyncContext, invoices: Sequence[tuple[Json, InvoiceFacts]]) -> ApplyStats:
     """Upserts placements for placeable invoices. An existing placement then gets the
     invoice's amounts through ApplyAccountingInvoice, unless the matcher was already given
     this version of the invoice (a repeated backfill sends no decision calls)."""
@@ -458,7 +453,7 @@ async def _place(
     facts = {f.invoice_id: f for _, f in invoices}
     customers = await ctx.customers(f.customer_id for f in facts.values())
     inputs = [
-        mapping.placement_input(invoice, facts=f, debtor=customers.get(f.customer_id))
+        ctx.facts.placement_input(invoice, facts=f, debtor=customers.get(f.customer_id))
         for invoice, f in invoices
     ]
     by_id = {f.invoice_id: invoice for invoice, f in invoices}
@@ -471,7 +466,7 @@ async def _place(
         r for r in existing if delivered.get(r.qbo_invoice_id) != versions[r.qbo_invoice_id]
     ]
     decided = await _bounded(
-        [mapping.qbo_invoice(by_id[r.qbo_invoice_id]) for r in to_apply], ctx.apply_invoice_state
+        [ctx.facts.invoice(by_id[r.qbo_invoice_id]) for r in to_apply], ctx.apply_invoice_state
     )
     refused = {r.qbo_invoice_id for r, d in zip(to_apply, decided, strict=True) if d < 0}
     stats.invoice_decisions += sum(d for d in decided if d > 0)
@@ -503,15 +498,15 @@ async def refresh_placed_invoices(ctx: SyncContext, invoice_ids: Sequence[str]) 
 async def apply_customers(ctx: SyncContext, customers: Sequence[Json]) -> ApplyStats:
     """New contact details reach the placements of the customers' invoices."""
     stats = ApplyStats()
-    live = [c for c in customers if not mapping.is_deleted(c) and mapping.entity_id(c)]
+    live = [c for c in customers if not ctx.facts.is_deleted(c) and ctx.facts.entity_id(c)]
     ctx.remember_customers(live)
-    placed = await ctx.placed(customer_ids=[mapping.entity_id(c) for c in live])
+    placed = await ctx.placed(customer_ids=[ctx.facts.entity_id(c) for c in live])
     if not placed:
         return stats
     found = await ctx.reader.by_ids("Invoice", list(placed))
     open_invoices = []
     for invoice in found.values():
-        facts = mapping.invoice_facts(invoice)
+        facts = ctx.facts.invoice_facts(invoice)
         if _placeable(facts) and not facts.voided:
             open_invoices.append((invoice, facts))
     if open_invoices:
@@ -527,7 +522,7 @@ async def apply_customers(ctx: SyncContext, customers: Sequence[Json]) -> ApplyS
 async def apply_payments(ctx: SyncContext, payments: Sequence[Json]) -> ApplyStats:
     stats = ApplyStats()
     for payment in payments:
-        decided = await ctx.apply_payment_state(mapping.qbo_payment(payment))
+        decided = await ctx.apply_payment_state(ctx.facts.payment(payment))
         if decided < 0:
             stats.skipped += 1
         else:
@@ -540,23 +535,17 @@ async def apply_credit_memos(ctx: SyncContext, memos: Sequence[Json]) -> ApplySt
     invoice_ids: list[str] = []
     customer_ids: list[str] = []
     for memo in memos:
-        if mapping.is_deleted(memo):
+        if ctx.facts.is_deleted(memo):
             continue  # what a deleted memo changed arrives as Payment and Invoice changes
-        invoice_ids.extend(mapping.linked_invoice_ids(memo))
-        customer = mapping.invoice_facts(memo).customer_id
+        invoice_ids.extend(ctx.facts.linked_invoice_ids(memo))
+        customer = ctx.facts.invoice_facts(memo).customer_id
         if customer:
             customer_ids.append(customer)
     placed = await ctx.placed(customer_ids=customer_ids)
     return await refresh_placed_invoices(ctx, list(dict.fromkeys([*invoice_ids, *placed])))
 
 
-# -- one entity ----------------------------------------------------------------------------
-
-ENTITIES = ("Invoice", "Customer", "Payment", "CreditMemo")
-
-
-def _stub(entity_id: str) -> Json:
-    return {"Id": entity_id, "status": "Deleted"}
+# -- a set of changes ----------------------------------------------------------------------
 
 
 async def apply_changes(ctx: SyncContext, changes: Mapping[str, Sequence[Json]]) -> ApplyStats:
@@ -569,69 +558,3 @@ async def apply_changes(ctx: SyncContext, changes: Mapping[str, Sequence[Json]])
     stats.add(await apply_invoices(ctx, changes.get("Invoice", ())))
     stats.add(await apply_credit_memos(ctx, changes.get("CreditMemo", ())))
     return stats
-
-
-async def apply_entity(
-    deps: IntegrationDeps,
-    tenant_id: str,
-    realm_id: str,
-    entity: str,
-    entity_id: str,
-    entity_json: Json | None,
-    source: str = "webhook",
-    source_event_id: str = "",
-) -> ApplyStats:
-    """Applies one entity as now known in QBO; ``entity_json`` None means it is deleted.
-
-    ``entity`` is ``Invoice``, ``Customer``, ``Payment`` or ``CreditMemo`` (any casing);
-    ``source`` is ``webhook``, ``cdc``, ``backfill`` or ``replay``. Reads QBO at the
-    webhook priority (payments at the payment priority) through the shared budget.
-    Raises the QboCaller's domain errors (kill switch, re-authorization) and
-    ``Unavailable`` when the matcher or QBO is down, so the caller can retry.
-    """
-    name = {e.lower(): e for e in ENTITIES}.get(entity.strip().lower())
-    if name is None:
-        return ApplyStats()
-    priority = Priority.PAYMENT if name == "Payment" else Priority.WEBHOOK
-    ctx = await SyncContext.open(
-        deps,
-        tenant_id,
-        realm_id,
-        source=source,
-        priority=priority,
-        source_event_id=source_event_id,
-    )
-    body = entity_json if entity_json is not None else _stub(entity_id)
-    return await apply_changes(ctx, {name: [body]})
-
-
-async def apply_invoice(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, invoice: Json, source: str = "webhook"
-) -> ApplyStats:
-    return await apply_entity(
-        deps, tenant_id, realm_id, "Invoice", mapping.entity_id(invoice), invoice, source
-    )
-
-
-async def apply_customer(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, customer: Json, source: str = "webhook"
-) -> ApplyStats:
-    return await apply_entity(
-        deps, tenant_id, realm_id, "Customer", mapping.entity_id(customer), customer, source
-    )
-
-
-async def apply_payment(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, payment: Json, source: str = "webhook"
-) -> ApplyStats:
-    return await apply_entity(
-        deps, tenant_id, realm_id, "Payment", mapping.entity_id(payment), payment, source
-    )
-
-
-async def apply_credit_memo(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, memo: Json, source: str = "webhook"
-) -> ApplyStats:
-    return await apply_entity(
-        deps, tenant_id, realm_id, "CreditMemo", mapping.entity_id(memo), memo, source
-    )

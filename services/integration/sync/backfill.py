@@ -23,18 +23,16 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
-from services.integration.sync import apply, mapping, state
-from services.integration.sync.qbo import MAX_RESULTS, QboReader, overdue_invoices_where
+from services.integration.providers.base import InvoiceFacts
+from services.integration.sync import apply, state
+from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ def id_key(invoice_id: str) -> tuple[int, str]:
 @dataclass
 class _Page:
     rows: list[dict[str, Any]]
-    facts: list[mapping.InvoiceFacts]
+    facts: list[InvoiceFacts]
     next_position: int
     last_id: str
 
@@ -79,24 +77,20 @@ async def _produce(
 ) -> None:
     """Reads pages ahead of the consumer (and their customers); None at the end."""
     try:
-        where = overdue_invoices_where(today)
         start = max(1, position - OVERLAP) if last_id else max(1, position)
         while True:
-            rows, _ = await ctx.reader.query(
-                f"SELECT * FROM Invoice WHERE {where} ORDERBY Id "
-                f"STARTPOSITION {start} MAXRESULTS {page_size}"
-            )
-            first = mapping.entity_id(rows[0]) if rows else ""
+            rows = await ctx.reader.overdue_invoices(today, start, page_size)
+            first = ctx.facts.entity_id(rows[0]) if rows else ""
             if start > 1 and last_id and (not rows or id_key(first) > id_key(last_id)):
                 # More rows than the overlap disappeared before our position: step back.
                 start = max(1, start - page_size)
                 continue
             fresh = (
-                [r for r in rows if id_key(mapping.entity_id(r)) > id_key(last_id)]
+                [r for r in rows if id_key(ctx.facts.entity_id(r)) > id_key(last_id)]
                 if last_id
                 else rows
             )
-            facts = [mapping.invoice_facts(r) for r in fresh]
+            facts = [ctx.facts.invoice_facts(r) for r in fresh]
             if fresh:
                 last_id = max((f.invoice_id for f in facts), key=id_key)
                 # Read the customers now, while the matcher takes the previous page.
@@ -110,7 +104,7 @@ async def _produce(
         await out.put(exc)
 
 
-async def placed_by(deps: IntegrationDeps, tenant_id: str, realm_id: str, run_id: str) -> int:
+async def placed_by(deps: SyncDeps, tenant_id: str, realm_id: str, run_id: str) -> int:
     """How many placements this run created (exact across crashes: recorded with each)."""
     async with deps.sessions() as session:
         count = await session.scalar(
@@ -126,7 +120,7 @@ async def placed_by(deps: IntegrationDeps, tenant_id: str, realm_id: str, run_id
 
 
 async def run_backfill(
-    deps: IntegrationDeps, tenant_id: str, realm_id: str, *, page_size: int = MAX_RESULTS
+    deps: SyncDeps, tenant_id: str, realm_id: str, *, page_size: int | None = None
 ) -> BackfillResult | None:
     """Runs the realm's pending backfill, or resumes a running or failed one from its
     checkpoint. The caller holds the realm's backfill lock. None when there is none."""
@@ -135,7 +129,7 @@ async def run_backfill(
     if row is None or row.backfill_phase not in (state.PENDING, state.RUNNING, state.FAILED):
         return None
     run_id = row.backfill_run_id
-    reader = QboReader(deps, tenant_id, realm_id, Priority.BACKFILL)
+    reader = deps.reader(tenant_id, realm_id, Priority.BACKFILL)
     started = row.backfill_started_at or state.now()
     if row.backfill_company_date is None:
         text = await reader.company_time()
@@ -192,7 +186,7 @@ async def run_backfill(
             today,
             row.backfill_next_position,
             row.backfill_last_invoice_id,
-            page_size,
+            page_size or reader.max_page,
             queue,
         ),
         name=f"backfill-pages:{tenant_id}",

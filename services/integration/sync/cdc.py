@@ -21,7 +21,7 @@ Anything a webhook would have told us, a poll finds:
   found by due date and placed (the "newly overdue" sweep).
 
 Changes go through ``apply`` like every other path. The caller holds the realm's CDC
-lock; the QboCaller stops the poll at once when the kill switch is turned on.
+lock; the PlatformCaller stops the poll at once when the kill switch is turned on.
 """
 
 from __future__ import annotations
@@ -31,31 +31,21 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
-from aicollect.qbo.api import QboError
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
-from services.integration.sync import apply, mapping, state
-from services.integration.sync.qbo import (
-    CDC_ENTITIES,
-    ID_BATCH,
-    CdcResult,
-    QboReader,
-    qbo_date,
-    qbo_datetime,
-)
+from services.integration.providers.base import ChangeSet, FailureKind
+from services.integration.sync import apply, state
+from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 log = logging.getLogger(__name__)
 
 MIN_WINDOW = timedelta(seconds=1)
-ZERO = timedelta(0)
+PLACED_BATCH = 500  # placed invoices checked for deletion per read
 LOOKBACK_MARGIN = timedelta(hours=1)
 
 
@@ -75,9 +65,9 @@ class _Poll:
         self.result = PollResult("", False)
         self._applied: set[tuple[str, str, str]] = set()
 
-    async def cdc(self, entities: Sequence[str], since: datetime) -> CdcResult:
+    async def cdc(self, entities: Sequence[str], since: datetime) -> ChangeSet:
         self.result.cdc_calls += 1
-        return await self.ctx.reader.cdc(entities, since)
+        return await self.ctx.reader.changes_since(entities, since)
 
     async def apply(self, objects: Mapping[str, Sequence[dict[str, Any]]]) -> None:
         """Applies objects not yet applied in this poll (bisecting re-reads some)."""
@@ -86,8 +76,8 @@ class _Poll:
             for row in rows:
                 key = (
                     entity,
-                    mapping.entity_id(row),
-                    "deleted" if mapping.is_deleted(row) else str(row.get("SyncToken", "")),
+                    self.ctx.facts.entity_id(row),
+                    "deleted" if self.ctx.facts.is_deleted(row) else str(row.get("SyncToken", "")),
                 )
                 if key in self._applied:
                     continue
@@ -98,7 +88,7 @@ class _Poll:
             self.result.stats.add(await apply.apply_changes(self.ctx, fresh))
 
     async def cover(
-        self, entities: Sequence[str], since: datetime, until: datetime, first: CdcResult
+        self, entities: Sequence[str], since: datetime, until: datetime, first: ChangeSet
     ) -> None:
         """Applies every change of ``entities`` from ``since`` up to ``until`` at least."""
         await self.apply(first.objects)
@@ -114,7 +104,7 @@ class _Poll:
             extra={"realm_id": self.ctx.realm_id, "entity": entity, "since": since.isoformat()},
         )
         low, high = since, until
-        complete: CdcResult | None = None
+        complete: ChangeSet | None = None
         while high - low > MIN_WINDOW:
             middle = low + (high - low) / 2
             response = await self.cdc([entity], middle)
@@ -129,27 +119,18 @@ class _Poll:
         await self.query_range(entity, since, high)
 
     async def query_range(self, entity: str, since: datetime, before: datetime) -> None:
-        """What still exists of ``entity`` changed from ``since`` to ``before``. QBO compares
-        ``LastUpdatedTime`` in whole seconds, so the range is widened to whole seconds on
-        both ends (what overlaps the CDC part is applied once: ``apply`` skips repeats)."""
-        low = since.replace(microsecond=0)
-        high = before.replace(microsecond=0) + (
-            timedelta(seconds=1) if before.microsecond else ZERO
-        )
-        where = (
-            f"MetaData.LastUpdatedTime >= {qbo_datetime(low)} "
-            f"AND MetaData.LastUpdatedTime <= {qbo_datetime(high)}"
-        )
-        async for page in self.ctx.reader.pages(entity, where):
+        """What still exists of ``entity`` changed from ``since`` to ``before`` (the reader
+        may widen the range; what overlaps the CDC part is applied once: ``apply`` skips
+        repeats)."""
+        async for page in self.ctx.reader.changed_between(entity, since, before):
             await self.apply({entity: page.rows})
 
     async def requery(self, since: datetime) -> None:
         """The gap is beyond CDC's reach: every entity changed since, and deletions of
         placed invoices."""
         self.result.requeried = True
-        where = f"MetaData.LastUpdatedTime >= {qbo_datetime(since)}"
-        for entity in CDC_ENTITIES:
-            async for page in self.ctx.reader.pages(entity, where):
+        for entity in self.ctx.deps.platform.entities:
+            async for page in self.ctx.reader.changed_between(entity, since):
                 await self.apply({entity: page.rows})
         await self.deleted_placed_invoices()
 
@@ -168,7 +149,7 @@ class _Poll:
                                 PlacedInvoice.qbo_invoice_id > after,
                             )
                             .order_by(PlacedInvoice.qbo_invoice_id)
-                            .limit(ID_BATCH)
+                            .limit(PLACED_BATCH)
                         )
                     ).scalars()
                 )
@@ -188,16 +169,12 @@ class _Poll:
         cutoff = ctx.rules.due_cutoff(ctx.today)
         if cutoff <= overdue_through:
             return overdue_through
-        where = (
-            f"Balance > '0' AND DueDate > {qbo_date(overdue_through)} "
-            f"AND DueDate <= {qbo_date(cutoff)}"
-        )
-        async for page in ctx.reader.pages("Invoice", where):
+        async for page in ctx.reader.overdue_between(overdue_through, cutoff):
             self.result.stats.add(await apply.apply_invoices(ctx, page.rows, only_placeable=True))
         return cutoff
 
 
-async def poll(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> PollResult | None:
+async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | None:
     """One CDC poll of the realm; the caller holds its CDC lock. None without a mark."""
     async with deps.sessions() as session:
         row = await state.load(session, tenant_id, realm_id)
@@ -207,10 +184,10 @@ async def poll(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> PollResu
     # A request made from here on asks for another poll after this one.
     await state.update_state(deps.sessions, tenant_id, realm_id, cdc_requested=False)
     settings = deps.settings
-    mark = mapping.parse_qbo_time(row.cdc_high_water)
+    mark = deps.platform.facts.parse_time(row.cdc_high_water)
     since = mark - timedelta(seconds=settings.cdc_overlap_seconds)
-    clock = state.clock_of(row)
-    reader = QboReader(deps, tenant_id, realm_id, Priority.CDC)
+    clock = state.clock_of(row, deps.platform.facts.parse_time)
+    reader = deps.reader(tenant_id, realm_id, Priority.CDC)
     ctx = apply.SyncContext(
         deps,
         tenant_id,
@@ -223,22 +200,28 @@ async def poll(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> PollResu
     )
     run = _Poll(ctx, settings.cdc_max_objects)
     lookback = timedelta(days=settings.cdc_lookback_days) - LOOKBACK_MARGIN
-    first: CdcResult | None = None
+    first: ChangeSet | None = None
     if clock is None or clock.now() - since < lookback:
         try:
-            first = await run.cdc(CDC_ENTITIES, since)
-        except QboError as exc:
-            if exc.status != 400:
+            first = await run.cdc(deps.platform.entities, since)
+        except Exception as exc:
+            failure = deps.platform.classify_error(exc)
+            if failure is None or failure.kind != FailureKind.REFUSED or failure.status != 400:
                 raise
             log.warning(
                 "CDC refused the window; re-querying the gap",
-                extra={"tenant_id": tenant_id, "realm_id": realm_id, "intuit_tid": exc.intuit_tid},
+                extra={
+                    "tenant_id": tenant_id,
+                    "realm_id": realm_id,
+                    "intuit_tid": failure.trace_id,
+                },
             )
     if first is not None:
         high_water = first.time
         clock = await apply.remember_company_time(deps, tenant_id, realm_id, high_water)
         ctx.today = clock.today()
-        await run.cover(CDC_ENTITIES, since, mapping.parse_qbo_time(high_water), first)
+        until = deps.platform.facts.parse_time(high_water)
+        await run.cover(deps.platform.entities, since, until, first)
     else:
         high_water = await reader.company_time()
         clock = await apply.remember_company_time(deps, tenant_id, realm_id, high_water)

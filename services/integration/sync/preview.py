@@ -1,6 +1,6 @@
 """The placement preview: the tenant's overdue invoices and whether each would be placed.
 
-Reads QBO only (through QboCaller at the backfill priority), writes nothing and calls
+Reads QBO only (through the PlatformCaller at the backfill priority), writes nothing and calls
 nothing in the matcher. Candidates come ordered by due date, then id. The first page
 walks every overdue invoice once to total them per currency; the totals, the company's
 today and the position travel in the page token, so later pages cost one query each.
@@ -10,26 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aicollect.errors import InvalidArgument
 from aicollect.provider import Provider
 from aicollect.rpc import paging
 from services.integration.budget import Priority
-from services.integration.sync import mapping
-from services.integration.sync.qbo import MAX_RESULTS, QboReader, overdue_invoices_where
+from services.integration.providers.base import AccountingFacts, EntityReader, InvoiceFacts
+from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import Exclusion, PlacementRules, get_rules
 from services.integration.sync.service import connected_realm
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
-
-ORDER = "DueDate, Id"
 
 
 @dataclass(frozen=True)
 class Candidate:
-    invoice: mapping.InvoiceFacts
+    invoice: InvoiceFacts
     days_past_due: int
     exclusion: Exclusion | None
 
@@ -50,13 +45,15 @@ class PreviewPage:
     rules: PlacementRules
 
 
-def _candidate(row: dict[str, Any], rules: PlacementRules, today: date) -> Candidate:
-    facts = mapping.invoice_facts(row)
+def _candidate(
+    row: dict[str, Any], rules: PlacementRules, today: date, mapper: AccountingFacts
+) -> Candidate:
+    facts = mapper.invoice_facts(row)
     return Candidate(facts, facts.days_past_due(today), rules.exclusion(facts, today))
 
 
 async def preview(
-    deps: IntegrationDeps,
+    deps: SyncDeps,
     tenant_id: str,
     rules_override: PlacementRules | None,
     page_size: int,
@@ -72,9 +69,9 @@ async def preview(
         rules = rules_override
     filters = {"tenant": tenant_id, "realm": realm_id, "rules": rules.to_json()}
     position = paging.decode_token(page_token, filters)
-    reader = QboReader(deps, tenant_id, realm_id, Priority.BACKFILL)
+    reader = deps.reader(tenant_id, realm_id, Priority.BACKFILL)
     if position is None:
-        return await _first_page(reader, rules, size, filters)
+        return await _first_page(reader, deps.platform.facts, rules, size, filters)
     try:
         start = int(position["start"])
         today = date.fromisoformat(str(position["date"]))
@@ -85,14 +82,22 @@ async def preview(
         }
     except (KeyError, TypeError, ValueError):
         raise InvalidArgument("page_token is not valid", field="page_token") from None
-    rows, _ = await reader.query(
-        f"SELECT * FROM Invoice WHERE {overdue_invoices_where(today)} ORDERBY {ORDER} "
-        f"STARTPOSITION {start} MAXRESULTS {size}"
-    )
-    candidates = [_candidate(r, rules, today) for r in rows]
+    rows = await _one_page(reader, today, start, size)
+    candidates = [_candidate(r, rules, today, deps.platform.facts) for r in rows]
     end = start + len(rows)
     token = _token(end, today, count, totals, filters) if len(rows) == size and end <= count else ""
     return PreviewPage(candidates, token, totals, today, rules)
+
+
+async def _one_page(reader: EntityReader, today: date, start: int, size: int) -> list[Any]:
+    """One page of candidates from ``start`` (one query)."""
+    pages = reader.overdue_by_due_date(today, start=start, page_size=size)
+    try:
+        async for page in pages:
+            return page.rows
+    finally:
+        await pages.aclose()  # type: ignore[attr-defined]
+    return []
 
 
 def _token(
@@ -110,18 +115,20 @@ def _token(
 
 
 async def _first_page(
-    reader: QboReader, rules: PlacementRules, size: int, filters: dict[str, Any]
+    reader: EntityReader,
+    facts: AccountingFacts,
+    rules: PlacementRules,
+    size: int,
+    filters: dict[str, Any],
 ) -> PreviewPage:
     text = await reader.company_time()
-    today = mapping.parse_qbo_time(text).date()
+    today = facts.parse_time(text).date()
     totals: dict[str, CurrencyTotal] = {}
     first: list[Candidate] = []
     count = 0
-    async for page in reader.pages(
-        "Invoice", overdue_invoices_where(today), order_by=ORDER, page_size=MAX_RESULTS
-    ):
+    async for page in reader.overdue_by_due_date(today, page_size=reader.max_page):
         for row in page.rows:
-            candidate = _candidate(row, rules, today)
+            candidate = _candidate(row, rules, today, facts)
             count += 1
             total = totals.setdefault(candidate.invoice.currency, CurrencyTotal())
             total.candidates += 1

@@ -25,7 +25,7 @@ from aicollect.errors import ConcurrentModification, InvalidArgument
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from services.integration.admin import validate_tenant_id
 from services.integration.models import AuditEvent, PlacementRulesRow
-from services.integration.sync.mapping import InvoiceFacts
+from services.integration.providers.base import InvoiceFacts
 
 MAX_DAYS_PAST_DUE = 3650
 MAX_CURRENCIES = 200

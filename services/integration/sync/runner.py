@@ -6,7 +6,7 @@ crashed in: a pending, running or due-for-retry backfill resumes from its checkp
 realm whose next poll time has come (``cdc_interval_seconds``, at most a day apart) or
 that asked for one gets a CDC poll. Each job takes the realm's advisory lock first, so a
 realm is never backfilled or polled twice at once. Only connected realms are considered;
-while the kill switch is on nothing is started (QboCaller also refuses every call, so a
+while the kill switch is on nothing is started (PlatformCaller also refuses every call, so a
 running job stops at its next call), and work resumes by itself once it is lifted.
 """
 
@@ -16,28 +16,24 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.db.locks import AdvisoryLockLost
 from aicollect.errors import DomainError, NotFound
-from aicollect.qbo.api import QboError
 from services.integration import admin
 from services.integration.models import Connection, SyncState
+from services.integration.providers.base import AccountingPlatform
+from services.integration.states import CONNECTED
 from services.integration.sync import state
 from services.integration.sync.backfill import BackfillSuperseded, run_backfill
 from services.integration.sync.cdc import poll
+from services.integration.sync.context import SyncDeps
 from services.integration.tokens import (
-    CONNECTED,
     ConnectionNotLive,
     KillSwitchOn,
     ReauthorizationRequired,
 )
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 log = logging.getLogger(__name__)
 
@@ -47,39 +43,22 @@ MAX_RETRY_S = 3600
 KILL_SWITCH_NOTE = "paused: the QuickBooks kill switch is on; resumes when it is lifted"
 
 
-def describe(exc: BaseException) -> str:
-    """A last-error text without secrets: domain and Intuit messages, else the type."""
-    if isinstance(exc, DomainError | QboError):
+def _expected(exc: BaseException, platform: AccountingPlatform) -> bool:
+    """A domain error or the platform's own: its message is safe and says enough."""
+    return isinstance(exc, DomainError) or platform.classify_error(exc) is not None
+
+
+def describe(exc: BaseException, platform: AccountingPlatform) -> str:
+    """A last-error text without secrets: domain and platform messages, else the type."""
+    if _expected(exc, platform):
         return str(exc)[:500]
     return f"internal error ({type(exc).__name__}); see the service's logs"
 
 
-class SyncTrigger:
-    """Queues backfills and wakes the scheduler; ConnectionService calls ``on_connected``."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self.wake = asyncio.Event()
-
-    def poke(self) -> None:
-        self.wake.set()
-
-    async def on_connected(self, tenant_id: str, realm_id: str) -> None:
-        """A successful connect: queue the backfill (durably) and wake the scheduler."""
-        await state.request_backfill(
-            self._sessions,
-            tenant_id,
-            realm_id,
-            actor="system",
-            reason="QuickBooks connected: initial backfill",
-        )
-        self.poke()
-
-
 class SyncRunner:
-    def __init__(self, deps: IntegrationDeps) -> None:
+    def __init__(self, deps: SyncDeps) -> None:
         self.deps = deps
-        self.trigger = deps.sync
+        self.trigger = deps.trigger
         self._jobs: dict[tuple[str, str, str], asyncio.Task[None]] = {}
 
     @property
@@ -215,7 +194,7 @@ class SyncRunner:
                 realm_id,
                 backfill_phase=state.FAILED,
                 backfill_finished_at=state.now(),
-                backfill_last_error=describe(exc),
+                backfill_last_error=describe(exc, deps.platform),
                 backfill_next_attempt_at=None,
             )
         except Exception as exc:
@@ -230,7 +209,7 @@ class SyncRunner:
                 realm_id,
                 backfill_phase=state.FAILED,
                 backfill_finished_at=finished,
-                backfill_last_error=describe(exc),
+                backfill_last_error=describe(exc, deps.platform),
                 backfill_attempts=attempts,
                 backfill_next_attempt_at=finished + timedelta(seconds=delay),
             )
@@ -239,10 +218,10 @@ class SyncRunner:
                 extra={
                     "tenant_id": tenant_id,
                     "realm_id": realm_id,
-                    "error": describe(exc),
+                    "error": describe(exc, deps.platform),
                     "retry_in_s": delay,
                 },
-                exc_info=not isinstance(exc, DomainError | QboError),
+                exc_info=not _expected(exc, deps.platform),
             )
 
     async def _poll(self, tenant_id: str, realm_id: str) -> None:
@@ -255,7 +234,7 @@ class SyncRunner:
             )
         except (ReauthorizationRequired, ConnectionNotLive, NotFound) as exc:
             await state.update_state(
-                deps.sessions, tenant_id, realm_id, cdc_last_error=describe(exc)
+                deps.sessions, tenant_id, realm_id, cdc_last_error=describe(exc, deps.platform)
             )
         except Exception as exc:
             retry = min(deps.settings.cdc_interval_seconds, deps.settings.backfill_retry_seconds)
@@ -263,11 +242,15 @@ class SyncRunner:
                 deps.sessions,
                 tenant_id,
                 realm_id,
-                cdc_last_error=describe(exc),
+                cdc_last_error=describe(exc, deps.platform),
                 cdc_next_poll_at=state.now() + timedelta(seconds=retry),
             )
             log.warning(
                 "CDC poll failed; the high-water mark stays",
-                extra={"tenant_id": tenant_id, "realm_id": realm_id, "error": describe(exc)},
-                exc_info=not isinstance(exc, DomainError | QboError),
+                extra={
+                    "tenant_id": tenant_id,
+                    "realm_id": realm_id,
+                    "error": describe(exc, deps.platform),
+                },
+                exc_info=not _expected(exc, deps.platform),
             )

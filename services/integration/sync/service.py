@@ -5,23 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from aicollect.errors import FailedPrecondition
 from aicollect.provider import Provider
 from services.integration import admin
 from services.integration.models import Connection, SyncState
+from services.integration.states import CONNECTED, NEEDS_REAUTHORIZATION
 from services.integration.sync import state
+from services.integration.sync.context import SyncDeps
 from services.integration.tokens import (
-    CONNECTED,
-    NEEDS_REAUTHORIZATION,
     REAUTH_DETAIL,
     ReauthorizationRequired,
     unreadable_tokens,
 )
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
 
 FULL = "full"
 INCREMENTAL = "incremental"
@@ -68,7 +64,7 @@ def view_of(row: SyncState | None) -> SyncView:
     )
 
 
-async def progress(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> SyncView:
+async def progress(deps: SyncDeps, tenant_id: str, realm_id: str) -> SyncView:
     """The sync figures of the tenant's current (or last) realm."""
     if not realm_id:
         return view_of(None)
@@ -76,9 +72,7 @@ async def progress(deps: IntegrationDeps, tenant_id: str, realm_id: str) -> Sync
         return view_of(await state.load(session, tenant_id, realm_id))
 
 
-async def connected_realm(
-    deps: IntegrationDeps, tenant_id: str, provider: Provider = Provider.QBO
-) -> str:
+async def connected_realm(deps: SyncDeps, tenant_id: str, provider: Provider = Provider.QBO) -> str:
     """The tenant's connected realm at ``provider``, or FAILED_PRECONDITION saying why
     there is none."""
     tenant_id = admin.validate_tenant_id(tenant_id)
@@ -97,7 +91,7 @@ async def connected_realm(
 
 
 async def sync_now(
-    deps: IntegrationDeps,
+    deps: SyncDeps,
     tenant_id: str,
     mode: str,
     actor: str,
@@ -115,5 +109,5 @@ async def sync_now(
         started, _ = await state.request_backfill(
             deps.sessions, tenant_id, realm_id, actor=actor, reason="SyncNow (full)"
         )
-    deps.sync.poke()
+    deps.trigger.poke()
     return started, await progress(deps, tenant_id, realm_id)

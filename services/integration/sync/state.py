@@ -11,7 +11,7 @@ stopped (it resumes from its checkpoint) rather than run on beside the next hold
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.db.locks import AdvisoryLock
 from services.integration.models import AuditEvent, SyncState
-from services.integration.sync.mapping import MappingError, parse_qbo_time
 
 NOT_STARTED = "not_started"
 PENDING = "pending"
@@ -192,12 +191,13 @@ class CompanyClock:
         return self.now(at).date()
 
 
-def clock_of(row: SyncState | None) -> CompanyClock | None:
+def clock_of(row: SyncState | None, parse_time: Callable[[str], datetime]) -> CompanyClock | None:
+    """The company's clock as last seen; ``parse_time`` reads the platform's time."""
     if row is None or row.company_time is None or row.company_time_seen_at is None:
         return None
     try:
-        return CompanyClock(parse_qbo_time(row.company_time), row.company_time_seen_at)
-    except MappingError:
+        return CompanyClock(parse_time(row.company_time), row.company_time_seen_at)
+    except ValueError:  # a stored time the platform's parser refuses: ask again
         return None
 
 

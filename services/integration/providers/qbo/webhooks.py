@@ -15,19 +15,15 @@ import hmac
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aicollect.errors import InvalidArgument, Unauthenticated
+from services.integration.providers.base import WebhookEvent
+from services.integration.providers.qbo import ENTITIES
 
 MAX_EVENTS = 1000  # Intuit sends at most 100 per POST; anything far beyond is refused
-ENTITIES = {
-    "invoice": "Invoice",
-    "payment": "Payment",
-    "customer": "Customer",
-    "creditmemo": "CreditMemo",
-}
+_ENTITY_NAMES = {e.lower(): e for e in ENTITIES}
 # CloudEvents verbs -> the legacy operation words.
 VERBS = {
     "created": "Create",
@@ -68,30 +64,6 @@ def verify_signature(body: bytes, signature: str, verifier_tokens: Iterable[str]
         raise InvalidSignature("intuit-signature does not match the payload")
 
 
-@dataclass(frozen=True)
-class WebhookEvent:
-    """One change notification, as stored in the inbox."""
-
-    event_id: str  # CloudEvents id, or a digest of the legacy entry
-    realm_id: str
-    entity: str  # Invoice | Payment | Customer | CreditMemo | anything else Intuit sends
-    entity_id: str
-    operation: str  # Create | Update | Delete | Void | Merge | Emailed
-    occurred_at: datetime
-    deleted_id: str | None
-    raw: dict[str, Any]
-
-    @property
-    def dedupe_key(self) -> str:
-        """Same realm, entity, id, time and operation: the same change, whatever the id."""
-        stamp = self.occurred_at.isoformat(timespec="microseconds")
-        return f"{self.realm_id}|{self.entity}|{self.entity_id}|{stamp}|{self.operation}"
-
-    @property
-    def relevant(self) -> bool:
-        return self.entity in ENTITIES.values()
-
-
 def parse_time(value: object) -> datetime:
     """Intuit's times: ``2015-10-05T14:42:19-0700``, ``...Z`` with up to nanoseconds."""
     if not isinstance(value, str) or not value:
@@ -124,7 +96,7 @@ def _cloud_event(item: object) -> WebhookEvent:
     parts = kind.split(".")
     if len(parts) < 3 or parts[0] != "qbo":
         raise MalformedWebhook(f"unexpected CloudEvents type {kind[:60]!r}")
-    entity = ENTITIES.get(parts[1].lower(), parts[1][:1].upper() + parts[1][1:])
+    entity = _ENTITY_NAMES.get(parts[1].lower(), parts[1][:1].upper() + parts[1][1:])
     operation = VERBS.get(parts[2].lower(), parts[2][:1].upper() + parts[2][1:])
     data = item.get("data")
     deleted = data.get("deletedid") or data.get("deletedId") if isinstance(data, dict) else None
@@ -137,6 +109,7 @@ def _cloud_event(item: object) -> WebhookEvent:
         occurred_at=parse_time(item.get("time")),
         deleted_id=str(deleted) if deleted else None,
         raw=item,
+        relevant=entity in ENTITIES,
     )
 
 
@@ -175,6 +148,7 @@ def _legacy_events(payload: dict[str, Any]) -> list[WebhookEvent]:
                     occurred_at=when,
                     deleted_id=str(deleted) if deleted else None,
                     raw=raw,
+                    relevant=name in ENTITIES,
                 )
             )
     return events

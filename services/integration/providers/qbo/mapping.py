@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -20,6 +19,7 @@ from aicollect.currency import exponent
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.convert import timestamp
 from aicollect.type.v1.money_pb2 import Money
+from services.integration.providers.base import InvoiceFacts
 
 Json = Mapping[str, Any]
 
@@ -135,34 +135,6 @@ def _is_voided(entity: Json, currency: str) -> bool:
 
 
 # -- invoices ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceFacts:
-    """What the placement rules and the preview need from an invoice."""
-
-    invoice_id: str
-    doc_number: str
-    customer_id: str
-    customer_name: str
-    currency: str
-    total: int
-    balance: int
-    due_date: date | None
-    txn_date: date | None
-    voided: bool
-
-    def days_past_due(self, today: date) -> int:
-        return (today - self.due_date).days if self.due_date is not None else 0
-
-    def overdue(self, today: date) -> bool:
-        """A candidate: open balance, due before the company's today, not voided."""
-        return (
-            not self.voided
-            and self.balance > 0
-            and self.due_date is not None
-            and self.due_date < today
-        )
 
 
 def invoice_facts(invoice: Json, default_currency: str = DEFAULT_CURRENCY) -> InvoiceFacts:

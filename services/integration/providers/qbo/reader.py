@@ -1,6 +1,6 @@
-"""The reads the sync makes from QBO, every one through ``QboCaller``.
+"""The reads the sync makes from QBO, every one through the core's ``Caller``.
 
-``QboCaller`` takes a slot in the realm's shared budget (payments first), refreshes the
+The caller takes a slot in the realm's shared budget (payments first), refreshes the
 token, retries 429 and 5xx with backoff and jitter, logs Intuit's errors with their
 ``intuit_tid``, and checks the kill switch and the connection's state before each call.
 Queries are POSTed as ``application/text`` so a long ``Id IN (...)`` never meets a URL
@@ -10,22 +10,16 @@ length limit.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime, timedelta
 
 from services.integration.budget import Priority
-from services.integration.sync.mapping import format_qbo_time, parse_qbo_time
+from services.integration.providers.base import Caller, ChangeSet, Json, Page
+from services.integration.providers.qbo.api import QboApi
+from services.integration.providers.qbo.mapping import format_qbo_time, parse_qbo_time
 from services.integration.tokens import ConnectionNotLive
-
-if TYPE_CHECKING:
-    from services.integration.deps import IntegrationDeps
-
-Json = dict[str, Any]
 
 MAX_RESULTS = 1000  # Intuit's ceiling for MAXRESULTS
 ID_BATCH = 500  # ids per ``Id IN (...)`` query
-CDC_ENTITIES = ("Customer", "Payment", "Invoice", "CreditMemo")
 # Intuit's queries on name lists answer active rows only unless the WHERE clause names
 # ``Active``. A customer made inactive ("deleted" in QBO's UI) still has invoices, payments
 # and placements, so every query the sync makes on a name list asks for both states.
@@ -62,36 +56,24 @@ def where_all_states(entity: str, where: str) -> str:
     return f"{where} AND {ANY_ACTIVE_STATE}" if where else ANY_ACTIVE_STATE
 
 
-@dataclass(frozen=True)
-class Page:
-    rows: list[Json]
-    start_position: int
-    time: str | None
-
-
-@dataclass(frozen=True)
-class CdcResult:
-    """One CDC response: each entity's objects (deleted stubs included), and its ``time``."""
-
-    objects: dict[str, list[Json]]
-    time: str
-
-    @property
-    def count(self) -> int:
-        return sum(len(rows) for rows in self.objects.values())
-
-
 class QboReader:
     """Reads for one tenant's realm at one priority."""
 
     def __init__(
-        self, deps: IntegrationDeps, tenant_id: str, realm_id: str, priority: Priority
+        self,
+        caller: Caller,
+        api: QboApi,
+        tenant_id: str,
+        realm_id: str,
+        priority: Priority,
     ) -> None:
-        self.deps = deps
+        self._caller = caller
+        self._api = api
         self.tenant_id = tenant_id
         self.realm_id = realm_id
         self.priority = priority
         self.calls = 0
+        self.max_page = MAX_RESULTS
 
     async def _request(
         self,
@@ -107,30 +89,17 @@ class QboReader:
                 raise ConnectionNotLive(
                     "the tenant's connection now points at another QuickBooks company"
                 )
-            return await self.deps.api.request(
+            return await self._api.request(
                 method, realm_id, path, token, params=params, body=body, content_type=content_type
             )
 
         self.calls += 1
-        return await self.deps.qbo.call(self.tenant_id, op, priority=self.priority)
+        return await self._caller.call(self.tenant_id, op, priority=self.priority)
 
     async def company_time(self) -> str:
         """QBO's current time for the company (``time`` of a CompanyInfo read)."""
         payload = await self._request("GET", f"companyinfo/{self.realm_id}")
         return str(payload.get("time") or "")
-
-    async def read(self, entity: str, entity_id: str) -> Json | None:
-        """One entity as QBO has it now; None when deleted or unknown."""
-
-        async def op(realm_id: str, token: str) -> Json | None:
-            if realm_id != self.realm_id:
-                raise ConnectionNotLive(
-                    "the tenant's connection now points at another QuickBooks company"
-                )
-            return await self.deps.api.read_entity(realm_id, entity, entity_id, token)
-
-        self.calls += 1
-        return await self.deps.qbo.call(self.tenant_id, op, priority=self.priority)
 
     async def query(self, statement: str) -> tuple[list[Json], str | None]:
         payload = await self._request(
@@ -171,6 +140,52 @@ class QboReader:
                 return
             position += len(rows)
 
+    # -- what the sync asks for (``EntityReader``) -----------------------------------------
+
+    def changed_between(
+        self, entity: str, since: datetime, until: datetime | None = None
+    ) -> AsyncIterator[Page]:
+        """What still exists of ``entity`` changed from ``since`` (to ``until``), by
+        ``MetaData.LastUpdatedTime``. QBO compares it in whole seconds, so a bounded range
+        is widened to whole seconds on both ends."""
+        if until is None:
+            where = f"MetaData.LastUpdatedTime >= {qbo_datetime(since)}"
+        else:
+            low = since.replace(microsecond=0)
+            high = until.replace(microsecond=0) + (
+                timedelta(seconds=1) if until.microsecond else timedelta(0)
+            )
+            where = (
+                f"MetaData.LastUpdatedTime >= {qbo_datetime(low)} "
+                f"AND MetaData.LastUpdatedTime <= {qbo_datetime(high)}"
+            )
+        return self.pages(entity, where)
+
+    def overdue_between(self, after: date, through: date) -> AsyncIterator[Page]:
+        """Open invoices due after ``after`` and by ``through`` (the newly-overdue sweep)."""
+        where = f"Balance > '0' AND DueDate > {qbo_date(after)} AND DueDate <= {qbo_date(through)}"
+        return self.pages("Invoice", where)
+
+    def overdue_by_due_date(
+        self, today: date, *, start: int = 1, page_size: int = MAX_RESULTS
+    ) -> AsyncIterator[Page]:
+        """Overdue invoices ordered by due date, then id (the preview)."""
+        return self.pages(
+            "Invoice",
+            overdue_invoices_where(today),
+            order_by="DueDate, Id",
+            start_position=start,
+            page_size=page_size,
+        )
+
+    async def overdue_invoices(self, today: date, start: int, size: int) -> list[Json]:
+        """One backfill page: overdue invoices (``overdue_invoices_where``), by id."""
+        rows, _ = await self.query(
+            f"SELECT * FROM Invoice WHERE {overdue_invoices_where(today)} ORDERBY Id "
+            f"STARTPOSITION {start} MAXRESULTS {size}"
+        )
+        return rows
+
     async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
         """The entities with these ids that exist (deleted ones are simply absent; inactive
         customers are found)."""
@@ -188,7 +203,7 @@ class QboReader:
                 found[str(row.get("Id"))] = row
         return found
 
-    async def cdc(self, entities: Sequence[str], since: datetime) -> CdcResult:
+    async def changes_since(self, entities: Sequence[str], since: datetime) -> ChangeSet:
         payload = await self._request(
             "GET",
             "cdc",
@@ -208,4 +223,4 @@ class QboReader:
         if not time:
             raise ValueError("a CDC response without its time")
         parse_qbo_time(time)  # a malformed time must not become a high-water mark
-        return CdcResult(objects, time)
+        return ChangeSet(objects, time)

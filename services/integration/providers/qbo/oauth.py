@@ -16,65 +16,18 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from services.integration.providers.base import (
+    InvalidGrant,
+    OAuthError,
+    OAuthUnavailable,
+    TokenSet,
+)
+
 log = logging.getLogger(__name__)
 
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
 DISCOVERY_TTL_S = 3600.0
-
-
-class OAuthError(Exception):
-    """Intuit's token or revoke endpoint refused a request (never carries token values)."""
-
-    def __init__(self, error: str, *, status: int, intuit_tid: str | None = None) -> None:
-        super().__init__(f"Intuit OAuth error '{error}' (HTTP {status}, intuit_tid={intuit_tid})")
-        self.error = error
-        self.status = status
-        self.intuit_tid = intuit_tid
-
-
-class InvalidGrant(OAuthError):
-    """The code or refresh token was rejected: expired, superseded, revoked, or reused."""
-
-
-class OAuthUnavailable(Exception):
-    """Intuit could not be reached or answered 5xx; retrying later may work."""
-
-
-@dataclass(frozen=True)
-class TokenSet:
-    access_token: str
-    refresh_token: str
-    access_expires_at: float
-    refresh_expires_at: float | None
-    refresh_hard_expires_at: float | None
-
-    def __repr__(self) -> str:  # never print token values
-        return (
-            f"TokenSet(access_expires_at={self.access_expires_at}, "
-            f"refresh_expires_at={self.refresh_expires_at}, "
-            f"refresh_hard_expires_at={self.refresh_hard_expires_at})"
-        )
-
-    @classmethod
-    def from_response(cls, body: dict[str, Any], now: float) -> TokenSet:
-        try:
-            access, refresh = str(body["access_token"]), str(body["refresh_token"])
-            expires_in = float(body["expires_in"])
-        except (KeyError, TypeError, ValueError):
-            raise OAuthError("malformed_token_response", status=200) from None
-
-        def _abs(key: str) -> float | None:
-            value = body.get(key)
-            return now + float(value) if value is not None else None
-
-        return cls(
-            access_token=access,
-            refresh_token=refresh,
-            access_expires_at=now + expires_in,
-            refresh_expires_at=_abs("x_refresh_token_expires_in"),
-            refresh_hard_expires_at=_abs("x_refresh_token_hard_expires_in"),
-        )
 
 
 @dataclass(frozen=True)

@@ -154,23 +154,6 @@ class QboApi:
         info = payload.get("CompanyInfo")
         return info if isinstance(info, dict) else {}
 
-    async def read_entity(
-        self, realm_id: str, entity: str, entity_id: str, access_token: str
-    ) -> dict[str, Any] | None:
-        """An entity as QBO has it now; None when it is deleted (610 / ``status: Deleted``)."""
-        if not entity.isalnum() or not entity_id.replace("-", "").isalnum():
-            raise ValueError("entity and id must be alphanumeric")
-        try:
-            payload = await self.request(
-                "GET", realm_id, f"{entity.lower()}/{entity_id}", access_token
-            )
-        except QboNotFound:
-            return None
-        value = payload.get(entity)
-        if not isinstance(value, dict) or value.get("status") == "Deleted":
-            return None
-        return value
-
 
 def _classify(status: int, code: str, message: str, tid: str | None, headers: Any) -> QboError:
     kwargs: dict[str, Any] = {"status": status, "code": code, "intuit_tid": tid}
