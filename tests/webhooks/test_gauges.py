@@ -24,7 +24,9 @@ async def test_connections_by_state_are_counted(integration_deps: Any) -> None:
             ],
         )
     stop = asyncio.Event()
-    task = asyncio.create_task(inbox_gauges(integration_deps.sessions, integration_deps.metrics, stop))
+    task = asyncio.create_task(
+        inbox_gauges(integration_deps.sessions, integration_deps.metrics, stop)
+    )
     try:
         for _ in range(100):
             text = generate_latest(integration_deps.metrics.registry).decode()
