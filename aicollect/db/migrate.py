@@ -60,7 +60,14 @@ async def applied_heads(database_url: str) -> set[str]:
 async def missing_heads(database_url: str) -> set[str]:
     """What this code expects that the database lacks (empty: the schema is current).
 
-    A database ahead of the code (a newer release migrated it) is not missing anything this
-    code needs, as long as every expected head is applied or superseded; Alembic records
-    only heads, so a head of ours absent from the table means the database is behind."""
-    return expected_heads() - await applied_heads(database_url)
+    Alembic records only the heads a database is at; a revision that another one depends
+    on is implied by it, so the check compares against everything the recorded heads imply.
+    """
+    applied = await applied_heads(database_url)
+    script = ScriptDirectory.from_config(alembic_config("postgresql+asyncpg://"))
+    implied = (
+        {rev.revision for rev in script.iterate_revisions(tuple(applied), "base")}
+        if applied
+        else set()
+    )
+    return expected_heads() - implied
