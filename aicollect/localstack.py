@@ -26,7 +26,8 @@ import aiohttp
 from aicollect import logs
 from aicollect.db.embedded import EmbeddedPostgres
 from aicollect.db.migrate import upgrade_async
-from aicollect.emulator.cli import CLIENT_SECRET_ENV, VERIFIER_TOKEN_ENV
+from aicollect.handshake import EMULATOR_CLIENT_SECRET_ENV as CLIENT_SECRET_ENV
+from aicollect.handshake import EMULATOR_VERIFIER_TOKEN_ENV as VERIFIER_TOKEN_ENV
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import Settings
 
@@ -183,7 +184,7 @@ class LocalStack:
             env["QBO_DISCOVERY_URL"] = f"{self.emulator_url}/.well-known/openid_configuration"
             env["QBO_API_BASE_URL"] = self.emulator_url
             argv = [
-                py, "-m", "aicollect.emulator",
+                py, "-m", "emulators.qbo",
                 # "--flag=value": a value may begin with "-".
                 "--host=127.0.0.1", f"--port={self.settings.emulator_port}",
                 f"--client-id={env['QBO_CLIENT_ID']}",

@@ -54,7 +54,7 @@ import aiohttp
 from aiohttp import web
 
 from aicollect.db.embedded import free_port
-from aicollect.emulator.cli import CLIENT_SECRET_ENV
+from emulators.qbo.cli import CLIENT_SECRET_ENV
 from bench._stack import RESULTS, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +206,7 @@ async def running_emulator() -> AsyncIterator[Emulator]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "aicollect.emulator", "--host", "127.0.0.1", "--port", str(port)),
+        *("-m", "emulators.qbo", "--host", "127.0.0.1", "--port", str(port)),
         *("--client-id", CLIENT_ID, "--redirect-uri", REDIRECT_URI, "--seed", str(SEED)),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,

@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from aicollect.db.embedded import EmbeddedPostgres
 from aicollect.db.engine import make_engine, make_sessionmaker
 from aicollect.db.migrate import upgrade
-from aicollect.emulator.app import create_app as create_emulator
-from aicollect.emulator.config import AppConfig, CompanySpec, EmulatorConfig
-from aicollect.emulator.keys import STATE_KEY as EMULATOR_STATE
-from aicollect.emulator.state import EmulatorState
+from emulators.qbo.app import create_app as create_emulator
+from emulators.qbo.config import AppConfig, CompanySpec, EmulatorConfig
+from emulators.qbo.keys import STATE_KEY as EMULATOR_STATE
+from emulators.qbo.state import EmulatorState
 from aicollect.settings import Settings
 
 

@@ -220,7 +220,7 @@ def test_run_keeps_every_secret_off_every_command_line(stack: Stack) -> None:
         except OSError:
             continue
     seen = b"\n".join(cmdlines)
-    for module in (b"aicollect.emulator", b"services.matcher", b"services.integration", b"gateway"):
+    for module in (b"emulators.qbo", b"services.matcher", b"services.integration", b"gateway"):
         assert module in seen, f"no {module!r} process found under aicollect run"
     assert f"--client-id={local['QBO_CLIENT_ID']}".encode() in seen  # the emulator's own flags
     for name, value in secrets.items():

@@ -1,4 +1,4 @@
-"""``python -m aicollect.emulator`` and ``aicollect emulator``: prints its address, serves,
+"""``python -m emulators.qbo`` and ``aicollect emulator``: prints its address, serves,
 stops cleanly on SIGTERM."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aicollect.db.embedded import free_port
-from aicollect.emulator.cli import CLIENT_SECRET_ENV
+from emulators.qbo.cli import CLIENT_SECRET_ENV
 
 
 def _get(url: str) -> Any:
@@ -27,7 +27,7 @@ def _get(url: str) -> Any:
 
 async def test_cli_serves_demo_company_and_stops_on_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aicollect.emulator", "--port", "0",
+        sys.executable, "-m", "emulators.qbo", "--port", "0",
         "--client-id", "cli-app", "--client-secret", "s3cret",
         "--redirect-uri", "http://127.0.0.1:9/cb", "--redirect-uri", "http://127.0.0.1:9/cb2",
         "--demo-company", "--demo-customers", "10", "--demo-invoices", "40",

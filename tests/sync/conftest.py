@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from aicollect.emulator.books import Company
-from aicollect.emulator.config import CompanySpec
+from emulators.qbo.books import Company
+from emulators.qbo.config import CompanySpec
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
 from aicollect.matching.v1 import matching_service_pb2 as mpb

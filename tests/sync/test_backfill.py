@@ -10,8 +10,8 @@ import time
 import grpc
 import pytest
 
-from aicollect.emulator.config import CompanySpec
-from aicollect.emulator.model import Customer
+from emulators.qbo.config import CompanySpec
+from emulators.qbo.model import Customer
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.deps import IntegrationDeps

@@ -8,7 +8,7 @@ import asyncio
 import grpc
 import pytest
 
-from aicollect.emulator.config import CompanySpec
+from emulators.qbo.config import CompanySpec
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from services.integration import admin
 from services.integration.deps import IntegrationDeps

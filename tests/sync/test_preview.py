@@ -10,7 +10,7 @@ import grpc
 import pytest
 from sqlalchemy import func, select
 
-from aicollect.emulator.config import CompanySpec
+from emulators.qbo.config import CompanySpec
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.rpc.errors import error_info
 from services.integration.deps import IntegrationDeps

@@ -15,7 +15,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from aicollect.emulator.config import CompanySpec
+from emulators.qbo.config import CompanySpec
 from services.integration.deps import IntegrationDeps
 from services.integration.sync import state
 from tests.conftest import (
