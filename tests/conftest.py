@@ -27,11 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from aicollect.db.embedded import EmbeddedPostgres
 from aicollect.db.engine import make_engine, make_sessionmaker
 from aicollect.db.migrate import upgrade
+from aicollect.settings import Settings
 from emulators.qbo.app import create_app as create_emulator
 from emulators.qbo.config import AppConfig, CompanySpec, EmulatorConfig
 from emulators.qbo.keys import STATE_KEY as EMULATOR_STATE
 from emulators.qbo.state import EmulatorState
-from aicollect.settings import Settings
+from tests.helpers.ports import refused_address
 
 
 def _dsn(url: str, database: str | None = None) -> str:
@@ -236,3 +237,10 @@ async def integration_channel(integration_addr: str) -> AsyncIterator[Any]:
         yield channel
     finally:
         await channel.close(None)
+
+
+@pytest.fixture
+def refused_addr() -> Iterator[str]:
+    """``127.0.0.1:<port>`` where every connection is refused (held for the whole test)."""
+    with refused_address() as addr:
+        yield addr

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from aicollect.db.embedded import free_port
 from aicollect.localstack import LOCAL_SECRETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +41,7 @@ class Stack:
         extra_env: dict[str, str] | None = None,
     ) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
-        self.ports = {name: free_port() for name in ("gateway", "integration", "matcher", "emu")}
+        self.ports: dict[str, int] = {}  # known once up (addresses.json)
         self.data_dir = data_dir or tmp_path / "data"
         env = {
             k: v
@@ -51,12 +50,13 @@ class Stack:
         }
         env.update(
             AICOLLECT_DATA_DIR=str(self.data_dir),
-            AICOLLECT_GATEWAY_PORT=str(self.ports["gateway"]),
-            AICOLLECT_INTEGRATION_ADDR=f"127.0.0.1:{self.ports['integration']}",
-            AICOLLECT_MATCHER_ADDR=f"127.0.0.1:{self.ports['matcher']}",
-            AICOLLECT_EMULATOR_PORT=str(self.ports["emu"]),
+            # Every process binds a port the kernel picks and reports it to `aicollect run`.
+            AICOLLECT_GATEWAY_PORT="0",
+            AICOLLECT_INTEGRATION_ADDR="127.0.0.1:0",
+            AICOLLECT_MATCHER_ADDR="127.0.0.1:0",
+            AICOLLECT_EMULATOR_PORT="0",
             AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
-            AICOLLECT_INTEGRATION_METRICS_PORT=str(free_port()),
+            AICOLLECT_INTEGRATION_METRICS_PORT="0",
             **(extra_env or {}),
         )
         self.env = env
@@ -74,6 +74,11 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "local stack is up" in self.log.read_text():
+                addresses = json.loads((self.data_dir / "addresses.json").read_text())
+                self.ports = {
+                    name: int(addr.rsplit(":", 1)[1].split("/", 1)[0])
+                    for name, addr in addresses.items()
+                }
                 return
             if self.proc.poll() is not None:
                 break
@@ -115,18 +120,15 @@ class Stack:
 
 
 def _started(make: Callable[[int], Stack]) -> Stack:
-    # Free ports are chosen before the processes bind them; under a busy test run another
-    # process can take one in between, so a start that fails is retried on new ports.
-    for attempt in range(3):
-        s = make(attempt)
-        try:
-            s.wait_up()
-            break
-        except AssertionError:
-            s.stop()
-            s._log_file.close()
-            if attempt == 2:
-                raise
+    # Every process binds port 0 itself, so there is no port to lose to another process and
+    # nothing to retry.
+    s = make(0)
+    try:
+        s.wait_up()
+    except AssertionError:
+        s.stop()
+        s._log_file.close()
+        raise
     return s
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from aicollect.handshake import EMULATOR_CLIENT_SECRET_ENV as CLIENT_SECRET_ENV
 from aicollect.handshake import EMULATOR_VERIFIER_TOKEN_ENV as VERIFIER_TOKEN_ENV
+from aicollect.handshake import report_ports
 from emulators.qbo.app import create_app
 from emulators.qbo.config import WEBHOOK_FORMATS, AppConfig, CompanySpec, EmulatorConfig
 from emulators.qbo.keys import STATE_KEY
@@ -109,6 +110,7 @@ async def serve(config: EmulatorConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         port = runner.addresses[0][1] if runner.addresses else config.port
+        report_ports(http=port)
         base = f"http://{config.host}:{port}"
         state = app[STATE_KEY]
         print(f"Intuit emulator listening on {base}", flush=True)

@@ -8,6 +8,7 @@ import sys
 
 from aicollect import logs
 from aicollect.db.engine import make_engine, make_sessionmaker
+from aicollect.handshake import report_ports
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import MATCHER_REQUIRES, MissingSettingError, Settings
 from services.matcher.server import build_server
@@ -26,7 +27,8 @@ async def serve(settings: Settings) -> None:
             internal_token=settings.internal_token.get_secret_value(),
         )
         await server.start()
-        log.info("matcher serving", extra={"address": settings.matcher_addr})
+        report_ports(grpc=server.port)
+        log.info("matcher serving", extra={"address": settings.matcher_addr, "port": server.port})
         await wait_for_signal()
         log.info("matcher stopping", extra={"grace_s": settings.shutdown_grace_seconds})
         await server.stop(settings.shutdown_grace_seconds)

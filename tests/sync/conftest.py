@@ -17,12 +17,12 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from emulators.qbo.books import Company
-from emulators.qbo.config import CompanySpec
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.client import internal_channel
+from emulators.qbo.books import Company
+from emulators.qbo.config import CompanySpec
 from services.integration.deps import IntegrationDeps
 from services.integration.models import SyncState
 from services.integration.sync import state

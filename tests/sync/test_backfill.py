@@ -10,10 +10,10 @@ import time
 import grpc
 import pytest
 
-from emulators.qbo.config import CompanySpec
-from emulators.qbo.model import Customer
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2 as mpb
+from emulators.qbo.config import CompanySpec
+from emulators.qbo.model import Customer
 from services.integration.deps import IntegrationDeps
 from services.integration.sync import state
 from services.integration.sync.backfill import run_backfill

@@ -181,14 +181,15 @@ async def test_unknown_and_disconnected_realms_are_acknowledged_and_dropped(
     assert await inbox_count(sessions) == 0
 
 
-async def test_storage_down_answers_503_so_intuit_retries(stack: Stack, emulator: Emulator) -> None:
-    from aicollect.db.embedded import free_port
+async def test_storage_down_answers_503_so_intuit_retries(
+    stack: Stack, emulator: Emulator, refused_addr: str
+) -> None:
     from aicollect.db.engine import make_engine
     from services.integration.deps import IntegrationDeps
     from services.integration.server import build_server
     from tests.conftest import integration_settings
 
-    dead_engine = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x")
+    dead_engine = make_engine(f"postgresql+asyncpg://postgres@{refused_addr}/x")
     dead_matcher = internal_channel(stack.matcher_addr, INTERNAL_TOKEN)
     async with aiohttp.ClientSession() as http:
         deps = IntegrationDeps.create(
