@@ -72,39 +72,10 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def _cmd_rotate_keys(args: argparse.Namespace) -> int:
-    from aicollect.crypto import KeyConfigError, TokenCipher
-    from aicollect.db.engine import make_engine, make_sessionmaker
-    from services.integration.keyrotation import rotate_keys
+    # The integration service alone reads tokens and keys (tests/test_architecture.py).
+    from services.integration.keyrotation import main
 
-    settings = Settings.from_env()
-    logs.configure("rotate-keys", level=settings.log_level, fmt="text")
-    try:
-        settings.require("AICOLLECT_DATABASE_URL", "AICOLLECT_TOKEN_KEYS")
-        assert settings.token_keys is not None
-        cipher = TokenCipher.from_spec(settings.token_keys.get_secret_value())
-    except (MissingSettingError, KeyConfigError) as exc:
-        print(f"rotate-keys: {exc}", file=sys.stderr)
-        return 2
-    assert settings.database_url is not None
-    url = settings.database_url
-
-    async def run() -> int:
-        engine = make_engine(url, pool_size=2)
-        try:
-            report = await rotate_keys(make_sessionmaker(engine), cipher)
-        finally:
-            await engine.dispose()
-        print(
-            f"re-encrypted under key '{cipher.current_kid}': "
-            f"{report.connections} connection token(s), "
-            f"{report.pending_revocations} pending revocation(s); "
-            f"{report.already_current} already current"
-        )
-        for problem in report.unreadable:
-            print(f"rotate-keys: not re-encrypted: {problem}", file=sys.stderr)
-        return 1 if report.unreadable else 0
-
-    return asyncio.run(run())
+    return main()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -39,6 +39,26 @@ def test_compose_lists_every_process_with_health_checks() -> None:
     assert services["emulator"]["profiles"] == ["emulator"]
 
 
+def test_only_the_emulator_service_builds_the_image_with_the_emulator() -> None:
+    """Every process of the system runs the production image; the emulator (a development
+    tool, under its profile) runs the Dockerfile's ``emulator`` target."""
+    result = subprocess.run(
+        [str(BIN / "docker-compose"), "--profile", "emulator", "config", "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import json
+
+    services = json.loads(result.stdout)["services"]
+    targets = {name: (svc.get("build") or {}).get("target") for name, svc in services.items()}
+    assert targets.pop("emulator") == "emulator"
+    assert targets.pop("postgres") is None  # the postgres image, not built
+    assert set(targets.values()) == {"production"}, targets
+    assert services["emulator"]["command"][:3] == ["python", "-m", "emulators.qbo"]
+
+
 def test_missing_secret_stops_the_process_naming_it(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "AICOLLECT_ENV": "production"}
     for module, expected in (
