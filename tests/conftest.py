@@ -244,3 +244,13 @@ def refused_addr() -> Iterator[str]:
     """``127.0.0.1:<port>`` where every connection is refused (held for the whole test)."""
     with refused_address() as addr:
         yield addr
+
+
+@pytest_asyncio.fixture
+async def connected(integration_channel: Any) -> Any:
+    """The integration channel, with tenant ``acme`` enabled and connected to the realm."""
+    from tests.helpers.connections import connect, enable  # (it imports this module)
+
+    await enable(integration_channel)
+    assert (await connect(integration_channel)).connected
+    return integration_channel

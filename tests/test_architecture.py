@@ -186,3 +186,37 @@ def test_the_production_image_holds_no_emulator() -> None:
     copied = [line for name in production for line in stages[name][1]]
     assert [line for line in copied if "emulators" in line] == []
     assert any(line.startswith("COPY emulators") for line in stages["emulator"][1])
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in a fixture (conftest.py) or in tests/helpers/, so that a test
+    module can move or go without breaking another."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_"):
+                    offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert offenders == []
+
+
+def test_only_the_embedded_database_picks_a_port_before_binding_it() -> None:
+    """Choosing a free port and binding it later leaves a window for another program to take
+    it; every process binds port 0 and reports what it got (aicollect/handshake.py), and a
+    test that needs an address where nothing listens takes ``refused_addr``."""
+    users = []
+    for root in (*PACKAGES, "tests", "bench"):
+        for path in sorted((ROOT / root).rglob("*.py")):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name | ast.Attribute):
+                    name = node.id if isinstance(node, ast.Name) else node.attr
+                    if name == "free_port":
+                        users.append(str(path.relative_to(ROOT)))
+    assert set(users) == {"aicollect/db/embedded.py"}
