@@ -206,6 +206,17 @@ def test_no_test_module_imports_another() -> None:
     assert offenders == []
 
 
+def test_the_installed_package_holds_the_runtime_only() -> None:
+    """The wheel (and so the production image) ships ``aicollect``, ``services`` and
+    ``gateway``; a development checkout finds ``emulators`` through the path entry
+    scripts/bootstrap.sh adds to the virtualenv."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert sorted(pattern.rstrip("*") for pattern in include) == sorted(RUNTIME)
+
+
 def test_only_the_embedded_database_picks_a_port_before_binding_it() -> None:
     """Choosing a free port and binding it later leaves a window for another program to take
     it; every process binds port 0 and reports what it got (aicollect/handshake.py), and a
