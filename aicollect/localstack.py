@@ -423,6 +423,24 @@ class LocalStack:
         return exit_code
 
 
+def isolated_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """An environment for a stack of its own: this process's environment without any
+    ``AICOLLECT_``/``QBO_`` setting, data in ``data_dir``, every process on a port the kernel
+    picks, metrics off, a short shutdown grace; then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AICOLLECT_", "QBO_"))}
+    env.update(
+        AICOLLECT_DATA_DIR=str(data_dir),
+        AICOLLECT_GATEWAY_PORT="0",
+        AICOLLECT_INTEGRATION_ADDR="127.0.0.1:0",
+        AICOLLECT_MATCHER_ADDR="127.0.0.1:0",
+        AICOLLECT_EMULATOR_PORT="0",
+        AICOLLECT_INTEGRATION_METRICS_PORT="0",
+        AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
+    )
+    env.update(extra)
+    return env
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     *,
@@ -434,18 +452,7 @@ async def running_stack(
     data folder (with an embedded PostgreSQL unless ``database_url`` is given): what the
     benchmarks and the process tests run against."""
     with tempfile.TemporaryDirectory(prefix="aicollect-stack-") as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AICOLLECT_", "QBO_"))}
-        env.update(
-            AICOLLECT_DATA_DIR=tmp,
-            AICOLLECT_GATEWAY_PORT="0",
-            AICOLLECT_INTEGRATION_ADDR="127.0.0.1:0",
-            AICOLLECT_MATCHER_ADDR="127.0.0.1:0",
-            AICOLLECT_EMULATOR_PORT="0",
-            AICOLLECT_INTEGRATION_METRICS_PORT="0",
-            AICOLLECT_LOG_LEVEL="WARNING",
-            AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
-        )
-        env.update(extra_env or {})
+        env = isolated_env(Path(tmp), AICOLLECT_LOG_LEVEL="WARNING", **(extra_env or {}))
         if database_url:
             env["AICOLLECT_DATABASE_URL"] = database_url
         stack = LocalStack(

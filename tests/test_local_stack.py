@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from aicollect.localstack import LOCAL_SECRETS
+from aicollect.localstack import LOCAL_SECRETS, isolated_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -43,22 +43,9 @@ class Stack:
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.ports: dict[str, int] = {}  # known once up (addresses.json)
         self.data_dir = data_dir or tmp_path / "data"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AICOLLECT_", "QBO_")) and k != "PYTEST_CURRENT_TEST"
-        }
-        env.update(
-            AICOLLECT_DATA_DIR=str(self.data_dir),
-            # Every process binds a port the kernel picks and reports it to `aicollect run`.
-            AICOLLECT_GATEWAY_PORT="0",
-            AICOLLECT_INTEGRATION_ADDR="127.0.0.1:0",
-            AICOLLECT_MATCHER_ADDR="127.0.0.1:0",
-            AICOLLECT_EMULATOR_PORT="0",
-            AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
-            AICOLLECT_INTEGRATION_METRICS_PORT="0",
-            **(extra_env or {}),
-        )
+        # Every process binds a port the kernel picks and reports it to `aicollect run`.
+        env = isolated_env(self.data_dir, **(extra_env or {}))
+        env.pop("PYTEST_CURRENT_TEST", None)
         self.env = env
         self.log = tmp_path / "run.log"
         self._log_file = self.log.open("w")
