@@ -452,7 +452,7 @@ async def running_stack(
     data folder (with an embedded PostgreSQL unless ``database_url`` is given): what the
     benchmarks and the process tests run against."""
     with tempfile.TemporaryDirectory(prefix="aicollect-stack-") as tmp:
-        env = isolated_env(Path(tmp), AICOLLECT_LOG_LEVEL="WARNING", **(extra_env or {}))
+        env = isolated_env(Path(tmp), **{"AICOLLECT_LOG_LEVEL": "WARNING", **(extra_env or {})})
         if database_url:
             env["AICOLLECT_DATABASE_URL"] = database_url
         stack = LocalStack(
