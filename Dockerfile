@@ -1,4 +1,6 @@
-# One image for every process; compose picks the command.
+# One image for every process; compose picks the command. The last stage (production) is
+# what `docker build .` builds: the runtime packages only. The Intuit emulator is a
+# development tool: only the `emulator` target (compose's "emulator" profile) adds it.
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
@@ -9,5 +11,14 @@ COPY gateway ./gateway
 RUN pip install --no-cache-dir -c constraints.txt . \
  && useradd --system --uid 10001 aicollect
 USER aicollect
-EXPOSE 8080 50051 50052 8090
+EXPOSE 8080 50051 50052
 CMD ["aicollect", "--help"]
+
+# The runtime plus emulators/ (`python -m emulators.qbo`); never deployed.
+FROM runtime AS emulator
+COPY emulators /opt/aicollect-dev/emulators
+ENV PYTHONPATH=/opt/aicollect-dev
+EXPOSE 8090
+CMD ["python", "-m", "emulators.qbo", "--host", "0.0.0.0", "--port", "8090"]
+
+FROM runtime AS production

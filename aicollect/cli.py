@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -57,46 +59,30 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     return main()
 
 
-def _cmd_emulator(args: argparse.Namespace) -> int:
-    from aicollect.emulator.cli import main
+EMULATOR_MODULE = "emulators.qbo"
 
-    return main(list(args.emulator_args))
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    """Replaces this process with ``python -m emulators.qbo``: the emulator is a development
+    tool in its own package (``emulators/``), which the runtime never imports and the
+    production image does not contain."""
+    if importlib.util.find_spec("emulators") is None:
+        print(
+            "emulator: the Intuit emulator is a development tool and is not installed here; "
+            "run it from a source checkout (make bootstrap) or the image's emulator target",
+            file=sys.stderr,
+        )
+        return 2
+    sys.stdout.flush()
+    argv = [sys.executable, "-m", EMULATOR_MODULE, *args.emulator_args]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, no shell
 
 
 def _cmd_rotate_keys(args: argparse.Namespace) -> int:
-    from aicollect.crypto import KeyConfigError, TokenCipher
-    from aicollect.db.engine import make_engine, make_sessionmaker
-    from services.integration.keyrotation import rotate_keys
+    # The integration service alone reads tokens and keys (tests/test_architecture.py).
+    from services.integration.keyrotation import main
 
-    settings = Settings.from_env()
-    logs.configure("rotate-keys", level=settings.log_level, fmt="text")
-    try:
-        settings.require("AICOLLECT_DATABASE_URL", "AICOLLECT_TOKEN_KEYS")
-        assert settings.token_keys is not None
-        cipher = TokenCipher.from_spec(settings.token_keys.get_secret_value())
-    except (MissingSettingError, KeyConfigError) as exc:
-        print(f"rotate-keys: {exc}", file=sys.stderr)
-        return 2
-    assert settings.database_url is not None
-    url = settings.database_url
-
-    async def run() -> int:
-        engine = make_engine(url, pool_size=2)
-        try:
-            report = await rotate_keys(make_sessionmaker(engine), cipher)
-        finally:
-            await engine.dispose()
-        print(
-            f"re-encrypted under key '{cipher.current_kid}': "
-            f"{report.connections} connection token(s), "
-            f"{report.pending_revocations} pending revocation(s); "
-            f"{report.already_current} already current"
-        )
-        for problem in report.unreadable:
-            print(f"rotate-keys: not re-encrypted: {problem}", file=sys.stderr)
-        return 1 if report.unreadable else 0
-
-    return asyncio.run(run())
+    return main()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -136,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=_cmd_migrate)
     for name, help_text, func in commands:
         sub.add_parser(name, help=help_text).set_defaults(func=func)
-    # The emulator has its own parser (aicollect/emulator/cli.py): everything after
+    # The emulator has its own parser (emulators/qbo/cli.py): everything after
     # "emulator", --help included, is handed to it (see main).
     sub.add_parser(
         "emulator", help="run the Intuit emulator (default :8090)", add_help=False

@@ -1,10 +1,20 @@
-"""``aicollect run``: the whole system on one machine.
+"""``aicollect run``: the whole system on one machine, and the one harness that starts the
+real processes for the tests and the benchmarks (``running_stack``).
 
 Starts, in order: the embedded PostgreSQL (unless ``AICOLLECT_DATABASE_URL`` is set), the
-migrations, the Intuit emulator (unless real Intuit URLs are configured), the matcher, the
-integration service and the gateway, each as its own child process. Prints every address,
-then waits. SIGINT or SIGTERM stops the children in reverse order (each gets SIGTERM and
-the shutdown grace), then the database; the exit code is 0 when everything stopped cleanly.
+migrations, the Intuit emulator (unless real Intuit URLs are configured) and the matcher,
+then the integration service, then the gateway, each as its own child process. Prints every
+address (and writes them to ``addresses.json`` in the data folder), then waits. SIGINT or
+SIGTERM stops the children in reverse order (each gets SIGTERM and the shutdown grace), then
+the database; the exit code is 0 when everything stopped cleanly.
+
+Any port may be configured as 0: the process binds a free one and reports it
+(aicollect/handshake.py), and the processes started after it are given the real address.
+The gateway's socket is bound here and handed down, since the others need its URL first.
+Nothing is chosen before it is bound, so nothing can take a port in between.
+
+The emulator is a development tool in its own package (``emulators/``): this module starts
+it as ``python -m emulators.qbo`` and never imports it.
 """
 
 from __future__ import annotations
@@ -12,12 +22,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import importlib.util
+import json
 import logging
 import os
 import secrets
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +42,13 @@ import aiohttp
 from aicollect import logs
 from aicollect.db.embedded import EmbeddedPostgres
 from aicollect.db.migrate import upgrade_async
-from aicollect.emulator.cli import CLIENT_SECRET_ENV, VERIFIER_TOKEN_ENV
+from aicollect.handshake import (
+    EMULATOR_CLIENT_SECRET_ENV,
+    EMULATOR_VERIFIER_TOKEN_ENV,
+    GATEWAY_LISTEN_FD_ENV,
+    PORTS_FILE_ENV,
+    read_ports,
+)
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import Settings
 
@@ -75,6 +97,13 @@ def load_local_secrets(data_dir: Path) -> dict[str, str]:
     return values
 
 
+EMULATOR_MODULE = "emulators.qbo"
+
+
+class StartFailed(Exception):
+    """A child exited, or did not report its ports, during start-up."""
+
+
 @dataclass
 class Child:
     name: str
@@ -82,11 +111,41 @@ class Child:
     # Added to the stack's environment for this child only. Secrets go here or in the
     # environment, never in argv: a command line is visible to every user (ps).
     extra_env: dict[str, str] = field(default_factory=dict)
+    ports_file: Path | None = None
+    pass_fds: tuple[int, ...] = ()
     proc: asyncio.subprocess.Process | None = None
     stopping: bool = field(default=False)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
-    async def start(self, env: dict[str, str]) -> None:
-        self.proc = await asyncio.create_subprocess_exec(*self.argv, env=env | self.extra_env)
+    async def start(self, env: dict[str, str] | None = None) -> None:
+        """Starts the process; a restart (no ``env``) reuses the first start's environment,
+        so it binds the same addresses the other processes were given."""
+        if env is not None:
+            self.env = env | self.extra_env
+            if self.ports_file is not None:
+                self.env[PORTS_FILE_ENV] = str(self.ports_file)
+        if self.ports_file is not None:
+            self.ports_file.unlink(missing_ok=True)
+        self.stopping = False
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, env=self.env, pass_fds=self.pass_fds
+        )
+
+    async def bound_ports(self, within_s: float = 90.0) -> dict[str, int]:
+        """The ports the process reported once it was listening (aicollect/handshake.py)."""
+        assert self.ports_file is not None
+        assert self.proc is not None
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            ports = read_ports(self.ports_file)
+            if ports:
+                return ports
+            if self.proc.returncode is not None:
+                raise StartFailed(
+                    f"{self.name} exited with code {self.proc.returncode} during start-up"
+                )
+            await asyncio.sleep(0.05)
+        raise StartFailed(f"{self.name} did not report its ports within {within_s:.0f}s")
 
     async def stop(self, grace: float) -> int:
         """SIGTERM, then SIGKILL after ``grace``; returns the exit code (0 when clean)."""
@@ -135,12 +194,17 @@ async def _first_exit(children: list[Child]) -> Child:
     return waits[next(iter(done))]
 
 
+def _split_addr(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host, int(port)
+
+
 class LocalStack:
     """The multi-process system: embedded PostgreSQL (unless a URL is configured), migrations,
     the emulator (unless real Intuit URLs are configured), matcher, integration, gateway.
 
-    ``aicollect run`` uses it, and so do the benchmarks and the fault tests, which kill and
-    restart single processes (``kill``, ``restart``).
+    ``aicollect run`` uses it, and so do the benchmarks and the tests (``running_stack``),
+    which also kill and restart single processes (``kill``, ``restart``).
     """
 
     def __init__(
@@ -157,33 +221,99 @@ class LocalStack:
         self.env.setdefault("AICOLLECT_LOG_FORMAT", "text")
         for key, value in load_local_secrets(self.data_dir).items():
             self.env.setdefault(key, value)
+        # Known once the gateway's socket is bound (start).
         self.gateway_url = f"http://{settings.gateway_host}:{settings.gateway_port}"
-        self.env.setdefault("QBO_REDIRECT_URI", f"{self.gateway_url}/v1/integrations/qbo/callback")
         self.seed_demo = seed_demo
         self.emulator_args = emulator_args or []
         self.postgres: EmbeddedPostgres | None = None
         self.emulator_url: str | None = None
         self.children: dict[str, Child] = {}
+        self._run_dir: Path | None = None
 
     @property
     def database_url(self) -> str:
         return self.env["AICOLLECT_DATABASE_URL"]
 
+    @property
+    def integration_addr(self) -> str:
+        return self.env.get("AICOLLECT_INTEGRATION_ADDR", self.settings.integration_addr)
+
+    @property
+    def matcher_addr(self) -> str:
+        return self.env.get("AICOLLECT_MATCHER_ADDR", self.settings.matcher_addr)
+
+    def addresses(self) -> dict[str, str]:
+        """Where each process listens (after ``start``)."""
+        found = {
+            "gateway": self.gateway_url,
+            "integration": self.integration_addr,
+            "matcher": self.matcher_addr,
+        }
+        if self.emulator_url:
+            found["emulator"] = self.emulator_url
+        if self.postgres is not None:
+            found["postgres"] = f"postgresql://postgres@127.0.0.1:{self.postgres.port}/postgres"
+        return found
+
     async def start(self) -> bool:
         """Starts everything; False (with everything stopped) if it did not become ready."""
+        try:
+            await self._start()
+        except (StartFailed, OSError) as exc:
+            log.error("the stack did not start: %s; stopping", exc)
+            await self.stop()
+            return False
+        if await _wait_ready(f"{self.gateway_url}/readyz", list(self.children.values())):
+            (self.data_dir / "addresses.json").write_text(
+                json.dumps(self.addresses(), indent=2) + "\n"
+            )
+            return True
+        log.error("the stack did not become ready; stopping")
+        await self.stop()
+        return False
+
+    async def _start(self) -> None:
+        if self.settings.uses_emulator and importlib.util.find_spec("emulators") is None:
+            raise StartFailed(
+                "the Intuit emulator (emulators/, a development tool) is not installed; "
+                "run from a source checkout or configure Intuit's URLs"
+            )
         if self.settings.database_url is None:
             self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
             await asyncio.to_thread(self.postgres.start)
             self.env["AICOLLECT_DATABASE_URL"] = self.postgres.url
         await upgrade_async(self.database_url)
-        py = sys.executable
+        self._run_dir = Path(tempfile.mkdtemp(prefix="aicollect-run-"))
         env = self.env
+
+        # The gateway's socket first: the emulator and the integration need its URL.
+        host = self.settings.gateway_host
+        try:
+            sock = socket.create_server((host, self.settings.gateway_port))
+        except OSError as exc:
+            raise StartFailed(
+                f"cannot listen on {host}:{self.settings.gateway_port}: {exc}"
+            ) from exc
+        self.gateway_url = f"http://{host}:{sock.getsockname()[1]}"
+        env.setdefault("QBO_REDIRECT_URI", f"{self.gateway_url}/v1/integrations/qbo/callback")
+
+        try:
+            await self._start_services(env)
+        except BaseException:
+            sock.close()
+            raise
+        await self._start_gateway(
+            self._child("gateway", [sys.executable, "-m", "gateway"]), sock, env
+        )
+
+    async def _start_services(self, env: dict[str, str]) -> None:
+        """The emulator and the matcher (they need nobody else's address), then the
+        integration service, each on the address the previous ones reported."""
+        py = sys.executable
+        first: list[Child] = []
         if self.settings.uses_emulator:
-            self.emulator_url = f"http://127.0.0.1:{self.settings.emulator_port}"
-            env["QBO_DISCOVERY_URL"] = f"{self.emulator_url}/.well-known/openid_configuration"
-            env["QBO_API_BASE_URL"] = self.emulator_url
             argv = [
-                py, "-m", "aicollect.emulator",
+                py, "-m", EMULATOR_MODULE,
                 # "--flag=value": a value may begin with "-".
                 "--host=127.0.0.1", f"--port={self.settings.emulator_port}",
                 f"--client-id={env['QBO_CLIENT_ID']}",
@@ -194,23 +324,74 @@ class LocalStack:
             if self.seed_demo:
                 argv += ["--demo-company", "--demo-customers", "40", "--demo-invoices", "400"]
             secrets_env = {
-                CLIENT_SECRET_ENV: env["QBO_CLIENT_SECRET"],
-                VERIFIER_TOKEN_ENV: env["QBO_WEBHOOK_VERIFIER_TOKEN"],
+                EMULATOR_CLIENT_SECRET_ENV: env["QBO_CLIENT_SECRET"],
+                EMULATOR_VERIFIER_TOKEN_ENV: env["QBO_WEBHOOK_VERIFIER_TOKEN"],
             }
-            self.children["emulator"] = Child("emulator", argv, extra_env=secrets_env)
-        for name, module in (
-            ("matcher", "services.matcher"),
-            ("integration", "services.integration"),
-            ("gateway", "gateway"),
-        ):
-            self.children[name] = Child(name, [py, "-m", module])
-        for child in self.children.values():
+            first.append(self._child("emulator", argv, extra_env=secrets_env))
+        first.append(self._child("matcher", [py, "-m", "services.matcher"]))
+        for child in first:
             await child.start(env)
-        if await _wait_ready(f"{self.gateway_url}/readyz", list(self.children.values())):
-            return True
-        log.error("the stack did not become ready; stopping")
-        await self.stop()
-        return False
+        if self.settings.uses_emulator:
+            emulator = self.children["emulator"]
+            port = self.settings.emulator_port or (await emulator.bound_ports())["http"]
+            # A restart binds the same port: the integration service was given this one.
+            emulator.argv = [
+                f"--port={port}" if arg.startswith("--port=") else arg for arg in emulator.argv
+            ]
+            self.emulator_url = f"http://127.0.0.1:{port}"
+            env["QBO_DISCOVERY_URL"] = f"{self.emulator_url}/.well-known/openid_configuration"
+            env["QBO_API_BASE_URL"] = self.emulator_url
+        await self._learn_addr("matcher", "AICOLLECT_MATCHER_ADDR", self.settings.matcher_addr)
+
+        integration = self._child("integration", [py, "-m", "services.integration"])
+        await integration.start(env)
+        await self._learn_addr(
+            "integration", "AICOLLECT_INTEGRATION_ADDR", self.settings.integration_addr
+        )
+
+    @staticmethod
+    async def _start_gateway(child: Child, sock: socket.socket, env: dict[str, str]) -> None:
+        """Starts the gateway on ``sock``, then closes this process's copy: the gateway holds
+        the only one, so while it is down, connections are refused (as in production)."""
+        port = sock.getsockname()[1]
+        try:
+            fd = sock.fileno()
+            child.pass_fds = (fd,)
+            await child.start(env | {GATEWAY_LISTEN_FD_ENV: str(fd)})
+        finally:
+            sock.close()
+        # A restart binds the same port itself, as the other processes do.
+        child.pass_fds = ()
+        del child.env[GATEWAY_LISTEN_FD_ENV]
+        child.env["AICOLLECT_GATEWAY_PORT"] = str(port)
+
+    def _child(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        extra_env: dict[str, str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> Child:
+        assert self._run_dir is not None
+        child = Child(
+            name,
+            argv,
+            extra_env=extra_env or {},
+            ports_file=self._run_dir / f"{name}.ports.json",
+            pass_fds=pass_fds,
+        )
+        self.children[name] = child
+        return child
+
+    async def _learn_addr(self, name: str, variable: str, configured: str) -> None:
+        """The address of process ``name`` goes into ``variable`` for the processes started
+        after it, and for its own restarts; with the port it bound if it was asked for 0."""
+        child = self.children[name]
+        host, port = _split_addr(configured)
+        if port == 0:
+            port = (await child.bound_ports())["grpc"]
+        self.env[variable] = child.env[variable] = f"{host}:{port}"
 
     async def kill(self, name: str) -> None:
         """SIGKILL one process (a crash, for fault tests)."""
@@ -220,7 +401,8 @@ class LocalStack:
         await child.proc.wait()
 
     async def restart(self, name: str) -> None:
-        await self.children[name].start(self.env)
+        """Starts a stopped process again, on the addresses it had."""
+        await self.children[name].start()
 
     async def stop(self) -> int:
         """Stops the children in reverse order, then the database; 0 when all were clean."""
@@ -231,9 +413,58 @@ class LocalStack:
             if code != 0:
                 log.error("%s stopped with exit code %s", child.name, code)
                 exit_code = 1
+        if self._run_dir is not None:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            self._run_dir = None
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / "addresses.json").unlink()
         if self.postgres is not None:
             await asyncio.to_thread(self.postgres.stop)
         return exit_code
+
+
+def isolated_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """An environment for a stack of its own: this process's environment without any
+    ``AICOLLECT_``/``QBO_`` setting, data in ``data_dir``, every process on a port the kernel
+    picks, metrics off, a short shutdown grace; then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AICOLLECT_", "QBO_"))}
+    env.update(
+        AICOLLECT_DATA_DIR=str(data_dir),
+        AICOLLECT_GATEWAY_PORT="0",
+        AICOLLECT_INTEGRATION_ADDR="127.0.0.1:0",
+        AICOLLECT_MATCHER_ADDR="127.0.0.1:0",
+        AICOLLECT_EMULATOR_PORT="0",
+        AICOLLECT_INTEGRATION_METRICS_PORT="0",
+        AICOLLECT_MATCHER_METRICS_PORT="0",
+        AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    *,
+    extra_env: dict[str, str] | None = None,
+    emulator_args: list[str] | None = None,
+    database_url: str | None = None,
+) -> AsyncIterator[LocalStack]:
+    """The system as ``aicollect run`` starts it, on ports the kernel picks, in a temporary
+    data folder (with an embedded PostgreSQL unless ``database_url`` is given): what the
+    benchmarks and the process tests run against."""
+    with tempfile.TemporaryDirectory(prefix="aicollect-stack-") as tmp:
+        env = isolated_env(Path(tmp), **{"AICOLLECT_LOG_LEVEL": "WARNING", **(extra_env or {})})
+        if database_url:
+            env["AICOLLECT_DATABASE_URL"] = database_url
+        stack = LocalStack(
+            Settings.from_env(env), env=env, seed_demo=False, emulator_args=emulator_args
+        )
+        if not await stack.start():
+            raise RuntimeError("the stack did not start; see the log above")
+        try:
+            yield stack
+        finally:
+            await stack.stop()
 
 
 async def run_local_stack(settings: Settings, *, seed_demo: bool = True) -> int:

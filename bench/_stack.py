@@ -1,12 +1,12 @@
-"""Shared by the benchmarks: the real multi-process system on free ports, a connected
-tenant, latency statistics and the JSON result file."""
+"""Shared by the benchmarks: the real multi-process system (aicollect/localstack.py, every
+process on a port it bound itself), a connected tenant, latency statistics and the JSON
+result file."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,9 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import jwt
 
-from aicollect.db.embedded import free_port
+from aicollect import localstack
 from aicollect.localstack import LocalStack
-from aicollect.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -49,37 +48,14 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
 async def running_stack(
     *, extra_env: dict[str, str] | None = None, emulator_args: list[str] | None = None
 ) -> AsyncIterator[LocalStack]:
-    """The system as ``aicollect run`` starts it, in a temporary data folder."""
-    with tempfile.TemporaryDirectory(prefix="aicollect-bench-") as tmp:
-        stack = None
-        for _attempt in range(3):  # a free port can be taken between choosing and binding
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("AICOLLECT_", "QBO_"))}
-            env.update(
-                AICOLLECT_DATA_DIR=tmp,
-                AICOLLECT_GATEWAY_PORT=str(free_port()),
-                AICOLLECT_INTEGRATION_ADDR=f"127.0.0.1:{free_port()}",
-                AICOLLECT_MATCHER_ADDR=f"127.0.0.1:{free_port()}",
-                AICOLLECT_EMULATOR_PORT=str(free_port()),
-                AICOLLECT_INTEGRATION_METRICS_PORT="0",
-                AICOLLECT_MATCHER_METRICS_PORT="0",
-                AICOLLECT_LOG_LEVEL="WARNING",
-                AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
-            )
-            env.update(extra_env or {})
-            if os.environ.get("AICOLLECT_BENCH_DATABASE_URL"):
-                env["AICOLLECT_DATABASE_URL"] = os.environ["AICOLLECT_BENCH_DATABASE_URL"]
-            candidate = LocalStack(
-                Settings.from_env(env), env=env, seed_demo=False, emulator_args=emulator_args
-            )
-            if await candidate.start():
-                stack = candidate
-                break
-        if stack is None:
-            raise SystemExit("the stack did not start three times; see the log above")
-        try:
-            yield stack
-        finally:
-            await stack.stop()
+    """The system as ``aicollect run`` starts it (the harness in aicollect/localstack.py),
+    on ``$AICOLLECT_BENCH_DATABASE_URL`` when set."""
+    async with localstack.running_stack(
+        extra_env={"AICOLLECT_LOG_LEVEL": "WARNING", **(extra_env or {})},
+        emulator_args=emulator_args,
+        database_url=os.environ.get("AICOLLECT_BENCH_DATABASE_URL"),
+    ) as stack:
+        yield stack
 
 
 def bearer(stack: LocalStack, tenant_id: str) -> str:
@@ -91,7 +67,7 @@ async def admin_call(stack: LocalStack, method: str, request: Any) -> Any:
     from aicollect.integration.v1 import admin_service_pb2_grpc as agrpc
     from aicollect.rpc.client import internal_channel
 
-    addr = stack.env["AICOLLECT_INTEGRATION_ADDR"]
+    addr = stack.integration_addr
     async with internal_channel(addr, stack.env["AICOLLECT_INTERNAL_TOKEN"]) as channel:
         return await getattr(agrpc.AdminServiceStub(channel), method)(request)
 

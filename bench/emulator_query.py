@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from aiohttp import web
 
-from aicollect.emulator import AppConfig, CompanySpec, EmulatorConfig, create_app
+from emulators.qbo import AppConfig, CompanySpec, EmulatorConfig, create_app
 
 RESULTS = Path(__file__).resolve().parent / "results" / "emulator_query.json"
 TARGET_MS = 50.0

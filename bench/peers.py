@@ -53,8 +53,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 
-from aicollect.db.embedded import free_port
-from aicollect.emulator.cli import CLIENT_SECRET_ENV
+from aicollect.handshake import EMULATOR_CLIENT_SECRET_ENV as CLIENT_SECRET_ENV
+from aicollect.localstack import Child, StartFailed
 from bench._stack import RESULTS, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,39 +202,30 @@ class Emulator:
 
 @asynccontextmanager
 async def running_emulator() -> AsyncIterator[Emulator]:
-    """A fresh emulator process (limits off) holding the benchmark company."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "aicollect.emulator", "--host", "127.0.0.1", "--port", str(port)),
-        *("--client-id", CLIENT_ID, "--redirect-uri", REDIRECT_URI, "--seed", str(SEED)),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        cwd=ROOT,
-        env={**os.environ, CLIENT_SECRET_ENV: CLIENT_SECRET},  # never on a command line
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                with suppress(aiohttp.ClientError):
-                    async with http.get(f"{url}/.well-known/openid_configuration") as resp:
-                        if resp.status == 200:
-                            break
-                if proc.returncode is not None:
-                    raise PeerFailed(f"the emulator exited with {proc.returncode}")
-                await asyncio.sleep(0.1)
-            else:
-                raise PeerFailed("the emulator did not start within 30 s")
-            yield Emulator(url, proc, http)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
+    """A fresh emulator process (limits off) holding the benchmark company, on a port it
+    bound itself (started by the stack's harness, aicollect/localstack.py)."""
+    with tempfile.TemporaryDirectory(prefix="aicollect-peers-") as run_dir:
+        child = Child(
+            "emulator",
+            [
+                sys.executable,
+                *("-m", "emulators.qbo", "--host", "127.0.0.1", "--port", "0"),
+                *("--client-id", CLIENT_ID, "--redirect-uri", REDIRECT_URI, "--seed", str(SEED)),
+            ],
+            extra_env={CLIENT_SECRET_ENV: CLIENT_SECRET},  # never on a command line
+            ports_file=Path(run_dir) / "emulator.ports.json",
+        )
+        await child.start(dict(os.environ))
+        try:
             try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+                port = (await child.bound_ports(within_s=30))["http"]
+            except StartFailed as exc:
+                raise PeerFailed(str(exc)) from exc
+            async with aiohttp.ClientSession() as http:
+                assert child.proc is not None
+                yield Emulator(f"http://127.0.0.1:{port}", child.proc, http)
+        finally:
+            await child.stop(15)
 
 
 async def create_company(emu: Emulator, invoices: int, customers: int) -> dict[str, Any]:
@@ -353,8 +344,9 @@ class BatchProxy:
         app.router.add_route("*", "/{tail:.*}", self._forward)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
         return self.url
 

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import sys
 import time
 import uuid
@@ -29,7 +30,6 @@ from typing import Any
 import aiohttp
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from aicollect.db.embedded import free_port
 from aicollect.integration.v1 import admin_service_pb2 as apb
 from bench._stack import (
     admin_call,
@@ -41,11 +41,13 @@ from bench._stack import (
 )
 
 REALM = "9130300000000001"
+# Serves on the listening socket it inherits (fd in argv): bound here, so no port race.
 BARE = (
-    "import sys\nfrom aiohttp import web\n"
+    "import socket, sys\nfrom aiohttp import web\n"
     "async def ok(request):\n    await request.read()\n    return web.Response(text='ok')\n"
     "app = web.Application(client_max_size=4*1024*1024)\napp.router.add_post('/', ok)\n"
-    "web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), print=None, access_log=None)\n"
+    "sock = socket.socket(fileno=int(sys.argv[1]))\n"
+    "web.run_app(app, sock=sock, print=None, access_log=None)\n"
 )
 
 
@@ -159,8 +161,12 @@ async def main() -> None:
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
 
-    port = free_port()
-    bare = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE, str(port))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    bare = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", BARE, str(listener.fileno()), pass_fds=(listener.fileno(),)
+    )
+    listener.close()  # the child holds its own copy
     try:
         async with running_stack() as stack:
             await create_company(stack, realm_id=REALM, customers=5, invoices=5)

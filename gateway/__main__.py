@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from aicollect import logs
+from aicollect.handshake import inherited_socket
 from aicollect.settings import GATEWAY_REQUIRES, MissingSettingError, Settings
 from gateway.app import create_app
 from gateway.server import serve_until_signalled
@@ -26,6 +27,7 @@ def main() -> int:
             settings.gateway_port,
             read_timeout=settings.gateway_read_timeout_seconds,
             shutdown_timeout=settings.shutdown_grace_seconds,
+            sock=inherited_socket(),
         )
     )
     return 0

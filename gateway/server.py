@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.streams import StreamReader
 
+from aicollect.handshake import report_ports
 from gateway.errors import problem
 from gateway.keys import REQUEST_ID
 
@@ -154,13 +156,22 @@ async def read_deadline(request: web.Request, handler: Handler) -> web.StreamRes
 class GuardedSite(web.BaseSite):
     """A TCP site whose connections each run under a ``SlowClientGuard``."""
 
-    __slots__ = ("_host", "_limit", "_port")
+    __slots__ = ("_host", "_limit", "_port", "_sock")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, limit: float) -> None:
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        limit: float,
+        sock: socket.socket | None = None,
+    ) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
         self._limit = limit
+        self._sock = sock
 
     @property
     def name(self) -> str:
@@ -172,13 +183,30 @@ class GuardedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         limit = self._limit
-        self._server = await loop.create_server(
-            lambda: SlowClientGuard(server(), limit, loop), self._host, self._port
-        )
+        if self._sock is not None:
+            self._server = await loop.create_server(
+                lambda: SlowClientGuard(server(), limit, loop), sock=self._sock
+            )
+        else:
+            self._server = await loop.create_server(
+                lambda: SlowClientGuard(server(), limit, loop), self._host, self._port
+            )
+        sockets = self._server.sockets
+        if sockets:
+            self._port = sockets[0].getsockname()[1]
+
+    @property
+    def port(self) -> int:
+        """The bound port (the kernel's pick when asked for port 0)."""
+        return self._port
 
 
 class GatewayServer:
-    """Serves an app on host:port, every connection under a ``SlowClientGuard``."""
+    """Serves an app on host:port, every connection under a ``SlowClientGuard``.
+
+    Port 0 binds a free port (``port`` tells which once started); ``sock`` serves on an
+    already listening socket instead (the local stack hands the gateway one).
+    """
 
     def __init__(
         self,
@@ -188,6 +216,7 @@ class GatewayServer:
         *,
         read_timeout: float,
         shutdown_timeout: float = 10.0,
+        sock: socket.socket | None = None,
     ) -> None:
         self._runner = web.AppRunner(
             app,
@@ -197,15 +226,24 @@ class GatewayServer:
             shutdown_timeout=shutdown_timeout,
         )
         self._host, self._port, self._read_timeout = host, port, read_timeout
+        self._sock = sock
 
     async def start(self) -> None:
         await self._runner.setup()
         try:
-            site = GuardedSite(self._runner, self._host, self._port, limit=self._read_timeout)
+            site = GuardedSite(
+                self._runner, self._host, self._port, limit=self._read_timeout, sock=self._sock
+            )
             await site.start()
         except BaseException:
             await self._runner.cleanup()
             raise
+        self._port = site.port
+
+    @property
+    def port(self) -> int:
+        """The port it serves on (the bound one, once started)."""
+        return self._port
 
     async def close(self) -> None:
         """Stops accepting, lets requests in flight finish (up to the shutdown timeout)."""
@@ -219,16 +257,19 @@ async def serve_until_signalled(
     *,
     read_timeout: float,
     shutdown_timeout: float,
+    sock: socket.socket | None = None,
 ) -> None:
-    """``python -m gateway``: serves until SIGTERM or SIGINT, then drains and stops."""
+    """``python -m gateway``: serves until SIGTERM or SIGINT, then drains and stops. Reports
+    its port to whoever started it (aicollect/handshake.py)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     server = GatewayServer(
-        app, host, port, read_timeout=read_timeout, shutdown_timeout=shutdown_timeout
+        app, host, port, read_timeout=read_timeout, shutdown_timeout=shutdown_timeout, sock=sock
     )
     await server.start()
+    report_ports(http=server.port)
     try:
         await stop.wait()
     finally:

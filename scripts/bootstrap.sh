@@ -15,3 +15,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+# The development tools (emulators/, bench/, tests/) are not part of the installed package
+# (the production wheel and image hold aicollect, services and gateway only); this puts the
+# checkout on the venv's path so `python -m emulators.qbo` works from any folder.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$PWD" > "$site/aicollect-dev-checkout.pth"

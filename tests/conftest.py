@@ -27,11 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from aicollect.db.embedded import EmbeddedPostgres
 from aicollect.db.engine import make_engine, make_sessionmaker
 from aicollect.db.migrate import upgrade
-from aicollect.emulator.app import create_app as create_emulator
-from aicollect.emulator.config import AppConfig, CompanySpec, EmulatorConfig
-from aicollect.emulator.keys import STATE_KEY as EMULATOR_STATE
-from aicollect.emulator.state import EmulatorState
 from aicollect.settings import Settings
+from emulators.qbo.app import create_app as create_emulator
+from emulators.qbo.config import AppConfig, CompanySpec, EmulatorConfig
+from emulators.qbo.keys import STATE_KEY as EMULATOR_STATE
+from emulators.qbo.state import EmulatorState
+from tests.helpers.ports import refused_address
 
 
 def _dsn(url: str, database: str | None = None) -> str:
@@ -245,3 +246,20 @@ def qbo_api(deps: Any) -> Any:
     platform = deps.platforms.platform_for("qbo")
     assert isinstance(platform, QboPlatform)
     return platform.api
+
+
+@pytest.fixture
+def refused_addr() -> Iterator[str]:
+    """``127.0.0.1:<port>`` where every connection is refused (held for the whole test)."""
+    with refused_address() as addr:
+        yield addr
+
+
+@pytest_asyncio.fixture
+async def connected(integration_channel: Any) -> Any:
+    """The integration channel, with tenant ``acme`` enabled and connected to the realm."""
+    from tests.helpers.connections import connect, enable  # (it imports this module)
+
+    await enable(integration_channel)
+    assert (await connect(integration_channel)).connected
+    return integration_channel

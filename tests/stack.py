@@ -1,8 +1,11 @@
-"""The whole system in one test process: matcher, integration and gateway on real ports,
-the Intuit emulator, and a stand-in dashboard page the browser lands on."""
+"""The whole system in one test process: matcher, integration and gateway on real ports
+(each bound to port 0: the kernel picks, nothing can take it in between), the Intuit
+emulator, and a stand-in dashboard page the browser lands on. The real processes are
+started by aicollect/localstack.py (``running_stack``) instead."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +17,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from aicollect.db.embedded import free_port
 from aicollect.db.engine import make_sessionmaker
 from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
@@ -52,8 +54,10 @@ async def _dashboard(request: web.Request) -> web.Response:
 
 @asynccontextmanager
 async def full_stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Stack]:
-    gateway_port = free_port()
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    # The gateway's socket first: its URL goes into the integration's settings (the OAuth
+    # redirect URI), and the gateway needs the integration's address.
+    listener = socket.create_server(("127.0.0.1", 0))
+    gateway_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     callback = f"{gateway_url}/v1/integrations/qbo/callback"
 
     dashboard_app = web.Application()
@@ -88,7 +92,7 @@ async def full_stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[S
             async with gateway_only(
                 integration_addr,
                 matcher_addr,
-                port=gateway_port,
+                sock=listener,
                 AICOLLECT_DASHBOARD_URL=dashboard_url,
             ):
                 yield Stack(
@@ -100,6 +104,7 @@ async def full_stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[S
             await to_matcher.close(None)
             await matcher.stop(None)
             await dashboard.close()
+            listener.close()
 
 
 async def enable_tenant(stack: Stack, tenant_id: str) -> None:
@@ -116,10 +121,10 @@ async def enable_tenant(stack: Stack, tenant_id: str) -> None:
 
 @asynccontextmanager
 async def gateway_only(
-    integration_addr: str, matcher_addr: str, *, port: int | None = None, **env: str
+    integration_addr: str, matcher_addr: str, *, sock: socket.socket | None = None, **env: str
 ) -> AsyncIterator[str]:
-    """A gateway on a real port (default: a free one) in front of running services, with
-    extra settings ``env``; yields its base URL."""
+    """A gateway on a real port (a free one, or the listening ``sock``) in front of running
+    services, with extra settings ``env``; yields its base URL."""
     settings = Settings.from_env(
         {"AICOLLECT_INTERNAL_TOKEN": INTERNAL_TOKEN, "AICOLLECT_JWT_SECRET": JWT_SECRET, **env}
     )
@@ -127,16 +132,16 @@ async def gateway_only(
         integration=internal_channel(integration_addr, INTERNAL_TOKEN),
         matcher=internal_channel(matcher_addr, INTERNAL_TOKEN),
     )
-    port = port or free_port()
     server = GatewayServer(
         create_app(settings, backends=backends),
         "127.0.0.1",
-        port,
+        0,
         read_timeout=settings.gateway_read_timeout_seconds,
+        sock=sock,
     )
     await server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{server.port}"
     finally:
         await server.close()
         await backends.integration.close(None)

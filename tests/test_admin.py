@@ -173,17 +173,16 @@ async def test_audit_pagination(integration_channel: grpc.aio.Channel) -> None:
 
 
 async def test_matcher_down_is_unavailable_not_stale(
-    engine: Any, emulator: Any, tmp_path: Any
+    engine: Any, emulator: Any, refused_addr: str
 ) -> None:
     import aiohttp
 
-    from aicollect.db.embedded import free_port
     from services.integration.deps import IntegrationDeps
     from services.integration.server import build_server
     from tests.conftest import integration_settings
 
     # An integration server whose matcher address answers nothing.
-    dead = internal_channel(f"127.0.0.1:{free_port()}", INTERNAL_TOKEN)
+    dead = internal_channel(refused_addr, INTERNAL_TOKEN)
     http = aiohttp.ClientSession()
     deps = IntegrationDeps.create(integration_settings(emulator.url), engine, http, dead)
     server = build_server(deps, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN)

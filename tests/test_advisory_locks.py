@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import aiohttp
 import asyncpg
 import pytest
 import pytest_asyncio
@@ -22,38 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.db.engine import make_engine
 from aicollect.db.locks import APPLICATION_NAME, AdvisoryLock, AdvisoryLockLost
-from aicollect.rpc.client import internal_channel
-from services.integration.deps import IntegrationDeps
-from tests.conftest import INTERNAL_TOKEN, _dsn, integration_settings
+from tests.conftest import _dsn
+from tests.helpers.replicas import IDLE_TIMEOUT, engine
 
-IDLE_TIMEOUT = {"idle_in_transaction_session_timeout": "1000"}  # ms
+__all__ = ["engine"]  # the fixture, re-used: the lowered timeout
+
 KEY = "test-lock:acme"
-
-
-@pytest_asyncio.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """Replica one's engine with the lowered timeout (modules that need it import this)."""
-    eng = make_engine(database_url, pool_size=5, server_settings=IDLE_TIMEOUT)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
-
-
-@asynccontextmanager
-async def replica(
-    database_url: str, emulator_url: str, matcher_addr: str, **env: str
-) -> AsyncIterator[IntegrationDeps]:
-    """One more integration replica: its own engine (timeout lowered), HTTP and tokens."""
-    engine = make_engine(database_url, pool_size=5, server_settings=IDLE_TIMEOUT)
-    matcher = internal_channel(matcher_addr, INTERNAL_TOKEN)
-    try:
-        async with aiohttp.ClientSession() as http:
-            settings = integration_settings(emulator_url, **env)
-            yield IntegrationDeps.create(settings, engine, http, matcher)
-    finally:
-        await matcher.close(None)
-        await engine.dispose()
 
 
 @pytest_asyncio.fixture

@@ -13,7 +13,7 @@ from aicollect.errors import Unavailable
 from services.integration.budget import Priority, RealmBudget
 from services.integration.deps import IntegrationDeps
 from tests.conftest import Emulator, qbo_api
-from tests.test_connection_lifecycle import TENANT, connect, enable
+from tests.helpers.connections import TENANT, connect, enable
 
 
 async def test_concurrency_cap_per_realm() -> None:

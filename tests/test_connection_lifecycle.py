@@ -29,54 +29,7 @@ from tests.conftest import (
     REDIRECT_URI,
     Emulator,
 )
-
-TENANT = "acme"
-
-
-async def enable(channel: grpc.aio.Channel, tenant: str = TENANT) -> None:
-    await agrpc.AdminServiceStub(channel).SetTenantSettings(
-        apb.SetTenantSettingsRequest(
-            tenant_id=tenant, qbo_enabled=True, actor="support", reason="beta"
-        )
-    )
-
-
-async def consent(
-    authorize_url: str, *, decision: str = "allow", realm: str = REALM_ID
-) -> dict[str, str]:
-    """Intuit's consent via the emulator's headless shortcut: the callback's query."""
-    url = f"{authorize_url}&emulator_decision={decision}&emulator_realm={realm}"
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(url, allow_redirects=False) as resp,
-    ):
-        assert resp.status == 302, await resp.text()
-        location = resp.headers["Location"]
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-
-async def connect(
-    channel: grpc.aio.Channel, tenant: str = TENANT, realm: str = REALM_ID
-) -> pb.CompleteConnectionResponse:
-    stub = igrpc.IntegrationServiceStub(channel)
-    link = await stub.CreateConnectUrl(pb.CreateConnectUrlRequest(tenant_id=tenant))
-    callback = await consent(link.authorize_url, realm=realm)
-    return await stub.CompleteConnection(completion(callback, link.browser_binding))
-
-
-def completion(
-    callback: dict[str, str], browser_binding: str, **changes: str
-) -> pb.CompleteConnectionRequest:
-    """The CompleteConnection request of a callback query, as the gateway builds it."""
-    request = pb.CompleteConnectionRequest(
-        state=callback["state"],
-        code=callback["code"],
-        realm_id=callback["realmId"],
-        browser_binding=browser_binding,
-    )
-    for name, value in changes.items():
-        setattr(request, name, value)
-    return request
+from tests.helpers.connections import TENANT, completion, connect, consent, enable
 
 
 def reason_of(url: str) -> tuple[str, str]:

@@ -33,9 +33,9 @@ from aicollect.rpc.errors import error_info
 from services.integration.models import InboxEvent
 from services.integration.providers.qbo.webhooks import MalformedWebhook, parse_payload
 from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator
+from tests.helpers.connections import connect
+from tests.helpers.webhooks import cloud_events, sign
 from tests.stack import Stack, enable_tenant, full_stack
-from tests.test_connection_lifecycle import connect
-from tests.webhooks.test_inbox import cloud_events, sign
 
 FUZZ = settings(
     max_examples=60,

@@ -8,7 +8,6 @@ from typing import Any
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from aicollect.db.embedded import free_port
 from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
 from gateway.app import create_app
@@ -41,10 +40,10 @@ async def test_healthz_and_readyz(gateway: TestClient[Any, Any]) -> None:
     assert await resp.json() == {"ready": True, "integration": "SERVING", "matcher": "SERVING"}
 
 
-async def test_not_ready_when_a_backend_is_down(integration_addr: str) -> None:
+async def test_not_ready_when_a_backend_is_down(integration_addr: str, refused_addr: str) -> None:
     backends = Backends(
         integration=internal_channel(integration_addr, INTERNAL_TOKEN),
-        matcher=internal_channel(f"127.0.0.1:{free_port()}", INTERNAL_TOKEN),
+        matcher=internal_channel(refused_addr, INTERNAL_TOKEN),
     )
     async with TestClient(TestServer(create_app(_settings(), backends=backends))) as client:
         resp = await client.get("/readyz")

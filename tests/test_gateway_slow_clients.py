@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest_asyncio
 
+from tests.helpers.webhooks import cloud_events, sign
 from tests.stack import gateway_only
-from tests.webhooks.test_inbox import cloud_events, sign
 
 LIMIT_S = 1.0
 DRIBBLE_EVERY_S = 0.2

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from aicollect.db.embedded import free_port
-from aicollect.localstack import LOCAL_SECRETS
+from aicollect.localstack import LOCAL_SECRETS, isolated_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -42,24 +41,11 @@ class Stack:
         extra_env: dict[str, str] | None = None,
     ) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
-        self.ports = {name: free_port() for name in ("gateway", "integration", "matcher", "emu")}
+        self.ports: dict[str, int] = {}  # known once up (addresses.json)
         self.data_dir = data_dir or tmp_path / "data"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AICOLLECT_", "QBO_")) and k != "PYTEST_CURRENT_TEST"
-        }
-        env.update(
-            AICOLLECT_DATA_DIR=str(self.data_dir),
-            AICOLLECT_GATEWAY_PORT=str(self.ports["gateway"]),
-            AICOLLECT_INTEGRATION_ADDR=f"127.0.0.1:{self.ports['integration']}",
-            AICOLLECT_MATCHER_ADDR=f"127.0.0.1:{self.ports['matcher']}",
-            AICOLLECT_EMULATOR_PORT=str(self.ports["emu"]),
-            AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
-            AICOLLECT_INTEGRATION_METRICS_PORT=str(free_port()),
-            AICOLLECT_MATCHER_METRICS_PORT=str(free_port()),
-            **(extra_env or {}),
-        )
+        # Every process binds a port the kernel picks and reports it to `aicollect run`.
+        env = isolated_env(self.data_dir, **(extra_env or {}))
+        env.pop("PYTEST_CURRENT_TEST", None)
         self.env = env
         self.log = tmp_path / "run.log"
         self._log_file = self.log.open("w")
@@ -75,6 +61,11 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "local stack is up" in self.log.read_text():
+                addresses = json.loads((self.data_dir / "addresses.json").read_text())
+                self.ports = {
+                    name: int(addr.rsplit(":", 1)[1].split("/", 1)[0])
+                    for name, addr in addresses.items()
+                }
                 return
             if self.proc.poll() is not None:
                 break
@@ -116,18 +107,15 @@ class Stack:
 
 
 def _started(make: Callable[[int], Stack]) -> Stack:
-    # Free ports are chosen before the processes bind them; under a busy test run another
-    # process can take one in between, so a start that fails is retried on new ports.
-    for attempt in range(3):
-        s = make(attempt)
-        try:
-            s.wait_up()
-            break
-        except AssertionError:
-            s.stop()
-            s._log_file.close()
-            if attempt == 2:
-                raise
+    # Every process binds port 0 itself, so there is no port to lose to another process and
+    # nothing to retry.
+    s = make(0)
+    try:
+        s.wait_up()
+    except AssertionError:
+        s.stop()
+        s._log_file.close()
+        raise
     return s
 
 
@@ -239,7 +227,7 @@ def test_run_keeps_every_secret_off_every_command_line(stack: Stack) -> None:
         except OSError:
             continue
     seen = b"\n".join(cmdlines)
-    for module in (b"aicollect.emulator", b"services.matcher", b"services.integration", b"gateway"):
+    for module in (b"emulators.qbo", b"services.matcher", b"services.integration", b"gateway"):
         assert module in seen, f"no {module!r} process found under aicollect run"
     assert f"--client-id={local['QBO_CLIENT_ID']}".encode() in seen  # the emulator's own flags
     for name, value in secrets.items():

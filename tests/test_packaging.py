@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -22,7 +24,8 @@ def test_compose_file_is_valid() -> None:
         assert result.returncode == 0, result.stderr
 
 
-def test_compose_lists_every_process_with_health_checks() -> None:
+def _compose_services() -> dict[str, Any]:
+    """The services of the compose file (emulator profile on), as Compose resolves them."""
     result = subprocess.run(
         [str(BIN / "docker-compose"), "--profile", "emulator", "config", "--format", "json"],
         cwd=ROOT,
@@ -30,13 +33,27 @@ def test_compose_lists_every_process_with_health_checks() -> None:
         text=True,
         check=True,
     )
-    import json
+    services: dict[str, Any] = json.loads(result.stdout)["services"]
+    return services
 
-    services = json.loads(result.stdout)["services"]
+
+def test_compose_lists_every_process_with_health_checks() -> None:
+    services = _compose_services()
     assert set(services) == {"postgres", "migrate", "integration", "matcher", "gateway", "emulator"}
     for name in ("postgres", "integration", "matcher", "gateway", "emulator"):
         assert "healthcheck" in services[name], name
     assert services["emulator"]["profiles"] == ["emulator"]
+
+
+def test_only_the_emulator_service_builds_the_image_with_the_emulator() -> None:
+    """Every process of the system runs the production image; the emulator (a development
+    tool, under its profile) runs the Dockerfile's ``emulator`` target."""
+    services = _compose_services()
+    targets = {name: (svc.get("build") or {}).get("target") for name, svc in services.items()}
+    assert targets.pop("emulator") == "emulator"
+    assert targets.pop("postgres") is None  # the postgres image, not built
+    assert set(targets.values()) == {"production"}, targets
+    assert services["emulator"]["command"][:3] == ["python", "-m", "emulators.qbo"]
 
 
 def test_missing_secret_stops_the_process_naming_it(tmp_path: Path) -> None:

@@ -21,11 +21,11 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.engine import make_url
 
-from aicollect.localstack import LocalStack
+from aicollect.localstack import LocalStack, running_stack
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
 from aicollect.rpc.client import internal_channel
-from bench._stack import connect_tenant, create_company, running_stack
+from bench._stack import connect_tenant, create_company
 
 REALM = "9130500000000001"
 TENANT = "fault-tenant"

@@ -28,8 +28,8 @@ from aicollect.rpc.errors import error_info
 from gateway.routes import binding_cookie, callback_path
 from services.integration.models import AuditEvent, Connection, OAuthState
 from tests.conftest import Emulator
+from tests.helpers.connections import TENANT, completion, connect, consent, enable
 from tests.stack import Stack, enable_tenant, full_stack
-from tests.test_connection_lifecycle import TENANT, completion, connect, consent, enable
 
 XERO = pb.PROVIDER_XERO
 

@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.integration.deps import IntegrationDeps
 from tests.conftest import Emulator, _dsn
-from tests.test_advisory_locks import engine, replica
-from tests.test_connection_lifecycle import TENANT
-from tests.test_tokens import connected, expire_access_token
+from tests.helpers.connections import TENANT, expire_access_token
+from tests.helpers.replicas import engine, replica
 
-__all__ = ["connected", "engine"]  # fixtures, re-used (engine: the lowered timeout)
+__all__ = ["engine"]  # the fixture, re-used: the lowered timeout
 
 
 @pytest_asyncio.fixture

@@ -11,7 +11,6 @@ import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
-from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.db.engine import make_engine
@@ -22,21 +21,7 @@ from services.integration.deps import IntegrationDeps
 from services.integration.models import Connection
 from services.integration.tokens import KillSwitchOn, ReauthorizationRequired, token_identity
 from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator, integration_settings, qbo_api
-from tests.test_connection_lifecycle import TENANT, connect, enable
-
-
-async def expire_access_token(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions.begin() as session:
-        await session.execute(
-            update(Connection).values(access_expires_at=text("now() - interval '1 second'"))
-        )
-
-
-@pytest_asyncio.fixture
-async def connected(integration_channel: grpc.aio.Channel) -> grpc.aio.Channel:
-    await enable(integration_channel)
-    assert (await connect(integration_channel)).connected
-    return integration_channel
+from tests.helpers.connections import TENANT, connect, expire_access_token
 
 
 @pytest_asyncio.fixture

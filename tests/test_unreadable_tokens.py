@@ -36,8 +36,8 @@ from tests.conftest import (
     TOKEN_KEYS,
     Emulator,
 )
-from tests.test_advisory_locks import replica
-from tests.test_connection_lifecycle import TENANT, connect, enable
+from tests.helpers.connections import TENANT, connect, enable
+from tests.helpers.replicas import replica
 
 # The key the tokens were sealed with, since dropped from the service's configuration.
 DROPPED_KEY = "k0:" + base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")

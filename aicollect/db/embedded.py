@@ -70,6 +70,9 @@ def _ids(user: str) -> tuple[int, int]:
 
 
 def free_port() -> int:
+    """A port free now, for the embedded PostgreSQL only: it cannot be told to listen on
+    port 0 and report which (it names its socket file after its port). Every other process
+    binds port 0 itself (aicollect/handshake.py); tests/test_architecture.py keeps it so."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

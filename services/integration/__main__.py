@@ -11,6 +11,7 @@ import aiohttp
 from aicollect import logs
 from aicollect.crypto import KeyConfigError, parse_keys
 from aicollect.db.engine import make_engine
+from aicollect.handshake import report_ports
 from aicollect.rpc.client import internal_channel
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import INTEGRATION_REQUIRES, MissingSettingError, Settings
@@ -35,9 +36,13 @@ async def serve(settings: Settings) -> None:
             deps.metrics.serve(settings.integration_metrics_port, settings.metrics_host)
         server = build_server(deps, address=settings.integration_addr, internal_token=token)
         await server.start()
+        report_ports(grpc=server.port)
         stop = asyncio.Event()
         workers = start_workers(deps, stop)
-        log.info("integration serving", extra={"address": settings.integration_addr})
+        log.info(
+            "integration serving",
+            extra={"address": settings.integration_addr, "port": server.port},
+        )
         await wait_for_signal()
         log.info("integration stopping", extra={"grace_s": settings.shutdown_grace_seconds})
         await server.stop(settings.shutdown_grace_seconds)

@@ -10,12 +10,17 @@ command exits non-zero so that the old key is not dropped while anything needs i
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aicollect.crypto import DecryptError, TokenCipher
+from aicollect import logs
+from aicollect.crypto import DecryptError, KeyConfigError, TokenCipher
+from aicollect.db.engine import make_engine, make_sessionmaker
+from aicollect.settings import MissingSettingError, Settings
 from services.integration.models import Connection, PendingRevocation
 from services.integration.tokens import (
     REVOKE_REMEDY,
@@ -92,3 +97,36 @@ async def rotate_keys(
                     continue
                 report.pending_revocations += 1
     return report
+
+
+def main() -> int:
+    """``aicollect rotate-keys``: 0 when every token is sealed under the newest key."""
+    settings = Settings.from_env()
+    logs.configure("rotate-keys", level=settings.log_level, fmt="text")
+    try:
+        settings.require("AICOLLECT_DATABASE_URL", "AICOLLECT_TOKEN_KEYS")
+        assert settings.token_keys is not None
+        cipher = TokenCipher.from_spec(settings.token_keys.get_secret_value())
+    except (MissingSettingError, KeyConfigError) as exc:
+        print(f"rotate-keys: {exc}", file=sys.stderr)
+        return 2
+    assert settings.database_url is not None
+    url = settings.database_url
+
+    async def run() -> int:
+        engine = make_engine(url, pool_size=2)
+        try:
+            report = await rotate_keys(make_sessionmaker(engine), cipher)
+        finally:
+            await engine.dispose()
+        print(
+            f"re-encrypted under key '{cipher.current_kid}': "
+            f"{report.connections} connection token(s), "
+            f"{report.pending_revocations} pending revocation(s); "
+            f"{report.already_current} already current"
+        )
+        for problem in report.unreadable:
+            print(f"rotate-keys: not re-encrypted: {problem}", file=sys.stderr)
+        return 1 if report.unreadable else 0
+
+    return asyncio.run(run())

@@ -9,6 +9,7 @@ import sys
 from aicollect import logs
 from aicollect.db.engine import make_engine, make_sessionmaker
 from aicollect.db.retention import retention_loop
+from aicollect.handshake import report_ports
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import MATCHER_REQUIRES, MissingSettingError, Settings
 from services.matcher.metrics import MatcherMetrics
@@ -34,7 +35,6 @@ async def serve(settings: Settings) -> None:
             metrics=metrics,
         )
         await server.start()
-        log.info("matcher serving", extra={"address": settings.matcher_addr})
         stop = asyncio.Event()
         retention = asyncio.create_task(
             retention_loop(
@@ -44,6 +44,8 @@ async def serve(settings: Settings) -> None:
             ),
             name="retention",
         )
+        report_ports(grpc=server.port)
+        log.info("matcher serving", extra={"address": settings.matcher_addr, "port": server.port})
         await wait_for_signal()
         stop.set()
         await retention

@@ -19,8 +19,8 @@ from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
 from aicollect.rpc.client import internal_channel
 from services.integration.workers import start_workers, stop_workers
 from tests.conftest import CLIENT_ID, INTERNAL_TOKEN, REALM_ID, VERIFIER_TOKEN, Emulator
+from tests.helpers.connections import connect
 from tests.stack import Stack, enable_tenant, full_stack
-from tests.test_connection_lifecycle import connect
 
 TENANT = "acme"
 PAST_DUE = "2026-06-30"

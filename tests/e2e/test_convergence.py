@@ -29,8 +29,8 @@ from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.client import internal_channel
 from tests.conftest import INTERNAL_TOKEN, Emulator
 from tests.e2e.pipeline import Pipeline, running_pipeline
+from tests.helpers.connections import connect
 from tests.stack import enable_tenant
-from tests.test_connection_lifecycle import connect
 
 EXAMPLES = int(os.environ.get("AICOLLECT_CONVERGENCE_EXAMPLES", "4"))
 INVOICES = (("A", "400.00"), ("A", "250.00"), ("B", "900.00"))

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDictProxy
 
-from aicollect.emulator import STATE_KEY, AppConfig, EmulatorConfig, EmulatorState, create_app
+from emulators.qbo import STATE_KEY, AppConfig, EmulatorConfig, EmulatorState, create_app
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from aicollect.emulator import EmulatorConfig
+from emulators.qbo import EmulatorConfig
 from tests.emulator.conftest import Emulator, Tokens, make_config
 
 

@@ -1,4 +1,4 @@
-"""``python -m aicollect.emulator`` and ``aicollect emulator``: prints its address, serves,
+"""``python -m emulators.qbo`` and ``aicollect emulator``: prints its address, serves,
 stops cleanly on SIGTERM."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aicollect.db.embedded import free_port
-from aicollect.emulator.cli import CLIENT_SECRET_ENV
+from aicollect.handshake import PORTS_FILE_ENV, read_ports
+from emulators.qbo.cli import CLIENT_SECRET_ENV
 
 
 def _get(url: str) -> Any:
@@ -27,7 +27,7 @@ def _get(url: str) -> Any:
 
 async def test_cli_serves_demo_company_and_stops_on_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aicollect.emulator", "--port", "0",
+        sys.executable, "-m", "emulators.qbo", "--port", "0",
         "--client-id", "cli-app", "--client-secret", "s3cret",
         "--redirect-uri", "http://127.0.0.1:9/cb", "--redirect-uri", "http://127.0.0.1:9/cb2",
         "--demo-company", "--demo-customers", "10", "--demo-invoices", "40",
@@ -98,21 +98,27 @@ def _token_status(base: str, secret: str) -> int:
         return exc.code
 
 
-async def test_aicollect_emulator_port_flag_and_client_secret_from_the_environment() -> None:
-    """`aicollect emulator --port N` listens on N; the app's secret comes from the environment
-    (a command line is visible to every user), and may begin with '-'."""
-    port = free_port()
+async def test_aicollect_emulator_port_flag_and_client_secret_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    """`aicollect emulator --port 0` (run as `python -m emulators.qbo`) binds a free port and
+    reports it to whoever started it; the app's secret comes from the environment (a command
+    line is visible to every user), and may begin with '-'."""
+    ports_file = tmp_path / "emulator.ports.json"
     proc = await asyncio.create_subprocess_exec(
-        AICOLLECT, "emulator", "--port", str(port), "--client-id", "cli-app",
+        AICOLLECT, "emulator", "--port", "0", "--client-id", "cli-app",
         "--redirect-uri", "http://127.0.0.1:9/cb",
-        env={**os.environ, CLIENT_SECRET_ENV: "-env-secret-1"},
+        env={**os.environ, CLIENT_SECRET_ENV: "-env-secret-1", PORTS_FILE_ENV: str(ports_file)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
     try:
         async with asyncio.timeout(30):
             first = (await proc.stdout.readline()).decode()
-        assert f"listening on http://127.0.0.1:{port}" in first, first
+        reported = read_ports(ports_file)
+        assert reported is not None
+        port = reported["http"]
+        assert first.rstrip().endswith(f"listening on http://127.0.0.1:{port}"), first
         base = f"http://127.0.0.1:{port}"
         # A known client with a bad code: 400 invalid_grant; a wrong secret: 401.
         assert await asyncio.to_thread(_token_status, base, "-env-secret-1") == 400

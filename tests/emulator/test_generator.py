@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from aicollect.emulator import CompanySpec, EmulatorConfig, EmulatorState
-from aicollect.emulator.books import Company
+from emulators.qbo import CompanySpec, EmulatorConfig, EmulatorState
+from emulators.qbo.books import Company
 
 TODAY = date(2026, 6, 30)
 

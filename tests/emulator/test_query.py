@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from aicollect.emulator import CompanySpec, EmulatorConfig, EmulatorState
-from aicollect.emulator.books import Company
-from aicollect.emulator.query import QueryCache, QueryError, execute, parse
+from emulators.qbo import CompanySpec, EmulatorConfig, EmulatorState
+from emulators.qbo.books import Company
+from emulators.qbo.query import QueryCache, QueryError, execute, parse
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aicollect.emulator import sign, verify
+from emulators.qbo import sign, verify
 
 VECTOR_1_BODY = (
     b'{"eventNotifications":[{"realmId":"1185883450","dataChangeEvent":{"entities":[{"name":'

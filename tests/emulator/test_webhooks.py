@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from aicollect.emulator import verify
-from aicollect.emulator.config import INTUIT_RETRY_SCHEDULE
+from emulators.qbo import verify
+from emulators.qbo.config import INTUIT_RETRY_SCHEDULE
 from tests.emulator.conftest import CLIENT_ID, REDIRECT_URI, VERIFIER, Emulator, WebhookSink
 
 

@@ -17,12 +17,13 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from aicollect.emulator.books import Company
-from aicollect.emulator.config import CompanySpec
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.client import internal_channel
+from emulators.qbo.books import Company
+from emulators.qbo.config import CompanySpec
+from emulators.qbo.model import Customer
 from services.integration.deps import IntegrationDeps
 from services.integration.models import SyncState
 from services.integration.sync import state
@@ -35,7 +36,7 @@ from tests.conftest import (
     integration_settings,
     running_emulator,
 )
-from tests.test_connection_lifecycle import connect, enable
+from tests.helpers.connections import connect, enable
 
 TENANT = "acme"
 TODAY = date(2026, 1, 15)
@@ -198,3 +199,49 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(every)
+
+
+def _phones(customer: Customer) -> dict[int, str]:
+    out: dict[int, str] = {}
+    if customer.phone:
+        out[mpb.PHONE_TYPE_PRIMARY] = customer.phone
+    if customer.mobile:
+        out[mpb.PHONE_TYPE_MOBILE] = customer.mobile
+    return out
+
+
+def assert_matches_books(
+    emulator: Emulator, got: dict[str, mpb.Placement], *, invoices: int
+) -> None:
+    """The placements ``got`` are exactly the overdue invoices of a generated company of
+    ``invoices`` invoices (30 % overdue), each with its customer as the debtor."""
+    company = books(emulator)
+    expected = overdue_in_books(emulator)
+    assert len(expected) == round(invoices * 0.3)
+    assert set(got) == set(expected)
+    for invoice_id, invoice in expected.items():
+        placement = got[invoice_id]
+        customer = company.customers[invoice.customer_id]
+        assert placement.realm_id == REALM_ID
+        assert placement.intake_channel == mpb.INTAKE_CHANNEL_ACCOUNTING_SYNC
+        assert placement.status == mpb.PLACEMENT_STATUS_ACTIVE
+        assert placement.balance.minor_units == invoice.balance
+        assert placement.balance.currency_code == invoice.currency
+        assert placement.original_amount.minor_units == invoice.total
+        assert placement.due_date == invoice.due_date
+        assert placement.doc_number == invoice.doc_number
+        assert placement.qbo_customer_id == invoice.customer_id
+        debtor = placement.debtor
+        assert debtor.display_name == customer.display_name
+        assert debtor.company_name == customer.company_name
+        assert debtor.given_name == customer.given_name
+        assert debtor.family_name == customer.family_name
+        assert debtor.email == customer.email
+        assert {p.type: p.number for p in debtor.phones} == _phones(customer)
+        address = customer.address
+        assert address is not None
+        assert list(debtor.billing_address.lines) == [address.line1]
+        assert debtor.billing_address.city == address.city
+        assert debtor.billing_address.region == address.region
+        assert debtor.billing_address.postal_code == address.postal_code
+        assert debtor.billing_address.country == address.country

@@ -10,10 +10,8 @@ import time
 import grpc
 import pytest
 
-from aicollect.emulator.config import CompanySpec
-from aicollect.emulator.model import Customer
 from aicollect.integration.v1 import integration_service_pb2 as pb
-from aicollect.matching.v1 import matching_service_pb2 as mpb
+from emulators.qbo.config import CompanySpec
 from services.integration.deps import IntegrationDeps
 from services.integration.sync import state
 from services.integration.sync.backfill import run_backfill
@@ -23,8 +21,8 @@ from tests.sync.conftest import (
     TENANT,
     TODAY,
     Control,
+    assert_matches_books,
     backfill,
-    books,
     eventually,
     overdue_in_books,
     placements,
@@ -47,48 +45,6 @@ def company() -> CompanySpec:
         today=TODAY,
         seed=11,
     )
-
-
-def _phones(customer: Customer) -> dict[int, str]:
-    out: dict[int, str] = {}
-    if customer.phone:
-        out[mpb.PHONE_TYPE_PRIMARY] = customer.phone
-    if customer.mobile:
-        out[mpb.PHONE_TYPE_MOBILE] = customer.mobile
-    return out
-
-
-def assert_matches_books(emulator: Emulator, got: dict[str, mpb.Placement]) -> None:
-    company = books(emulator)
-    expected = overdue_in_books(emulator)
-    assert len(expected) == round(INVOICES * 0.3)
-    assert set(got) == set(expected)
-    for invoice_id, invoice in expected.items():
-        placement = got[invoice_id]
-        customer = company.customers[invoice.customer_id]
-        assert placement.realm_id == REALM_ID
-        assert placement.intake_channel == mpb.INTAKE_CHANNEL_ACCOUNTING_SYNC
-        assert placement.status == mpb.PLACEMENT_STATUS_ACTIVE
-        assert placement.balance.minor_units == invoice.balance
-        assert placement.balance.currency_code == invoice.currency
-        assert placement.original_amount.minor_units == invoice.total
-        assert placement.due_date == invoice.due_date
-        assert placement.doc_number == invoice.doc_number
-        assert placement.qbo_customer_id == invoice.customer_id
-        debtor = placement.debtor
-        assert debtor.display_name == customer.display_name
-        assert debtor.company_name == customer.company_name
-        assert debtor.given_name == customer.given_name
-        assert debtor.family_name == customer.family_name
-        assert debtor.email == customer.email
-        assert {p.type: p.number for p in debtor.phones} == _phones(customer)
-        address = customer.address
-        assert address is not None
-        assert list(debtor.billing_address.lines) == [address.line1]
-        assert debtor.billing_address.city == address.city
-        assert debtor.billing_address.region == address.region
-        assert debtor.billing_address.postal_code == address.postal_code
-        assert debtor.billing_address.country == address.country
 
 
 async def test_connect_backfills_exactly_the_overdue_invoices_and_a_rerun_changes_nothing(
@@ -120,7 +76,7 @@ async def test_connect_backfills_exactly_the_overdue_invoices_and_a_rerun_change
     assert done.backfill.HasField("finish_time")
     assert done.backfill.last_error == ""
     first = await placements(deps)
-    assert_matches_books(emulator, first)
+    assert_matches_books(emulator, first, invoices=INVOICES)
 
     # A second (full) backfill: every overdue invoice again, nothing created or changed.
     again = await stub(connected).SyncNow(
@@ -175,7 +131,7 @@ async def test_a_crash_mid_backfill_resumes_from_the_checkpoint_without_duplicat
     assert final.backfill_phase == state.COMPLETED
     assert final.backfill_invoices_seen == len(overdue_in_books(emulator))
     got = await placements(deps)  # asserts one placement per invoice
-    assert_matches_books(emulator, got)
+    assert_matches_books(emulator, got, invoices=INVOICES)
     assert final.backfill_placements_created == len(got)
     for invoice_id, placement in placed_before.items():
         assert got[invoice_id].placement_id == placement.placement_id
@@ -192,7 +148,7 @@ async def test_a_burst_of_429s_slows_the_backfill_but_loses_nothing(
     assert deps.caller.budget.throttle_pauses >= 1
     assert took >= 1.0  # the realm paused for Intuit's Retry-After
     assert (await sync_row(deps)).backfill_phase == state.COMPLETED
-    assert_matches_books(emulator, await placements(deps))
+    assert_matches_books(emulator, await placements(deps), invoices=INVOICES)
 
 
 async def test_an_error_mid_backfill_fails_it_and_the_retry_resumes(
@@ -221,7 +177,7 @@ async def test_an_error_mid_backfill_fails_it_and_the_retry_resumes(
     finally:
         stop.set()
         await runner
-    assert_matches_books(emulator, await placements(deps))
+    assert_matches_books(emulator, await placements(deps), invoices=INVOICES)
 
 
 async def test_one_backfill_per_connection_across_processes(

@@ -8,8 +8,8 @@ import asyncio
 import grpc
 import pytest
 
-from aicollect.emulator.config import CompanySpec
 from aicollect.integration.v1 import integration_service_pb2 as pb
+from emulators.qbo.config import CompanySpec
 from services.integration import admin
 from services.integration.deps import IntegrationDeps
 from services.integration.sync import state

@@ -10,9 +10,9 @@ import grpc
 import pytest
 from sqlalchemy import func, select
 
-from aicollect.emulator.config import CompanySpec
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.rpc.errors import error_info
+from emulators.qbo.config import CompanySpec
 from services.integration.deps import IntegrationDeps
 from services.integration.models import AuditEvent, PlacedInvoice, SyncState
 from tests.conftest import REALM_ID, Emulator

@@ -15,7 +15,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from aicollect.emulator.config import CompanySpec
+from emulators.qbo.config import CompanySpec
 from services.integration.deps import IntegrationDeps
 from services.integration.sync import state
 from tests.conftest import (
@@ -31,12 +31,12 @@ from tests.conftest import (
 from tests.sync.conftest import (
     TODAY,
     Control,
+    assert_matches_books,
     eventually,
     overdue_in_books,
     placements,
     sync_row,
 )
-from tests.sync.test_backfill import assert_matches_books
 
 INVOICES = 10_000
 
@@ -131,7 +131,7 @@ async def test_a_killed_process_resumes_from_the_checkpoint_in_a_new_process(
     await eventually(completed, within=60)
     final = await sync_row(deps)
     got = await placements(deps)  # asserts one placement per invoice
-    assert_matches_books(emulator, got)
+    assert_matches_books(emulator, got, invoices=INVOICES)
     assert final.backfill_invoices_seen == len(got)
     assert final.backfill_placements_created == len(got)
     for invoice_id, placement in placed_before.items():

@@ -20,6 +20,7 @@ from services.integration.deps import IntegrationDeps
 from services.integration.sync import state
 from services.integration.sync.runner import SyncRunner
 from tests.conftest import REALM_ID, Emulator, _dsn
+from tests.helpers.replicas import engine, replica
 from tests.sync.conftest import (
     TENANT,
     Control,
@@ -28,7 +29,6 @@ from tests.sync.conftest import (
     placements,
     sync_row,
 )
-from tests.test_advisory_locks import engine, replica
 
 LOCK_NAME = f"{APPLICATION_NAME} {state.BACKFILL_LOCK}:{TENANT}:{REALM_ID}"
 __all__ = ["engine"]  # the fixture, re-used: replica one's engine with the lowered timeout

@@ -4,20 +4,14 @@ nothing stored without a valid signature, retries, dead letters, replay, replica
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import io
 import json
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import grpc
 import pytest
-import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -29,44 +23,11 @@ from aicollect.rpc.client import internal_channel
 from services.integration import admin
 from services.integration.inbox import InboxProcessor
 from services.integration.models import InboxEvent
-from tests.conftest import INTERNAL_TOKEN, REALM_ID, VERIFIER_TOKEN, Emulator
-from tests.stack import Stack, enable_tenant, full_stack
-from tests.test_connection_lifecycle import connect
+from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator
+from tests.helpers.webhooks import cloud_events, sign
+from tests.stack import Stack
 
 TENANT = "acme"
-
-
-def sign(body: bytes, token: str = VERIFIER_TOKEN) -> str:
-    return base64.b64encode(hmac.new(token.encode(), body, hashlib.sha256).digest()).decode()
-
-
-def cloud_events(*events: tuple[str, str, str], realm: str = REALM_ID) -> bytes:
-    """(entity, id, verb) -> a CloudEvents array like Intuit's."""
-    return json.dumps(
-        [
-            {
-                "specversion": "1.0",
-                "id": str(uuid.uuid4()),
-                "source": "intuit.test",
-                "type": f"qbo.{entity.lower()}.{verb}.v1",
-                "datacontenttype": "application/json",
-                "time": f"2026-11-25T10:00:{i:02d}.123456789Z",
-                "intuitentityid": entity_id,
-                "intuitaccountid": realm,
-                "data": {},
-            }
-            for i, (entity, entity_id, verb) in enumerate(events)
-        ]
-    ).encode()
-
-
-@pytest_asyncio.fixture
-async def stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Stack]:
-    async with full_stack(engine, emulator) as s:
-        await enable_tenant(s, TENANT)
-        async with internal_channel(s.integration_addr, INTERNAL_TOKEN) as channel:
-            assert (await connect(channel, TENANT)).connected
-        yield s
 
 
 async def post(
@@ -181,14 +142,15 @@ async def test_unknown_and_disconnected_realms_are_acknowledged_and_dropped(
     assert await inbox_count(sessions) == 0
 
 
-async def test_storage_down_answers_503_so_intuit_retries(stack: Stack, emulator: Emulator) -> None:
-    from aicollect.db.embedded import free_port
+async def test_storage_down_answers_503_so_intuit_retries(
+    stack: Stack, emulator: Emulator, refused_addr: str
+) -> None:
     from aicollect.db.engine import make_engine
     from services.integration.deps import IntegrationDeps
     from services.integration.server import build_server
     from tests.conftest import integration_settings
 
-    dead_engine = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x")
+    dead_engine = make_engine(f"postgresql+asyncpg://postgres@{refused_addr}/x")
     dead_matcher = internal_channel(stack.matcher_addr, INTERNAL_TOKEN)
     async with aiohttp.ClientSession() as http:
         deps = IntegrationDeps.create(

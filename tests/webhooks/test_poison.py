@@ -25,9 +25,8 @@ from services.integration.inbox import ingest, raw_event_id
 from services.integration.models import InboxEvent
 from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator
 from tests.e2e.pipeline import TENANT, Pipeline, running_pipeline
+from tests.helpers.webhooks import cloud_events, sign
 from tests.stack import Stack
-from tests.webhooks.test_inbox import cloud_events, sign
-from tests.webhooks.test_inbox import stack as stack  # the connected-stack fixture
 
 
 def _with_data(entity_id: str, data: str) -> bytes:

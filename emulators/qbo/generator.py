@@ -12,9 +12,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Final
 
-from aicollect.emulator.books import Company
-from aicollect.emulator.clock import start_of_day
-from aicollect.emulator.model import Address, Customer, Invoice, SalesLine
+from emulators.qbo.books import Company
+from emulators.qbo.clock import start_of_day
+from emulators.qbo.model import Address, Customer, Invoice, SalesLine
 
 FIRST_NAMES: Final = (
     "Amelia", "Ben", "Carmen", "Dmitri", "Elena", "Farah", "George", "Hana", "Ibrahim", "Julia",

@@ -1,4 +1,4 @@
-"""``aicollect emulator`` / ``python -m aicollect.emulator``: run the Intuit emulator."""
+"""``python -m emulators.qbo`` (``aicollect emulator`` in a checkout): run the Intuit emulator."""
 
 from __future__ import annotations
 
@@ -11,14 +11,24 @@ from datetime import date
 
 from aiohttp import web
 
-from aicollect.emulator.app import create_app
-from aicollect.emulator.config import WEBHOOK_FORMATS, AppConfig, CompanySpec, EmulatorConfig
-from aicollect.emulator.keys import STATE_KEY
+from aicollect.handshake import EMULATOR_CLIENT_SECRET_ENV as CLIENT_SECRET_ENV
+from aicollect.handshake import EMULATOR_VERIFIER_TOKEN_ENV as VERIFIER_TOKEN_ENV
+from aicollect.handshake import report_ports
+from emulators.qbo.app import create_app
+from emulators.qbo.config import WEBHOOK_FORMATS, AppConfig, CompanySpec, EmulatorConfig
+from emulators.qbo.keys import STATE_KEY
 
-# Secrets on a command line are visible to every user (ps, /proc/<pid>/cmdline); these
-# environment variables keep them off it. A flag given on the command line wins.
-CLIENT_SECRET_ENV = "AICOLLECT_EMULATOR_CLIENT_SECRET"  # noqa: S105 - a variable's name
-VERIFIER_TOKEN_ENV = "AICOLLECT_EMULATOR_VERIFIER_TOKEN"  # noqa: S105 - a variable's name
+# Secrets on a command line are visible to every user (ps, /proc/<pid>/cmdline); the
+# environment variables CLIENT_SECRET_ENV and VERIFIER_TOKEN_ENV keep them off it (the names
+# are shared with the local stack, aicollect/handshake.py). A flag on the command line wins.
+__all__ = [
+    "CLIENT_SECRET_ENV",
+    "VERIFIER_TOKEN_ENV",
+    "build_parser",
+    "config_from_args",
+    "main",
+    "serve",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +110,7 @@ async def serve(config: EmulatorConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         port = runner.addresses[0][1] if runner.addresses else config.port
+        report_ports(http=port)
         base = f"http://{config.host}:{port}"
         state = app[STATE_KEY]
         print(f"Intuit emulator listening on {base}", flush=True)

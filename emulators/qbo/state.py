@@ -7,14 +7,14 @@ from collections import Counter, deque
 from datetime import date
 from typing import Any
 
-from aicollect.emulator.books import Company
-from aicollect.emulator.clock import Clock
-from aicollect.emulator.config import CompanySpec, EmulatorConfig
-from aicollect.emulator.faults import FaultBox, RealmLimiter
-from aicollect.emulator.generator import GeneratorSpec, populate
-from aicollect.emulator.oauth import App, OAuthState
-from aicollect.emulator.query import QueryCache
-from aicollect.emulator.webhooks import Dispatcher
+from emulators.qbo.books import Company
+from emulators.qbo.clock import Clock
+from emulators.qbo.config import CompanySpec, EmulatorConfig
+from emulators.qbo.faults import FaultBox, RealmLimiter
+from emulators.qbo.generator import GeneratorSpec, populate
+from emulators.qbo.oauth import App, OAuthState
+from emulators.qbo.query import QueryCache
+from emulators.qbo.webhooks import Dispatcher
 
 FIRST_REALM_ID = 9341453050000001
 

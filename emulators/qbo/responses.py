@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from aicollect.emulator.clock import format_millis
+from emulators.qbo.clock import format_millis
 
 JSON = "application/json"
 

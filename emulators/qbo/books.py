@@ -13,8 +13,8 @@ from datetime import date, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from aicollect.emulator.clock import Clock, local_date, zone
-from aicollect.emulator.model import (
+from emulators.qbo.clock import Clock, local_date, zone
+from emulators.qbo.model import (
     CREDIT_MEMO,
     CUSTOMER,
     INVOICE,

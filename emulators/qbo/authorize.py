@@ -14,11 +14,11 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from yarl import URL
 
-from aicollect.emulator.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE
-from aicollect.emulator.keys import STATE_KEY
-from aicollect.emulator.oauth import KNOWN_SCOPES, App, OAuthError
-from aicollect.emulator.responses import dumps, raw_json
-from aicollect.emulator.state import EmulatorState
+from emulators.qbo.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE
+from emulators.qbo.keys import STATE_KEY
+from emulators.qbo.oauth import KNOWN_SCOPES, App, OAuthError
+from emulators.qbo.responses import dumps, raw_json
+from emulators.qbo.state import EmulatorState
 
 DISCOVERY_PATHS: Final = (
     "/.well-known/openid_configuration",

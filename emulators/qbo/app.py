@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from aicollect.emulator import api, authorize, control
-from aicollect.emulator.config import EmulatorConfig
-from aicollect.emulator.keys import STATE_KEY
-from aicollect.emulator.state import EmulatorState
+from emulators.qbo import api, authorize, control
+from emulators.qbo.config import EmulatorConfig
+from emulators.qbo.keys import STATE_KEY
+from emulators.qbo.state import EmulatorState
 
 
 async def _add_intuit_tid(request: web.Request, response: web.StreamResponse) -> None:

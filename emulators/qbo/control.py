@@ -17,15 +17,15 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from aicollect.emulator import money
-from aicollect.emulator.books import Application, BookError, Company
-from aicollect.emulator.config import WEBHOOK_FORMATS, CompanySpec
-from aicollect.emulator.faults import FaultError
-from aicollect.emulator.keys import STATE_KEY
-from aicollect.emulator.model import CREDIT_MEMO, INVOICE, Address, Entity, SalesLine, Tombstone
-from aicollect.emulator.oauth import App
-from aicollect.emulator.responses import dumps, raw_json
-from aicollect.emulator.state import EmulatorState
+from emulators.qbo import money
+from emulators.qbo.books import Application, BookError, Company
+from emulators.qbo.config import WEBHOOK_FORMATS, CompanySpec
+from emulators.qbo.faults import FaultError
+from emulators.qbo.keys import STATE_KEY
+from emulators.qbo.model import CREDIT_MEMO, INVOICE, Address, Entity, SalesLine, Tombstone
+from emulators.qbo.oauth import App
+from emulators.qbo.responses import dumps, raw_json
+from emulators.qbo.state import EmulatorState
 
 PREFIX: Final = "/_emulator"
 JsonObject = dict[str, Any]

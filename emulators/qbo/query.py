@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from datetime import date, tzinfo
 from typing import Any, Final
 
-from aicollect.emulator import money
-from aicollect.emulator.books import Company
-from aicollect.emulator.clock import parse_datetime
-from aicollect.emulator.model import CREDIT_MEMO, CUSTOMER, INVOICE, PAYMENT, Entity
+from emulators.qbo import money
+from emulators.qbo.books import Company
+from emulators.qbo.clock import parse_datetime
+from emulators.qbo.model import CREDIT_MEMO, CUSTOMER, INVOICE, PAYMENT, Entity
 
 DEFAULT_MAX_RESULTS: Final = 100
 

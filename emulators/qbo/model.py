@@ -13,8 +13,8 @@ from datetime import tzinfo
 from decimal import Decimal
 from typing import Any, ClassVar, Final
 
-from aicollect.emulator import money
-from aicollect.emulator.clock import format_seconds
+from emulators.qbo import money
+from emulators.qbo.clock import format_seconds
 
 CUSTOMER: Final = "Customer"
 INVOICE: Final = "Invoice"

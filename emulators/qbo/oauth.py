@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from aicollect.emulator.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE, AppConfig, EmulatorConfig
+from emulators.qbo.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE, AppConfig, EmulatorConfig
 
 KNOWN_SCOPES = frozenset(
     {

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from aicollect.emulator.config import EmulatorConfig
+from emulators.qbo.config import EmulatorConfig
 
 _SCOPES = frozenset({"api", "token"})
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import aiohttp
 
-from aicollect.emulator.clock import Clock, format_utc_millis, format_utc_nanos
-from aicollect.emulator.config import EmulatorConfig
-from aicollect.emulator.faults import FaultBox
-from aicollect.emulator.model import Change
-from aicollect.emulator.oauth import App, OAuthState
+from emulators.qbo.clock import Clock, format_utc_millis, format_utc_nanos
+from emulators.qbo.config import EmulatorConfig
+from emulators.qbo.faults import FaultBox
+from emulators.qbo.model import Change
+from emulators.qbo.oauth import App, OAuthState
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from aicollect.emulator import query as q
-from aicollect.emulator.books import Company
-from aicollect.emulator.clock import format_millis, format_seconds, parse_datetime, zone
-from aicollect.emulator.keys import COMPANY_KEY, STATE_KEY
-from aicollect.emulator.model import CREDIT_MEMO, CUSTOMER, ENTITY_NAMES, INVOICE, PAYMENT, Entity
-from aicollect.emulator.oauth import AccessDenied
-from aicollect.emulator.responses import (
+from emulators.qbo import query as q
+from emulators.qbo.books import Company
+from emulators.qbo.clock import format_millis, format_seconds, parse_datetime, zone
+from emulators.qbo.keys import COMPANY_KEY, STATE_KEY
+from emulators.qbo.model import CREDIT_MEMO, CUSTOMER, ENTITY_NAMES, INVOICE, PAYMENT, Entity
+from emulators.qbo.oauth import AccessDenied
+from emulators.qbo.responses import (
     dumps,
     fault,
     gateway_fault,
