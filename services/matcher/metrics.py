@@ -82,6 +82,8 @@ class MatcherMetrics:
         for decision in decisions:
             self.decisions.labels(call, decision.outcome.value).inc()
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Serves ``/metrics`` from a background thread (Prometheus text format)."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Serves ``/metrics`` from a background thread (Prometheus text format); returns
+        the port bound (``port`` 0 binds a free one)."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(server.server_port)

@@ -10,7 +10,6 @@ import aiohttp
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aicollect.db.embedded import free_port
 from aicollect.matching.v1 import matching_admin_service_pb2_grpc as magrpc
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
@@ -26,8 +25,7 @@ async def observed(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[tuple[Matcher, str]]:
     metrics = MatcherMetrics()
-    port = free_port()
-    metrics.serve(port)
+    port = metrics.serve(0)
     server = build_server(
         sessions, address="127.0.0.1:0", internal_token=INTERNAL_TOKEN, metrics=metrics
     )
