@@ -336,7 +336,7 @@ async def upsert_placements(
             "intake_invoice_updated_at": item.last_updated,
             "qbo_total_minor_units": item.total.minor_units,
             "qbo_balance_minor_units": item.balance.minor_units,
-            "qbo_linked_payment_ids": [],
+            "qbo_linked_payment_ids": list(item.linked_payment_ids),
         }
         for item in items
     ]
@@ -1038,8 +1038,8 @@ def _baseline(
 ) -> PaymentApplication:
     """The first application of a payment to a placement, with what is already reflected.
 
-    A payment QBO had applied before the placement existed (or that the latest invoice
-    version links) is already part of the balance we hold: it is counted without changing it.
+    A payment the latest invoice version links (the intake's version until another one is
+    applied) is already part of the balance we hold: it is counted without changing it.
     """
     already = 0
     counted = 0
@@ -1054,17 +1054,9 @@ def _baseline(
             counted = 0
         else:
             placement.unseen_paid_minor_units = max(0, placement.unseen_paid_minor_units - amount)
-    elif (
-        not placement.qbo_linked_payment_ids
-        and placement.intake_invoice_updated_at is not None
-        and facts.payment.last_updated is not None
-        and facts.payment.last_updated <= placement.intake_invoice_updated_at
-        # QBO's times have one-second resolution: a payment made in the second the invoice
-        # was read may or may not be in that version. It can only be if the balance we hold
-        # already shows at least that much paid.
-        and placement.qbo_total_minor_units - placement.qbo_balance_minor_units >= amount
-    ):
-        already = counted = amount
+    # Any other payment is new to the balance: the intake's and each later invoice version's
+    # links (QBO's own record of what its balance includes) decide, never timestamps, which
+    # have one-second resolution and cannot order a payment made in the intake second.
     return PaymentApplication(
         placement_id=placement.placement_id,
         qbo_payment_id=facts.id,
@@ -1360,6 +1352,9 @@ async def _apply_invoice_version(
         details["unlinked_qbo_payment_ids"] = removed
     if paid_by:
         details["qbo_payment_id"] = paid_by
+        # Every payment the drop is made of (several when QBO linked more than one before
+        # we read them), so each appears in the audit trail.
+        details["qbo_payment_ids"] = unseen
     left = _money(placement, new_balance)
 
     if mirror_pending:

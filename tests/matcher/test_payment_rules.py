@@ -300,11 +300,13 @@ async def test_payment_for_unplaced_invoice_is_recorded_only(matcher: Matcher) -
 async def test_payment_older_than_the_placement_is_already_in_its_balance(
     matcher: Matcher,
 ) -> None:
-    """An invoice placed with 60.00 left after an earlier 40.00 payment: a CDC replay of
-    that payment must not take 40.00 off again."""
+    """An invoice placed with 60.00 left after an earlier 40.00 payment (which the placed
+    invoice version links): a CDC replay of that payment must not take 40.00 off again."""
     now = datetime.now(UTC)
     (placement,) = await matcher.place(
-        placement_input("70", 6_000, total=10_000, updated=now - timedelta(days=1))
+        placement_input(
+            "70", 6_000, total=10_000, updated=now - timedelta(days=1), linked_payments=["90"]
+        )
     )
     old = qbo_payment(
         "90", [("70", 4_000)], created=now - timedelta(days=3), updated=now - timedelta(days=3)
