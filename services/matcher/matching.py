@@ -556,6 +556,7 @@ async def apply_payment(
         if p.tenant_id == tenant_id and p.realm_id == realm_id
     }
 
+    by_placement = {p.placement_id: p for p in by_invoice.values()}
     decisions: list[Decision] = []
     decided: set[str] = set()
     for invoice_id in invoice_ids:
@@ -620,6 +621,12 @@ async def apply_payment(
     record.paused_placement_ids = list(dict.fromkeys(paused))
     record.qbo_updated_at = payment.last_updated or record.qbo_updated_at
     record.updated_at = journal.now
+    for n, decision in enumerate(decisions):
+        placement = by_placement.get(decision.placement_id)
+        if placement is not None and (
+            paused_now := await _pause_if_unapplied_covers(journal, placement)
+        ):
+            decisions[n] = paused_now
     await journal.close()
     return decisions
 
@@ -1122,41 +1129,108 @@ async def _pause_for_unapplied(
                 continue
             exclusion.lifted_at = journal.now
         eligible.append(placement)
-    matches = [p for p in eligible if abs(p.balance_minor_units - unapplied) <= tol]
-    if (
-        not matches
-        and eligible
-        and abs(sum(p.balance_minor_units for p in eligible) - unapplied) <= tol
-    ):
-        matches = eligible
-    for placement in matches:
-        reason = (
-            f"{facts.describe()} from customer {facts.payment.qbo_customer_id} has "
-            f"{format_money(unapplied, facts.currency)} unapplied, about what this placement's "
-            "invoice is owed: a payment likely exists. Review before outreach resumes"
-        )
-        decisions.append(
-            _decide(
-                journal,
-                placement,
-                _Change(
-                    Outcome.PAUSED_UNAPPLIED_PAYMENT,
-                    reason,
-                    "placement.paused_unapplied_payment",
-                    status=Status.PAUSED_PENDING_REVIEW,
-                    review_reason=reason,
-                    cause=(facts.id, facts.token),
-                    details={
-                        "qbo_payment_id": facts.id,
-                        "sync_token": facts.token,
-                        "unapplied_minor_units": unapplied,
-                        "payment_currency_code": facts.currency,
-                        "qbo_customer_id": facts.payment.qbo_customer_id,
-                    },
-                ),
+    # Unapplied money that covers what a placement is owed may well be its payment (also
+    # when it is more: an overpayment, or several invoices paid at once); when in doubt,
+    # pause. Only the amount and the customer decide, so the order in which payments are
+    # read cannot change the outcome (see _pause_if_unapplied_covers).
+    for placement in eligible:
+        if placement.balance_minor_units <= unapplied + tol:
+            decisions.append(
+                _pause_unapplied(
+                    journal,
+                    placement,
+                    facts.id,
+                    facts.token,
+                    unapplied,
+                    facts.currency,
+                    facts.payment.qbo_customer_id,
+                    facts.describe(),
+                )
             )
-        )
     return decisions
+
+
+def _pause_unapplied(
+    journal: Journal,
+    placement: Placement,
+    payment_id: str,
+    token: str,
+    unapplied: int,
+    currency: str,
+    customer_id: str,
+    what: str,
+) -> Decision:
+    reason = (
+        f"{what} from customer {customer_id} has {format_money(unapplied, currency)} "
+        f"unapplied, at least what this placement's invoice is owed "
+        f"({_money(placement, placement.balance_minor_units)}): a payment likely exists. "
+        "Review before outreach resumes"
+    )
+    return _decide(
+        journal,
+        placement,
+        _Change(
+            Outcome.PAUSED_UNAPPLIED_PAYMENT,
+            reason,
+            "placement.paused_unapplied_payment",
+            status=Status.PAUSED_PENDING_REVIEW,
+            review_reason=reason,
+            cause=(payment_id, token),
+            details={
+                "qbo_payment_id": payment_id,
+                "sync_token": token,
+                "unapplied_minor_units": unapplied,
+                "payment_currency_code": currency,
+                "qbo_customer_id": customer_id,
+            },
+        ),
+    )
+
+
+async def _pause_if_unapplied_covers(journal: Journal, placement: Placement) -> Decision | None:
+    """An active placement whose balance fell (or that was just decided) is paused when an
+    unapplied payment already seen from its customer covers what is left: the same rule as
+    when the unapplied payment is read, whichever of the two the matcher learns first."""
+    if Status(placement.status) is not Status.ACTIVE or not placement.qbo_customer_id:
+        return None
+    records = (
+        await journal.session.execute(
+            select(QboPaymentSeen)
+            .where(
+                QboPaymentSeen.tenant_id == placement.tenant_id,
+                QboPaymentSeen.realm_id == placement.realm_id,
+                QboPaymentSeen.qbo_customer_id == placement.qbo_customer_id,
+                QboPaymentSeen.state == EntityState.ACTIVE.value,
+                QboPaymentSeen.currency_code == placement.currency_code,
+                QboPaymentSeen.unapplied_minor_units
+                >= placement.balance_minor_units - journal.tolerance,
+            )
+            .order_by(QboPaymentSeen.qbo_payment_id)
+        )
+    ).scalars()
+    for record in records:
+        if record.unapplied_minor_units <= 0 or record.invoice_amounts.get(
+            placement.qbo_invoice_id
+        ):
+            continue  # a payment applied to this invoice was decided as such
+        exclusion = await _active_exclusion(
+            journal.session, placement.placement_id, record.qbo_payment_id
+        )
+        if exclusion is not None and _exclusion_holds(
+            exclusion, record.sync_token, record.qbo_updated_at
+        ):
+            continue
+        return _pause_unapplied(
+            journal,
+            placement,
+            record.qbo_payment_id,
+            record.sync_token,
+            record.unapplied_minor_units,
+            record.currency_code,
+            record.qbo_customer_id,
+            f"QBO payment {record.qbo_payment_id}",
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -1205,6 +1279,7 @@ async def apply_invoice(
             )
         ]
     decision = await _apply_invoice_version(journal, placement, invoice)
+    decision = await _pause_if_unapplied_covers(journal, placement) or decision
     placement.qbo_invoice_sync_token = invoice.sync_token or placement.qbo_invoice_sync_token
     placement.qbo_invoice_state = invoice.state.value
     placement.qbo_invoice_updated_at = invoice.last_updated or placement.qbo_invoice_updated_at
