@@ -904,6 +904,16 @@ async def _apply_line(
             and status is Status.RESOLVED_OUT_OF_BAND
             and kind == KIND_CREDIT_MEMO
             and placement.resolving_qbo_payment_id == facts.id
+            and placement.oob_paid_minor_units > tol
+        ):
+            # The invoice told us first; the payment shows the last part was a credit memo,
+            # but money was paid out of band before: still paid out of band, for that money.
+            return await _correct_oob_resolution(journal, placement, facts, details)
+        if (
+            reflected_already
+            and status is Status.RESOLVED_OUT_OF_BAND
+            and kind == KIND_CREDIT_MEMO
+            and placement.resolving_qbo_payment_id == facts.id
         ):
             # The invoice told us first; the payment shows it was a credit memo.
             reason = _credit_memo_reason(facts, invoice_id)
@@ -948,7 +958,9 @@ async def _apply_line(
         f"{'to' if delta > 0 else 'from'} invoice {invoice_id}; {left} left"
     )
     if delta > 0 and new_balance <= tol and status not in TERMINAL:
-        if kind == KIND_CREDIT_MEMO:
+        # Cleared by a credit after money was paid out of band: paid out of band (for the
+        # money paid), whichever came first; only a balance cleared without money closes.
+        if kind == KIND_CREDIT_MEMO and placement.oob_paid_minor_units <= tol:
             reason = _credit_memo_reason(facts, invoice_id)
             change = _Change(
                 Outcome.CLOSED_BALANCE_ZERO,
@@ -961,6 +973,9 @@ async def _apply_line(
                 details=details,
             )
             return _decide(journal, placement, change, invoice_id)
+        payer = facts.id if kind == KIND_PAYMENT else await _money_payment(journal, placement)
+        if kind == KIND_CREDIT_MEMO:
+            detail = f"{detail}; {_credit_memo_reason(facts, invoice_id, partial=True)}"
         change = _Change(
             Outcome.RESOLVED_OUT_OF_BAND,
             detail,
@@ -968,12 +983,12 @@ async def _apply_line(
             status=Status.RESOLVED_OUT_OF_BAND,
             balance=new_balance,
             resolution_reason=PAID_OUT_OF_BAND,
-            resolving_payment_id=facts.id,
+            resolving_payment_id=payer,
             cause=(facts.id, facts.token),
             details=details,
         )
         decision = _decide(journal, placement, change, invoice_id)
-        _record_oob_resolution(journal, placement, facts.id)
+        _record_oob_resolution(journal, placement, payer)
         return decision
 
     if edit and (prior_amount != amount or removed):
@@ -1033,6 +1048,56 @@ def _credit_memo_reason(facts: _PaymentFacts, invoice_id: str, *, partial: bool 
     return (
         f"invoice {invoice_id}'s balance {what} in QBO by credit memo {memos} "
         f"(applied by QBO payment {facts.id}), not by a payment"
+    )
+
+
+async def _money_payment(journal: Journal, placement: Placement) -> str:
+    """The QBO payment that most recently counted money paid out of band on the placement."""
+    row = await journal.session.execute(
+        select(PaymentApplication.qbo_payment_id)
+        .where(
+            PaymentApplication.placement_id == placement.placement_id,
+            PaymentApplication.kind == KIND_PAYMENT,
+            PaymentApplication.mirror_portal_payment_id.is_(None),
+            PaymentApplication.counted_minor_units > 0,
+        )
+        .order_by(PaymentApplication.updated_at.desc(), PaymentApplication.qbo_payment_id.desc())
+        .limit(1)
+    )
+    return row.scalar_one_or_none() or placement.resolving_qbo_payment_id
+
+
+async def _correct_oob_resolution(
+    journal: Journal, placement: Placement, facts: _PaymentFacts, details: dict[str, Any]
+) -> Decision:
+    """A resolution first explained by a payment not read yet, which turns out to be a credit
+    memo, while money was also paid out of band: it stands, for the money and its payer."""
+    payer = await _money_payment(journal, placement)
+    await journal.session.execute(
+        update(OutOfBandResolution)
+        .where(
+            OutOfBandResolution.placement_id == placement.placement_id,
+            OutOfBandResolution.restored_at.is_(None),
+            OutOfBandResolution.reclassified_at.is_(None),
+        )
+        .values(amount_minor_units=placement.oob_paid_minor_units, qbo_payment_id=payer)
+    )
+    detail = (
+        f"{_credit_memo_reason(facts, placement.qbo_invoice_id, partial=True)}; the rest was "
+        f"paid out of band ({_money(placement, placement.oob_paid_minor_units)}, QBO payment "
+        f"{payer})"
+    )
+    return _decide(
+        journal,
+        placement,
+        _Change(
+            Outcome.DUPLICATE_NO_CHANGE,
+            detail,
+            "placement.resolution_corrected",
+            resolving_payment_id=payer,
+            details={**details, "oob_paid_minor_units": placement.oob_paid_minor_units},
+        ),
+        placement.qbo_invoice_id,
     )
 
 
@@ -1462,20 +1527,23 @@ async def _apply_invoice_version(
             invoice_id,
         )
     if balance_delta < 0 and new_balance <= tol and status not in TERMINAL:
-        if paid_by:
+        if paid_by or placement.oob_paid_minor_units > tol:
+            # Money paid out of band (now, or before a credit cleared the rest).
+            payer = paid_by or await _money_payment(journal, placement)
+            how = f"QBO payment {paid_by}" if paid_by else _reducer(others)
             change = _Change(
                 Outcome.RESOLVED_OUT_OF_BAND,
-                f"invoice {invoice_id}'s balance in QBO is {left} after QBO payment {paid_by}",
+                f"invoice {invoice_id}'s balance in QBO is {left} after {how}",
                 "placement.resolved_out_of_band",
                 status=Status.RESOLVED_OUT_OF_BAND,
                 balance=new_balance,
                 resolution_reason=PAID_OUT_OF_BAND,
-                resolving_payment_id=paid_by,
-                cause=(paid_by, None),
+                resolving_payment_id=payer,
+                cause=(paid_by, None) if paid_by else ("", None),
                 details=details,
             )
             decision = _decide(journal, placement, change, invoice_id)
-            _record_oob_resolution(journal, placement, paid_by)
+            _record_oob_resolution(journal, placement, payer)
             return decision
         reason = f"invoice {invoice_id}'s balance reduced to zero in QBO by {_reducer(others)}"
         return _decide(

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -297,11 +297,81 @@ async def _perfect_and_lossy(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(script=actions, seed=st.integers(0, 2**16))
+# Found by the soak: a payment that resolved invoice 1 is deleted; a run whose matcher never
+# read it differs only as _vanished_unseen allows.
+@example(
+    script=[
+        Action("void_pay", 2, 5),
+        Action("pay", 2, 4),
+        Action("pay_part", 2, 5),
+        Action("pay", 1, 0),
+        Action("pay", 0, 2),
+        Action("edit_pay", 0, 5),
+        Action("delete_pay", 0, 4),
+    ],
+    seed=4929,
+)
 async def test_lossy_webhooks_plus_one_cdc_poll_converge(
     pipeline: Pipeline, script: list[Action], seed: int
 ) -> None:
-    _, expected, _, actual = await _perfect_and_lossy(pipeline, script, seed)
+    perfect, expected, lossy, actual = await _perfect_and_lossy(pipeline, script, seed)
+    for i in list(expected):
+        if expected[i] != actual[i] and await _vanished_unseen(pipeline, (perfect, lossy), i):
+            del expected[i], actual[i]
     assert actual == expected, f"{script}: perfect {expected} lossy {actual}"
+
+
+async def _vanished_unseen(p: Pipeline, companies: tuple[Company, Company], index: int) -> bool:
+    """The one difference the matching rules allow (docs/matching.md): a payment that was
+    deleted or voided before one run's matcher ever read it. The run that read it stopped
+    outreach on it and, when it vanished, flagged the placement for review (a human
+    decides); the other never knew it existed and follows QBO, which says the invoice is
+    still owed. Nothing can tell the second run otherwise: QBO keeps no invoice history
+    and a deleted payment's CDC entry has only its id."""
+    states = [await _placement(p, c, index) for c in companies]
+    if states[0].balance.minor_units != states[1].balance.minor_units:
+        return False
+    statuses = sorted(s.status for s in states)
+    if statuses != [mpb.PLACEMENT_STATUS_ACTIVE, mpb.PLACEMENT_STATUS_NEEDS_REVIEW]:
+        return False
+    flagged, other = (0, 1) if states[0].status == mpb.PLACEMENT_STATUS_NEEDS_REVIEW else (1, 0)
+    flagged_ids = await _payments_named(p, companies[flagged], states[flagged])
+    other_ids = await _payments_named(p, companies[other], states[other])
+    payments = companies[flagged].payments
+    vanished = [
+        n
+        for n, pid in enumerate(payments)
+        if pid in flagged_ids and not await _stands(p, companies[flagged], pid)
+    ]
+    return bool(vanished) and not any(companies[other].payments[n] in other_ids for n in vanished)
+
+
+async def _placement(p: Pipeline, company: Company, index: int) -> mpb.Placement:
+    reply = await p.matching.ListPlacements(
+        mpb.ListPlacementsRequest(tenant_id=company.tenant, qbo_invoice_id=company.invoices[index])
+    )
+    return reply.placements[0]
+
+
+async def _payments_named(p: Pipeline, company: Company, placement: mpb.Placement) -> set[str]:
+    """Every QBO payment the placement's audit trail mentions."""
+    audit = await p.matching.ListAuditEvents(
+        mpb.ListAuditEventsRequest(
+            tenant_id=company.tenant, placement_id=placement.placement_id, page_size=1000
+        )
+    )
+    named: set[str] = set()
+    for event in audit.events:
+        named.add(event.details.get("qbo_payment_id", ""))
+        for key in ("qbo_payment_ids", "unlinked_qbo_payment_ids"):
+            named.update(json.loads(event.details.get(key, "[]")))
+    return named - {""}
+
+
+async def _stands(p: Pipeline, company: Company, payment_id: str) -> bool:
+    """Whether the payment still exists in QBO and is not voided."""
+    payment = (await _control(p, company.realm, "GET", f"payments/{payment_id}")).get("Payment")
+    return payment is not None and "Voided" not in str(payment.get("PrivateNote", ""))
 
 
 # Cases the long run found; each must end where the matching rules say, both ways.
@@ -326,6 +396,13 @@ CASES = {
             Action("void_invoice", 2, 0),
         ],
         {0: (PAUSED, 20_000), 1: (PAUSED, 25_000), 2: (PAUSED, 90_000)},
+    ),
+    # Half of invoice 1 paid, the rest cleared by a credit memo: paid out of band (for the
+    # money paid), in whichever order the matcher reads the payment, the credit and the
+    # invoice; not closed (which would drop the out-of-band fee on the money paid).
+    "part_pay_then_credit_memo": (
+        [Action("pay_part", 1, 0), Action("memo", 1, 0)],
+        {0: (ACTIVE, 40_000), 1: (RESOLVED_OOB, 0), 2: (ACTIVE, 90_000)},
     ),
     # Invoice 0 paid by two payments (and other invoices paid meanwhile): paid out of band.
     "part_then_rest_among_others": (
