@@ -279,6 +279,13 @@ def _record_oob_resolution(journal: Journal, placement: Placement, qbo_payment_i
 
 
 async def _reclassify_oob_resolutions(journal: Journal, placement: Placement, column: str) -> None:
+    await _update_open_oob_resolutions(journal, placement, {column: journal.now})
+
+
+async def _update_open_oob_resolutions(
+    journal: Journal, placement: Placement, values: dict[str, Any]
+) -> None:
+    """Changes the placement's out-of-band resolutions that still stand."""
     await journal.session.execute(
         update(OutOfBandResolution)
         .where(
@@ -286,7 +293,7 @@ async def _reclassify_oob_resolutions(journal: Journal, placement: Placement, co
             OutOfBandResolution.restored_at.is_(None),
             OutOfBandResolution.reclassified_at.is_(None),
         )
-        .values({column: journal.now})
+        .values(values)
     )
 
 
@@ -1073,14 +1080,10 @@ async def _correct_oob_resolution(
     """A resolution first explained by a payment not read yet, which turns out to be a credit
     memo, while money was also paid out of band: it stands, for the money and its payer."""
     payer = await _money_payment(journal, placement)
-    await journal.session.execute(
-        update(OutOfBandResolution)
-        .where(
-            OutOfBandResolution.placement_id == placement.placement_id,
-            OutOfBandResolution.restored_at.is_(None),
-            OutOfBandResolution.reclassified_at.is_(None),
-        )
-        .values(amount_minor_units=placement.oob_paid_minor_units, qbo_payment_id=payer)
+    await _update_open_oob_resolutions(
+        journal,
+        placement,
+        {"amount_minor_units": placement.oob_paid_minor_units, "qbo_payment_id": payer},
     )
     detail = (
         f"{_credit_memo_reason(facts, placement.qbo_invoice_id, partial=True)}; the rest was "
