@@ -4,6 +4,8 @@ paid (docs/matching.md). Only a balance cleared without any money closes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from tests.matcher.conftest import Matcher, placement_input, qbo_invoice, qbo_payment, status_name
 
@@ -69,6 +71,22 @@ async def test_money_then_invoice_then_credit_payment_is_paid_out_of_band(
     )
     actions = [e.action for e in await matcher.audit(placement.placement_id)]
     assert actions[-1] == "placement.resolution_corrected"
+    # The out-of-band fee is on the 125.00 paid, not on the 250.00 first attributed.
+    report = await matcher.stub.GetReconciliationReport(
+        pb.GetReconciliationReportRequest(
+            tenant_id="acme",
+            day=datetime.now(UTC).date().isoformat(),
+            fee_terms=pb.FeeTerms(
+                contingency_fee_basis_points=2_000,
+                out_of_band_fee_treatment=pb.OUT_OF_BAND_FEE_TREATMENT_FULL,
+            ),
+        )
+    )
+    (usd,) = report.currencies
+    assert [
+        (r.qbo_payment_id, r.amount_minor_units, r.fee_minor_units)
+        for r in usd.out_of_band_resolutions
+    ] == [("401", 12_500, 2_500)]
     assert [kind for kind, _, _ in await matcher.outbox()] == ["balance_changed", "stop"]
 
 
