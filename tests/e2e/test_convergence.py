@@ -5,9 +5,9 @@ Each example plays one random sequence of bookkeeper actions twice, on two ident
 companies: once with perfect webhook delivery, once with webhooks dropped, duplicated and
 reordered at random followed by one CDC poll. The placements of the two companies must
 then match invoice for invoice (status and balance). Examples are expensive (real
-processes of the pipeline, real PostgreSQL; about 1.75 s each on the 2-core development
-machine): ``make test`` runs 40 (about 70 s), enough to have found each case below in
-most runs; ``AICOLLECT_CONVERGENCE_EXAMPLES`` sets the number, and
+processes of the pipeline, real PostgreSQL; 0.6 to 1.75 s each on the 2-core development
+machine, depending on its load): ``make test`` runs 40 (25 to 70 s), enough to have found
+each case below in most runs; ``AICOLLECT_CONVERGENCE_EXAMPLES`` sets the number, and
 ``scripts/soak_convergence.sh N`` runs thousands (see docs/matching.md).
 """
 
