@@ -1448,10 +1448,13 @@ async def _apply_invoice_version(
     implied = max(0, invoice.balance - sum(a.reflected_minor_units for a in pending))
     drift = implied - placement.qbo_balance_minor_units  # < 0: QBO says less is owed
 
+    known = {a.qbo_payment_id for a in apps}
+    unseen = [pid for pid in linked_payments if pid not in known]
     balance_delta = 0
     removed: list[str] = []
-    if drift > 0 and unlinked:
+    if unlinked and (drift > 0 or unseen):
         # QBO no longer links payments we applied (voided, deleted, moved): they no longer count.
+        # Also when the version links payments not read yet, whose drop can hide the rise.
         for app in unlinked:
             drift -= app.reflected_minor_units
             balance_delta += app.counted_minor_units
@@ -1460,8 +1463,6 @@ async def _apply_invoice_version(
             app.amount_minor_units = app.counted_minor_units = app.reflected_minor_units = 0
             app.updated_at = journal.now
             removed.append(app.qbo_payment_id)
-    known = {a.qbo_payment_id for a in apps}
-    unseen = [pid for pid in linked_payments if pid not in known]
     mirror_pending = 0
     paid_by = ""
     if drift < 0:
@@ -1474,8 +1475,8 @@ async def _apply_invoice_version(
                 mirror_pending = drop
                 placement.mirror_pending_minor_units += drop
             else:
+                counted = min(drop, max(0, placement.balance_minor_units + balance_delta))
                 balance_delta -= drop
-                counted = min(drop, placement.balance_minor_units)
                 placement.oob_paid_minor_units += counted
                 placement.unseen_paid_minor_units += counted
         else:
