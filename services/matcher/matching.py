@@ -1170,8 +1170,9 @@ async def _find_portal_mirror(
 async def _pause_for_unapplied(
     journal: Journal, candidates: list[Placement], facts: _PaymentFacts
 ) -> list[Decision]:
-    """An unapplied payment from a customer with an active placement of about that amount:
-    pause pending review (a likely payment exists); never resolve on this evidence."""
+    """An unapplied payment from a customer whose active placements it covers (at least
+    their balance): pause pending review (a likely payment exists); never resolve on this
+    evidence."""
     tol = journal.tolerance
     unapplied = facts.payment.unapplied
     active = [

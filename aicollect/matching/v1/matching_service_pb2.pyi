@@ -239,9 +239,10 @@ class _DecisionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Decis
     PLACEMENT_STATUS_NEEDS_REVIEW and outreach is not resumed.
     """
     DECISION_OUTCOME_PAUSED_UNAPPLIED_PAYMENT: _DecisionOutcome.ValueType  # 7
-    """An unapplied payment from a customer with an active placement of about that amount:
-    outreach is paused pending review (a pause event); the placement is never resolved
-    on this evidence alone.
+    """An unapplied payment from the customer covers at least the active placement's
+    balance (checked when the payment is read and whenever the balance falls): outreach
+    is paused pending review (a pause event); the placement is never resolved on this
+    evidence alone.
     """
     DECISION_OUTCOME_CLOSED_BALANCE_ZERO: _DecisionOutcome.ValueType  # 8
     """The invoice's balance in QBO dropped to zero without a matching payment (credit
@@ -308,9 +309,10 @@ DECISION_OUTCOME_FLAGGED_FOR_REVIEW: DecisionOutcome.ValueType  # 6
 PLACEMENT_STATUS_NEEDS_REVIEW and outreach is not resumed.
 """
 DECISION_OUTCOME_PAUSED_UNAPPLIED_PAYMENT: DecisionOutcome.ValueType  # 7
-"""An unapplied payment from a customer with an active placement of about that amount:
-outreach is paused pending review (a pause event); the placement is never resolved
-on this evidence alone.
+"""An unapplied payment from the customer covers at least the active placement's
+balance (checked when the payment is read and whenever the balance falls): outreach
+is paused pending review (a pause event); the placement is never resolved on this
+evidence alone.
 """
 DECISION_OUTCOME_CLOSED_BALANCE_ZERO: DecisionOutcome.ValueType  # 8
 """The invoice's balance in QBO dropped to zero without a matching payment (credit
