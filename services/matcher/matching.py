@@ -526,12 +526,15 @@ async def apply_payment(
         order = version_order(record.sync_token, record.state, payment.sync_token, payment.state)
         if order <= 0:
             return await _replay(journal, tenant_id, realm_id, record, stale=order < 0)
+    gone: list[Decision] = []
+    if payment.state is not EntityState.ACTIVE and first_sight:
+        # Gone before we ever read it; only an invoice version can have counted it.
+        gone = await _unread_payment_gone(journal, tenant_id, realm_id, payment)
     if payment.state is EntityState.DELETED and first_sight:
-        # Deleted before we ever read it: nothing was applied, nothing to undo.
         record.sync_token, record.state = payment.sync_token, payment.state.value
         record.updated_at = journal.now
         await journal.close()
-        return []
+        return gone
 
     facts = _payment_facts(payment, record, first_sight)
     invoice_ids = list(dict.fromkeys([*facts.amounts, *(facts.previous or {})]))
@@ -564,7 +567,7 @@ async def apply_payment(
     }
 
     by_placement = {p.placement_id: p for p in by_invoice.values()}
-    decisions: list[Decision] = []
+    decisions: list[Decision] = gone
     decided: set[str] = set()
     for invoice_id in invoice_ids:
         placement = by_invoice.get(invoice_id)
@@ -1056,6 +1059,61 @@ def _credit_memo_reason(facts: _PaymentFacts, invoice_id: str, *, partial: bool 
         f"invoice {invoice_id}'s balance {what} in QBO by credit memo {memos} "
         f"(applied by QBO payment {facts.id}), not by a payment"
     )
+
+
+async def _unread_payment_gone(
+    journal: Journal, tenant_id: str, realm_id: str, payment: PaymentIn
+) -> list[Decision]:
+    """A payment deleted or voided before we read it, which an invoice version showed and
+    which resolved a placement (counted from the invoice's drop): what it paid is unknown
+    and the resolution no longer stands. Outreach stays stopped; a human decides."""
+    placements = await _lock_placements(
+        journal.session,
+        and_(
+            Placement.tenant_id == tenant_id,
+            Placement.realm_id == realm_id,
+            Placement.cause_qbo_payment_id == payment.qbo_payment_id,
+            Placement.status == Status.RESOLVED_OUT_OF_BAND.value,
+        ),
+    )
+    decisions = []
+    for placement in placements:
+        balance = placement.balance_minor_units
+        if placement.restore_balance_minor_units is not None:
+            balance = max(balance, placement.restore_balance_minor_units)
+        back = balance - placement.balance_minor_units
+        placement.oob_paid_minor_units = max(0, placement.oob_paid_minor_units - back)
+        placement.unseen_paid_minor_units = max(0, placement.unseen_paid_minor_units - back)
+        await _reclassify_oob_resolutions(journal, placement, "reclassified_at")
+        reason = (
+            f"QBO payment {payment.qbo_payment_id}, which invoice "
+            f"{placement.qbo_invoice_id}'s balance showed before the payment was read and "
+            f"after which the placement was {placement.status}, was "
+            f"{payment.state.value} in QBO before it was read; "
+            f"{_money(placement, balance)} owed again. Outreach stays stopped until a human "
+            "reviews it"
+        )
+        decisions.append(
+            _decide(
+                journal,
+                placement,
+                _Change(
+                    Outcome.FLAGGED_FOR_REVIEW,
+                    reason,
+                    "placement.flagged_for_review",
+                    status=Status.NEEDS_REVIEW,
+                    balance=balance,
+                    review_reason=reason,
+                    cause=(payment.qbo_payment_id, payment.sync_token),
+                    details={
+                        "qbo_payment_id": payment.qbo_payment_id,
+                        "sync_token": payment.sync_token,
+                        "payment_state": payment.state.value,
+                    },
+                ),
+            )
+        )
+    return decisions
 
 
 async def _money_payment(journal: Journal, placement: Placement) -> str:
