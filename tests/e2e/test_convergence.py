@@ -340,13 +340,18 @@ async def _vanished_unseen(p: Pipeline, companies: tuple[Company, Company], inde
     payment that was gone (deleted, voided or edited) before one run's matcher read it.
     The run that read it stopped outreach on it and, when it changed, flagged the placement
     for review naming that payment (a human decides); the other never saw that version and
-    follows QBO. Nothing can tell the second run otherwise: QBO keeps no history of
-    payment or invoice versions, and a deleted payment's CDC entry has only its id."""
+    follows QBO (active, or paused by another rule). Nothing can tell the second run
+    otherwise: QBO keeps no history of payment or invoice versions, and a deleted payment's
+    CDC entry has only its id."""
     states = [await _placement(p, c, index) for c in companies]
     if states[0].balance.minor_units != states[1].balance.minor_units:
         return False
-    statuses = sorted(s.status for s in states)
-    if statuses != [mpb.PLACEMENT_STATUS_ACTIVE, mpb.PLACEMENT_STATUS_NEEDS_REVIEW]:
+    statuses = {s.status for s in states}
+    others = statuses - {mpb.PLACEMENT_STATUS_NEEDS_REVIEW}
+    if mpb.PLACEMENT_STATUS_NEEDS_REVIEW not in statuses or not others <= {
+        mpb.PLACEMENT_STATUS_ACTIVE,
+        mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW,  # paused by another rule: also stopped
+    }:
         return False
     flagged, other = (0, 1) if states[0].status == mpb.PLACEMENT_STATUS_NEEDS_REVIEW else (1, 0)
     seen_flagged = await _payment_versions(p, companies[flagged], states[flagged])
