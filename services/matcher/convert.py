@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -171,6 +172,16 @@ def _source(value: int, event_id: str) -> Source:
 # ---------------------------------------------------------------------------------------
 
 
+def _linked_txns(txns: Iterable[pb.LinkedTxn], field: str) -> list[LinkedTxnIn]:
+    return [
+        LinkedTxnIn(
+            required_id(txn.txn_id, f"{field}[{i}].txn_id"),
+            _enum(txn.txn_type, LINK_FROM_PB, f"{field}[{i}].txn_type"),
+        )
+        for i, txn in enumerate(txns)
+    ]
+
+
 def placements_in(request: pb.UpsertPlacementsRequest) -> list[PlacementIn]:
     required_id(request.tenant_id, "tenant_id")
     required_id(request.realm_id, "realm_id")
@@ -216,6 +227,13 @@ def placements_in(request: pb.UpsertPlacementsRequest) -> list[PlacementIn]:
                 due_date=due,
                 sync_token=item.sync_token,
                 last_updated=_time(item, "last_updated_time", f"{prefix}.last_updated_time"),
+                linked_payment_ids=tuple(
+                    dict.fromkeys(
+                        t.txn_id
+                        for t in _linked_txns(item.linked_txns, f"{prefix}.linked_txns")
+                        if t.txn_type is LinkType.PAYMENT
+                    )
+                ),
             )
         )
     return items
@@ -310,15 +328,7 @@ def invoice_in(request: pb.ApplyAccountingInvoiceRequest) -> tuple[str, str, Inv
             "invoice.balance.currency_code must be the total's currency",
             field="invoice.balance.currency_code",
         )
-    linked = []
-    for i, txn in enumerate(inv.linked_txns):
-        prefix = f"invoice.linked_txns[{i}]"
-        linked.append(
-            LinkedTxnIn(
-                required_id(txn.txn_id, f"{prefix}.txn_id"),
-                _enum(txn.txn_type, LINK_FROM_PB, f"{prefix}.txn_type"),
-            )
-        )
+    linked = _linked_txns(inv.linked_txns, "invoice.linked_txns")
     invoice = InvoiceIn(
         qbo_invoice_id=invoice_id,
         sync_token=token,

@@ -112,6 +112,8 @@ class PlacementIn:
     due_date: date
     sync_token: str
     last_updated: datetime | None
+    # The payments this invoice version links (QBO LinkedTxn): already inside ``balance``.
+    linked_payment_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

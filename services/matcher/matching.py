@@ -281,6 +281,13 @@ def _record_oob_resolution(journal: Journal, placement: Placement, qbo_payment_i
 
 
 async def _reclassify_oob_resolutions(journal: Journal, placement: Placement, column: str) -> None:
+    await _update_open_oob_resolutions(journal, placement, {column: journal.now})
+
+
+async def _update_open_oob_resolutions(
+    journal: Journal, placement: Placement, values: dict[str, Any]
+) -> None:
+    """Changes the placement's out-of-band resolutions that still stand."""
     await journal.session.execute(
         update(OutOfBandResolution)
         .where(
@@ -288,7 +295,7 @@ async def _reclassify_oob_resolutions(journal: Journal, placement: Placement, co
             OutOfBandResolution.restored_at.is_(None),
             OutOfBandResolution.reclassified_at.is_(None),
         )
-        .values({column: journal.now})
+        .values(values)
     )
 
 
@@ -455,7 +462,7 @@ async def upsert_placements(
             "intake_invoice_updated_at": item.last_updated,
             "qbo_total_minor_units": item.total.minor_units,
             "qbo_balance_minor_units": item.balance.minor_units,
-            "qbo_linked_payment_ids": [],
+            "qbo_linked_payment_ids": list(item.linked_payment_ids),
         }
         for item in items
     ]
@@ -639,12 +646,15 @@ async def apply_payment(
         order = version_order(record.sync_token, record.state, payment.sync_token, payment.state)
         if order <= 0:
             return await _replay(journal, tenant_id, realm_id, record, stale=order < 0)
+    gone: list[Decision] = []
+    if payment.state is not EntityState.ACTIVE and first_sight:
+        # Gone before we ever read it; only an invoice version can have counted it.
+        gone = await _unread_payment_gone(journal, tenant_id, realm_id, payment)
     if payment.state is EntityState.DELETED and first_sight:
-        # Deleted before we ever read it: nothing was applied, nothing to undo.
         record.sync_token, record.state = payment.sync_token, payment.state.value
         record.updated_at = journal.now
         await journal.close()
-        return []
+        return gone
 
     facts = _payment_facts(payment, record, first_sight)
     invoice_ids = list(dict.fromkeys([*facts.amounts, *(facts.previous or {})]))
@@ -676,7 +686,8 @@ async def apply_payment(
         if p.tenant_id == tenant_id and p.realm_id == realm_id
     }
 
-    decisions: list[Decision] = []
+    by_placement = {p.placement_id: p for p in by_invoice.values()}
+    decisions: list[Decision] = gone
     decided: set[str] = set()
     for invoice_id in invoice_ids:
         placement = by_invoice.get(invoice_id)
@@ -740,6 +751,12 @@ async def apply_payment(
     record.paused_placement_ids = list(dict.fromkeys(paused))
     record.qbo_updated_at = payment.last_updated or record.qbo_updated_at
     record.updated_at = journal.now
+    for n, decision in enumerate(decisions):
+        placement = by_placement.get(decision.placement_id)
+        if placement is not None and (
+            paused_now := await _pause_if_unapplied_covers(journal, placement)
+        ):
+            decisions[n] = paused_now
     await journal.close()
     return decisions
 
@@ -1050,6 +1067,16 @@ async def _apply_line(
             and status is Status.RESOLVED_OUT_OF_BAND
             and kind == KIND_CREDIT_MEMO
             and placement.resolving_qbo_payment_id == facts.id
+            and placement.oob_paid_minor_units > tol
+        ):
+            # The invoice told us first; the payment shows the last part was a credit memo,
+            # but money was paid out of band before: still paid out of band, for that money.
+            return await _correct_oob_resolution(journal, placement, facts, details)
+        if (
+            reflected_already
+            and status is Status.RESOLVED_OUT_OF_BAND
+            and kind == KIND_CREDIT_MEMO
+            and placement.resolving_qbo_payment_id == facts.id
         ):
             # The invoice told us first; the payment shows it was a credit memo.
             reason = _credit_memo_reason(facts, invoice_id)
@@ -1094,7 +1121,9 @@ async def _apply_line(
         f"{'to' if delta > 0 else 'from'} invoice {invoice_id}; {left} left"
     )
     if delta > 0 and new_balance <= tol and status not in TERMINAL:
-        if kind == KIND_CREDIT_MEMO:
+        # Cleared by a credit after money was paid out of band: paid out of band (for the
+        # money paid), whichever came first; only a balance cleared without money closes.
+        if kind == KIND_CREDIT_MEMO and placement.oob_paid_minor_units <= tol:
             reason = _credit_memo_reason(facts, invoice_id)
             change = _Change(
                 Outcome.CLOSED_BALANCE_ZERO,
@@ -1107,6 +1136,9 @@ async def _apply_line(
                 details=details,
             )
             return _decide(journal, placement, change, invoice_id)
+        payer = facts.id if kind == KIND_PAYMENT else await _money_payment(journal, placement)
+        if kind == KIND_CREDIT_MEMO:
+            detail = f"{detail}; {_credit_memo_reason(facts, invoice_id, partial=True)}"
         change = _Change(
             Outcome.RESOLVED_OUT_OF_BAND,
             detail,
@@ -1114,12 +1146,12 @@ async def _apply_line(
             status=Status.RESOLVED_OUT_OF_BAND,
             balance=new_balance,
             resolution_reason=PAID_OUT_OF_BAND,
-            resolving_payment_id=facts.id,
+            resolving_payment_id=payer,
             cause=(facts.id, facts.token),
             details=details,
         )
         decision = _decide(journal, placement, change, invoice_id)
-        _record_oob_resolution(journal, placement, facts.id)
+        _record_oob_resolution(journal, placement, payer)
         return decision
 
     if edit and (prior_amount != amount or removed):
@@ -1190,6 +1222,107 @@ def _credit_memo_reason(facts: _PaymentFacts, invoice_id: str, *, partial: bool 
     )
 
 
+async def _unread_payment_gone(
+    journal: Journal, tenant_id: str, realm_id: str, payment: PaymentIn
+) -> list[Decision]:
+    """A payment deleted or voided before we read it, which an invoice version showed and
+    which resolved a placement (counted from the invoice's drop): what it paid is unknown
+    and the resolution no longer stands. Outreach stays stopped; a human decides."""
+    placements = await _lock_placements(
+        journal.session,
+        and_(
+            Placement.tenant_id == tenant_id,
+            Placement.realm_id == realm_id,
+            Placement.cause_qbo_payment_id == payment.qbo_payment_id,
+            Placement.status == Status.RESOLVED_OUT_OF_BAND.value,
+        ),
+    )
+    decisions = []
+    for placement in placements:
+        balance = placement.balance_minor_units
+        if placement.restore_balance_minor_units is not None:
+            balance = max(balance, placement.restore_balance_minor_units)
+        back = balance - placement.balance_minor_units
+        placement.oob_paid_minor_units = max(0, placement.oob_paid_minor_units - back)
+        placement.unseen_paid_minor_units = max(0, placement.unseen_paid_minor_units - back)
+        await _reclassify_oob_resolutions(journal, placement, "reclassified_at")
+        reason = (
+            f"QBO payment {payment.qbo_payment_id}, which invoice "
+            f"{placement.qbo_invoice_id}'s balance showed before the payment was read and "
+            f"after which the placement was {placement.status}, was "
+            f"{payment.state.value} in QBO before it was read; "
+            f"{_money(placement, balance)} owed again. Outreach stays stopped until a human "
+            "reviews it"
+        )
+        decisions.append(
+            _decide(
+                journal,
+                placement,
+                _Change(
+                    Outcome.FLAGGED_FOR_REVIEW,
+                    reason,
+                    "placement.flagged_for_review",
+                    status=Status.NEEDS_REVIEW,
+                    balance=balance,
+                    review_reason=reason,
+                    cause=(payment.qbo_payment_id, payment.sync_token),
+                    details={
+                        "qbo_payment_id": payment.qbo_payment_id,
+                        "sync_token": payment.sync_token,
+                        "payment_state": payment.state.value,
+                    },
+                ),
+            )
+        )
+    return decisions
+
+
+async def _money_payment(journal: Journal, placement: Placement) -> str:
+    """The QBO payment that most recently counted money paid out of band on the placement."""
+    row = await journal.session.execute(
+        select(PaymentApplication.qbo_payment_id)
+        .where(
+            PaymentApplication.placement_id == placement.placement_id,
+            PaymentApplication.kind == KIND_PAYMENT,
+            PaymentApplication.mirror_portal_payment_id.is_(None),
+            PaymentApplication.counted_minor_units > 0,
+        )
+        .order_by(PaymentApplication.updated_at.desc(), PaymentApplication.qbo_payment_id.desc())
+        .limit(1)
+    )
+    return row.scalar_one_or_none() or placement.resolving_qbo_payment_id
+
+
+async def _correct_oob_resolution(
+    journal: Journal, placement: Placement, facts: _PaymentFacts, details: dict[str, Any]
+) -> Decision:
+    """A resolution first explained by a payment not read yet, which turns out to be a credit
+    memo, while money was also paid out of band: it stands, for the money and its payer."""
+    payer = await _money_payment(journal, placement)
+    await _update_open_oob_resolutions(
+        journal,
+        placement,
+        {"amount_minor_units": placement.oob_paid_minor_units, "qbo_payment_id": payer},
+    )
+    detail = (
+        f"{_credit_memo_reason(facts, placement.qbo_invoice_id, partial=True)}; the rest was "
+        f"paid out of band ({_money(placement, placement.oob_paid_minor_units)}, QBO payment "
+        f"{payer})"
+    )
+    return _decide(
+        journal,
+        placement,
+        _Change(
+            Outcome.DUPLICATE_NO_CHANGE,
+            detail,
+            "placement.resolution_corrected",
+            resolving_payment_id=payer,
+            details={**details, "oob_paid_minor_units": placement.oob_paid_minor_units},
+        ),
+        placement.qbo_invoice_id,
+    )
+
+
 def _baseline(
     journal: Journal,
     placement: Placement,
@@ -1199,8 +1332,8 @@ def _baseline(
 ) -> PaymentApplication:
     """The first application of a payment to a placement, with what is already reflected.
 
-    A payment QBO had applied before the placement existed (or that the latest invoice
-    version links) is already part of the balance we hold: it is counted without changing it.
+    A payment the latest invoice version links (the intake's version until another one is
+    applied) is already part of the balance we hold: it is counted without changing it.
     """
     already = 0
     counted = 0
@@ -1215,17 +1348,9 @@ def _baseline(
             counted = 0
         else:
             placement.unseen_paid_minor_units = max(0, placement.unseen_paid_minor_units - amount)
-    elif (
-        not placement.qbo_linked_payment_ids
-        and placement.intake_invoice_updated_at is not None
-        and facts.payment.last_updated is not None
-        and facts.payment.last_updated <= placement.intake_invoice_updated_at
-        # QBO's times have one-second resolution: a payment made in the second the invoice
-        # was read may or may not be in that version. It can only be if the balance we hold
-        # already shows at least that much paid.
-        and placement.qbo_total_minor_units - placement.qbo_balance_minor_units >= amount
-    ):
-        already = counted = amount
+    # Any other payment is new to the balance: the intake's and each later invoice version's
+    # links (QBO's own record of what its balance includes) decide, never timestamps, which
+    # have one-second resolution and cannot order a payment made in the intake second.
     return PaymentApplication(
         placement_id=placement.placement_id,
         qbo_payment_id=facts.id,
@@ -1264,8 +1389,9 @@ async def _find_portal_mirror(
 async def _pause_for_unapplied(
     journal: Journal, candidates: list[Placement], facts: _PaymentFacts
 ) -> list[Decision]:
-    """An unapplied payment from a customer with an active placement of about that amount:
-    pause pending review (a likely payment exists); never resolve on this evidence."""
+    """An unapplied payment from a customer whose active placements it covers (at least
+    their balance): pause pending review (a likely payment exists); never resolve on this
+    evidence."""
     tol = journal.tolerance
     unapplied = facts.payment.unapplied
     active = [
@@ -1291,41 +1417,108 @@ async def _pause_for_unapplied(
                 continue
             exclusion.lifted_at = journal.now
         eligible.append(placement)
-    matches = [p for p in eligible if abs(p.balance_minor_units - unapplied) <= tol]
-    if (
-        not matches
-        and eligible
-        and abs(sum(p.balance_minor_units for p in eligible) - unapplied) <= tol
-    ):
-        matches = eligible
-    for placement in matches:
-        reason = (
-            f"{facts.describe()} from customer {facts.payment.qbo_customer_id} has "
-            f"{format_money(unapplied, facts.currency)} unapplied, about what this placement's "
-            "invoice is owed: a payment likely exists. Review before outreach resumes"
-        )
-        decisions.append(
-            _decide(
-                journal,
-                placement,
-                _Change(
-                    Outcome.PAUSED_UNAPPLIED_PAYMENT,
-                    reason,
-                    "placement.paused_unapplied_payment",
-                    status=Status.PAUSED_PENDING_REVIEW,
-                    review_reason=reason,
-                    cause=(facts.id, facts.token),
-                    details={
-                        "qbo_payment_id": facts.id,
-                        "sync_token": facts.token,
-                        "unapplied_minor_units": unapplied,
-                        "payment_currency_code": facts.currency,
-                        "qbo_customer_id": facts.payment.qbo_customer_id,
-                    },
-                ),
+    # Unapplied money that covers what a placement is owed may well be its payment (also
+    # when it is more: an overpayment, or several invoices paid at once); when in doubt,
+    # pause. Only the amount and the customer decide, so the order in which payments are
+    # read cannot change the outcome (see _pause_if_unapplied_covers).
+    for placement in eligible:
+        if placement.balance_minor_units <= unapplied + tol:
+            decisions.append(
+                _pause_unapplied(
+                    journal,
+                    placement,
+                    facts.id,
+                    facts.token,
+                    unapplied,
+                    facts.currency,
+                    facts.payment.qbo_customer_id,
+                    facts.describe(),
+                )
             )
-        )
     return decisions
+
+
+def _pause_unapplied(
+    journal: Journal,
+    placement: Placement,
+    payment_id: str,
+    token: str,
+    unapplied: int,
+    currency: str,
+    customer_id: str,
+    what: str,
+) -> Decision:
+    reason = (
+        f"{what} from customer {customer_id} has {format_money(unapplied, currency)} "
+        f"unapplied, at least what this placement's invoice is owed "
+        f"({_money(placement, placement.balance_minor_units)}): a payment likely exists. "
+        "Review before outreach resumes"
+    )
+    return _decide(
+        journal,
+        placement,
+        _Change(
+            Outcome.PAUSED_UNAPPLIED_PAYMENT,
+            reason,
+            "placement.paused_unapplied_payment",
+            status=Status.PAUSED_PENDING_REVIEW,
+            review_reason=reason,
+            cause=(payment_id, token),
+            details={
+                "qbo_payment_id": payment_id,
+                "sync_token": token,
+                "unapplied_minor_units": unapplied,
+                "payment_currency_code": currency,
+                "qbo_customer_id": customer_id,
+            },
+        ),
+    )
+
+
+async def _pause_if_unapplied_covers(journal: Journal, placement: Placement) -> Decision | None:
+    """An active placement whose balance fell (or that was just decided) is paused when an
+    unapplied payment already seen from its customer covers what is left: the same rule as
+    when the unapplied payment is read, whichever of the two the matcher learns first."""
+    if Status(placement.status) is not Status.ACTIVE or not placement.qbo_customer_id:
+        return None
+    records = (
+        await journal.session.execute(
+            select(QboPaymentSeen)
+            .where(
+                QboPaymentSeen.tenant_id == placement.tenant_id,
+                QboPaymentSeen.realm_id == placement.realm_id,
+                QboPaymentSeen.qbo_customer_id == placement.qbo_customer_id,
+                QboPaymentSeen.state == EntityState.ACTIVE.value,
+                QboPaymentSeen.currency_code == placement.currency_code,
+                QboPaymentSeen.unapplied_minor_units
+                >= placement.balance_minor_units - journal.tolerance,
+            )
+            .order_by(QboPaymentSeen.qbo_payment_id)
+        )
+    ).scalars()
+    for record in records:
+        if record.unapplied_minor_units <= 0 or record.invoice_amounts.get(
+            placement.qbo_invoice_id
+        ):
+            continue  # a payment applied to this invoice was decided as such
+        exclusion = await _active_exclusion(
+            journal.session, placement.placement_id, record.qbo_payment_id
+        )
+        if exclusion is not None and _exclusion_holds(
+            exclusion, record.sync_token, record.qbo_updated_at
+        ):
+            continue
+        return _pause_unapplied(
+            journal,
+            placement,
+            record.qbo_payment_id,
+            record.sync_token,
+            record.unapplied_minor_units,
+            record.currency_code,
+            record.qbo_customer_id,
+            f"QBO payment {record.qbo_payment_id}",
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -1374,6 +1567,7 @@ async def apply_invoice(
             )
         ]
     decision = await _apply_invoice_version(journal, placement, invoice)
+    decision = await _pause_if_unapplied_covers(journal, placement) or decision
     placement.qbo_invoice_sync_token = invoice.sync_token or placement.qbo_invoice_sync_token
     placement.qbo_invoice_state = invoice.state.value
     placement.qbo_invoice_updated_at = invoice.last_updated or placement.qbo_invoice_updated_at
@@ -1474,10 +1668,13 @@ async def _apply_invoice_version(
     implied = max(0, invoice.balance - sum(a.reflected_minor_units for a in pending))
     drift = implied - placement.qbo_balance_minor_units  # < 0: QBO says less is owed
 
+    known = {a.qbo_payment_id for a in apps}
+    unseen = [pid for pid in linked_payments if pid not in known]
     balance_delta = 0
     removed: list[str] = []
-    if drift > 0 and unlinked:
+    if unlinked and (drift > 0 or unseen):
         # QBO no longer links payments we applied (voided, deleted, moved): they no longer count.
+        # Also when the version links payments not read yet, whose drop can hide the rise.
         for app in unlinked:
             drift -= app.reflected_minor_units
             balance_delta += app.counted_minor_units
@@ -1486,8 +1683,6 @@ async def _apply_invoice_version(
             app.amount_minor_units = app.counted_minor_units = app.reflected_minor_units = 0
             app.updated_at = journal.now
             removed.append(app.qbo_payment_id)
-    known = {a.qbo_payment_id for a in apps}
-    unseen = [pid for pid in linked_payments if pid not in known]
     mirror_pending = 0
     paid_by = ""
     unseen_excess = 0
@@ -1501,8 +1696,8 @@ async def _apply_invoice_version(
                 mirror_pending = drop
                 placement.mirror_pending_minor_units += drop
             else:
+                counted = min(drop, max(0, placement.balance_minor_units + balance_delta))
                 balance_delta -= drop
-                counted = min(drop, placement.balance_minor_units)
                 placement.oob_paid_minor_units += counted
                 placement.unseen_paid_minor_units += counted
                 unseen_excess = drop - counted
@@ -1523,6 +1718,9 @@ async def _apply_invoice_version(
         details["unlinked_qbo_payment_ids"] = removed
     if paid_by:
         details["qbo_payment_id"] = paid_by
+        # Every payment the drop is made of (several when QBO linked more than one before
+        # we read them), so each appears in the audit trail.
+        details["qbo_payment_ids"] = unseen
     left = _money(placement, new_balance)
 
     if unseen_excess > 0 and (status is not Status.ACTIVE or unseen_excess > tol):
@@ -1572,20 +1770,23 @@ async def _apply_invoice_version(
             invoice_id,
         )
     if balance_delta < 0 and new_balance <= tol and status not in TERMINAL:
-        if paid_by:
+        if paid_by or placement.oob_paid_minor_units > tol:
+            # Money paid out of band (now, or before a credit cleared the rest).
+            payer = paid_by or await _money_payment(journal, placement)
+            how = f"QBO payment {paid_by}" if paid_by else _reducer(others)
             change = _Change(
                 Outcome.RESOLVED_OUT_OF_BAND,
-                f"invoice {invoice_id}'s balance in QBO is {left} after QBO payment {paid_by}",
+                f"invoice {invoice_id}'s balance in QBO is {left} after {how}",
                 "placement.resolved_out_of_band",
                 status=Status.RESOLVED_OUT_OF_BAND,
                 balance=new_balance,
                 resolution_reason=PAID_OUT_OF_BAND,
-                resolving_payment_id=paid_by,
-                cause=(paid_by, None),
+                resolving_payment_id=payer,
+                cause=(paid_by, None) if paid_by else ("", None),
                 details=details,
             )
             decision = _decide(journal, placement, change, invoice_id)
-            _record_oob_resolution(journal, placement, paid_by)
+            _record_oob_resolution(journal, placement, payer)
             return decision
         reason = f"invoice {invoice_id}'s balance reduced to zero in QBO by {_reducer(others)}"
         return _decide(

@@ -139,6 +139,17 @@ class QboPaymentSeen(Base):
     """The last version of each QBO payment the matcher applied (idempotency, edits, voids)."""
 
     __tablename__ = "qbo_payments"
+    __table_args__ = (
+        # The unapplied payments of a customer (an unapplied payment pauses the placements
+        # whose balance it covers, checked whenever a balance falls).
+        Index(
+            "ix_qbo_payments_unapplied",
+            "tenant_id",
+            "realm_id",
+            "qbo_customer_id",
+            postgresql_where=text("unapplied_minor_units > 0 AND state = 'active'"),
+        ),
+    )
 
     tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
     realm_id: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -5,12 +5,15 @@ Each example plays one random sequence of bookkeeper actions twice, on two ident
 companies: once with perfect webhook delivery, once with webhooks dropped, duplicated and
 reordered at random followed by one CDC poll. The placements of the two companies must
 then match invoice for invoice (status and balance). Examples are expensive (real
-processes of the pipeline, real PostgreSQL); ``AICOLLECT_CONVERGENCE_EXAMPLES`` raises
-their number for a longer run.
+processes of the pipeline, real PostgreSQL; 0.6 to 1.75 s each on the 2-core development
+machine, depending on its load): ``make test`` runs 40 (25 to 70 s), enough to have found
+each case below in most runs; ``AICOLLECT_CONVERGENCE_EXAMPLES`` sets the number, and
+``scripts/soak_convergence.sh N`` runs thousands (see docs/matching.md).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -18,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import pytest
 import pytest_asyncio
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,7 +36,7 @@ from tests.e2e.pipeline import Pipeline, running_pipeline
 from tests.helpers.connections import connect
 from tests.stack import enable_tenant
 
-EXAMPLES = int(os.environ.get("AICOLLECT_CONVERGENCE_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("AICOLLECT_CONVERGENCE_EXAMPLES", "40"))
 INVOICES = (("A", "400.00"), ("A", "250.00"), ("B", "900.00"))
 
 
@@ -256,18 +260,11 @@ async def _faults(p: Pipeline, **values: object) -> None:
             assert r.status == 200
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    # Each example costs seconds of real processes; report the first failure unshrunk.
-    phases=(Phase.explicit, Phase.reuse, Phase.generate),
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(script=actions, seed=st.integers(0, 2**16))
-async def test_lossy_webhooks_plus_one_cdc_poll_converge(
-    pipeline: Pipeline, script: list[Action], seed: int
-) -> None:
-    p = pipeline
+async def _perfect_and_lossy(
+    p: Pipeline, script: list[Action], seed: int
+) -> tuple[Company, dict[int, tuple[int, int]], Company, dict[int, tuple[int, int]]]:
+    """Plays the script on two companies: perfect delivery, then lossy delivery plus one
+    CDC poll. Returns each company with the state its placements end in."""
     await _faults(p)
     perfect = await _company(p, "perfect")
     lossy = await _company(p, "lossy")
@@ -289,4 +286,198 @@ async def test_lossy_webhooks_plus_one_cdc_poll_converge(
     await _cdc_poll(p, lossy)
     await _settled(p, lossy)
     actual = await _state(p, lossy)
+    return perfect, expected, lossy, actual
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    # Each example costs seconds of real processes; report the first failure unshrunk.
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(script=actions, seed=st.integers(0, 2**16))
+# Found by the soak: a payment that resolved invoice 1 is deleted; a run whose matcher never
+# read it differs only as _vanished_unseen allows.
+@example(
+    script=[
+        Action("void_pay", 2, 5),
+        Action("pay", 2, 4),
+        Action("pay_part", 2, 5),
+        Action("pay", 1, 0),
+        Action("pay", 0, 2),
+        Action("edit_pay", 0, 5),
+        Action("delete_pay", 0, 4),
+    ],
+    seed=4929,
+)
+# Found by the soak: the payment that resolved invoice 2 is edited down before one run reads
+# it (allowed the same way).
+@example(
+    script=[
+        Action("edit_pay", 0, 5),
+        Action("pay", 0, 5),
+        Action("pay_part", 0, 1),
+        Action("pay_part", 2, 5),
+        Action("edit_pay", 0, 5),
+        Action("pay", 2, 5),
+        Action("edit_pay", 0, 5),
+    ],
+    seed=374,
+)
+async def test_lossy_webhooks_plus_one_cdc_poll_converge(
+    pipeline: Pipeline, script: list[Action], seed: int
+) -> None:
+    perfect, expected, lossy, actual = await _perfect_and_lossy(pipeline, script, seed)
+    for i in list(expected):
+        if expected[i] != actual[i] and await _vanished_unseen(pipeline, (perfect, lossy), i):
+            del expected[i], actual[i]
     assert actual == expected, f"{script}: perfect {expected} lossy {actual}"
+
+
+async def _vanished_unseen(p: Pipeline, companies: tuple[Company, Company], index: int) -> bool:
+    """The one difference the matching rules allow (docs/matching.md): a version of a
+    payment that was gone (deleted, voided or edited) before one run's matcher read it.
+    The run that read it stopped outreach on it and, when it changed, flagged the placement
+    for review naming that payment (a human decides); the other never saw that version and
+    follows QBO (active, or paused by another rule). Nothing can tell the second run
+    otherwise: QBO keeps no history of payment or invoice versions, and a deleted payment's
+    CDC entry has only its id."""
+    states = [await _placement(p, c, index) for c in companies]
+    if states[0].balance.minor_units != states[1].balance.minor_units:
+        return False
+    statuses = {s.status for s in states}
+    others = statuses - {mpb.PLACEMENT_STATUS_NEEDS_REVIEW}
+    if mpb.PLACEMENT_STATUS_NEEDS_REVIEW not in statuses or not others <= {
+        mpb.PLACEMENT_STATUS_ACTIVE,
+        mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW,  # paused by another rule: also stopped
+    }:
+        return False
+    flagged, other = (0, 1) if states[0].status == mpb.PLACEMENT_STATUS_NEEDS_REVIEW else (1, 0)
+    seen_flagged = await _payment_versions(p, companies[flagged], states[flagged])
+    seen_other = await _payment_versions(p, companies[other], states[other])
+    for n, pid in enumerate(companies[flagged].payments):
+        if f"QBO payment {pid}" not in states[flagged].review_reason:
+            continue
+        now = await _version(p, companies[flagged], pid)
+        other_pid = companies[other].payments[n]
+        gone = {t for q, t in seen_flagged if q == pid and t != now}
+        if gone - {t for q, t in seen_other if q == other_pid}:
+            return True
+    return False
+
+
+async def _payment_versions(
+    p: Pipeline, company: Company, placement: mpb.Placement
+) -> set[tuple[str, str]]:
+    """The (payment, sync token) versions the placement's audit trail records."""
+    audit = await p.matching.ListAuditEvents(
+        mpb.ListAuditEventsRequest(
+            tenant_id=company.tenant, placement_id=placement.placement_id, page_size=1000
+        )
+    )
+    return {
+        (e.details["qbo_payment_id"], e.details.get("sync_token", ""))
+        for e in audit.events
+        if e.details.get("qbo_payment_id") and "payment_state" in e.details  # payment reads
+    }
+
+
+async def _version(p: Pipeline, company: Company, payment_id: str) -> str:
+    """The payment's sync token in QBO now; "" when it is deleted or voided."""
+    payment = (await _control(p, company.realm, "GET", f"payments/{payment_id}")).get("Payment")
+    if payment is None or "Voided" in str(payment.get("PrivateNote", "")):
+        return ""
+    return str(payment.get("SyncToken", ""))
+
+
+async def _placement(p: Pipeline, company: Company, index: int) -> mpb.Placement:
+    reply = await p.matching.ListPlacements(
+        mpb.ListPlacementsRequest(tenant_id=company.tenant, qbo_invoice_id=company.invoices[index])
+    )
+    return reply.placements[0]
+
+
+# Cases the long run found; each must end where the matching rules say, both ways.
+ACTIVE = mpb.PLACEMENT_STATUS_ACTIVE
+PAUSED = mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW
+RESOLVED_OOB = mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND
+CASES = {
+    # Two payments adding up to the total, in the second the invoice was placed: the second
+    # is a payment (resolved out of band, audited), not "a change without a linked payment".
+    "pay_half_then_rest": (
+        [Action("pay_part", 0, 0), Action("pay", 0, 0)],
+        {0: (RESOLVED_OOB, 0), 1: (ACTIVE, 25_000), 2: (ACTIVE, 90_000)},
+    ),
+    # Customer A has 400.00 unapplied and owes 200.00 on invoice 0: it may well be paid, so
+    # invoice 0 pauses for review whatever order the matcher learns things in.
+    "unapplied_covers_what_is_left": (
+        [
+            Action("unapplied", 1, 0),
+            Action("pay_part", 0, 0),
+            Action("void_pay", 2, 0),
+            Action("unapplied", 0, 0),
+            Action("void_invoice", 2, 0),
+        ],
+        {0: (PAUSED, 20_000), 1: (PAUSED, 25_000), 2: (PAUSED, 90_000)},
+    ),
+    # Half of invoice 1 paid, the rest cleared by a credit memo: paid out of band (for the
+    # money paid), in whichever order the matcher reads the payment, the credit and the
+    # invoice; not closed (which would drop the out-of-band fee on the money paid).
+    "part_pay_then_credit_memo": (
+        [Action("pay_part", 1, 0), Action("memo", 1, 0)],
+        {0: (ACTIVE, 40_000), 1: (RESOLVED_OOB, 0), 2: (ACTIVE, 90_000)},
+    ),
+    # Invoice 0 paid by two payments (and other invoices paid meanwhile): paid out of band.
+    "part_then_rest_among_others": (
+        [
+            Action("delete_pay", 1, 0),
+            Action("void_pay", 0, 0),
+            Action("pay", 2, 0),
+            Action("pay_part", 0, 0),
+            Action("pay", 2, 0),
+            Action("pay", 0, 0),
+            Action("pay_part", 1, 0),
+        ],
+        {0: (RESOLVED_OOB, 0), 1: (ACTIVE, 12_500), 2: (RESOLVED_OOB, 0)},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_found_cases_end_where_the_rules_say_both_ways(pipeline: Pipeline, case: str) -> None:
+    script, wanted = CASES[case]
+    for seed in (1, 2):
+        perfect, expected, lossy, actual = await _perfect_and_lossy(pipeline, script, seed)
+        assert (expected, actual) == (wanted, wanted), f"{case} (seed {seed})"
+        for company in (perfect, lossy):
+            # Every payment that reduced invoice 0 left its audit entry.
+            (placement,) = (
+                await pipeline.matching.ListPlacements(
+                    mpb.ListPlacementsRequest(
+                        tenant_id=company.tenant, qbo_invoice_id=company.invoices[0]
+                    )
+                )
+            ).placements
+            audit = await pipeline.matching.ListAuditEvents(
+                mpb.ListAuditEventsRequest(
+                    tenant_id=company.tenant, placement_id=placement.placement_id, page_size=100
+                )
+            )
+            mentioned = {e.details.get("qbo_payment_id", "") for e in audit.events}
+            for e in audit.events:
+                mentioned.update(json.loads(e.details.get("qbo_payment_ids", "[]")))
+            paid_here = [
+                pid
+                for pid in company.payments
+                if await _links(pipeline, company, pid, company.invoices[0])
+            ]
+            assert set(paid_here) <= mentioned, f"{case}: audit {mentioned} payments {paid_here}"
+
+
+async def _links(p: Pipeline, company: Company, payment_id: str, invoice_id: str) -> bool:
+    payment = (await _control(p, company.realm, "GET", f"payments/{payment_id}")).get("Payment")
+    for line in (payment or {}).get("Line") or []:
+        if any(str(t.get("TxnId")) == invoice_id for t in line.get("LinkedTxn") or []):
+            return True
+    return False

@@ -57,6 +57,7 @@ def placement_input(
     sync_token: str = "0",  # noqa: S107 - a QBO version, not a secret
     email: str = "ap@redrock.example",
     updated: datetime | None = None,
+    linked_payments: Sequence[str] = (),
 ) -> pb.PlacementInput:
     return pb.PlacementInput(
         qbo_invoice_id=invoice_id,
@@ -74,6 +75,9 @@ def placement_input(
         due_date="2026-10-01",
         sync_token=sync_token,
         last_updated_time=ts(updated or NOW - timedelta(days=30)),
+        linked_txns=[
+            pb.LinkedTxn(txn_id=p, txn_type=pb.LINKED_TXN_TYPE_PAYMENT) for p in linked_payments
+        ],
     )
 
 

@@ -9,6 +9,7 @@ from tests.matcher.conftest import (
     Matcher,
     outcomes,
     placement_input,
+    qbo_invoice,
     qbo_payment,
     status_name,
 )
@@ -242,6 +243,50 @@ async def test_unapplied_payment_later_applied_resolves_but_a_partial_does_not_r
     assert all(kind != "resume" for kind, _, _ in await matcher.outbox())
 
 
+async def test_unapplied_payment_covering_more_than_the_balance_pauses(
+    matcher: Matcher,
+) -> None:
+    """400.00 unapplied from a customer who owes 200.00: that may well be the payment (an
+    overpayment, or several invoices paid at once). When in doubt, pause."""
+    owed, larger = await matcher.place(placement_input("70", 20_000), placement_input("71", 50_000))
+    decisions = await matcher.pay(qbo_payment("200", [], unapplied=40_000))
+    assert outcomes(decisions) == ["PAUSED_UNAPPLIED_PAYMENT"]
+    assert status_name(await matcher.get(owed.placement_id)) == "PAUSED_PENDING_REVIEW"
+    assert status_name(await matcher.get(larger.placement_id)) == "ACTIVE"
+
+
+async def test_unapplied_payment_read_first_pauses_once_a_payment_leaves_less(
+    matcher: Matcher,
+) -> None:
+    """Whatever order the matcher reads them in: 300.00 unapplied, then a 200.00 payment
+    leaves 200.00 of 400.00 owed, which the unapplied money covers."""
+    (placement,) = await matcher.place(placement_input("70", 40_000))
+    assert outcomes(await matcher.pay(qbo_payment("200", [], unapplied=30_000))) == []
+    (decision,) = await matcher.pay(qbo_payment("201", [("70", 20_000)]))
+    assert outcomes([decision]) == ["PAUSED_UNAPPLIED_PAYMENT"]
+    after = await matcher.get(placement.placement_id)
+    assert (status_name(after), after.balance.minor_units) == ("PAUSED_PENDING_REVIEW", 20_000)
+    assert "200" in after.review_reason
+    assert [kind for kind, _, _ in await matcher.outbox()] == ["balance_changed", "pause"]
+
+
+async def test_unapplied_payment_read_first_pauses_once_the_invoice_shows_less(
+    matcher: Matcher,
+) -> None:
+    """The same when the drop is first seen on the invoice (a credit memo, or a payment
+    not read yet)."""
+    (placement,) = await matcher.place(placement_input("70", 40_000, total=40_000))
+    await matcher.pay(qbo_payment("200", [], unapplied=30_000))
+    (decision,) = await matcher.invoice(
+        qbo_invoice(
+            "70", 20_000, total=40_000, sync_token="1", linked=[("201", pb.LINKED_TXN_TYPE_PAYMENT)]
+        )
+    )
+    assert outcomes([decision]) == ["PAUSED_UNAPPLIED_PAYMENT"]
+    after = await matcher.get(placement.placement_id)
+    assert (status_name(after), after.balance.minor_units) == ("PAUSED_PENDING_REVIEW", 20_000)
+
+
 async def test_currency_mismatch_pauses_pending_review(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
     (decision,) = await matcher.pay(qbo_payment("163", [("70", 10_000)], currency="CAD"))
@@ -300,11 +345,13 @@ async def test_payment_for_unplaced_invoice_is_recorded_only(matcher: Matcher) -
 async def test_payment_older_than_the_placement_is_already_in_its_balance(
     matcher: Matcher,
 ) -> None:
-    """An invoice placed with 60.00 left after an earlier 40.00 payment: a CDC replay of
-    that payment must not take 40.00 off again."""
+    """An invoice placed with 60.00 left after an earlier 40.00 payment (which the placed
+    invoice version links): a CDC replay of that payment must not take 40.00 off again."""
     now = datetime.now(UTC)
     (placement,) = await matcher.place(
-        placement_input("70", 6_000, total=10_000, updated=now - timedelta(days=1))
+        placement_input(
+            "70", 6_000, total=10_000, updated=now - timedelta(days=1), linked_payments=["90"]
+        )
     )
     old = qbo_payment(
         "90", [("70", 4_000)], created=now - timedelta(days=3), updated=now - timedelta(days=3)

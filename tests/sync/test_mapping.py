@@ -268,3 +268,21 @@ def test_payment_from_intuits_sample_and_its_void_and_delete() -> None:
 
 def test_invoice_ids_order_as_numbers() -> None:
     assert sorted(["10", "9", "100", "11"], key=id_key) == ["9", "10", "11", "100"]
+
+
+def test_placement_input_carries_the_payments_its_balance_reflects() -> None:
+    """The placed version's LinkedTxn tells the matcher which payments are already inside
+    the placed balance (never a comparison of one-second times)."""
+    invoice = {
+        **INVOICE,
+        "Balance": 16207,
+        "LinkedTxn": [
+            {"TxnId": "7", "TxnType": "Payment"},
+            {"TxnId": "9", "TxnType": "CreditMemo"},
+        ],
+    }
+    item = mapping.placement_input(invoice, CUSTOMER)
+    assert [(t.txn_id, t.txn_type) for t in item.linked_txns] == [
+        ("7", mpb.LINKED_TXN_TYPE_PAYMENT),
+        ("9", mpb.LINKED_TXN_TYPE_CREDIT_MEMO),
+    ]

@@ -239,9 +239,10 @@ class _DecisionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Decis
     PLACEMENT_STATUS_NEEDS_REVIEW and outreach is not resumed.
     """
     DECISION_OUTCOME_PAUSED_UNAPPLIED_PAYMENT: _DecisionOutcome.ValueType  # 7
-    """An unapplied payment from a customer with an active placement of about that amount:
-    outreach is paused pending review (a pause event); the placement is never resolved
-    on this evidence alone.
+    """An unapplied payment from the customer covers at least the active placement's
+    balance (checked when the payment is read and whenever the balance falls): outreach
+    is paused pending review (a pause event); the placement is never resolved on this
+    evidence alone.
     """
     DECISION_OUTCOME_CLOSED_BALANCE_ZERO: _DecisionOutcome.ValueType  # 8
     """The invoice's balance in QBO dropped to zero without a matching payment (credit
@@ -316,9 +317,10 @@ DECISION_OUTCOME_FLAGGED_FOR_REVIEW: DecisionOutcome.ValueType  # 6
 PLACEMENT_STATUS_NEEDS_REVIEW and outreach is not resumed.
 """
 DECISION_OUTCOME_PAUSED_UNAPPLIED_PAYMENT: DecisionOutcome.ValueType  # 7
-"""An unapplied payment from a customer with an active placement of about that amount:
-outreach is paused pending review (a pause event); the placement is never resolved
-on this evidence alone.
+"""An unapplied payment from the customer covers at least the active placement's
+balance (checked when the payment is read and whenever the balance falls): outreach
+is paused pending review (a pause event); the placement is never resolved on this
+evidence alone.
 """
 DECISION_OUTCOME_CLOSED_BALANCE_ZERO: DecisionOutcome.ValueType  # 8
 """The invoice's balance in QBO dropped to zero without a matching payment (credit
@@ -771,6 +773,7 @@ class PlacementInput(_message.Message):
     DUE_DATE_FIELD_NUMBER: _builtins.int
     SYNC_TOKEN_FIELD_NUMBER: _builtins.int
     LAST_UPDATED_TIME_FIELD_NUMBER: _builtins.int
+    LINKED_TXNS_FIELD_NUMBER: _builtins.int
     qbo_invoice_id: _builtins.str
     """The QBO invoice id. Required; unique per tenant and realm."""
     doc_number: _builtins.str
@@ -801,6 +804,13 @@ class PlacementInput(_message.Message):
     def last_updated_time(self) -> _timestamp_pb2.Timestamp:
         """The invoice's QBO `MetaData.LastUpdatedTime`."""
 
+    @_builtins.property
+    def linked_txns(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkedTxn]:
+        """The transactions linked to this version of the invoice (QBO `Invoice.LinkedTxn`).
+        The payments among them are the ones `balance` already reflects: when one of them is
+        applied later it changes nothing, while any other payment reduces the balance.
+        """
+
     def __init__(
         self,
         *,
@@ -814,10 +824,11 @@ class PlacementInput(_message.Message):
         due_date: _builtins.str = ...,
         sync_token: _builtins.str = ...,
         last_updated_time: _timestamp_pb2.Timestamp | None = ...,
+        linked_txns: _abc.Iterable[Global___LinkedTxn] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "debtor", b"debtor", "last_updated_time", b"last_updated_time", "total_amount", b"total_amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "invoice_date", b"invoice_date", "last_updated_time", b"last_updated_time", "qbo_customer_id", b"qbo_customer_id", "qbo_invoice_id", b"qbo_invoice_id", "sync_token", b"sync_token", "total_amount", b"total_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "invoice_date", b"invoice_date", "last_updated_time", b"last_updated_time", "linked_txns", b"linked_txns", "qbo_customer_id", b"qbo_customer_id", "qbo_invoice_id", b"qbo_invoice_id", "sync_token", b"sync_token", "total_amount", b"total_amount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

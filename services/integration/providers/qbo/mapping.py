@@ -177,6 +177,10 @@ def _linked(entity: Json) -> list[tuple[str, mpb.LinkedTxnType.ValueType]]:
     return out
 
 
+def _linked_txns(entity: Json) -> list[mpb.LinkedTxn]:
+    return [mpb.LinkedTxn(txn_id=i, txn_type=t) for i, t in _linked(entity)]
+
+
 def qbo_invoice(invoice: Json, default_currency: str = DEFAULT_CURRENCY) -> mpb.QboInvoice:
     """An invoice as now known in QBO, for ``ApplyAccountingInvoice`` (deleted stubs too)."""
     invoice_id = entity_id(invoice)
@@ -193,7 +197,7 @@ def qbo_invoice(invoice: Json, default_currency: str = DEFAULT_CURRENCY) -> mpb.
         qbo_customer_id=facts.customer_id,
         state=mpb.QBO_ENTITY_STATE_VOIDED if facts.voided else mpb.QBO_ENTITY_STATE_ACTIVE,
         last_updated_time=timestamp(last_updated(invoice)),
-        linked_txns=[mpb.LinkedTxn(txn_id=i, txn_type=t) for i, t in _linked(invoice)],
+        linked_txns=_linked_txns(invoice),
     )
 
 
@@ -293,6 +297,7 @@ def placement_input(
         due_date=facts.due_date.isoformat() if facts.due_date else "",
         sync_token=_text(str(invoice.get("SyncToken", ""))),
         last_updated_time=timestamp(last_updated(invoice)),
+        linked_txns=_linked_txns(invoice),
     )
 
 
