@@ -16,8 +16,9 @@ from aicollect.integration.v1 import admin_service_pb2_grpc as agrpc
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.client import internal_channel
 from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator, qbo_api
-from tests.e2e.pipeline import TENANT, Pipeline, running_pipeline
-from tests.e2e.test_decision_table import STOP, debtor
+from tests.e2e.pipeline import TENANT, Pipeline, debtor, running_pipeline
+
+STOP = mpb.OUTREACH_EVENT_TYPE_STOP
 
 LANDING = "/v1/integrations/qbo/disconnected"
 
