@@ -149,6 +149,39 @@ class StatusView:
     kill_switch: bool = False  # ``provider``'s platform kill switch
 
 
+def _mark_disconnected(
+    session: AsyncSession, row: Connection, origin: str, detail: str, actor: str, reason: str
+) -> datetime:
+    """Wipes a connection's tokens and records it disconnected (origin ``user`` or
+    ``intuit``), audited in the same transaction; returns the disconnect time."""
+    previous = row.state
+    row.state = DISCONNECTED
+    row.state_detail = detail
+    row.access_token = None
+    row.refresh_token = None
+    row.access_expires_at = None
+    row.disconnected_at = now = datetime.now(UTC)
+    row.disconnect_origin = origin
+    row.token_generation += 1
+    session.add(
+        AuditEvent(
+            tenant_id=row.tenant_id,
+            subject_type="connection",
+            subject_id=row.tenant_id,
+            action="connection.disconnected",
+            actor=actor[:200],
+            reason=reason[:2000],
+            details={
+                "provider": row.provider,
+                "realm_id": row.realm_id,
+                "previous_state": previous,
+                "origin": origin,
+            },
+        )
+    )
+    return now
+
+
 @dataclass
 class ConnectionService:
     sessions: async_sessionmaker[AsyncSession]
@@ -521,31 +554,9 @@ class ConnectionService:
             pending_id = None
             if row.state == CONNECTED and row.refresh_token:
                 pending_id = self._queue_revocation(session, row)
-            previous = row.state
-            row.state = DISCONNECTED
-            row.state_detail = "disconnected from the dashboard"
-            row.access_token = None
-            row.refresh_token = None
-            row.access_expires_at = None
-            row.disconnected_at = datetime.now(UTC)
-            row.disconnect_origin = "user"
-            row.token_generation += 1
-            session.add(
-                AuditEvent(
-                    tenant_id=tenant_id,
-                    subject_type="connection",
-                    subject_id=tenant_id,
-                    action="connection.disconnected",
-                    actor=actor[:200],
-                    reason=reason[:2000],
-                    details={
-                        "provider": row.provider,
-                        "realm_id": row.realm_id,
-                        "previous_state": previous,
-                    },
-                )
+            disconnected_at = _mark_disconnected(
+                session, row, "user", "disconnected from the dashboard", actor, reason
             )
-            disconnected_at = row.disconnected_at
         if pending_id is None:
             return DisconnectOutcome(DISCONNECTED, disconnected_at, "not_needed")
         revoked, detail = await self._revoke_pending(pending_id)
@@ -779,32 +790,14 @@ class ConnectionService:
                 or (row.provider, row.realm_id) != (provider.value, realm_id)
             ):
                 return False
-            row.state = DISCONNECTED
-            row.state_detail = (
+            _mark_disconnected(
+                session,
+                row,
+                "intuit",
                 f"disconnected in {provider.label} (the app was removed on {provider.label}'s "
-                "side); connect again to resume syncing"
-            )
-            row.access_token = None
-            row.refresh_token = None
-            row.access_expires_at = None
-            row.disconnected_at = datetime.now(UTC)
-            row.disconnect_origin = "intuit"
-            row.token_generation += 1
-            session.add(
-                AuditEvent(
-                    tenant_id=tenant_id,
-                    subject_type="connection",
-                    subject_id=tenant_id,
-                    action="connection.disconnected",
-                    actor=REPORT_ACTOR,
-                    reason=f"disconnected on {provider.label}'s side; Intuit refused the grant",
-                    details={
-                        "provider": provider.value,
-                        "realm_id": realm_id,
-                        "previous_state": NEEDS_REAUTHORIZATION,
-                        "origin": "intuit",
-                    },
-                )
+                "side); connect again to resume syncing",
+                REPORT_ACTOR,
+                f"disconnected on {provider.label}'s side; Intuit refused the grant",
             )
         return True
 
