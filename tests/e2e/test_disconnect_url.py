@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,8 +16,10 @@ from aicollect.integration.v1 import admin_service_pb2 as apb
 from aicollect.integration.v1 import admin_service_pb2_grpc as agrpc
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.client import internal_channel
+from services.integration.tokens import ReauthorizationRequired
 from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator, qbo_api
 from tests.e2e.pipeline import TENANT, Pipeline, debtor, running_pipeline
+from tests.helpers.connections import expire_access_token
 
 STOP = mpb.OUTREACH_EVENT_TYPE_STOP
 
@@ -134,3 +137,30 @@ async def test_a_forged_landing_for_a_valid_connection_changes_nothing(
         assert await _land(p, query) == unconfirmed
     assert (await _status(p))["state"] == "CONNECTION_STATE_CONNECTED"
     assert await _audit(p, "connection.disconnected") == []
+
+
+async def test_when_intuit_cannot_confirm_nothing_changes_and_the_next_call_detects_it(
+    pipeline: Pipeline, emulator: Emulator
+) -> None:
+    p = pipeline
+    await _disconnect_at_intuit(p)
+    faults = f"{emulator.url}/_emulator/faults"
+    async with aiohttp.ClientSession() as http:
+        async with http.put(
+            faults, json={"scope": ["token"], "error_rate": 1.0, "error_status": 503}
+        ) as resp:
+            assert resp.status == 200
+        landed = await _land(p, f"realmId={REALM_ID}")
+        assert landed == f"{p.stack.dashboard_url}?qbo=disconnect_unconfirmed"
+        assert (await _status(p))["state"] == "CONNECTION_STATE_CONNECTED"
+        [refused] = await _audit(p, "connection.disconnect_report_unconfirmed")
+        assert refused.details["outcome"] == "unconfirmed"
+        async with http.delete(faults) as resp:
+            assert resp.status == 200
+    # Intuit is back: the next call detects the revoked grant, as it always has...
+    await expire_access_token(p.stack.deps.sessions)
+    with pytest.raises(ReauthorizationRequired):
+        await p.stack.deps.caller.call(TENANT, qbo_api(p.stack.deps).company_info)
+    # ...and the browser landing again now completes the disconnect.
+    assert await _land(p, f"realmId={REALM_ID}") == f"{p.stack.dashboard_url}?qbo=disconnected"
+    assert (await _status(p))["state"] == "CONNECTION_STATE_DISCONNECTED"
