@@ -99,7 +99,7 @@ def redact_values(values: Iterable[str]) -> None:
         _secrets_pattern = re.compile("|".join(re.escape(v) for v in alternatives))
 
 
-def _is_credential_name(name: str) -> bool:
+def is_credential_name(name: str) -> bool:
     lowered = name.lower().replace("-", "_")
     return lowered in _CREDENTIAL_NAMES or lowered.endswith(("_token", "_secret", "password"))
 
@@ -132,7 +132,7 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key in _STANDARD or key.startswith("_"):
                 continue
-            if _is_credential_name(key):
+            if is_credential_name(key):
                 out[key] = REDACTED
             elif isinstance(value, int | float | bool | None):
                 out[key] = value

@@ -239,6 +239,43 @@ async def callback(request: web.Request, provider: Provider) -> web.StreamRespon
     return response
 
 
+async def disconnected(request: web.Request, provider: Provider) -> web.Response:
+    """The provider's Disconnect URL: after the creditor removed the app on the provider's
+    side (Intuit's connected-apps page), the browser lands here. Only ``realmId`` is read;
+    the integration service marks that company's connection disconnected once the
+    provider confirms the grant is gone (a forged link changes nothing). The answer is
+    always a redirect to the configured dashboard (``?<provider>=disconnected`` or
+    ``?<provider>=disconnect_unconfirmed``), never to a URL taken from the request."""
+    settings = request.app[SETTINGS]
+    unconfirmed = {provider.redirect_param: "disconnect_unconfirmed"}
+    try:
+        reply = await _stub(request).ReportProviderDisconnect(
+            pb.ReportProviderDisconnectRequest(
+                provider=provider.to_pb(), realm_id=request.query.get("realmId", "")[:MAX_PARAM]
+            ),
+            timeout=settings.callback_timeout_seconds,
+            metadata=_trace(request),
+        )
+        location = reply.redirect_url
+    except grpc.aio.AioRpcError as exc:
+        log.error(
+            "Disconnect URL landing could not be handled",
+            extra={"grpc_code": exc.code().name, "request_id": request[REQUEST_ID]},
+        )
+        reason = "unavailable" if exc.code() in UNAVAILABLE_CODES else "internal_error"
+        location = with_query(settings.dashboard_url, **unconfirmed, reason=reason)
+    if not same_origin_and_path(location, settings.dashboard_url):
+        location = with_query(settings.dashboard_url, **unconfirmed, reason="internal_error")
+    return web.Response(
+        status=302,
+        headers={
+            "Location": location,
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
 async def webhook(request: web.Request, provider: Provider) -> web.Response:
     """The provider's webhook: the raw bytes go to IngestWebhook; 200 only once stored."""
     metrics = request.app[METRICS]
@@ -308,6 +345,7 @@ ROUTES: tuple[tuple[str, str, ProviderHandler], ...] = (
     ("POST", "/v1/integrations/{provider}/connect-url", connect_url),
     ("OPTIONS", "/v1/integrations/{provider}/connect-url", connect_url_preflight),
     ("GET", "/v1/integrations/{provider}/callback", callback),
+    ("GET", "/v1/integrations/{provider}/disconnected", disconnected),
     ("GET", "/v1/integrations/{provider}", status),
     ("DELETE", "/v1/integrations/{provider}", disconnect),
 )

@@ -30,6 +30,7 @@ EXPECTED_RPCS: dict[str, tuple[Any, list[str]]] = {
             "PreviewPlacements",
             "GetPlacementRules",
             "SetPlacementRules",
+            "ReportProviderDisconnect",
         ],
     ),
     "aicollect.integration.v1.AdminService": (
@@ -41,6 +42,7 @@ EXPECTED_RPCS: dict[str, tuple[Any, list[str]]] = {
             "UpdatePlatformSettings",
             "ListSettingsAuditEvents",
             "ReplayDeadLetters",
+            "ListAuditEvents",
         ],
     ),
     "aicollect.matching.v1.MatchingService": (

@@ -7,10 +7,13 @@ written through ``MatchingAdminService`` (no copy is kept here).
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,8 +25,8 @@ from aicollect.matching.v1 import matching_admin_service_pb2 as mpb
 from aicollect.matching.v1 import matching_admin_service_pb2_grpc as mpb_grpc
 from aicollect.provider import SUPPORTED, require_name
 from aicollect.rpc import paging
-from aicollect.rpc.convert import timestamp, update_paths
-from services.integration import admin, inbox
+from aicollect.rpc.convert import from_timestamp, timestamp, update_paths
+from services.integration import admin, audit, inbox
 from services.integration.models import AuditEvent
 from services.integration.providers import PlatformRegistry
 
@@ -76,6 +79,34 @@ def _kill_switch_changes(
             raise InvalidArgument(f"{path} contradicts another path of update_mask", field=path)
         changes[key] = value
     return rest, changes
+
+
+def _time_filter(
+    request: pb.ListAuditEventsRequest, name: Literal["start_time", "end_time"]
+) -> datetime | None:
+    if not request.HasField(name):
+        return None
+    value: Timestamp = getattr(request, name)
+    try:
+        return from_timestamp(value)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(f"{name} is not a valid timestamp", field=name) from None
+
+
+def _audit_event_pb(row: AuditEvent) -> pb.AuditEvent:
+    details = Struct()
+    details.update(audit.safe_details(row.details or {}))
+    return pb.AuditEvent(
+        event_id=str(row.id),
+        tenant_id=row.tenant_id or "",
+        subject_type=row.subject_type,
+        subject_id=row.subject_id,
+        action=row.action,
+        actor=row.actor,
+        reason=row.reason,
+        details=details,
+        create_time=timestamp(row.created_at),
+    )
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
@@ -232,6 +263,24 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             next_page_token=paging.encode_token({"before_id": page[-1].id}, filters)
             if more
             else "",
+        )
+
+    async def ListAuditEvents(
+        self, request: pb.ListAuditEventsRequest, context: Context
+    ) -> pb.ListAuditEventsResponse:
+        wanted = audit.AuditFilter(
+            tenant_id=request.tenant_id,
+            subject_type=request.subject_type,
+            action_prefix=request.action_prefix,
+            start=_time_filter(request, "start_time"),
+            end=_time_filter(request, "end_time"),
+        )
+        async with self._sessions() as session:
+            rows, token = await audit.list_audit_events(
+                session, wanted, request.page_size, request.page_token
+            )
+        return pb.ListAuditEventsResponse(
+            events=[_audit_event_pb(row) for row in rows], next_page_token=token
         )
 
     async def ReplayDeadLetters(

@@ -87,6 +87,7 @@ class IntegrationDeps:
                 dashboard_url=settings.dashboard_url,
                 state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
                 on_connected=trigger.on_connected,
+                tokens=tokens,
             ),
             inbox_writer=InboxWriter(engine.url.render_as_string(hide_password=False)),
             matching_admin=matching_admin_grpc.MatchingAdminServiceStub(matcher_channel),

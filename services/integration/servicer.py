@@ -11,7 +11,7 @@ from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
 from aicollect.provider import from_pb as provider_of
 from aicollect.rpc.convert import timestamp
-from services.integration import inbox, states
+from services.integration import connections, inbox, states
 from services.integration.connections import ConnectionService
 from services.integration.inbox import InboxWriter
 from services.integration.providers import PlatformRegistry
@@ -34,6 +34,13 @@ REVOCATION = {
     "revoked": pb.TOKEN_REVOCATION_REVOKED,
     "pending_retry": pb.TOKEN_REVOCATION_PENDING_RETRY,
     "not_needed": pb.TOKEN_REVOCATION_NOT_NEEDED,
+}
+REPORT_OUTCOME = {
+    connections.REPORT_DISCONNECTED: pb.PROVIDER_DISCONNECT_OUTCOME_DISCONNECTED,
+    connections.REPORT_ALREADY_DISCONNECTED: pb.PROVIDER_DISCONNECT_OUTCOME_ALREADY_DISCONNECTED,
+    connections.REPORT_NOT_CONFIRMED: pb.PROVIDER_DISCONNECT_OUTCOME_NOT_CONFIRMED,
+    connections.REPORT_UNKNOWN_COMPANY: pb.PROVIDER_DISCONNECT_OUTCOME_UNKNOWN_COMPANY,
+    connections.REPORT_UNCONFIRMED: pb.PROVIDER_DISCONNECT_OUTCOME_UNCONFIRMED,
 }
 CONNECT_ERROR = {
     "invalid_state": pb.CONNECT_ERROR_REASON_INVALID_STATE,
@@ -111,6 +118,16 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             disconnect_time=timestamp(outcome.disconnect_time),
             token_revocation=REVOCATION[outcome.revocation],
             revocation_detail=outcome.detail,
+        )
+
+    async def ReportProviderDisconnect(
+        self, request: pb.ReportProviderDisconnectRequest, context: Context
+    ) -> pb.ReportProviderDisconnectResponse:
+        report = await self._connections.report_provider_disconnect(
+            provider_of(request.provider), request.realm_id
+        )
+        return pb.ReportProviderDisconnectResponse(
+            redirect_url=report.redirect_url, outcome=REPORT_OUTCOME[report.outcome]
         )
 
     async def GetConnectionStatus(

@@ -105,6 +105,21 @@ class Pipeline:
             assert r.status == 200
 
 
+async def debtor(p: Pipeline, amount: str = "500.00") -> tuple[str, str, mpb.Placement]:
+    """A customer with one overdue invoice that has become a placement (via its webhook)."""
+    customer = await p.control(
+        "POST",
+        "customers",
+        {"display_name": f"Debtor {time.monotonic_ns()}", "email": "ap@debtor.test"},
+    )
+    customer_id = str(customer["Customer"]["Id"])
+    invoice_id = await p.new_invoice(customer_id, amount)
+    placement = await p.placed(invoice_id)
+    assert placement.status == mpb.PLACEMENT_STATUS_ACTIVE
+    assert placement.debtor.email == "ap@debtor.test"
+    return customer_id, invoice_id, placement
+
+
 async def _consume(pipeline: Pipeline) -> None:
     call = pipeline.matching.StreamOutreachEvents(mpb.StreamOutreachEventsRequest(tenant_id=TENANT))
     async for item in call:

@@ -19,7 +19,7 @@ from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.client import internal_channel
 from aicollect.type.v1 import money_pb2
 from tests.conftest import INTERNAL_TOKEN, Emulator
-from tests.e2e.pipeline import TENANT, Pipeline, running_pipeline
+from tests.e2e.pipeline import TENANT, Pipeline, debtor, running_pipeline
 
 S = mpb
 STOP, PAUSE, RESUME, CHANGED = (
@@ -34,21 +34,6 @@ STOP, PAUSE, RESUME, CHANGED = (
 async def pipeline(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Pipeline]:
     async with running_pipeline(engine, emulator) as p:
         yield p
-
-
-async def debtor(p: Pipeline, amount: str = "500.00") -> tuple[str, str, mpb.Placement]:
-    """A customer with one overdue invoice that has become a placement (via its webhook)."""
-    customer = await p.control(
-        "POST",
-        "customers",
-        {"display_name": f"Debtor {time.monotonic_ns()}", "email": "ap@debtor.test"},
-    )
-    customer_id = str(customer["Customer"]["Id"])
-    invoice_id = await p.new_invoice(customer_id, amount)
-    placement = await p.placed(invoice_id)
-    assert placement.status == S.PLACEMENT_STATUS_ACTIVE
-    assert placement.debtor.email == "ap@debtor.test"
-    return customer_id, invoice_id, placement
 
 
 async def pay(p: Pipeline, customer_id: str, amount: str, invoice_id: str | None) -> str:

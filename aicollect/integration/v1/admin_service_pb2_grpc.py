@@ -87,6 +87,11 @@ class AdminServiceStub:
                 request_serializer=aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ReplayDeadLettersRequest.SerializeToString,
                 response_deserializer=aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ReplayDeadLettersResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/aicollect.integration.v1.AdminService/ListAuditEvents',
+                request_serializer=aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -170,6 +175,19 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """Lists the integration service's whole audit trail, newest first: connections
+        (connected, refused callbacks, disconnected from the dashboard or on Intuit's side,
+        needs re-authorization, tokens revoked), placement rules, sync, tenant and platform
+        settings, and inbox replays. The filters combine. Pages are stable: events recorded
+        after the first page never shift later pages. Invalid filters or a page token made
+        for other filters are INVALID_ARGUMENT naming the field. Details never hold a token
+        or secret: values under credential names are redacted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +220,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ReplayDeadLetters,
                     request_deserializer=aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ReplayDeadLettersRequest.FromString,
                     response_serializer=aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ReplayDeadLettersResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -389,6 +412,33 @@ class AdminService:
             '/aicollect.integration.v1.AdminService/ReplayDeadLetters',
             aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ReplayDeadLettersRequest.SerializeToString,
             aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ReplayDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.integration.v1.AdminService/ListAuditEvents',
+            aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.SerializeToString,
+            aicollect_dot_integration_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

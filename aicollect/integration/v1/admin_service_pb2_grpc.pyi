@@ -87,6 +87,15 @@ class AdminServiceStub:
     so that the workers process them again; audited. While the kill switch is on they
     wait in the queue like any other event.
     """
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]
+    """Lists the integration service's whole audit trail, newest first: connections
+    (connected, refused callbacks, disconnected from the dashboard or on Intuit's side,
+    needs re-authorization, tokens revoked), placement rules, sync, tenant and platform
+    settings, and inbox replays. The filters combine. Pages are stable: events recorded
+    after the first page never shift later pages. Invalid filters or a page token made
+    for other filters are INVALID_ARGUMENT naming the field. Details never hold a token
+    or secret: values under credential names are redacted.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -146,6 +155,15 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Moves dead-lettered webhook events of one tenant or realm back into the inbox queue
     so that the workers process them again; audited. While the kill switch is on they
     wait in the queue like any other event.
+    """
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """Lists the integration service's whole audit trail, newest first: connections
+    (connected, refused callbacks, disconnected from the dashboard or on Intuit's side,
+    needs re-authorization, tokens revoked), placement rules, sync, tenant and platform
+    settings, and inbox replays. The filters combine. Pages are stable: events recorded
+    after the first page never shift later pages. Invalid filters or a page token made
+    for other filters are INVALID_ARGUMENT naming the field. Details never hold a token
+    or secret: values under credential names are redacted.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -239,6 +257,21 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Moves dead-lettered webhook events of one tenant or realm back into the inbox queue
         so that the workers process them again; audited. While the kill switch is on they
         wait in the queue like any other event.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _admin_service_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_admin_service_pb2.ListAuditEventsResponse]]:
+        """Lists the integration service's whole audit trail, newest first: connections
+        (connected, refused callbacks, disconnected from the dashboard or on Intuit's side,
+        needs re-authorization, tokens revoked), placement rules, sync, tenant and platform
+        settings, and inbox replays. The filters combine. Pages are stable: events recorded
+        after the first page never shift later pages. Invalid filters or a page token made
+        for other filters are INVALID_ARGUMENT naming the field. Details never hold a token
+        or secret: values under credential names are redacted.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -120,7 +120,8 @@ class _DisconnectOriginEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Disc
     """The tenant (or support on its behalf) called Disconnect."""
     DISCONNECT_ORIGIN_INTUIT: _DisconnectOrigin.ValueType  # 2
     """The app was disconnected on Intuit's side (for example from Intuit's connected-apps
-    page) and the service detected it on its next call to Intuit.
+    page) and the service detected it on its next call to Intuit, or confirmed it when
+    the browser landed on the Disconnect URL (ReportProviderDisconnect).
     """
 
 class DisconnectOrigin(_DisconnectOrigin, metaclass=_DisconnectOriginEnumTypeWrapper):
@@ -132,7 +133,8 @@ DISCONNECT_ORIGIN_USER: DisconnectOrigin.ValueType  # 1
 """The tenant (or support on its behalf) called Disconnect."""
 DISCONNECT_ORIGIN_INTUIT: DisconnectOrigin.ValueType  # 2
 """The app was disconnected on Intuit's side (for example from Intuit's connected-apps
-page) and the service detected it on its next call to Intuit.
+page) and the service detected it on its next call to Intuit, or confirmed it when
+the browser landed on the Disconnect URL (ReportProviderDisconnect).
 """
 Global___DisconnectOrigin: _TypeAlias = DisconnectOrigin  # noqa: Y015
 
@@ -373,6 +375,56 @@ PLACEMENT_EXCLUSION_REASON_CUSTOMER_EXCLUDED: PlacementExclusionReason.ValueType
 PLACEMENT_EXCLUSION_REASON_CUSTOMER_NOT_INCLUDED: PlacementExclusionReason.ValueType  # 6
 """`included_customer_ids` is not empty and does not contain the customer."""
 Global___PlacementExclusionReason: _TypeAlias = PlacementExclusionReason  # noqa: Y015
+
+class _ProviderDisconnectOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProviderDisconnectOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProviderDisconnectOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROVIDER_DISCONNECT_OUTCOME_UNSPECIFIED: _ProviderDisconnectOutcome.ValueType  # 0
+    """Not set. Never returned."""
+    PROVIDER_DISCONNECT_OUTCOME_DISCONNECTED: _ProviderDisconnectOutcome.ValueType  # 1
+    """Intuit confirmed the grant is gone: the connection is now disconnected."""
+    PROVIDER_DISCONNECT_OUTCOME_ALREADY_DISCONNECTED: _ProviderDisconnectOutcome.ValueType  # 2
+    """The company's connection was already disconnected; nothing changed."""
+    PROVIDER_DISCONNECT_OUTCOME_NOT_CONFIRMED: _ProviderDisconnectOutcome.ValueType  # 3
+    """Intuit still honours the connection's grant (a forged or stale link): nothing
+    changed.
+    """
+    PROVIDER_DISCONNECT_OUTCOME_UNKNOWN_COMPANY: _ProviderDisconnectOutcome.ValueType  # 4
+    """No connection of this provider holds that company (or no company was named):
+    nothing changed.
+    """
+    PROVIDER_DISCONNECT_OUTCOME_UNCONFIRMED: _ProviderDisconnectOutcome.ValueType  # 5
+    """Intuit could not be asked now (unavailable, kill switch on, tokens unreadable, or a
+    confirmation was already tried within the last minute): nothing changed; the next
+    call to Intuit detects a revoked grant as usual.
+    """
+
+class ProviderDisconnectOutcome(_ProviderDisconnectOutcome, metaclass=_ProviderDisconnectOutcomeEnumTypeWrapper):
+    """What a report of a disconnect on the provider's side (the Disconnect URL) did."""
+
+PROVIDER_DISCONNECT_OUTCOME_UNSPECIFIED: ProviderDisconnectOutcome.ValueType  # 0
+"""Not set. Never returned."""
+PROVIDER_DISCONNECT_OUTCOME_DISCONNECTED: ProviderDisconnectOutcome.ValueType  # 1
+"""Intuit confirmed the grant is gone: the connection is now disconnected."""
+PROVIDER_DISCONNECT_OUTCOME_ALREADY_DISCONNECTED: ProviderDisconnectOutcome.ValueType  # 2
+"""The company's connection was already disconnected; nothing changed."""
+PROVIDER_DISCONNECT_OUTCOME_NOT_CONFIRMED: ProviderDisconnectOutcome.ValueType  # 3
+"""Intuit still honours the connection's grant (a forged or stale link): nothing
+changed.
+"""
+PROVIDER_DISCONNECT_OUTCOME_UNKNOWN_COMPANY: ProviderDisconnectOutcome.ValueType  # 4
+"""No connection of this provider holds that company (or no company was named):
+nothing changed.
+"""
+PROVIDER_DISCONNECT_OUTCOME_UNCONFIRMED: ProviderDisconnectOutcome.ValueType  # 5
+"""Intuit could not be asked now (unavailable, kill switch on, tokens unreadable, or a
+confirmation was already tried within the last minute): nothing changed; the next
+call to Intuit detects a revoked grant as usual.
+"""
+Global___ProviderDisconnectOutcome: _TypeAlias = ProviderDisconnectOutcome  # noqa: Y015
 
 @_typing.final
 class PlacementRules(_message.Message):
@@ -1504,3 +1556,57 @@ class SetPlacementRulesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetPlacementRulesResponse: _TypeAlias = SetPlacementRulesResponse  # noqa: Y015
+
+@_typing.final
+class ReportProviderDisconnectRequest(_message.Message):
+    """Request for ReportProviderDisconnect: the Disconnect URL's query, as the gateway got it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    REALM_ID_FIELD_NUMBER: _builtins.int
+    provider: Global___Provider.ValueType
+    """The accounting platform of the route. PROVIDER_UNSPECIFIED means PROVIDER_QBO."""
+    realm_id: _builtins.str
+    """The company id Intuit put on the Disconnect URL (`realmId`); may be empty."""
+    def __init__(
+        self,
+        *,
+        provider: Global___Provider.ValueType = ...,
+        realm_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider", b"provider", "realm_id", b"realm_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportProviderDisconnectRequest: _TypeAlias = ReportProviderDisconnectRequest  # noqa: Y015
+
+@_typing.final
+class ReportProviderDisconnectResponse(_message.Message):
+    """Response for ReportProviderDisconnect. Names no tenant and holds no secret."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REDIRECT_URL_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    redirect_url: _builtins.str
+    """Where to send the browser: the dashboard URL with `<provider>=disconnected` (the
+    connection is disconnected) or `<provider>=disconnect_unconfirmed` (nothing changed).
+    """
+    outcome: Global___ProviderDisconnectOutcome.ValueType
+    """What the report did."""
+    def __init__(
+        self,
+        *,
+        redirect_url: _builtins.str = ...,
+        outcome: Global___ProviderDisconnectOutcome.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "redirect_url", b"redirect_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportProviderDisconnectResponse: _TypeAlias = ReportProviderDisconnectResponse  # noqa: Y015

@@ -90,6 +90,11 @@ class IntegrationServiceStub:
                 request_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.SetPlacementRulesRequest.SerializeToString,
                 response_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.SetPlacementRulesResponse.FromString,
                 _registered_method=True)
+        self.ReportProviderDisconnect = channel.unary_unary(
+                '/aicollect.integration.v1.IntegrationService/ReportProviderDisconnect',
+                request_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectRequest.SerializeToString,
+                response_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectResponse.FromString,
+                _registered_method=True)
 
 
 class IntegrationServiceServicer:
@@ -214,6 +219,23 @@ class IntegrationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportProviderDisconnect(self, request, context):
+        """Handles the creditor's browser landing on the app's Disconnect URL, where Intuit
+        sends it after the app was disconnected from Intuit's connected-apps page (the
+        gateway's `GET /v1/integrations/{provider}/disconnected`). The landing is a plain
+        GET anyone can forge, so it is only a report: the live connection of that company
+        (`realm_id`, among the provider's connections) is marked disconnected (origin
+        DISCONNECT_ORIGIN_INTUIT, audited) only once Intuit confirms the grant is gone --
+        a token refresh answered `invalid_grant`, now or on an earlier call. A grant that
+        still works changes nothing (the refusal is audited, at most one confirmation per
+        connection per minute). Nothing else changes: placements, outreach and the audit
+        trail remain, no token is revealed. Expected outcomes are not gRPC errors: the reply
+        says what happened and carries the dashboard URL to redirect the browser to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntegrationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -261,6 +283,11 @@ def add_IntegrationServiceServicer_to_server(servicer, server):
                     servicer.SetPlacementRules,
                     request_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.SetPlacementRulesRequest.FromString,
                     response_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.SetPlacementRulesResponse.SerializeToString,
+            ),
+            'ReportProviderDisconnect': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportProviderDisconnect,
+                    request_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectRequest.FromString,
+                    response_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -517,6 +544,33 @@ class IntegrationService:
             '/aicollect.integration.v1.IntegrationService/SetPlacementRules',
             aicollect_dot_integration_dot_v1_dot_integration__service__pb2.SetPlacementRulesRequest.SerializeToString,
             aicollect_dot_integration_dot_v1_dot_integration__service__pb2.SetPlacementRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportProviderDisconnect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.integration.v1.IntegrationService/ReportProviderDisconnect',
+            aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectRequest.SerializeToString,
+            aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectResponse.FromString,
             options,
             channel_credentials,
             insecure,

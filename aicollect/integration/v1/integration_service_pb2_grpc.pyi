@@ -116,6 +116,19 @@ class IntegrationServiceStub:
     with INVALID_ARGUMENT (reason `FIELD_INVALID`) for invalid rules. The new rules
     apply to future syncs; existing placements are not removed.
     """
+    ReportProviderDisconnect: _grpc.UnaryUnaryMultiCallable[_integration_service_pb2.ReportProviderDisconnectRequest, _integration_service_pb2.ReportProviderDisconnectResponse]
+    """Handles the creditor's browser landing on the app's Disconnect URL, where Intuit
+    sends it after the app was disconnected from Intuit's connected-apps page (the
+    gateway's `GET /v1/integrations/{provider}/disconnected`). The landing is a plain
+    GET anyone can forge, so it is only a report: the live connection of that company
+    (`realm_id`, among the provider's connections) is marked disconnected (origin
+    DISCONNECT_ORIGIN_INTUIT, audited) only once Intuit confirms the grant is gone --
+    a token refresh answered `invalid_grant`, now or on an earlier call. A grant that
+    still works changes nothing (the refusal is audited, at most one confirmation per
+    connection per minute). Nothing else changes: placements, outreach and the audit
+    trail remain, no token is revealed. Expected outcomes are not gRPC errors: the reply
+    says what happened and carries the dashboard URL to redirect the browser to.
+    """
 
 @_typing.type_check_only
 class IntegrationServiceAsyncStub(IntegrationServiceStub):
@@ -204,6 +217,19 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
     `CONCURRENT_MODIFICATION`) when `expected_version` is not the stored version, and
     with INVALID_ARGUMENT (reason `FIELD_INVALID`) for invalid rules. The new rules
     apply to future syncs; existing placements are not removed.
+    """
+    ReportProviderDisconnect: _aio.UnaryUnaryMultiCallable[_integration_service_pb2.ReportProviderDisconnectRequest, _integration_service_pb2.ReportProviderDisconnectResponse]  # type: ignore[assignment]
+    """Handles the creditor's browser landing on the app's Disconnect URL, where Intuit
+    sends it after the app was disconnected from Intuit's connected-apps page (the
+    gateway's `GET /v1/integrations/{provider}/disconnected`). The landing is a plain
+    GET anyone can forge, so it is only a report: the live connection of that company
+    (`realm_id`, among the provider's connections) is marked disconnected (origin
+    DISCONNECT_ORIGIN_INTUIT, audited) only once Intuit confirms the grant is gone --
+    a token refresh answered `invalid_grant`, now or on an earlier call. A grant that
+    still works changes nothing (the refusal is audited, at most one confirmation per
+    connection per minute). Nothing else changes: placements, outreach and the audit
+    trail remain, no token is revealed. Expected outcomes are not gRPC errors: the reply
+    says what happened and carries the dashboard URL to redirect the browser to.
     """
 
 class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -344,6 +370,25 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
         `CONCURRENT_MODIFICATION`) when `expected_version` is not the stored version, and
         with INVALID_ARGUMENT (reason `FIELD_INVALID`) for invalid rules. The new rules
         apply to future syncs; existing placements are not removed.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportProviderDisconnect(
+        self,
+        request: _integration_service_pb2.ReportProviderDisconnectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_service_pb2.ReportProviderDisconnectResponse, _abc.Awaitable[_integration_service_pb2.ReportProviderDisconnectResponse]]:
+        """Handles the creditor's browser landing on the app's Disconnect URL, where Intuit
+        sends it after the app was disconnected from Intuit's connected-apps page (the
+        gateway's `GET /v1/integrations/{provider}/disconnected`). The landing is a plain
+        GET anyone can forge, so it is only a report: the live connection of that company
+        (`realm_id`, among the provider's connections) is marked disconnected (origin
+        DISCONNECT_ORIGIN_INTUIT, audited) only once Intuit confirms the grant is gone --
+        a token refresh answered `invalid_grant`, now or on an earlier call. A grant that
+        still works changes nothing (the refusal is audited, at most one confirmation per
+        connection per minute). Nothing else changes: placements, outreach and the audit
+        trail remain, no token is revealed. Expected outcomes are not gRPC errors: the reply
+        says what happened and carries the dashboard URL to redirect the browser to.
         """
 
 def add_IntegrationServiceServicer_to_server(servicer: IntegrationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
