@@ -130,6 +130,11 @@ class RealmBudget:
         self.throttle_pauses += 1
         self._dispatch(realm_id)
 
+    async def close(self) -> None:
+        """At shutdown, once no call is left: hand back the leases still being released."""
+        if self.shared is not None:
+            await self.shared.close()
+
     async def throttled(self, realm_id: str, seconds: float) -> None:
         """The platform throttled the realm: pause it here and in every replica."""
         self.pause(realm_id, seconds)
@@ -273,11 +278,15 @@ class SharedBudget:
         try:
             yield
         finally:
-            await asyncio.shield(self._release(realm_id, holder))
+            # Off the caller's path: the call's one database statement is its grant.
+            self._spawn(self._release(realm_id, holder))
 
     async def _acquire(self, realm_id: str, holder: str, priority: Priority) -> None:
         per_minute, concurrent = limits_for(priority, self.per_minute, self.concurrent)
         while True:
+            # Watch for this process's releases from before the attempt: one that lands
+            # between a refusal and the wait still wakes us.
+            released = self._released.setdefault(realm_id, asyncio.Event())
             attempt = asyncio.ensure_future(
                 self._run(
                     _GRANT,
@@ -297,9 +306,9 @@ class SharedBudget:
                 raise
             if granted:
                 return
-            await self._wait(realm_id, per_minute)
+            await self._wait(realm_id, per_minute, released)
 
-    async def _wait(self, realm_id: str, per_minute: int | None) -> None:
+    async def _wait(self, realm_id: str, per_minute: int | None, released: asyncio.Event) -> None:
         rows = await self._run(_STATE, realm=realm_id)
         if not rows:
             await self._run(_CREATE, realm=realm_id)
@@ -316,10 +325,9 @@ class SharedBudget:
         delay = self.poll_seconds * random.uniform(0.5, 1.5)
         if live:
             delay = min(delay, min(live) - now)
-        event = self._released.setdefault(realm_id, asyncio.Event())
         with suppress(TimeoutError):
             async with asyncio.timeout(max(delay, 0.0)):
-                await event.wait()
+                await released.wait()
 
     async def _release(self, realm_id: str, holder: str) -> None:
         try:
@@ -338,6 +346,12 @@ class SharedBudget:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        """Waits for the releases under way (a lease lost here would lapse only after
+        ``lease_seconds``)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def pause(self, realm_id: str, seconds: float) -> None:
         """The platform throttled the realm: no replica starts a request for it until
