@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from aicollect.db.retention import purged_counter
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -51,12 +53,7 @@ class IntegrationMetrics:
             ["state"],
             registry=r,
         )
-        self.retention_purged = Counter(
-            "aicollect_retention_purged_rows_total",
-            "Rows deleted by the retention job, by table.",
-            ["table"],
-            registry=r,
-        )
+        self.retention_purged = purged_counter(r)
         self.inbox_processed = Counter(
             "aicollect_inbox_events_processed_total",
             "Webhook events settled by the inbox workers, by result.",

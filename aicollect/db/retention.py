@@ -16,13 +16,30 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import ColumnElement, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 
 BATCH = 5_000
+
+
+def table_of(model: type[object]) -> Table:
+    """The table behind a mapped class (what a ``Purge`` deletes from)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+def purged_counter(registry: CollectorRegistry) -> Counter:
+    """``aicollect_retention_purged_rows_total{table}``, the same in every process."""
+    return Counter(
+        "aicollect_retention_purged_rows_total",
+        "Rows deleted by the retention job, by table.",
+        ["table"],
+        registry=registry,
+    )
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aicollect.db.retention import Purge, purge_all
+from aicollect.db.retention import Purge, purge_all, table_of
 from aicollect.settings import Settings
 from services.integration.models import AuditEvent, InboxEvent, OAuthState
 
@@ -17,14 +16,8 @@ from services.integration.models import AuditEvent, InboxEvent, OAuthState
 STATE_GRACE = timedelta(days=1)
 
 
-def _table(model: type[object]) -> Table:
-    table = model.__table__  # type: ignore[attr-defined]
-    assert isinstance(table, Table)
-    return table
-
-
 def integration_purges(settings: Settings) -> list[Purge]:
-    inbox = _table(InboxEvent)
+    inbox = table_of(InboxEvent)
     return [
         Purge(
             "webhook_inbox",
@@ -33,10 +26,10 @@ def integration_purges(settings: Settings) -> list[Purge]:
             timedelta(days=settings.retention_inbox_days),
             inbox.c.status.in_(("done", "dropped")),
         ),
-        Purge("oauth_states", _table(OAuthState), "expires_at", STATE_GRACE, key="state_hash"),
+        Purge("oauth_states", table_of(OAuthState), "expires_at", STATE_GRACE, key="state_hash"),
         Purge(
             "integration_audit_events",
-            _table(AuditEvent),
+            table_of(AuditEvent),
             "created_at",
             timedelta(days=365 * settings.retention_audit_years),
         ),

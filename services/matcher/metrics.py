@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from aicollect.db.retention import purged_counter
 from services.matcher.domain import Decision
 
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -57,12 +58,7 @@ class MatcherMetrics:
             buckets=DECISION_BUCKETS,
             registry=r,
         )
-        self.retention_purged = Counter(
-            "aicollect_retention_purged_rows_total",
-            "Rows deleted by the retention job, by table.",
-            ["table"],
-            registry=r,
-        )
+        self.retention_purged = purged_counter(r)
         self.streams = StreamPositions()
         consumers = Gauge(
             "aicollect_outreach_stream_consumers",

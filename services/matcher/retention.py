@@ -8,34 +8,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from aicollect.db.retention import Purge, purge_all
+from aicollect.db.retention import Purge, purge_all, table_of
 from aicollect.settings import Settings
 from services.matcher.models import AuditEvent, OutboxRetention, OutreachEventRow
 
 OUTBOX = "outreach_events"
 
 
-def _table(model: type[object]) -> Table:
-    table = model.__table__  # type: ignore[attr-defined]
-    assert isinstance(table, Table)
-    return table
-
-
 def matcher_purges(settings: Settings) -> list[Purge]:
     return [
         Purge(
             OUTBOX,
-            _table(OutreachEventRow),
+            table_of(OutreachEventRow),
             "created_at",
             timedelta(days=settings.retention_outbox_days),
         ),
         Purge(
             "matching_audit_events",
-            _table(AuditEvent),
+            table_of(AuditEvent),
             "created_at",
             timedelta(days=365 * settings.retention_audit_years),
         ),
@@ -46,7 +40,7 @@ async def _record_outbox_purge(session: AsyncSession, purge: Purge, ids: list[An
     """In the batch's own transaction: the outbox is purged through the highest id deleted."""
     if purge.name != OUTBOX:
         return
-    table = _table(OutboxRetention)
+    table = table_of(OutboxRetention)
     stmt = insert(table).values(id=1, purged_through=max(ids))
     await session.execute(
         stmt.on_conflict_do_update(
