@@ -13,6 +13,7 @@ from aicollect.settings import Settings
 from services.integration.models import AuditEvent as IntegrationAudit
 from services.integration.models import InboxEvent, OAuthState
 from services.integration.retention import purge_integration
+from tests.helpers.rows import audit_row
 
 NOW = datetime.now(UTC)
 SETTINGS = Settings.from_env(
@@ -43,17 +44,6 @@ def _state(key: bytes, expires: datetime) -> dict[str, object]:
     return {"state_hash": key * 32, "tenant_id": "acme", "actor": "jane", "expires_at": expires}
 
 
-def _audit(subject: str, age: timedelta) -> dict[str, object]:
-    return {
-        "tenant_id": "acme",
-        "subject_type": "test",
-        "subject_id": subject,
-        "action": "test.recorded",
-        "actor": "test",
-        "created_at": NOW - age,
-    }
-
-
 async def test_integration_purges_only_what_has_served_its_purpose(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -79,7 +69,10 @@ async def test_integration_purges_only_what_has_served_its_purpose(
         )
         await session.execute(
             insert(IntegrationAudit),
-            [_audit("ancient", timedelta(days=366 * 8)), _audit("kept", timedelta(days=365))],
+            [
+                audit_row("ancient", NOW - timedelta(days=366 * 8)),
+                audit_row("kept", NOW - timedelta(days=365)),
+            ],
         )
 
     counts = await purge_integration(sessions, SETTINGS, now=NOW)

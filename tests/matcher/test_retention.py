@@ -17,23 +17,13 @@ from services.matcher.metrics import MatcherMetrics
 from services.matcher.models import AuditEvent as MatchingAudit
 from services.matcher.models import OutboxRetention, OutreachEventRow
 from services.matcher.retention import purge_matcher
+from tests.helpers.rows import audit_row
 from tests.matcher.conftest import Matcher, placement_input, qbo_payment, reason_of
 
 NOW = datetime.now(UTC)
 SETTINGS = Settings.from_env(
     {"AICOLLECT_RETENTION_OUTBOX_DAYS": "30", "AICOLLECT_RETENTION_AUDIT_YEARS": "7"}
 )
-
-
-def _audit(subject: str, age: timedelta) -> dict[str, object]:
-    return {
-        "tenant_id": "acme",
-        "subject_type": "test",
-        "subject_id": subject,
-        "action": "test.recorded",
-        "actor": "test",
-        "created_at": NOW - age,
-    }
 
 
 async def test_old_outreach_events_are_purged_and_old_cursors_refused(
@@ -82,7 +72,10 @@ async def test_old_audit_of_placements_goes_after_its_years(
     async with sessions.begin() as session:
         await session.execute(
             insert(MatchingAudit),
-            [_audit("ancient", timedelta(days=366 * 8)), _audit("kept", timedelta(days=2000))],
+            [
+                audit_row("ancient", NOW - timedelta(days=366 * 8)),
+                audit_row("kept", NOW - timedelta(days=2000)),
+            ],
         )
     counts = await purge_matcher(sessions, SETTINGS, now=NOW)
     assert counts == {"outreach_events": 0, "matching_audit_events": 1}
