@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from aicollect.errors import FailedPrecondition, InvalidArgument
 from services.matcher.journal import OUTBOX_CHANNEL
 from services.matcher.metrics import StreamPositions
-from services.matcher.models import OutreachEventRow
+from services.matcher.models import OutboxRetention, OutreachEventRow
 from services.matcher.retention import outbox_purged_through
 
 _PREFIX = "outreach:"
@@ -77,17 +77,20 @@ async def _read(
     that retention has purged past: the rows it would skip are gone."""
     table = OutreachEventRow.__table__
     stmt = select(table).where(table.c.id > after).order_by(table.c.id).limit(limit)
-    newest_stmt = select(func.max(table.c.id))
+    newest = select(func.max(table.c.id))
     if tenant_id:
         stmt = stmt.where(table.c.tenant_id == tenant_id)
-        newest_stmt = newest_stmt.where(table.c.tenant_id == tenant_id)
+        newest = newest.where(table.c.tenant_id == tenant_id)
+    # One round trip for both positions: how far retention purged, and the newest event.
+    positions = select(
+        select(OutboxRetention.purged_through).scalar_subquery(), newest.scalar_subquery()
+    )
     async with engine.connect() as conn:
-        purged = await outbox_purged_through(conn)
-        if after < purged:
+        purged, newest_id = (await conn.execute(positions)).one()
+        if after < (purged or 0):
             raise _expired_cursor(purged)
         rows: list[Any] = list((await conn.execute(stmt)).all())
-        newest: int | None = (await conn.execute(newest_stmt)).scalar()
-    return rows, newest
+    return rows, newest_id
 
 
 async def _read_shielded(
