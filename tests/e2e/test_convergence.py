@@ -25,6 +25,7 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.integration.v1 import integration_service_pb2 as ipb
@@ -337,7 +338,46 @@ async def test_lossy_webhooks_plus_one_cdc_poll_converge(
     for i in list(expected):
         if expected[i] != actual[i] and await _vanished_unseen(pipeline, (perfect, lossy), i):
             del expected[i], actual[i]
-    assert actual == expected, f"{script}: perfect {expected} lossy {actual}"
+    if actual != expected:
+        raise AssertionError(
+            f"{script}: perfect {expected} lossy {actual}\n"
+            + await _diagnose(pipeline, perfect, [i for i in expected if expected[i] != actual[i]])
+        )
+
+
+async def _diagnose(p: Pipeline, company: Company, indexes: list[int]) -> str:
+    """What the perfect run's company saw, to tell a lost change from a wrong decision:
+    the emulator's deliveries and drops for its realm, its inbox rows, each differing
+    placement's audit trail."""
+    lines: list[str] = []
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{p.emulator.url}/_emulator/deliveries") as r,
+    ):
+        log = await r.json()
+    for entry in log["deliveries"]:
+        mine = [e for e in entry["events"] if e["realm_id"] == company.realm]
+        if mine:
+            lines.append(f"delivery {entry['seq']} status {entry['status']} {mine}")
+    lines += [f"dropped {d}" for d in log["dropped"] if d["realm_id"] == company.realm]
+    async with p.stack.deps.sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT id, entity, entity_id, operation, occurred_at, status, attempts, "
+                "last_error FROM integration.webhook_inbox WHERE realm_id = :r ORDER BY id"
+            ),
+            {"r": company.realm},
+        )
+        lines += [f"inbox {tuple(row)}" for row in rows]
+    for index in indexes:
+        placement = await _placement(p, company, index)
+        audit = await p.matching.ListAuditEvents(
+            mpb.ListAuditEventsRequest(
+                tenant_id=company.tenant, placement_id=placement.placement_id, page_size=1000
+            )
+        )
+        lines += [f"audit[{index}] {e.action} {dict(e.details)}" for e in audit.events]
+    return "\n".join(lines)
 
 
 async def _vanished_unseen(p: Pipeline, companies: tuple[Company, Company], index: int) -> bool:
