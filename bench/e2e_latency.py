@@ -31,6 +31,7 @@ import aiohttp
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
 from aicollect.rpc.client import internal_channel
+from bench._cpu import CpuMeter, describe, per_unit_ms
 from bench._stack import connect_tenant, create_company, percentile, running_stack, write_result
 
 
@@ -155,6 +156,8 @@ async def main() -> None:
                         if resp.status not in (200, 201):
                             raise SystemExit(f"emulator refused a payment: {await resp.text()}")
 
+                meter = CpuMeter(stack)
+                before = meter.snapshot()
                 start = time.monotonic() + 0.2
                 await asyncio.gather(
                     *(
@@ -169,6 +172,8 @@ async def main() -> None:
                         await asyncio.wait_for(arrived.wait(), 1.0)
                 latencies = [stops[p] - t for p, t in sent.items() if p in stops]
                 missing = len(sent) - len(latencies)
+                # CPU per payment, webhook to STOP, per process (emulator and load excluded).
+                cpu = per_unit_ms(CpuMeter.since(before, meter.snapshot()), len(latencies))
                 step = {
                     "rate_per_s": rate,
                     "payments": len(sent),
@@ -177,11 +182,13 @@ async def main() -> None:
                     "p50_ms": round(percentile(latencies, 50) * 1000, 1),
                     "p99_ms": round(percentile(latencies, 99) * 1000, 1),
                     "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
+                    "cpu_ms_per_payment": cpu,
                 }
                 results.append(step)
                 print(
                     f"  {rate:>5.0f} payments/s: {len(latencies)}/{len(sent)} stopped, "
-                    f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, max {step['max_ms']} ms",
+                    f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, max {step['max_ms']} ms; "
+                    f"CPU ms per payment: {describe(cpu)}",
                     flush=True,
                 )
         consumer.cancel()

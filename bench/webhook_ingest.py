@@ -31,6 +31,7 @@ import aiohttp
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from aicollect.integration.v1 import admin_service_pb2 as apb
+from bench._cpu import CpuMeter, describe, per_unit_ms
 from bench._stack import (
     admin_call,
     connect_tenant,
@@ -102,6 +103,7 @@ async def closed_loop(url: str, token: str, seconds: float, concurrency: int) ->
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.monotonic() - started
     return {
+        "acknowledged": len(latencies),
         "requests_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(percentile(latencies, 50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 99) * 1000, 2),
@@ -186,7 +188,12 @@ async def main() -> None:
             bare_url = f"http://127.0.0.1:{port}/"
             await closed_loop(ours_url, token, 1.0, 4)  # warm-up
             bare_max = await closed_loop(bare_url, token, args.seconds, args.concurrency)
+            meter = CpuMeter(stack)
+            before = meter.snapshot()
             ours_max = await closed_loop(ours_url, token, args.seconds, args.concurrency)
+            spent = CpuMeter.since(before, meter.snapshot())
+            # CPU per acknowledged webhook delivery (10 events each), per process.
+            ours_max["cpu_ms_per_webhook"] = per_unit_ms(spent, ours_max["acknowledged"])
             steps = []
             for rate in rates:
                 step = await open_loop(ours_url, token, rate, args.seconds)
@@ -224,6 +231,8 @@ async def main() -> None:
     print(
         f"saturation: ours {ours_max['requests_per_s']}/s (p99 {ours_max['p99_ms']} ms) vs bare "
         f"aiohttp {bare_max['requests_per_s']}/s -> ratio {ratio:.2f}\n"
+        f"CPU ms per acknowledged webhook at saturation: "
+        f"{describe(ours_max['cpu_ms_per_webhook'])}\n"
         f"highest sustained rate: {result['highest_sustained_rate_per_s']}/s; "
         f"with p99 < 50 ms: {result['highest_rate_with_p99_under_50ms_per_s']}/s\n"
         f"written to {path}"

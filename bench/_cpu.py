@@ -1,0 +1,95 @@
+"""CPU time per process while a benchmark runs: each of our processes, and PostgreSQL.
+
+A benchmark takes a ``snapshot()`` before and after the measured phase; ``since`` gives the
+CPU seconds (user + system) each group spent in between. PostgreSQL's backends come and go
+(one per connection): the postmaster's own time, its live children's, and what its exited
+children left in its ``children_*`` counters together account for all of them. With the
+embedded server that is exactly our database; with ``AICOLLECT_BENCH_DATABASE_URL`` on this
+machine every ``postgres`` process is counted, so run on an otherwise idle server. The
+emulator and the load generator are left out: they stand in for Intuit and the world.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psutil
+
+from aicollect.localstack import LocalStack
+
+OURS = ("gateway", "integration", "matcher")
+
+
+def _own(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+def _with_reaped(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system + times.children_user + times.children_system)
+
+
+def _tree(proc: psutil.Process) -> float:
+    """A process, its exited children (reaped: in its counters) and its live ones."""
+    total = _with_reaped(proc)
+    for child in proc.children(recursive=True):
+        try:
+            total += _own(child)
+        except psutil.NoSuchProcess:  # exited between listing and reading
+            continue
+    return total
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    seconds: dict[str, float]
+
+
+class CpuMeter:
+    def __init__(self, stack: LocalStack) -> None:
+        self._ours: dict[str, psutil.Process] = {}
+        for name in OURS:
+            child = stack.children.get(name)
+            if child is not None and child.proc is not None:
+                self._ours[name] = psutil.Process(child.proc.pid)
+        self._postmaster: psutil.Process | None = None
+        if stack.postgres is not None:
+            pid_file = stack.postgres.pgdata / "postmaster.pid"
+            self._postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+
+    def snapshot(self) -> Snapshot:
+        seconds = {name: _tree(proc) for name, proc in self._ours.items()}
+        if self._postmaster is not None:
+            seconds["postgresql"] = _tree(self._postmaster)
+        else:
+            seconds["postgresql"] = _external_postgres()
+        return Snapshot(seconds)
+
+    @staticmethod
+    def since(before: Snapshot, after: Snapshot) -> dict[str, float]:
+        """CPU seconds per group between two snapshots, and their ``total``."""
+        spent = {k: max(0.0, after.seconds[k] - before.seconds.get(k, 0.0)) for k in after.seconds}
+        spent["total"] = sum(spent.values())
+        return spent
+
+
+def _external_postgres() -> float:
+    """Every PostgreSQL server on this machine: each postmaster's whole tree."""
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if proc.info["name"] == "postgres" and proc.parent().name() != "postgres":
+                total += _tree(proc)
+        except (psutil.NoSuchProcess, AttributeError):
+            continue
+    return total
+
+
+def per_unit_ms(spent: dict[str, float], units: int) -> dict[str, float]:
+    """Milliseconds of CPU per unit of work (webhook, payment), per group."""
+    return {k: round(v * 1000 / max(1, units), 3) for k, v in spent.items()}
+
+
+def describe(per_unit: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in per_unit.items())
