@@ -97,12 +97,19 @@ class Pipeline:
     def events_for(self, placement_id: str) -> list[int]:
         return [e.type for e in self.events if e.placement_id == placement_id]
 
-    async def webhooks_drained(self) -> None:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(f"{self.emulator.url}/_emulator/webhooks/wait", json={"timeout": 10}) as r,
-        ):
-            assert r.status == 200
+    async def webhooks_drained(self, within: float = 60.0) -> None:
+        """Until the emulator has delivered every queued webhook. Asked in rounds of 10 s
+        (a 504 is "still pending"), so a loaded machine slows it down without failing it."""
+        deadline = time.monotonic() + within
+        async with aiohttp.ClientSession() as http:
+            while True:
+                async with http.post(
+                    f"{self.emulator.url}/_emulator/webhooks/wait", json={"timeout": 10}
+                ) as r:
+                    if r.status == 200:
+                        return
+                    assert r.status == 504, await r.text()
+                assert time.monotonic() < deadline, f"webhooks still pending after {within} s"
 
 
 async def debtor(p: Pipeline, amount: str = "500.00") -> tuple[str, str, mpb.Placement]:
