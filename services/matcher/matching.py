@@ -30,13 +30,13 @@ from services.matcher.decisions.effects import apply_effects, write_changes, wri
 from services.matcher.decisions.outcomes import ACTION_CREATED, ACTION_UPDATED
 from services.matcher.decisions.rules.common import audit_entry, report
 from services.matcher.decisions.rules.invoices import decide_invoice
-from services.matcher.decisions.rules.payment_line import payment_facts
 from services.matcher.decisions.rules.payments import (
+    PaymentScope,
     decide_payment,
-    invoice_ids_of,
     payment_order,
+    payment_scope,
     replay,
-    replay_invoice_ids,
+    replay_scope,
 )
 from services.matcher.decisions.rules.people import (
     check_reviewed,
@@ -219,18 +219,17 @@ async def apply_payment(
 
     order = payment_order(seen, payment, first_sight)
     if order <= 0:
-        conditions: list[Any] = []
-        if invoice_ids := replay_invoice_ids(seen):
-            conditions.append(of_invoices(tenant_id, realm_id, invoice_ids))
-        if seen.paused_placement_ids:
-            conditions.append(Placement.placement_id.in_(seen.paused_placement_ids))
-        loaded = await load_ledgers(session, await read_placements(session, *conditions))
+        scope = replay_scope(seen)
+        loaded = await load_ledgers(
+            session, await read_placements(session, *_conditions(tenant_id, realm_id, scope))
+        )
         decisions = replay(seen, list(loaded.ledgers.values()), stale=order < 0)
         await journal.close()
         return decisions
 
+    scope = payment_scope(payment, seen, first_sight)
     gone = Loaded({}, Rows())
-    if payment.state is not EntityState.ACTIVE and first_sight:
+    if scope.gone_cause:
         gone = await load_ledgers(
             session,
             await lock_placements(
@@ -238,38 +237,16 @@ async def apply_payment(
                 and_(
                     Placement.tenant_id == tenant_id,
                     Placement.realm_id == realm_id,
-                    Placement.cause_qbo_payment_id == payment.qbo_payment_id,
+                    Placement.cause_qbo_payment_id == scope.gone_cause,
                     Placement.status == Status.RESOLVED_OUT_OF_BAND.value,
                 ),
             ),
         )
-    main = Loaded({}, Rows())
-    if not (payment.state is EntityState.DELETED and first_sight):
-        facts = payment_facts(payment, seen, first_sight)
-        conditions = []
-        if invoice_ids := invoice_ids_of(facts):
-            conditions.append(of_invoices(tenant_id, realm_id, invoice_ids))
-        if (
-            payment.state is EntityState.ACTIVE
-            and payment.unapplied > 0
-            and payment.qbo_customer_id
-        ):
-            conditions.append(
-                and_(
-                    Placement.tenant_id == tenant_id,
-                    Placement.realm_id == realm_id,
-                    Placement.qbo_customer_id == payment.qbo_customer_id,
-                    Placement.status == Status.ACTIVE.value,
-                )
-            )
-        if seen.paused_placement_ids:
-            conditions.append(Placement.placement_id.in_(seen.paused_placement_ids))
-        main = await load_ledgers(
-            session,
-            await lock_placements(session, *conditions),
-            payment_id=payment.qbo_payment_id,
-        )
-
+    main = await load_ledgers(
+        session,
+        await lock_placements(session, *_conditions(tenant_id, realm_id, scope)),
+        payment_id=payment.qbo_payment_id,
+    )
     decided = decide_payment(payment, seen, first_sight, gone.ordered(), main.ordered(), ctx)
     loaded = gone
     loaded.merge(main)
@@ -278,6 +255,25 @@ async def apply_payment(
     await apply_effects(journal, loaded, decided.effects)
     await journal.close()
     return list(decided.decisions)
+
+
+def _conditions(tenant_id: str, realm_id: str, scope: PaymentScope) -> list[Any]:
+    """The placements a payment's scope covers, as SQL (``PaymentScope.covers``)."""
+    conditions: list[Any] = []
+    if scope.invoice_ids:
+        conditions.append(of_invoices(tenant_id, realm_id, scope.invoice_ids))
+    if scope.customer_id:
+        conditions.append(
+            and_(
+                Placement.tenant_id == tenant_id,
+                Placement.realm_id == realm_id,
+                Placement.qbo_customer_id == scope.customer_id,
+                Placement.status == Status.ACTIVE.value,
+            )
+        )
+    if scope.paused_ids:
+        conditions.append(Placement.placement_id.in_(scope.paused_ids))
+    return conditions
 
 
 # ---------------------------------------------------------------------------------------

@@ -32,8 +32,22 @@ from services.matcher.decisions.rules.unapplied import (
     pause_for_unapplied,
     pause_if_unapplied_covers,
 )
-from services.matcher.decisions.values import Context, Effect, Ledger, SeenPayment, evolve
-from services.matcher.domain import Decision, EntityState, Outcome, PaymentIn, format_money
+from services.matcher.decisions.values import (
+    Context,
+    Effect,
+    Ledger,
+    PlacementState,
+    SeenPayment,
+    evolve,
+)
+from services.matcher.domain import (
+    Decision,
+    EntityState,
+    Outcome,
+    PaymentIn,
+    Status,
+    format_money,
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,62 @@ def payment_order(seen: SeenPayment, payment: PaymentIn, first_sight: bool) -> i
     if first_sight:
         return 1
     return version_order(seen.sync_token, seen.state, payment.sync_token, payment.state)
+
+
+@dataclass(frozen=True)
+class PaymentScope:
+    """Which placements of the payment's company a read concerns (the snapshot locks
+    them; ``covers`` says the same of one placement, for an in-memory store)."""
+
+    invoice_ids: tuple[str, ...] = ()
+    # Its customer's active placements, when it carries unapplied money.
+    customer_id: str = ""
+    # Those it paused before.
+    paused_ids: tuple[str, ...] = ()
+    # Placements resolved out of band by this payment, read now for the first time gone.
+    gone_cause: str = ""
+
+    def covers(self, p: PlacementState) -> bool:
+        return (
+            p.qbo_invoice_id in self.invoice_ids
+            or (
+                bool(self.customer_id)
+                and p.qbo_customer_id == self.customer_id
+                and p.status == Status.ACTIVE.value
+            )
+            or p.placement_id in self.paused_ids
+        )
+
+    def gone(self, p: PlacementState) -> bool:
+        return (
+            bool(self.gone_cause)
+            and p.cause_qbo_payment_id == self.gone_cause
+            and p.status == Status.RESOLVED_OUT_OF_BAND.value
+        )
+
+
+def replay_scope(seen: SeenPayment) -> PaymentScope:
+    """What a replay reports on (read, not locked)."""
+    return PaymentScope(
+        invoice_ids=tuple(seen.invoice_amounts), paused_ids=seen.paused_placement_ids
+    )
+
+
+def payment_scope(payment: PaymentIn, seen: SeenPayment, first_sight: bool) -> PaymentScope:
+    """What a new version of a payment concerns."""
+    gone_cause = payment.qbo_payment_id if payment.state is not EntityState.ACTIVE else ""
+    if not first_sight:
+        gone_cause = ""
+    if payment.state is EntityState.DELETED and first_sight:
+        return PaymentScope(gone_cause=gone_cause)
+    facts = payment_facts(payment, seen, first_sight)
+    unapplied = payment.state is EntityState.ACTIVE and payment.unapplied > 0
+    return PaymentScope(
+        invoice_ids=tuple(invoice_ids_of(facts)),
+        customer_id=payment.qbo_customer_id if unapplied else "",
+        paused_ids=seen.paused_placement_ids,
+        gone_cause=gone_cause,
+    )
 
 
 def replay_invoice_ids(seen: SeenPayment) -> list[str]:
