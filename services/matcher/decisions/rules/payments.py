@@ -122,13 +122,9 @@ def payment_scope(payment: PaymentIn, seen: SeenPayment, first_sight: bool) -> P
     )
 
 
-def replay_invoice_ids(seen: SeenPayment) -> list[str]:
-    return list(seen.invoice_amounts)
-
-
 def replay(seen: SeenPayment, ledgers: Sequence[Ledger], *, stale: bool) -> list[Decision]:
     """The same (or an older) version again: nothing changes; say what each placement is."""
-    invoice_ids = replay_invoice_ids(seen)
+    invoice_ids = list(seen.invoice_amounts)
     by_invoice = {ledger.placement.qbo_invoice_id: ledger for ledger in ledgers}
     what = "an older version" if stale else f"version {seen.sync_token or seen.state}"
     decisions: list[Decision] = []
