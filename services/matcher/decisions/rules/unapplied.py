@@ -91,7 +91,7 @@ def pause_for_unapplied(
                 )
                 continue
             ledger = ledger.with_exclusion(evolve(exclusion, lifted_at=ctx.now))
-            effects.append(evolve(unchanged(ledger, "", Outcome.NO_PLACEMENT, ""), decision=None))
+            effects.append(Effect(None, ledger))  # the exclusion lifted; no answer
         eligible.append(ledger)
     # Unapplied money that covers what a placement is owed may well be its payment (also
     # when it is more: an overpayment, or several invoices paid at once); when in doubt,
