@@ -163,6 +163,51 @@ def test_runtime_code_never_imports_an_emulator_or_test_code() -> None:
     assert _violations(runtime, ("emulators", "examples", "tests", "bench"), direct=False) == []
 
 
+# The matcher's decision table: pure functions of frozen values (docs/matching.md).
+PURE_TABLE = (
+    "services.matcher.decisions.rules",
+    "services.matcher.decisions.values",
+    "services.matcher.decisions.outcomes",
+)
+# What a pure function may not reach: storage, the network, the clock, chance.
+IMPURE = (
+    *DATABASE,
+    "services.matcher.models",
+    "services.matcher.journal",
+    "services.matcher.decisions.snapshot",
+    "services.matcher.decisions.effects",
+    "asyncio",
+    "grpc",
+    "aiohttp",
+    "random",
+    "secrets",
+    "uuid",
+    "time",
+    "os",
+)
+CLOCK_READS = ("now", "utcnow", "today", "time", "monotonic", "perf_counter")
+
+
+def test_the_matching_table_is_pure() -> None:
+    """The matching rules read a snapshot and return effects: no module of the table reaches
+    the database, the network, the clock or chance, even through a helper, and none reads
+    the time (it is passed in)."""
+    table = _modules_of(*PURE_TABLE)
+    assert len(table) > 5, table
+    assert _violations(table, IMPURE, direct=False) == []
+    reads = []
+    for module in table:
+        path = _modules()[module]
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in CLOCK_READS
+            ):
+                reads.append(f"{module}:{node.lineno} .{node.func.attr}()")
+    assert reads == []
+
+
 def _dockerfile_stages() -> list[tuple[str, str, list[str]]]:
     """(name, base, instructions) of each Dockerfile stage, in order."""
     stages: list[tuple[str, str, list[str]]] = []

@@ -23,11 +23,7 @@ class Status(StrEnum):
     NEEDS_REVIEW = "needs_review"
 
 
-# Outreach has stopped for good.
-TERMINAL = frozenset({Status.RESOLVED_OUT_OF_BAND, Status.RESOLVED_PAID_PORTAL, Status.CLOSED})
-# Outreach is paused until a human decides.
-REVIEW = frozenset({Status.PAUSED_PENDING_REVIEW, Status.NEEDS_REVIEW})
-RESTORABLE = frozenset({Status.RESOLVED_OUT_OF_BAND, *REVIEW})
+# Which statuses are terminal, under review or restorable: decisions/outcomes.py.
 
 
 class Outcome(StrEnum):

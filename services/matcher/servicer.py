@@ -1,7 +1,9 @@
 """MatchingService: converts protos to domain calls and back, one transaction per call.
 
-The rules live in ``matching``, the reads in ``queries``, the stream in ``outbox`` and the
-report in ``reconciliation``; domain errors become gRPC codes in the shared interceptor.
+Decisions go through ``matching`` (a snapshot, the pure table in ``decisions/rules``, the
+effects written through the journal), the reads through ``queries``, the stream in
+``outbox`` and the report in ``reconciliation``; domain errors become gRPC codes in the
+shared interceptor.
 """
 
 from __future__ import annotations

@@ -1,0 +1,337 @@
+"""A QBO payment read, across every placement it concerns.
+
+:func:`payment_order` says whether the version is new; a version already applied (or an
+older one) is a replay (:func:`replay`) and changes nothing. A new version goes through
+:func:`decide_payment`: a payment gone before it was read (:func:`unread_payment_gone`),
+each placed invoice it applies to (``payment_line``), its unapplied money
+(``unapplied``), and finally the unapplied-money check on every placement whose balance
+fell. It returns every decision, the effects in the order they are written, and the
+payment's record as the matcher keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.matcher.decisions.outcomes import Verdict
+from services.matcher.decisions.rules.common import (
+    Change,
+    money,
+    reclassify,
+    report,
+    settle,
+    version_order,
+)
+from services.matcher.decisions.rules.payment_line import (
+    PaymentFacts,
+    payment_facts,
+    payment_line,
+)
+from services.matcher.decisions.rules.unapplied import (
+    pause_for_unapplied,
+    pause_if_unapplied_covers,
+)
+from services.matcher.decisions.values import (
+    Context,
+    Effect,
+    Ledger,
+    PlacementState,
+    SeenPayment,
+    evolve,
+)
+from services.matcher.domain import (
+    Decision,
+    EntityState,
+    Outcome,
+    PaymentIn,
+    Status,
+    format_money,
+)
+
+
+@dataclass(frozen=True)
+class PaymentDecided:
+    """Everything one payment read decides: answers, effects in write order, the record."""
+
+    decisions: tuple[Decision, ...]
+    effects: tuple[Effect, ...]
+    seen: SeenPayment
+
+
+def payment_order(seen: SeenPayment, payment: PaymentIn, first_sight: bool) -> int:
+    """1 when the version is new to the matcher; 0 the same again; -1 older."""
+    if first_sight:
+        return 1
+    return version_order(seen.sync_token, seen.state, payment.sync_token, payment.state)
+
+
+@dataclass(frozen=True)
+class PaymentScope:
+    """Which placements of the payment's company a read concerns (the snapshot locks
+    them; ``covers`` says the same of one placement, for an in-memory store)."""
+
+    invoice_ids: tuple[str, ...] = ()
+    # Its customer's active placements, when it carries unapplied money.
+    customer_id: str = ""
+    # Those it paused before.
+    paused_ids: tuple[str, ...] = ()
+    # Placements resolved out of band by this payment, read now for the first time gone.
+    gone_cause: str = ""
+
+    def covers(self, p: PlacementState) -> bool:
+        return (
+            p.qbo_invoice_id in self.invoice_ids
+            or (
+                bool(self.customer_id)
+                and p.qbo_customer_id == self.customer_id
+                and p.status == Status.ACTIVE.value
+            )
+            or p.placement_id in self.paused_ids
+        )
+
+    def gone(self, p: PlacementState) -> bool:
+        return (
+            bool(self.gone_cause)
+            and p.cause_qbo_payment_id == self.gone_cause
+            and p.status == Status.RESOLVED_OUT_OF_BAND.value
+        )
+
+
+def replay_scope(seen: SeenPayment) -> PaymentScope:
+    """What a replay reports on (read, not locked)."""
+    return PaymentScope(
+        invoice_ids=tuple(seen.invoice_amounts), paused_ids=seen.paused_placement_ids
+    )
+
+
+def payment_scope(payment: PaymentIn, seen: SeenPayment, first_sight: bool) -> PaymentScope:
+    """What a new version of a payment concerns."""
+    gone_cause = payment.qbo_payment_id if payment.state is not EntityState.ACTIVE else ""
+    if not first_sight:
+        gone_cause = ""
+    if payment.state is EntityState.DELETED and first_sight:
+        return PaymentScope(gone_cause=gone_cause)
+    facts = payment_facts(payment, seen, first_sight)
+    unapplied = payment.state is EntityState.ACTIVE and payment.unapplied > 0
+    return PaymentScope(
+        invoice_ids=tuple(invoice_ids_of(facts)),
+        customer_id=payment.qbo_customer_id if unapplied else "",
+        paused_ids=seen.paused_placement_ids,
+        gone_cause=gone_cause,
+    )
+
+
+def replay(seen: SeenPayment, ledgers: Sequence[Ledger], *, stale: bool) -> list[Decision]:
+    """The same (or an older) version again: nothing changes; say what each placement is."""
+    invoice_ids = list(seen.invoice_amounts)
+    by_invoice = {ledger.placement.qbo_invoice_id: ledger for ledger in ledgers}
+    what = "an older version" if stale else f"version {seen.sync_token or seen.state}"
+    decisions: list[Decision] = []
+    for invoice_id in invoice_ids:
+        if invoice_id not in by_invoice:
+            decisions.append(
+                report(
+                    None,
+                    invoice_id,
+                    Outcome.NO_PLACEMENT,
+                    f"invoice {invoice_id} of QBO payment {seen.qbo_payment_id} is not placed",
+                )
+            )
+    for ledger in sorted(ledgers, key=lambda ledger: ledger.id):
+        if ledger.active_exclusion(seen.qbo_payment_id):
+            outcome = Outcome.EXCLUDED_AFTER_RESTORE
+            detail = (
+                f"QBO payment {seen.qbo_payment_id} was excluded from this placement by a "
+                "restore and has not changed in QBO since; ignored"
+            )
+        else:
+            outcome = Outcome.DUPLICATE_NO_CHANGE
+            detail = (
+                f"QBO payment {seen.qbo_payment_id}: {what} was already applied; nothing changed"
+            )
+        decisions.append(report(ledger.placement, "", outcome, detail))
+    return decisions
+
+
+def unread_payment_gone(ledger: Ledger, payment: PaymentIn, ctx: Context) -> Effect:
+    """A payment deleted or voided before we read it, which an invoice version showed and
+    which resolved the placement (counted from the invoice's drop): what it paid is unknown
+    and the resolution no longer stands. Outreach stays stopped; a human decides."""
+    p = ledger.placement
+    balance = p.balance_minor_units
+    if p.restore_balance_minor_units is not None:
+        balance = max(balance, p.restore_balance_minor_units)
+    back = balance - p.balance_minor_units
+    p = evolve(
+        p,
+        oob_paid_minor_units=max(0, p.oob_paid_minor_units - back),
+        unseen_paid_minor_units=max(0, p.unseen_paid_minor_units - back),
+    )
+    reason = (
+        f"QBO payment {payment.qbo_payment_id}, which invoice "
+        f"{p.qbo_invoice_id}'s balance showed before the payment was read and "
+        f"after which the placement was {p.status}, was "
+        f"{payment.state.value} in QBO before it was read; "
+        f"{money(p, balance)} owed again. Outreach stays stopped until a human "
+        "reviews it"
+    )
+    change = Change(
+        Verdict.FLAGGED_FOR_REVIEW,
+        reason,
+        balance=balance,
+        review_reason=reason,
+        cause=(payment.qbo_payment_id, payment.sync_token),
+        details={
+            "qbo_payment_id": payment.qbo_payment_id,
+            "sync_token": payment.sync_token,
+            "payment_state": payment.state.value,
+        },
+    )
+    return settle(evolve(ledger, placement=p), change, ctx, records=(reclassify(p),))
+
+
+def invoice_ids_of(facts: PaymentFacts) -> list[str]:
+    """The invoices a payment version concerns: those it applies to and those it did."""
+    return list(dict.fromkeys([*facts.amounts, *(facts.previous or {})]))
+
+
+def decide_payment(
+    payment: PaymentIn,
+    seen: SeenPayment,
+    first_sight: bool,
+    gone: Sequence[Ledger],
+    ledgers: Sequence[Ledger],
+    ctx: Context,
+) -> PaymentDecided:
+    """A new version of a payment. ``gone``: the placements an unread payment that is now
+    voided or deleted resolved; ``ledgers``: every placement locked for the payment (its
+    invoices, its customer's active ones when it carries unapplied money, those it paused),
+    in placement-id order."""
+    effects: list[Effect] = []
+    decisions: list[Decision] = []
+    if payment.state is not EntityState.ACTIVE and first_sight:
+        # Gone before we ever read it; only an invoice version can have counted it.
+        for ledger in gone:
+            effect = unread_payment_gone(ledger, payment, ctx)
+            effects.append(effect)
+            assert effect.decision is not None
+            decisions.append(effect.decision)
+    if payment.state is EntityState.DELETED and first_sight:
+        record = evolve(
+            seen, sync_token=payment.sync_token, state=payment.state.value, updated_at=ctx.now
+        )
+        return PaymentDecided(tuple(decisions), tuple(effects), record)
+
+    facts = payment_facts(payment, seen, first_sight)
+    invoice_ids = invoice_ids_of(facts)
+    unapplied = payment.state is EntityState.ACTIVE and payment.unapplied > 0
+    ours = [
+        ledger
+        for ledger in ledgers
+        if ledger.placement.tenant_id == seen.tenant_id
+        and ledger.placement.realm_id == seen.realm_id
+    ]
+    by_invoice = {ledger.placement.qbo_invoice_id: ledger for ledger in ours}
+    current = {ledger.id: ledger for ledger in by_invoice.values()}
+    decided: set[str] = set()
+    for invoice_id in invoice_ids:
+        found = by_invoice.get(invoice_id)
+        if found is None:
+            decisions.append(
+                report(
+                    None,
+                    invoice_id,
+                    Outcome.NO_PLACEMENT,
+                    f"{facts.describe()} applies "
+                    f"{format_money(facts.amounts.get(invoice_id, 0), facts.currency)} to "
+                    f"invoice {invoice_id}, which is not placed",
+                )
+            )
+            continue
+        previous = None if facts.previous is None else facts.previous.get(invoice_id)
+        effect = payment_line(current[found.id], facts, previous, ctx)
+        effects.append(effect)
+        assert effect.decision is not None
+        assert effect.ledger is not None
+        decisions.append(effect.decision)
+        current[found.id] = effect.ledger
+        decided.add(found.id)
+
+    paused = list(seen.paused_placement_ids)
+    if unapplied:
+        candidates = [
+            current[ledger.id]
+            for ledger in ours
+            if ledger.id not in decided
+            and ledger.placement.qbo_customer_id == payment.qbo_customer_id
+        ]
+        for effect in pause_for_unapplied(candidates, facts, ctx):
+            effects.append(effect)
+            if effect.ledger is not None:
+                current[effect.ledger.id] = effect.ledger
+            if effect.decision is None:
+                continue
+            decisions.append(effect.decision)
+            decided.add(effect.decision.placement_id)
+            if effect.decision.outcome is Outcome.PAUSED_UNAPPLIED_PAYMENT:
+                paused.append(effect.decision.placement_id)
+    for ledger in ledgers:
+        if ledger.id in seen.paused_placement_ids and ledger.id not in decided:
+            p = current.get(ledger.id, ledger).placement
+            decisions.append(
+                report(
+                    p,
+                    "",
+                    Outcome.DUPLICATE_NO_CHANGE,
+                    f"{facts.describe()} changed; the placement it paused stays "
+                    f"{p.status} until a human reviews it",
+                )
+            )
+
+    record = _recorded(seen, payment, facts, paused, ctx)
+    for n, decision in enumerate(decisions):
+        decided_ledger = current.get(decision.placement_id)
+        if decided_ledger is None:
+            continue
+        payments = [
+            record if s.qbo_payment_id == record.qbo_payment_id else s
+            for s in decided_ledger.unapplied
+        ]
+        covered = pause_if_unapplied_covers(decided_ledger, payments, ctx)
+        if covered is not None:
+            assert covered.decision is not None
+            assert covered.ledger is not None
+            effects.append(covered)
+            decisions[n] = covered.decision
+            current[decided_ledger.id] = covered.ledger
+    return PaymentDecided(tuple(decisions), tuple(effects), record)
+
+
+def _recorded(
+    seen: SeenPayment, payment: PaymentIn, facts: PaymentFacts, paused: list[str], ctx: Context
+) -> SeenPayment:
+    """The payment's record after this version."""
+    record = evolve(
+        seen,
+        sync_token=payment.sync_token or seen.sync_token,
+        state=payment.state.value,
+        currency_code=facts.currency,
+    )
+    if payment.state is not EntityState.DELETED:
+        record = evolve(
+            record,
+            total_minor_units=payment.total,
+            unapplied_minor_units=payment.unapplied,
+            qbo_customer_id=payment.qbo_customer_id or seen.qbo_customer_id,
+            credit_memo_ids=tuple(facts.credit_memo_ids),
+            qbo_created_at=payment.create_time or seen.qbo_created_at,
+        )
+    # Invoices linked before keep a 0 entry, so replays and later versions still find them.
+    return evolve(
+        record,
+        invoice_amounts={**dict.fromkeys(facts.previous or {}, 0), **facts.amounts},
+        paused_placement_ids=tuple(dict.fromkeys(paused)),
+        qbo_updated_at=payment.last_updated or seen.qbo_updated_at,
+        updated_at=ctx.now,
+    )

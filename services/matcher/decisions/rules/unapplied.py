@@ -1,0 +1,154 @@
+"""The table's rows for unapplied money (a payment applied to no invoice).
+
+Unapplied money from a customer that covers what one of its active placements owes (at
+least the balance, within the tolerance) may well be that placement's payment: the
+placement is paused pending review, never resolved on this evidence and never resumed
+automatically. Only the amount and the customer decide, so the rule gives the same answer
+whether the payment or the placement's fall in balance is read first: it runs when the
+payment is read (:func:`pause_for_unapplied`) and whenever a balance falls
+(:func:`pause_if_unapplied_covers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from services.matcher.decisions.outcomes import Verdict
+from services.matcher.decisions.rules.common import (
+    Change,
+    exclusion_holds,
+    money,
+    settle,
+    unchanged,
+)
+from services.matcher.decisions.rules.payment_line import PaymentFacts
+from services.matcher.decisions.values import Context, Effect, Ledger, SeenPayment, evolve
+from services.matcher.domain import EntityState, Outcome, Status, format_money
+
+
+def pause_unapplied(
+    ledger: Ledger,
+    payment_id: str,
+    token: str,
+    unapplied: int,
+    currency: str,
+    customer_id: str,
+    what: str,
+    ctx: Context,
+) -> Effect:
+    p = ledger.placement
+    reason = (
+        f"{what} from customer {customer_id} has {format_money(unapplied, currency)} "
+        f"unapplied, at least what this placement's invoice is owed "
+        f"({money(p, p.balance_minor_units)}): a payment likely exists. "
+        "Review before outreach resumes"
+    )
+    change = Change(
+        Verdict.PAUSED_UNAPPLIED_PAYMENT,
+        reason,
+        review_reason=reason,
+        cause=(payment_id, token),
+        details={
+            "qbo_payment_id": payment_id,
+            "sync_token": token,
+            "unapplied_minor_units": unapplied,
+            "payment_currency_code": currency,
+            "qbo_customer_id": customer_id,
+        },
+    )
+    return settle(ledger, change, ctx)
+
+
+def pause_for_unapplied(
+    candidates: Sequence[Ledger], facts: PaymentFacts, ctx: Context
+) -> list[Effect]:
+    """An unapplied payment from a customer whose active placements it covers (at least
+    their balance): pause pending review (a likely payment exists); never resolve on this
+    evidence. A placement's exclusion of the payment, when the payment changed since the
+    restore, is lifted (an effect without a decision)."""
+    tol = ctx.tolerance
+    unapplied = facts.payment.unapplied
+    active = [
+        ledger
+        for ledger in candidates
+        if Status(ledger.placement.status) is Status.ACTIVE
+        and ledger.placement.currency_code == facts.currency
+    ]
+    effects: list[Effect] = []
+    eligible: list[Ledger] = []
+    for ledger in active:
+        exclusion = ledger.active_exclusion(facts.id)
+        if exclusion is not None:
+            if exclusion_holds(exclusion, facts.token, facts.payment.last_updated):
+                effects.append(
+                    unchanged(
+                        ledger,
+                        "",
+                        Outcome.EXCLUDED_AFTER_RESTORE,
+                        f"{facts.describe()} was excluded from this placement by a restore "
+                        "and has not changed in QBO since; ignored",
+                    )
+                )
+                continue
+            ledger = ledger.with_exclusion(evolve(exclusion, lifted_at=ctx.now))
+            effects.append(Effect(None, ledger))  # the exclusion lifted; no answer
+        eligible.append(ledger)
+    # Unapplied money that covers what a placement is owed may well be its payment (also
+    # when it is more: an overpayment, or several invoices paid at once); when in doubt,
+    # pause. Only the amount and the customer decide, so the order in which payments are
+    # read cannot change the outcome (see pause_if_unapplied_covers).
+    for ledger in eligible:
+        if ledger.placement.balance_minor_units <= unapplied + tol:
+            effects.append(
+                pause_unapplied(
+                    ledger,
+                    facts.id,
+                    facts.token,
+                    unapplied,
+                    facts.currency,
+                    facts.payment.qbo_customer_id,
+                    facts.describe(),
+                    ctx,
+                )
+            )
+    return effects
+
+
+def pause_if_unapplied_covers(
+    ledger: Ledger, payments: Iterable[SeenPayment], ctx: Context
+) -> Effect | None:
+    """An active placement whose balance fell (or that was just decided) is paused when an
+    unapplied payment already seen from its customer covers what is left: the same rule as
+    when the unapplied payment is read, whichever of the two the matcher learns first.
+    ``payments`` are the customer's payments seen, in the database's order of ids."""
+    p = ledger.placement
+    if Status(p.status) is not Status.ACTIVE or not p.qbo_customer_id:
+        return None
+    for record in payments:
+        if not (
+            record.tenant_id == p.tenant_id
+            and record.realm_id == p.realm_id
+            and record.qbo_customer_id == p.qbo_customer_id
+            and record.state == EntityState.ACTIVE.value
+            and record.currency_code == p.currency_code
+            and record.unapplied_minor_units >= p.balance_minor_units - ctx.tolerance
+        ):
+            continue
+        if record.unapplied_minor_units <= 0 or record.invoice_amounts.get(p.qbo_invoice_id):
+            continue  # a payment applied to this invoice was decided as such
+        exclusion = ledger.active_exclusion(record.qbo_payment_id)
+        if exclusion is not None and exclusion_holds(
+            exclusion, record.sync_token, record.qbo_updated_at
+        ):
+            continue
+        return pause_unapplied(
+            ledger,
+            record.qbo_payment_id,
+            record.sync_token,
+            record.unapplied_minor_units,
+            record.currency_code,
+            record.qbo_customer_id,
+            f"QBO payment {record.qbo_payment_id}",
+            ctx,
+        )
+    return None

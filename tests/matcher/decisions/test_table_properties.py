@@ -1,0 +1,346 @@
+"""Properties of the matching table, on random histories, without a database.
+
+The table (``services/matcher/decisions/rules``) is pure, so thousands of histories run in
+seconds through an in-memory store (``tests/helpers/table.py``). Every history holds:
+
+* no balance is ever negative, and no payment counts more than its amount;
+* a payment is never counted twice: the same version read again changes nothing;
+* nothing resumes outreach by itself: only a person's restore brings a placement that
+  left ACTIVE back, or emits RESUME;
+* the same final facts, read in any order, end in the same state.
+
+``make test`` runs a fixed set of examples (derandomized: the same every run). Set
+``AICOLLECT_TABLE_EXAMPLES`` to run that many, drawn afresh each time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.matcher.decisions.outcomes import RESTORABLE
+from services.matcher.domain import (
+    EntityState,
+    InvoiceIn,
+    LinkedTxnIn,
+    LinkType,
+    PaymentIn,
+    PaymentLineIn,
+    Status,
+)
+from tests.helpers.table import START, Books, Step, placement
+
+EXAMPLES = int(os.environ.get("AICOLLECT_TABLE_EXAMPLES", "200"))
+TABLE = settings(
+    max_examples=EXAMPLES,
+    derandomize="AICOLLECT_TABLE_EXAMPLES" not in os.environ,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+INVOICES = ("i1", "i2")
+PAYMENTS = ("a", "b", "c", "u")
+
+
+@dataclass(frozen=True)
+class Pay:
+    payment_id: str
+    state: EntityState
+    lines: tuple[tuple[str, int], ...]
+    credit: bool
+    unapplied: int
+
+
+@dataclass(frozen=True)
+class Invoice:
+    invoice_id: str
+    state: EntityState
+    balance: int
+    linked: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Restore:
+    invoice_id: str
+
+
+@dataclass(frozen=True)
+class Again:
+    """The previous fact delivered once more."""
+
+
+Action = Pay | Invoice | Restore | Again
+
+amounts = st.integers(min_value=0, max_value=120).map(lambda n: n * 500)
+states = st.sampled_from(
+    [EntityState.ACTIVE, EntityState.ACTIVE, EntityState.VOIDED, EntityState.DELETED]
+)
+pays = st.builds(
+    Pay,
+    st.sampled_from(PAYMENTS),
+    states,
+    st.lists(st.tuples(st.sampled_from(INVOICES), amounts), max_size=2).map(tuple),
+    st.booleans(),
+    st.sampled_from([0, 0, 0, 5_000, 30_000, 60_000]),
+)
+invoices = st.builds(
+    Invoice,
+    st.sampled_from(INVOICES),
+    st.sampled_from([EntityState.ACTIVE] * 6 + [EntityState.VOIDED, EntityState.DELETED]),
+    amounts,
+    st.lists(st.sampled_from(PAYMENTS), max_size=3, unique=True).map(tuple),
+)
+actions = st.one_of(
+    pays, pays, invoices, st.builds(Restore, st.sampled_from(INVOICES)), st.just(Again())
+)
+histories = st.lists(actions, max_size=14)
+balances = st.integers(min_value=1, max_value=100).map(lambda n: n * 1_000)
+
+
+class Player:
+    """Turns actions into the facts QBO would send, with increasing versions and times."""
+
+    def __init__(self, books: Books) -> None:
+        self.books = books
+        self.tokens: dict[str, int] = {}
+        self.moment = 0
+        self.last: PaymentIn | InvoiceIn | None = None
+
+    def _next(self, key: str) -> tuple[str, datetime]:
+        self.tokens[key] = self.tokens.get(key, -1) + 1
+        self.moment += 1
+        return str(self.tokens[key]), START + timedelta(minutes=self.moment)
+
+    def payment(self, action: Pay) -> PaymentIn:
+        token, when = self._next(action.payment_id)
+        applied = sum(amount for _, amount in action.lines)
+        lines = [PaymentLineIn(i, LinkType.INVOICE, amount) for i, amount in action.lines]
+        if action.credit and applied:
+            lines.append(PaymentLineIn("cm1", LinkType.CREDIT_MEMO, applied))
+        total = action.unapplied + (0 if action.credit else applied)
+        return PaymentIn(
+            qbo_payment_id=action.payment_id,
+            sync_token=token,
+            state=action.state,
+            currency="USD",
+            total=total,
+            unapplied=action.unapplied,
+            qbo_customer_id="c1",
+            lines=tuple(lines),
+            create_time=when,
+            last_updated=when,
+        )
+
+    def invoice(self, action: Invoice, total: int) -> InvoiceIn:
+        token, when = self._next(action.invoice_id)
+        return InvoiceIn(
+            qbo_invoice_id=action.invoice_id,
+            sync_token=str(int(token) + 1),
+            state=action.state,
+            currency="USD",
+            total=total,
+            balance=action.balance,
+            doc_number=action.invoice_id,
+            due_date=None,
+            qbo_customer_id="c1",
+            last_updated=when,
+            linked=tuple(LinkedTxnIn(pid, LinkType.PAYMENT) for pid in action.linked),
+        )
+
+    def play(self, action: Action, totals: dict[str, int]) -> Step | None:
+        books = self.books
+        if isinstance(action, Pay):
+            self.last = self.payment(action)
+            return books.pay(self.last)
+        if isinstance(action, Invoice):
+            self.last = self.invoice(action, totals[action.invoice_id])
+            return books.invoice(self.last)
+        if isinstance(action, Restore):
+            pid = f"p-{action.invoice_id}"
+            if Status(books.ledgers[pid].placement.status) in RESTORABLE:
+                return books.restore(pid)
+            return None
+        if isinstance(self.last, PaymentIn):
+            return books.pay(self.last)
+        if isinstance(self.last, InvoiceIn):
+            return books.invoice(self.last)
+        return None
+
+
+def _check_invariants(books: Books) -> None:
+    for ledger in books.ledgers.values():
+        p = ledger.placement
+        assert p.balance_minor_units >= 0, p
+        assert p.qbo_balance_minor_units >= 0, p
+        for app in ledger.applications.values():
+            assert 0 <= app.counted_minor_units <= app.amount_minor_units, app
+
+
+@TABLE
+@given(b1=balances, b2=balances, history=histories)
+def test_random_histories_keep_the_invariants(b1: int, b2: int, history: list[Action]) -> None:
+    books = Books()
+    totals = {"i1": b1, "i2": b2}
+    books.place(placement("i1", b1))
+    books.place(placement("i2", b2))
+    player = Player(books)
+    for action in history:
+        step = player.play(action, totals)
+        _check_invariants(books)
+        if step is None or isinstance(action, Restore):
+            continue
+        # Nothing resumes outreach by itself.
+        assert books.resumed(step) == [], action
+        # The same version again changes nothing: a payment never counts twice.
+        before = dict(books.ledgers)
+        again = player.play(Again(), totals)
+        assert again is not None
+        assert [e.records for e in again.effects if e.records] == []
+        assert books.ledgers == before
+
+
+@st.composite
+def final_books(draw: st.DrawFn) -> tuple[int, list[Pay], Invoice]:
+    """QBO as it finally is: payments on invoice i1 (money or credit, some with unapplied
+    money) and the invoice version that reflects them."""
+    total = draw(balances)
+    payments: list[Pay] = []
+    left = total
+    for pid in draw(st.lists(st.sampled_from(PAYMENTS), max_size=3, unique=True)):
+        amount = draw(st.integers(min_value=0, max_value=left // 500)) * 500
+        left -= amount
+        unapplied = draw(st.sampled_from([0, 0, 5_000, 60_000]))
+        payments.append(
+            Pay(pid, EntityState.ACTIVE, (("i1", amount),), draw(st.booleans()), unapplied)
+        )
+    linked = tuple(p.payment_id for p in payments if p.lines[0][1] > 0)
+    return total, payments, Invoice("i1", EntityState.ACTIVE, left, linked)
+
+
+def _final_state(total: int, facts: list[Pay | Invoice]) -> tuple[str, int]:
+    books = Books()
+    books.place(placement("i1", total))
+    player = Player(books)
+    player.moment = 100
+    for fact in facts:
+        if isinstance(fact, Pay):
+            # Every payment's final version: the same token and time whatever the order.
+            player.tokens[fact.payment_id] = 0
+            player.moment = 10 + PAYMENTS.index(fact.payment_id)
+        else:
+            player.tokens[fact.invoice_id] = 0
+            player.moment = 50
+        player.play(fact, {"i1": total})
+    return books.state("p-i1")
+
+
+@TABLE
+@given(data=st.data(), books=final_books())
+def test_the_same_facts_in_any_order_end_in_the_same_state(
+    data: st.DataObject, books: tuple[int, list[Pay], Invoice]
+) -> None:
+    total, payments, invoice = books
+    facts: list[Pay | Invoice] = [*payments, invoice]
+    shuffled = data.draw(st.permutations(facts))
+    assert _final_state(total, list(shuffled)) == _final_state(total, facts)
+
+
+def test_the_profile_is_bounded() -> None:
+    """``make test`` stays quick and repeatable: a fixed, bounded set of examples."""
+    if "AICOLLECT_TABLE_EXAMPLES" not in os.environ:
+        assert TABLE.derandomize
+        assert TABLE.max_examples <= 1_000
+
+
+# Known open case (docs/matching.md, "Still open"): half of a 900.00 invoice paid (a), the
+# rest cleared by a credit (c); a edited down to 10.00, then deleted. QBO ends owing 450.00.
+# Moments: invoice (balance, linked payments), payments (token, amount, credit) or None.
+EDIT_HISTORY: list[tuple[int, tuple[str, ...], dict[str, tuple[str, int, bool] | None]]] = [
+    (90_000, (), {}),
+    (45_000, ("a",), {"a": ("0", 45_000, False)}),
+    (0, ("a", "c"), {"a": ("0", 45_000, False), "c": ("0", 45_000, True)}),
+    (44_000, ("a", "c"), {"a": ("1", 1_000, False), "c": ("0", 45_000, True)}),
+    (45_000, ("c",), {"a": None, "c": ("0", 45_000, True)}),
+]
+
+
+def _read_in_order(reads: list[tuple[int, str]]) -> tuple[str, int]:
+    """Plays reads of the history's moments, then a final poll of everything."""
+    books = Books()
+    books.place(placement("i1", 90_000))
+    final = len(EDIT_HISTORY) - 1
+    for moment, what in [*reads, (final, "payments"), (final, "invoice")]:
+        balance, linked, payments = EDIT_HISTORY[moment]
+        when = books.now + timedelta(seconds=1)
+        if what == "invoice":
+            books.invoice(
+                InvoiceIn(
+                    "i1",
+                    str(moment + 1),
+                    EntityState.ACTIVE,
+                    "USD",
+                    90_000,
+                    balance,
+                    "i1",
+                    None,
+                    "c1",
+                    when,
+                    tuple(LinkedTxnIn(pid, LinkType.PAYMENT) for pid in linked),
+                )
+            )
+            continue
+        for pid, version in payments.items():
+            if version is None:
+                if moment > 0:
+                    books.pay(
+                        PaymentIn(pid, "", EntityState.DELETED, "USD", 0, 0, "", (), None, None)
+                    )
+                continue
+            token, amount, credit = version
+            lines = [PaymentLineIn("i1", LinkType.INVOICE, amount)]
+            if credit:
+                lines.append(PaymentLineIn("52", LinkType.CREDIT_MEMO, amount))
+            books.pay(
+                PaymentIn(
+                    pid,
+                    token,
+                    EntityState.ACTIVE,
+                    "USD",
+                    0 if credit else amount,
+                    0,
+                    "c1",
+                    tuple(lines),
+                    when,
+                    when,
+                )
+            )
+    return books.state("p-i1")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (docs/matching.md): a payment edited after an invoice version already "
+    "reflected the edit is counted twice in the matcher's view of QBO's balance, so some "
+    "read orders end owing 460.00 instead of 450.00 (as tests/matcher/test_read_orders.py)",
+)
+def test_reads_at_any_moments_then_a_poll_converge() -> None:
+    ends: dict[tuple[str, int], list[list[tuple[int, str]]]] = {}
+    kinds = ("invoice", "payments")
+    for mask in range(1 << (2 * (len(EDIT_HISTORY) - 1))):
+        reads = [
+            (m, kinds[k])
+            for m in range(1, len(EDIT_HISTORY))
+            for k in range(2)
+            if mask >> (2 * (m - 1) + k) & 1
+        ]
+        for flip in (False, True):
+            ordered = sorted(reads, key=lambda r: (r[0], (r[1] == "invoice") ^ flip))
+            ends.setdefault(_read_in_order(ordered), []).append(ordered)
+    allowed = {(Status.ACTIVE.value, 45_000), (Status.NEEDS_REVIEW.value, 45_000)}
+    assert set(ends) <= allowed, {k: (len(v), v[0]) for k, v in ends.items()}
