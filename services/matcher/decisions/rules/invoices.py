@@ -162,6 +162,13 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
         when = times.updated if times is not None else None
         return when is not None and invoice.last_updated is not None and when > invoice.last_updated
 
+    # Payments whose version we hold is older than this invoice version: had they still
+    # applied to the invoice, this version would link them.
+    def older(app: Application) -> bool:
+        times = ledger.payment_times.get(app.qbo_payment_id)
+        when = times.updated if times is not None else None
+        return when is not None and invoice.last_updated is not None and when < invoice.last_updated
+
     not_linked = [
         a for a in apps if a.qbo_payment_id not in linked_payments and a.reflected_minor_units > 0
     ]
@@ -175,10 +182,14 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
     balance_delta = 0
     removed: list[str] = []
     oob = p.oob_paid_minor_units
-    if unlinked and (drift > 0 or unseen):
-        # QBO no longer links payments we applied (voided, deleted, moved): they no longer count.
-        # Also when the version links payments not read yet, whose drop can hide the rise.
-        for app in unlinked:
+    # QBO no longer links payments we applied (voided, deleted, moved): they no longer count.
+    # Certainly so when the payment version we hold is older than this invoice version. In
+    # the same second (QBO's times have one-second resolution) the version may predate the
+    # payment instead: then only a rise says the payment went, or links to payments not read
+    # yet, whose drop can hide the rise.
+    gone = unlinked if (drift > 0 or unseen) else [a for a in unlinked if older(a)]
+    if gone:
+        for app in gone:
             drift -= app.reflected_minor_units
             balance_delta += app.counted_minor_units
             if app.kind == KIND_PAYMENT and app.mirror_portal_payment_id is None:
