@@ -14,10 +14,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from yarl import URL
 
+from emulators.common.http import dumps, raw_json
 from emulators.qbo.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE
 from emulators.qbo.keys import STATE_KEY
 from emulators.qbo.oauth import KNOWN_SCOPES, App, OAuthError
-from emulators.qbo.responses import dumps, raw_json
 from emulators.qbo.state import EmulatorState
 
 DISCOVERY_PATHS: Final = (

@@ -13,7 +13,7 @@ from datetime import date, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from emulators.qbo.clock import Clock, local_date, zone
+from emulators.common.clock import Clock, local_date, zone
 from emulators.qbo.model import (
     CREDIT_MEMO,
     CUSTOMER,

@@ -6,68 +6,47 @@ and what webhooks were delivered.  Entities come back in Intuit's JSON, under th
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from emulators.qbo import money
+from emulators.common import money
+from emulators.common.control import (
+    PREFIX,
+    ControlError,
+    JsonObject,
+    add_common_routes,
+    control_errors,
+    json_response,
+    read_body,
+)
+from emulators.common.control import day as _date
+from emulators.common.control import integer as _int
+from emulators.common.control import number as _number
+from emulators.common.control import required as _required
+from emulators.common.control import text as _str
+from emulators.common.http import raw_json
 from emulators.qbo.books import Application, BookError, Company
 from emulators.qbo.config import WEBHOOK_FORMATS, CompanySpec
-from emulators.qbo.faults import FaultError
 from emulators.qbo.keys import STATE_KEY
 from emulators.qbo.model import CREDIT_MEMO, INVOICE, Address, Entity, SalesLine, Tombstone
 from emulators.qbo.oauth import App
-from emulators.qbo.responses import dumps, raw_json
 from emulators.qbo.state import EmulatorState
 
-PREFIX: Final = "/_emulator"
-JsonObject = dict[str, Any]
+
+def _book_error(exc: Exception) -> web.Response | None:
+    if not isinstance(exc, BookError):
+        return None
+    status = 404 if exc.code == "610" else exc.status
+    return json_response({"error": exc.message, "code": exc.code, "detail": exc.detail}, status)
 
 
-class ControlError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@web.middleware
-async def control_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith(PREFIX):
-        return await handler(request)
-    try:
-        return await handler(request)
-    except ControlError as exc:
-        return _json({"error": exc.message}, exc.status)
-    except BookError as exc:
-        status = 404 if exc.code == "610" else exc.status
-        return _json({"error": exc.message, "code": exc.code, "detail": exc.detail}, status)
-    except (FaultError, money.AmountError) as exc:
-        return _json({"error": str(exc)}, 400)
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return raw_json(dumps(body), status)
-
-
-async def _body(request: web.Request) -> JsonObject:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ControlError(400, f"the body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ControlError(400, "the body must be a JSON object")
-    return data
+errors = control_errors(_book_error)
+_json = json_response
+_body = read_body
 
 
 def _state(request: web.Request) -> EmulatorState:
@@ -80,46 +59,6 @@ def _company(request: web.Request) -> Company:
     if company is None:
         raise ControlError(404, f"no company with realm id {realm_id}")
     return company
-
-
-def _str(data: JsonObject, key: str, default: str = "") -> str:
-    value = data.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        raise ControlError(400, f"{key} must be a string")
-    return str(value)
-
-
-def _required(data: JsonObject, key: str) -> str:
-    value = _str(data, key)
-    if not value:
-        raise ControlError(400, f"{key} is required")
-    return value
-
-
-def _date(data: JsonObject, key: str) -> date | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise ControlError(400, f"{key} must be a date like 2026-01-31") from exc
-
-
-def _int(data: JsonObject, key: str, default: int) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ControlError(400, f"{key} must be an integer")
-    return value
-
-
-def _number(data: JsonObject, key: str, default: float) -> float:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ControlError(400, f"{key} must be a number")
-    return float(value)
 
 
 def _rate(data: JsonObject) -> Decimal | None:
@@ -185,44 +124,7 @@ def _deleted(tomb: Tombstone) -> web.Response:
     return _json({tomb.kind: {"status": "Deleted", "domain": "QBO", "Id": tomb.id}})
 
 
-# -- index, reset, stats, clock, settings ---------------------------------------------------
-
-
-async def index(request: web.Request) -> web.Response:
-    routes = sorted(
-        {
-            f"{route.method} {route.resource.canonical}"
-            for route in request.app.router.routes()
-            if route.resource is not None
-            and route.resource.canonical.startswith(PREFIX)
-            and route.method != "HEAD"
-        }
-    )
-    return _json({"emulator": "Intuit QBO emulator", "endpoints": routes})
-
-
-async def reset(request: web.Request) -> web.Response:
-    _state(request).reset()
-    return _json({"reset": True})
-
-
-async def stats(request: web.Request) -> web.Response:
-    return _json(_state(request).stats())
-
-
-async def get_clock(request: web.Request) -> web.Response:
-    state = _state(request)
-    return _json({"now": state.clock.time(), "offset_seconds": state.clock.offset})
-
-
-async def advance_clock(request: web.Request) -> web.Response:
-    state = _state(request)
-    data = await _body(request)
-    seconds = _number(data, "advance_seconds", 0)
-    if seconds < 0:
-        raise ControlError(400, "advance_seconds must be >= 0: the clock only moves forward")
-    state.clock.advance(seconds)
-    return _json({"now": state.clock.time(), "offset_seconds": state.clock.offset})
+# -- settings -------------------------------------------------------------------------------
 
 
 _SETTINGS: Final = (
@@ -262,31 +164,11 @@ async def update_settings(request: web.Request) -> web.Response:
             if integer < 1:
                 raise ControlError(400, f"{key} must be >= 1")
             setattr(state.config, key, integer)
-    webhooks = state.webhooks
-    webhooks.batch_window = state.config.webhook_batch_window
-    webhooks.time_scale = state.config.webhook_time_scale
-    webhooks.timeout = state.config.webhook_timeout
+    timing = state.webhooks.timing
+    timing.batch_window = state.config.webhook_batch_window
+    timing.time_scale = state.config.webhook_time_scale
+    timing.timeout = state.config.webhook_timeout
     return _json(_settings_json(state))
-
-
-# -- faults ---------------------------------------------------------------------------------
-
-
-async def get_faults(request: web.Request) -> web.Response:
-    box = _state(request).faults
-    return _json({**box.faults.to_json(), "injected": box.injected})
-
-
-async def set_faults(request: web.Request) -> web.Response:
-    box = _state(request).faults
-    box.update(await _body(request))
-    return _json({**box.faults.to_json(), "injected": box.injected})
-
-
-async def clear_faults(request: web.Request) -> web.Response:
-    box = _state(request).faults
-    box.reset()
-    return _json({**box.faults.to_json(), "injected": box.injected})
 
 
 # -- apps and grants ------------------------------------------------------------------------
@@ -615,65 +497,18 @@ def _reader(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     return read
 
 
-# -- webhooks -------------------------------------------------------------------------------
-
-
-async def deliveries(request: web.Request) -> web.Response:
-    state = _state(request)
-    try:
-        since = int(request.query.get("since", "0"))
-    except ValueError as exc:
-        raise ControlError(400, "since must be an integer (a delivery seq)") from exc
-    return _json(
-        {
-            "deliveries": state.webhooks.entries(request.query.get("client_id"), since),
-            "dropped": list(state.webhooks.dropped),
-        }
-    )
-
-
-async def webhook_status(request: web.Request) -> web.Response:
-    return _json(_state(request).webhooks.status())
-
-
-async def webhook_wait(request: web.Request) -> web.Response:
-    """Block until every queued webhook is delivered (or ``timeout`` seconds pass)."""
-    state = _state(request)
-    data = await _body(request)
-    limit = _number(data, "timeout", 10.0)
-    try:
-        async with asyncio.timeout(limit):
-            await state.webhooks.wait_idle()
-    except TimeoutError as exc:
-        raise ControlError(504, "webhooks still pending") from exc
-    return _json(state.webhooks.status())
-
-
 def add_routes(app: web.Application) -> None:
+    add_common_routes(app, app[STATE_KEY], "Intuit QBO emulator")
     r = app.router
     p = PREFIX
-    r.add_get(f"{p}/", index)
-    r.add_get(p, index)
-    r.add_post(f"{p}/reset", reset)
-    r.add_get(f"{p}/stats", stats)
-    r.add_get(f"{p}/clock", get_clock)
-    r.add_post(f"{p}/clock", advance_clock)
     r.add_get(f"{p}/settings", get_settings)
     r.add_patch(f"{p}/settings", update_settings)
-    r.add_get(f"{p}/faults", get_faults)
-    r.add_put(f"{p}/faults", set_faults)
-    r.add_patch(f"{p}/faults", set_faults)
-    r.add_post(f"{p}/faults", set_faults)
-    r.add_delete(f"{p}/faults", clear_faults)
     r.add_get(f"{p}/apps", list_apps)
     r.add_post(f"{p}/apps", upsert_app)
     r.add_get(f"{p}/apps/{{client_id}}", get_app)
     r.add_patch(f"{p}/apps/{{client_id}}", patch_app)
     r.add_delete(f"{p}/apps/{{client_id}}", delete_app)
     r.add_get(f"{p}/grants", list_grants)
-    r.add_get(f"{p}/deliveries", deliveries)
-    r.add_get(f"{p}/webhooks", webhook_status)
-    r.add_post(f"{p}/webhooks/wait", webhook_wait)
     r.add_get(f"{p}/companies", list_companies)
     r.add_post(f"{p}/companies", create_company)
     c = f"{p}/companies/{{realm}}"

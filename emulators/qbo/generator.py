@@ -12,8 +12,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Final
 
+from emulators.common.clock import start_of_day
 from emulators.qbo.books import Company
-from emulators.qbo.clock import start_of_day
 from emulators.qbo.model import Address, Customer, Invoice, SalesLine
 
 FIRST_NAMES: Final = (

@@ -1,0 +1,257 @@
+"""The plumbing of every emulator's control API under ``/_emulator/``: JSON in, JSON out.
+
+Here: the error middleware, reading a JSON body and its fields, and the endpoints every
+emulator has in the same shape (index, reset, stats, clock, faults, webhook deliveries).
+A provider registers its state under :data:`CONTROLLED_KEY` and adds its own endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import date
+from typing import Any, Final, Protocol
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from emulators.common import money
+from emulators.common.clock import Clock
+from emulators.common.faults import FaultBox, FaultError
+from emulators.common.http import dumps, raw_json
+from emulators.common.webhooks import Dispatcher
+
+PREFIX: Final = "/_emulator"
+JsonObject = dict[str, Any]
+
+
+class Controlled(Protocol):
+    """What the shared endpoints need from an emulator's state."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def faults(self) -> FaultBox[Any]: ...
+
+    @property
+    def webhooks(self) -> Dispatcher[Any]: ...
+
+    def reset(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+CONTROLLED_KEY = web.AppKey("aicollect_emulator_controlled", Controlled)
+NAME_KEY = web.AppKey("aicollect_emulator_name", str)
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return raw_json(dumps(body), status)
+
+
+def control_errors(translate: Callable[[Exception], web.Response | None]) -> Middleware:
+    """Errors under ``/_emulator/`` as ``{"error": ...}``; ``translate`` renders the
+    provider's own refusals (its bookkeeping errors) or returns None to let one through."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(PREFIX):
+            return await handler(request)
+        try:
+            return await handler(request)
+        except ControlError as exc:
+            return json_response({"error": exc.message}, exc.status)
+        except (FaultError, money.AmountError) as exc:
+            return json_response({"error": str(exc)}, 400)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            response = translate(exc)
+            if response is None:
+                raise
+            return response
+
+    return middleware
+
+
+async def read_body(request: web.Request) -> JsonObject:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ControlError(400, f"the body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ControlError(400, "the body must be a JSON object")
+    return data
+
+
+def text(data: JsonObject, key: str, default: str = "") -> str:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ControlError(400, f"{key} must be a string")
+    return str(value)
+
+
+def required(data: JsonObject, key: str) -> str:
+    value = text(data, key)
+    if not value:
+        raise ControlError(400, f"{key} is required")
+    return value
+
+
+def day(data: JsonObject, key: str) -> date | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ControlError(400, f"{key} must be a date like 2026-01-31") from exc
+
+
+def integer(data: JsonObject, key: str, default: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ControlError(400, f"{key} must be an integer")
+    return value
+
+
+def number(data: JsonObject, key: str, default: float) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ControlError(400, f"{key} must be a number")
+    return float(value)
+
+
+def string_list(data: JsonObject, key: str, default: list[str]) -> list[str]:
+    value = data.get(key, default)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ControlError(400, f"{key} must be a list of strings")
+    return list(value)
+
+
+def controlled(request: web.Request) -> Controlled:
+    return request.app[CONTROLLED_KEY]
+
+
+# -- the shared endpoints -------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.Response:
+    routes = sorted(
+        {
+            f"{route.method} {route.resource.canonical}"
+            for route in request.app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith(PREFIX)
+            and route.method != "HEAD"
+        }
+    )
+    return json_response({"emulator": request.app[NAME_KEY], "endpoints": routes})
+
+
+async def reset(request: web.Request) -> web.Response:
+    controlled(request).reset()
+    return json_response({"reset": True})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return json_response(controlled(request).stats())
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    clock = controlled(request).clock
+    return json_response({"now": clock.time(), "offset_seconds": clock.offset})
+
+
+async def advance_clock(request: web.Request) -> web.Response:
+    clock = controlled(request).clock
+    data = await read_body(request)
+    seconds = number(data, "advance_seconds", 0)
+    if seconds < 0:
+        raise ControlError(400, "advance_seconds must be >= 0: the clock only moves forward")
+    clock.advance(seconds)
+    return json_response({"now": clock.time(), "offset_seconds": clock.offset})
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return json_response(controlled(request).faults.status())
+
+
+async def set_faults(request: web.Request) -> web.Response:
+    box = controlled(request).faults
+    box.update(await read_body(request))
+    return json_response(box.status())
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    box = controlled(request).faults
+    box.reset()
+    return json_response(box.status())
+
+
+async def deliveries(request: web.Request) -> web.Response:
+    webhooks = controlled(request).webhooks
+    try:
+        since = int(request.query.get("since", "0"))
+    except ValueError as exc:
+        raise ControlError(400, "since must be an integer (a delivery seq)") from exc
+    return json_response(
+        {
+            "deliveries": webhooks.entries(request.query.get("client_id"), since),
+            "dropped": list(webhooks.dropped),
+        }
+    )
+
+
+async def webhook_status(request: web.Request) -> web.Response:
+    return json_response(controlled(request).webhooks.status())
+
+
+async def webhook_wait(request: web.Request) -> web.Response:
+    """Block until every queued webhook is delivered (or ``timeout`` seconds pass)."""
+    webhooks = controlled(request).webhooks
+    data = await read_body(request)
+    limit = number(data, "timeout", 10.0)
+    try:
+        async with asyncio.timeout(limit):
+            await webhooks.wait_idle()
+    except TimeoutError as exc:
+        raise ControlError(504, "webhooks still pending") from exc
+    return json_response(webhooks.status())
+
+
+def add_common_routes(app: web.Application, state: Controlled, name: str) -> None:
+    app[CONTROLLED_KEY] = state
+    app[NAME_KEY] = name
+    r = app.router
+    p = PREFIX
+    r.add_get(f"{p}/", index)
+    r.add_get(p, index)
+    r.add_post(f"{p}/reset", reset)
+    r.add_get(f"{p}/stats", stats)
+    r.add_get(f"{p}/clock", get_clock)
+    r.add_post(f"{p}/clock", advance_clock)
+    r.add_get(f"{p}/faults", get_faults)
+    r.add_put(f"{p}/faults", set_faults)
+    r.add_patch(f"{p}/faults", set_faults)
+    r.add_post(f"{p}/faults", set_faults)
+    r.add_delete(f"{p}/faults", clear_faults)
+    r.add_get(f"{p}/deliveries", deliveries)
+    r.add_get(f"{p}/webhooks", webhook_status)
+    r.add_post(f"{p}/webhooks/wait", webhook_wait)
