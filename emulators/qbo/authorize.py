@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 from collections.abc import Mapping
 from html import escape
@@ -15,6 +13,7 @@ from multidict import MultiDictProxy
 from yarl import URL
 
 from emulators.common.http import dumps, raw_json
+from emulators.common.oauth import MalformedCredentials, client_credentials
 from emulators.qbo.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE
 from emulators.qbo.keys import STATE_KEY
 from emulators.qbo.oauth import KNOWN_SCOPES, App, OAuthError
@@ -263,20 +262,13 @@ def _oauth_error(exc: OAuthError) -> web.Response:
 
 
 def _client(state: EmulatorState, request: web.Request, form: Mapping[str, Any]) -> App:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("basic "):
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise OAuthError(401, "invalid_client", "Malformed Basic credentials") from exc
-        client_id, sep, secret = decoded.partition(":")
-        if not sep:
-            raise OAuthError(401, "invalid_client", "Malformed Basic credentials")
-        return state.oauth.authenticate_client(client_id, secret)
-    posted_id, posted_secret = form.get("client_id"), form.get("client_secret")
-    if isinstance(posted_id, str) and isinstance(posted_secret, str):
-        return state.oauth.authenticate_client(posted_id, posted_secret)
-    raise OAuthError(401, "invalid_client", "Client authentication is required")
+    try:
+        credentials = client_credentials(request, form)
+    except MalformedCredentials as exc:
+        raise OAuthError(401, "invalid_client", str(exc)) from exc
+    if credentials is None:
+        raise OAuthError(401, "invalid_client", "Client authentication is required")
+    return state.oauth.authenticate_client(*credentials)
 
 
 async def _token_faults(state: EmulatorState) -> web.Response | None:
