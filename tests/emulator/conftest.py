@@ -1,21 +1,21 @@
-"""Fixtures: a real emulator on 127.0.0.1:0, and a real webhook receiver."""
+"""Fixtures: a real emulator on 127.0.0.1:0, and a real webhook receiver
+(tests/helpers/sink.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDictProxy
 
 from emulators.qbo import STATE_KEY, AppConfig, EmulatorConfig, EmulatorState, create_app
+from tests.helpers.sink import WebhookSink, webhook_receiver
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret"
@@ -157,52 +157,7 @@ async def emulator(emulator_config: EmulatorConfig) -> AsyncIterator[Emulator]:
     await server.close()
 
 
-@dataclass
-class Received:
-    body: bytes
-    headers: dict[str, str]
-    at: float
-
-
-@dataclass
-class WebhookSink:
-    """A real HTTP endpoint that records every POST and answers from a script."""
-
-    url: str
-    received: list[Received] = field(default_factory=list)
-    # Called per request (0-based index); returns the status to answer, or a delay first.
-    respond: Callable[[int], int] = lambda _n: 200
-    delay: Callable[[int], float] = lambda _n: 0.0
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def wait_for(self, count: int, within: float = 5.0) -> list[Received]:
-        async with asyncio.timeout(within):
-            while len(self.received) < count:
-                self.arrived.clear()
-                await self.arrived.wait()
-        return self.received
-
-
 @pytest.fixture
 async def webhook_sink() -> AsyncIterator[WebhookSink]:
-    sink = WebhookSink(url="")
-
-    async def receive(request: web.Request) -> web.Response:
-        n = len(sink.received)
-        body = await request.read()
-        sink.received.append(
-            Received(body, dict(request.headers), asyncio.get_running_loop().time())
-        )
-        sink.arrived.set()
-        pause = sink.delay(n)
-        if pause:
-            await asyncio.sleep(pause)
-        return web.Response(status=sink.respond(n))
-
-    app = web.Application()
-    app.router.add_post("/hook", receive)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    sink.url = str(server.make_url("/hook"))
-    yield sink
-    await server.close()
+    async with webhook_receiver() as sink:
+        yield sink
