@@ -15,7 +15,7 @@ from emulators.xero.state import EmulatorState
 
 async def _add_correlation_id(request: web.Request, response: web.StreamResponse) -> None:
     """Xero answers API calls with a correlation id support asks for."""
-    if request.path.startswith(api.PREFIX) or request.path.startswith("/connections"):
+    if request.path.startswith(api.PREFIX) or request.path.lower().startswith("/connections"):
         response.headers["Xero-Correlation-Id"] = secrets.token_hex(16)
 
 

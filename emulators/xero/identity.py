@@ -357,5 +357,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(AUTHORIZE_PATH, authorize_submit)
     app.router.add_post(TOKEN_PATH, token)
     app.router.add_post(REVOKE_PATH, revoke)
-    app.router.add_get("/connections", list_connections)
-    app.router.add_delete("/connections/{id}", delete_connection)
+    # Xero's paths are case-insensitive: the docs write /connections, the SDK /Connections.
+    for path in ("/connections", "/Connections"):
+        app.router.add_get(path, list_connections)
+        app.router.add_delete(f"{path}/{{id}}", delete_connection)
