@@ -56,3 +56,34 @@ def start_of_day(day: date, tz: tzinfo) -> float:
 
 def add_days(day: date, days: int) -> date:
     return day + timedelta(days=days)
+
+
+class TenantClock:
+    """A tenant's own clock (a company's, an organisation's): the emulator's, shifted by
+    whole days so that the tenant's "today" can be pinned, in the tenant's time zone."""
+
+    def __init__(self, clock: Clock, tz: tzinfo, today: date | None = None) -> None:
+        self.clock = clock
+        self.tz = tz
+        self.offset_seconds = 0.0
+        if today is not None:
+            self.set_today(today)
+
+    def now(self) -> float:
+        """What the tenant's timestamps use."""
+        return self.clock.time() + self.offset_seconds
+
+    def today(self) -> date:
+        """The local date of the tenant's clock."""
+        return local_date(self.now(), self.tz)
+
+    def set_today(self, day: date) -> None:
+        """Shift the tenant's clock by whole days so that its local date is ``day``."""
+        self.offset_seconds = 0.0
+        self.offset_seconds = (day - self.today()).days * 86_400.0
+
+    def move_to_zone(self, tz: tzinfo) -> None:
+        """A new time zone; the tenant's today stays what it was."""
+        today = self.today()
+        self.tz = tz
+        self.set_today(today)

@@ -93,6 +93,25 @@ class AppQueue(Generic[C]):
     seq: int = 0
 
 
+class WebhookSettings(Protocol):
+    """The webhook part of an emulator's configuration."""
+
+    @property
+    def webhook_batch_window(self) -> float: ...
+
+    @property
+    def webhook_time_scale(self) -> float: ...
+
+    @property
+    def webhook_timeout(self) -> float: ...
+
+    @property
+    def webhook_max_events(self) -> int: ...
+
+    @property
+    def retry_schedule(self) -> tuple[float, ...]: ...
+
+
 @dataclass(slots=True)
 class Timing:
     """The dispatcher's knobs; a provider's settings endpoint changes them at run time."""
@@ -103,6 +122,19 @@ class Timing:
     max_events: int
     retry_schedule: tuple[float, ...]
     give_up_after: float | None = None  # seconds of failing (unscaled); None: never
+
+    @classmethod
+    def of(cls, config: WebhookSettings, give_up_after: float | None = None) -> Timing:
+        timing = cls(0.0, 1.0, 1.0, config.webhook_max_events, config.retry_schedule)
+        timing.follow(config, give_up_after)
+        return timing
+
+    def follow(self, config: WebhookSettings, give_up_after: float | None = None) -> None:
+        """Take the settings that can change at run time."""
+        self.batch_window = config.webhook_batch_window
+        self.time_scale = config.webhook_time_scale
+        self.timeout = config.webhook_timeout
+        self.give_up_after = give_up_after
 
 
 class Dispatcher(Generic[C]):

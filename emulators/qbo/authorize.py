@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from html import escape
 from typing import Any, Final
 
 from aiohttp import web
-from multidict import MultiDictProxy
-from yarl import URL
 
 from emulators.common.http import dumps, raw_json
-from emulators.common.oauth import MalformedCredentials, client_credentials
+from emulators.common.oauth import (
+    NO_STORE,
+    MalformedCredentials,
+    OAuthError,
+    client_credentials,
+    error_page,
+    redirect,
+    required_field,
+    token_faults,
+)
 from emulators.qbo.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE
 from emulators.qbo.keys import STATE_KEY
-from emulators.qbo.oauth import KNOWN_SCOPES, App, OAuthError
+from emulators.qbo.oauth import KNOWN_SCOPES, App
 from emulators.qbo.state import EmulatorState
 
 DISCOVERY_PATHS: Final = (
@@ -27,7 +33,6 @@ DISCOVERY_PATHS: Final = (
     "/.well-known/openid-configuration",
     "/.well-known/openid-sandbox-configuration",
 )
-_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def base_url(request: web.Request) -> str:
@@ -61,16 +66,6 @@ class _PageError(Exception):
     """The request can't be redirected back (unknown client or redirect_uri)."""
 
 
-def _redirect(redirect_uri: str, params: dict[str, str]) -> web.HTTPFound:
-    return web.HTTPFound(str(URL(redirect_uri).update_query(params)))
-
-
-def _with_state(params: dict[str, str], state: str | None) -> dict[str, str]:
-    if state is not None:
-        params["state"] = state
-    return params
-
-
 def _validate(state: EmulatorState, params: Mapping[str, str]) -> tuple[App, str, tuple[str, ...]]:
     """Check the authorization request; raise _PageError or HTTPFound (error redirect)."""
     client_id = params.get("client_id", "")
@@ -84,13 +79,10 @@ def _validate(state: EmulatorState, params: Mapping[str, str]) -> tuple[App, str
         )
     oauth_state = params.get("state")
     if params.get("response_type") != "code":
-        raise _redirect(
-            redirect_uri,
-            _with_state({"error": "unsupported_response_type"}, oauth_state),
-        )
+        raise redirect(redirect_uri, {"error": "unsupported_response_type"}, oauth_state)
     scopes = tuple(params.get("scope", "").split())
     if not scopes or any(s not in KNOWN_SCOPES for s in scopes):
-        raise _redirect(redirect_uri, _with_state({"error": "invalid_scope"}, oauth_state))
+        raise redirect(redirect_uri, {"error": "invalid_scope"}, oauth_state)
     return app, redirect_uri, scopes
 
 
@@ -109,7 +101,7 @@ def _decide(
 ) -> web.HTTPFound:
     oauth_state = params.get("state")
     if decision == "deny":
-        return _redirect(redirect_uri, _with_state({"error": "access_denied"}, oauth_state))
+        return redirect(redirect_uri, {"error": "access_denied"}, oauth_state)
     if decision != "allow":
         raise _PageError(f"Unknown decision {decision!r}: use allow or deny.")
     if _needs_company(scopes):
@@ -121,10 +113,9 @@ def _decide(
         realm_id = None
     code = state.oauth.issue_code(app, redirect_uri, realm_id, scopes, state.clock.time())
     out = {"code": code}
-    _with_state(out, oauth_state)
     if realm_id is not None:
         out["realmId"] = realm_id
-    return _redirect(redirect_uri, out)
+    return redirect(redirect_uri, out, oauth_state)
 
 
 # Connect comes first in the markup so that pressing Enter connects; row-reverse still shows
@@ -208,13 +199,9 @@ def render_page(state: EmulatorState, app: App, params: Mapping[str, str]) -> st
 
 
 def _error_page(message: str) -> web.Response:
-    html = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<title>Authorization error · Intuit (emulator)</title></head><body><main>"
-        f"<h1>We can't connect this app</h1><p class='error'>{escape(message)}</p>"
-        "</main></body></html>"
+    return error_page(
+        "Authorization error · Intuit (emulator)", "We can't connect this app", message
     )
-    return web.Response(text=html, status=400, content_type="text/html")
 
 
 async def authorize_page(request: web.Request) -> web.StreamResponse:
@@ -255,7 +242,7 @@ async def authorize_submit(request: web.Request) -> web.StreamResponse:
 
 
 def _oauth_error(exc: OAuthError) -> web.Response:
-    headers = dict(_NO_STORE)
+    headers = dict(NO_STORE)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="Intuit"'
     return raw_json(dumps(exc.body()), exc.status, headers)
@@ -271,34 +258,13 @@ def _client(state: EmulatorState, request: web.Request, form: Mapping[str, Any])
     return state.oauth.authenticate_client(*credentials)
 
 
-async def _token_faults(state: EmulatorState) -> web.Response | None:
-    faults = state.faults
-    if not faults.applies("token", None):
-        return None
-    delay = faults.latency()
-    if delay:
-        await asyncio.sleep(delay)
-    if faults.roll(faults.faults.error_rate):
-        faults.count("token_error")
-        body = {"error": "server_error", "error_description": "injected fault"}
-        return raw_json(dumps(body), faults.faults.error_status, dict(_NO_STORE))
-    return None
-
-
-def _field(form: MultiDictProxy[Any], name: str) -> str:
-    value = form.get(name)
-    if not isinstance(value, str) or not value:
-        raise OAuthError(400, "invalid_request", f"{name} is required")
-    return value
-
-
 async def token(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     form = await request.post()
     grant_type = form.get("grant_type")
     grant_name = grant_type if isinstance(grant_type, str) and grant_type else "(missing)"
     state.oauth.token_calls[grant_name] += 1
-    injected = await _token_faults(state)
+    injected = await token_faults(state.faults)
     if injected is not None:
         return injected
     now = state.clock.time()
@@ -308,23 +274,29 @@ async def token(request: web.Request) -> web.Response:
         state.oauth.token_calls_by_client[(app.client_id, grant_name)] += 1
         if grant_type == "authorization_code":
             body = state.oauth.exchange_code(
-                app, _field(form, "code"), _field(form, "redirect_uri"), now, hard_expiry=hard
+                app,
+                required_field(form, "code"),
+                required_field(form, "redirect_uri"),
+                now,
+                hard_expiry=hard,
             )
         elif grant_type == "refresh_token":
-            body = state.oauth.refresh(app, _field(form, "refresh_token"), now, hard_expiry=hard)
+            body = state.oauth.refresh(
+                app, required_field(form, "refresh_token"), now, hard_expiry=hard
+            )
         else:
             raise OAuthError(
                 400, "unsupported_grant_type", f"grant_type {grant_name} is not supported"
             )
     except OAuthError as exc:
         return _oauth_error(exc)
-    return raw_json(dumps(body), 200, dict(_NO_STORE))
+    return raw_json(dumps(body), 200, dict(NO_STORE))
 
 
 async def revoke(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     state.oauth.revoke_calls += 1
-    fault = await _token_faults(state)  # the "token" fault scope covers revocation too
+    fault = await token_faults(state.faults)  # the "token" fault scope covers revocation too
     if fault is not None:
         return fault
     raw = await request.read()

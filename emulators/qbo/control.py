@@ -164,10 +164,7 @@ async def update_settings(request: web.Request) -> web.Response:
             if integer < 1:
                 raise ControlError(400, f"{key} must be >= 1")
             setattr(state.config, key, integer)
-    timing = state.webhooks.timing
-    timing.batch_window = state.config.webhook_batch_window
-    timing.time_scale = state.config.webhook_time_scale
-    timing.timeout = state.config.webhook_timeout
+    state.webhooks.timing.follow(state.config)
     return _json(_settings_json(state))
 
 

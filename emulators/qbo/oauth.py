@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulators.common.oauth import OAuthError
 from emulators.qbo.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE, AppConfig, EmulatorConfig
 
 KNOWN_SCOPES = frozenset(
@@ -36,19 +37,6 @@ KNOWN_SCOPES = frozenset(
     }
 )
 _JWE_HEADER = base64.urlsafe_b64encode(b'{"enc":"A128CBC-HS256","alg":"dir"}').decode().rstrip("=")
-
-
-class OAuthError(Exception):
-    """An RFC 6749 error response from the token or revoke endpoint."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(f"{error}: {description}")
-        self.status = status
-        self.error = error
-        self.description = description
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.error, "error_description": self.description}
 
 
 class AccessDenied(Exception):

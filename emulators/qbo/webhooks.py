@@ -124,15 +124,8 @@ class Webhooks(Dispatcher[Change]):
     def __init__(
         self, config: EmulatorConfig, clock: Clock, oauth: OAuthState, faults: FaultBox[Any]
     ) -> None:
-        timing = Timing(
-            batch_window=config.webhook_batch_window,
-            time_scale=config.webhook_time_scale,
-            timeout=config.webhook_timeout,
-            max_events=config.webhook_max_events,
-            retry_schedule=config.retry_schedule,
-        )
         self.intuit = IntuitChannel(clock, oauth)
-        super().__init__(timing, clock, faults, self.intuit)
+        super().__init__(Timing.of(config), clock, faults, self.intuit)
         self.user_agent = "Intuit-Webhooks-Emulator/1.0"
 
     def on_change(self, change: Change) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta, tzinfo
+from datetime import date, timedelta
 from typing import Any, Final
 
 from emulators.common import money
-from emulators.common.clock import Clock, local_date
+from emulators.common.clock import Clock, TenantClock
 from emulators.xero.dates import (
     date_string,
     ms_date,
@@ -158,7 +158,7 @@ class Invoice:
         return sum(line.amount for line in self.lines)
 
 
-class Organisation:
+class Organisation(TenantClock):
     """One tenant's books."""
 
     def __init__(
@@ -173,18 +173,14 @@ class Organisation:
         today: date | None = None,
         starter_tier: bool = False,
     ) -> None:
+        super().__init__(clock, org_zone(timezone), today)
         self.tenant_id = tenant_id
         self.name = name
-        self.clock = clock
         self.timezone = timezone
-        self.tz: tzinfo = org_zone(timezone)
         self.base_currency = base_currency
         self.country_code = country_code
         self.starter_tier = starter_tier
         self.short_code = "!" + tenant_id[:5]
-        self.offset_seconds = 0.0
-        if today is not None:
-            self.set_today(today)
         self.created = self.now()
         self.contacts: dict[str, Contact] = {}
         self.invoices: dict[str, Invoice] = {}
@@ -203,21 +199,9 @@ class Organisation:
 
     # -- clock ---------------------------------------------------------------------------
 
-    def now(self) -> float:
-        return self.clock.time() + self.offset_seconds
-
-    def today(self) -> date:
-        return local_date(self.now(), self.tz)
-
-    def set_today(self, day: date) -> None:
-        self.offset_seconds = 0.0
-        self.offset_seconds = (day - self.today()).days * 86_400.0
-
     def set_timezone(self, name: str) -> None:
-        today = self.today()
-        self.tz = org_zone(name)
+        self.move_to_zone(org_zone(name))
         self.timezone = name
-        self.set_today(today)
 
     def stamp(self) -> float:
         """A fresh ``UpdatedDateUTC``: strictly after the previous one (millisecond steps)."""

@@ -133,11 +133,7 @@ async def update_settings(request: web.Request) -> web.Response:
             changes[key] = data[key]
     for key, value in changes.items():
         setattr(state.config, key, value)
-    timing = state.webhooks.timing
-    timing.batch_window = state.config.webhook_batch_window
-    timing.time_scale = state.config.webhook_time_scale
-    timing.timeout = state.config.webhook_timeout
-    timing.give_up_after = state.config.webhook_give_up_after
+    state.webhooks.timing.follow(state.config, state.config.webhook_give_up_after)
     for org in state.organisations.values():
         state.configure(org)
     return json_response(_settings_json(state))

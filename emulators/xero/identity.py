@@ -6,36 +6,36 @@ Xero serves these from three hosts (``login.xero.com``, ``identity.xero.com``,
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from html import escape
 from typing import Any, Final
 
 from aiohttp import web
-from yarl import URL
 
 from emulators.common.http import dumps, raw_json
-from emulators.common.oauth import MalformedCredentials, client_credentials
+from emulators.common.oauth import (
+    NO_STORE,
+    MalformedCredentials,
+    OAuthError,
+    client_credentials,
+    error_page,
+    redirect,
+    required_field,
+    token_faults,
+)
 from emulators.xero.keys import STATE_KEY
-from emulators.xero.oauth import AccessDenied, App, OAuthError, scope_allowed
+from emulators.xero.oauth import AccessDenied, App, scope_allowed
 from emulators.xero.responses import problem
 from emulators.xero.state import EmulatorState
 
 AUTHORIZE_PATH: Final = "/identity/connect/authorize"
 TOKEN_PATH: Final = "/connect/token"  # noqa: S105 (a path)
 REVOKE_PATH: Final = "/connect/revocation"
-_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 DEFAULT_USER: Final = "xero-user-1"
 
 
 class _PageError(Exception):
     """The request can't be redirected back (unknown client or redirect_uri)."""
-
-
-def _redirect(redirect_uri: str, params: dict[str, str], state: str | None) -> web.HTTPFound:
-    if state is not None:
-        params["state"] = state
-    return web.HTTPFound(str(URL(redirect_uri).update_query(params)))
 
 
 def _validate(state: EmulatorState, params: Mapping[str, str]) -> tuple[App, str, tuple[str, ...]]:
@@ -48,13 +48,13 @@ def _validate(state: EmulatorState, params: Mapping[str, str]) -> tuple[App, str
         raise _PageError(f"Invalid redirect_uri {redirect_uri!r} for this app.")
     oauth_state = params.get("state")
     if params.get("response_type") != "code":
-        raise _redirect(redirect_uri, {"error": "unsupported_response_type"}, oauth_state)
+        raise redirect(redirect_uri, {"error": "unsupported_response_type"}, oauth_state)
     scopes = tuple(params.get("scope", "").split())
     if not scopes or not all(scope_allowed(s, app.scope_style) for s in scopes):
-        raise _redirect(redirect_uri, {"error": "invalid_scope"}, oauth_state)
+        raise redirect(redirect_uri, {"error": "invalid_scope"}, oauth_state)
     method = params.get("code_challenge_method")
     if params.get("code_challenge") and method not in (None, "S256"):
-        raise _redirect(redirect_uri, {"error": "invalid_request"}, oauth_state)
+        raise redirect(redirect_uri, {"error": "invalid_request"}, oauth_state)
     return app, redirect_uri, scopes
 
 
@@ -73,7 +73,7 @@ def _decide(
 ) -> web.HTTPFound:
     oauth_state = params.get("state")
     if decision == "deny":
-        return _redirect(redirect_uri, {"error": "access_denied"}, oauth_state)
+        return redirect(redirect_uri, {"error": "access_denied"}, oauth_state)
     if decision != "allow":
         raise _PageError(f"Unknown decision {decision!r}: use allow or deny.")
     chosen: tuple[str, ...] = ()
@@ -96,7 +96,7 @@ def _decide(
         state.clock.time(),
         params.get("code_challenge") or None,
     )
-    return _redirect(redirect_uri, {"code": code, "scope": " ".join(scopes)}, oauth_state)
+    return redirect(redirect_uri, {"code": code, "scope": " ".join(scopes)}, oauth_state)
 
 
 _PAGE: Final = """<!doctype html>
@@ -177,13 +177,7 @@ def render_page(state: EmulatorState, app: App, params: Mapping[str, str]) -> st
 
 
 def _error_page(message: str) -> web.Response:
-    html = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<title>Xero | Error (emulator)</title></head><body><main>"
-        f"<h1>Sorry, something went wrong</h1><p class='error'>{escape(message)}</p>"
-        "</main></body></html>"
-    )
-    return web.Response(text=html, status=400, content_type="text/html")
+    return error_page("Xero | Error (emulator)", "Sorry, something went wrong", message)
 
 
 async def authorize_page(request: web.Request) -> web.StreamResponse:
@@ -216,7 +210,7 @@ async def authorize_submit(request: web.Request) -> web.StreamResponse:
 
 
 def _oauth_error(exc: OAuthError) -> web.Response:
-    return raw_json(dumps(exc.body()), exc.status, dict(_NO_STORE))
+    return raw_json(dumps(exc.body()), exc.status, dict(NO_STORE))
 
 
 def _client(state: EmulatorState, request: web.Request, form: Mapping[str, Any]) -> App:
@@ -229,33 +223,13 @@ def _client(state: EmulatorState, request: web.Request, form: Mapping[str, Any])
     return state.oauth.authenticate_client(*credentials)
 
 
-async def _token_faults(state: EmulatorState) -> web.Response | None:
-    faults = state.faults
-    if not faults.applies("token", None):
-        return None
-    delay = faults.latency()
-    if delay:
-        await asyncio.sleep(delay)
-    if faults.roll(faults.faults.error_rate):
-        faults.count("token_error")
-        return raw_json(dumps({"error": "server_error"}), faults.faults.error_status)
-    return None
-
-
-def _field(form: Mapping[str, Any], name: str) -> str:
-    value = form.get(name)
-    if not isinstance(value, str) or not value:
-        raise OAuthError(400, "invalid_request")
-    return value
-
-
 async def token(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     form = await request.post()
     grant_type = form.get("grant_type")
     grant_name = grant_type if isinstance(grant_type, str) and grant_type else "(missing)"
     state.oauth.token_calls[grant_name] += 1
-    injected = await _token_faults(state)
+    injected = await token_faults(state.faults)
     if injected is not None:
         return injected
     now = state.clock.time()
@@ -266,31 +240,31 @@ async def token(request: web.Request) -> web.Response:
             verifier = form.get("code_verifier")
             body = state.oauth.exchange_code(
                 app,
-                _field(form, "code"),
-                _field(form, "redirect_uri"),
+                required_field(form, "code"),
+                required_field(form, "redirect_uri"),
                 verifier if isinstance(verifier, str) else None,
                 now,
                 {t: org.name for t, org in state.organisations.items()},
             )
         elif grant_type == "refresh_token":
-            body = state.oauth.refresh(app, _field(form, "refresh_token"), now)
+            body = state.oauth.refresh(app, required_field(form, "refresh_token"), now)
         else:
             raise OAuthError(400, "unsupported_grant_type")
     except OAuthError as exc:
         return _oauth_error(exc)
-    return raw_json(dumps(body), 200, dict(_NO_STORE))
+    return raw_json(dumps(body), 200, dict(NO_STORE))
 
 
 async def revoke(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     state.oauth.revoke_calls += 1
-    injected = await _token_faults(state)
+    injected = await token_faults(state.faults)
     if injected is not None:
         return injected
     form = await request.post()
     try:
         app = _client(state, request, form)
-        state.oauth.revoke_token(app, _field(form, "token"))
+        state.oauth.revoke_token(app, required_field(form, "token"))
     except OAuthError as exc:
         return _oauth_error(exc)
     return web.Response(status=200)

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import jwt
 
+from emulators.common.oauth import OAuthError
 from emulators.xero.config import AppConfig, EmulatorConfig
 from emulators.xero.dates import connection_date
 
@@ -60,22 +61,6 @@ GRANULAR_SCOPES: Final = frozenset(
 )
 IDENTITY_SCOPES: Final = frozenset({"openid", "profile", "email", "offline_access"})
 ISSUER: Final = "https://identity.xero.com"
-
-
-class OAuthError(Exception):
-    """An RFC 6749 error response from the token or revocation endpoint."""
-
-    def __init__(self, status: int, error: str, description: str = "") -> None:
-        super().__init__(f"{error}: {description}")
-        self.status = status
-        self.error = error
-        self.description = description
-
-    def body(self) -> dict[str, str]:
-        out = {"error": self.error}
-        if self.description:
-            out["error_description"] = self.description
-        return out
 
 
 class AccessDenied(Exception):

@@ -123,15 +123,8 @@ class XeroWebhooks(Dispatcher[Change]):
     def __init__(
         self, config: EmulatorConfig, clock: Clock, oauth: OAuthState, faults: FaultBox[Any]
     ) -> None:
-        timing = Timing(
-            batch_window=config.webhook_batch_window,
-            time_scale=config.webhook_time_scale,
-            timeout=config.webhook_timeout,
-            max_events=config.webhook_max_events,
-            retry_schedule=config.retry_schedule,
-            give_up_after=config.webhook_give_up_after,
-        )
         self.xero = XeroChannel(clock, oauth)
+        timing = Timing.of(config, config.webhook_give_up_after)
         super().__init__(timing, clock, faults, self.xero)
         self.user_agent = "Xero-Webhooks-Emulator/1.0"
         self.handshakes: list[dict[str, Any]] = []
