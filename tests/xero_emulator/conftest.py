@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
 import jwt
 import pytest
-from aiohttp.test_utils import TestServer
 from multidict import CIMultiDictProxy
 
 from emulators.xero import STATE_KEY, AppConfig, EmulatorConfig, EmulatorState, create_app
+from tests.helpers.emulators import ControlClient, served
 from tests.helpers.sink import WebhookSink, webhook_receiver
 
 CLIENT_ID = "XEROTESTCLIENT"
@@ -46,19 +45,8 @@ class Tokens:
 
 
 @dataclass
-class Emulator:
-    base: str
+class Emulator(ControlClient):
     state: EmulatorState
-    http: aiohttp.ClientSession
-
-    async def control(
-        self, method: str, path: str, body: dict[str, Any] | None = None, expect: int | None = 200
-    ) -> Any:
-        async with self.http.request(method, f"{self.base}/_emulator{path}", json=body) as resp:
-            data = await resp.json()
-            if expect is not None:
-                assert resp.status == expect, (resp.status, data)
-            return data
 
     async def organisation(self, **spec: Any) -> str:
         created = await self.control("POST", "/organisations", spec, expect=201)
@@ -177,11 +165,8 @@ def emulator_config() -> EmulatorConfig:
 @pytest.fixture
 async def emulator(emulator_config: EmulatorConfig) -> AsyncIterator[Emulator]:
     app = create_app(emulator_config)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        yield Emulator(str(server.make_url("")).rstrip("/"), app[STATE_KEY], http)
-    await server.close()
+    async with served(app) as (base, http):
+        yield Emulator(base, http, app[STATE_KEY])
 
 
 @pytest.fixture
