@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import Mapping
+import hmac
+from collections import Counter
+from collections.abc import Callable, Mapping
 from html import escape
-from typing import Any, Final
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from aiohttp import web
 from yarl import URL
@@ -98,3 +100,107 @@ async def token_faults(faults: FaultBox[Any]) -> web.Response | None:
         body = {"error": "server_error", "error_description": "injected fault"}
         return raw_json(dumps(body), faults.faults.error_status, dict(NO_STORE))
     return None
+
+
+class Client(Protocol):
+    """A registered app, as far as client authentication goes."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def client_secret(self) -> str: ...
+
+
+A = TypeVar("A", bound=Client)
+Grants = Mapping[str, Callable[[A, Mapping[str, Any], float], dict[str, Any]]]
+
+
+class ClientRegistry(Generic[A]):
+    """The registered apps, client authentication, and counts of token-endpoint calls."""
+
+    # Intuit answers a failed client authentication with 401 and a description; Xero with
+    # 400 and the bare error.
+    invalid_client_status = 401
+    describe_errors = True
+    basic_realm = "oauth"  # in WWW-Authenticate on a 401
+
+    def __init__(self) -> None:
+        self.apps: dict[str, A] = {}
+        self.token_calls: Counter[str] = Counter()  # grant_type -> calls (all outcomes)
+        self.token_calls_by_client: Counter[tuple[str, str]] = Counter()
+        self.revoke_calls = 0
+
+    def register(self, app: A) -> A:
+        self.apps[app.client_id] = app
+        return app
+
+    def _invalid_client(self, description: str) -> OAuthError:
+        return OAuthError(
+            self.invalid_client_status,
+            "invalid_client",
+            description if self.describe_errors else "",
+        )
+
+    def authenticate_client(self, client_id: str, client_secret: str) -> A:
+        app = self.apps.get(client_id)
+        if app is None or not hmac.compare_digest(app.client_secret, client_secret):
+            raise self._invalid_client("Client authentication failed")
+        return app
+
+    def authenticate(self, request: web.Request, form: Mapping[str, Any]) -> A:
+        """The app the request authenticates as (HTTP Basic or the form)."""
+        try:
+            credentials = client_credentials(request, form)
+        except MalformedCredentials as exc:
+            raise self._invalid_client(str(exc)) from exc
+        if credentials is None:
+            raise self._invalid_client("Client authentication is required")
+        return self.authenticate_client(*credentials)
+
+    def stats(self) -> dict[str, Any]:
+        by_client: dict[str, dict[str, int]] = {}
+        for (client_id, grant_type), n in self.token_calls_by_client.items():
+            by_client.setdefault(client_id, {})[grant_type] = n
+        return {
+            "token_calls": dict(self.token_calls),
+            "token_calls_by_client": by_client,
+            "revoke_calls": self.revoke_calls,
+        }
+
+
+def oauth_error(exc: OAuthError, realm: str = "oauth") -> web.Response:
+    headers = dict(NO_STORE)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
+    return raw_json(dumps(exc.body()), exc.status, headers)
+
+
+async def token_endpoint(
+    request: web.Request,
+    registry: ClientRegistry[A],
+    faults: FaultBox[Any],
+    now: float,
+    grants: Grants[A],
+) -> web.Response:
+    """``POST`` to a token endpoint: counts the call, injects token faults, authenticates
+    the client, and answers with what ``grants[grant_type](app, form, now)`` returns."""
+    form = await request.post()
+    grant_type = form.get("grant_type")
+    grant_name = grant_type if isinstance(grant_type, str) and grant_type else "(missing)"
+    registry.token_calls[grant_name] += 1
+    injected = await token_faults(faults)
+    if injected is not None:
+        return injected
+    try:
+        app = registry.authenticate(request, form)
+        registry.token_calls_by_client[(app.client_id, grant_name)] += 1
+        grant = grants.get(grant_name)
+        if grant is None:
+            raise OAuthError(
+                400, "unsupported_grant_type", f"grant_type {grant_name} is not supported"
+            )
+        body = grant(app, form, now)
+    except OAuthError as exc:
+        return oauth_error(exc, registry.basic_realm)
+    return raw_json(dumps(body), 200, dict(NO_STORE))

@@ -11,13 +11,12 @@ from aiohttp import web
 
 from emulators.common.http import dumps, raw_json
 from emulators.common.oauth import (
-    NO_STORE,
-    MalformedCredentials,
     OAuthError,
-    client_credentials,
     error_page,
+    oauth_error,
     redirect,
     required_field,
+    token_endpoint,
     token_faults,
 )
 from emulators.qbo.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE
@@ -241,56 +240,20 @@ async def authorize_submit(request: web.Request) -> web.StreamResponse:
 # -- token and revoke ---------------------------------------------------------------------
 
 
-def _oauth_error(exc: OAuthError) -> web.Response:
-    headers = dict(NO_STORE)
-    if exc.status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="Intuit"'
-    return raw_json(dumps(exc.body()), exc.status, headers)
-
-
-def _client(state: EmulatorState, request: web.Request, form: Mapping[str, Any]) -> App:
-    try:
-        credentials = client_credentials(request, form)
-    except MalformedCredentials as exc:
-        raise OAuthError(401, "invalid_client", str(exc)) from exc
-    if credentials is None:
-        raise OAuthError(401, "invalid_client", "Client authentication is required")
-    return state.oauth.authenticate_client(*credentials)
-
-
 async def token(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    form = await request.post()
-    grant_type = form.get("grant_type")
-    grant_name = grant_type if isinstance(grant_type, str) and grant_type else "(missing)"
-    state.oauth.token_calls[grant_name] += 1
-    injected = await token_faults(state.faults)
-    if injected is not None:
-        return injected
-    now = state.clock.time()
+    oauth = state.oauth
     hard = request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true"
-    try:
-        app = _client(state, request, form)
-        state.oauth.token_calls_by_client[(app.client_id, grant_name)] += 1
-        if grant_type == "authorization_code":
-            body = state.oauth.exchange_code(
-                app,
-                required_field(form, "code"),
-                required_field(form, "redirect_uri"),
-                now,
-                hard_expiry=hard,
-            )
-        elif grant_type == "refresh_token":
-            body = state.oauth.refresh(
-                app, required_field(form, "refresh_token"), now, hard_expiry=hard
-            )
-        else:
-            raise OAuthError(
-                400, "unsupported_grant_type", f"grant_type {grant_name} is not supported"
-            )
-    except OAuthError as exc:
-        return _oauth_error(exc)
-    return raw_json(dumps(body), 200, dict(NO_STORE))
+
+    def exchange(app: App, form: Mapping[str, Any], now: float) -> dict[str, Any]:
+        code, redirect_uri = required_field(form, "code"), required_field(form, "redirect_uri")
+        return oauth.exchange_code(app, code, redirect_uri, now, hard_expiry=hard)
+
+    def refresh(app: App, form: Mapping[str, Any], now: float) -> dict[str, Any]:
+        return oauth.refresh(app, required_field(form, "refresh_token"), now, hard_expiry=hard)
+
+    grants = {"authorization_code": exchange, "refresh_token": refresh}
+    return await token_endpoint(request, oauth, state.faults, state.clock.time(), grants)
 
 
 async def revoke(request: web.Request) -> web.Response:
@@ -306,19 +269,19 @@ async def revoke(request: web.Request) -> web.Response:
         try:
             payload = json.loads(raw or b"{}")
         except ValueError:
-            return _oauth_error(OAuthError(400, "invalid_request", "The body is not JSON"))
+            return oauth_error(OAuthError(400, "invalid_request", "The body is not JSON"))
         if isinstance(payload, dict):
             token_value = payload.get("token")
     else:
         form = {k: v for k, v in (await request.post()).items()}
         token_value = form.get("token")
     try:
-        app = _client(state, request, form)
+        app = state.oauth.authenticate(request, form)
         if not isinstance(token_value, str) or not token_value:
             raise OAuthError(400, "invalid_request", "token is required")
         state.oauth.revoke_token(app, token_value)
     except OAuthError as exc:
-        return _oauth_error(exc)
+        return oauth_error(exc, state.oauth.basic_realm)
     return web.Response(status=200)
 
 

@@ -14,13 +14,12 @@ from aiohttp import web
 
 from emulators.common.http import dumps, raw_json
 from emulators.common.oauth import (
-    NO_STORE,
-    MalformedCredentials,
     OAuthError,
-    client_credentials,
     error_page,
+    oauth_error,
     redirect,
     required_field,
+    token_endpoint,
     token_faults,
 )
 from emulators.xero.keys import STATE_KEY
@@ -209,50 +208,27 @@ async def authorize_submit(request: web.Request) -> web.StreamResponse:
 # -- token and revocation ---------------------------------------------------------------
 
 
-def _oauth_error(exc: OAuthError) -> web.Response:
-    return raw_json(dumps(exc.body()), exc.status, dict(NO_STORE))
-
-
-def _client(state: EmulatorState, request: web.Request, form: Mapping[str, Any]) -> App:
-    try:
-        credentials = client_credentials(request, form)
-    except MalformedCredentials as exc:
-        raise OAuthError(400, "invalid_client") from exc
-    if credentials is None:
-        raise OAuthError(400, "invalid_client")
-    return state.oauth.authenticate_client(*credentials)
-
-
 async def token(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    form = await request.post()
-    grant_type = form.get("grant_type")
-    grant_name = grant_type if isinstance(grant_type, str) and grant_type else "(missing)"
-    state.oauth.token_calls[grant_name] += 1
-    injected = await token_faults(state.faults)
-    if injected is not None:
-        return injected
-    now = state.clock.time()
-    try:
-        app = _client(state, request, form)
-        state.oauth.token_calls_by_client[(app.client_id, grant_name)] += 1
-        if grant_type == "authorization_code":
-            verifier = form.get("code_verifier")
-            body = state.oauth.exchange_code(
-                app,
-                required_field(form, "code"),
-                required_field(form, "redirect_uri"),
-                verifier if isinstance(verifier, str) else None,
-                now,
-                {t: org.name for t, org in state.organisations.items()},
-            )
-        elif grant_type == "refresh_token":
-            body = state.oauth.refresh(app, required_field(form, "refresh_token"), now)
-        else:
-            raise OAuthError(400, "unsupported_grant_type")
-    except OAuthError as exc:
-        return _oauth_error(exc)
-    return raw_json(dumps(body), 200, dict(NO_STORE))
+    oauth = state.oauth
+    names = {t: org.name for t, org in state.organisations.items()}
+
+    def exchange(app: App, form: Mapping[str, Any], now: float) -> dict[str, Any]:
+        verifier = form.get("code_verifier")
+        return oauth.exchange_code(
+            app,
+            required_field(form, "code"),
+            required_field(form, "redirect_uri"),
+            verifier if isinstance(verifier, str) else None,
+            now,
+            names,
+        )
+
+    def refresh(app: App, form: Mapping[str, Any], now: float) -> dict[str, Any]:
+        return oauth.refresh(app, required_field(form, "refresh_token"), now)
+
+    grants = {"authorization_code": exchange, "refresh_token": refresh}
+    return await token_endpoint(request, oauth, state.faults, state.clock.time(), grants)
 
 
 async def revoke(request: web.Request) -> web.Response:
@@ -263,10 +239,10 @@ async def revoke(request: web.Request) -> web.Response:
         return injected
     form = await request.post()
     try:
-        app = _client(state, request, form)
+        app = state.oauth.authenticate(request, form)
         state.oauth.revoke_token(app, required_field(form, "token"))
     except OAuthError as exc:
-        return _oauth_error(exc)
+        return oauth_error(exc)
     return web.Response(status=200)
 
 

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import jwt
 
-from emulators.common.oauth import OAuthError
+from emulators.common.oauth import ClientRegistry, OAuthError
 from emulators.xero.config import AppConfig, EmulatorConfig
 from emulators.xero.dates import connection_date
 
@@ -201,32 +199,20 @@ def pkce_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-class OAuthState:
+class OAuthState(ClientRegistry[App]):
+    invalid_client_status = 400
+    describe_errors = False
+
     def __init__(self, config: EmulatorConfig) -> None:
+        super().__init__()
         self.config = config
-        self.apps: dict[str, App] = {}
         self.codes: dict[str, AuthCode] = {}
         self.grants: dict[str, Grant] = {}
         self.connections: dict[str, Connection] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self._access_index: dict[str, str] = {}
-        self.token_calls: Counter[str] = Counter()
-        self.token_calls_by_client: Counter[tuple[str, str]] = Counter()
-        self.revoke_calls = 0
         self.signing_key = secrets.token_bytes(32)
         self._grant_seq = 0
-
-    # -- apps -----------------------------------------------------------------------------
-
-    def register(self, app: App) -> App:
-        self.apps[app.client_id] = app
-        return app
-
-    def authenticate_client(self, client_id: str, client_secret: str) -> App:
-        app = self.apps.get(client_id)
-        if app is None or not hmac.compare_digest(app.client_secret, client_secret):
-            raise OAuthError(400, "invalid_client")
-        return app
 
     # -- consent --------------------------------------------------------------------------
 
@@ -469,13 +455,3 @@ class OAuthState:
             if connection.tenant_id == tenant_id:
                 return connection
         return None
-
-    def stats(self) -> dict[str, Any]:
-        by_client: dict[str, dict[str, int]] = {}
-        for (client_id, grant_type), n in self.token_calls_by_client.items():
-            by_client.setdefault(client_id, {})[grant_type] = n
-        return {
-            "token_calls": dict(self.token_calls),
-            "token_calls_by_client": by_client,
-            "revoke_calls": self.revoke_calls,
-        }
