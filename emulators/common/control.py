@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -20,6 +21,7 @@ from emulators.common import money
 from emulators.common.clock import Clock
 from emulators.common.faults import FaultBox, FaultError
 from emulators.common.http import dumps, raw_json
+from emulators.common.oauth import Client, ClientRegistry
 from emulators.common.webhooks import Dispatcher
 
 PREFIX: Final = "/_emulator"
@@ -255,3 +257,65 @@ def add_common_routes(app: web.Application, state: Controlled, name: str) -> Non
     r.add_get(f"{p}/deliveries", deliveries)
     r.add_get(f"{p}/webhooks", webhook_status)
     r.add_post(f"{p}/webhooks/wait", webhook_wait)
+
+
+# -- apps (the developer portal) ------------------------------------------------------------
+
+
+class PortalApp(Client, Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+A = TypeVar("A", bound=PortalApp)
+
+
+@dataclass(frozen=True, slots=True)
+class AppAdmin(Generic[A]):
+    """``/_emulator/apps``: register, read, change and delete apps.  ``build(data,
+    existing)`` makes an app from JSON (keeping what ``data`` does not name);
+    ``forget(request, app)`` ends what the app had (grants, connections) before it goes."""
+
+    registry: Callable[[web.Request], ClientRegistry[A]]
+    build: Callable[[JsonObject, A | None], A]
+    forget: Callable[[web.Request, A], None]
+
+    def known(self, request: web.Request, client_id: str) -> A:
+        app = self.registry(request).apps.get(client_id)
+        if app is None:
+            raise ControlError(404, f"no app with client_id {client_id}")
+        return app
+
+    async def list(self, request: web.Request) -> web.Response:
+        apps = self.registry(request).apps.values()
+        return json_response({"apps": [a.to_json() for a in apps]})
+
+    async def upsert(self, request: web.Request) -> web.Response:
+        """Register an app, or update the one with that client_id (fields not given kept)."""
+        registry = self.registry(request)
+        data = await read_body(request)
+        existing = registry.apps.get(text(data, "client_id"))
+        app = registry.register(self.build(data, existing))
+        return json_response(app.to_json(), 200 if existing else 201)
+
+    async def get(self, request: web.Request) -> web.Response:
+        return json_response(self.known(request, request.match_info["client_id"]).to_json())
+
+    async def patch(self, request: web.Request) -> web.Response:
+        existing = self.known(request, request.match_info["client_id"])
+        data = await read_body(request)
+        data["client_id"] = existing.client_id
+        return json_response(self.registry(request).register(self.build(data, existing)).to_json())
+
+    async def delete(self, request: web.Request) -> web.Response:
+        app = self.known(request, request.match_info["client_id"])
+        self.forget(request, app)
+        del self.registry(request).apps[app.client_id]
+        return json_response({"deleted": app.client_id})
+
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get(f"{PREFIX}/apps", self.list)
+        r.add_post(f"{PREFIX}/apps", self.upsert)
+        r.add_get(f"{PREFIX}/apps/{{client_id}}", self.get)
+        r.add_patch(f"{PREFIX}/apps/{{client_id}}", self.patch)
+        r.add_delete(f"{PREFIX}/apps/{{client_id}}", self.delete)

@@ -1,17 +1,22 @@
-"""The ``python -m emulators.<provider>`` serve loop: bind, report the port, print the
-addresses, run until SIGINT or SIGTERM, clean up."""
+"""``python -m emulators.<provider>``: the shared options, secrets from the environment,
+and the serve loop (bind, report the port, print the addresses, run until SIGINT or
+SIGTERM, clean up)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from aicollect.handshake import report_ports
+
+C = TypeVar("C")
 
 
 async def serve(
@@ -50,3 +55,52 @@ def run(serving: Callable[[], Coroutine[Any, Any, None]], prog: str, host: str, 
         print(f"{prog}: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def base_parser(
+    prog: str, description: str, *, port: int, access_token_ttl: int, secret_env: str
+) -> tuple[argparse.ArgumentParser, argparse._ArgumentGroup]:
+    """The options every emulator has (address, token lifetime, one app to register); the
+    app group is returned for the provider's webhook options."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=port, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--access-token-ttl",
+        type=int,
+        default=access_token_ttl,
+        help="access token lifetime in seconds",
+    )
+    app = parser.add_argument_group("register one app at start-up")
+    app.add_argument("--client-id")
+    app.add_argument("--client-secret", help=f"the app's client secret (or ${secret_env})")
+    app.add_argument(
+        "--redirect-uri", action="append", default=[], help="allowed redirect URI (repeatable)"
+    )
+    app.add_argument("--webhook-url", help="where this app's webhooks are POSTed")
+    return parser, app
+
+
+def secret(flag_value: str | None, env: str, flag: str) -> str:
+    """A secret from its flag or, better (a command line is visible to every user), from
+    the environment; ``ValueError`` when neither gives one."""
+    value = flag_value or os.environ.get(env)
+    if not value:
+        raise ValueError(f"{flag} (or ${env}) is required with --client-id")
+    return value
+
+
+def main(
+    argv: list[str] | None,
+    parser: argparse.ArgumentParser,
+    configure: Callable[[argparse.Namespace], C],
+    serving: Callable[[C], Coroutine[Any, Any, None]],
+) -> int:
+    """Parse, configure (a ``ValueError`` is exit status 2 with the message), serve."""
+    args = parser.parse_args(argv)
+    try:
+        config = configure(args)
+    except ValueError as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 2
+    return run(lambda: serving(config), parser.prog, args.host, args.port)

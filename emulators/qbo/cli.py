@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from datetime import date
 
 from aicollect.handshake import EMULATOR_CLIENT_SECRET_ENV as CLIENT_SECRET_ENV
 from aicollect.handshake import EMULATOR_VERIFIER_TOKEN_ENV as VERIFIER_TOKEN_ENV
-from emulators.common.serve import run
+from emulators.common.serve import base_parser, secret
+from emulators.common.serve import main as run_main
 from emulators.common.serve import serve as serve_app
 from emulators.qbo.app import create_app
 from emulators.qbo.config import WEBHOOK_FORMATS, AppConfig, CompanySpec, EmulatorConfig
@@ -31,22 +31,13 @@ __all__ = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="aicollect emulator",
-        description="Intuit emulator: OAuth 2.0, QBO Accounting API v3 and signed webhooks.",
+    parser, app = base_parser(
+        "aicollect emulator",
+        "Intuit emulator: OAuth 2.0, QBO Accounting API v3 and signed webhooks.",
+        port=8090,
+        access_token_ttl=3600,
+        secret_env=CLIENT_SECRET_ENV,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8090, help="port (0 picks a free one)")
-    parser.add_argument(
-        "--access-token-ttl", type=int, default=3600, help="access token lifetime in seconds"
-    )
-    app = parser.add_argument_group("register one app at start-up")
-    app.add_argument("--client-id")
-    app.add_argument("--client-secret", help=f"the app's client secret (or ${CLIENT_SECRET_ENV})")
-    app.add_argument(
-        "--redirect-uri", action="append", default=[], help="allowed redirect URI (repeatable)"
-    )
-    app.add_argument("--webhook-url", help="where this app's webhooks are POSTed")
     app.add_argument("--verifier-token", help=f"webhook HMAC key (or ${VERIFIER_TOKEN_ENV})")
     app.add_argument("--webhook-format", choices=WEBHOOK_FORMATS, default="cloudevents")
     demo = parser.add_argument_group("create a generated company at start-up")
@@ -65,11 +56,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         host=args.host, port=args.port, access_token_ttl=args.access_token_ttl, seed=args.seed
     )
     if args.client_id:
-        client_secret = args.client_secret or os.environ.get(CLIENT_SECRET_ENV)
-        if not client_secret:
-            raise SystemExit(
-                f"--client-secret (or ${CLIENT_SECRET_ENV}) is required with --client-id"
-            )
+        client_secret = secret(args.client_secret, CLIENT_SECRET_ENV, "--client-secret")
         verifier_token = args.verifier_token
         if verifier_token is None:
             verifier_token = os.environ.get(VERIFIER_TOKEN_ENV, "")
@@ -123,10 +110,4 @@ async def serve(config: EmulatorConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        print(f"aicollect emulator: {exc}", file=sys.stderr)
-        return 2
-    return run(lambda: serve(config), "aicollect emulator", args.host, args.port)
+    return run_main(argv, build_parser(), config_from_args, serve)

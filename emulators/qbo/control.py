@@ -16,6 +16,7 @@ from aiohttp import web
 from emulators.common import money
 from emulators.common.control import (
     PREFIX,
+    AppAdmin,
     ControlError,
     JsonObject,
     add_common_routes,
@@ -197,46 +198,14 @@ def _app_from(data: JsonObject, existing: App | None) -> App:
     )
 
 
-async def list_apps(request: web.Request) -> web.Response:
-    return _json({"apps": [a.to_json() for a in _state(request).oauth.apps.values()]})
-
-
-async def upsert_app(request: web.Request) -> web.Response:
-    """Register an app, or update one with the same client_id (fields not given are kept)."""
-    state = _state(request)
-    data = await _body(request)
-    existing = state.oauth.apps.get(_str(data, "client_id"))
-    app = state.oauth.register(_app_from(data, existing))
-    return _json(app.to_json(), 200 if existing else 201)
-
-
-def _known_app(state: EmulatorState, client_id: str) -> App:
-    app = state.oauth.apps.get(client_id)
-    if app is None:
-        raise ControlError(404, f"no app with client_id {client_id}")
-    return app
-
-
-async def get_app(request: web.Request) -> web.Response:
-    return _json(_known_app(_state(request), request.match_info["client_id"]).to_json())
-
-
-async def patch_app(request: web.Request) -> web.Response:
-    state = _state(request)
-    existing = _known_app(state, request.match_info["client_id"])
-    data = await _body(request)
-    data["client_id"] = existing.client_id
-    return _json(state.oauth.register(_app_from(data, existing)).to_json())
-
-
-async def delete_app(request: web.Request) -> web.Response:
-    state = _state(request)
-    app = _known_app(state, request.match_info["client_id"])
-    for grant in state.oauth.grants.values():
+def _forget(request: web.Request, app: App) -> None:
+    oauth = _state(request).oauth
+    for grant in oauth.grants.values():
         if grant.client_id == app.client_id:
-            state.oauth.revoke_grant(grant, "app deleted")
-    del state.oauth.apps[app.client_id]
-    return _json({"deleted": app.client_id})
+            oauth.revoke_grant(grant, "app deleted")
+
+
+apps = AppAdmin(lambda request: _state(request).oauth, _app_from, _forget)
 
 
 async def list_grants(request: web.Request) -> web.Response:
@@ -316,7 +285,7 @@ async def disconnect(request: web.Request) -> web.Response:
     data = await _body(request)
     client_id = _str(data, "client_id") or None
     if client_id is not None:
-        _known_app(state, client_id)
+        apps.known(request, client_id)
     ended = state.oauth.disconnect(company.realm_id, client_id)
     return _json({"revoked_grants": [g.id for g in ended]})
 
@@ -500,11 +469,7 @@ def add_routes(app: web.Application) -> None:
     p = PREFIX
     r.add_get(f"{p}/settings", get_settings)
     r.add_patch(f"{p}/settings", update_settings)
-    r.add_get(f"{p}/apps", list_apps)
-    r.add_post(f"{p}/apps", upsert_app)
-    r.add_get(f"{p}/apps/{{client_id}}", get_app)
-    r.add_patch(f"{p}/apps/{{client_id}}", patch_app)
-    r.add_delete(f"{p}/apps/{{client_id}}", delete_app)
+    apps.add_routes(app)
     r.add_get(f"{p}/grants", list_grants)
     r.add_get(f"{p}/companies", list_companies)
     r.add_post(f"{p}/companies", create_company)

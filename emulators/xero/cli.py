@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from datetime import date
 from typing import Final
 
-from emulators.common.serve import run
+from emulators.common.serve import base_parser, secret
+from emulators.common.serve import main as run_main
 from emulators.common.serve import serve as serve_app
 from emulators.xero.app import create_app
 from emulators.xero.config import AppConfig, EmulatorConfig, OrganisationSpec
@@ -24,23 +24,14 @@ PROG: Final = "python -m emulators.xero"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Xero emulator: OAuth 2.0 with /connections, the Accounting API subset, "
-        "Xero's limits and signed webhooks.",
+    parser, app = base_parser(
+        PROG,
+        "Xero emulator: OAuth 2.0 with /connections, the Accounting API subset, Xero's "
+        "limits and signed webhooks.",
+        port=8091,
+        access_token_ttl=1800,
+        secret_env=CLIENT_SECRET_ENV,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8091, help="port (0 picks a free one)")
-    parser.add_argument(
-        "--access-token-ttl", type=int, default=1800, help="access token lifetime in seconds"
-    )
-    app = parser.add_argument_group("register one app at start-up")
-    app.add_argument("--client-id")
-    app.add_argument("--client-secret", help=f"the app's client secret (or ${CLIENT_SECRET_ENV})")
-    app.add_argument(
-        "--redirect-uri", action="append", default=[], help="allowed redirect URI (repeatable)"
-    )
-    app.add_argument("--webhook-url", help="where this app's webhooks are POSTed")
     app.add_argument("--webhook-key", help=f"webhook signing key (or ${WEBHOOK_KEY_ENV})")
     demo = parser.add_argument_group("create a generated organisation at start-up")
     demo.add_argument("--demo-organisation", action="store_true")
@@ -59,9 +50,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         host=args.host, port=args.port, access_token_ttl=args.access_token_ttl, seed=args.seed
     )
     if args.client_id:
-        client_secret = args.client_secret or os.environ.get(CLIENT_SECRET_ENV)
-        if not client_secret:
-            raise ValueError(f"--client-secret (or ${CLIENT_SECRET_ENV}) is required")
+        client_secret = secret(args.client_secret, CLIENT_SECRET_ENV, "--client-secret")
         webhook_key = args.webhook_key or os.environ.get(WEBHOOK_KEY_ENV, "")
         config.apps.append(
             AppConfig(
@@ -114,10 +103,4 @@ async def serve(config: EmulatorConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 2
-    return run(lambda: serve(config), PROG, args.host, args.port)
+    return run_main(argv, build_parser(), config_from_args, serve)

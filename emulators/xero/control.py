@@ -12,6 +12,7 @@ from aiohttp import web
 from emulators.common import money
 from emulators.common.control import (
     PREFIX,
+    AppAdmin,
     ControlError,
     JsonObject,
     add_common_routes,
@@ -56,13 +57,6 @@ def _org(request: web.Request) -> Organisation:
     if org is None:
         raise ControlError(404, f"no organisation {tenant_id}")
     return org
-
-
-def _known_app(state: EmulatorState, client_id: str) -> App:
-    app = state.oauth.apps.get(client_id)
-    if app is None:
-        raise ControlError(404, f"no app with client_id {client_id}")
-    return app
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -177,48 +171,24 @@ def _app_from(data: JsonObject, existing: App | None) -> App:
     )
 
 
-async def list_apps(request: web.Request) -> web.Response:
-    return json_response({"apps": [a.to_json() for a in _state(request).oauth.apps.values()]})
-
-
-async def upsert_app(request: web.Request) -> web.Response:
-    state = _state(request)
-    data = await read_body(request)
-    existing = state.oauth.apps.get(text(data, "client_id"))
-    app = state.oauth.register(_app_from(data, existing))
-    return json_response(app.to_json(), 200 if existing else 201)
-
-
-async def get_app(request: web.Request) -> web.Response:
-    return json_response(_known_app(_state(request), request.match_info["client_id"]).to_json())
-
-
-async def patch_app(request: web.Request) -> web.Response:
-    state = _state(request)
-    existing = _known_app(state, request.match_info["client_id"])
-    data = await read_body(request)
-    data["client_id"] = existing.client_id
-    return json_response(state.oauth.register(_app_from(data, existing)).to_json())
-
-
-async def delete_app(request: web.Request) -> web.Response:
-    state = _state(request)
-    app = _known_app(state, request.match_info["client_id"])
-    for grant in state.oauth.grants.values():
+def _forget(request: web.Request, app: App) -> None:
+    oauth = _state(request).oauth
+    for grant in oauth.grants.values():
         if grant.client_id == app.client_id:
-            state.oauth.revoke_grant(grant, "app deleted")
-    for connection in list(state.oauth.connections.values()):
+            oauth.revoke_grant(grant, "app deleted")
+    for connection in list(oauth.connections.values()):
         if connection.client_id == app.client_id:
-            del state.oauth.connections[connection.id]
-    del state.oauth.apps[app.client_id]
-    return json_response({"deleted": app.client_id})
+            del oauth.connections[connection.id]
+
+
+apps = AppAdmin(lambda request: _state(request).oauth, _app_from, _forget)
 
 
 async def intent_to_receive(request: web.Request) -> web.Response:
     """Run the Intent to Receive against the app's webhook URL (as saving the webhook in
     Xero's portal does); the app's webhook is OK only if it passes."""
     state = _state(request)
-    app = _known_app(state, request.match_info["client_id"])
+    app = apps.known(request, request.match_info["client_id"])
     data = await read_body(request)
     rounds = integer(data, "rounds", 4)
     if not 2 <= rounds <= 20:
@@ -234,7 +204,7 @@ async def enable_webhook(request: web.Request) -> web.Response:
     """Re-enable a disabled webhook: the Intent to Receive runs again; if it passes the
     queue restarts, with the held events when ``webhook_replay_on_reenable`` is on."""
     state = _state(request)
-    app = _known_app(state, request.match_info["client_id"])
+    app = apps.known(request, request.match_info["client_id"])
     try:
         record = await state.webhooks.intent_to_receive(app)
     except ValueError as exc:
@@ -347,7 +317,7 @@ async def disconnect(request: web.Request) -> web.Response:
     data = await read_body(request)
     client_id = text(data, "client_id") or None
     if client_id is not None:
-        _known_app(state, client_id)
+        apps.known(request, client_id)
     ended = state.oauth.disconnect(org.tenant_id, client_id)
     return json_response({"removed_connections": [c.id for c in ended]})
 
@@ -548,11 +518,7 @@ def add_routes(app: web.Application) -> None:
     p = PREFIX
     r.add_get(f"{p}/settings", get_settings)
     r.add_patch(f"{p}/settings", update_settings)
-    r.add_get(f"{p}/apps", list_apps)
-    r.add_post(f"{p}/apps", upsert_app)
-    r.add_get(f"{p}/apps/{{client_id}}", get_app)
-    r.add_patch(f"{p}/apps/{{client_id}}", patch_app)
-    r.add_delete(f"{p}/apps/{{client_id}}", delete_app)
+    apps.add_routes(app)
     r.add_post(f"{p}/apps/{{client_id}}/intent-to-receive", intent_to_receive)
     r.add_post(f"{p}/apps/{{client_id}}/webhook/enable", enable_webhook)
     r.add_get(f"{p}/intent-to-receive", handshakes)
