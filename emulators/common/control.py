@@ -319,3 +319,41 @@ class AppAdmin(Generic[A]):
         r.add_get(f"{PREFIX}/apps/{{client_id}}", self.get)
         r.add_patch(f"{PREFIX}/apps/{{client_id}}", self.patch)
         r.add_delete(f"{PREFIX}/apps/{{client_id}}", self.delete)
+
+
+# -- tenants (companies, organisations) -----------------------------------------------------
+
+
+class Tenant(Protocol):
+    name: str
+
+    def set_timezone(self, name: str) -> None: ...
+
+    def set_today(self, day: date) -> None: ...
+
+
+T = TypeVar("T")
+
+
+def create_tenant(taken: bool, what: str, create: Callable[[], T]) -> T:
+    """``create()``, with 409 when the id asked for is ``taken`` and 400 for a bad spec."""
+    if taken:
+        raise ControlError(409, f"{what} exists")
+    try:
+        return create()
+    except ValueError as exc:
+        raise ControlError(400, str(exc)) from exc
+
+
+def patch_tenant(tenant: Tenant, data: JsonObject) -> None:
+    """Rename, move to another time zone, or pin today."""
+    if "name" in data:
+        tenant.name = required(data, "name")
+    if "timezone" in data:
+        try:
+            tenant.set_timezone(required(data, "timezone"))
+        except ValueError as exc:
+            raise ControlError(400, str(exc)) from exc
+    today = day(data, "today")
+    if today is not None:
+        tenant.set_today(today)

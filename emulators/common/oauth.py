@@ -204,3 +204,39 @@ async def token_endpoint(
     except OAuthError as exc:
         return oauth_error(exc, registry.basic_realm)
     return raw_json(dumps(body), 200, dict(NO_STORE))
+
+
+class PageError(Exception):
+    """An authorization request that can't be redirected back (unknown client or
+    redirect_uri): it ends on the error page."""
+
+
+class RedirectingClient(Client, Protocol):
+    @property
+    def redirect_uris(self) -> list[str]: ...
+
+
+R = TypeVar("R", bound=RedirectingClient)
+
+
+def authorization_request(
+    apps: Mapping[str, R], params: Mapping[str, str], scope_ok: Callable[[R, str], bool]
+) -> tuple[R, str, tuple[str, ...]]:
+    """(app, redirect_uri, scopes) of a valid request; raises :class:`PageError` for an
+    unknown client or redirect URI, else redirects back with the RFC 6749 error."""
+    client_id = params.get("client_id", "")
+    app = apps.get(client_id)
+    if app is None:
+        raise PageError(f"Unknown client_id {client_id!r}: the app is not registered.")
+    redirect_uri = params.get("redirect_uri", "")
+    if redirect_uri not in app.redirect_uris:
+        raise PageError(
+            f"The redirect_uri {redirect_uri!r} is not one of the app's registered redirect URIs."
+        )
+    oauth_state = params.get("state")
+    if params.get("response_type") != "code":
+        raise redirect(redirect_uri, {"error": "unsupported_response_type"}, oauth_state)
+    scopes = tuple(params.get("scope", "").split())
+    if not scopes or not all(scope_ok(app, s) for s in scopes):
+        raise redirect(redirect_uri, {"error": "invalid_scope"}, oauth_state)
+    return app, redirect_uri, scopes

@@ -12,6 +12,8 @@ from aiohttp import web
 from emulators.common.http import dumps, raw_json
 from emulators.common.oauth import (
     OAuthError,
+    PageError,
+    authorization_request,
     error_page,
     oauth_error,
     redirect,
@@ -61,28 +63,9 @@ async def discovery(request: web.Request) -> web.Response:
 # -- the consent page -----------------------------------------------------------------------
 
 
-class _PageError(Exception):
-    """The request can't be redirected back (unknown client or redirect_uri)."""
-
-
 def _validate(state: EmulatorState, params: Mapping[str, str]) -> tuple[App, str, tuple[str, ...]]:
-    """Check the authorization request; raise _PageError or HTTPFound (error redirect)."""
-    client_id = params.get("client_id", "")
-    app = state.oauth.apps.get(client_id)
-    if app is None:
-        raise _PageError(f"Unknown client_id {client_id!r}: the app is not registered.")
-    redirect_uri = params.get("redirect_uri", "")
-    if redirect_uri not in app.redirect_uris:
-        raise _PageError(
-            f"The redirect_uri {redirect_uri!r} is not one of the app's registered redirect URIs."
-        )
-    oauth_state = params.get("state")
-    if params.get("response_type") != "code":
-        raise redirect(redirect_uri, {"error": "unsupported_response_type"}, oauth_state)
-    scopes = tuple(params.get("scope", "").split())
-    if not scopes or any(s not in KNOWN_SCOPES for s in scopes):
-        raise redirect(redirect_uri, {"error": "invalid_scope"}, oauth_state)
-    return app, redirect_uri, scopes
+    """Check the authorization request; raise PageError or HTTPFound (error redirect)."""
+    return authorization_request(state.oauth.apps, params, lambda _app, s: s in KNOWN_SCOPES)
 
 
 def _needs_company(scopes: tuple[str, ...]) -> bool:
@@ -102,12 +85,12 @@ def _decide(
     if decision == "deny":
         return redirect(redirect_uri, {"error": "access_denied"}, oauth_state)
     if decision != "allow":
-        raise _PageError(f"Unknown decision {decision!r}: use allow or deny.")
+        raise PageError(f"Unknown decision {decision!r}: use allow or deny.")
     if _needs_company(scopes):
         if not realm_id and len(state.companies) == 1:
             realm_id = next(iter(state.companies))
         if not realm_id or realm_id not in state.companies:
-            raise _PageError(f"Pick a company: {realm_id!r} is not a company here.")
+            raise PageError(f"Pick a company: {realm_id!r} is not a company here.")
     else:
         realm_id = None
     code = state.oauth.issue_code(app, redirect_uri, realm_id, scopes, state.clock.time())
@@ -213,7 +196,7 @@ async def authorize_page(request: web.Request) -> web.StreamResponse:
             raise _decide(
                 state, app, redirect_uri, scopes, params, decision, params.get("emulator_realm")
             )
-    except _PageError as exc:
+    except PageError as exc:
         return _error_page(str(exc))
     return web.Response(text=render_page(state, app, params), content_type="text/html")
 
@@ -233,7 +216,7 @@ async def authorize_submit(request: web.Request) -> web.StreamResponse:
             params.get("decision", ""),
             params.get("realm_id"),
         )
-    except _PageError as exc:
+    except PageError as exc:
         return _error_page(str(exc))
 
 

@@ -21,7 +21,9 @@ from emulators.common.control import (
     JsonObject,
     add_common_routes,
     control_errors,
+    create_tenant,
     json_response,
+    patch_tenant,
     read_body,
 )
 from emulators.common.control import day as _date
@@ -249,12 +251,8 @@ async def create_company(request: web.Request) -> web.Response:
         timezone=_str(data, "timezone", "America/Los_Angeles"),
         today=_date(data, "today"),
     )
-    if spec.realm_id and spec.realm_id in state.companies:
-        raise ControlError(409, f"realm {spec.realm_id} exists")
-    try:
-        company = state.create_company(spec)
-    except ValueError as exc:
-        raise ControlError(400, str(exc)) from exc
+    taken = bool(spec.realm_id) and spec.realm_id in state.companies
+    company = create_tenant(taken, f"realm {spec.realm_id}", lambda: state.create_company(spec))
     return _json(company.summary(), 201)
 
 
@@ -264,17 +262,7 @@ async def get_company(request: web.Request) -> web.Response:
 
 async def patch_company(request: web.Request) -> web.Response:
     company = _company(request)
-    data = await _body(request)
-    if "name" in data:
-        company.name = _required(data, "name")
-    if "timezone" in data:
-        try:
-            company.set_timezone(_required(data, "timezone"))
-        except ValueError as exc:
-            raise ControlError(400, str(exc)) from exc
-    today = _date(data, "today")
-    if today is not None:
-        company.set_today(today)
+    patch_tenant(company, await _body(request))
     return _json(company.summary())
 
 

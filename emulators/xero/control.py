@@ -17,10 +17,12 @@ from emulators.common.control import (
     JsonObject,
     add_common_routes,
     control_errors,
+    create_tenant,
     day,
     integer,
     json_response,
     number,
+    patch_tenant,
     read_body,
     required,
     string_list,
@@ -278,12 +280,10 @@ async def create_organisation(request: web.Request) -> web.Response:
         today=day(data, "today"),
         starter_tier=bool(data.get("starter_tier", False)),
     )
-    if spec.tenant_id and spec.tenant_id in state.organisations:
-        raise ControlError(409, f"organisation {spec.tenant_id} exists")
-    try:
-        org = state.create_organisation(spec)
-    except ValueError as exc:
-        raise ControlError(400, str(exc)) from exc
+    taken = bool(spec.tenant_id) and spec.tenant_id in state.organisations
+    org = create_tenant(
+        taken, f"organisation {spec.tenant_id}", lambda: state.create_organisation(spec)
+    )
     return json_response(org.summary(), 201)
 
 
@@ -294,18 +294,9 @@ async def get_organisation(request: web.Request) -> web.Response:
 async def patch_organisation(request: web.Request) -> web.Response:
     org = _org(request)
     data = await read_body(request)
-    if "name" in data:
-        org.name = required(data, "name")
-    if "timezone" in data:
-        try:
-            org.set_timezone(required(data, "timezone"))
-        except ValueError as exc:
-            raise ControlError(400, str(exc)) from exc
+    patch_tenant(org, data)
     if "starter_tier" in data:
         org.starter_tier = bool(data["starter_tier"])
-    today = day(data, "today")
-    if today is not None:
-        org.set_today(today)
     return json_response(org.summary())
 
 

@@ -15,6 +15,8 @@ from aiohttp import web
 from emulators.common.http import dumps, raw_json
 from emulators.common.oauth import (
     OAuthError,
+    PageError,
+    authorization_request,
     error_page,
     oauth_error,
     redirect,
@@ -33,27 +35,13 @@ REVOKE_PATH: Final = "/connect/revocation"
 DEFAULT_USER: Final = "xero-user-1"
 
 
-class _PageError(Exception):
-    """The request can't be redirected back (unknown client or redirect_uri)."""
-
-
 def _validate(state: EmulatorState, params: Mapping[str, str]) -> tuple[App, str, tuple[str, ...]]:
-    client_id = params.get("client_id", "")
-    app = state.oauth.apps.get(client_id)
-    if app is None:
-        raise _PageError(f"Unknown client_id {client_id!r}: the app is not registered.")
-    redirect_uri = params.get("redirect_uri", "")
-    if redirect_uri not in app.redirect_uris:
-        raise _PageError(f"Invalid redirect_uri {redirect_uri!r} for this app.")
-    oauth_state = params.get("state")
-    if params.get("response_type") != "code":
-        raise redirect(redirect_uri, {"error": "unsupported_response_type"}, oauth_state)
-    scopes = tuple(params.get("scope", "").split())
-    if not scopes or not all(scope_allowed(s, app.scope_style) for s in scopes):
-        raise redirect(redirect_uri, {"error": "invalid_scope"}, oauth_state)
+    app, redirect_uri, scopes = authorization_request(
+        state.oauth.apps, params, lambda app, s: scope_allowed(s, app.scope_style)
+    )
     method = params.get("code_challenge_method")
     if params.get("code_challenge") and method not in (None, "S256"):
-        raise redirect(redirect_uri, {"error": "invalid_request"}, oauth_state)
+        raise redirect(redirect_uri, {"error": "invalid_request"}, params.get("state"))
     return app, redirect_uri, scopes
 
 
@@ -74,16 +62,16 @@ def _decide(
     if decision == "deny":
         return redirect(redirect_uri, {"error": "access_denied"}, oauth_state)
     if decision != "allow":
-        raise _PageError(f"Unknown decision {decision!r}: use allow or deny.")
+        raise PageError(f"Unknown decision {decision!r}: use allow or deny.")
     chosen: tuple[str, ...] = ()
     if _needs_tenant(scopes):
         if not tenants and len(state.organisations) == 1:
             tenants = list(state.organisations)
         unknown = [t for t in tenants if t not in state.organisations]
         if not tenants or unknown:
-            raise _PageError(f"Choose an organisation: {unknown or 'none'} chosen.")
+            raise PageError(f"Choose an organisation: {unknown or 'none'} chosen.")
         if len(tenants) > 1 and not state.config.multi_org_consent:
-            raise _PageError("This app can connect one organisation at a time.")
+            raise PageError("This app can connect one organisation at a time.")
         chosen = tuple(dict.fromkeys(tenants))
     user = params.get("emulator_user") or params.get("user") or DEFAULT_USER
     code = state.oauth.issue_code(
@@ -188,7 +176,7 @@ async def authorize_page(request: web.Request) -> web.StreamResponse:
         if decision is not None:
             tenants = [t for t in params.get("emulator_tenants", "").split(",") if t]
             raise _decide(state, app, redirect_uri, scopes, params, decision, tenants)
-    except _PageError as exc:
+    except PageError as exc:
         return _error_page(str(exc))
     return web.Response(text=render_page(state, app, params), content_type="text/html")
 
@@ -201,7 +189,7 @@ async def authorize_submit(request: web.Request) -> web.StreamResponse:
     try:
         app, redirect_uri, scopes = _validate(state, params)
         raise _decide(state, app, redirect_uri, scopes, params, params.get("decision", ""), tenants)
-    except _PageError as exc:
+    except PageError as exc:
         return _error_page(str(exc))
 
 
