@@ -357,3 +357,79 @@ def patch_tenant(tenant: Tenant, data: JsonObject) -> None:
     today = day(data, "today")
     if today is not None:
         tenant.set_today(today)
+
+
+# -- settings (the configuration's run-time knobs) ------------------------------------------
+
+Setting = Callable[[JsonObject, str], Any]
+
+
+def positive_int(data: JsonObject, key: str) -> int:
+    value = integer(data, key, 0)
+    if value < 1:
+        raise ControlError(400, f"{key} must be >= 1")
+    return value
+
+
+def flag(data: JsonObject, key: str) -> bool:
+    value = data[key]
+    if not isinstance(value, bool):
+        raise ControlError(400, f"{key} must be true or false")
+    return value
+
+
+def seconds(data: JsonObject, key: str) -> float:
+    value = number(data, key, 0)
+    if value <= 0:
+        raise ControlError(400, f"{key} must be positive")
+    return value
+
+
+def seconds_or_zero(data: JsonObject, key: str) -> float:
+    value = number(data, key, 0)
+    if value < 0:
+        raise ControlError(400, f"{key} must be >= 0")
+    return value
+
+
+def choice(*allowed: str) -> Setting:
+    def read(data: JsonObject, key: str) -> str:
+        if data[key] not in allowed:
+            raise ControlError(400, f"{key} must be one of {list(allowed)}")
+        return str(data[key])
+
+    return read
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsAdmin:
+    """``GET``/``PATCH /_emulator/settings``: the named configuration attributes, each read
+    by its :data:`Setting`; all or nothing; ``applied(request)`` runs after a change."""
+
+    config: Callable[[web.Request], object]
+    settings: dict[str, Setting]
+    applied: Callable[[web.Request], None]
+
+    def _json(self, request: web.Request) -> JsonObject:
+        config = self.config(request)
+        return {name: getattr(config, name) for name in self.settings}
+
+    async def get(self, request: web.Request) -> web.Response:
+        return json_response(self._json(request))
+
+    async def update(self, request: web.Request) -> web.Response:
+        data = await read_body(request)
+        for key in data:
+            if key not in self.settings:
+                names = list(self.settings)
+                raise ControlError(400, f"unknown setting {key!r}; settings are {names}")
+        changes = {key: self.settings[key](data, key) for key in data}
+        config = self.config(request)
+        for key, value in changes.items():
+            setattr(config, key, value)
+        self.applied(request)
+        return json_response(self._json(request))
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(f"{PREFIX}/settings", self.get)
+        app.router.add_patch(f"{PREFIX}/settings", self.update)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Final
 
 from aiohttp import web
 
@@ -19,12 +18,16 @@ from emulators.common.control import (
     AppAdmin,
     ControlError,
     JsonObject,
+    SettingsAdmin,
     add_common_routes,
     control_errors,
     create_tenant,
     json_response,
     patch_tenant,
+    positive_int,
     read_body,
+    seconds,
+    seconds_or_zero,
 )
 from emulators.common.control import day as _date
 from emulators.common.control import integer as _int
@@ -130,45 +133,25 @@ def _deleted(tomb: Tombstone) -> web.Response:
 # -- settings -------------------------------------------------------------------------------
 
 
-_SETTINGS: Final = (
-    "access_token_ttl",
-    "auth_code_ttl",
-    "refresh_token_ttl",
-    "cdc_max_objects",
-    "cdc_lookback_days",
-    "webhook_batch_window",
-    "webhook_time_scale",
-    "webhook_timeout",
-)
-
-
-def _settings_json(state: EmulatorState) -> JsonObject:
-    return {name: getattr(state.config, name) for name in _SETTINGS}
-
-
-async def get_settings(request: web.Request) -> web.Response:
-    return _json(_settings_json(_state(request)))
-
-
-async def update_settings(request: web.Request) -> web.Response:
+def _settings_applied(request: web.Request) -> None:
     state = _state(request)
-    data = await _body(request)
-    for key in data:
-        if key not in _SETTINGS:
-            raise ControlError(400, f"unknown setting {key!r}; settings are {list(_SETTINGS)}")
-    for key in data:
-        if key.startswith("webhook_"):
-            number = _number(data, key, 0)
-            if number < 0 or (key != "webhook_batch_window" and number == 0):
-                raise ControlError(400, f"{key} must be positive")
-            setattr(state.config, key, number)
-        else:
-            integer = _int(data, key, 0)
-            if integer < 1:
-                raise ControlError(400, f"{key} must be >= 1")
-            setattr(state.config, key, integer)
     state.webhooks.timing.follow(state.config)
-    return _json(_settings_json(state))
+
+
+settings = SettingsAdmin(
+    lambda request: _state(request).config,
+    {
+        "access_token_ttl": positive_int,
+        "auth_code_ttl": positive_int,
+        "refresh_token_ttl": positive_int,
+        "cdc_max_objects": positive_int,
+        "cdc_lookback_days": positive_int,
+        "webhook_batch_window": seconds_or_zero,
+        "webhook_time_scale": seconds,
+        "webhook_timeout": seconds,
+    },
+    _settings_applied,
+)
 
 
 # -- apps and grants ------------------------------------------------------------------------
@@ -455,8 +438,7 @@ def add_routes(app: web.Application) -> None:
     add_common_routes(app, app[STATE_KEY], "Intuit QBO emulator")
     r = app.router
     p = PREFIX
-    r.add_get(f"{p}/settings", get_settings)
-    r.add_patch(f"{p}/settings", update_settings)
+    settings.add_routes(app)
     apps.add_routes(app)
     r.add_get(f"{p}/grants", list_grants)
     r.add_get(f"{p}/companies", list_companies)

@@ -15,16 +15,22 @@ from emulators.common.control import (
     AppAdmin,
     ControlError,
     JsonObject,
+    SettingsAdmin,
     add_common_routes,
+    choice,
     control_errors,
     create_tenant,
     day,
+    flag,
     integer,
     json_response,
     number,
     patch_tenant,
+    positive_int,
     read_body,
     required,
+    seconds,
+    seconds_or_zero,
     string_list,
     text,
 )
@@ -63,76 +69,44 @@ def _org(request: web.Request) -> Organisation:
 
 # -- settings ---------------------------------------------------------------------------
 
-_INT_SETTINGS: Final = (
-    "access_token_ttl",
-    "auth_code_ttl",
-    "refresh_grace",
-    "refresh_idle_ttl",
-    "default_page_size",
-    "max_page_size",
-    "disconnected_tenant_status",
-)
-_BOOL_SETTINGS: Final = (
-    "multi_org_consent",
-    "refresh_without_connections",
-    "payment_webhooks",
-    "due_date_bumps_part_paid",
-    "webhook_replay_on_reenable",
-)
-_WEBHOOK_SETTINGS: Final = (
-    "webhook_batch_window",
-    "webhook_time_scale",
-    "webhook_timeout",
-    "webhook_give_up_after",
-)
-_SETTINGS: Final = (
-    *_INT_SETTINGS,
-    *_BOOL_SETTINGS,
-    *_WEBHOOK_SETTINGS,
-    "if_modified_since_other",
-)
 
-
-def _settings_json(state: EmulatorState) -> JsonObject:
-    return {name: getattr(state.config, name) for name in _SETTINGS}
-
-
-async def get_settings(request: web.Request) -> web.Response:
-    return json_response(_settings_json(_state(request)))
-
-
-async def update_settings(request: web.Request) -> web.Response:
+def _settings_applied(request: web.Request) -> None:
     state = _state(request)
-    data = await read_body(request)
-    for key in data:
-        if key not in _SETTINGS:
-            raise ControlError(400, f"unknown setting {key!r}; settings are {list(_SETTINGS)}")
-    changes: dict[str, Any] = {}
-    for key in data:
-        if key in _INT_SETTINGS:
-            value = integer(data, key, 0)
-            if value < 1:
-                raise ControlError(400, f"{key} must be >= 1")
-            changes[key] = value
-        elif key in _BOOL_SETTINGS:
-            if not isinstance(data[key], bool):
-                raise ControlError(400, f"{key} must be true or false")
-            changes[key] = data[key]
-        elif key in _WEBHOOK_SETTINGS:
-            seconds = number(data, key, 0)
-            if seconds < 0 or (key != "webhook_batch_window" and seconds == 0):
-                raise ControlError(400, f"{key} must be positive")
-            changes[key] = seconds
-        elif data[key] not in MODIFIED_SINCE_MODES:
-            raise ControlError(400, f"{key} must be one of {list(MODIFIED_SINCE_MODES)}")
-        else:
-            changes[key] = data[key]
-    for key, value in changes.items():
-        setattr(state.config, key, value)
     state.webhooks.timing.follow(state.config, state.config.webhook_give_up_after)
     for org in state.organisations.values():
         state.configure(org)
-    return json_response(_settings_json(state))
+
+
+def _status(data: JsonObject, key: str) -> int:
+    value = integer(data, key, 0)
+    if value not in (401, 403, 404):
+        raise ControlError(400, f"{key} must be 401, 403 or 404")
+    return value
+
+
+settings = SettingsAdmin(
+    lambda request: _state(request).config,
+    {
+        "access_token_ttl": positive_int,
+        "auth_code_ttl": positive_int,
+        "refresh_grace": positive_int,
+        "refresh_idle_ttl": positive_int,
+        "default_page_size": positive_int,
+        "max_page_size": positive_int,
+        "disconnected_tenant_status": _status,
+        "multi_org_consent": flag,
+        "refresh_without_connections": flag,
+        "payment_webhooks": flag,
+        "due_date_bumps_part_paid": flag,
+        "webhook_replay_on_reenable": flag,
+        "webhook_batch_window": seconds_or_zero,
+        "webhook_time_scale": seconds,
+        "webhook_timeout": seconds,
+        "webhook_give_up_after": seconds,
+        "if_modified_since_other": choice(*MODIFIED_SINCE_MODES),
+    },
+    _settings_applied,
+)
 
 
 # -- apps, webhooks, grants, connections --------------------------------------------------
@@ -507,8 +481,7 @@ def add_routes(app: web.Application) -> None:
     add_common_routes(app, app[STATE_KEY], "Xero emulator")
     r = app.router
     p = PREFIX
-    r.add_get(f"{p}/settings", get_settings)
-    r.add_patch(f"{p}/settings", update_settings)
+    settings.add_routes(app)
     apps.add_routes(app)
     r.add_post(f"{p}/apps/{{client_id}}/intent-to-receive", intent_to_receive)
     r.add_post(f"{p}/apps/{{client_id}}/webhook/enable", enable_webhook)
