@@ -174,7 +174,7 @@ def _list(
     id_of: Callable[[Any], str],
     updated_of: Callable[[Any], float],
     prefilter: Callable[[Any], bool] | None = None,
-    paged_by_default_summary: bool = False,
+    summary_when_unpaged: bool = False,
 ) -> web.Response:
     """The shared listing: IDs, If-Modified-Since, where, order, page/pageSize."""
     state = request.app[STATE_KEY]
@@ -198,7 +198,7 @@ def _list(
     if page is not None and page < 1:
         page = 1
     size = max(1, min(size, state.config.max_page_size))
-    summary = _flag(request, "summaryOnly") or (paged_by_default_summary and page is None)
+    summary = _flag(request, "summaryOnly") or (summary_when_unpaged and page is None)
     chosen = [
         item
         for item in items
@@ -245,7 +245,7 @@ async def invoices(request: web.Request) -> web.Response:
         id_of=lambda i: i.id,
         updated_of=lambda i: i.updated,
         prefilter=keep,
-        paged_by_default_summary=True,
+        summary_when_unpaged=True,
     )
 
 
