@@ -39,21 +39,26 @@ def _compose_services() -> dict[str, Any]:
 
 def test_compose_lists_every_process_with_health_checks() -> None:
     services = _compose_services()
-    assert set(services) == {"postgres", "migrate", "integration", "matcher", "gateway", "emulator"}
-    for name in ("postgres", "integration", "matcher", "gateway", "emulator"):
+    assert set(services) == {
+        "postgres", "migrate", "integration", "matcher", "gateway", "emulator", "xero-emulator"
+    }  # fmt: skip
+    for name in ("postgres", "integration", "matcher", "gateway", "emulator", "xero-emulator"):
         assert "healthcheck" in services[name], name
     assert services["emulator"]["profiles"] == ["emulator"]
+    assert services["xero-emulator"]["profiles"] == ["emulator"]
 
 
 def test_only_the_emulator_service_builds_the_image_with_the_emulator() -> None:
-    """Every process of the system runs the production image; the emulator (a development
-    tool, under its profile) runs the Dockerfile's ``emulator`` target."""
+    """Every process of the system runs the production image; the emulators (development
+    tools, under their profile) run the Dockerfile's ``emulator`` target."""
     services = _compose_services()
     targets = {name: (svc.get("build") or {}).get("target") for name, svc in services.items()}
     assert targets.pop("emulator") == "emulator"
+    assert targets.pop("xero-emulator") == "emulator"
     assert targets.pop("postgres") is None  # the postgres image, not built
     assert set(targets.values()) == {"production"}, targets
     assert services["emulator"]["command"][:3] == ["python", "-m", "emulators.qbo"]
+    assert services["xero-emulator"]["command"][:3] == ["python", "-m", "emulators.xero"]
 
 
 def test_missing_secret_stops_the_process_naming_it(tmp_path: Path) -> None:

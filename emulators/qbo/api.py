@@ -15,19 +15,19 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from emulators.common.clock import zone
+from emulators.common.http import dumps, raw_json
 from emulators.qbo import query as q
 from emulators.qbo.books import Company
-from emulators.qbo.clock import format_millis, format_seconds, parse_datetime, zone
+from emulators.qbo.clock import format_millis, format_seconds, parse_datetime
 from emulators.qbo.keys import COMPANY_KEY, STATE_KEY
 from emulators.qbo.model import CREDIT_MEMO, CUSTOMER, ENTITY_NAMES, INVOICE, PAYMENT, Entity
 from emulators.qbo.oauth import AccessDenied
 from emulators.qbo.responses import (
-    dumps,
     fault,
     gateway_fault,
     invalid_query,
     not_found,
-    raw_json,
     system_fault,
     throttled,
 )

@@ -34,7 +34,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: EmulatorConfig | None = None) -> web.Application:
     """A fresh emulator; its state is ``app[STATE_KEY]``."""
     config = config or EmulatorConfig()
-    app = web.Application(middlewares=[api.api_gate, control.control_errors])
+    app = web.Application(middlewares=[api.api_gate, control.errors])
     app[STATE_KEY] = EmulatorState(config)
     authorize.add_routes(app)
     api.add_routes(app)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import json
 from collections.abc import Mapping
 from html import escape
 from typing import Any, Final
 
 from aiohttp import web
-from multidict import MultiDictProxy
-from yarl import URL
 
+from emulators.common.http import dumps, raw_json
+from emulators.common.oauth import (
+    OAuthError,
+    PageError,
+    authorization_request,
+    error_page,
+    oauth_error,
+    redirect,
+    required_field,
+    token_endpoint,
+    token_faults,
+)
 from emulators.qbo.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE
 from emulators.qbo.keys import STATE_KEY
-from emulators.qbo.oauth import KNOWN_SCOPES, App, OAuthError
-from emulators.qbo.responses import dumps, raw_json
+from emulators.qbo.oauth import KNOWN_SCOPES, App
 from emulators.qbo.state import EmulatorState
 
 DISCOVERY_PATHS: Final = (
@@ -28,7 +34,6 @@ DISCOVERY_PATHS: Final = (
     "/.well-known/openid-configuration",
     "/.well-known/openid-sandbox-configuration",
 )
-_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def base_url(request: web.Request) -> str:
@@ -58,41 +63,9 @@ async def discovery(request: web.Request) -> web.Response:
 # -- the consent page -----------------------------------------------------------------------
 
 
-class _PageError(Exception):
-    """The request can't be redirected back (unknown client or redirect_uri)."""
-
-
-def _redirect(redirect_uri: str, params: dict[str, str]) -> web.HTTPFound:
-    return web.HTTPFound(str(URL(redirect_uri).update_query(params)))
-
-
-def _with_state(params: dict[str, str], state: str | None) -> dict[str, str]:
-    if state is not None:
-        params["state"] = state
-    return params
-
-
 def _validate(state: EmulatorState, params: Mapping[str, str]) -> tuple[App, str, tuple[str, ...]]:
-    """Check the authorization request; raise _PageError or HTTPFound (error redirect)."""
-    client_id = params.get("client_id", "")
-    app = state.oauth.apps.get(client_id)
-    if app is None:
-        raise _PageError(f"Unknown client_id {client_id!r}: the app is not registered.")
-    redirect_uri = params.get("redirect_uri", "")
-    if redirect_uri not in app.redirect_uris:
-        raise _PageError(
-            f"The redirect_uri {redirect_uri!r} is not one of the app's registered redirect URIs."
-        )
-    oauth_state = params.get("state")
-    if params.get("response_type") != "code":
-        raise _redirect(
-            redirect_uri,
-            _with_state({"error": "unsupported_response_type"}, oauth_state),
-        )
-    scopes = tuple(params.get("scope", "").split())
-    if not scopes or any(s not in KNOWN_SCOPES for s in scopes):
-        raise _redirect(redirect_uri, _with_state({"error": "invalid_scope"}, oauth_state))
-    return app, redirect_uri, scopes
+    """Check the authorization request; raise PageError or HTTPFound (error redirect)."""
+    return authorization_request(state.oauth.apps, params, lambda _app, s: s in KNOWN_SCOPES)
 
 
 def _needs_company(scopes: tuple[str, ...]) -> bool:
@@ -110,22 +83,21 @@ def _decide(
 ) -> web.HTTPFound:
     oauth_state = params.get("state")
     if decision == "deny":
-        return _redirect(redirect_uri, _with_state({"error": "access_denied"}, oauth_state))
+        return redirect(redirect_uri, {"error": "access_denied"}, oauth_state)
     if decision != "allow":
-        raise _PageError(f"Unknown decision {decision!r}: use allow or deny.")
+        raise PageError(f"Unknown decision {decision!r}: use allow or deny.")
     if _needs_company(scopes):
         if not realm_id and len(state.companies) == 1:
             realm_id = next(iter(state.companies))
         if not realm_id or realm_id not in state.companies:
-            raise _PageError(f"Pick a company: {realm_id!r} is not a company here.")
+            raise PageError(f"Pick a company: {realm_id!r} is not a company here.")
     else:
         realm_id = None
     code = state.oauth.issue_code(app, redirect_uri, realm_id, scopes, state.clock.time())
     out = {"code": code}
-    _with_state(out, oauth_state)
     if realm_id is not None:
         out["realmId"] = realm_id
-    return _redirect(redirect_uri, out)
+    return redirect(redirect_uri, out, oauth_state)
 
 
 # Connect comes first in the markup so that pressing Enter connects; row-reverse still shows
@@ -209,13 +181,9 @@ def render_page(state: EmulatorState, app: App, params: Mapping[str, str]) -> st
 
 
 def _error_page(message: str) -> web.Response:
-    html = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<title>Authorization error · Intuit (emulator)</title></head><body><main>"
-        f"<h1>We can't connect this app</h1><p class='error'>{escape(message)}</p>"
-        "</main></body></html>"
+    return error_page(
+        "Authorization error · Intuit (emulator)", "We can't connect this app", message
     )
-    return web.Response(text=html, status=400, content_type="text/html")
 
 
 async def authorize_page(request: web.Request) -> web.StreamResponse:
@@ -228,7 +196,7 @@ async def authorize_page(request: web.Request) -> web.StreamResponse:
             raise _decide(
                 state, app, redirect_uri, scopes, params, decision, params.get("emulator_realm")
             )
-    except _PageError as exc:
+    except PageError as exc:
         return _error_page(str(exc))
     return web.Response(text=render_page(state, app, params), content_type="text/html")
 
@@ -248,91 +216,33 @@ async def authorize_submit(request: web.Request) -> web.StreamResponse:
             params.get("decision", ""),
             params.get("realm_id"),
         )
-    except _PageError as exc:
+    except PageError as exc:
         return _error_page(str(exc))
 
 
 # -- token and revoke ---------------------------------------------------------------------
 
 
-def _oauth_error(exc: OAuthError) -> web.Response:
-    headers = dict(_NO_STORE)
-    if exc.status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="Intuit"'
-    return raw_json(dumps(exc.body()), exc.status, headers)
-
-
-def _client(state: EmulatorState, request: web.Request, form: Mapping[str, Any]) -> App:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("basic "):
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise OAuthError(401, "invalid_client", "Malformed Basic credentials") from exc
-        client_id, sep, secret = decoded.partition(":")
-        if not sep:
-            raise OAuthError(401, "invalid_client", "Malformed Basic credentials")
-        return state.oauth.authenticate_client(client_id, secret)
-    posted_id, posted_secret = form.get("client_id"), form.get("client_secret")
-    if isinstance(posted_id, str) and isinstance(posted_secret, str):
-        return state.oauth.authenticate_client(posted_id, posted_secret)
-    raise OAuthError(401, "invalid_client", "Client authentication is required")
-
-
-async def _token_faults(state: EmulatorState) -> web.Response | None:
-    faults = state.faults
-    if not faults.applies("token", None):
-        return None
-    delay = faults.latency()
-    if delay:
-        await asyncio.sleep(delay)
-    if faults.roll(faults.faults.error_rate):
-        faults.count("token_error")
-        body = {"error": "server_error", "error_description": "injected fault"}
-        return raw_json(dumps(body), faults.faults.error_status, dict(_NO_STORE))
-    return None
-
-
-def _field(form: MultiDictProxy[Any], name: str) -> str:
-    value = form.get(name)
-    if not isinstance(value, str) or not value:
-        raise OAuthError(400, "invalid_request", f"{name} is required")
-    return value
-
-
 async def token(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    form = await request.post()
-    grant_type = form.get("grant_type")
-    grant_name = grant_type if isinstance(grant_type, str) and grant_type else "(missing)"
-    state.oauth.token_calls[grant_name] += 1
-    injected = await _token_faults(state)
-    if injected is not None:
-        return injected
-    now = state.clock.time()
+    oauth = state.oauth
     hard = request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true"
-    try:
-        app = _client(state, request, form)
-        state.oauth.token_calls_by_client[(app.client_id, grant_name)] += 1
-        if grant_type == "authorization_code":
-            body = state.oauth.exchange_code(
-                app, _field(form, "code"), _field(form, "redirect_uri"), now, hard_expiry=hard
-            )
-        elif grant_type == "refresh_token":
-            body = state.oauth.refresh(app, _field(form, "refresh_token"), now, hard_expiry=hard)
-        else:
-            raise OAuthError(
-                400, "unsupported_grant_type", f"grant_type {grant_name} is not supported"
-            )
-    except OAuthError as exc:
-        return _oauth_error(exc)
-    return raw_json(dumps(body), 200, dict(_NO_STORE))
+
+    def exchange(app: App, form: Mapping[str, Any], now: float) -> dict[str, Any]:
+        code, redirect_uri = required_field(form, "code"), required_field(form, "redirect_uri")
+        return oauth.exchange_code(app, code, redirect_uri, now, hard_expiry=hard)
+
+    def refresh(app: App, form: Mapping[str, Any], now: float) -> dict[str, Any]:
+        return oauth.refresh(app, required_field(form, "refresh_token"), now, hard_expiry=hard)
+
+    grants = {"authorization_code": exchange, "refresh_token": refresh}
+    return await token_endpoint(request, oauth, state.faults, state.clock.time(), grants)
 
 
 async def revoke(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     state.oauth.revoke_calls += 1
-    fault = await _token_faults(state)  # the "token" fault scope covers revocation too
+    fault = await token_faults(state.faults)  # the "token" fault scope covers revocation too
     if fault is not None:
         return fault
     raw = await request.read()
@@ -342,19 +252,19 @@ async def revoke(request: web.Request) -> web.Response:
         try:
             payload = json.loads(raw or b"{}")
         except ValueError:
-            return _oauth_error(OAuthError(400, "invalid_request", "The body is not JSON"))
+            return oauth_error(OAuthError(400, "invalid_request", "The body is not JSON"))
         if isinstance(payload, dict):
             token_value = payload.get("token")
     else:
         form = {k: v for k, v in (await request.post()).items()}
         token_value = form.get("token")
     try:
-        app = _client(state, request, form)
+        app = state.oauth.authenticate(request, form)
         if not isinstance(token_value, str) or not token_value:
             raise OAuthError(400, "invalid_request", "token is required")
         state.oauth.revoke_token(app, token_value)
     except OAuthError as exc:
-        return _oauth_error(exc)
+        return oauth_error(exc, state.oauth.basic_realm)
     return web.Response(status=200)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta, tzinfo
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from emulators.qbo.clock import Clock, local_date, zone
+from emulators.common.clock import Clock, TenantClock, zone
 from emulators.qbo.model import (
     CREDIT_MEMO,
     CUSTOMER,
@@ -79,7 +79,7 @@ def _voided_note(note: str) -> str:
     return f"Voided - {note}" if note else "Voided"
 
 
-class Company(NameLookup):
+class Company(TenantClock, NameLookup):
     """One realm's books."""
 
     def __init__(
@@ -94,18 +94,14 @@ class Company(NameLookup):
         multicurrency: bool = False,
         today: date | None = None,
     ) -> None:
+        # The company's own clock: the emulator's, shifted so that "today" can be pinned.
+        super().__init__(clock, zone(timezone), today)
         self.realm_id = realm_id
         self.name = name
-        self.clock = clock
         self.country = country
         self.timezone = timezone
-        self.tz: tzinfo = zone(timezone)
         self.home_currency = home_currency
         self.is_multicurrency = multicurrency
-        # The company's own clock: the emulator's, shifted so that "today" can be pinned.
-        self.offset_seconds = 0.0
-        if today is not None:
-            self.set_today(today)
         self.created = self.now()
         self.customers: dict[str, Customer] = {}
         self.invoices: dict[str, Invoice] = {}
@@ -126,24 +122,9 @@ class Company(NameLookup):
 
     # -- clock and naming -------------------------------------------------------------
 
-    def now(self) -> float:
-        """The company's clock: what its timestamps and the API's ``time`` use."""
-        return self.clock.time() + self.offset_seconds
-
-    def today(self) -> date:
-        """The company's today: the local date of its clock."""
-        return local_date(self.now(), self.tz)
-
-    def set_today(self, day: date) -> None:
-        """Shift the company's clock by whole days so that its local date is ``day``."""
-        self.offset_seconds = 0.0
-        self.offset_seconds = (day - self.today()).days * 86_400.0
-
     def set_timezone(self, name: str) -> None:
-        today = self.today()
-        self.tz = zone(name)
+        self.move_to_zone(zone(name))
         self.timezone = name
-        self.set_today(today)
         for table in self.tables():
             for entity in table.values():
                 entity.invalidate()

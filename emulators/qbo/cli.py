@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
-import sys
+from collections.abc import Callable
 from datetime import date
-
-from aiohttp import web
 
 from aicollect.handshake import EMULATOR_CLIENT_SECRET_ENV as CLIENT_SECRET_ENV
 from aicollect.handshake import EMULATOR_VERIFIER_TOKEN_ENV as VERIFIER_TOKEN_ENV
-from aicollect.handshake import report_ports
+from emulators.common.serve import base_parser, secret
+from emulators.common.serve import main as run_main
+from emulators.common.serve import serve as serve_app
 from emulators.qbo.app import create_app
 from emulators.qbo.config import WEBHOOK_FORMATS, AppConfig, CompanySpec, EmulatorConfig
 from emulators.qbo.keys import STATE_KEY
+from emulators.qbo.state import EmulatorState
 
 # Secrets on a command line are visible to every user (ps, /proc/<pid>/cmdline); the
 # environment variables CLIENT_SECRET_ENV and VERIFIER_TOKEN_ENV keep them off it (the names
@@ -32,22 +31,13 @@ __all__ = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="aicollect emulator",
-        description="Intuit emulator: OAuth 2.0, QBO Accounting API v3 and signed webhooks.",
+    parser, app = base_parser(
+        "aicollect emulator",
+        "Intuit emulator: OAuth 2.0, QBO Accounting API v3 and signed webhooks.",
+        port=8090,
+        access_token_ttl=3600,
+        secret_env=CLIENT_SECRET_ENV,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8090, help="port (0 picks a free one)")
-    parser.add_argument(
-        "--access-token-ttl", type=int, default=3600, help="access token lifetime in seconds"
-    )
-    app = parser.add_argument_group("register one app at start-up")
-    app.add_argument("--client-id")
-    app.add_argument("--client-secret", help=f"the app's client secret (or ${CLIENT_SECRET_ENV})")
-    app.add_argument(
-        "--redirect-uri", action="append", default=[], help="allowed redirect URI (repeatable)"
-    )
-    app.add_argument("--webhook-url", help="where this app's webhooks are POSTed")
     app.add_argument("--verifier-token", help=f"webhook HMAC key (or ${VERIFIER_TOKEN_ENV})")
     app.add_argument("--webhook-format", choices=WEBHOOK_FORMATS, default="cloudevents")
     demo = parser.add_argument_group("create a generated company at start-up")
@@ -66,11 +56,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         host=args.host, port=args.port, access_token_ttl=args.access_token_ttl, seed=args.seed
     )
     if args.client_id:
-        client_secret = args.client_secret or os.environ.get(CLIENT_SECRET_ENV)
-        if not client_secret:
-            raise SystemExit(
-                f"--client-secret (or ${CLIENT_SECRET_ENV}) is required with --client-id"
-            )
+        client_secret = secret(args.client_secret, CLIENT_SECRET_ENV, "--client-secret")
         verifier_token = args.verifier_token
         if verifier_token is None:
             verifier_token = os.environ.get(VERIFIER_TOKEN_ENV, "")
@@ -98,55 +84,30 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     return config
 
 
-async def serve(config: EmulatorConfig) -> None:
-    app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        port = runner.addresses[0][1] if runner.addresses else config.port
-        report_ports(http=port)
-        base = f"http://{config.host}:{port}"
-        state = app[STATE_KEY]
-        print(f"Intuit emulator listening on {base}", flush=True)
-        print(f"  discovery document: {base}/.well-known/openid_configuration", flush=True)
-        print(f"  QBO API base:       {base}/v3", flush=True)
-        print(f"  control API:        {base}/_emulator/", flush=True)
-        for client_id in state.oauth.apps:
-            print(f"  app:                {client_id}", flush=True)
+def _banner(state: EmulatorState) -> Callable[[str], list[str]]:
+    def lines(base: str) -> list[str]:
+        out = [
+            f"discovery document: {base}/.well-known/openid_configuration",
+            f"QBO API base:       {base}/v3",
+            f"control API:        {base}/_emulator/",
+        ]
+        out += [f"app:                {client_id}" for client_id in state.oauth.apps]
         for company in state.companies.values():
             summary = company.summary()
-            print(
-                f"  company:            {company.realm_id} {company.name!r} "
+            out.append(
+                f"company:            {company.realm_id} {company.name!r} "
                 f"({summary['counts']['customers']} customers, "
-                f"{summary['counts']['invoices']} invoices, today {summary['today']})",
-                flush=True,
+                f"{summary['counts']['invoices']} invoices, today {summary['today']})"
             )
-        await stop.wait()
-        print("Intuit emulator stopping", flush=True)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        return out
+
+    return lines
+
+
+async def serve(config: EmulatorConfig) -> None:
+    app = create_app(config)
+    await serve_app(app, config.host, config.port, "Intuit emulator", _banner(app[STATE_KEY]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        print(f"aicollect emulator: {exc}", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(serve(config))
-    except OSError as exc:
-        print(
-            f"aicollect emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
-        )
-        return 1
-    return 0
+    return run_main(argv, build_parser(), config_from_args, serve)

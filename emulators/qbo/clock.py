@@ -1,53 +1,8 @@
-"""The emulator's clock and Intuit's timestamp formats.
-
-All instants are POSIX seconds (``float``).  The clock can be moved forward by tests
-(``/_emulator/clock``) so that token expiry, rate-limit windows and the CDC look-back can
-be exercised without waiting.  Webhook retry back-off does not use it: that runs on the
-event loop with its own time-scale knob.
-"""
+"""Intuit's timestamp formats; the clock itself is shared (``emulators.common.clock``)."""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo
-
-
-class Clock:
-    """Wall-clock time plus an offset that only ever grows."""
-
-    def __init__(self) -> None:
-        self._offset = 0.0
-
-    def time(self) -> float:
-        return time.time() + self._offset
-
-    def time_ns(self) -> int:
-        return time.time_ns() + int(self._offset * 1e9)
-
-    @property
-    def offset(self) -> float:
-        return self._offset
-
-    def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        self._offset += seconds
-
-    def reset(self) -> None:
-        self._offset = 0.0
-
-
-def zone(name: str) -> tzinfo:
-    """An IANA zone; ``KeyError``-free: raises ``ValueError`` for unknown names."""
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
-
-
-def local_date(ts: float, tz: tzinfo) -> date:
-    return datetime.fromtimestamp(ts, tz).date()
+from datetime import UTC, datetime, tzinfo
 
 
 def format_seconds(ts: float, tz: tzinfo) -> str:
@@ -82,11 +37,3 @@ def parse_datetime(text: str, tz: tzinfo) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed.timestamp()
-
-
-def start_of_day(day: date, tz: tzinfo) -> float:
-    return datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
-
-
-def add_days(day: date, days: int) -> date:
-    return day + timedelta(days=days)

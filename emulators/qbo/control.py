@@ -6,68 +6,53 @@ and what webhooks were delivered.  Entities come back in Intuit's JSON, under th
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from emulators.qbo import money
+from emulators.common import money
+from emulators.common.control import (
+    PREFIX,
+    AppAdmin,
+    ControlError,
+    JsonObject,
+    SettingsAdmin,
+    add_common_routes,
+    control_errors,
+    create_tenant,
+    json_response,
+    patch_tenant,
+    positive_int,
+    read_body,
+    seconds,
+    seconds_or_zero,
+)
+from emulators.common.control import day as _date
+from emulators.common.control import integer as _int
+from emulators.common.control import number as _number
+from emulators.common.control import required as _required
+from emulators.common.control import text as _str
+from emulators.common.http import raw_json
 from emulators.qbo.books import Application, BookError, Company
 from emulators.qbo.config import WEBHOOK_FORMATS, CompanySpec
-from emulators.qbo.faults import FaultError
 from emulators.qbo.keys import STATE_KEY
 from emulators.qbo.model import CREDIT_MEMO, INVOICE, Address, Entity, SalesLine, Tombstone
 from emulators.qbo.oauth import App
-from emulators.qbo.responses import dumps, raw_json
 from emulators.qbo.state import EmulatorState
 
-PREFIX: Final = "/_emulator"
-JsonObject = dict[str, Any]
+
+def _book_error(exc: Exception) -> web.Response | None:
+    if not isinstance(exc, BookError):
+        return None
+    status = 404 if exc.code == "610" else exc.status
+    return json_response({"error": exc.message, "code": exc.code, "detail": exc.detail}, status)
 
 
-class ControlError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@web.middleware
-async def control_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith(PREFIX):
-        return await handler(request)
-    try:
-        return await handler(request)
-    except ControlError as exc:
-        return _json({"error": exc.message}, exc.status)
-    except BookError as exc:
-        status = 404 if exc.code == "610" else exc.status
-        return _json({"error": exc.message, "code": exc.code, "detail": exc.detail}, status)
-    except (FaultError, money.AmountError) as exc:
-        return _json({"error": str(exc)}, 400)
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return raw_json(dumps(body), status)
-
-
-async def _body(request: web.Request) -> JsonObject:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ControlError(400, f"the body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ControlError(400, "the body must be a JSON object")
-    return data
+errors = control_errors(_book_error)
+_json = json_response
+_body = read_body
 
 
 def _state(request: web.Request) -> EmulatorState:
@@ -80,46 +65,6 @@ def _company(request: web.Request) -> Company:
     if company is None:
         raise ControlError(404, f"no company with realm id {realm_id}")
     return company
-
-
-def _str(data: JsonObject, key: str, default: str = "") -> str:
-    value = data.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        raise ControlError(400, f"{key} must be a string")
-    return str(value)
-
-
-def _required(data: JsonObject, key: str) -> str:
-    value = _str(data, key)
-    if not value:
-        raise ControlError(400, f"{key} is required")
-    return value
-
-
-def _date(data: JsonObject, key: str) -> date | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise ControlError(400, f"{key} must be a date like 2026-01-31") from exc
-
-
-def _int(data: JsonObject, key: str, default: int) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ControlError(400, f"{key} must be an integer")
-    return value
-
-
-def _number(data: JsonObject, key: str, default: float) -> float:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ControlError(400, f"{key} must be a number")
-    return float(value)
 
 
 def _rate(data: JsonObject) -> Decimal | None:
@@ -185,108 +130,28 @@ def _deleted(tomb: Tombstone) -> web.Response:
     return _json({tomb.kind: {"status": "Deleted", "domain": "QBO", "Id": tomb.id}})
 
 
-# -- index, reset, stats, clock, settings ---------------------------------------------------
+# -- settings -------------------------------------------------------------------------------
 
 
-async def index(request: web.Request) -> web.Response:
-    routes = sorted(
-        {
-            f"{route.method} {route.resource.canonical}"
-            for route in request.app.router.routes()
-            if route.resource is not None
-            and route.resource.canonical.startswith(PREFIX)
-            and route.method != "HEAD"
-        }
-    )
-    return _json({"emulator": "Intuit QBO emulator", "endpoints": routes})
-
-
-async def reset(request: web.Request) -> web.Response:
-    _state(request).reset()
-    return _json({"reset": True})
-
-
-async def stats(request: web.Request) -> web.Response:
-    return _json(_state(request).stats())
-
-
-async def get_clock(request: web.Request) -> web.Response:
+def _settings_applied(request: web.Request) -> None:
     state = _state(request)
-    return _json({"now": state.clock.time(), "offset_seconds": state.clock.offset})
+    state.webhooks.timing.follow(state.config)
 
 
-async def advance_clock(request: web.Request) -> web.Response:
-    state = _state(request)
-    data = await _body(request)
-    seconds = _number(data, "advance_seconds", 0)
-    if seconds < 0:
-        raise ControlError(400, "advance_seconds must be >= 0: the clock only moves forward")
-    state.clock.advance(seconds)
-    return _json({"now": state.clock.time(), "offset_seconds": state.clock.offset})
-
-
-_SETTINGS: Final = (
-    "access_token_ttl",
-    "auth_code_ttl",
-    "refresh_token_ttl",
-    "cdc_max_objects",
-    "cdc_lookback_days",
-    "webhook_batch_window",
-    "webhook_time_scale",
-    "webhook_timeout",
+settings = SettingsAdmin(
+    lambda request: _state(request).config,
+    {
+        "access_token_ttl": positive_int,
+        "auth_code_ttl": positive_int,
+        "refresh_token_ttl": positive_int,
+        "cdc_max_objects": positive_int,
+        "cdc_lookback_days": positive_int,
+        "webhook_batch_window": seconds_or_zero,
+        "webhook_time_scale": seconds,
+        "webhook_timeout": seconds,
+    },
+    _settings_applied,
 )
-
-
-def _settings_json(state: EmulatorState) -> JsonObject:
-    return {name: getattr(state.config, name) for name in _SETTINGS}
-
-
-async def get_settings(request: web.Request) -> web.Response:
-    return _json(_settings_json(_state(request)))
-
-
-async def update_settings(request: web.Request) -> web.Response:
-    state = _state(request)
-    data = await _body(request)
-    for key in data:
-        if key not in _SETTINGS:
-            raise ControlError(400, f"unknown setting {key!r}; settings are {list(_SETTINGS)}")
-    for key in data:
-        if key.startswith("webhook_"):
-            number = _number(data, key, 0)
-            if number < 0 or (key != "webhook_batch_window" and number == 0):
-                raise ControlError(400, f"{key} must be positive")
-            setattr(state.config, key, number)
-        else:
-            integer = _int(data, key, 0)
-            if integer < 1:
-                raise ControlError(400, f"{key} must be >= 1")
-            setattr(state.config, key, integer)
-    webhooks = state.webhooks
-    webhooks.batch_window = state.config.webhook_batch_window
-    webhooks.time_scale = state.config.webhook_time_scale
-    webhooks.timeout = state.config.webhook_timeout
-    return _json(_settings_json(state))
-
-
-# -- faults ---------------------------------------------------------------------------------
-
-
-async def get_faults(request: web.Request) -> web.Response:
-    box = _state(request).faults
-    return _json({**box.faults.to_json(), "injected": box.injected})
-
-
-async def set_faults(request: web.Request) -> web.Response:
-    box = _state(request).faults
-    box.update(await _body(request))
-    return _json({**box.faults.to_json(), "injected": box.injected})
-
-
-async def clear_faults(request: web.Request) -> web.Response:
-    box = _state(request).faults
-    box.reset()
-    return _json({**box.faults.to_json(), "injected": box.injected})
 
 
 # -- apps and grants ------------------------------------------------------------------------
@@ -318,46 +183,14 @@ def _app_from(data: JsonObject, existing: App | None) -> App:
     )
 
 
-async def list_apps(request: web.Request) -> web.Response:
-    return _json({"apps": [a.to_json() for a in _state(request).oauth.apps.values()]})
-
-
-async def upsert_app(request: web.Request) -> web.Response:
-    """Register an app, or update one with the same client_id (fields not given are kept)."""
-    state = _state(request)
-    data = await _body(request)
-    existing = state.oauth.apps.get(_str(data, "client_id"))
-    app = state.oauth.register(_app_from(data, existing))
-    return _json(app.to_json(), 200 if existing else 201)
-
-
-def _known_app(state: EmulatorState, client_id: str) -> App:
-    app = state.oauth.apps.get(client_id)
-    if app is None:
-        raise ControlError(404, f"no app with client_id {client_id}")
-    return app
-
-
-async def get_app(request: web.Request) -> web.Response:
-    return _json(_known_app(_state(request), request.match_info["client_id"]).to_json())
-
-
-async def patch_app(request: web.Request) -> web.Response:
-    state = _state(request)
-    existing = _known_app(state, request.match_info["client_id"])
-    data = await _body(request)
-    data["client_id"] = existing.client_id
-    return _json(state.oauth.register(_app_from(data, existing)).to_json())
-
-
-async def delete_app(request: web.Request) -> web.Response:
-    state = _state(request)
-    app = _known_app(state, request.match_info["client_id"])
-    for grant in state.oauth.grants.values():
+def _forget(request: web.Request, app: App) -> None:
+    oauth = _state(request).oauth
+    for grant in oauth.grants.values():
         if grant.client_id == app.client_id:
-            state.oauth.revoke_grant(grant, "app deleted")
-    del state.oauth.apps[app.client_id]
-    return _json({"deleted": app.client_id})
+            oauth.revoke_grant(grant, "app deleted")
+
+
+apps = AppAdmin(lambda request: _state(request).oauth, _app_from, _forget)
 
 
 async def list_grants(request: web.Request) -> web.Response:
@@ -401,12 +234,8 @@ async def create_company(request: web.Request) -> web.Response:
         timezone=_str(data, "timezone", "America/Los_Angeles"),
         today=_date(data, "today"),
     )
-    if spec.realm_id and spec.realm_id in state.companies:
-        raise ControlError(409, f"realm {spec.realm_id} exists")
-    try:
-        company = state.create_company(spec)
-    except ValueError as exc:
-        raise ControlError(400, str(exc)) from exc
+    taken = bool(spec.realm_id) and spec.realm_id in state.companies
+    company = create_tenant(taken, f"realm {spec.realm_id}", lambda: state.create_company(spec))
     return _json(company.summary(), 201)
 
 
@@ -416,17 +245,7 @@ async def get_company(request: web.Request) -> web.Response:
 
 async def patch_company(request: web.Request) -> web.Response:
     company = _company(request)
-    data = await _body(request)
-    if "name" in data:
-        company.name = _required(data, "name")
-    if "timezone" in data:
-        try:
-            company.set_timezone(_required(data, "timezone"))
-        except ValueError as exc:
-            raise ControlError(400, str(exc)) from exc
-    today = _date(data, "today")
-    if today is not None:
-        company.set_today(today)
+    patch_tenant(company, await _body(request))
     return _json(company.summary())
 
 
@@ -437,7 +256,7 @@ async def disconnect(request: web.Request) -> web.Response:
     data = await _body(request)
     client_id = _str(data, "client_id") or None
     if client_id is not None:
-        _known_app(state, client_id)
+        apps.known(request, client_id)
     ended = state.oauth.disconnect(company.realm_id, client_id)
     return _json({"revoked_grants": [g.id for g in ended]})
 
@@ -615,65 +434,13 @@ def _reader(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     return read
 
 
-# -- webhooks -------------------------------------------------------------------------------
-
-
-async def deliveries(request: web.Request) -> web.Response:
-    state = _state(request)
-    try:
-        since = int(request.query.get("since", "0"))
-    except ValueError as exc:
-        raise ControlError(400, "since must be an integer (a delivery seq)") from exc
-    return _json(
-        {
-            "deliveries": state.webhooks.entries(request.query.get("client_id"), since),
-            "dropped": list(state.webhooks.dropped),
-        }
-    )
-
-
-async def webhook_status(request: web.Request) -> web.Response:
-    return _json(_state(request).webhooks.status())
-
-
-async def webhook_wait(request: web.Request) -> web.Response:
-    """Block until every queued webhook is delivered (or ``timeout`` seconds pass)."""
-    state = _state(request)
-    data = await _body(request)
-    limit = _number(data, "timeout", 10.0)
-    try:
-        async with asyncio.timeout(limit):
-            await state.webhooks.wait_idle()
-    except TimeoutError as exc:
-        raise ControlError(504, "webhooks still pending") from exc
-    return _json(state.webhooks.status())
-
-
 def add_routes(app: web.Application) -> None:
+    add_common_routes(app, app[STATE_KEY], "Intuit QBO emulator")
     r = app.router
     p = PREFIX
-    r.add_get(f"{p}/", index)
-    r.add_get(p, index)
-    r.add_post(f"{p}/reset", reset)
-    r.add_get(f"{p}/stats", stats)
-    r.add_get(f"{p}/clock", get_clock)
-    r.add_post(f"{p}/clock", advance_clock)
-    r.add_get(f"{p}/settings", get_settings)
-    r.add_patch(f"{p}/settings", update_settings)
-    r.add_get(f"{p}/faults", get_faults)
-    r.add_put(f"{p}/faults", set_faults)
-    r.add_patch(f"{p}/faults", set_faults)
-    r.add_post(f"{p}/faults", set_faults)
-    r.add_delete(f"{p}/faults", clear_faults)
-    r.add_get(f"{p}/apps", list_apps)
-    r.add_post(f"{p}/apps", upsert_app)
-    r.add_get(f"{p}/apps/{{client_id}}", get_app)
-    r.add_patch(f"{p}/apps/{{client_id}}", patch_app)
-    r.add_delete(f"{p}/apps/{{client_id}}", delete_app)
+    settings.add_routes(app)
+    apps.add_routes(app)
     r.add_get(f"{p}/grants", list_grants)
-    r.add_get(f"{p}/deliveries", deliveries)
-    r.add_get(f"{p}/webhooks", webhook_status)
-    r.add_post(f"{p}/webhooks/wait", webhook_wait)
     r.add_get(f"{p}/companies", list_companies)
     r.add_post(f"{p}/companies", create_company)
     c = f"{p}/companies/{{realm}}"

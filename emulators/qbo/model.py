@@ -13,7 +13,7 @@ from datetime import tzinfo
 from decimal import Decimal
 from typing import Any, ClassVar, Final
 
-from emulators.qbo import money
+from emulators.common import money
 from emulators.qbo.clock import format_seconds
 
 CUSTOMER: Final = "Customer"

@@ -8,12 +8,11 @@ issued earlier stay valid until they expire unless the grant is revoked.
 from __future__ import annotations
 
 import base64
-import hmac
 import secrets
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulators.common.oauth import ClientRegistry, OAuthError
 from emulators.qbo.config import ACCOUNTING_SCOPE, PAYMENT_SCOPE, AppConfig, EmulatorConfig
 
 KNOWN_SCOPES = frozenset(
@@ -36,19 +35,6 @@ KNOWN_SCOPES = frozenset(
     }
 )
 _JWE_HEADER = base64.urlsafe_b64encode(b'{"enc":"A128CBC-HS256","alg":"dir"}').decode().rstrip("=")
-
-
-class OAuthError(Exception):
-    """An RFC 6749 error response from the token or revoke endpoint."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(f"{error}: {description}")
-        self.status = status
-        self.error = error
-        self.description = description
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.error, "error_description": self.description}
 
 
 class AccessDenied(Exception):
@@ -148,30 +134,17 @@ class Grant:
         }
 
 
-class OAuthState:
+class OAuthState(ClientRegistry[App]):
+    basic_realm = "Intuit"
+
     def __init__(self, config: EmulatorConfig) -> None:
+        super().__init__()
         self.config = config
-        self.apps: dict[str, App] = {}
         self.codes: dict[str, AuthCode] = {}
         self.grants: dict[str, Grant] = {}
         self._refresh_index: dict[str, str] = {}  # every refresh token ever issued -> grant id
         self._access_index: dict[str, str] = {}
-        self.token_calls: Counter[str] = Counter()  # grant_type -> calls (all outcomes)
-        self.token_calls_by_client: Counter[tuple[str, str]] = Counter()
-        self.revoke_calls = 0
         self._grant_seq = 0
-
-    # -- apps ---------------------------------------------------------------------------
-
-    def register(self, app: App) -> App:
-        self.apps[app.client_id] = app
-        return app
-
-    def authenticate_client(self, client_id: str, client_secret: str) -> App:
-        app = self.apps.get(client_id)
-        if app is None or not hmac.compare_digest(app.client_secret, client_secret):
-            raise OAuthError(401, "invalid_client", "Client authentication failed")
-        return app
 
     # -- authorization codes -----------------------------------------------------------
 
@@ -307,13 +280,3 @@ class OAuthState:
 
     def connected_apps(self, realm_id: str, now: float) -> set[str]:
         return {g.client_id for g in self.grants.values() if g.realm_id == realm_id and g.live(now)}
-
-    def stats(self) -> dict[str, Any]:
-        by_client: dict[str, dict[str, int]] = {}
-        for (client_id, grant_type), n in self.token_calls_by_client.items():
-            by_client.setdefault(client_id, {})[grant_type] = n
-        return {
-            "token_calls": dict(self.token_calls),
-            "token_calls_by_client": by_client,
-            "revoke_calls": self.revoke_calls,
-        }

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date, tzinfo
 from typing import Any, Final
 
-from emulators.qbo import money
+from emulators.common import money
 from emulators.qbo.books import Company
 from emulators.qbo.clock import parse_datetime
 from emulators.qbo.model import CREDIT_MEMO, CUSTOMER, INVOICE, PAYMENT, Entity

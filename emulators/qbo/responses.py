@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import tzinfo
-from typing import Any
 
 from aiohttp import web
 
+from emulators.common.http import dumps, raw_json
 from emulators.qbo.clock import format_millis
-
-JSON = "application/json"
-
-
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def raw_json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=body, status=status, content_type=JSON, charset="utf-8", headers=headers
-    )
 
 
 def fault(

@@ -7,14 +7,14 @@ from collections import Counter, deque
 from datetime import date
 from typing import Any
 
+from emulators.common.clock import Clock
 from emulators.qbo.books import Company
-from emulators.qbo.clock import Clock
 from emulators.qbo.config import CompanySpec, EmulatorConfig
-from emulators.qbo.faults import FaultBox, RealmLimiter
+from emulators.qbo.faults import RealmLimiter, fault_box
 from emulators.qbo.generator import GeneratorSpec, populate
 from emulators.qbo.oauth import App, OAuthState
 from emulators.qbo.query import QueryCache
-from emulators.qbo.webhooks import Dispatcher
+from emulators.qbo.webhooks import Webhooks
 
 FIRST_REALM_ID = 9341453050000001
 
@@ -24,9 +24,9 @@ class EmulatorState:
         self.config = config
         self.clock = Clock()
         self.oauth = OAuthState(config)
-        self.faults = FaultBox(config)
+        self.faults = fault_box(config)
         self.limiter = RealmLimiter()
-        self.webhooks = Dispatcher(config, self.clock, self.oauth, self.faults)
+        self.webhooks = Webhooks(config, self.clock, self.oauth, self.faults)
         self.query_cache = QueryCache()
         self.companies: dict[str, Company] = {}
         self.api_requests: Counter[str] = Counter()  # realm -> requests that reached a handler
@@ -46,7 +46,7 @@ class EmulatorState:
         """Back to the state the emulator started with (config apps and companies)."""
         self.clock.reset()
         self.oauth = OAuthState(self.config)
-        self.webhooks.oauth = self.oauth
+        self.webhooks.intuit.oauth = self.oauth
         self.webhooks.reset()
         self.faults.reset()
         self.limiter.reset()

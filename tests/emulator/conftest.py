@@ -1,21 +1,20 @@
-"""Fixtures: a real emulator on 127.0.0.1:0, and a real webhook receiver."""
+"""Fixtures: a real emulator on 127.0.0.1:0, and a real webhook receiver
+(tests/helpers/sink.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from multidict import CIMultiDictProxy
 
 from emulators.qbo import STATE_KEY, AppConfig, EmulatorConfig, EmulatorState, create_app
+from tests.helpers.emulators import ControlClient, served
+from tests.helpers.sink import WebhookSink, webhook_receiver
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret"
@@ -37,19 +36,8 @@ class Tokens:
 
 
 @dataclass
-class Emulator:
-    base: str
+class Emulator(ControlClient):
     state: EmulatorState
-    http: aiohttp.ClientSession
-
-    async def control(
-        self, method: str, path: str, body: dict[str, Any] | None = None, expect: int | None = 200
-    ) -> Any:
-        async with self.http.request(method, f"{self.base}/_emulator{path}", json=body) as resp:
-            data = await resp.json()
-            if expect is not None:
-                assert resp.status == expect, (resp.status, data)
-            return data
 
     async def company(self, **spec: Any) -> str:
         created = await self.control("POST", "/companies", spec, expect=201)
@@ -150,59 +138,11 @@ def emulator_config() -> EmulatorConfig:
 @pytest.fixture
 async def emulator(emulator_config: EmulatorConfig) -> AsyncIterator[Emulator]:
     app = create_app(emulator_config)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        yield Emulator(str(server.make_url("")).rstrip("/"), app[STATE_KEY], http)
-    await server.close()
-
-
-@dataclass
-class Received:
-    body: bytes
-    headers: dict[str, str]
-    at: float
-
-
-@dataclass
-class WebhookSink:
-    """A real HTTP endpoint that records every POST and answers from a script."""
-
-    url: str
-    received: list[Received] = field(default_factory=list)
-    # Called per request (0-based index); returns the status to answer, or a delay first.
-    respond: Callable[[int], int] = lambda _n: 200
-    delay: Callable[[int], float] = lambda _n: 0.0
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def wait_for(self, count: int, within: float = 5.0) -> list[Received]:
-        async with asyncio.timeout(within):
-            while len(self.received) < count:
-                self.arrived.clear()
-                await self.arrived.wait()
-        return self.received
+    async with served(app) as (base, http):
+        yield Emulator(base, http, app[STATE_KEY])
 
 
 @pytest.fixture
 async def webhook_sink() -> AsyncIterator[WebhookSink]:
-    sink = WebhookSink(url="")
-
-    async def receive(request: web.Request) -> web.Response:
-        n = len(sink.received)
-        body = await request.read()
-        sink.received.append(
-            Received(body, dict(request.headers), asyncio.get_running_loop().time())
-        )
-        sink.arrived.set()
-        pause = sink.delay(n)
-        if pause:
-            await asyncio.sleep(pause)
-        return web.Response(status=sink.respond(n))
-
-    app = web.Application()
-    app.router.add_post("/hook", receive)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    sink.url = str(server.make_url("/hook"))
-    yield sink
-    await server.close()
+    async with webhook_receiver() as sink:
+        yield sink

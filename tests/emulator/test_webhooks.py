@@ -12,7 +12,8 @@ import pytest
 
 from emulators.qbo import verify
 from emulators.qbo.config import INTUIT_RETRY_SCHEDULE
-from tests.emulator.conftest import CLIENT_ID, REDIRECT_URI, VERIFIER, Emulator, WebhookSink
+from tests.emulator.conftest import CLIENT_ID, REDIRECT_URI, VERIFIER, Emulator
+from tests.helpers.sink import WebhookSink
 
 
 async def _hook_up(emulator: Emulator, sink: WebhookSink, **company: Any) -> str:

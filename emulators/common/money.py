@@ -1,7 +1,7 @@
 """Money as integer cents.
 
 Balances are only ever added and subtracted as ``int`` cents.  They become JSON numbers at
-the very last step, the way Intuit writes them (``362.07``, ``275.0``): ``cents / 100`` is a
+the very last step, the way the providers write them (``362.07``, ``275.0``): ``cents / 100`` is a
 correctly rounded division of two integers, so the shortest ``repr`` of the result is the
 exact two-decimal amount and never something like ``0.30000000000000004``.
 """
@@ -46,7 +46,7 @@ def parse_amount(value: object) -> int:
 
 
 def to_json(cents: int) -> float:
-    """The JSON number Intuit would write for ``cents``."""
+    """The JSON number Intuit and Xero would write for ``cents``."""
     return cents / 100
 
 
