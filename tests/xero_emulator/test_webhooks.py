@@ -38,7 +38,7 @@ async def test_invoice_contact_and_credit_note_events_are_signed(
     await emulator.control(
         "POST", f"{base}/credit-notes", {"contact_id": contact["ContactID"], "amount": "4"}
     )
-    await emulator.control("POST", "/webhooks/wait", {"timeout": 5})
+    await emulator.control("POST", "/webhooks/wait", {"timeout": 30})
     events = _events(webhook_sink)
     assert [(e["eventCategory"], e["eventType"]) for e in events] == [
         ("CONTACT", "CREATE"),
@@ -75,10 +75,10 @@ async def test_a_payment_updates_the_invoice_webhook_is_a_setting(
             "POST", f"{base}/invoices", {"contact_id": contact["ContactID"], "amount": "10"}
         )
     )["Invoices"][0]
-    await emulator.control("POST", "/webhooks/wait", {"timeout": 5})
+    await emulator.control("POST", "/webhooks/wait", {"timeout": 30})
     before = len(_events(webhook_sink))
     await emulator.control("POST", f"{base}/payments", {"invoice_id": invoice["InvoiceID"]})
-    await emulator.control("POST", "/webhooks/wait", {"timeout": 5})
+    await emulator.control("POST", "/webhooks/wait", {"timeout": 30})
     after = _events(webhook_sink)[before:]
     expected = [("INVOICE", "UPDATE", invoice["InvoiceID"])] if sent else []
     assert [(e["eventCategory"], e["eventType"], e["resourceId"]) for e in after] == expected
@@ -108,7 +108,7 @@ async def test_intent_to_receive_passes_only_an_endpoint_that_checks_signatures(
     # A failed webhook receives nothing.
     count = len(webhook_sink.received)
     await emulator.control("POST", f"/organisations/{tenant}/contacts", {"name": "Ada"})
-    await emulator.control("POST", "/webhooks/wait", {"timeout": 5})
+    await emulator.control("POST", "/webhooks/wait", {"timeout": 30})
     assert len(webhook_sink.received) == count
     _itr_answers(webhook_sink, correct=True)
     record = await emulator.control("POST", f"/apps/{CLIENT_ID}/intent-to-receive", {})
@@ -134,7 +134,7 @@ async def test_a_failing_endpoint_gets_its_webhook_disabled(
     tenant = await _hooked(emulator, webhook_sink)
     webhook_sink.respond = lambda _n: 500
     await emulator.control("POST", f"/organisations/{tenant}/contacts", {"name": "Ada"})
-    await emulator.control("POST", "/webhooks/wait", {"timeout": 5})
+    await emulator.control("POST", "/webhooks/wait", {"timeout": 30})
     app = await emulator.control("GET", f"/apps/{CLIENT_ID}")
     assert app["webhook_status"] == "DISABLED"
     assert len(webhook_sink.received) >= 2  # retried before giving up
@@ -143,7 +143,7 @@ async def test_a_failing_endpoint_gets_its_webhook_disabled(
     enabled = await emulator.control("POST", f"/apps/{CLIENT_ID}/webhook/enable", {})
     assert enabled["passed"] is True
     assert enabled["held_events"] == 1
-    await emulator.control("POST", "/webhooks/wait", {"timeout": 5})
+    await emulator.control("POST", "/webhooks/wait", {"timeout": 30})
     later = [e for r in webhook_sink.received[before:] for e in json.loads(r.body)["events"]]
     assert bool(later) is replayed
 
@@ -152,7 +152,7 @@ async def test_dropped_webhooks_are_listed(emulator: Emulator, webhook_sink: Web
     tenant = await _hooked(emulator, webhook_sink)
     await emulator.control("PUT", "/faults", {"webhook_drop_rate": 1.0})
     await emulator.control("POST", f"/organisations/{tenant}/contacts", {"name": "Ada"})
-    await emulator.control("POST", "/webhooks/wait", {"timeout": 5})
+    await emulator.control("POST", "/webhooks/wait", {"timeout": 30})
     assert webhook_sink.received == []
     dropped = (await emulator.control("GET", "/deliveries"))["dropped"]
     assert dropped[0]["reason"] == "dropped by fault injection"
@@ -165,5 +165,5 @@ async def test_organisations_not_connected_send_nothing(
     await _hooked(emulator, webhook_sink)
     stranger = await emulator.organisation(name="Not connected")
     await emulator.control("POST", f"/organisations/{stranger}/contacts", {"name": "Ada"})
-    await emulator.control("POST", "/webhooks/wait", {"timeout": 5})
+    await emulator.control("POST", "/webhooks/wait", {"timeout": 30})
     assert webhook_sink.received == []
