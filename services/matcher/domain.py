@@ -60,6 +60,7 @@ class EventType(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     BALANCE_CHANGED = "balance_changed"
+    REPORT_READY = "report_ready"  # not about a placement: a tenant's daily report is stored
 
 
 class UpsertOutcome(StrEnum):
@@ -200,6 +201,24 @@ class FeeTerms:
     contingency_bp: int
     oob_treatment: FeeTreatment
     oob_reduced_bp: int
+
+
+class ReportTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    REGENERATE = "regenerate"
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """A tenant's daily-report settings as they apply: its own zone or the default, and
+    its fee terms (None until set)."""
+
+    tenant_id: str
+    time_zone: str
+    zone_is_default: bool
+    terms: FeeTerms | None
+    updated_at: datetime | None
+    updated_by: str
 
 
 @dataclass

@@ -25,13 +25,17 @@ def build_server(
     address: str,
     internal_token: str,
     metrics: MatcherMetrics | None = None,
+    report_default_zone: str = "UTC",
 ) -> GrpcServer:
     def register(server: grpc.aio.Server) -> None:
         matching_grpc.add_MatchingServiceServicer_to_server(
             MatchingServicer(sessions, metrics=metrics), server
         )
         admin_grpc.add_MatchingAdminServiceServicer_to_server(
-            MatchingAdminServicer(sessions), server
+            MatchingAdminServicer(
+                sessions, report_default_zone=report_default_zone, metrics=metrics
+            ),
+            server,
         )
 
     return create_server(register, SERVICE_NAMES, address=address, internal_token=internal_token)
