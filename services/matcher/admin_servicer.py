@@ -4,7 +4,8 @@ tenant's daily-report settings and the explicit regeneration of a daily report."
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -57,10 +58,12 @@ class MatchingAdminServicer(pb_grpc.MatchingAdminServiceServicer):
         *,
         report_default_zone: str = "UTC",
         metrics: MatcherMetrics | None = None,
+        clock: Callable[[], datetime] = daily_reports.utc_now,
     ) -> None:
         self._sessions = sessions
         self._default_zone = report_default_zone
         self._metrics = metrics
+        self._clock = clock
 
     async def GetMatchingSettings(
         self, request: pb.GetMatchingSettingsRequest, context: Context
@@ -133,7 +136,7 @@ class MatchingAdminServicer(pb_grpc.MatchingAdminServiceServicer):
                 tenant,
                 day,
                 trigger=ReportTrigger.REGENERATE,
-                now=datetime.now(UTC),
+                now=self._clock(),
                 default_zone=self._default_zone,
                 actor=actor,
                 reason=reason,
