@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from aicollect.currency import exponent as currency_exponent
+from aicollect.currency import decimal_amount
 
 
 class Status(StrEnum):
@@ -282,10 +282,4 @@ class Report:
 
 def format_money(minor_units: int, currency: str) -> str:
     """``12345, "USD"`` -> ``"123.45 USD"``, with integer arithmetic only."""
-    exponent = currency_exponent(currency)
-    sign = "-" if minor_units < 0 else ""
-    units = abs(minor_units)
-    if exponent == 0:
-        return f"{sign}{units} {currency}"
-    whole, fraction = divmod(units, 10**exponent)
-    return f"{sign}{whole}.{fraction:0{exponent}d} {currency}"
+    return f"{decimal_amount(minor_units, currency)} {currency}"
