@@ -20,3 +20,14 @@ _EXPONENTS: dict[str, int] = {
 def exponent(currency: str) -> int:
     """Decimal places of the currency's minor unit (2 unless ISO 4217 says otherwise)."""
     return _EXPONENTS.get(currency, 2)
+
+
+def decimal_amount(minor_units: int, currency: str) -> str:
+    """``12345, "USD"`` -> ``"123.45"``: minor units as a decimal, integer arithmetic only."""
+    places = exponent(currency)
+    sign = "-" if minor_units < 0 else ""
+    units = abs(minor_units)
+    if places == 0:
+        return f"{sign}{units}"
+    whole, fraction = divmod(units, 10**places)
+    return f"{sign}{whole}.{fraction:0{places}d}"

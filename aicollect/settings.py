@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aicollect import logs
@@ -162,6 +163,33 @@ class Settings(BaseSettings):
     )
     """Audit records (both services) are kept this long."""
 
+    retention_report_years: float = Field(
+        7.0, ge=1, validation_alias=_env("AICOLLECT_RETENTION_REPORT_YEARS")
+    )
+    """Stored daily reconciliation reports are kept this long after their day ended."""
+
+    report_default_time_zone: str = Field(
+        "UTC", validation_alias=_env("AICOLLECT_REPORT_DEFAULT_TIME_ZONE")
+    )
+    """The IANA time zone of tenants that have none set: its midnight ends their report day."""
+
+    report_grace_minutes: int = Field(
+        15, ge=0, le=720, validation_alias=_env("AICOLLECT_REPORT_GRACE_MINUTES")
+    )
+    """How long after a tenant's local midnight its report for the day before is generated,
+    so that payments made just before midnight and recorded a little later are in it."""
+
+    report_tick_seconds: float = Field(
+        60.0, gt=0, le=3600, validation_alias=_env("AICOLLECT_REPORT_TICK_SECONDS")
+    )
+    """How often the matcher's report scheduler looks for days due."""
+
+    report_catch_up_days: int = Field(
+        31, ge=1, le=400, validation_alias=_env("AICOLLECT_REPORT_CATCH_UP_DAYS")
+    )
+    """How many past days the scheduler fills in when their report is missing (the matcher
+    was down at midnight); older days are generated only with RegenerateDailyReport."""
+
     integration_metrics_port: int = Field(
         9101, validation_alias=_env("AICOLLECT_INTEGRATION_METRICS_PORT")
     )
@@ -206,6 +234,15 @@ class Settings(BaseSettings):
     )
     qbo_discovery_url: str = Field(INTUIT_DISCOVERY_URL, validation_alias=_env("QBO_DISCOVERY_URL"))
     qbo_api_base_url: str = Field(INTUIT_API_BASE_URL, validation_alias=_env("QBO_API_BASE_URL"))
+
+    @field_validator("report_default_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

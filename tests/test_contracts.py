@@ -59,11 +59,19 @@ EXPECTED_RPCS: dict[str, tuple[Any, list[str]]] = {
             "StreamOutreachEvents",
             "ListAuditEvents",
             "GetReconciliationReport",
+            "ListDailyReports",
+            "GetDailyReport",
         ],
     ),
     "aicollect.matching.v1.MatchingAdminService": (
         matching_admin_service_pb2.DESCRIPTOR,
-        ["GetMatchingSettings", "UpdateMatchingSettings"],
+        [
+            "GetMatchingSettings",
+            "UpdateMatchingSettings",
+            "GetTenantReportSettings",
+            "UpdateTenantReportSettings",
+            "RegenerateDailyReport",
+        ],
     ),
 }
 

@@ -41,6 +41,24 @@ class FlakyMatchingAdmin(agrpc.MatchingAdminServiceServicer):
         await self._answer("UpdateMatchingSettings", context)
         return apb.UpdateMatchingSettingsResponse()
 
+    async def GetTenantReportSettings(
+        self, request: apb.GetTenantReportSettingsRequest, context: Any
+    ) -> apb.GetTenantReportSettingsResponse:
+        await self._answer("GetTenantReportSettings", context)
+        return apb.GetTenantReportSettingsResponse()
+
+    async def UpdateTenantReportSettings(
+        self, request: apb.UpdateTenantReportSettingsRequest, context: Any
+    ) -> apb.UpdateTenantReportSettingsResponse:
+        await self._answer("UpdateTenantReportSettings", context)
+        return apb.UpdateTenantReportSettingsResponse()
+
+    async def RegenerateDailyReport(
+        self, request: apb.RegenerateDailyReportRequest, context: Any
+    ) -> apb.RegenerateDailyReportResponse:
+        await self._answer("RegenerateDailyReport", context)
+        return apb.RegenerateDailyReportResponse()
+
 
 async def _server(marker: str, servicer: FlakyMatchingAdmin | None = None) -> GrpcServer:
     def register(server: grpc.aio.Server) -> None:

@@ -39,8 +39,13 @@ IDEMPOTENT_METHODS: dict[str, tuple[str, ...]] = {
         "ListPlacements",
         "ListAuditEvents",
         "GetReconciliationReport",
+        "ListDailyReports",
+        "GetDailyReport",
     ),
-    "aicollect.matching.v1.MatchingAdminService": ("GetMatchingSettings",),
+    "aicollect.matching.v1.MatchingAdminService": (
+        "GetMatchingSettings",
+        "GetTenantReportSettings",
+    ),
 }
 
 RETRY_POLICY = {

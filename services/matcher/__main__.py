@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import timedelta
 
 from aicollect import logs
 from aicollect.db.engine import make_engine, make_sessionmaker
@@ -12,6 +13,7 @@ from aicollect.db.retention import retention_loop
 from aicollect.handshake import report_ports
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import MATCHER_REQUIRES, MissingSettingError, Settings
+from services.matcher.daily_reports import ReportSchedule, ReportScheduler
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.retention import purge_matcher
 from services.matcher.server import build_server
@@ -33,6 +35,7 @@ async def serve(settings: Settings) -> None:
             address=settings.matcher_addr,
             internal_token=settings.internal_token.get_secret_value(),
             metrics=metrics,
+            report_default_zone=settings.report_default_time_zone,
         )
         await server.start()
         stop = asyncio.Event()
@@ -44,11 +47,23 @@ async def serve(settings: Settings) -> None:
             ),
             name="retention",
         )
+        scheduler = ReportScheduler(
+            sessions,
+            ReportSchedule(
+                default_zone=settings.report_default_time_zone,
+                grace=timedelta(minutes=settings.report_grace_minutes),
+                catch_up_days=settings.report_catch_up_days,
+            ),
+            metrics=metrics,
+        )
+        reports = asyncio.create_task(
+            scheduler.run(settings.report_tick_seconds, stop), name="daily-reports"
+        )
         report_ports(grpc=server.port)
         log.info("matcher serving", extra={"address": settings.matcher_addr, "port": server.port})
         await wait_for_signal()
         stop.set()
-        await retention
+        await asyncio.gather(retention, reports)
         log.info("matcher stopping", extra={"grace_s": settings.shutdown_grace_seconds})
         await server.stop(settings.shutdown_grace_seconds)
     finally:

@@ -34,13 +34,14 @@ from services.matcher.domain import (
     PlacementIn,
     PortalPaymentIn,
     Report,
+    ReportTrigger,
     ReviewFlag,
     Source,
     Status,
     UpsertOutcome,
     UpsertResult,
 )
-from services.matcher.models import AuditEvent, OutreachEventRow, Placement
+from services.matcher.models import AuditEvent, DailyReportRow, OutreachEventRow, Placement
 from services.matcher.outbox import encode_cursor
 
 MAX_BATCH = 1000
@@ -98,6 +99,9 @@ FLAG_TO_PB = {
     ReviewFlag.POSSIBLE_DOUBLE_PAYMENT: pb.REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT,
 }
 FLAG_FROM_PB: dict[int, ReviewFlag] = {v: k for k, v in FLAG_TO_PB.items() if k}
+TRIGGER_TO_PB = {
+    trigger: pb.ReportTrigger.Value(f"REPORT_TRIGGER_{trigger.name}") for trigger in ReportTrigger
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -399,37 +403,54 @@ def review_flags_filter(values: list[int]) -> list[ReviewFlag] | None:
     return sorted({FLAG_FROM_PB[v] for v in values})
 
 
-def report_request(request: pb.GetReconciliationReportRequest) -> tuple[str, date, str, FeeTerms]:
-    tenant = required_id(request.tenant_id, "tenant_id")
-    day = calendar_date(request.day, "day", required=True)
-    assert day is not None
-    zone = request.time_zone.strip() or "UTC"
+def time_zone(value: str, field: str) -> str:
+    zone = value.strip()
     try:
+        if not zone:
+            raise ValueError(zone)
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidArgument(
-            f"time_zone {zone!r} is not an IANA time zone", field="time_zone"
+            f"{field} {zone!r} is not an IANA time zone (for example America/New_York)",
+            field=field,
         ) from None
-    if not request.HasField("fee_terms"):
-        raise InvalidArgument("fee_terms is required", field="fee_terms")
-    terms = request.fee_terms
+    return zone
+
+
+def fee_terms_in(terms: pb.FeeTerms, field: str) -> FeeTerms:
+    """Validated fee terms: rates within 0..10000 basis points, a known treatment."""
     for name in ("contingency_fee_basis_points", "out_of_band_fee_basis_points"):
         value = getattr(terms, name)
         if not 0 <= value <= 10_000:
             raise InvalidArgument(
-                f"fee_terms.{name} must be between 0 and 10000", field=f"fee_terms.{name}"
+                f"{field}.{name} must be between 0 and 10000", field=f"{field}.{name}"
             )
     treatment: FeeTreatment = _enum(
-        terms.out_of_band_fee_treatment,
-        TREATMENT_FROM_PB,
-        "fee_terms.out_of_band_fee_treatment",
+        terms.out_of_band_fee_treatment, TREATMENT_FROM_PB, f"{field}.out_of_band_fee_treatment"
     )
-    return (
-        tenant,
-        day,
-        zone,
-        FeeTerms(terms.contingency_fee_basis_points, treatment, terms.out_of_band_fee_basis_points),
+    return FeeTerms(
+        terms.contingency_fee_basis_points, treatment, terms.out_of_band_fee_basis_points
     )
+
+
+def fee_terms_pb(terms: FeeTerms | None) -> pb.FeeTerms | None:
+    if terms is None:
+        return None
+    return pb.FeeTerms(
+        contingency_fee_basis_points=terms.contingency_bp,
+        out_of_band_fee_treatment=TREATMENT_TO_PB[terms.oob_treatment],
+        out_of_band_fee_basis_points=terms.oob_reduced_bp,
+    )
+
+
+def report_request(request: pb.GetReconciliationReportRequest) -> tuple[str, date, str, FeeTerms]:
+    tenant = required_id(request.tenant_id, "tenant_id")
+    day = calendar_date(request.day, "day", required=True)
+    assert day is not None
+    zone = time_zone(request.time_zone or "UTC", "time_zone")
+    if not request.HasField("fee_terms"):
+        raise InvalidArgument("fee_terms is required", field="fee_terms")
+    return tenant, day, zone, fee_terms_in(request.fee_terms, "fee_terms")
 
 
 # ---------------------------------------------------------------------------------------
@@ -495,10 +516,26 @@ def upsert_result_pb(r: UpsertResult) -> pb.UpsertResult:
 
 
 def outreach_event_pb(row: OutreachEventRow) -> pb.OutreachEvent:
+    if row.type == EventType.REPORT_READY:
+        assert row.report_day is not None
+        assert row.report_version is not None
+        return pb.OutreachEvent(
+            cursor=encode_cursor(row.id),
+            event_id=row.event_id,
+            tenant_id=row.tenant_id,
+            type=pb.OUTREACH_EVENT_TYPE_REPORT_READY,
+            reason=row.reason,
+            create_time=timestamp(row.created_at),
+            report=pb.DailyReportKey(
+                tenant_id=row.tenant_id,
+                day=row.report_day.isoformat(),
+                version=row.report_version,
+            ),
+        )
     return pb.OutreachEvent(
         cursor=encode_cursor(row.id),
         event_id=row.event_id,
-        placement_id=row.placement_id,
+        placement_id=row.placement_id or "",
         tenant_id=row.tenant_id,
         type=EVENT_TO_PB[EventType(row.type)],
         status=STATUS_TO_PB[Status(row.status)],
@@ -527,7 +564,8 @@ def audit_event_pb(row: AuditEvent) -> pb.AuditEvent:
     )
 
 
-def report_pb(report: Report) -> pb.GetReconciliationReportResponse:
+def currencies_pb(report: Report) -> list[pb.CurrencyReconciliation]:
+    """The report's sections with their totals (the one place totals are summed)."""
     sections = []
     for section in report.sections:
         totals = pb.ReconciliationTotals(
@@ -591,11 +629,62 @@ def report_pb(report: Report) -> pb.GetReconciliationReportResponse:
                 ],
             )
         )
+    return sections
+
+
+def report_pb(report: Report) -> pb.GetReconciliationReportResponse:
     return pb.GetReconciliationReportResponse(
         tenant_id=report.tenant_id,
         day=report.day.isoformat(),
         time_zone=report.time_zone,
         start_time=timestamp(report.start),
         end_time=timestamp(report.end),
-        currencies=sections,
+        currencies=currencies_pb(report),
+    )
+
+
+def daily_report_pb(
+    report: Report,
+    version: int,
+    terms: FeeTerms | None,
+    generated_at: datetime,
+    trigger: ReportTrigger,
+    actor: str,
+    reason: str,
+) -> pb.DailyReport:
+    """A report as stored. Without fee terms, out-of-band entries name no treatment."""
+    currencies = currencies_pb(report)
+    if terms is None:
+        for section in currencies:
+            for entry in section.out_of_band_resolutions:
+                entry.fee_treatment = pb.OUT_OF_BAND_FEE_TREATMENT_UNSPECIFIED
+    return pb.DailyReport(
+        key=pb.DailyReportKey(
+            tenant_id=report.tenant_id, day=report.day.isoformat(), version=version
+        ),
+        time_zone=report.time_zone,
+        start_time=timestamp(report.start),
+        end_time=timestamp(report.end),
+        fee_terms=fee_terms_pb(terms),
+        fee_terms_set=terms is not None,
+        generate_time=timestamp(generated_at),
+        trigger=TRIGGER_TO_PB[trigger],
+        actor=actor,
+        reason=reason,
+        currencies=currencies,
+    )
+
+
+def daily_report_summary_pb(row: DailyReportRow, latest: bool) -> pb.DailyReportSummary:
+    return pb.DailyReportSummary(
+        key=pb.DailyReportKey(
+            tenant_id=row.tenant_id, day=row.day.isoformat(), version=row.version
+        ),
+        time_zone=row.time_zone,
+        generate_time=timestamp(row.generated_at),
+        trigger=TRIGGER_TO_PB[ReportTrigger(row.trigger)],
+        actor=row.actor,
+        reason=row.reason,
+        latest=latest,
+        currency_codes=row.currency_codes,
     )

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from aicollect.currency import exponent as currency_exponent
+from aicollect.currency import decimal_amount
 
 
 class Status(StrEnum):
@@ -56,6 +56,7 @@ class EventType(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     BALANCE_CHANGED = "balance_changed"
+    REPORT_READY = "report_ready"  # not about a placement: a tenant's daily report is stored
 
 
 class UpsertOutcome(StrEnum):
@@ -198,6 +199,24 @@ class FeeTerms:
     oob_reduced_bp: int
 
 
+class ReportTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    REGENERATE = "regenerate"
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """A tenant's daily-report settings as they apply: its own zone or the default, and
+    its fee terms (None until set)."""
+
+    tenant_id: str
+    time_zone: str
+    zone_is_default: bool
+    terms: FeeTerms | None
+    updated_at: datetime | None
+    updated_by: str
+
+
 @dataclass
 class PortalEntry:
     portal_payment_id: str
@@ -259,10 +278,4 @@ class Report:
 
 def format_money(minor_units: int, currency: str) -> str:
     """``12345, "USD"`` -> ``"123.45 USD"``, with integer arithmetic only."""
-    exponent = currency_exponent(currency)
-    sign = "-" if minor_units < 0 else ""
-    units = abs(minor_units)
-    if exponent == 0:
-        return f"{sign}{units} {currency}"
-    whole, fraction = divmod(units, 10**exponent)
-    return f"{sign}{whole}.{fraction:0{exponent}d} {currency}"
+    return f"{decimal_amount(minor_units, currency)} {currency}"

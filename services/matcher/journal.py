@@ -74,7 +74,13 @@ class Journal:
         await self.session.flush()
         if not self._events:
             return
-        await self.session.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
-        await self.session.execute(insert(OutreachEventRow), self._events)
-        await self.session.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
+        await append_outbox(self.session, self._events)
         self._events.clear()
+
+
+async def append_outbox(session: AsyncSession, events: list[dict[str, Any]]) -> None:
+    """The one way outbox rows are written: last in the transaction, under the lock that
+    keeps ids in commit order, then a NOTIFY that wakes the streams at commit."""
+    await session.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
+    await session.execute(insert(OutreachEventRow), events)
+    await session.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))

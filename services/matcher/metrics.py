@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from aicollect.db.retention import purged_counter
-from services.matcher.domain import Decision
+from services.matcher.domain import Decision, ReportTrigger
 
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+REPORT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class StreamPositions:
@@ -59,6 +60,31 @@ class MatcherMetrics:
             registry=r,
         )
         self.retention_purged = purged_counter(r)
+        self.reports_generated = Counter(
+            "aicollect_daily_reports_generated_total",
+            "Daily reconciliation reports stored, by trigger (schedule or regenerate).",
+            ["trigger"],
+            registry=r,
+        )
+        self.report_seconds = Histogram(
+            "aicollect_daily_report_generation_seconds",
+            "Time to compute and store one daily report.",
+            buckets=REPORT_BUCKETS,
+            registry=r,
+        )
+        self.report_failures = Counter(
+            "aicollect_daily_report_failures_total",
+            "Scheduled daily reports that failed (retried at the scheduler's next round).",
+            registry=r,
+        )
+        self.reports_due = Gauge(
+            "aicollect_daily_reports_due",
+            "Reports due but not stored at the end of the scheduler's last round on this"
+            " process (0 once caught up).",
+            registry=r,
+        )
+        for trigger in ReportTrigger:
+            self.reports_generated.labels(trigger.value)
         self.streams = StreamPositions()
         consumers = Gauge(
             "aicollect_outreach_stream_consumers",
@@ -77,6 +103,10 @@ class MatcherMetrics:
         self.decision_seconds.labels(call).observe(seconds)
         for decision in decisions:
             self.decisions.labels(call, decision.outcome.value).inc()
+
+    def report_generated(self, trigger: ReportTrigger, seconds: float) -> None:
+        self.reports_generated.labels(trigger.value).inc()
+        self.report_seconds.observe(seconds)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Serves ``/metrics`` from a background thread (Prometheus text format); returns

@@ -11,12 +11,15 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     Text,
@@ -38,7 +41,9 @@ PLACEMENT_STATUSES = (
     "closed",
     "needs_review",
 )
-EVENT_TYPES = ("stop", "pause", "resume", "balance_changed")
+EVENT_TYPES = ("stop", "pause", "resume", "balance_changed", "report_ready")
+REPORT_TRIGGERS = ("schedule", "regenerate")
+FEE_TREATMENTS = ("full", "reduced", "waived")
 REVIEW_FLAGS = ("", "possible_double_payment")
 
 
@@ -292,17 +297,26 @@ class OutboxRetention(Base):
 
 class OutreachEventRow(Base):
     """The outreach-event outbox; ``id`` is the stream position (ids are assigned in commit
-    order: writers take a transaction-level advisory lock just before inserting)."""
+    order: writers take a transaction-level advisory lock just before inserting).
+
+    Every event is about one placement, except ``report_ready``: a tenant's daily report
+    (``report_day``, ``report_version``) is stored and ready to be sent."""
 
     __tablename__ = "outreach_events"
     __table_args__ = (
         Index("ix_outreach_events_tenant_id", "tenant_id", "id"),
         CheckConstraint(_in("type", EVENT_TYPES), name="ck_outreach_events_type"),
+        CheckConstraint(
+            "CASE WHEN type = 'report_ready'"
+            " THEN placement_id IS NULL AND report_day IS NOT NULL AND report_version IS NOT NULL"
+            " ELSE placement_id IS NOT NULL END",
+            name="ck_outreach_events_subject",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(Text, unique=True)
-    placement_id: Mapped[str] = mapped_column(Text, ForeignKey("placements.placement_id"))
+    placement_id: Mapped[str | None] = mapped_column(Text, ForeignKey("placements.placement_id"))
     tenant_id: Mapped[str] = mapped_column(Text)
     type: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text)
@@ -310,3 +324,64 @@ class OutreachEventRow(Base):
     balance_minor_units: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    report_day: Mapped[date | None] = mapped_column(Date)
+    report_version: Mapped[int | None] = mapped_column(Integer)
+
+
+class TenantReportSettings(Base):
+    """A tenant's daily-report settings: its time zone (NULL: the platform default) and its
+    contingency-fee terms (all three NULL until set)."""
+
+    __tablename__ = "tenant_report_settings"
+    __table_args__ = (
+        CheckConstraint(
+            "(contingency_fee_bp IS NULL) = (oob_fee_treatment IS NULL)"
+            " AND (contingency_fee_bp IS NULL) = (oob_fee_bp IS NULL)",
+            name="ck_tenant_report_settings_terms_whole",
+        ),
+        CheckConstraint(
+            "contingency_fee_bp BETWEEN 0 AND 10000 AND oob_fee_bp BETWEEN 0 AND 10000",
+            name="ck_tenant_report_settings_bp",
+        ),
+        CheckConstraint(
+            _in("oob_fee_treatment", FEE_TREATMENTS), name="ck_tenant_report_settings_treatment"
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    time_zone: Mapped[str | None] = mapped_column(Text)
+    contingency_fee_bp: Mapped[int | None] = mapped_column(Integer)
+    oob_fee_treatment: Mapped[str | None] = mapped_column(Text)
+    oob_fee_bp: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(Text)
+
+
+class DailyReportRow(Base):
+    """One stored daily reconciliation report: ``body`` is the serialized
+    ``aicollect.matching.v1.DailyReport`` exactly as generated. Rows are never updated (a
+    trigger refuses it); a regenerated day gets the next ``version``."""
+
+    __tablename__ = "daily_reports"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "day", "version", name="uq_daily_reports_version"),
+        CheckConstraint("version >= 1", name="ck_daily_reports_version"),
+        CheckConstraint(_in("trigger", REPORT_TRIGGERS), name="ck_daily_reports_trigger"),
+        Index("ix_daily_reports_end_time", "end_time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(Text)
+    day: Mapped[date] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer)
+    time_zone: Mapped[str] = mapped_column(Text)
+    end_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    trigger: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    currency_codes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(Text)
+    generated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,6 +1,7 @@
 """What the matcher purges: outreach events past their days (recording how far, so a stream
-cursor that would skip purged events is refused) and audit records past their years.
-Placements, payments and reconciliation facts are never purged here."""
+cursor that would skip purged events is refused), audit records past their years and stored
+daily reports past theirs (counted from the end of the day reported). Placements, payments
+and reconciliation facts are never purged here."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from aicollect.db.retention import Purge, purge_all, table_of
 from aicollect.settings import Settings
-from services.matcher.models import AuditEvent, OutboxRetention, OutreachEventRow
+from services.matcher.models import AuditEvent, DailyReportRow, OutboxRetention, OutreachEventRow
 
 OUTBOX = "outreach_events"
 
@@ -32,6 +33,12 @@ def matcher_purges(settings: Settings) -> list[Purge]:
             table_of(AuditEvent),
             "created_at",
             timedelta(days=365 * settings.retention_audit_years),
+        ),
+        Purge(
+            "daily_reports",
+            table_of(DailyReportRow),
+            "end_time",
+            timedelta(days=365 * settings.retention_report_years),
         ),
     ]
 

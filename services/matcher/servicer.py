@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
-from services.matcher import convert, matching, queries
+from services.matcher import convert, daily_reports, matching, queries
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.outbox import notifier_for, stream_events
 from services.matcher.reconciliation import build_report
@@ -183,3 +183,26 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         async with self._sessions() as session:
             report = await build_report(session, tenant, day, zone, terms)
         return convert.report_pb(report)
+
+    async def ListDailyReports(
+        self, request: pb.ListDailyReportsRequest, context: Context
+    ) -> pb.ListDailyReportsResponse:
+        tenant = convert.required_id(request.tenant_id, "tenant_id")
+        async with self._sessions() as session:
+            rows, token = await daily_reports.list_reports(
+                session, tenant, request.page_size, request.page_token
+            )
+            return pb.ListDailyReportsResponse(
+                reports=[convert.daily_report_summary_pb(row, latest) for row, latest in rows],
+                next_page_token=token,
+            )
+
+    async def GetDailyReport(
+        self, request: pb.GetDailyReportRequest, context: Context
+    ) -> pb.GetDailyReportResponse:
+        tenant = convert.required_id(request.tenant_id, "tenant_id")
+        day = convert.calendar_date(request.day, "day", required=True)
+        assert day is not None
+        async with self._sessions() as session:
+            report = await daily_reports.get_report(session, tenant, day, request.version)
+        return pb.GetDailyReportResponse(report=report)

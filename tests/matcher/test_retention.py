@@ -78,7 +78,7 @@ async def test_old_audit_of_placements_goes_after_its_years(
             ],
         )
     counts = await purge_matcher(sessions, SETTINGS, now=NOW)
-    assert counts == {"outreach_events": 0, "matching_audit_events": 1}
+    assert counts == {"outreach_events": 0, "matching_audit_events": 1, "daily_reports": 0}
     async with sessions() as session:
         subjects = set((await session.execute(select(MatchingAudit.subject_id))).scalars())
     assert subjects == {"kept"}

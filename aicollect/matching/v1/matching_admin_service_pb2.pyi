@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from aicollect.matching.v1 import matching_service_pb2 as _matching_service_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
@@ -167,3 +168,224 @@ class UpdateMatchingSettingsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateMatchingSettingsResponse: _TypeAlias = UpdateMatchingSettingsResponse  # noqa: Y015
+
+@_typing.final
+class TenantReportSettings(_message.Message):
+    """A tenant's daily-report settings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    FEE_TERMS_FIELD_NUMBER: _builtins.int
+    FEE_TERMS_SET_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_DEFAULT_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_ACTOR_FIELD_NUMBER: _builtins.int
+    time_zone: _builtins.str
+    """The IANA time zone whose midnight ends the tenant's report day, for example
+    "America/Los_Angeles". While unset, the platform default
+    (`AICOLLECT_REPORT_DEFAULT_TIME_ZONE`, UTC unless configured) applies.
+    """
+    fee_terms_set: _builtins.bool
+    """False while the tenant has no fee terms stored (`fee_terms` is then empty)."""
+    time_zone_default: _builtins.bool
+    """True when `time_zone` is the platform default rather than the tenant's own."""
+    update_actor: _builtins.str
+    """Who last changed them; empty until first changed."""
+    @_builtins.property
+    def fee_terms(self) -> _matching_service_pb2.FeeTerms:
+        """The tenant's contingency-fee terms: the portal-paid rate, and how out-of-band
+        payments are charged (full rate, a reduced rate, or waived).
+        """
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the settings were last changed; unset until first changed."""
+
+    def __init__(
+        self,
+        *,
+        time_zone: _builtins.str = ...,
+        fee_terms: _matching_service_pb2.FeeTerms | None = ...,
+        fee_terms_set: _builtins.bool = ...,
+        time_zone_default: _builtins.bool = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        update_actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fee_terms", b"fee_terms", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fee_terms", b"fee_terms", "fee_terms_set", b"fee_terms_set", "time_zone", b"time_zone", "time_zone_default", b"time_zone_default", "update_actor", b"update_actor", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TenantReportSettings: _TypeAlias = TenantReportSettings  # noqa: Y015
+
+@_typing.final
+class GetTenantReportSettingsRequest(_message.Message):
+    """Request for GetTenantReportSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTenantReportSettingsRequest: _TypeAlias = GetTenantReportSettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetTenantReportSettingsResponse(_message.Message):
+    """Response for GetTenantReportSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___TenantReportSettings:
+        """The tenant's settings."""
+
+    def __init__(
+        self,
+        *,
+        settings: Global___TenantReportSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTenantReportSettingsResponse: _TypeAlias = GetTenantReportSettingsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateTenantReportSettingsRequest(_message.Message):
+    """Request for UpdateTenantReportSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    actor: _builtins.str
+    """Who is making the change. Required."""
+    reason: _builtins.str
+    """Why, for example the contract amendment. Required."""
+    @_builtins.property
+    def settings(self) -> Global___TenantReportSettings:
+        """The new values; only the fields named in `update_mask` are read."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """`time_zone` and/or `fee_terms` (the terms change as a whole). Required."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        settings: Global___TenantReportSettings | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "settings", b"settings", "tenant_id", b"tenant_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateTenantReportSettingsRequest: _TypeAlias = UpdateTenantReportSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateTenantReportSettingsResponse(_message.Message):
+    """Response for UpdateTenantReportSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___TenantReportSettings:
+        """The tenant's settings after the change."""
+
+    def __init__(
+        self,
+        *,
+        settings: Global___TenantReportSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateTenantReportSettingsResponse: _TypeAlias = UpdateTenantReportSettingsResponse  # noqa: Y015
+
+@_typing.final
+class RegenerateDailyReportRequest(_message.Message):
+    """Request for RegenerateDailyReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    day: _builtins.str
+    """The day, YYYY-MM-DD in the tenant's time zone; it must have ended. Required."""
+    actor: _builtins.str
+    """Who asks. Required."""
+    reason: _builtins.str
+    """Why, for example "fee terms amended by contract 2026-11". Required."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "day", b"day", "reason", b"reason", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegenerateDailyReportRequest: _TypeAlias = RegenerateDailyReportRequest  # noqa: Y015
+
+@_typing.final
+class RegenerateDailyReportResponse(_message.Message):
+    """Response for RegenerateDailyReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def report(self) -> _matching_service_pb2.DailyReport:
+        """The new version, as stored."""
+
+    def __init__(
+        self,
+        *,
+        report: _matching_service_pb2.DailyReport | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegenerateDailyReportResponse: _TypeAlias = RegenerateDailyReportResponse  # noqa: Y015

@@ -37,6 +37,9 @@ class MatchingAdminServiceStub:
     by forwarding to this service, and records the change in its settings audit trail.
     The kill switch is owned by the integration service and is not here.
 
+    It also holds each tenant's daily-report settings (time zone and fee terms) and the
+    explicit regeneration of a stored daily report; support calls those directly.
+
     It is served by the `services/matcher` process and requires the internal bearer
     token. A change applies to the next decision, without a restart.
     """
@@ -57,6 +60,21 @@ class MatchingAdminServiceStub:
                 request_serializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateMatchingSettingsRequest.SerializeToString,
                 response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateMatchingSettingsResponse.FromString,
                 _registered_method=True)
+        self.GetTenantReportSettings = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingAdminService/GetTenantReportSettings',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.GetTenantReportSettingsRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.GetTenantReportSettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateTenantReportSettings = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingAdminService/UpdateTenantReportSettings',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateTenantReportSettingsRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateTenantReportSettingsResponse.FromString,
+                _registered_method=True)
+        self.RegenerateDailyReport = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingAdminService/RegenerateDailyReport',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.RegenerateDailyReportRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.RegenerateDailyReportResponse.FromString,
+                _registered_method=True)
 
 
 class MatchingAdminServiceServicer:
@@ -70,6 +88,9 @@ class MatchingAdminServiceServicer:
     integration's kill switch in one view (GetPlatformSettings, UpdatePlatformSettings)
     by forwarding to this service, and records the change in its settings audit trail.
     The kill switch is owned by the integration service and is not here.
+
+    It also holds each tenant's daily-report settings (time zone and fee terms) and the
+    explicit regeneration of a stored daily report; support calls those directly.
 
     It is served by the `services/matcher` process and requires the internal bearer
     token. A change applies to the next decision, without a restart.
@@ -93,6 +114,38 @@ class MatchingAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTenantReportSettings(self, request, context):
+        """Returns a tenant's daily-report settings: its time zone (the platform default until
+        set) and its fee terms (unset until set).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTenantReportSettings(self, request, context):
+        """Changes the tenant's settings named in `update_mask` (`time_zone`, `fee_terms`).
+        `actor` and `reason` are required, the time zone must be an IANA name and the fee
+        terms complete and within range (INVALID_ARGUMENT, nothing changed). Every change is
+        recorded in the audit trail (action `tenant_report_settings.updated`, the old and
+        new values). The new values apply to reports generated from then on; stored reports
+        never change (regenerate a day to apply them to it). Writing the stored values
+        again changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegenerateDailyReport(self, request, context):
+        """Generates a new version of a tenant's report for a day that has ended in its time
+        zone, with the tenant's current fee terms, keeping every earlier version (version 1
+        when the day has none yet). `actor` and `reason` are required (INVALID_ARGUMENT); a
+        day that has not ended yet fails with FAILED_PRECONDITION (reason `DAY_NOT_OVER`).
+        Audited (`daily_report.generated`) and announced like a scheduled report.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MatchingAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +158,21 @@ def add_MatchingAdminServiceServicer_to_server(servicer, server):
                     servicer.UpdateMatchingSettings,
                     request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateMatchingSettingsRequest.FromString,
                     response_serializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateMatchingSettingsResponse.SerializeToString,
+            ),
+            'GetTenantReportSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenantReportSettings,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.GetTenantReportSettingsRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.GetTenantReportSettingsResponse.SerializeToString,
+            ),
+            'UpdateTenantReportSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTenantReportSettings,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateTenantReportSettingsRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateTenantReportSettingsResponse.SerializeToString,
+            ),
+            'RegenerateDailyReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegenerateDailyReport,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.RegenerateDailyReportRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.RegenerateDailyReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -125,6 +193,9 @@ class MatchingAdminService:
     integration's kill switch in one view (GetPlatformSettings, UpdatePlatformSettings)
     by forwarding to this service, and records the change in its settings audit trail.
     The kill switch is owned by the integration service and is not here.
+
+    It also holds each tenant's daily-report settings (time zone and fee terms) and the
+    explicit regeneration of a stored daily report; support calls those directly.
 
     It is served by the `services/matcher` process and requires the internal bearer
     token. A change applies to the next decision, without a restart.
@@ -174,6 +245,87 @@ class MatchingAdminService:
             '/aicollect.matching.v1.MatchingAdminService/UpdateMatchingSettings',
             aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateMatchingSettingsRequest.SerializeToString,
             aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateMatchingSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenantReportSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingAdminService/GetTenantReportSettings',
+            aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.GetTenantReportSettingsRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.GetTenantReportSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTenantReportSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingAdminService/UpdateTenantReportSettings',
+            aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateTenantReportSettingsRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.UpdateTenantReportSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegenerateDailyReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingAdminService/RegenerateDailyReport',
+            aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.RegenerateDailyReportRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__admin__service__pb2.RegenerateDailyReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,9 @@ class MatchingAdminServiceStub:
     by forwarding to this service, and records the change in its settings audit trail.
     The kill switch is owned by the integration service and is not here.
 
+    It also holds each tenant's daily-report settings (time zone and fee terms) and the
+    explicit regeneration of a stored daily report; support calls those directly.
+
     It is served by the `services/matcher` process and requires the internal bearer
     token. A change applies to the next decision, without a restart.
     """
@@ -55,6 +58,26 @@ class MatchingAdminServiceStub:
     `matching_settings.updated`, no tenant). Writing the stored value again changes
     nothing, so retries are safe.
     """
+    GetTenantReportSettings: _grpc.UnaryUnaryMultiCallable[_matching_admin_service_pb2.GetTenantReportSettingsRequest, _matching_admin_service_pb2.GetTenantReportSettingsResponse]
+    """Returns a tenant's daily-report settings: its time zone (the platform default until
+    set) and its fee terms (unset until set).
+    """
+    UpdateTenantReportSettings: _grpc.UnaryUnaryMultiCallable[_matching_admin_service_pb2.UpdateTenantReportSettingsRequest, _matching_admin_service_pb2.UpdateTenantReportSettingsResponse]
+    """Changes the tenant's settings named in `update_mask` (`time_zone`, `fee_terms`).
+    `actor` and `reason` are required, the time zone must be an IANA name and the fee
+    terms complete and within range (INVALID_ARGUMENT, nothing changed). Every change is
+    recorded in the audit trail (action `tenant_report_settings.updated`, the old and
+    new values). The new values apply to reports generated from then on; stored reports
+    never change (regenerate a day to apply them to it). Writing the stored values
+    again changes nothing.
+    """
+    RegenerateDailyReport: _grpc.UnaryUnaryMultiCallable[_matching_admin_service_pb2.RegenerateDailyReportRequest, _matching_admin_service_pb2.RegenerateDailyReportResponse]
+    """Generates a new version of a tenant's report for a day that has ended in its time
+    zone, with the tenant's current fee terms, keeping every earlier version (version 1
+    when the day has none yet). `actor` and `reason` are required (INVALID_ARGUMENT); a
+    day that has not ended yet fails with FAILED_PRECONDITION (reason `DAY_NOT_OVER`).
+    Audited (`daily_report.generated`) and announced like a scheduled report.
+    """
 
 @_typing.type_check_only
 class MatchingAdminServiceAsyncStub(MatchingAdminServiceStub):
@@ -68,6 +91,9 @@ class MatchingAdminServiceAsyncStub(MatchingAdminServiceStub):
     integration's kill switch in one view (GetPlatformSettings, UpdatePlatformSettings)
     by forwarding to this service, and records the change in its settings audit trail.
     The kill switch is owned by the integration service and is not here.
+
+    It also holds each tenant's daily-report settings (time zone and fee terms) and the
+    explicit regeneration of a stored daily report; support calls those directly.
 
     It is served by the `services/matcher` process and requires the internal bearer
     token. A change applies to the next decision, without a restart.
@@ -83,6 +109,26 @@ class MatchingAdminServiceAsyncStub(MatchingAdminServiceStub):
     `matching_settings.updated`, no tenant). Writing the stored value again changes
     nothing, so retries are safe.
     """
+    GetTenantReportSettings: _aio.UnaryUnaryMultiCallable[_matching_admin_service_pb2.GetTenantReportSettingsRequest, _matching_admin_service_pb2.GetTenantReportSettingsResponse]  # type: ignore[assignment]
+    """Returns a tenant's daily-report settings: its time zone (the platform default until
+    set) and its fee terms (unset until set).
+    """
+    UpdateTenantReportSettings: _aio.UnaryUnaryMultiCallable[_matching_admin_service_pb2.UpdateTenantReportSettingsRequest, _matching_admin_service_pb2.UpdateTenantReportSettingsResponse]  # type: ignore[assignment]
+    """Changes the tenant's settings named in `update_mask` (`time_zone`, `fee_terms`).
+    `actor` and `reason` are required, the time zone must be an IANA name and the fee
+    terms complete and within range (INVALID_ARGUMENT, nothing changed). Every change is
+    recorded in the audit trail (action `tenant_report_settings.updated`, the old and
+    new values). The new values apply to reports generated from then on; stored reports
+    never change (regenerate a day to apply them to it). Writing the stored values
+    again changes nothing.
+    """
+    RegenerateDailyReport: _aio.UnaryUnaryMultiCallable[_matching_admin_service_pb2.RegenerateDailyReportRequest, _matching_admin_service_pb2.RegenerateDailyReportResponse]  # type: ignore[assignment]
+    """Generates a new version of a tenant's report for a day that has ended in its time
+    zone, with the tenant's current fee terms, keeping every earlier version (version 1
+    when the day has none yet). `actor` and `reason` are required (INVALID_ARGUMENT); a
+    day that has not ended yet fails with FAILED_PRECONDITION (reason `DAY_NOT_OVER`).
+    Audited (`daily_report.generated`) and announced like a scheduled report.
+    """
 
 class MatchingAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """MatchingAdminService reads and changes the matching settings.
@@ -95,6 +141,9 @@ class MatchingAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     integration's kill switch in one view (GetPlatformSettings, UpdatePlatformSettings)
     by forwarding to this service, and records the change in its settings audit trail.
     The kill switch is owned by the integration service and is not here.
+
+    It also holds each tenant's daily-report settings (time zone and fee terms) and the
+    explicit regeneration of a stored daily report; support calls those directly.
 
     It is served by the `services/matcher` process and requires the internal bearer
     token. A change applies to the next decision, without a restart.
@@ -119,6 +168,44 @@ class MatchingAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         every changed value is recorded in the matcher's audit trail (action
         `matching_settings.updated`, no tenant). Writing the stored value again changes
         nothing, so retries are safe.
+        """
+
+    @_abc_1.abstractmethod
+    def GetTenantReportSettings(
+        self,
+        request: _matching_admin_service_pb2.GetTenantReportSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_admin_service_pb2.GetTenantReportSettingsResponse, _abc.Awaitable[_matching_admin_service_pb2.GetTenantReportSettingsResponse]]:
+        """Returns a tenant's daily-report settings: its time zone (the platform default until
+        set) and its fee terms (unset until set).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateTenantReportSettings(
+        self,
+        request: _matching_admin_service_pb2.UpdateTenantReportSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_admin_service_pb2.UpdateTenantReportSettingsResponse, _abc.Awaitable[_matching_admin_service_pb2.UpdateTenantReportSettingsResponse]]:
+        """Changes the tenant's settings named in `update_mask` (`time_zone`, `fee_terms`).
+        `actor` and `reason` are required, the time zone must be an IANA name and the fee
+        terms complete and within range (INVALID_ARGUMENT, nothing changed). Every change is
+        recorded in the audit trail (action `tenant_report_settings.updated`, the old and
+        new values). The new values apply to reports generated from then on; stored reports
+        never change (regenerate a day to apply them to it). Writing the stored values
+        again changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def RegenerateDailyReport(
+        self,
+        request: _matching_admin_service_pb2.RegenerateDailyReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_admin_service_pb2.RegenerateDailyReportResponse, _abc.Awaitable[_matching_admin_service_pb2.RegenerateDailyReportResponse]]:
+        """Generates a new version of a tenant's report for a day that has ended in its time
+        zone, with the tenant's current fee terms, keeping every earlier version (version 1
+        when the day has none yet). `actor` and `reason` are required (INVALID_ARGUMENT); a
+        day that has not ended yet fails with FAILED_PRECONDITION (reason `DAY_NOT_OVER`).
+        Audited (`daily_report.generated`) and announced like a scheduled report.
         """
 
 def add_MatchingAdminServiceServicer_to_server(servicer: MatchingAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -433,6 +433,12 @@ class _OutreachEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Out
     """
     OUTREACH_EVENT_TYPE_BALANCE_CHANGED: _OutreachEventType.ValueType  # 4
     """Continue outreach with a new balance (for example after a partial payment)."""
+    OUTREACH_EVENT_TYPE_REPORT_READY: _OutreachEventType.ValueType  # 5
+    """Not about a placement: a tenant's daily reconciliation report was stored and is
+    ready to be sent to the creditor (`report` names it; `placement_id` is empty and
+    `status` and `balance` are unset). Fetch it with GetDailyReport. Consumers that
+    only drive outreach skip it.
+    """
 
 class OutreachEventType(_OutreachEventType, metaclass=_OutreachEventTypeEnumTypeWrapper):
     """The kind of an outreach event."""
@@ -449,6 +455,12 @@ decision, such as a restore).
 """
 OUTREACH_EVENT_TYPE_BALANCE_CHANGED: OutreachEventType.ValueType  # 4
 """Continue outreach with a new balance (for example after a partial payment)."""
+OUTREACH_EVENT_TYPE_REPORT_READY: OutreachEventType.ValueType  # 5
+"""Not about a placement: a tenant's daily reconciliation report was stored and is
+ready to be sent to the creditor (`report` names it; `placement_id` is empty and
+`status` and `balance` are unset). Fetch it with GetDailyReport. Consumers that
+only drive outreach skip it.
+"""
 Global___OutreachEventType: _TypeAlias = OutreachEventType  # noqa: Y015
 
 class _PhoneType:
@@ -510,6 +522,30 @@ OUT_OF_BAND_FEE_TREATMENT_REDUCED: OutOfBandFeeTreatment.ValueType  # 2
 OUT_OF_BAND_FEE_TREATMENT_WAIVED: OutOfBandFeeTreatment.ValueType  # 3
 """No fee applies."""
 Global___OutOfBandFeeTreatment: _TypeAlias = OutOfBandFeeTreatment  # noqa: Y015
+
+class _ReportTrigger:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportTriggerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportTrigger.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_TRIGGER_UNSPECIFIED: _ReportTrigger.ValueType  # 0
+    """Not set."""
+    REPORT_TRIGGER_SCHEDULE: _ReportTrigger.ValueType  # 1
+    """The matcher's scheduler, after the day ended in the tenant's time zone."""
+    REPORT_TRIGGER_REGENERATE: _ReportTrigger.ValueType  # 2
+    """A person, with MatchingAdminService.RegenerateDailyReport."""
+
+class ReportTrigger(_ReportTrigger, metaclass=_ReportTriggerEnumTypeWrapper):
+    """Who made a stored daily report."""
+
+REPORT_TRIGGER_UNSPECIFIED: ReportTrigger.ValueType  # 0
+"""Not set."""
+REPORT_TRIGGER_SCHEDULE: ReportTrigger.ValueType  # 1
+"""The matcher's scheduler, after the day ended in the tenant's time zone."""
+REPORT_TRIGGER_REGENERATE: ReportTrigger.ValueType  # 2
+"""A person, with MatchingAdminService.RegenerateDailyReport."""
+Global___ReportTrigger: _TypeAlias = ReportTrigger  # noqa: Y015
 
 @_typing.final
 class Placement(_message.Message):
@@ -1144,6 +1180,7 @@ class OutreachEvent(_message.Message):
     BALANCE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """The opaque position of this event in the stream; pass it to StreamOutreachEvents
     to resume after this event.
@@ -1168,6 +1205,10 @@ class OutreachEvent(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the event was recorded."""
 
+    @_builtins.property
+    def report(self) -> Global___DailyReportKey:
+        """The report that is ready, for OUTREACH_EVENT_TYPE_REPORT_READY; unset otherwise."""
+
     def __init__(
         self,
         *,
@@ -1180,14 +1221,181 @@ class OutreachEvent(_message.Message):
         balance: _money_pb2.Money | None = ...,
         reason: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        report: Global___DailyReportKey | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "cursor", b"cursor", "event_id", b"event_id", "placement_id", b"placement_id", "reason", b"reason", "status", b"status", "tenant_id", b"tenant_id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "cursor", b"cursor", "event_id", b"event_id", "placement_id", b"placement_id", "reason", b"reason", "report", b"report", "status", b"status", "tenant_id", b"tenant_id", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OutreachEvent: _TypeAlias = OutreachEvent  # noqa: Y015
+
+@_typing.final
+class DailyReportKey(_message.Message):
+    """Names one stored daily report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant."""
+    day: _builtins.str
+    """The day reported, YYYY-MM-DD in the tenant's time zone."""
+    version: _builtins.int
+    """The report's version: 1 for the scheduled report, higher for each regeneration."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "tenant_id", b"tenant_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DailyReportKey: _TypeAlias = DailyReportKey  # noqa: Y015
+
+@_typing.final
+class DailyReport(_message.Message):
+    """A tenant's reconciliation report for one day, as stored: it never changes once
+    generated. Amounts are integer minor units per currency; the fee terms are the
+    tenant's as they stood when the report was generated.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    FEE_TERMS_FIELD_NUMBER: _builtins.int
+    FEE_TERMS_SET_FIELD_NUMBER: _builtins.int
+    GENERATE_TIME_FIELD_NUMBER: _builtins.int
+    TRIGGER_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CURRENCIES_FIELD_NUMBER: _builtins.int
+    time_zone: _builtins.str
+    """The IANA time zone that defined the day's bounds, for example "America/New_York"."""
+    fee_terms_set: _builtins.bool
+    """False when the tenant had no fee terms stored: every computed fee is then 0 (fees
+    the portal recorded with a payment still apply), and the report should be
+    regenerated once terms are set.
+    """
+    trigger: Global___ReportTrigger.ValueType
+    """Who made it."""
+    actor: _builtins.str
+    """`system` for the scheduler, else the person who regenerated it."""
+    reason: _builtins.str
+    """Why it was regenerated; empty for the scheduled report."""
+    @_builtins.property
+    def key(self) -> Global___DailyReportKey:
+        """Which report this is."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """The start of the day in that time zone (inclusive)."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """The end of the day in that time zone (exclusive)."""
+
+    @_builtins.property
+    def fee_terms(self) -> Global___FeeTerms:
+        """The fee terms the fees were computed with."""
+
+    @_builtins.property
+    def generate_time(self) -> _timestamp_pb2.Timestamp:
+        """When the report was generated."""
+
+    @_builtins.property
+    def currencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___CurrencyReconciliation]:
+        """One section per currency with activity that day, ordered by currency code."""
+
+    def __init__(
+        self,
+        *,
+        key: Global___DailyReportKey | None = ...,
+        time_zone: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        fee_terms: Global___FeeTerms | None = ...,
+        fee_terms_set: _builtins.bool = ...,
+        generate_time: _timestamp_pb2.Timestamp | None = ...,
+        trigger: Global___ReportTrigger.ValueType = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        currencies: _abc.Iterable[Global___CurrencyReconciliation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "fee_terms", b"fee_terms", "generate_time", b"generate_time", "key", b"key", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "currencies", b"currencies", "end_time", b"end_time", "fee_terms", b"fee_terms", "fee_terms_set", b"fee_terms_set", "generate_time", b"generate_time", "key", b"key", "reason", b"reason", "start_time", b"start_time", "time_zone", b"time_zone", "trigger", b"trigger"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DailyReport: _TypeAlias = DailyReport  # noqa: Y015
+
+@_typing.final
+class DailyReportSummary(_message.Message):
+    """A stored daily report without its entries, as listed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    GENERATE_TIME_FIELD_NUMBER: _builtins.int
+    TRIGGER_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    LATEST_FIELD_NUMBER: _builtins.int
+    CURRENCY_CODES_FIELD_NUMBER: _builtins.int
+    time_zone: _builtins.str
+    """The IANA time zone that defined the day's bounds."""
+    trigger: Global___ReportTrigger.ValueType
+    """Who made it."""
+    actor: _builtins.str
+    """`system` for the scheduler, else the person who regenerated it."""
+    reason: _builtins.str
+    """Why it was regenerated; empty for the scheduled report."""
+    latest: _builtins.bool
+    """True for the newest version of its day."""
+    @_builtins.property
+    def key(self) -> Global___DailyReportKey:
+        """Which report this is."""
+
+    @_builtins.property
+    def generate_time(self) -> _timestamp_pb2.Timestamp:
+        """When the report was generated."""
+
+    @_builtins.property
+    def currency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The currencies with activity that day, ordered by code."""
+
+    def __init__(
+        self,
+        *,
+        key: Global___DailyReportKey | None = ...,
+        time_zone: _builtins.str = ...,
+        generate_time: _timestamp_pb2.Timestamp | None = ...,
+        trigger: Global___ReportTrigger.ValueType = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        latest: _builtins.bool = ...,
+        currency_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["generate_time", b"generate_time", "key", b"key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "currency_codes", b"currency_codes", "generate_time", b"generate_time", "key", b"key", "latest", b"latest", "reason", b"reason", "time_zone", b"time_zone", "trigger", b"trigger"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DailyReportSummary: _TypeAlias = DailyReportSummary  # noqa: Y015
 
 @_typing.final
 class AuditEvent(_message.Message):
@@ -1271,8 +1479,9 @@ Global___AuditEvent: _TypeAlias = AuditEvent  # noqa: Y015
 
 @_typing.final
 class FeeTerms(_message.Message):
-    """A tenant's contingency-fee terms, as agreed in its contract. The contract is owned
-    outside this service, so the terms travel with each report request.
+    """A tenant's contingency-fee terms, as agreed in its contract. Each tenant's terms are
+    stored by the matcher (MatchingAdminService.UpdateTenantReportSettings, audited) and
+    applied to its daily reports; GetReconciliationReport takes them with the request.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -2295,3 +2504,119 @@ class GetReconciliationReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetReconciliationReportResponse: _TypeAlias = GetReconciliationReportResponse  # noqa: Y015
+
+@_typing.final
+class ListDailyReportsRequest(_message.Message):
+    """Request for ListDailyReports."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    page_size: _builtins.int
+    """The maximum number of reports to return; the service caps it at 1,000 and uses 100
+    when it is 0.
+    """
+    page_token: _builtins.str
+    """The `next_page_token` of a previous response with the same tenant; empty for the
+    first page.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDailyReportsRequest: _TypeAlias = ListDailyReportsRequest  # noqa: Y015
+
+@_typing.final
+class ListDailyReportsResponse(_message.Message):
+    """Response for ListDailyReports."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token for the next page; empty on the last page."""
+    @_builtins.property
+    def reports(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyReportSummary]:
+        """The reports on this page, newest day first, newest version first within a day."""
+
+    def __init__(
+        self,
+        *,
+        reports: _abc.Iterable[Global___DailyReportSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "reports", b"reports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDailyReportsResponse: _TypeAlias = ListDailyReportsResponse  # noqa: Y015
+
+@_typing.final
+class GetDailyReportRequest(_message.Message):
+    """Request for GetDailyReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    day: _builtins.str
+    """The day, YYYY-MM-DD in the tenant's time zone. Required."""
+    version: _builtins.int
+    """The version; 0 for the newest. Must not be negative."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "tenant_id", b"tenant_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDailyReportRequest: _TypeAlias = GetDailyReportRequest  # noqa: Y015
+
+@_typing.final
+class GetDailyReportResponse(_message.Message):
+    """Response for GetDailyReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def report(self) -> Global___DailyReport:
+        """The report, exactly as generated."""
+
+    def __init__(
+        self,
+        *,
+        report: Global___DailyReport | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDailyReportResponse: _TypeAlias = GetDailyReportResponse  # noqa: Y015

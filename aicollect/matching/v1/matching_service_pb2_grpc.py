@@ -104,6 +104,16 @@ class MatchingServiceStub:
                 request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetReconciliationReportRequest.SerializeToString,
                 response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetReconciliationReportResponse.FromString,
                 _registered_method=True)
+        self.ListDailyReports = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingService/ListDailyReports',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListDailyReportsRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListDailyReportsResponse.FromString,
+                _registered_method=True)
+        self.GetDailyReport = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingService/GetDailyReport',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportResponse.FromString,
+                _registered_method=True)
 
 
 class MatchingServiceServicer:
@@ -235,6 +245,25 @@ class MatchingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDailyReports(self, request, context):
+        """Lists a tenant's stored daily reports, newest day first and, within a day, newest
+        version first, paginated. The matcher generates each tenant's report for a day once
+        that day has ended in the tenant's time zone (MatchingAdminService's
+        TenantReportSettings) and announces it with an OUTREACH_EVENT_TYPE_REPORT_READY
+        event; a report is never changed afterwards (a regenerated day gets a new version).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDailyReport(self, request, context):
+        """Returns one stored daily report, by tenant, day and version (0: the newest
+        version). Fails with NOT_FOUND (reason `REPORT_NOT_FOUND`) when there is none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MatchingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -292,6 +321,16 @@ def add_MatchingServiceServicer_to_server(servicer, server):
                     servicer.GetReconciliationReport,
                     request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetReconciliationReportRequest.FromString,
                     response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetReconciliationReportResponse.SerializeToString,
+            ),
+            'ListDailyReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDailyReports,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListDailyReportsRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListDailyReportsResponse.SerializeToString,
+            ),
+            'GetDailyReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDailyReport,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -606,6 +645,60 @@ class MatchingService:
             '/aicollect.matching.v1.MatchingService/GetReconciliationReport',
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetReconciliationReportRequest.SerializeToString,
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetReconciliationReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDailyReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingService/ListDailyReports',
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListDailyReportsRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListDailyReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDailyReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingService/GetDailyReport',
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -112,6 +112,17 @@ class MatchingServiceStub:
     applied, possible double payments and overpayments, and totals, per currency, in
     integer minor units.
     """
+    ListDailyReports: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ListDailyReportsRequest, _matching_service_pb2.ListDailyReportsResponse]
+    """Lists a tenant's stored daily reports, newest day first and, within a day, newest
+    version first, paginated. The matcher generates each tenant's report for a day once
+    that day has ended in the tenant's time zone (MatchingAdminService's
+    TenantReportSettings) and announces it with an OUTREACH_EVENT_TYPE_REPORT_READY
+    event; a report is never changed afterwards (a regenerated day gets a new version).
+    """
+    GetDailyReport: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.GetDailyReportRequest, _matching_service_pb2.GetDailyReportResponse]
+    """Returns one stored daily report, by tenant, day and version (0: the newest
+    version). Fails with NOT_FOUND (reason `REPORT_NOT_FOUND`) when there is none.
+    """
 
 @_typing.type_check_only
 class MatchingServiceAsyncStub(MatchingServiceStub):
@@ -196,6 +207,17 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     with the contingency fee netted, out-of-band resolutions with the fee terms
     applied, possible double payments and overpayments, and totals, per currency, in
     integer minor units.
+    """
+    ListDailyReports: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ListDailyReportsRequest, _matching_service_pb2.ListDailyReportsResponse]  # type: ignore[assignment]
+    """Lists a tenant's stored daily reports, newest day first and, within a day, newest
+    version first, paginated. The matcher generates each tenant's report for a day once
+    that day has ended in the tenant's time zone (MatchingAdminService's
+    TenantReportSettings) and announces it with an OUTREACH_EVENT_TYPE_REPORT_READY
+    event; a report is never changed afterwards (a regenerated day gets a new version).
+    """
+    GetDailyReport: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.GetDailyReportRequest, _matching_service_pb2.GetDailyReportResponse]  # type: ignore[assignment]
+    """Returns one stored daily report, by tenant, day and version (0: the newest
+    version). Fails with NOT_FOUND (reason `REPORT_NOT_FOUND`) when there is none.
     """
 
 class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -344,6 +366,29 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         with the contingency fee netted, out-of-band resolutions with the fee terms
         applied, possible double payments and overpayments, and totals, per currency, in
         integer minor units.
+        """
+
+    @_abc_1.abstractmethod
+    def ListDailyReports(
+        self,
+        request: _matching_service_pb2.ListDailyReportsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_service_pb2.ListDailyReportsResponse, _abc.Awaitable[_matching_service_pb2.ListDailyReportsResponse]]:
+        """Lists a tenant's stored daily reports, newest day first and, within a day, newest
+        version first, paginated. The matcher generates each tenant's report for a day once
+        that day has ended in the tenant's time zone (MatchingAdminService's
+        TenantReportSettings) and announces it with an OUTREACH_EVENT_TYPE_REPORT_READY
+        event; a report is never changed afterwards (a regenerated day gets a new version).
+        """
+
+    @_abc_1.abstractmethod
+    def GetDailyReport(
+        self,
+        request: _matching_service_pb2.GetDailyReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_service_pb2.GetDailyReportResponse, _abc.Awaitable[_matching_service_pb2.GetDailyReportResponse]]:
+        """Returns one stored daily report, by tenant, day and version (0: the newest
+        version). Fails with NOT_FOUND (reason `REPORT_NOT_FOUND`) when there is none.
         """
 
 def add_MatchingServiceServicer_to_server(servicer: MatchingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
