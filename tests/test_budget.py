@@ -117,3 +117,27 @@ async def test_5xx_is_retried_then_reported_unavailable(
     with pytest.raises(Unavailable):
         await integration_deps.caller.call(TENANT, qbo_api(integration_deps).company_info)
     assert emulator.state.faults.injected["error"] == 5  # five attempts, then a clear error
+
+
+async def test_bulk_work_leaves_payments_a_reserve() -> None:
+    budget = RealmBudget(per_minute=None, concurrent=10)
+    in_flight = peak = 0
+    gate = asyncio.Event()
+
+    async def bulk() -> None:
+        nonlocal in_flight, peak
+        async with budget.slot("r1", Priority.BACKFILL):
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await gate.wait()
+            in_flight -= 1
+
+    flood = [asyncio.create_task(bulk()) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    assert peak == 8  # a fifth of the concurrency is kept for payments and webhooks
+    async with asyncio.timeout(1):  # a payment starts at once, behind 20 bulk requests
+        async with budget.slot("r1", Priority.PAYMENT):
+            pass
+    gate.set()
+    await asyncio.gather(*flood)
+    assert peak == 8

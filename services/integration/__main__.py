@@ -47,6 +47,7 @@ async def serve(settings: Settings) -> None:
         log.info("integration stopping", extra={"grace_s": settings.shutdown_grace_seconds})
         await server.stop(settings.shutdown_grace_seconds)
         await stop_workers(workers, stop, settings.shutdown_grace_seconds)
+        await deps.caller.budget.close()
         await deps.inbox_writer.close()
     finally:
         await http.close()

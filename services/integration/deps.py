@@ -20,7 +20,7 @@ from aicollect.matching.v1 import matching_admin_service_pb2_grpc as matching_ad
 from aicollect.matching.v1 import matching_service_pb2_grpc as matching_grpc
 from aicollect.metrics import IntegrationMetrics
 from aicollect.settings import Settings
-from services.integration.budget import RealmBudget
+from services.integration.budget import RealmBudget, SharedBudget
 from services.integration.connections import ConnectionService
 from services.integration.inbox import InboxWriter
 from services.integration.providers import PlatformRegistry
@@ -61,12 +61,19 @@ class IntegrationDeps:
         # One platform today; a connection's stored provider selects it once there are more.
         platform = platforms.platform_for()
         tokens = TokenManager(engine, sessions, cipher, platform, metrics=metrics)
+        # Company-wide limits: the shared grant counts every replica's requests; this
+        # process's queue orders its own callers (payments first) in front of it.
+        per_minute = settings.qbo_requests_per_minute or None
+        concurrent = settings.qbo_max_concurrent or None
         caller = PlatformCaller(
             tokens,
             platform,
             RealmBudget(
-                per_minute=settings.qbo_requests_per_minute or None,
-                concurrent=settings.qbo_max_concurrent or None,
+                per_minute=None,  # counted company-wide by the shared grant
+                concurrent=concurrent,
+                shared=SharedBudget(
+                    engine, platform.name, per_minute=per_minute, concurrent=concurrent
+                ),
             ),
             backoff_base_s=settings.qbo_backoff_base_seconds,
         )
