@@ -1,25 +1,30 @@
-"""One request budget per company (realm), shared by backfill, CDC and webhook fetches and
-by every integration replica.
+"""One request budget per company (realm), shared by backfill, CDC and webhook fetches,
+by the OAuth callback's company check and by every integration replica.
 
-Intuit allows 500 requests per minute and 10 concurrent requests per realm and app. Every
-call to the platform's API takes a slot here first, in two layers:
+A platform states its per-company limits as data (``RequestLimits``): QuickBooks Online
+allows 500 requests in a rolling minute and 10 at once per company; Xero's minute,
+concurrency and daily limits are the same two kinds, more windows. Every call to a
+platform's API takes a slot first, in two layers:
 
-* ``RealmBudget``, in each process, is the local queue: waiters are served by priority
-  (payments first: they stop outreach) and then in arrival order, at most ``concurrent``
-  of them at once.
-* ``SharedBudget`` is the company-wide grant, kept in PostgreSQL
-  (``integration.request_budgets``, one row per provider and realm): at most
-  ``per_minute`` requests started in any rolling minute and at most ``concurrent`` in
-  flight across all replicas, and while the platform has throttled the realm (429) no
-  replica starts a request until the pause is over. A grant is one atomic ``UPDATE``
-  (the row lock serialises replicas for that one statement); the release is another. No
-  transaction is held across the call, and an in-flight lease expires on its own
-  (``lease_seconds``), so a killed replica cannot hold slots for ever.
+* ``RealmBudget``, in each process, is the local queue: its callers wait in one priority
+  queue per realm (payments first: they stop outreach; then arrival order). One pump per
+  realm asks the ledger for a slot on behalf of whoever is first in the queue *at the time
+  of asking*, so a payment that arrives while bulk work waits is the next one served. A
+  caller holds nothing while it waits.
+* The ledger counts the slots. ``SharedBudget`` keeps it in PostgreSQL
+  (``integration.request_budgets``, one row per provider and realm) for every replica:
+  the starts in each window, the leases in flight (each with an expiry, so a killed
+  replica's slots lapse on their own), the end of a throttling pause (a 429 seen by one
+  replica pauses them all), and what each replica's queue is waiting for. A grant or a
+  refusal is one statement (the row lock serialises replicas for that one statement); the
+  release is another, off the caller's path. No transaction is held across a call.
+  ``LocalLedger`` is the same ledger in memory, for one process.
 
-Payments first across replicas too: CDC polls and backfills (``Priority.CDC`` and lower)
-may use at most ``concurrent - concurrent // 5`` slots and ``per_minute - per_minute // 10``
-starts a minute (8 and 450 of Intuit's 10 and 500); the rest is kept for payment and
-webhook fetches, which no bulk pull on any replica can take from them.
+Payments first across replicas: a refused pump records the priority it waits with, and no
+replica is granted a slot for less urgent work while another replica waits with more
+urgent work. Bulk work (``Priority.CDC`` and lower) also leaves a reserve: a fifth of the
+concurrency and a tenth of each window (2 and 50 of Intuit's 10 and 500), so a payment or
+webhook fetch usually starts without waiting for a bulk request to finish.
 """
 
 from __future__ import annotations
@@ -34,11 +39,11 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
@@ -48,171 +53,338 @@ class Priority(IntEnum):
     """Lower runs first."""
 
     PAYMENT = 0  # a payment fetch can stop outreach
-    WEBHOOK = 1  # other entities named by a webhook
+    WEBHOOK = 1  # other entities named by a webhook; the OAuth callback's company check
     CDC = 2  # the safety-net poll
     BACKFILL = 3  # bulk pulls
 
 
-def limits_for(
-    priority: Priority, per_minute: int | None, concurrent: int | None
-) -> tuple[int | None, int | None]:
-    """The (per-minute, concurrent) limits a request of ``priority`` may use: bulk work
-    leaves a fifth of the concurrency and a tenth of the minute to payments and webhooks."""
-    if priority <= Priority.WEBHOOK:
-        return per_minute, concurrent
-    return (
-        None if per_minute is None else per_minute - per_minute // 10,
-        None if concurrent is None else concurrent - concurrent // 5,
-    )
+@dataclass(frozen=True)
+class Window:
+    """At most ``requests`` started in any ``seconds`` (rolling)."""
+
+    seconds: float
+    requests: int
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """A platform's per-company limits, as data: QBO ``RequestLimits.of(concurrent=10,
+    per_minute=500)``; Xero would add a daily window (``per_day=5000``)."""
+
+    concurrent: int | None = None
+    windows: tuple[Window, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        concurrent: int | None = None,
+        per_minute: int | None = None,
+        per_day: int | None = None,
+    ) -> RequestLimits:
+        """None or 0 means no such limit."""
+        windows = tuple(
+            Window(seconds, count)
+            for seconds, count in ((60.0, per_minute), (86400.0, per_day))
+            if count
+        )
+        return cls(concurrent or None, windows)
+
+    def for_priority(self, priority: Priority) -> RequestLimits:
+        """What a request of ``priority`` may use: bulk work leaves a fifth of the
+        concurrency and a tenth of each window to payments and webhooks."""
+        if priority <= Priority.WEBHOOK:
+            return self
+        return RequestLimits(
+            None if self.concurrent is None else self.concurrent - self.concurrent // 5,
+            tuple(replace(w, requests=w.requests - w.requests // 10) for w in self.windows),
+        )
+
+    @property
+    def longest(self) -> float:
+        return max((w.seconds for w in self.windows), default=0.0)
+
+
+class Ledger(Protocol):
+    """Counts a company's slots: in memory (``LocalLedger``) or for every replica
+    (``SharedBudget``)."""
+
+    async def take(
+        self, realm_id: str, holder: str, priority: Priority, waiting: Priority | None
+    ) -> float | None:
+        """None when ``holder`` now holds a slot; otherwise the seconds after which asking
+        again is worth it (a release in this process wakes the queue sooner).
+        ``waiting``: the priority still queued in this process after a grant."""
+        ...
+
+    async def give_back(self, realm_id: str, holder: str) -> None: ...
+
+    async def pause(self, realm_id: str, seconds: float) -> None:
+        """The platform throttled the company: nothing starts until ``seconds`` passed."""
+        ...
 
 
 @dataclass
-class _Realm:
+class _LocalRealm:
     started: deque[float] = field(default_factory=deque)
-    in_flight: int = 0
+    leases: set[str] = field(default_factory=set)
     paused_until: float = 0.0
-    waiters: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
-    timer: asyncio.TimerHandle | None = None
+
+
+class LocalLedger:
+    """The ledger of one process, in memory."""
+
+    def __init__(self, limits: RequestLimits) -> None:
+        self.limits = limits
+        self._realms: dict[str, _LocalRealm] = {}
+
+    def _realm(self, realm_id: str) -> _LocalRealm:
+        realm = self._realms.get(realm_id)
+        if realm is None:
+            realm = self._realms[realm_id] = _LocalRealm()
+        return realm
+
+    async def take(
+        self, realm_id: str, holder: str, priority: Priority, waiting: Priority | None
+    ) -> float | None:
+        realm = self._realm(realm_id)
+        now = time.monotonic()
+        if realm.paused_until > now:
+            return realm.paused_until - now
+        limits = self.limits.for_priority(priority)
+        while realm.started and realm.started[0] <= now - self.limits.longest:
+            realm.started.popleft()
+        if limits.concurrent is not None and len(realm.leases) >= limits.concurrent:
+            return float("inf")  # until a release
+        for window in limits.windows:
+            recent = [t for t in realm.started if t > now - window.seconds]
+            if len(recent) >= window.requests:
+                return recent[len(recent) - window.requests] + window.seconds - now
+        realm.started.append(now)
+        realm.leases.add(holder)
+        return None
+
+    async def give_back(self, realm_id: str, holder: str) -> None:
+        self._realm(realm_id).leases.discard(holder)
+
+    async def pause(self, realm_id: str, seconds: float) -> None:
+        realm = self._realm(realm_id)
+        realm.paused_until = max(realm.paused_until, time.monotonic() + seconds)
+
+
+@dataclass
+class _Queue:
+    waiters: list[tuple[int, int, asyncio.Future[str]]] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    asking: Priority | None = None  # the priority of the pump's request under way
+    pump: asyncio.Task[None] | None = None
 
 
 class RealmBudget:
-    """The local layer: a priority queue per realm in this process, in front of the
-    company-wide ``shared`` grant when there is one."""
+    """The local layer: a priority queue per realm in this process, served by one pump per
+    realm from the ledger (``shared``, or an in-memory one for this process alone)."""
 
-    def __init__(
-        self,
-        *,
-        per_minute: int | None = 500,
-        concurrent: int | None = 10,
-        shared: SharedBudget | None = None,
-    ) -> None:
-        self.per_minute = per_minute
-        self.concurrent = concurrent
-        self.shared = shared
-        self._realms: dict[str, _Realm] = {}
+    def __init__(self, limits: RequestLimits, *, shared: Ledger | None = None) -> None:
+        self.limits = limits
+        self.ledger: Ledger = shared if shared is not None else LocalLedger(limits)
+        self._queues: dict[str, _Queue] = {}
         self._seq = itertools.count()
+        self._background: set[asyncio.Task[None]] = set()
         self.throttle_pauses = 0
-
-    def _realm(self, realm_id: str) -> _Realm:
-        realm = self._realms.get(realm_id)
-        if realm is None:
-            realm = self._realms[realm_id] = _Realm()
-        return realm
 
     @asynccontextmanager
     async def slot(self, realm_id: str, priority: Priority) -> AsyncIterator[None]:
-        realm = self._realm(realm_id)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(realm.waiters, (int(priority), next(self._seq), future))
-        self._dispatch(realm_id)
+        queue = self._queues.get(realm_id)
+        if queue is None:
+            queue = self._queues[realm_id] = _Queue()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        heapq.heappush(queue.waiters, (int(priority), next(self._seq), future))
+        if queue.pump is None or queue.pump.done():
+            queue.pump = asyncio.create_task(self._pump(realm_id, queue))
+        elif queue.asking is None or priority < queue.asking:
+            queue.wake.set()  # more urgent than what the pump waits for: ask again now
         try:
-            await future
+            holder = await future
         except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                realm.in_flight -= 1  # granted just as we were cancelled: give it back
-                self._dispatch(realm_id)
+            if future.done() and not future.cancelled():  # granted as we were cancelled
+                self._release(realm_id, future.result())
             raise
         try:
-            if self.shared is None:
-                yield
-            else:
-                async with self.shared.grant(realm_id, priority):
-                    yield
+            yield
         finally:
-            realm.in_flight -= 1
-            self._dispatch(realm_id)
-
-    def pause(self, realm_id: str, seconds: float) -> None:
-        """The platform throttled the realm: this process starts nothing for it until
-        ``seconds`` have passed."""
-        realm = self._realm(realm_id)
-        realm.paused_until = max(realm.paused_until, time.monotonic() + seconds)
-        self.throttle_pauses += 1
-        self._dispatch(realm_id)
-
-    async def close(self) -> None:
-        """At shutdown, once no call is left: hand back the leases still being released."""
-        if self.shared is not None:
-            await self.shared.close()
+            self._release(realm_id, holder)
 
     async def throttled(self, realm_id: str, seconds: float) -> None:
-        """The platform throttled the realm: pause it here and in every replica."""
-        self.pause(realm_id, seconds)
-        if self.shared is not None:
-            await self.shared.pause(realm_id, seconds)
+        """The platform throttled the realm: pause it (in every replica when shared)."""
+        self.throttle_pauses += 1
+        await self.ledger.pause(realm_id, seconds)
 
-    def _dispatch(self, realm_id: str) -> None:
-        realm = self._realms[realm_id]
-        now = time.monotonic()
-        while realm.started and now - realm.started[0] >= 60.0:
-            realm.started.popleft()
-        while realm.waiters:
-            priority, _, future = realm.waiters[0]
-            if future.done():  # cancelled while waiting
-                heapq.heappop(realm.waiters)
+    async def close(self) -> None:
+        """At shutdown, once no call is left: hand back the leases still being released
+        (one lost here would lapse only when its lease expires)."""
+        for queue in self._queues.values():
+            if queue.pump is not None:
+                queue.pump.cancel()
+                with suppress(asyncio.CancelledError):
+                    await queue.pump
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    @staticmethod
+    def _head(queue: _Queue) -> tuple[int, int, asyncio.Future[str]] | None:
+        while queue.waiters and queue.waiters[0][2].done():  # cancelled while waiting
+            heapq.heappop(queue.waiters)
+        return queue.waiters[0] if queue.waiters else None
+
+    @staticmethod
+    def _next_priority(queue: _Queue) -> Priority | None:
+        """The most urgent priority that would still wait after the head is served."""
+        rest = [p for p, _, f in queue.waiters[1:] if not f.done()]
+        return Priority(min(rest)) if rest else None
+
+    async def _pump(self, realm_id: str, queue: _Queue) -> None:
+        """Serves the realm's queue, most urgent first, until it is empty."""
+        while (head := self._head(queue)) is not None:
+            priority = Priority(head[0])
+            holder = uuid.uuid4().hex
+            queue.wake.clear()
+            queue.asking = priority
+            try:
+                retry_in = await self.ledger.take(
+                    realm_id, holder, priority, self._next_priority(queue)
+                )
+            except asyncio.CancelledError:
+                self._release(realm_id, holder)  # the statement may still have granted
+                raise
+            except Exception:
+                log.warning(
+                    "request budget unavailable; trying again",
+                    extra={"realm_id": realm_id},
+                    exc_info=True,
+                )
+                self._release(realm_id, holder)  # in case the grant landed after all
+                retry_in = 0.5
+            finally:
+                queue.asking = None
+            if retry_in is None:
+                # Granted: to whoever is first now (a payment that arrived meanwhile may
+                # use a slot asked for bulk work; never the other way round).
+                head = self._head(queue)
+                if head is None:
+                    self._release(realm_id, holder)
+                else:
+                    heapq.heappop(queue.waiters)
+                    head[2].set_result(holder)
                 continue
-            wake_at = self._blocked_until(realm, Priority(priority), now)
-            if wake_at is not None:
-                if wake_at > now:
-                    self._arm(realm_id, realm, wake_at - now)
-                return  # blocked on concurrency: a release dispatches again
-            heapq.heappop(realm.waiters)
-            realm.in_flight += 1
-            realm.started.append(now)
-            future.set_result(None)
+            queue.asking = priority
+            with suppress(TimeoutError):
+                async with asyncio.timeout(retry_in if retry_in != float("inf") else None):
+                    await queue.wake.wait()
+            queue.asking = None
 
-    def _blocked_until(self, realm: _Realm, priority: Priority, now: float) -> float | None:
-        """None when a request may start now; else when to look again (now: on release)."""
-        if realm.paused_until > now:
-            return realm.paused_until
-        per_minute, concurrent = limits_for(priority, self.per_minute, self.concurrent)
-        if concurrent is not None and realm.in_flight >= concurrent:
-            return now
-        if per_minute is not None and len(realm.started) >= per_minute:
-            return realm.started[0] + 60.0
-        return None
+    def _release(self, realm_id: str, holder: str) -> None:
+        """Hands a slot back off the caller's path; the realm's pump asks again once the
+        ledger has it."""
+        self._spawn(self._give_back(realm_id, holder))
 
-    def _arm(self, realm_id: str, realm: _Realm, delay: float) -> None:
-        if realm.timer is not None:
-            realm.timer.cancel()
-        realm.timer = asyncio.get_running_loop().call_later(delay + 0.001, self._dispatch, realm_id)
+    async def _give_back(self, realm_id: str, holder: str) -> None:
+        try:
+            await self.ledger.give_back(realm_id, holder)
+        except Exception:  # a shared lease lapses on its own
+            log.warning(
+                "could not release a request slot; its lease expires by itself",
+                extra={"realm_id": realm_id},
+                exc_info=True,
+            )
+        queue = self._queues.get(realm_id)
+        if queue is not None:
+            queue.wake.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
 # Times are the database's clock (epoch seconds), the one clock all replicas share.
 # ``statement_timestamp()`` (when the statement began, before any wait for the row lock)
 # decides what has expired, which can only keep an entry a little longer; the start
 # recorded is ``clock_timestamp()``, the moment of the grant.
-_GRANT = text(
+#
+# ``cur`` locks the row (the latest version, whatever the statement's snapshot); ``live``
+# drops what has expired; ``why`` is NULL when the request may start, else the seconds
+# after which asking again is worth it. Reasons, in order: a pause; another replica waits
+# with more urgent work; the concurrency; a window (until enough of its starts leave it).
+# The row then gets the grant (a start, a lease) or this replica's wait (its priority,
+# until a little after it will ask again).
+_TAKE = text(
     """
-    UPDATE integration.request_budgets AS b
-    SET started = CASE WHEN CAST(:per_minute AS integer) IS NULL THEN '{}'::float8[]
-            ELSE array_append(
-                ARRAY(SELECT t FROM unnest(b.started) AS t WHERE t > n.now - :window), n.clock)
-            END,
-        leases = (
-            SELECT coalesce(jsonb_object_agg(l.k, l.v), '{}'::jsonb)
-            FROM jsonb_each(b.leases) AS l(k, v) WHERE l.v::float8 > n.now
-        ) || jsonb_build_object(CAST(:holder AS text), n.clock + :lease)
-    FROM (
+    WITH n AS (
         SELECT extract(epoch FROM statement_timestamp())::float8 AS now,
                extract(epoch FROM clock_timestamp())::float8 AS clock
-    ) AS n
-    WHERE b.provider = :provider AND b.realm_id = :realm AND b.paused_until <= n.now
-      AND (CAST(:per_minute AS integer) IS NULL OR (
-          SELECT count(*) FROM unnest(b.started) AS t WHERE t > n.now - :window
-      ) < :per_minute)
-      AND (CAST(:concurrent AS integer) IS NULL OR (
-          SELECT count(*) FROM jsonb_each(b.leases) AS l(k, v) WHERE l.v::float8 > n.now
-      ) < :concurrent)
-    RETURNING n.clock
-    """
-)
-_STATE = text(
-    """
-    SELECT b.started, b.leases, b.paused_until,
-           extract(epoch FROM clock_timestamp())::float8 AS now
-    FROM integration.request_budgets AS b
-    WHERE b.provider = :provider AND b.realm_id = :realm
+    ),
+    cur AS (
+        SELECT b.started, b.leases, b.waits, b.paused_until
+        FROM integration.request_budgets AS b
+        WHERE b.provider = :provider AND b.realm_id = :realm
+        FOR UPDATE
+    ),
+    live AS (
+        SELECT n.now, n.clock, cur.paused_until,
+            ARRAY(SELECT t FROM unnest(cur.started) AS t WHERE t > n.now - :keep) AS started,
+            (SELECT coalesce(jsonb_object_agg(k, v), '{}'::jsonb)
+             FROM jsonb_each(cur.leases) AS l(k, v) WHERE v::float8 > n.now) AS leases,
+            (SELECT coalesce(jsonb_object_agg(k, v), '{}'::jsonb)
+             FROM jsonb_each(cur.waits) AS w(k, v)
+             WHERE (v ->> 1)::float8 > n.now AND k <> :replica) AS waits
+        FROM cur, n
+    ),
+    why AS (
+        SELECT live.*, CASE
+            WHEN live.paused_until > live.now THEN live.paused_until - live.now
+            WHEN EXISTS (
+                SELECT 1 FROM jsonb_each(live.waits) AS w(k, v)
+                WHERE (v ->> 0)::int < :priority
+            ) THEN :poll
+            WHEN CAST(:concurrent AS integer) IS NOT NULL
+                AND (SELECT count(*) FROM jsonb_object_keys(live.leases)) >= :concurrent
+                THEN :poll
+            ELSE (
+                SELECT min(s.t + w.secs - live.now)
+                FROM unnest(CAST(:win_secs AS float8[]), CAST(:win_caps AS integer[]))
+                    AS w(secs, caps),
+                LATERAL (
+                    SELECT t FROM unnest(live.started) AS t WHERE t > live.now - w.secs
+                    ORDER BY t DESC OFFSET w.caps - 1 LIMIT 1
+                ) AS s
+            )
+        END AS retry_in
+        FROM live
+    ),
+    done AS (
+        UPDATE integration.request_budgets AS b
+        SET started = CASE WHEN why.retry_in IS NULL
+                THEN array_append(why.started, why.clock) ELSE why.started END,
+            leases = CASE WHEN why.retry_in IS NULL
+                THEN why.leases || jsonb_build_object(CAST(:holder AS text), why.clock + :lease)
+                ELSE why.leases END,
+            waits = (
+                SELECT coalesce(jsonb_object_agg(k, v), '{}'::jsonb)
+                FROM jsonb_each(b.waits) AS w(k, v)
+                WHERE (v ->> 1)::float8 > why.now AND k <> :replica
+            ) || CASE
+                WHEN why.retry_in IS NOT NULL THEN jsonb_build_object(
+                    CAST(:replica AS text),
+                    jsonb_build_array(:priority, why.now + why.retry_in + :grace))
+                WHEN CAST(:waiting AS integer) IS NOT NULL THEN jsonb_build_object(
+                    CAST(:replica AS text), jsonb_build_array(:waiting, why.now + :grace))
+                ELSE '{}'::jsonb
+            END
+        FROM why
+        WHERE b.provider = :provider AND b.realm_id = :realm
+        RETURNING why.retry_in
+    )
+    SELECT retry_in FROM done
     """
 )
 _CREATE = text(
@@ -238,122 +410,73 @@ _PAUSE = text(
 
 
 class SharedBudget:
-    """The company-wide grant: every replica's requests for a realm, counted in PostgreSQL.
+    """The company-wide ledger: every replica's requests for a realm, counted in PostgreSQL.
 
-    A denied request waits for what blocks it: the end of the pause, the oldest start
-    leaving the rolling minute, or (concurrency) a release in this process or a short
-    poll (``poll_seconds``, jittered) for one in another replica.
+    A refusal says how long to wait: until the pause ends, until enough starts leave a
+    window, or (concurrency, or another replica waiting with more urgent work) a short
+    poll (``poll_seconds``, jittered); a release in this process wakes its queue sooner.
     """
 
     def __init__(
         self,
         engine: AsyncEngine,
         provider: str,
+        limits: RequestLimits,
         *,
-        per_minute: int | None = 500,
-        concurrent: int | None = 10,
         lease_seconds: float = 120.0,
-        window_seconds: float = 61.0,  # Intuit's minute plus a margin for network delays
+        margin_seconds: float = 1.0,  # added to every window, for network delays
         poll_seconds: float = 0.05,
+        wait_grace_seconds: float = 2.0,
     ) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.provider = provider
-        self.per_minute = per_minute
-        self.concurrent = concurrent
+        self.limits = limits
         self.lease_seconds = lease_seconds
-        self.window_seconds = window_seconds
+        self.margin_seconds = margin_seconds
         self.poll_seconds = poll_seconds
-        self._released: dict[str, asyncio.Event] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self.wait_grace_seconds = wait_grace_seconds
+        self.replica = uuid.uuid4().hex  # this process, in the row's ``waits``
 
-    async def _run(self, statement: TextClause, **params: object) -> list[tuple[Any, ...]]:
+    async def take(
+        self, realm_id: str, holder: str, priority: Priority, waiting: Priority | None
+    ) -> float | None:
+        limits = self.limits.for_priority(priority)
+        params = {
+            "provider": self.provider,
+            "realm": realm_id,
+            "holder": holder,
+            "replica": self.replica,
+            "priority": int(priority),
+            "waiting": None if waiting is None else int(waiting),
+            "concurrent": limits.concurrent,
+            "win_secs": [w.seconds + self.margin_seconds for w in limits.windows],
+            "win_caps": [w.requests for w in limits.windows],
+            "keep": self.limits.longest + self.margin_seconds,
+            "lease": self.lease_seconds,
+            "poll": self.poll_seconds,
+            "grace": self.wait_grace_seconds,
+        }
         async with self._engine.connect() as conn:
-            result = await conn.execute(statement, {"provider": self.provider, **params})
-            return [tuple(row) for row in result.all()] if result.returns_rows else []
+            row = (await conn.execute(_TAKE, params)).first()
+            if row is None:  # the company's first request: its row, then ask again
+                await conn.execute(_CREATE, params)
+                row = (await conn.execute(_TAKE, params)).first()
+        assert row is not None
+        retry_in: float | None = row[0]
+        if retry_in is None:
+            return None
+        # Never early; spread over a poll so that replicas refused together do not all
+        # ask again at the same instant.
+        return max(retry_in, 0.0) + random.uniform(0.0, self.poll_seconds)
 
-    @asynccontextmanager
-    async def grant(self, realm_id: str, priority: Priority) -> AsyncIterator[None]:
-        holder = uuid.uuid4().hex
-        await self._acquire(realm_id, holder, priority)
-        try:
-            yield
-        finally:
-            # Off the caller's path: the call's one database statement is its grant.
-            self._spawn(self._release(realm_id, holder))
-
-    async def _acquire(self, realm_id: str, holder: str, priority: Priority) -> None:
-        per_minute, concurrent = limits_for(priority, self.per_minute, self.concurrent)
-        while True:
-            # Watch for this process's releases from before the attempt: one that lands
-            # between a refusal and the wait still wakes us.
-            released = self._released.setdefault(realm_id, asyncio.Event())
-            attempt = asyncio.ensure_future(
-                self._run(
-                    _GRANT,
-                    realm=realm_id,
-                    holder=holder,
-                    per_minute=per_minute,
-                    concurrent=concurrent,
-                    window=self.window_seconds,
-                    lease=self.lease_seconds,
-                )
+    async def give_back(self, realm_id: str, holder: str) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execute(
+                _RELEASE, {"provider": self.provider, "realm": realm_id, "holder": holder}
             )
-            try:
-                granted = await asyncio.shield(attempt)
-            except asyncio.CancelledError:
-                # The statement may still commit a lease: give it back when it does.
-                attempt.add_done_callback(lambda _: self._spawn(self._release(realm_id, holder)))
-                raise
-            if granted:
-                return
-            await self._wait(realm_id, per_minute, released)
-
-    async def _wait(self, realm_id: str, per_minute: int | None, released: asyncio.Event) -> None:
-        rows = await self._run(_STATE, realm=realm_id)
-        if not rows:
-            await self._run(_CREATE, realm=realm_id)
-            return
-        started, leases, paused_until, now = rows[0]  # lists, dicts and floats
-        if paused_until > now:
-            await asyncio.sleep(paused_until - now)
-            return
-        recent = [t for t in started if t > now - self.window_seconds]
-        if per_minute is not None and len(recent) >= per_minute:
-            await asyncio.sleep(min(recent) + self.window_seconds - now)
-            return
-        live = [float(v) for v in leases.values() if float(v) > now]
-        delay = self.poll_seconds * random.uniform(0.5, 1.5)
-        if live:
-            delay = min(delay, min(live) - now)
-        with suppress(TimeoutError):
-            async with asyncio.timeout(max(delay, 0.0)):
-                await released.wait()
-
-    async def _release(self, realm_id: str, holder: str) -> None:
-        try:
-            await self._run(_RELEASE, realm=realm_id, holder=holder)
-        except Exception:  # the lease lapses on its own
-            log.warning(
-                "could not release a request lease; it expires by itself",
-                extra={"realm_id": realm_id},
-                exc_info=True,
-            )
-        event = self._released.pop(realm_id, None)
-        if event is not None:
-            event.set()  # wake this process's waiters now, not at their next poll
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def close(self) -> None:
-        """Waits for the releases under way (a lease lost here would lapse only after
-        ``lease_seconds``)."""
-        while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def pause(self, realm_id: str, seconds: float) -> None:
-        """The platform throttled the realm: no replica starts a request for it until
-        ``seconds`` have passed."""
-        await self._run(_PAUSE, realm=realm_id, seconds=seconds)
+        async with self._engine.connect() as conn:
+            await conn.execute(
+                _PAUSE, {"provider": self.provider, "realm": realm_id, "seconds": seconds}
+            )

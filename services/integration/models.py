@@ -294,8 +294,10 @@ class RequestBudget(Base):
 
     provider: Mapped[str] = mapped_column(Text, primary_key=True)
     realm_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    # Start times of the requests granted in the last rolling minute.
+    # Start times of the requests granted in the platform's longest window.
     started: Mapped[list[float]] = mapped_column(ARRAY(Double), server_default=text("'{}'"))
     # {holder id: lease expiry} of the requests in flight.
     leases: Mapped[dict[str, float]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # {replica id: [priority, expiry]} of the replicas whose queues wait for a slot.
+    waits: Mapped[dict[str, list[float]]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     paused_until: Mapped[float] = mapped_column(Double, server_default=text("0"))

@@ -1,8 +1,10 @@
 """Integration: per-company request budgets shared by every integration replica.
 
-One row per (provider, realm): the start times of the requests granted in the last rolling
-minute, the in-flight leases (holder id -> expiry, so a killed replica's leases lapse on
-their own) and the end of a throttling pause. Replicas update the row with single atomic
+One row per (provider, realm): the start times of the requests granted in the platform's
+longest window (a minute for QuickBooks), the in-flight leases (holder id -> expiry, so a
+killed replica's leases lapse on their own), what each replica's queue waits with
+(replica id -> [priority, expiry]: less urgent work elsewhere is refused meanwhile) and
+the end of a throttling pause. Replicas update the row with single atomic
 statements (``services.integration.budget.SharedBudget``); no transaction is ever held
 across a call to the platform.
 
@@ -32,7 +34,7 @@ def upgrade() -> None:
         "request_budgets",
         sa.Column("provider", sa.Text(), primary_key=True),
         sa.Column("realm_id", sa.Text(), primary_key=True),
-        # Epoch seconds (the database's clock) of the grants in the last rolling minute.
+        # Epoch seconds (the database's clock) of the grants in the longest window.
         sa.Column(
             "started",
             postgresql.ARRAY(sa.Double()),
@@ -42,6 +44,13 @@ def upgrade() -> None:
         # {holder id: lease expiry in epoch seconds} of the requests in flight.
         sa.Column(
             "leases",
+            postgresql.JSONB(),
+            nullable=False,
+            server_default=sa.text("'{}'::jsonb"),
+        ),
+        # {replica id: [priority, expiry]} of the replicas whose queues wait for a slot.
+        sa.Column(
+            "waits",
             postgresql.JSONB(),
             nullable=False,
             server_default=sa.text("'{}'::jsonb"),
