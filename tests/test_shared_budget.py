@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from aicollect.db.engine import make_engine
 from emulators.qbo.config import CompanySpec
-from services.integration.budget import Priority, SharedBudget
+from services.integration.budget import Priority, RealmBudget, RequestLimits, SharedBudget
 from services.integration.deps import IntegrationDeps
 from tests.conftest import REALM_ID, Emulator, qbo_api
 from tests.helpers.connections import TENANT, connect, enable
@@ -72,14 +72,21 @@ async def test_three_replicas_stay_within_each_company_limits_payments_first(
     replicas: list[IntegrationDeps], emulator: Emulator
 ) -> None:
     done: Counter[tuple[str, Priority]] = Counter()
+    starts: dict[str, list[Priority]] = {tenant: [] for tenant in REALMS}
+    payments_queued: dict[str, int] = {}  # tenant -> bulk starts before the payments queued
     requests = emulator.state.api_requests
+    bulk_share = PER_MINUTE - PER_MINUTE // 10  # bulk work leaves a tenth of the minute
     settled = asyncio.Event()  # each company has had its bulk share and both payments
 
     async def fetch(deps: IntegrationDeps, tenant: str, priority: Priority) -> None:
-        await deps.caller.call(tenant, qbo_api(deps).company_info, priority=priority)
+        async def company_info(realm_id: str, token: str) -> object:
+            starts[tenant].append(priority)
+            return await qbo_api(deps).company_info(realm_id, token)
+
+        await deps.caller.call(tenant, company_info, priority=priority)
         done[tenant, priority] += 1
         if all(
-            requests[realm] >= PER_MINUTE - PER_MINUTE // 10 and done[t, Priority.PAYMENT] == 2
+            requests[realm] >= bulk_share and done[t, Priority.PAYMENT] == 2
             for t, realm in REALMS.items()
         ):
             settled.set()
@@ -93,6 +100,8 @@ async def test_three_replicas_stay_within_each_company_limits_payments_first(
         for _ in range(8)
     ]
     await asyncio.sleep(0.2)
+    for tenant in REALMS:
+        payments_queued[tenant] = len(starts[tenant])
     tasks += [
         asyncio.create_task(fetch(deps, tenant, Priority.PAYMENT))
         for deps in replicas[:2]
@@ -103,15 +112,19 @@ async def test_three_replicas_stay_within_each_company_limits_payments_first(
             await asyncio.wait_for(settled.wait(), 15)
         await asyncio.sleep(0.5)  # nothing more starts within the minute
         for tenant, realm in REALMS.items():
-            # Each company used its minute (connecting it took one request; the payments'
-            # reserve stays unused once they are through), whatever the other did, and not
-            # one request more: no 429 caused by our own rate or concurrency.
-            assert PER_MINUTE - PER_MINUTE // 10 <= requests[realm] <= PER_MINUTE
+            # Connecting the company read its CompanyInfo through the same budget: one
+            # start of its minute. Each company then used its minute, whatever the other
+            # did, and not one request more: no 429 caused by our own rate or concurrency.
+            assert requests[realm] == bulk_share
             assert emulator.state.throttled[realm] == 0
-            # The payments got through behind 24 bulk requests: bulk work left them its
-            # reserve (a tenth of the minute).
             assert done[tenant, Priority.PAYMENT] == 2
-            assert done[tenant, Priority.BACKFILL] <= PER_MINUTE - PER_MINUTE // 10 - 1
+            # The payments were not held behind the flood: both started before bulk work
+            # had used its share, and at most the company's concurrency in bulk requests
+            # (those already granted when the payments arrived) started in between.
+            assert done[tenant, Priority.BACKFILL] == bulk_share - 1 - 2
+            last_payment = max(i for i, p in enumerate(starts[tenant]) if p == Priority.PAYMENT)
+            overtaken = starts[tenant][payments_queued[tenant] : last_payment]
+            assert overtaken.count(Priority.BACKFILL) <= CONCURRENT, starts[tenant]
     finally:
         for task in tasks:
             task.cancel()
@@ -122,6 +135,9 @@ async def test_a_429_seen_by_one_replica_pauses_the_company_for_all(
     replicas: list[IntegrationDeps], emulator: Emulator
 ) -> None:
     first, second, third = replicas
+    # The third replica has been to the other company once (its connections are open):
+    # what is timed below is the budget, not a cold start.
+    await third.caller.call(OTHER_TENANT, qbo_api(third).company_info)
     await _faults(emulator, throttle_count=1, retry_after=2, realms=[REALM_ID])
     throttled = asyncio.Event()
 
@@ -151,20 +167,59 @@ async def test_a_429_seen_by_one_replica_pauses_the_company_for_all(
 
 async def test_a_dead_replicas_leases_expire(database_url: str) -> None:
     engines = [make_engine(database_url, pool_size=2) for _ in range(2)]
+    limits = RequestLimits.of(concurrent=1)
     try:
         dead, alive = (
-            SharedBudget(engine, "qbo", per_minute=None, concurrent=1, lease_seconds=1.0)
+            RealmBudget(limits, shared=SharedBudget(engine, "qbo", limits, lease_seconds=1.0))
             for engine in engines
         )
         # A replica takes the company's only slot and is killed before releasing it.
-        # (Its grant is never exited; the reference keeps it from being closed.)
-        held = dead.grant(REALM_ID, Priority.PAYMENT)
+        # (Its slot is never exited; the reference keeps it from being closed.)
+        held = dead.slot(REALM_ID, Priority.PAYMENT)
         await held.__aenter__()
         started = time.monotonic()
-        async with alive.grant(REALM_ID, Priority.PAYMENT):
+        async with alive.slot(REALM_ID, Priority.PAYMENT):
             waited = time.monotonic() - started
         assert 0.5 <= waited < 3.0  # not before the lease lapsed, and not for ever
+        await alive.close()
         del held
     finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_a_payment_waiting_in_one_replica_goes_before_bulk_waiting_in_another(
+    database_url: str,
+) -> None:
+    engines = [make_engine(database_url, pool_size=2) for _ in range(3)]
+    limits = RequestLimits.of(concurrent=1)  # one slot: no reserve, only the order counts
+    budgets = [RealmBudget(limits, shared=SharedBudget(e, "qbo", limits)) for e in engines]
+    holder, payments, bulk = budgets
+    order: list[str] = []
+    held, gate = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with holder.slot(REALM_ID, Priority.BACKFILL):
+            held.set()
+            await gate.wait()
+
+    async def work(budget: RealmBudget, name: str, priority: Priority) -> None:
+        async with budget.slot(REALM_ID, priority):
+            order.append(name)
+
+    try:
+        tasks = [asyncio.create_task(hold())]
+        await asyncio.wait_for(held.wait(), 5)
+        # Bulk work has waited longest, in another replica; then a payment arrives.
+        tasks.append(asyncio.create_task(work(bulk, "bulk", Priority.BACKFILL)))
+        await asyncio.sleep(0.3)
+        tasks.append(asyncio.create_task(work(payments, "payment", Priority.PAYMENT)))
+        await asyncio.sleep(0.3)
+        gate.set()  # the slot frees: it is the payment's
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        assert order == ["payment", "bulk"]
+    finally:
+        for budget in budgets:
+            await budget.close()
         for engine in engines:
             await engine.dispose()
