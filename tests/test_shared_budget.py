@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, suppress
 import aiohttp
 import grpc
 import pytest_asyncio
+from sqlalchemy import text
 
 from aicollect.db.engine import make_engine
 from emulators.qbo.config import CompanySpec
@@ -31,6 +32,7 @@ LIMITS = {
     "AICOLLECT_QBO_MAX_CONCURRENT": str(CONCURRENT),
 }
 REALMS = {TENANT: REALM_ID, OTHER_TENANT: OTHER_REALM}
+WAITS = text("SELECT waits FROM integration.request_budgets WHERE realm_id = :realm")
 
 
 async def _faults(emulator: Emulator, **values: object) -> None:
@@ -207,14 +209,24 @@ async def test_a_payment_waiting_in_one_replica_goes_before_bulk_waiting_in_anot
         async with budget.slot(REALM_ID, priority):
             order.append(name)
 
+    async def waiting(priority: Priority) -> None:
+        """Until the company's row shows a replica waiting with ``priority``."""
+        async with asyncio.timeout(10):
+            while True:
+                async with engines[0].connect() as conn:
+                    waits = (await conn.execute(WAITS, {"realm": REALM_ID})).scalar_one()
+                if any(entry[0] == priority for entry in waits.values()):
+                    return
+                await asyncio.sleep(0.02)
+
     try:
         tasks = [asyncio.create_task(hold())]
         await asyncio.wait_for(held.wait(), 5)
         # Bulk work has waited longest, in another replica; then a payment arrives.
         tasks.append(asyncio.create_task(work(bulk, "bulk", Priority.BACKFILL)))
-        await asyncio.sleep(0.3)
+        await waiting(Priority.BACKFILL)
         tasks.append(asyncio.create_task(work(payments, "payment", Priority.PAYMENT)))
-        await asyncio.sleep(0.3)
+        await waiting(Priority.PAYMENT)
         gate.set()  # the slot frees: it is the payment's
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
         assert order == ["payment", "bulk"]
