@@ -98,10 +98,12 @@ class Settings(BaseSettings):
     qbo_requests_per_minute: int = Field(
         500, validation_alias=_env("AICOLLECT_QBO_REQUESTS_PER_MINUTE")
     )
-    """Requests this process starts per realm per rolling minute (Intuit: 500; 0 = no cap)."""
+    """Requests started per company (realm) per rolling minute by all integration replicas
+    together (Intuit: 500; 0 = no cap); a tenth is kept for payment and webhook fetches."""
 
     qbo_max_concurrent: int = Field(10, validation_alias=_env("AICOLLECT_QBO_MAX_CONCURRENT"))
-    """Requests in flight per realm (Intuit: 10; 0 = no cap)."""
+    """Requests in flight per company (realm) across all integration replicas (Intuit: 10;
+    0 = no cap); a fifth is kept for payment and webhook fetches."""
 
     qbo_backoff_base_seconds: float = Field(
         0.5, validation_alias=_env("AICOLLECT_QBO_BACKOFF_BASE_SECONDS")

@@ -10,14 +10,14 @@ import grpc
 import pytest
 
 from aicollect.errors import Unavailable
-from services.integration.budget import Priority, RealmBudget
+from services.integration.budget import Priority, RealmBudget, RequestLimits
 from services.integration.deps import IntegrationDeps
 from tests.conftest import Emulator, qbo_api
 from tests.helpers.connections import TENANT, connect, enable
 
 
 async def test_concurrency_cap_per_realm() -> None:
-    budget = RealmBudget(per_minute=None, concurrent=3)
+    budget = RealmBudget(RequestLimits.of(per_minute=None, concurrent=3))
     in_flight = peak = 0
 
     async def work(realm: str) -> None:
@@ -37,7 +37,7 @@ async def test_concurrency_cap_per_realm() -> None:
 
 
 async def test_per_minute_cap_holds_the_excess_back() -> None:
-    budget = RealmBudget(per_minute=5, concurrent=None)
+    budget = RealmBudget(RequestLimits.of(per_minute=5, concurrent=None))
     started = []
 
     async def work() -> None:
@@ -53,7 +53,7 @@ async def test_per_minute_cap_holds_the_excess_back() -> None:
 
 
 async def test_payments_go_first() -> None:
-    budget = RealmBudget(per_minute=None, concurrent=1)
+    budget = RealmBudget(RequestLimits.of(per_minute=None, concurrent=1))
     order: list[str] = []
     gate = asyncio.Event()
 
@@ -79,8 +79,8 @@ async def test_payments_go_first() -> None:
 
 
 async def test_pause_blocks_until_it_ends() -> None:
-    budget = RealmBudget(per_minute=None, concurrent=None)
-    budget.pause("r1", 0.3)
+    budget = RealmBudget(RequestLimits.of(per_minute=None, concurrent=None))
+    await budget.throttled("r1", 0.3)
     started = time.monotonic()
     async with budget.slot("r1", Priority.PAYMENT):
         waited = time.monotonic() - started
@@ -117,3 +117,27 @@ async def test_5xx_is_retried_then_reported_unavailable(
     with pytest.raises(Unavailable):
         await integration_deps.caller.call(TENANT, qbo_api(integration_deps).company_info)
     assert emulator.state.faults.injected["error"] == 5  # five attempts, then a clear error
+
+
+async def test_bulk_work_leaves_payments_a_reserve() -> None:
+    budget = RealmBudget(RequestLimits.of(per_minute=None, concurrent=10))
+    in_flight = peak = 0
+    gate = asyncio.Event()
+
+    async def bulk() -> None:
+        nonlocal in_flight, peak
+        async with budget.slot("r1", Priority.BACKFILL):
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await gate.wait()
+            in_flight -= 1
+
+    flood = [asyncio.create_task(bulk()) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    assert peak == 8  # a fifth of the concurrency is kept for payments and webhooks
+    async with asyncio.timeout(1):  # a payment starts at once, behind 20 bulk requests
+        async with budget.slot("r1", Priority.PAYMENT):
+            pass
+    gate.set()
+    await asyncio.gather(*flood)
+    assert peak == 8

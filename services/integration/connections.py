@@ -15,7 +15,7 @@ import hmac
 import logging
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -30,6 +30,7 @@ from aicollect.provider import Provider
 from aicollect.urls import with_query
 from services.integration import admin
 from services.integration.admin import IntegrationDisabled
+from services.integration.budget import Priority, RealmBudget
 from services.integration.models import AuditEvent, Connection, OAuthState, PendingRevocation
 from services.integration.providers import PlatformRegistry
 from services.integration.providers.base import (
@@ -194,6 +195,9 @@ class ConnectionService:
     on_connected: Callable[[str, str], Awaitable[None]] | None = None
     # Confirms a disconnect reported on the Disconnect URL with a token refresh.
     tokens: TokenManager | None = None
+    # Each platform's per-company request budget (by provider name): the callback's
+    # company check is a request against the company's limits like any other.
+    budgets: Mapping[str, RealmBudget] | None = None
 
     def _platform(self, provider: str) -> AccountingPlatform:
         """The platform behind a provider name (a request's, or a stored row's)."""
@@ -408,12 +412,19 @@ class ConnectionService:
         ``realm_id``; ("", error code) otherwise. The callback's ``realmId`` is a query
         parameter anyone can edit: it is never trusted on its own."""
         platform = self._platform(provider.value)
+        budget = None if self.budgets is None else self.budgets.get(platform.name)
         try:
-            company = await platform.company(realm_id, tokens.access_token)
+            if budget is None:
+                company = await platform.company(realm_id, tokens.access_token)
+            else:
+                async with budget.slot(realm_id, Priority.WEBHOOK):
+                    company = await platform.company(realm_id, tokens.access_token)
         except Exception as exc:
             failure = platform.classify_error(exc)
             if failure is None:
                 raise
+            if failure.kind == FailureKind.THROTTLED and budget is not None:
+                await budget.throttled(realm_id, failure.retry_after_s)  # for every replica
             if failure.kind in (FailureKind.UNAVAILABLE, FailureKind.THROTTLED):
                 log.warning(
                     "could not verify the realm: QBO unavailable",

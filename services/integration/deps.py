@@ -20,7 +20,7 @@ from aicollect.matching.v1 import matching_admin_service_pb2_grpc as matching_ad
 from aicollect.matching.v1 import matching_service_pb2_grpc as matching_grpc
 from aicollect.metrics import IntegrationMetrics
 from aicollect.settings import Settings
-from services.integration.budget import RealmBudget
+from services.integration.budget import RealmBudget, SharedBudget
 from services.integration.connections import ConnectionService
 from services.integration.inbox import InboxWriter
 from services.integration.providers import PlatformRegistry
@@ -37,6 +37,7 @@ class IntegrationDeps:
     metrics: IntegrationMetrics
     platforms: PlatformRegistry
     tokens: TokenManager
+    budgets: dict[str, RealmBudget]  # each platform's per-company request budget, by name
     caller: PlatformCaller  # every call to the platform: budget, token, retries
     connections: ConnectionService
     inbox_writer: InboxWriter
@@ -61,13 +62,20 @@ class IntegrationDeps:
         # One platform today; a connection's stored provider selects it once there are more.
         platform = platforms.platform_for()
         tokens = TokenManager(engine, sessions, cipher, platform, metrics=metrics)
+        # One budget per platform, with its company-wide limits: the shared ledger counts
+        # every replica's requests; this process's queue orders its own callers (payments
+        # first) in front of it. The API calls and the OAuth callback's company check share it.
+        budgets = {
+            name: RealmBudget(
+                platforms.platform_for(name).request_limits,
+                shared=SharedBudget(engine, name, platforms.platform_for(name).request_limits),
+            )
+            for name in platforms.names
+        }
         caller = PlatformCaller(
             tokens,
             platform,
-            RealmBudget(
-                per_minute=settings.qbo_requests_per_minute or None,
-                concurrent=settings.qbo_max_concurrent or None,
-            ),
+            budgets[platform.name],
             backoff_base_s=settings.qbo_backoff_base_seconds,
         )
         trigger = SyncTrigger(sessions)
@@ -79,6 +87,7 @@ class IntegrationDeps:
             metrics=metrics,
             platforms=platforms,
             tokens=tokens,
+            budgets=budgets,
             caller=caller,
             connections=ConnectionService(
                 sessions=sessions,
@@ -88,6 +97,7 @@ class IntegrationDeps:
                 state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
                 on_connected=trigger.on_connected,
                 tokens=tokens,
+                budgets=budgets,
             ),
             inbox_writer=InboxWriter(engine.url.render_as_string(hide_password=False)),
             matching_admin=matching_admin_grpc.MatchingAdminServiceStub(matcher_channel),

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Double,
     Index,
     LargeBinary,
     MetaData,
@@ -17,7 +18,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aicollect.db.base import AuditEventColumns, SettingColumns
@@ -283,3 +284,20 @@ class PlacedInvoice(Base):
     # The backfill run that placed it first ("" for a CDC poll or a webhook): the exact
     # count of placements a run created, even across a crash and resume.
     placed_by_run: Mapped[str] = mapped_column(Text, default="")
+
+
+class RequestBudget(Base):
+    """A company's request budget, shared by every integration replica
+    (``services.integration.budget.SharedBudget``; times are the database's epoch seconds)."""
+
+    __tablename__ = "request_budgets"
+
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    realm_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    # Start times of the requests granted in the platform's longest window.
+    started: Mapped[list[float]] = mapped_column(ARRAY(Double), server_default=text("'{}'"))
+    # {holder id: lease expiry} of the requests in flight.
+    leases: Mapped[dict[str, float]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # {replica id: [priority, expiry]} of the replicas whose queues wait for a slot.
+    waits: Mapped[dict[str, list[float]]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    paused_until: Mapped[float] = mapped_column(Double, server_default=text("0"))

@@ -331,8 +331,8 @@ class PlatformCaller:
     platform's rules, whatever the platform (its errors are read through
     ``AccountingPlatform.classify_error``).
 
-    Throttled (QBO: 429): the realm pauses for the platform's Retry-After (60 s when
-    absent) and the call waits its turn again. Unavailable (5xx, timeouts): exponential
+    Throttled (QBO: 429): the realm pauses in every replica for the platform's Retry-After
+    (60 s when absent) and the call waits its turn again. Unavailable (5xx, timeouts): exponential
     backoff with full jitter. Unauthorized (401): one token refresh, then the call again;
     a second refusal means the authorization is gone, so the connection is marked for
     re-authorization. The kill switch and the connection's state are checked before
@@ -379,7 +379,7 @@ class PlatformCaller:
                     raise
                 if failure.kind == FailureKind.THROTTLED:
                     throttled += 1
-                    self.budget.pause(token.realm_id, failure.retry_after_s)
+                    await self.budget.throttled(token.realm_id, failure.retry_after_s)
                     if throttled >= self._max_throttled:
                         raise Unavailable(
                             f"{self.platform.display_name} keeps throttling this company; "

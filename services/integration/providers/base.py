@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from aicollect.matching.v1 import matching_service_pb2 as mpb
-from services.integration.budget import Priority
+from services.integration.budget import Priority, RequestLimits
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -276,6 +276,8 @@ class AccountingPlatform(Protocol):
     scopes: tuple[str, ...]  # what the authorize URL asks for
     entities: tuple[str, ...]  # the entities the sync reads, in their canonical spelling
     facts: AccountingFacts  # its JSON -> accounting facts
+    # Its per-company request limits (every replica together): QBO 500 a minute, 10 at once.
+    request_limits: RequestLimits
 
     # OAuth
     async def authorize_url(self, state: str) -> str: ...

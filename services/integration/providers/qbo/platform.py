@@ -12,7 +12,7 @@ import aiohttp
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.metrics import IntegrationMetrics
 from aicollect.settings import Settings
-from services.integration.budget import Priority
+from services.integration.budget import Priority, RequestLimits
 from services.integration.providers.base import (
     AccountingFacts,
     AccountingPlatform,
@@ -73,6 +73,10 @@ class QboFacts:
         return mapping.parse_qbo_time(text)
 
 
+# Intuit's per-company (realm and app) limits; the settings may lower them.
+INTUIT_LIMITS = RequestLimits.of(concurrent=10, per_minute=500)
+
+
 class QboPlatform:
     name: str = NAME
     display_name: str = "QuickBooks"
@@ -81,10 +85,15 @@ class QboPlatform:
     facts: AccountingFacts = QboFacts()
 
     def __init__(
-        self, oauth: IntuitOAuth, api: QboApi, webhook_verifier_tokens: Iterable[str] = ()
+        self,
+        oauth: IntuitOAuth,
+        api: QboApi,
+        webhook_verifier_tokens: Iterable[str] = (),
+        request_limits: RequestLimits = INTUIT_LIMITS,
     ) -> None:
         self.oauth = oauth
         self.api = api
+        self.request_limits = request_limits
         # The current verifier token and, during a rotation, the previous one.
         self._verifier_tokens = tuple(t for t in webhook_verifier_tokens if t)
         self._names = {e.lower(): e for e in ENTITIES}
@@ -112,7 +121,12 @@ class QboPlatform:
             )
             if secret is not None
         ]
-        return cls(oauth, QboApi(http, settings.qbo_api_base_url, metrics=metrics), verifiers)
+        limits = RequestLimits.of(
+            concurrent=settings.qbo_max_concurrent, per_minute=settings.qbo_requests_per_minute
+        )
+        return cls(
+            oauth, QboApi(http, settings.qbo_api_base_url, metrics=metrics), verifiers, limits
+        )
 
     # -- OAuth --------------------------------------------------------------------------
 
