@@ -184,10 +184,8 @@ async def test_preview_exclude_payment_then_confirm_places_only_the_included_unp
 
         async def candidates_followed() -> bool:
             now = await dash.by_invoice()
-            return (
-                now[paid]["status"] == "CANDIDATE_STATUS_DROPPED"
-                and int(now[part_paid]["balance"]["minor_units"]) == owed - 100
-            )
+            dropped: bool = now[paid]["status"] == "CANDIDATE_STATUS_DROPPED"
+            return dropped and int(now[part_paid]["balance"]["minor_units"]) == owed - 100
 
         await p.until(candidates_followed, within=20, what="the candidates to follow payments")
         now = await dash.by_invoice()
