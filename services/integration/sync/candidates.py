@@ -9,8 +9,9 @@ before) or ``confirm_each_time`` (they keep waiting here for the next confirmati
 
 While an invoice is a candidate, what the sync learns about it (webhooks, CDC polls,
 re-backfills) changes the candidate, never the matcher: a new balance is recorded, and a
-paid, voided, deleted or no longer selected invoice drops the candidate (with the
-reason). A dropped candidate whose invoice is selected again waits again.
+paid, voided, deleted or no longer selected invoice drops a pending candidate (with the
+reason; an excluded one stays excluded, so the creditor's choice is never lost). A
+dropped candidate whose invoice is selected again waits again.
 
 Races with a running confirmation are settled by the candidate's row lock: the sync locks
 the row, then checks ``placed_invoices`` in the same transaction; a confirmation records
@@ -257,7 +258,7 @@ async def update_from_sync(
                 # the matcher once placed.
                 if facts is None:
                     row.sync_token = DELETED_VERSION
-            elif reason is not None and row.status != DROPPED:
+            elif reason is not None and row.status == PENDING:
                 row.status, row.drop_reason = DROPPED, reason.value
                 row.status_actor, row.status_reason = SYSTEM, DROP_WORDING[reason]
                 session.add(
