@@ -4,6 +4,7 @@ result file."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -99,6 +100,36 @@ async def connect_tenant(stack: LocalStack, tenant_id: str, realm_id: str) -> No
         raise SystemExit(f"could not connect the benchmark tenant: {landed}")
 
 
+async def confirm_candidates(
+    stack: LocalStack, tenant_id: str, *, future_mode: str = "automatic", within: float = 600.0
+) -> dict[str, Any]:
+    """What the creditor does once connected: waits for the first backfill (which stages
+    the overdue invoices as placement candidates) and confirms them through the gateway's
+    dashboard route, choosing ``future_mode``; returns the confirmation's JSON."""
+    headers = {"Authorization": bearer(stack, tenant_id)}
+    base = f"{stack.gateway_url}/v1/integrations/qbo"
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(base, headers=headers) as resp:
+                phase = (await resp.json()).get("backfill", {}).get("phase")
+            if phase == "BACKFILL_PHASE_COMPLETED":
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the first backfill of {tenant_id} did not finish ({phase})")
+            await asyncio.sleep(0.1)
+        async with http.post(
+            f"{base}/candidates/confirm",
+            headers=headers,
+            json={"future_mode": future_mode},
+            timeout=aiohttp.ClientTimeout(total=within),
+        ) as resp:
+            body: dict[str, Any] = await resp.json()
+            if resp.status != 200:
+                raise SystemExit(f"the confirmation of {tenant_id} failed: {body}")
+            return body
+
+
 async def create_company(
     stack: LocalStack, *, realm_id: str, customers: int, invoices: int, overdue: float = 0.3
 ) -> None:
@@ -125,6 +156,7 @@ async def create_company(
 __all__ = [
     "admin_call",
     "bearer",
+    "confirm_candidates",
     "connect_tenant",
     "create_company",
     "percentile",

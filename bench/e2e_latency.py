@@ -32,7 +32,14 @@ from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
 from aicollect.rpc.client import internal_channel
 from bench._cpu import CpuMeter, describe, per_unit_ms
-from bench._stack import connect_tenant, create_company, percentile, running_stack, write_result
+from bench._stack import (
+    confirm_candidates,
+    connect_tenant,
+    create_company,
+    percentile,
+    running_stack,
+    write_result,
+)
 
 
 def realm_of(n: int) -> str:
@@ -91,6 +98,7 @@ async def main() -> None:
                 overdue=1.0,
             )
             await connect_tenant(stack, tenant_of(n), realm_of(n))
+            await confirm_candidates(stack, tenant_of(n))
         channel = internal_channel(
             stack.env["AICOLLECT_MATCHER_ADDR"], stack.env["AICOLLECT_INTERNAL_TOKEN"]
         )

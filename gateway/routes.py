@@ -64,6 +64,13 @@ def _json(message: Any) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
+def _full_json(message: Any) -> dict[str, Any]:
+    """Proto3 JSON with every field present, zero values included (the candidate routes)."""
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
 def _authenticate(request: web.Request) -> Caller | web.Response:
     try:
         return caller_of(request, request.app[SETTINGS])
@@ -180,6 +187,164 @@ async def disconnect(request: web.Request, provider: Provider) -> web.Response:
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
     return web.json_response(_json(reply))
+
+
+CANDIDATE_STATUSES = {
+    name: pb.CandidateStatus.Value(f"CANDIDATE_STATUS_{name.upper()}")
+    for name in ("pending", "excluded", "confirming", "confirmed", "dropped")
+}
+FUTURE_MODES = {
+    "": pb.PLACEMENT_INTAKE_MODE_UNSPECIFIED,
+    "automatic": pb.PLACEMENT_INTAKE_MODE_AUTOMATIC,
+    "confirm_each_time": pb.PLACEMENT_INTAKE_MODE_CONFIRM_EACH_TIME,
+}
+CONFIRM_TIMEOUT_S = 120.0  # every candidate is read again from the platform first
+
+
+async def _body(request: web.Request) -> dict[str, Any] | web.Response:
+    """The JSON object of a POST (an empty body is ``{}``), or a 400 problem."""
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        return problem(400, "MALFORMED_JSON", "the body is not JSON", request[REQUEST_ID])
+    if not isinstance(body, dict):
+        return problem(400, "MALFORMED_JSON", "the body must be a JSON object", request[REQUEST_ID])
+    return body
+
+
+def _text_field(body: dict[str, Any], name: str, request: web.Request) -> str | web.Response:
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        return problem(400, "FIELD_INVALID", f"{name} must be a string", request[REQUEST_ID])
+    return value[:2000]
+
+
+async def candidates(request: web.Request, provider: Provider) -> web.Response:
+    """The placement preview: the tenant's candidates, ``?status=pending&status=excluded``
+    (any of pending, excluded, confirming, confirmed, dropped; none: all), paged with
+    ``page_size`` and ``page_token``."""
+    caller = _authenticate(request)
+    if isinstance(caller, web.Response):
+        return caller
+    statuses = []
+    for value in request.query.getall("status", []):
+        if value not in CANDIDATE_STATUSES:
+            return problem(
+                400,
+                "FIELD_INVALID",
+                "status must be one of " + ", ".join(CANDIDATE_STATUSES),
+                request[REQUEST_ID],
+            )
+        statuses.append(CANDIDATE_STATUSES[value])
+    raw_size = request.query.get("page_size", "0")
+    if not raw_size.isdigit() or len(raw_size) > 6:
+        return problem(
+            400, "FIELD_INVALID", "page_size must be a whole number", request[REQUEST_ID]
+        )
+    try:
+        reply = await _stub(request).ListPlacementCandidates(
+            pb.ListPlacementCandidatesRequest(
+                tenant_id=caller.tenant_id,
+                provider=provider.to_pb(),
+                statuses=statuses,
+                page_size=int(raw_size),
+                page_token=request.query.get("page_token", "")[:MAX_PARAM],
+            ),
+            timeout=RPC_TIMEOUT_S,
+            metadata=_trace(request),
+        )
+    except grpc.aio.AioRpcError as exc:
+        return error_response(exc, request[REQUEST_ID])
+    return web.json_response(_full_json(reply), headers={"Cache-Control": "no-store"})
+
+
+async def _exclude_or_include(
+    request: web.Request, provider: Provider, *, exclude: bool
+) -> web.Response:
+    caller = _authenticate(request)
+    if isinstance(caller, web.Response):
+        return caller
+    body = await _body(request)
+    if isinstance(body, web.Response):
+        return body
+    reason = _text_field(body, "reason", request)
+    if isinstance(reason, web.Response):
+        return reason
+    invoice_id = request.match_info["invoice_id"][:MAX_PARAM]
+    fields: dict[str, Any] = {
+        "tenant_id": caller.tenant_id,
+        "provider": provider.to_pb(),
+        "invoice_id": invoice_id,
+        "actor": caller.subject,
+        "reason": reason.strip()
+        or ("excluded by the creditor" if exclude else "included again by the creditor"),
+    }
+    try:
+        reply: Any
+        if exclude:
+            reply = await _stub(request).ExcludePlacementCandidate(
+                pb.ExcludePlacementCandidateRequest(**fields),
+                timeout=RPC_TIMEOUT_S,
+                metadata=_trace(request),
+            )
+        else:
+            reply = await _stub(request).IncludePlacementCandidate(
+                pb.IncludePlacementCandidateRequest(**fields),
+                timeout=RPC_TIMEOUT_S,
+                metadata=_trace(request),
+            )
+    except grpc.aio.AioRpcError as exc:
+        return error_response(exc, request[REQUEST_ID])
+    return web.json_response(_full_json(reply))
+
+
+async def exclude_candidate(request: web.Request, provider: Provider) -> web.Response:
+    """Leaves one candidate out of the confirmation; body ``{"reason": "..."}`` (optional)."""
+    return await _exclude_or_include(request, provider, exclude=True)
+
+
+async def include_candidate(request: web.Request, provider: Provider) -> web.Response:
+    """Puts an excluded candidate back; body ``{"reason": "..."}`` (optional)."""
+    return await _exclude_or_include(request, provider, exclude=False)
+
+
+async def confirm_candidates(request: web.Request, provider: Provider) -> web.Response:
+    """Confirms the pending candidates; body ``{"future_mode": "automatic" |
+    "confirm_each_time", "reason": "..."}`` (both optional)."""
+    caller = _authenticate(request)
+    if isinstance(caller, web.Response):
+        return caller
+    body = await _body(request)
+    if isinstance(body, web.Response):
+        return body
+    reason = _text_field(body, "reason", request)
+    if isinstance(reason, web.Response):
+        return reason
+    mode = body.get("future_mode", "")
+    if mode not in FUTURE_MODES:
+        return problem(
+            400,
+            "FIELD_INVALID",
+            "future_mode must be automatic or confirm_each_time (or absent)",
+            request[REQUEST_ID],
+        )
+    try:
+        reply = await _stub(request).ConfirmPlacementCandidates(
+            pb.ConfirmPlacementCandidatesRequest(
+                tenant_id=caller.tenant_id,
+                provider=provider.to_pb(),
+                actor=caller.subject,
+                reason=reason,
+                future_mode=FUTURE_MODES[mode],
+            ),
+            timeout=CONFIRM_TIMEOUT_S,
+            metadata=_trace(request),
+        )
+    except grpc.aio.AioRpcError as exc:
+        return error_response(exc, request[REQUEST_ID])
+    return web.json_response(_full_json(reply))
 
 
 async def callback(request: web.Request, provider: Provider) -> web.StreamResponse:
@@ -348,6 +513,10 @@ ROUTES: tuple[tuple[str, str, ProviderHandler], ...] = (
     ("GET", "/v1/integrations/{provider}/disconnected", disconnected),
     ("GET", "/v1/integrations/{provider}", status),
     ("DELETE", "/v1/integrations/{provider}", disconnect),
+    ("GET", "/v1/integrations/{provider}/candidates", candidates),
+    ("POST", "/v1/integrations/{provider}/candidates/confirm", confirm_candidates),
+    ("POST", "/v1/integrations/{provider}/candidates/{invoice_id}/exclude", exclude_candidate),
+    ("POST", "/v1/integrations/{provider}/candidates/{invoice_id}/include", include_candidate),
 )
 
 
@@ -357,7 +526,7 @@ def add_routes(app: web.Application) -> None:
     for provider in SUPPORTED:
         for method, path, handler in ROUTES:
             app.router.add_route(
-                method, path.format(provider=provider.value), _bound(handler, provider)
+                method, path.replace("{provider}", provider.value), _bound(handler, provider)
             )
     for method, path, _ in ROUTES:
         app.router.add_route(method, path, unknown_provider)

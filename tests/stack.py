@@ -5,11 +5,13 @@ started by aicollect/localstack.py (``running_stack``) instead."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import jwt
@@ -146,3 +148,29 @@ async def gateway_only(
         await server.close()
         await backends.integration.close(None)
         await backends.matcher.close(None)
+
+
+async def confirm_first_backfill(
+    stack: Stack, tenant_id: str, *, future_mode: str = "automatic", within: float = 30.0
+) -> dict[str, Any]:
+    """What a creditor does after connecting: waits (as the dashboard's "initial sync in
+    progress" does) for the first backfill to finish, then confirms the placement preview
+    through the gateway, choosing ``future_mode``. Returns the confirmation's JSON."""
+    headers = {"Authorization": stack.bearer(tenant_id)}
+    base = f"{stack.gateway_url}/v1/integrations/qbo"
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(base, headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+                phase = (await resp.json()).get("backfill", {}).get("phase")
+            if phase == "BACKFILL_PHASE_COMPLETED":
+                break
+            assert time.monotonic() < deadline, f"the first backfill did not finish ({phase})"
+            await asyncio.sleep(0.05)
+        async with http.post(
+            f"{base}/candidates/confirm", headers=headers, json={"future_mode": future_mode}
+        ) as resp:
+            body: dict[str, Any] = await resp.json()
+            assert resp.status == 200, body
+            return body

@@ -31,6 +31,10 @@ EXPECTED_RPCS: dict[str, tuple[Any, list[str]]] = {
             "GetPlacementRules",
             "SetPlacementRules",
             "ReportProviderDisconnect",
+            "ListPlacementCandidates",
+            "ExcludePlacementCandidate",
+            "IncludePlacementCandidate",
+            "ConfirmPlacementCandidates",
         ],
     ),
     "aicollect.integration.v1.AdminService": (

@@ -25,7 +25,7 @@ from aicollect.localstack import LocalStack, running_stack
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
 from aicollect.rpc.client import internal_channel
-from bench._stack import connect_tenant, create_company
+from bench._stack import confirm_candidates, connect_tenant, create_company
 
 REALM = "9130500000000001"
 TENANT = "fault-tenant"
@@ -48,6 +48,7 @@ async def stack() -> AsyncIterator[LocalStack]:
             )
         await create_company(running, realm_id=REALM, customers=30, invoices=INVOICES, overdue=1.0)
         await connect_tenant(running, TENANT, REALM)
+        await confirm_candidates(running, TENANT)  # the creditor confirms the preview
         await _wait(lambda: _counts(running, active=INVOICES), 120, "the backfill")
         yield running
 

@@ -301,3 +301,66 @@ class RequestBudget(Base):
     # {replica id: [priority, expiry]} of the replicas whose queues wait for a slot.
     waits: Mapped[dict[str, list[float]]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     paused_until: Mapped[float] = mapped_column(Double, server_default=text("0"))
+
+
+class PlacementIntake(Base):
+    """How a tenant's overdue invoices become placements (``sync.candidates``).
+
+    ``mode``: ``preview`` (no confirmation yet: what the rules select is staged as
+    candidates and waits; the default, so a new connection never starts outreach by
+    itself), ``automatic`` (confirmed: newly overdue invoices are placed as the rules
+    select them) or ``confirm_each_time`` (confirmed, and every newly selected invoice
+    waits as a candidate for the next confirmation). No row means ``preview``.
+    """
+
+    __tablename__ = "placement_intake"
+
+    tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    mode: Mapped[str] = mapped_column(Text)
+    confirmations: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_by: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class PlacementCandidate(Base):
+    """An invoice the placement rules selected, waiting for the creditor's confirmation.
+
+    ``status``: ``pending`` (waits), ``excluded`` (the creditor left it out),
+    ``confirming`` (a confirmation is placing it), ``confirmed`` (placed:
+    ``placement_id``), ``dropped`` (paid, voided, deleted or no longer selected before
+    it was confirmed: ``drop_reason``). Amounts are minor units of ``currency``, as last
+    read from the platform (``sync_token`` is that version). ``rules_version`` is the
+    version of the placement rules that selected it (0: the defaults).
+    """
+
+    __tablename__ = "placement_candidates"
+    __table_args__ = (
+        Index("ix_placement_candidates_status", "tenant_id", "realm_id", "status", "invoice_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    realm_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text)
+    customer_id: Mapped[str] = mapped_column(Text)
+    customer_name: Mapped[str] = mapped_column(Text, default="")
+    doc_number: Mapped[str] = mapped_column(Text, default="")
+    currency: Mapped[str] = mapped_column(Text)
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    balance_minor: Mapped[int] = mapped_column(BigInteger)
+    due_date: Mapped[date] = mapped_column(Date)
+    sync_token: Mapped[str] = mapped_column(Text, default="")
+    rules_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(Text)
+    drop_reason: Mapped[str] = mapped_column(Text, default="")
+    status_actor: Mapped[str] = mapped_column(Text, default="")
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    placement_id: Mapped[str] = mapped_column(Text, default="")
+    staged_by_run: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -15,8 +15,8 @@ from services.integration import connections, inbox, states
 from services.integration.connections import ConnectionService
 from services.integration.inbox import InboxWriter
 from services.integration.providers import PlatformRegistry
+from services.integration.sync import candidates, confirm, preview, rules, service
 from services.integration.sync import convert as sync_pb
-from services.integration.sync import preview, rules, service
 from services.integration.sync.context import SyncDeps
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -249,4 +249,68 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             rules=stored.rules.to_pb(),
             version=stored.version,
             update_time=timestamp(stored.update_time),
+        )
+
+    async def ListPlacementCandidates(
+        self, request: pb.ListPlacementCandidatesRequest, context: Context
+    ) -> pb.ListPlacementCandidatesResponse:
+        page = await candidates.list_candidates(
+            self._sync,
+            request.tenant_id,
+            provider_of(request.provider),
+            sync_pb.candidate_statuses(request.statuses),
+            request.page_size,
+            request.page_token,
+        )
+        return sync_pb.candidates_reply(page)
+
+    async def ExcludePlacementCandidate(
+        self, request: pb.ExcludePlacementCandidateRequest, context: Context
+    ) -> pb.ExcludePlacementCandidateResponse:
+        candidate = await candidates.set_excluded(
+            self._sync,
+            request.tenant_id,
+            provider_of(request.provider),
+            request.invoice_id,
+            exclude=True,
+            actor=request.actor,
+            reason=request.reason,
+        )
+        return pb.ExcludePlacementCandidateResponse(candidate=sync_pb.candidate_pb(candidate))
+
+    async def IncludePlacementCandidate(
+        self, request: pb.IncludePlacementCandidateRequest, context: Context
+    ) -> pb.IncludePlacementCandidateResponse:
+        candidate = await candidates.set_excluded(
+            self._sync,
+            request.tenant_id,
+            provider_of(request.provider),
+            request.invoice_id,
+            exclude=False,
+            actor=request.actor,
+            reason=request.reason,
+        )
+        return pb.IncludePlacementCandidateResponse(candidate=sync_pb.candidate_pb(candidate))
+
+    async def ConfirmPlacementCandidates(
+        self, request: pb.ConfirmPlacementCandidatesRequest, context: Context
+    ) -> pb.ConfirmPlacementCandidatesResponse:
+        if request.future_mode == pb.PLACEMENT_INTAKE_MODE_PREVIEW:
+            raise InvalidArgument(
+                "future_mode PREVIEW cannot be chosen; give AUTOMATIC or CONFIRM_EACH_TIME",
+                field="future_mode",
+            )
+        result = await confirm.confirm(
+            self._sync,
+            request.tenant_id,
+            provider_of(request.provider),
+            actor=request.actor,
+            reason=request.reason,
+            future_mode=sync_pb.future_mode(request.future_mode),
+        )
+        return pb.ConfirmPlacementCandidatesResponse(
+            placed_count=result.placed,
+            dropped_count=result.dropped,
+            excluded_count=result.excluded,
+            mode=sync_pb.MODES[result.mode],
         )

@@ -20,7 +20,7 @@ from aicollect.rpc.client import internal_channel
 from services.integration.workers import start_workers, stop_workers
 from tests.conftest import CLIENT_ID, INTERNAL_TOKEN, REALM_ID, VERIFIER_TOKEN, Emulator
 from tests.helpers.connections import connect
-from tests.stack import Stack, enable_tenant, full_stack
+from tests.stack import Stack, confirm_first_backfill, enable_tenant, full_stack
 
 TENANT = "acme"
 PAST_DUE = "2026-06-30"
@@ -135,8 +135,11 @@ async def _consume(pipeline: Pipeline) -> None:
 
 @asynccontextmanager
 async def running_pipeline(
-    engine: AsyncEngine, emulator: Emulator, *, webhooks: bool = True
+    engine: AsyncEngine, emulator: Emulator, *, webhooks: bool = True, confirm: bool = True
 ) -> AsyncIterator[Pipeline]:
+    """The pipeline with tenant ``acme`` connected; with ``confirm`` the creditor then
+    confirms the first backfill's preview (future mode automatic), so invoices that become
+    overdue afterwards are placed as they arrive."""
     async with full_stack(engine, emulator) as stack:
         async with (
             aiohttp.ClientSession() as http,
@@ -159,6 +162,8 @@ async def running_pipeline(
             await enable_tenant(stack, TENANT)
             async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as integration:
                 assert (await connect(integration, TENANT)).connected
+            if confirm:
+                await confirm_first_backfill(stack, TENANT)
             yield pipeline
         finally:
             consumer.cancel()

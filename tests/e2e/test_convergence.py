@@ -35,7 +35,7 @@ from aicollect.rpc.client import internal_channel
 from tests.conftest import INTERNAL_TOKEN, Emulator
 from tests.e2e.pipeline import Pipeline, running_pipeline
 from tests.helpers.connections import connect
-from tests.stack import enable_tenant
+from tests.stack import confirm_first_backfill, enable_tenant
 
 EXAMPLES = int(os.environ.get("AICOLLECT_CONVERGENCE_EXAMPLES", "40"))
 # `make test` plays the same 40 scripts every run, so a red run always means a change broke
@@ -129,6 +129,7 @@ async def _company(p: Pipeline, tag: str) -> Company:
     await enable_tenant(p.stack, tenant)
     async with internal_channel(p.stack.integration_addr, INTERNAL_TOKEN) as channel:
         assert (await connect(channel, tenant, realm)).connected
+    await confirm_first_backfill(p.stack, tenant)
     company = Company(realm, tenant, customers, invoices, [])
     for invoice_id in invoices:  # the backfill places them
         await _until_placed(p, company, invoice_id)

@@ -14,7 +14,7 @@ from aicollect.integration.v1 import admin_service_pb2 as apb
 from aicollect.integration.v1 import admin_service_pb2_grpc as agrpc
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
-from services.integration.models import Connection
+from services.integration.models import Connection, PlacementIntake
 from tests.conftest import REALM_ID
 
 TENANT = "acme"
@@ -70,4 +70,23 @@ async def expire_access_token(sessions: async_sessionmaker[AsyncSession]) -> Non
     async with sessions.begin() as session:
         await session.execute(
             update(Connection).values(access_expires_at=text("now() - interval '1 second'"))
+        )
+
+
+async def confirmed_before(
+    sessions: async_sessionmaker[AsyncSession], tenant: str = TENANT, provider: str = "qbo"
+) -> None:
+    """The tenant as it is after its first confirmation with future mode ``automatic``
+    (newly selected invoices are placed without waiting): the state the sync-mechanics
+    tests start from. The preview itself (staging, exclude, confirm) is exercised through
+    the RPCs and the gateway in ``tests/test_candidates.py``."""
+    async with sessions.begin() as session:
+        await session.merge(
+            PlacementIntake(
+                tenant_id=tenant,
+                provider=provider,
+                mode="automatic",
+                confirmations=1,
+                updated_by="tests: confirmed before",
+            )
         )

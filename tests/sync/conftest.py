@@ -36,7 +36,7 @@ from tests.conftest import (
     integration_settings,
     running_emulator,
 )
-from tests.helpers.connections import connect, enable
+from tests.helpers.connections import confirmed_before, connect, enable
 
 TENANT = "acme"
 TODAY = date(2026, 1, 15)
@@ -96,8 +96,13 @@ async def channel(deps: IntegrationDeps) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest_asyncio.fixture
-async def connected(channel: grpc.aio.Channel) -> grpc.aio.Channel:
-    """The tenant enabled and connected to the company (a backfill is queued, not run)."""
+async def connected(channel: grpc.aio.Channel, deps: IntegrationDeps) -> grpc.aio.Channel:
+    """The tenant enabled and connected to the company (a backfill is queued, not run).
+
+    These tests are about the sync's mechanics, so the tenant is one that confirmed its
+    placements before and chose ``automatic`` (``confirmed_before``): what the rules
+    select is placed at once. ``test_candidates.py`` connects a new tenant instead."""
+    await confirmed_before(deps.sessions, TENANT)
     await enable(channel, TENANT)
     reply = await connect(channel, TENANT, REALM_ID)
     assert reply.connected, reply

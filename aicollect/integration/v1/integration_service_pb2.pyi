@@ -426,6 +426,114 @@ call to Intuit detects a revoked grant as usual.
 """
 Global___ProviderDisconnectOutcome: _TypeAlias = ProviderDisconnectOutcome  # noqa: Y015
 
+class _PlacementIntakeMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PlacementIntakeModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PlacementIntakeMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PLACEMENT_INTAKE_MODE_UNSPECIFIED: _PlacementIntakeMode.ValueType  # 0
+    """Not set. In a request: keep the current mode (AUTOMATIC at the first confirmation)."""
+    PLACEMENT_INTAKE_MODE_PREVIEW: _PlacementIntakeMode.ValueType  # 1
+    """Nothing confirmed yet: everything the rules select waits as a candidate. The mode of
+    every new connection; never set by a request.
+    """
+    PLACEMENT_INTAKE_MODE_AUTOMATIC: _PlacementIntakeMode.ValueType  # 2
+    """Confirmed: invoices that become overdue later are placed as the confirmed rules
+    select them, without another confirmation.
+    """
+    PLACEMENT_INTAKE_MODE_CONFIRM_EACH_TIME: _PlacementIntakeMode.ValueType  # 3
+    """Confirmed, and every invoice the rules select later waits as a candidate for the
+    next confirmation.
+    """
+
+class PlacementIntakeMode(_PlacementIntakeMode, metaclass=_PlacementIntakeModeEnumTypeWrapper):
+    """How a tenant's newly selected overdue invoices become placements."""
+
+PLACEMENT_INTAKE_MODE_UNSPECIFIED: PlacementIntakeMode.ValueType  # 0
+"""Not set. In a request: keep the current mode (AUTOMATIC at the first confirmation)."""
+PLACEMENT_INTAKE_MODE_PREVIEW: PlacementIntakeMode.ValueType  # 1
+"""Nothing confirmed yet: everything the rules select waits as a candidate. The mode of
+every new connection; never set by a request.
+"""
+PLACEMENT_INTAKE_MODE_AUTOMATIC: PlacementIntakeMode.ValueType  # 2
+"""Confirmed: invoices that become overdue later are placed as the confirmed rules
+select them, without another confirmation.
+"""
+PLACEMENT_INTAKE_MODE_CONFIRM_EACH_TIME: PlacementIntakeMode.ValueType  # 3
+"""Confirmed, and every invoice the rules select later waits as a candidate for the
+next confirmation.
+"""
+Global___PlacementIntakeMode: _TypeAlias = PlacementIntakeMode  # noqa: Y015
+
+class _CandidateStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CandidateStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CandidateStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CANDIDATE_STATUS_UNSPECIFIED: _CandidateStatus.ValueType  # 0
+    """Not set. In a filter: no filter."""
+    CANDIDATE_STATUS_PENDING: _CandidateStatus.ValueType  # 1
+    """Waiting for the creditor's confirmation."""
+    CANDIDATE_STATUS_EXCLUDED: _CandidateStatus.ValueType  # 2
+    """Left out by the creditor; never placed unless included again."""
+    CANDIDATE_STATUS_CONFIRMING: _CandidateStatus.ValueType  # 3
+    """A confirmation is placing it right now."""
+    CANDIDATE_STATUS_CONFIRMED: _CandidateStatus.ValueType  # 4
+    """Placed (`placement_id`); outreach began."""
+    CANDIDATE_STATUS_DROPPED: _CandidateStatus.ValueType  # 5
+    """No longer to be placed: paid, voided, deleted or no longer selected (`drop_reason`)."""
+
+class CandidateStatus(_CandidateStatus, metaclass=_CandidateStatusEnumTypeWrapper):
+    """Where a placement candidate stands."""
+
+CANDIDATE_STATUS_UNSPECIFIED: CandidateStatus.ValueType  # 0
+"""Not set. In a filter: no filter."""
+CANDIDATE_STATUS_PENDING: CandidateStatus.ValueType  # 1
+"""Waiting for the creditor's confirmation."""
+CANDIDATE_STATUS_EXCLUDED: CandidateStatus.ValueType  # 2
+"""Left out by the creditor; never placed unless included again."""
+CANDIDATE_STATUS_CONFIRMING: CandidateStatus.ValueType  # 3
+"""A confirmation is placing it right now."""
+CANDIDATE_STATUS_CONFIRMED: CandidateStatus.ValueType  # 4
+"""Placed (`placement_id`); outreach began."""
+CANDIDATE_STATUS_DROPPED: CandidateStatus.ValueType  # 5
+"""No longer to be placed: paid, voided, deleted or no longer selected (`drop_reason`)."""
+Global___CandidateStatus: _TypeAlias = CandidateStatus  # noqa: Y015
+
+class _CandidateDropReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CandidateDropReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CandidateDropReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CANDIDATE_DROP_REASON_UNSPECIFIED: _CandidateDropReason.ValueType  # 0
+    """Not dropped."""
+    CANDIDATE_DROP_REASON_PAID: _CandidateDropReason.ValueType  # 1
+    """Its balance reached zero (a payment, a credit memo) before it was confirmed."""
+    CANDIDATE_DROP_REASON_VOIDED: _CandidateDropReason.ValueType  # 2
+    """The invoice was voided on the platform."""
+    CANDIDATE_DROP_REASON_DELETED: _CandidateDropReason.ValueType  # 3
+    """The invoice was deleted on the platform."""
+    CANDIDATE_DROP_REASON_NO_LONGER_SELECTED: _CandidateDropReason.ValueType  # 4
+    """The invoice no longer passes the placement rules (edited, rules changed)."""
+
+class CandidateDropReason(_CandidateDropReason, metaclass=_CandidateDropReasonEnumTypeWrapper):
+    """Why a candidate was dropped."""
+
+CANDIDATE_DROP_REASON_UNSPECIFIED: CandidateDropReason.ValueType  # 0
+"""Not dropped."""
+CANDIDATE_DROP_REASON_PAID: CandidateDropReason.ValueType  # 1
+"""Its balance reached zero (a payment, a credit memo) before it was confirmed."""
+CANDIDATE_DROP_REASON_VOIDED: CandidateDropReason.ValueType  # 2
+"""The invoice was voided on the platform."""
+CANDIDATE_DROP_REASON_DELETED: CandidateDropReason.ValueType  # 3
+"""The invoice was deleted on the platform."""
+CANDIDATE_DROP_REASON_NO_LONGER_SELECTED: CandidateDropReason.ValueType  # 4
+"""The invoice no longer passes the placement rules (edited, rules changed)."""
+Global___CandidateDropReason: _TypeAlias = CandidateDropReason  # noqa: Y015
+
 @_typing.final
 class PlacementRules(_message.Message):
     """The rules that decide which overdue invoices of a tenant become placements.
@@ -539,6 +647,7 @@ class BackfillProgress(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     FINISH_TIME_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
+    CANDIDATES_STAGED_FIELD_NUMBER: _builtins.int
     phase: Global___BackfillPhase.ValueType
     """The current phase."""
     invoices_seen: _builtins.int
@@ -547,6 +656,10 @@ class BackfillProgress(_message.Message):
     """How many new placements the backfill has created so far."""
     last_error: _builtins.str
     """A human-readable description of the last error, without secrets; empty if none."""
+    candidates_staged: _builtins.int
+    """How many invoices the backfill staged as placement candidates so far (while the
+    tenant's intake mode waits for confirmation; see ListPlacementCandidates).
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """When the backfill started; unset if it has not started."""
@@ -564,10 +677,11 @@ class BackfillProgress(_message.Message):
         start_time: _timestamp_pb2.Timestamp | None = ...,
         finish_time: _timestamp_pb2.Timestamp | None = ...,
         last_error: _builtins.str = ...,
+        candidates_staged: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["finish_time", b"finish_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_time", b"finish_time", "invoices_seen", b"invoices_seen", "last_error", b"last_error", "phase", b"phase", "placements_created", b"placements_created", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates_staged", b"candidates_staged", "finish_time", b"finish_time", "invoices_seen", b"invoices_seen", "last_error", b"last_error", "phase", b"phase", "placements_created", b"placements_created", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1610,3 +1724,410 @@ class ReportProviderDisconnectResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportProviderDisconnectResponse: _TypeAlias = ReportProviderDisconnectResponse  # noqa: Y015
+
+@_typing.final
+class StagedCandidate(_message.Message):
+    """An invoice waiting to become a placement (or what became of it)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    DOC_NUMBER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    TOTAL_AMOUNT_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    DAYS_PAST_DUE_FIELD_NUMBER: _builtins.int
+    RULES_VERSION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DROP_REASON_FIELD_NUMBER: _builtins.int
+    STATUS_ACTOR_FIELD_NUMBER: _builtins.int
+    STATUS_REASON_FIELD_NUMBER: _builtins.int
+    PLACEMENT_ID_FIELD_NUMBER: _builtins.int
+    STAGE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """The platform's invoice id."""
+    doc_number: _builtins.str
+    """The invoice number shown to people."""
+    customer_id: _builtins.str
+    """The platform's customer (debtor) id."""
+    customer_display_name: _builtins.str
+    """The debtor's display name on the invoice."""
+    due_date: _builtins.str
+    """The due date, YYYY-MM-DD."""
+    days_past_due: _builtins.int
+    """Whole days between the due date and the company's today (at the time of the reply)."""
+    rules_version: _builtins.int
+    """The version of the placement rules that selected it (0: the default rules)."""
+    status: Global___CandidateStatus.ValueType
+    """Where it stands."""
+    drop_reason: Global___CandidateDropReason.ValueType
+    """Why it was dropped; UNSPECIFIED unless `status` is DROPPED."""
+    status_actor: _builtins.str
+    """Who last changed its status ("system" for the sync)."""
+    status_reason: _builtins.str
+    """Why (the creditor's reason for an exclusion, the sync's wording for a drop)."""
+    placement_id: _builtins.str
+    """The placement it became; empty unless CONFIRMED."""
+    @_builtins.property
+    def balance(self) -> _money_pb2.Money:
+        """The open balance, as last read from the platform."""
+
+    @_builtins.property
+    def total_amount(self) -> _money_pb2.Money:
+        """The invoice total."""
+
+    @_builtins.property
+    def stage_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was first staged."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
+
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        doc_number: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        customer_display_name: _builtins.str = ...,
+        balance: _money_pb2.Money | None = ...,
+        total_amount: _money_pb2.Money | None = ...,
+        due_date: _builtins.str = ...,
+        days_past_due: _builtins.int = ...,
+        rules_version: _builtins.int = ...,
+        status: Global___CandidateStatus.ValueType = ...,
+        drop_reason: Global___CandidateDropReason.ValueType = ...,
+        status_actor: _builtins.str = ...,
+        status_reason: _builtins.str = ...,
+        placement_id: _builtins.str = ...,
+        stage_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "stage_time", b"stage_time", "total_amount", b"total_amount", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "customer_display_name", b"customer_display_name", "customer_id", b"customer_id", "days_past_due", b"days_past_due", "doc_number", b"doc_number", "drop_reason", b"drop_reason", "due_date", b"due_date", "invoice_id", b"invoice_id", "placement_id", b"placement_id", "rules_version", b"rules_version", "stage_time", b"stage_time", "status", b"status", "status_actor", b"status_actor", "status_reason", b"status_reason", "total_amount", b"total_amount", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StagedCandidate: _TypeAlias = StagedCandidate  # noqa: Y015
+
+@_typing.final
+class ListPlacementCandidatesRequest(_message.Message):
+    """Request for ListPlacementCandidates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO."""
+    page_size: _builtins.int
+    """The maximum number of candidates to return; capped at 1,000, 100 when 0."""
+    page_token: _builtins.str
+    """The `next_page_token` of a previous response with the same other fields."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___CandidateStatus.ValueType]:
+        """Only candidates in these statuses; empty for all."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
+        statuses: _abc.Iterable[Global___CandidateStatus.ValueType] | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "statuses", b"statuses", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlacementCandidatesRequest: _TypeAlias = ListPlacementCandidatesRequest  # noqa: Y015
+
+@_typing.final
+class CandidateTotal(_message.Message):
+    """What is waiting in one currency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENCY_CODE_FIELD_NUMBER: _builtins.int
+    PENDING_COUNT_FIELD_NUMBER: _builtins.int
+    PENDING_BALANCE_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    EXCLUDED_COUNT_FIELD_NUMBER: _builtins.int
+    currency_code: _builtins.str
+    """The ISO 4217 currency code."""
+    pending_count: _builtins.int
+    """Candidates waiting for confirmation."""
+    pending_balance_minor_units: _builtins.int
+    """The sum of their open balances, in minor units."""
+    excluded_count: _builtins.int
+    """Candidates the creditor excluded."""
+    def __init__(
+        self,
+        *,
+        currency_code: _builtins.str = ...,
+        pending_count: _builtins.int = ...,
+        pending_balance_minor_units: _builtins.int = ...,
+        excluded_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency_code", b"currency_code", "excluded_count", b"excluded_count", "pending_balance_minor_units", b"pending_balance_minor_units", "pending_count", b"pending_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CandidateTotal: _TypeAlias = CandidateTotal  # noqa: Y015
+
+@_typing.final
+class ListPlacementCandidatesResponse(_message.Message):
+    """Response for ListPlacementCandidates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
+    COMPANY_DATE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty on the last page."""
+    mode: Global___PlacementIntakeMode.ValueType
+    """The tenant's intake mode (PREVIEW until the first confirmation)."""
+    company_date: _builtins.str
+    """The company's today (YYYY-MM-DD) used for `days_past_due`."""
+    @_builtins.property
+    def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___StagedCandidate]:
+        """This page's candidates, by due date and then invoice id."""
+
+    @_builtins.property
+    def totals(self) -> _containers.RepeatedCompositeFieldContainer[Global___CandidateTotal]:
+        """Pending and excluded candidates per currency, over all pages."""
+
+    def __init__(
+        self,
+        *,
+        candidates: _abc.Iterable[Global___StagedCandidate] | None = ...,
+        next_page_token: _builtins.str = ...,
+        mode: Global___PlacementIntakeMode.ValueType = ...,
+        totals: _abc.Iterable[Global___CandidateTotal] | None = ...,
+        company_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "company_date", b"company_date", "mode", b"mode", "next_page_token", b"next_page_token", "totals", b"totals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlacementCandidatesResponse: _TypeAlias = ListPlacementCandidatesResponse  # noqa: Y015
+
+@_typing.final
+class ExcludePlacementCandidateRequest(_message.Message):
+    """Request for ExcludePlacementCandidate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO."""
+    invoice_id: _builtins.str
+    """The candidate's invoice id. Required."""
+    actor: _builtins.str
+    """Who excludes it. Required."""
+    reason: _builtins.str
+    """Why, recorded in the audit trail. Required."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
+        invoice_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "invoice_id", b"invoice_id", "provider", b"provider", "reason", b"reason", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExcludePlacementCandidateRequest: _TypeAlias = ExcludePlacementCandidateRequest  # noqa: Y015
+
+@_typing.final
+class ExcludePlacementCandidateResponse(_message.Message):
+    """Response for ExcludePlacementCandidate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDIDATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def candidate(self) -> Global___StagedCandidate:
+        """The candidate as it now stands."""
+
+    def __init__(
+        self,
+        *,
+        candidate: Global___StagedCandidate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExcludePlacementCandidateResponse: _TypeAlias = ExcludePlacementCandidateResponse  # noqa: Y015
+
+@_typing.final
+class IncludePlacementCandidateRequest(_message.Message):
+    """Request for IncludePlacementCandidate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO."""
+    invoice_id: _builtins.str
+    """The candidate's invoice id. Required."""
+    actor: _builtins.str
+    """Who includes it. Required."""
+    reason: _builtins.str
+    """Why, recorded in the audit trail. Required."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
+        invoice_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "invoice_id", b"invoice_id", "provider", b"provider", "reason", b"reason", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncludePlacementCandidateRequest: _TypeAlias = IncludePlacementCandidateRequest  # noqa: Y015
+
+@_typing.final
+class IncludePlacementCandidateResponse(_message.Message):
+    """Response for IncludePlacementCandidate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDIDATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def candidate(self) -> Global___StagedCandidate:
+        """The candidate as it now stands."""
+
+    def __init__(
+        self,
+        *,
+        candidate: Global___StagedCandidate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncludePlacementCandidateResponse: _TypeAlias = IncludePlacementCandidateResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmPlacementCandidatesRequest(_message.Message):
+    """Request for ConfirmPlacementCandidates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    FUTURE_MODE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    provider: Global___Provider.ValueType
+    """The accounting platform. PROVIDER_UNSPECIFIED means PROVIDER_QBO."""
+    actor: _builtins.str
+    """Who confirms. Required."""
+    reason: _builtins.str
+    """Recorded in the audit trail; optional ("confirmed" when empty)."""
+    future_mode: Global___PlacementIntakeMode.ValueType
+    """What happens to invoices the rules select from now on: AUTOMATIC or
+    CONFIRM_EACH_TIME; UNSPECIFIED keeps the current mode (AUTOMATIC at the first
+    confirmation). PREVIEW is INVALID_ARGUMENT.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        future_mode: Global___PlacementIntakeMode.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "future_mode", b"future_mode", "provider", b"provider", "reason", b"reason", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmPlacementCandidatesRequest: _TypeAlias = ConfirmPlacementCandidatesRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmPlacementCandidatesResponse(_message.Message):
+    """Response for ConfirmPlacementCandidates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLACED_COUNT_FIELD_NUMBER: _builtins.int
+    DROPPED_COUNT_FIELD_NUMBER: _builtins.int
+    EXCLUDED_COUNT_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    placed_count: _builtins.int
+    """Candidates that became placements."""
+    dropped_count: _builtins.int
+    """Candidates dropped because the platform now says they are paid, voided, deleted or
+    no longer selected.
+    """
+    excluded_count: _builtins.int
+    """Excluded candidates left out."""
+    mode: Global___PlacementIntakeMode.ValueType
+    """The tenant's intake mode from now on."""
+    def __init__(
+        self,
+        *,
+        placed_count: _builtins.int = ...,
+        dropped_count: _builtins.int = ...,
+        excluded_count: _builtins.int = ...,
+        mode: Global___PlacementIntakeMode.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped_count", b"dropped_count", "excluded_count", b"excluded_count", "mode", b"mode", "placed_count", b"placed_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmPlacementCandidatesResponse: _TypeAlias = ConfirmPlacementCandidatesResponse  # noqa: Y015

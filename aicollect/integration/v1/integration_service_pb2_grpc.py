@@ -95,6 +95,26 @@ class IntegrationServiceStub:
                 request_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectRequest.SerializeToString,
                 response_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectResponse.FromString,
                 _registered_method=True)
+        self.ListPlacementCandidates = channel.unary_unary(
+                '/aicollect.integration.v1.IntegrationService/ListPlacementCandidates',
+                request_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ListPlacementCandidatesRequest.SerializeToString,
+                response_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ListPlacementCandidatesResponse.FromString,
+                _registered_method=True)
+        self.ExcludePlacementCandidate = channel.unary_unary(
+                '/aicollect.integration.v1.IntegrationService/ExcludePlacementCandidate',
+                request_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ExcludePlacementCandidateRequest.SerializeToString,
+                response_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ExcludePlacementCandidateResponse.FromString,
+                _registered_method=True)
+        self.IncludePlacementCandidate = channel.unary_unary(
+                '/aicollect.integration.v1.IntegrationService/IncludePlacementCandidate',
+                request_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.IncludePlacementCandidateRequest.SerializeToString,
+                response_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.IncludePlacementCandidateResponse.FromString,
+                _registered_method=True)
+        self.ConfirmPlacementCandidates = channel.unary_unary(
+                '/aicollect.integration.v1.IntegrationService/ConfirmPlacementCandidates',
+                request_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ConfirmPlacementCandidatesRequest.SerializeToString,
+                response_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ConfirmPlacementCandidatesResponse.FromString,
+                _registered_method=True)
 
 
 class IntegrationServiceServicer:
@@ -236,6 +256,55 @@ class IntegrationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPlacementCandidates(self, request, context):
+        """Placement candidates ("preview, then confirm"). After a connection's first backfill
+        the overdue invoices the placement rules select wait here as candidates: nothing is
+        placed and no outreach starts until the creditor confirms. Payments, voids and
+        deletes that arrive meanwhile update or drop candidates. Lists the tenant's
+        candidates (newest state, ordered by due date then invoice id), paged, with the
+        tenant's intake mode and per-currency totals of what is waiting. Fails with
+        FAILED_PRECONDITION (reason `CONNECTION_NOT_FOUND`) when the tenant is not connected.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExcludePlacementCandidate(self, request, context):
+        """Leaves one pending candidate out of the next confirmation (audited with actor and
+        reason). Excluding an excluded candidate changes nothing. Fails with NOT_FOUND
+        (reason `CANDIDATE_NOT_FOUND`) for an invoice that is not a candidate of this
+        tenant, and FAILED_PRECONDITION (reason `CANDIDATE_NOT_PENDING`) for one that was
+        dropped, confirmed or is being confirmed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IncludePlacementCandidate(self, request, context):
+        """Puts an excluded candidate back among the pending ones (audited). Including a
+        pending candidate changes nothing; errors as for ExcludePlacementCandidate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmPlacementCandidates(self, request, context):
+        """Confirms the pending candidates: each invoice is read again from the platform right
+        before it is placed (within the company's request budget); one that is now paid,
+        voided, deleted or no longer selected by the rules is dropped instead, the others
+        become placements with intake channel `accounting_sync` and outreach begins.
+        Excluded candidates stay excluded. Optionally sets what happens next
+        (`future_mode`). Audited. Fails with FAILED_PRECONDITION: reason
+        `BACKFILL_NOT_FINISHED` while the first backfill is still running, reason
+        `NOTHING_TO_CONFIRM` when the first confirmation was made and nothing is pending
+        (a repeated confirmation changes nothing), `CONNECTION_NOT_FOUND` /
+        `INTEGRATION_DISABLED` as SyncNow; ABORTED (reason `CONFIRMATION_RUNNING`) while
+        another confirmation of the tenant runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntegrationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -288,6 +357,26 @@ def add_IntegrationServiceServicer_to_server(servicer, server):
                     servicer.ReportProviderDisconnect,
                     request_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectRequest.FromString,
                     response_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectResponse.SerializeToString,
+            ),
+            'ListPlacementCandidates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlacementCandidates,
+                    request_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ListPlacementCandidatesRequest.FromString,
+                    response_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ListPlacementCandidatesResponse.SerializeToString,
+            ),
+            'ExcludePlacementCandidate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExcludePlacementCandidate,
+                    request_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ExcludePlacementCandidateRequest.FromString,
+                    response_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ExcludePlacementCandidateResponse.SerializeToString,
+            ),
+            'IncludePlacementCandidate': grpc.unary_unary_rpc_method_handler(
+                    servicer.IncludePlacementCandidate,
+                    request_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.IncludePlacementCandidateRequest.FromString,
+                    response_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.IncludePlacementCandidateResponse.SerializeToString,
+            ),
+            'ConfirmPlacementCandidates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmPlacementCandidates,
+                    request_deserializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ConfirmPlacementCandidatesRequest.FromString,
+                    response_serializer=aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ConfirmPlacementCandidatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -571,6 +660,114 @@ class IntegrationService:
             '/aicollect.integration.v1.IntegrationService/ReportProviderDisconnect',
             aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectRequest.SerializeToString,
             aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ReportProviderDisconnectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlacementCandidates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.integration.v1.IntegrationService/ListPlacementCandidates',
+            aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ListPlacementCandidatesRequest.SerializeToString,
+            aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ListPlacementCandidatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExcludePlacementCandidate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.integration.v1.IntegrationService/ExcludePlacementCandidate',
+            aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ExcludePlacementCandidateRequest.SerializeToString,
+            aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ExcludePlacementCandidateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IncludePlacementCandidate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.integration.v1.IntegrationService/IncludePlacementCandidate',
+            aicollect_dot_integration_dot_v1_dot_integration__service__pb2.IncludePlacementCandidateRequest.SerializeToString,
+            aicollect_dot_integration_dot_v1_dot_integration__service__pb2.IncludePlacementCandidateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmPlacementCandidates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.integration.v1.IntegrationService/ConfirmPlacementCandidates',
+            aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ConfirmPlacementCandidatesRequest.SerializeToString,
+            aicollect_dot_integration_dot_v1_dot_integration__service__pb2.ConfirmPlacementCandidatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

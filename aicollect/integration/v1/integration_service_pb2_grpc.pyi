@@ -129,6 +129,39 @@ class IntegrationServiceStub:
     trail remain, no token is revealed. Expected outcomes are not gRPC errors: the reply
     says what happened and carries the dashboard URL to redirect the browser to.
     """
+    ListPlacementCandidates: _grpc.UnaryUnaryMultiCallable[_integration_service_pb2.ListPlacementCandidatesRequest, _integration_service_pb2.ListPlacementCandidatesResponse]
+    """Placement candidates ("preview, then confirm"). After a connection's first backfill
+    the overdue invoices the placement rules select wait here as candidates: nothing is
+    placed and no outreach starts until the creditor confirms. Payments, voids and
+    deletes that arrive meanwhile update or drop candidates. Lists the tenant's
+    candidates (newest state, ordered by due date then invoice id), paged, with the
+    tenant's intake mode and per-currency totals of what is waiting. Fails with
+    FAILED_PRECONDITION (reason `CONNECTION_NOT_FOUND`) when the tenant is not connected.
+    """
+    ExcludePlacementCandidate: _grpc.UnaryUnaryMultiCallable[_integration_service_pb2.ExcludePlacementCandidateRequest, _integration_service_pb2.ExcludePlacementCandidateResponse]
+    """Leaves one pending candidate out of the next confirmation (audited with actor and
+    reason). Excluding an excluded candidate changes nothing. Fails with NOT_FOUND
+    (reason `CANDIDATE_NOT_FOUND`) for an invoice that is not a candidate of this
+    tenant, and FAILED_PRECONDITION (reason `CANDIDATE_NOT_PENDING`) for one that was
+    dropped, confirmed or is being confirmed.
+    """
+    IncludePlacementCandidate: _grpc.UnaryUnaryMultiCallable[_integration_service_pb2.IncludePlacementCandidateRequest, _integration_service_pb2.IncludePlacementCandidateResponse]
+    """Puts an excluded candidate back among the pending ones (audited). Including a
+    pending candidate changes nothing; errors as for ExcludePlacementCandidate.
+    """
+    ConfirmPlacementCandidates: _grpc.UnaryUnaryMultiCallable[_integration_service_pb2.ConfirmPlacementCandidatesRequest, _integration_service_pb2.ConfirmPlacementCandidatesResponse]
+    """Confirms the pending candidates: each invoice is read again from the platform right
+    before it is placed (within the company's request budget); one that is now paid,
+    voided, deleted or no longer selected by the rules is dropped instead, the others
+    become placements with intake channel `accounting_sync` and outreach begins.
+    Excluded candidates stay excluded. Optionally sets what happens next
+    (`future_mode`). Audited. Fails with FAILED_PRECONDITION: reason
+    `BACKFILL_NOT_FINISHED` while the first backfill is still running, reason
+    `NOTHING_TO_CONFIRM` when the first confirmation was made and nothing is pending
+    (a repeated confirmation changes nothing), `CONNECTION_NOT_FOUND` /
+    `INTEGRATION_DISABLED` as SyncNow; ABORTED (reason `CONFIRMATION_RUNNING`) while
+    another confirmation of the tenant runs.
+    """
 
 @_typing.type_check_only
 class IntegrationServiceAsyncStub(IntegrationServiceStub):
@@ -230,6 +263,39 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
     connection per minute). Nothing else changes: placements, outreach and the audit
     trail remain, no token is revealed. Expected outcomes are not gRPC errors: the reply
     says what happened and carries the dashboard URL to redirect the browser to.
+    """
+    ListPlacementCandidates: _aio.UnaryUnaryMultiCallable[_integration_service_pb2.ListPlacementCandidatesRequest, _integration_service_pb2.ListPlacementCandidatesResponse]  # type: ignore[assignment]
+    """Placement candidates ("preview, then confirm"). After a connection's first backfill
+    the overdue invoices the placement rules select wait here as candidates: nothing is
+    placed and no outreach starts until the creditor confirms. Payments, voids and
+    deletes that arrive meanwhile update or drop candidates. Lists the tenant's
+    candidates (newest state, ordered by due date then invoice id), paged, with the
+    tenant's intake mode and per-currency totals of what is waiting. Fails with
+    FAILED_PRECONDITION (reason `CONNECTION_NOT_FOUND`) when the tenant is not connected.
+    """
+    ExcludePlacementCandidate: _aio.UnaryUnaryMultiCallable[_integration_service_pb2.ExcludePlacementCandidateRequest, _integration_service_pb2.ExcludePlacementCandidateResponse]  # type: ignore[assignment]
+    """Leaves one pending candidate out of the next confirmation (audited with actor and
+    reason). Excluding an excluded candidate changes nothing. Fails with NOT_FOUND
+    (reason `CANDIDATE_NOT_FOUND`) for an invoice that is not a candidate of this
+    tenant, and FAILED_PRECONDITION (reason `CANDIDATE_NOT_PENDING`) for one that was
+    dropped, confirmed or is being confirmed.
+    """
+    IncludePlacementCandidate: _aio.UnaryUnaryMultiCallable[_integration_service_pb2.IncludePlacementCandidateRequest, _integration_service_pb2.IncludePlacementCandidateResponse]  # type: ignore[assignment]
+    """Puts an excluded candidate back among the pending ones (audited). Including a
+    pending candidate changes nothing; errors as for ExcludePlacementCandidate.
+    """
+    ConfirmPlacementCandidates: _aio.UnaryUnaryMultiCallable[_integration_service_pb2.ConfirmPlacementCandidatesRequest, _integration_service_pb2.ConfirmPlacementCandidatesResponse]  # type: ignore[assignment]
+    """Confirms the pending candidates: each invoice is read again from the platform right
+    before it is placed (within the company's request budget); one that is now paid,
+    voided, deleted or no longer selected by the rules is dropped instead, the others
+    become placements with intake channel `accounting_sync` and outreach begins.
+    Excluded candidates stay excluded. Optionally sets what happens next
+    (`future_mode`). Audited. Fails with FAILED_PRECONDITION: reason
+    `BACKFILL_NOT_FINISHED` while the first backfill is still running, reason
+    `NOTHING_TO_CONFIRM` when the first confirmation was made and nothing is pending
+    (a repeated confirmation changes nothing), `CONNECTION_NOT_FOUND` /
+    `INTEGRATION_DISABLED` as SyncNow; ABORTED (reason `CONFIRMATION_RUNNING`) while
+    another confirmation of the tenant runs.
     """
 
 class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -389,6 +455,63 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
         connection per minute). Nothing else changes: placements, outreach and the audit
         trail remain, no token is revealed. Expected outcomes are not gRPC errors: the reply
         says what happened and carries the dashboard URL to redirect the browser to.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPlacementCandidates(
+        self,
+        request: _integration_service_pb2.ListPlacementCandidatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_service_pb2.ListPlacementCandidatesResponse, _abc.Awaitable[_integration_service_pb2.ListPlacementCandidatesResponse]]:
+        """Placement candidates ("preview, then confirm"). After a connection's first backfill
+        the overdue invoices the placement rules select wait here as candidates: nothing is
+        placed and no outreach starts until the creditor confirms. Payments, voids and
+        deletes that arrive meanwhile update or drop candidates. Lists the tenant's
+        candidates (newest state, ordered by due date then invoice id), paged, with the
+        tenant's intake mode and per-currency totals of what is waiting. Fails with
+        FAILED_PRECONDITION (reason `CONNECTION_NOT_FOUND`) when the tenant is not connected.
+        """
+
+    @_abc_1.abstractmethod
+    def ExcludePlacementCandidate(
+        self,
+        request: _integration_service_pb2.ExcludePlacementCandidateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_service_pb2.ExcludePlacementCandidateResponse, _abc.Awaitable[_integration_service_pb2.ExcludePlacementCandidateResponse]]:
+        """Leaves one pending candidate out of the next confirmation (audited with actor and
+        reason). Excluding an excluded candidate changes nothing. Fails with NOT_FOUND
+        (reason `CANDIDATE_NOT_FOUND`) for an invoice that is not a candidate of this
+        tenant, and FAILED_PRECONDITION (reason `CANDIDATE_NOT_PENDING`) for one that was
+        dropped, confirmed or is being confirmed.
+        """
+
+    @_abc_1.abstractmethod
+    def IncludePlacementCandidate(
+        self,
+        request: _integration_service_pb2.IncludePlacementCandidateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_service_pb2.IncludePlacementCandidateResponse, _abc.Awaitable[_integration_service_pb2.IncludePlacementCandidateResponse]]:
+        """Puts an excluded candidate back among the pending ones (audited). Including a
+        pending candidate changes nothing; errors as for ExcludePlacementCandidate.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmPlacementCandidates(
+        self,
+        request: _integration_service_pb2.ConfirmPlacementCandidatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_service_pb2.ConfirmPlacementCandidatesResponse, _abc.Awaitable[_integration_service_pb2.ConfirmPlacementCandidatesResponse]]:
+        """Confirms the pending candidates: each invoice is read again from the platform right
+        before it is placed (within the company's request budget); one that is now paid,
+        voided, deleted or no longer selected by the rules is dropped instead, the others
+        become placements with intake channel `accounting_sync` and outreach begins.
+        Excluded candidates stay excluded. Optionally sets what happens next
+        (`future_mode`). Audited. Fails with FAILED_PRECONDITION: reason
+        `BACKFILL_NOT_FINISHED` while the first backfill is still running, reason
+        `NOTHING_TO_CONFIRM` when the first confirmation was made and nothing is pending
+        (a repeated confirmation changes nothing), `CONNECTION_NOT_FOUND` /
+        `INTEGRATION_DISABLED` as SyncNow; ABORTED (reason `CONFIRMATION_RUNNING`) while
+        another confirmation of the tenant runs.
         """
 
 def add_IntegrationServiceServicer_to_server(servicer: IntegrationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -38,15 +38,16 @@ from typing import Any, TypeVar
 
 import grpc
 from sqlalchemy import or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aicollect.errors import Unavailable
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice
 from services.integration.providers.base import AccountingFacts, EntityReader, InvoiceFacts
-from services.integration.sync import state
+from services.integration.sync import candidates, state
 from services.integration.sync.context import SyncDeps
-from services.integration.sync.rules import PlacementRules, get_rules
+from services.integration.sync.rules import PlacementRules, get_rules, placeable
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class ApplyStats:
     payment_decisions: int = 0
     contacts_refreshed: int = 0
     skipped: int = 0
+    candidates_staged: int = 0
+    candidates_updated: int = 0
 
     def add(self, other: ApplyStats) -> None:
         for name in self.__dataclass_fields__:
@@ -106,11 +109,13 @@ class SyncContext:
         source: str,
         source_event_id: str = "",
         reader: EntityReader,
+        rules_version: int = 0,
     ) -> None:
         self.deps = deps
         self.tenant_id = tenant_id
         self.realm_id = realm_id
         self.rules = rules
+        self.rules_version = rules_version  # recorded with the candidates it selects
         self.today = today
         self.source = SOURCES[source]
         self.source_event_id = source_event_id
@@ -119,6 +124,16 @@ class SyncContext:
         # A backfill run's id (``backfill:<run>``), recorded with what it places first.
         self.run_id = source_event_id.removeprefix("backfill:") if source == "backfill" else ""
         self._customers: OrderedDict[str, mpb.DebtorContact | None] = OrderedDict()
+        self._intake_mode: str | None = None
+
+    async def intake_mode(self) -> str:
+        """The tenant's intake mode (``candidates.PREVIEW`` ...), read once per context."""
+        if self._intake_mode is None:
+            async with self.deps.sessions() as session:
+                self._intake_mode = await candidates.intake_mode(
+                    session, self.tenant_id, self.deps.platform.name
+                )
+        return self._intake_mode
 
     @classmethod
     async def open(
@@ -145,6 +160,7 @@ class SyncContext:
             tenant_id,
             realm_id,
             rules=stored.rules,
+            rules_version=stored.version,
             today=clock.today(),
             source=source,
             source_event_id=source_event_id,
@@ -321,22 +337,31 @@ class SyncContext:
         the matcher now has). One statement for the whole batch (arrays, ``unnest``)."""
         if not rows:
             return
+        async with self.deps.sessions.begin() as session:
+            await self.record_placed_in(session, rows)
+
+    async def record_placed_in(
+        self, session: AsyncSession, rows: Sequence[tuple[str, str, str, str]]
+    ) -> None:
+        """``record_placed`` inside the caller's transaction (a confirmation records the
+        placements and marks its candidates confirmed in one)."""
+        if not rows:
+            return
         invoice_ids, customer_ids, placement_ids, tokens = (
             list(c) for c in zip(*rows, strict=True)
         )
-        async with self.deps.sessions.begin() as session:
-            await session.execute(
-                _RECORD_PLACED,
-                {
-                    "tenant": self.tenant_id,
-                    "realm": self.realm_id,
-                    "run": self.run_id,
-                    "invoices": invoice_ids,
-                    "customers": customer_ids,
-                    "placements": placement_ids,
-                    "tokens": tokens,
-                },
-            )
+        await session.execute(
+            _RECORD_PLACED,
+            {
+                "tenant": self.tenant_id,
+                "realm": self.realm_id,
+                "run": self.run_id,
+                "invoices": invoice_ids,
+                "customers": customer_ids,
+                "placements": placement_ids,
+                "tokens": tokens,
+            },
+        )
 
 
 _RECORD_PLACED = text(
@@ -395,11 +420,6 @@ async def _bounded(items: Sequence[T], work: Callable[[T], Awaitable[int]]) -> l
 # -- invoices ------------------------------------------------------------------------------
 
 
-def _placeable(facts: InvoiceFacts) -> bool:
-    """What the matcher requires of a new placement (checked here so a batch never fails)."""
-    return bool(facts.invoice_id and facts.customer_id and facts.due_date and facts.balance > 0)
-
-
 async def apply_invoices(
     ctx: SyncContext,
     invoices: Sequence[Json],
@@ -409,24 +429,56 @@ async def apply_invoices(
 ) -> ApplyStats:
     """Invoices as now known (deleted stubs too). ``only_placeable`` (the backfill, whose
     query returns only candidates) skips the ones the rules leave out instead of sending
-    their state to the matcher. ``facts``: the invoices' facts when already computed."""
+    their state to the matcher. ``facts``: the invoices' facts when already computed.
+
+    Invoices that are placement candidates (not yet confirmed) update their candidates
+    and never reach the matcher; newly selected invoices are staged as candidates unless
+    the tenant's intake mode is ``automatic`` (``sync.candidates``)."""
     stats = ApplyStats(invoices_seen=len(invoices))
+    known_all: list[tuple[Json, InvoiceFacts | None]] = [
+        (
+            invoice,
+            None
+            if ctx.facts.is_deleted(invoice)
+            else facts[n]
+            if facts is not None
+            else ctx.facts.invoice_facts(invoice),
+        )
+        for n, invoice in enumerate(invoices)
+    ]
+    staged = await candidates.open_candidates(
+        ctx, [ctx.facts.entity_id(invoice) for invoice, _ in known_all]
+    )
+    if staged:
+        mine = [(i, f) for i, f in known_all if ctx.facts.entity_id(i) in staged]
+        changed, placed_meanwhile = await candidates.update_from_sync(ctx, mine)
+        stats.candidates_updated += changed
+        back = {ctx.facts.entity_id(i) for i in placed_meanwhile}
+        known_all = [
+            (i, f)
+            for i, f in known_all
+            if ctx.facts.entity_id(i) not in staged or ctx.facts.entity_id(i) in back
+        ]
     to_place: list[tuple[Json, InvoiceFacts]] = []
     to_apply: list[mpb.QboInvoice] = []
     open_others: list[tuple[Json, InvoiceFacts]] = []
-    for n, invoice in enumerate(invoices):
-        if ctx.facts.is_deleted(invoice):
+    for invoice, known in known_all:
+        if known is None:
             to_apply.append(ctx.facts.invoice(invoice))
-            continue
-        known = facts[n] if facts is not None else ctx.facts.invoice_facts(invoice)
-        if ctx.rules.places(known, ctx.today) and _placeable(known):
+        elif ctx.rules.places(known, ctx.today) and placeable(known):
             to_place.append((invoice, known))
         elif only_placeable:
             continue
-        elif _placeable(known) and not known.voided:
+        elif placeable(known) and not known.voided:
             open_others.append((invoice, known))
         else:
             to_apply.append(ctx.facts.invoice(invoice))
+    if to_place and await ctx.intake_mode() != candidates.AUTOMATIC:
+        # Waiting for the creditor's confirmation: what is not placed yet is staged.
+        placed = await ctx.placed(invoice_ids=[f.invoice_id for _, f in to_place])
+        fresh = [(i, f) for i, f in to_place if f.invoice_id not in placed]
+        to_place = [(i, f) for i, f in to_place if f.invoice_id in placed]
+        stats.candidates_staged += await candidates.stage(ctx, fresh)
     if open_others:
         # Still owed but no longer placeable under the rules (not yet due again, below a
         # minimum): an existing placement still gets its invoice fields and amounts.
@@ -507,7 +559,7 @@ async def apply_customers(ctx: SyncContext, customers: Sequence[Json]) -> ApplyS
     open_invoices = []
     for invoice in found.values():
         facts = ctx.facts.invoice_facts(invoice)
-        if _placeable(facts) and not facts.voided:
+        if placeable(facts) and not facts.voided:
             open_invoices.append((invoice, facts))
     if open_invoices:
         placed_stats = await _place(ctx, open_invoices)
@@ -520,13 +572,27 @@ async def apply_customers(ctx: SyncContext, customers: Sequence[Json]) -> ApplyS
 
 
 async def apply_payments(ctx: SyncContext, payments: Sequence[Json]) -> ApplyStats:
+    """Each payment goes to the matcher (it keeps every payment it is told of, placed or
+    not, so a later edit is a difference); the invoices it pays that are still
+    placement candidates are read again, so the candidates get the new balance."""
     stats = ApplyStats()
+    linked: list[str] = []
     for payment in payments:
         decided = await ctx.apply_payment_state(ctx.facts.payment(payment))
         if decided < 0:
             stats.skipped += 1
         else:
             stats.payment_decisions += decided
+        if not ctx.facts.is_deleted(payment):
+            linked.extend(ctx.facts.linked_invoice_ids(payment))
+    staged = await candidates.open_candidates(ctx, list(dict.fromkeys(linked)))
+    if staged:
+        found = await ctx.reader.by_ids("Invoice", sorted(staged))
+        stats.add(
+            await apply_invoices(
+                ctx, [found.get(i) or {"Id": i, "status": "Deleted"} for i in sorted(staged)]
+            )
+        )
     return stats
 
 

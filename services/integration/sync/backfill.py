@@ -157,12 +157,14 @@ async def run_backfill(
     ):
         raise BackfillSuperseded(run_id)
     async with deps.sessions() as session:
-        rules = (await get_rules(session, tenant_id)).rules
+        stored = await get_rules(session, tenant_id)
+    rules = stored.rules
     ctx = apply.SyncContext(
         deps,
         tenant_id,
         realm_id,
         rules=rules,
+        rules_version=stored.version,
         today=today,
         source="backfill",
         source_event_id=f"backfill:{run_id}",

@@ -178,7 +178,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
     """One CDC poll of the realm; the caller holds its CDC lock. None without a mark."""
     async with deps.sessions() as session:
         row = await state.load(session, tenant_id, realm_id)
-        rules = (await get_rules(session, tenant_id)).rules
+        stored = await get_rules(session, tenant_id)
     if row is None or row.cdc_high_water is None:
         return None
     # A request made from here on asks for another poll after this one.
@@ -192,7 +192,8 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
         deps,
         tenant_id,
         realm_id,
-        rules=rules,
+        rules=stored.rules,
+        rules_version=stored.version,
         today=clock.today() if clock else mark.date(),
         source="cdc",
         source_event_id=f"cdc:{uuid.uuid4().hex}",

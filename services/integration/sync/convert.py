@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.rpc.convert import timestamp
 from aicollect.type.v1.money_pb2 import Money
-from services.integration.sync import state
+from services.integration.sync import candidates, state
+from services.integration.sync.candidates import CandidatePage, CandidateView, DropReason
 from services.integration.sync.preview import PreviewPage
 from services.integration.sync.rules import Exclusion, StoredRules
 from services.integration.sync.service import FULL, INCREMENTAL, BackfillView
@@ -27,6 +30,78 @@ EXCLUSIONS = {
 }
 
 
+MODES = {
+    candidates.PREVIEW: pb.PLACEMENT_INTAKE_MODE_PREVIEW,
+    candidates.AUTOMATIC: pb.PLACEMENT_INTAKE_MODE_AUTOMATIC,
+    candidates.CONFIRM_EACH_TIME: pb.PLACEMENT_INTAKE_MODE_CONFIRM_EACH_TIME,
+}
+MODE_NAMES = {v: k for k, v in MODES.items()}
+CANDIDATE_STATUSES = {
+    candidates.PENDING: pb.CANDIDATE_STATUS_PENDING,
+    candidates.EXCLUDED: pb.CANDIDATE_STATUS_EXCLUDED,
+    candidates.CONFIRMING: pb.CANDIDATE_STATUS_CONFIRMING,
+    candidates.CONFIRMED: pb.CANDIDATE_STATUS_CONFIRMED,
+    candidates.DROPPED: pb.CANDIDATE_STATUS_DROPPED,
+}
+STATUS_NAMES = {v: k for k, v in CANDIDATE_STATUSES.items()}
+DROP_REASONS = {
+    DropReason.PAID: pb.CANDIDATE_DROP_REASON_PAID,
+    DropReason.VOIDED: pb.CANDIDATE_DROP_REASON_VOIDED,
+    DropReason.DELETED: pb.CANDIDATE_DROP_REASON_DELETED,
+    DropReason.NO_LONGER_SELECTED: pb.CANDIDATE_DROP_REASON_NO_LONGER_SELECTED,
+}
+
+
+def future_mode(value: pb.PlacementIntakeMode.ValueType) -> str:
+    """A request's future mode: "" (keep), or a mode name (PREVIEW is refused later)."""
+    return MODE_NAMES.get(value, "")
+
+
+def candidate_statuses(values: Iterable[pb.CandidateStatus.ValueType]) -> list[str]:
+    return [STATUS_NAMES[v] for v in values if v in STATUS_NAMES]
+
+
+def candidate_pb(c: CandidateView) -> pb.StagedCandidate:
+    return pb.StagedCandidate(
+        invoice_id=c.invoice_id,
+        doc_number=c.doc_number,
+        customer_id=c.customer_id,
+        customer_display_name=c.customer_name,
+        balance=Money(currency_code=c.currency, minor_units=c.balance),
+        total_amount=Money(currency_code=c.currency, minor_units=c.total),
+        due_date=c.due_date.isoformat(),
+        days_past_due=c.days_past_due,
+        rules_version=c.rules_version,
+        status=CANDIDATE_STATUSES[c.status],
+        drop_reason=DROP_REASONS[DropReason(c.drop_reason)]
+        if c.drop_reason
+        else pb.CANDIDATE_DROP_REASON_UNSPECIFIED,
+        status_actor=c.status_actor,
+        status_reason=c.status_reason,
+        placement_id=c.placement_id,
+        stage_time=timestamp(c.created_at),
+        update_time=timestamp(c.updated_at),
+    )
+
+
+def candidates_reply(page: CandidatePage) -> pb.ListPlacementCandidatesResponse:
+    return pb.ListPlacementCandidatesResponse(
+        candidates=[candidate_pb(c) for c in page.candidates],
+        next_page_token=page.next_page_token,
+        mode=MODES[page.mode],
+        totals=[
+            pb.CandidateTotal(
+                currency_code=t.currency,
+                pending_count=t.pending,
+                pending_balance_minor_units=t.pending_balance,
+                excluded_count=t.excluded,
+            )
+            for t in page.totals
+        ],
+        company_date=page.company_date.isoformat(),
+    )
+
+
 def sync_mode(mode: pb.SyncMode.ValueType) -> str:
     return INCREMENTAL if mode == pb.SYNC_MODE_INCREMENTAL else FULL
 
@@ -36,6 +111,7 @@ def backfill_pb(view: BackfillView) -> pb.BackfillProgress:
         phase=PHASES.get(view.phase, pb.BACKFILL_PHASE_UNSPECIFIED),
         invoices_seen=view.invoices_seen,
         placements_created=view.placements_created,
+        candidates_staged=view.candidates_staged,
         start_time=timestamp(view.start_time),
         finish_time=timestamp(view.finish_time),
         last_error=view.last_error,

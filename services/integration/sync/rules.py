@@ -147,6 +147,12 @@ class PlacementRules:
 DEFAULT_RULES = PlacementRules()
 
 
+def placeable(facts: InvoiceFacts) -> bool:
+    """What the matcher requires of a new placement (checked before a batch is sent, so
+    one incomplete invoice never fails the others)."""
+    return bool(facts.invoice_id and facts.customer_id and facts.due_date and facts.balance > 0)
+
+
 def _customer_ids(values: Sequence[str], name: str) -> tuple[str, ...]:
     if len(values) > MAX_CUSTOMER_IDS:
         raise InvalidArgument(f"{name} holds more than {MAX_CUSTOMER_IDS} customer ids", field=name)

@@ -3,7 +3,7 @@ connected realm of a tenant."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from aicollect.errors import FailedPrecondition
@@ -11,7 +11,7 @@ from aicollect.provider import Provider
 from services.integration import admin
 from services.integration.models import Connection, SyncState
 from services.integration.states import CONNECTED, NEEDS_REAUTHORIZATION
-from services.integration.sync import state
+from services.integration.sync import candidates, state
 from services.integration.sync.context import SyncDeps
 from services.integration.tokens import (
     REAUTH_DETAIL,
@@ -32,6 +32,7 @@ class BackfillView:
     phase: str
     invoices_seen: int = 0
     placements_created: int = 0
+    candidates_staged: int = 0
     start_time: datetime | None = None
     finish_time: datetime | None = None
     last_error: str = ""
@@ -69,7 +70,12 @@ async def progress(deps: SyncDeps, tenant_id: str, realm_id: str) -> SyncView:
     if not realm_id:
         return view_of(None)
     async with deps.sessions() as session:
-        return view_of(await state.load(session, tenant_id, realm_id))
+        row = await state.load(session, tenant_id, realm_id)
+    view = view_of(row)
+    if row is None:
+        return view
+    staged = await candidates.staged_by(deps, tenant_id, realm_id, row.backfill_run_id)
+    return replace(view, backfill=replace(view.backfill, candidates_staged=staged))
 
 
 async def connected_realm(deps: SyncDeps, tenant_id: str, provider: Provider = Provider.QBO) -> str:
