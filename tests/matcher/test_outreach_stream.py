@@ -126,8 +126,10 @@ async def test_reconnecting_consumer_sees_every_event_once_under_concurrent_writ
     writers = asyncio.gather(
         *(matcher.pay(qbo_payment(f"p{i}", [(str(100 + i), 1_000)])) for i in range(30))
     )
-    first = await matcher.read_stream(7)  # hangs up after 7, while writers keep committing
-    rest = await matcher.read_stream(23, cursor=first[-1].cursor)
+    # Hangs up after 7, while writers keep committing. What is checked is exactly once, not
+    # speed: 30 concurrent decisions may take a while on a loaded machine.
+    first = await matcher.read_stream(7, within=60)
+    rest = await matcher.read_stream(23, cursor=first[-1].cursor, within=60)
     await writers
 
     received = [e.placement_id for e in first + rest]
