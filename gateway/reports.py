@@ -11,29 +11,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 from aiohttp import web
-from google.protobuf import json_format
-from google.protobuf.message import Message
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
 from aicollect.report_csv import report_csv
 from gateway.errors import error_response, problem
 from gateway.keys import BACKENDS, REQUEST_ID
-from gateway.routes import RPC_TIMEOUT_S, _authenticate, _trace
+from gateway.routes import RPC_TIMEOUT_S, _authenticate, _trace, proto_json
 
 BASE = "/v1/reconciliation-reports"
 _DAY = r"{day:\d{4}-\d{2}-\d{2}}"
-
-
-def proto_json(message: Message) -> dict[str, Any]:
-    """Proto3 JSON (field names as in the .proto) with zero values present."""
-    return json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
 
 
 def _stub(request: web.Request) -> pb_grpc.MatchingServiceAsyncStub:

@@ -64,8 +64,9 @@ def _json(message: Any) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def _full_json(message: Any) -> dict[str, Any]:
-    """Proto3 JSON with every field present, zero values included (the candidate routes)."""
+def proto_json(message: Any) -> dict[str, Any]:
+    """Proto3 JSON (field names as in the .proto) with zero values present: what every
+    dashboard route answers."""
     return json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
@@ -257,7 +258,7 @@ async def candidates(request: web.Request, provider: Provider) -> web.Response:
         )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
-    return web.json_response(_full_json(reply), headers={"Cache-Control": "no-store"})
+    return web.json_response(proto_json(reply), headers={"Cache-Control": "no-store"})
 
 
 async def _exclude_or_include(
@@ -297,7 +298,7 @@ async def _exclude_or_include(
             )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
-    return web.json_response(_full_json(reply))
+    return web.json_response(proto_json(reply))
 
 
 async def exclude_candidate(request: web.Request, provider: Provider) -> web.Response:
@@ -344,7 +345,7 @@ async def confirm_candidates(request: web.Request, provider: Provider) -> web.Re
         )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
-    return web.json_response(_full_json(reply))
+    return web.json_response(proto_json(reply))
 
 
 async def callback(request: web.Request, provider: Provider) -> web.StreamResponse:
