@@ -156,18 +156,23 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
     linked_payments = [t.txn_id for t in invoice.linked if t.txn_type is LinkType.PAYMENT]
     others = [t for t in invoice.linked if t.txn_type is not LinkType.PAYMENT]
 
-    # Payments we applied that this invoice version predates are not in its balance yet.
-    def newer(app: Application) -> bool:
+    def order(app: Application) -> int:
+        """-1, 0 or 1: the payment version we hold is older than this invoice version, of
+        the same second (or either time unknown), or newer."""
         times = ledger.payment_times.get(app.qbo_payment_id)
         when = times.updated if times is not None else None
-        return when is not None and invoice.last_updated is not None and when > invoice.last_updated
+        if when is None or invoice.last_updated is None or when == invoice.last_updated:
+            return 0
+        return 1 if when > invoice.last_updated else -1
+
+    # Payments we applied that this invoice version predates are not in its balance yet.
+    def newer(app: Application) -> bool:
+        return order(app) > 0
 
     # Payments whose version we hold is older than this invoice version: had they still
     # applied to the invoice, this version would link them.
     def older(app: Application) -> bool:
-        times = ledger.payment_times.get(app.qbo_payment_id)
-        when = times.updated if times is not None else None
-        return when is not None and invoice.last_updated is not None and when < invoice.last_updated
+        return order(app) < 0
 
     not_linked = [
         a for a in apps if a.qbo_payment_id not in linked_payments and a.reflected_minor_units > 0
