@@ -352,3 +352,43 @@ def test_reads_at_any_moments_then_a_poll_converge() -> None:
             ends.setdefault(_read_in_order(ordered), []).append(ordered)
     allowed = {(Status.ACTIVE.value, 45_000), (Status.NEEDS_REVIEW.value, 45_000)}
     assert set(ends) <= allowed, {k: (len(v), v[0]) for k, v in ends.items()}
+
+
+def test_an_invoice_cleared_by_two_unread_credits_closes_in_every_order() -> None:
+    """Found by a 20,000-example run: the invoice (balance zero, linking credits b and c)
+    read before them was taken for money paid out of band; reading c corrected only the
+    payer, and b, not named as the resolver, was never checked. No money was paid: closed,
+    whatever the order (an out-of-band resolution would bill a fee on money never paid)."""
+    credits = {"b": 17_500, "c": 34_500}
+
+    def credit(pid: str) -> PaymentIn:
+        amount = credits[pid]
+        when = START + timedelta(seconds=1)
+        lines = (
+            PaymentLineIn("i1", LinkType.INVOICE, amount),
+            PaymentLineIn(f"m{pid}", LinkType.CREDIT_MEMO, amount),
+        )
+        return PaymentIn(pid, "0", EntityState.ACTIVE, "USD", 0, 0, "c1", lines, when, when)
+
+    cleared = InvoiceIn(
+        "i1",
+        "2",
+        EntityState.ACTIVE,
+        "USD",
+        52_000,
+        0,
+        "i1",
+        None,
+        "c1",
+        START + timedelta(seconds=1),
+        (LinkedTxnIn("b", LinkType.PAYMENT), LinkedTxnIn("c", LinkType.PAYMENT)),
+    )
+    for order in (["inv", "b", "c"], ["inv", "c", "b"], ["b", "inv", "c"], ["b", "c", "inv"]):
+        books = Books()
+        books.place(placement("i1", 52_000))
+        for fact in order:
+            if fact == "inv":
+                books.invoice(cleared)
+            else:
+                books.pay(credit(fact))
+        assert books.state("p-i1") == (Status.CLOSED.value, 0), order

@@ -512,11 +512,10 @@ def _nothing_counted(
     p = ledger.placement
     invoice_id = p.qbo_invoice_id
     status = Status(p.status)
+    # Any payment the invoice showed before it was read, not only the last one named as
+    # the resolver: when several unread links cleared the balance, each may be a credit.
     credit_behind_resolution = (
-        reflected_already
-        and status is Status.RESOLVED_OUT_OF_BAND
-        and kind == KIND_CREDIT_MEMO
-        and p.resolving_qbo_payment_id == facts.id
+        reflected_already and status is Status.RESOLVED_OUT_OF_BAND and kind == KIND_CREDIT_MEMO
     )
     if credit_behind_resolution and p.oob_paid_minor_units > ctx.tolerance:
         # The invoice told us first; the payment shows the last part was a credit memo,
