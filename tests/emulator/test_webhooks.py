@@ -246,3 +246,16 @@ async def test_reorder_fault_swaps_queued_events(
     company.add_customer(display_name="B")
     await emulator.control("POST", "/webhooks/wait")
     assert [e["intuitentityid"] for e in _events(webhook_sink)] == ["2", "1"]
+
+
+def test_event_ids_stay_unique_when_the_dice_are_reset(emulator: Emulator) -> None:
+    """Clearing the faults reseeds the dice, so the same random bits come again; the
+    lifetime counter must still make every id new. It used to share bits with the UUID's
+    version field, so ids 4,096 apart repeated, and a receiver deduplicating by event id
+    (as ours does) acknowledged a real change and dropped it."""
+    hooks = emulator.state.webhooks
+    seen: set[str] = set()
+    for _ in range(3):
+        hooks.faults.reset()
+        seen.update(hooks.new_id() for _ in range(4096))
+    assert len(seen) == 3 * 4096
