@@ -28,13 +28,14 @@ from aicollect.db.settings_store import check_text
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.provider import Provider
 from aicollect.urls import with_query
-from services.integration import admin
+from services.integration import admin, shared_grants
 from services.integration.admin import IntegrationDisabled
 from services.integration.budget import Priority, RealmBudget
 from services.integration.models import AuditEvent, Connection, OAuthState, PendingRevocation
 from services.integration.providers import PlatformRegistry
 from services.integration.providers.base import (
     AccountingPlatform,
+    Company,
     FailureKind,
     InvalidGrant,
     OAuthError,
@@ -333,6 +334,11 @@ class ConnectionService:
                 "access_denied" if error == "access_denied" else "authorization_error",
                 tenant_id,
             )
+        if self._platform(provider.value).shared_grants:
+            # The callback names no company: the consent's own choice is asked for.
+            if not code or len(code) > MAX_PARAM:
+                return await self._fail(provider, "authorization_error", tenant_id)
+            return await shared_grants.complete(self, provider, tenant_id, code)
         if not realm_id:
             return await self._fail(provider, "missing_realm", tenant_id)
         if len(realm_id) > 64 or not realm_id.isalnum() or not code or len(code) > MAX_PARAM:
@@ -563,10 +569,27 @@ class ConnectionService:
             if row.state == DISCONNECTED:
                 return DisconnectOutcome(DISCONNECTED, row.disconnected_at, "not_needed")
             pending_id = None
-            if row.state == CONNECTED and row.refresh_token:
+            release: Company | None = None
+            grant_id = ""
+            if row.grant_id is not None:  # a grant other companies of ours may share
+                pending_id, release, grant_id = await shared_grants.disconnect_row(
+                    self, session, row
+                )
+            elif row.state == CONNECTED and row.refresh_token:
                 pending_id = self._queue_revocation(session, row)
             disconnected_at = _mark_disconnected(
                 session, row, "user", "disconnected from the dashboard", actor, reason
+            )
+        if release is not None:
+            # Other connections of ours use the grant: only this company's link goes.
+            problem = await shared_grants.release(self, provider.value, grant_id, release)
+            return DisconnectOutcome(
+                DISCONNECTED,
+                disconnected_at,
+                "not_needed",
+                problem
+                or f"{provider.label} disconnected this organisation; the authorization "
+                "stays for the other organisations that use it",
             )
         if pending_id is None:
             return DisconnectOutcome(DISCONNECTED, disconnected_at, "not_needed")

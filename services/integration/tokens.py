@@ -16,9 +16,9 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -27,6 +27,7 @@ from aicollect.crypto import DecryptError, TokenCipher
 from aicollect.db.locks import AdvisoryLock
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.metrics import IntegrationMetrics
+from aicollect.provider import Provider
 from services.integration import admin
 from services.integration.budget import Priority, RealmBudget
 from services.integration.models import AuditEvent, Connection
@@ -39,6 +40,9 @@ from services.integration.providers.base import (
     TokenSet,
 )
 from services.integration.states import CONNECTED, NEEDS_REAUTHORIZATION
+
+if TYPE_CHECKING:
+    from services.integration.grants import GrantTokens
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +149,10 @@ class AccessToken:
     realm_id: str
     token: str
     generation: int
+    # Set when the token is a grant shared by several companies (``grants``): its
+    # generation is the grant's, and a refresh is the grant's.
+    grant_id: str | None = None
+    provider: str = ""
 
 
 class TokenManager:
@@ -158,8 +166,10 @@ class TokenManager:
         oauth: AccountingPlatform,
         *,
         metrics: IntegrationMetrics | None = None,
+        grants: GrantTokens | None = None,
     ) -> None:
         self._metrics = metrics or IntegrationMetrics()
+        self.grants = grants  # shared grants (Xero): stored once, refreshed once
         self._engine = engine
         self._sessions = sessions
         self._cipher = cipher
@@ -174,12 +184,17 @@ class TokenManager:
                 raise NotFound(
                     "this tenant has no QuickBooks connection", reason="CONNECTION_NOT_FOUND"
                 )
-            if await admin.kill_switch_on(session):
-                raise KillSwitchOn("the QuickBooks kill switch is on; calls to Intuit are paused")
+            if await admin.kill_switch_on(session, Provider(row.provider)):
+                raise KillSwitchOn(
+                    f"the {Provider(row.provider).label} kill switch is on; calls are paused"
+                )
         if row.state == NEEDS_REAUTHORIZATION:
             raise ReauthorizationRequired(row.state_detail or REAUTH_DETAIL)
-        if row.state != CONNECTED or row.realm_id is None or row.access_token is None:
-            raise ConnectionNotLive("the QuickBooks connection is not connected")
+        has_tokens = row.access_token is not None or (
+            row.grant_id is not None and self.grants is not None
+        )
+        if row.state != CONNECTED or row.realm_id is None or not has_tokens:
+            raise ConnectionNotLive("the accounting connection is not connected")
         problem = unreadable_tokens(self._cipher, row)
         if problem is not None:
             raise problem
@@ -198,13 +213,26 @@ class TokenManager:
     async def access_token(self, tenant_id: str) -> AccessToken:
         """A token valid for at least the refresh margin; refreshes when needed."""
         row = await self._load(tenant_id)
+        if row.grant_id is not None and self.grants is not None:
+            assert row.realm_id is not None
+            token, generation = await self.grants.access_token(row.grant_id, row.provider)
+            return AccessToken(
+                tenant_id, row.realm_id, token, generation, row.grant_id, row.provider
+            )
         usable = self._usable(row, datetime.now(UTC))
         if usable is not None:
             return usable
         return await self._refresh(tenant_id, seen_generation=row.token_generation)
 
     async def after_unauthorized(self, failed: AccessToken) -> AccessToken:
-        """Intuit answered 401 with ``failed``: refresh unless someone already has."""
+        """The platform answered 401 with ``failed``: refresh unless someone already has
+        (a shared grant: once for every company it covers)."""
+        if failed.grant_id is not None and self.grants is not None:
+            await self._load(failed.tenant_id)  # still connected, kill switch off
+            token, generation = await self.grants.refresh(
+                failed.grant_id, failed.provider, seen_generation=failed.generation, force=True
+            )
+            return replace(failed, token=token, generation=generation)
         return await self._refresh(failed.tenant_id, seen_generation=failed.generation, force=True)
 
     async def _refresh(

@@ -183,16 +183,16 @@ WITH batch AS (
     ) AS b(event_id, dedupe_key, realm_id, entity, entity_id, operation, occurred_at, payload)
 ),
 live AS (
-    SELECT realm_id, tenant_id FROM integration.connections
+    SELECT realm_id, tenant_id, provider FROM integration.connections
     WHERE realm_id IN (SELECT DISTINCT realm_id FROM batch)
       AND state IN {LIVE_STATES_SQL}
 ),
 stored AS (
     INSERT INTO integration.webhook_inbox
-        (event_id, dedupe_key, tenant_id, realm_id, entity, entity_id, operation, occurred_at,
-         status, attempts, last_error, payload)
-    SELECT b.event_id, b.dedupe_key, l.tenant_id, b.realm_id, b.entity, b.entity_id,
-           b.operation, b.occurred_at, 'pending', 0, '', b.payload
+        (event_id, dedupe_key, tenant_id, realm_id, provider, entity, entity_id, operation,
+         occurred_at, status, attempts, last_error, payload)
+    SELECT b.event_id, b.dedupe_key, l.tenant_id, b.realm_id, l.provider, b.entity,
+           b.entity_id, b.operation, b.occurred_at, 'pending', 0, '', b.payload
     FROM batch b JOIN live l USING (realm_id)
     ON CONFLICT DO NOTHING
     RETURNING event_id, realm_id
