@@ -203,13 +203,18 @@ async def gateway_only(
 
 
 async def confirm_first_backfill(
-    stack: Stack, tenant_id: str, *, future_mode: str = "automatic", within: float = 30.0
+    stack: Stack,
+    tenant_id: str,
+    *,
+    future_mode: str = "automatic",
+    within: float = 30.0,
+    provider: str = "qbo",
 ) -> dict[str, Any]:
     """What a creditor does after connecting: waits (as the dashboard's "initial sync in
     progress" does) for the first backfill to finish, then confirms the placement preview
     through the gateway, choosing ``future_mode``. Returns the confirmation's JSON."""
     headers = {"Authorization": stack.bearer(tenant_id)}
-    base = f"{stack.gateway_url}/v1/integrations/qbo"
+    base = f"{stack.gateway_url}/v1/integrations/{provider}"
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as http:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -66,12 +67,18 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         sync: SyncDeps,
         inbox_writer: InboxWriter,
         platforms: PlatformRegistry,
+        syncs: Mapping[str, SyncDeps] | None = None,
     ) -> None:
         self._connections = connections
         self._sync = sync
+        self._syncs = dict(syncs or {})
         self._sessions = sync.sessions
         self._inbox_writer = inbox_writer
         self._platforms = platforms
+
+    def _sync_for(self, value: int) -> SyncDeps:
+        """The sync of the request's platform (the default one when it runs only that)."""
+        return self._syncs.get(provider_of(value).value, self._sync)
 
     async def CreateConnectUrl(
         self, request: pb.CreateConnectUrlRequest, context: Context
@@ -194,7 +201,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
 
     async def SyncNow(self, request: pb.SyncNowRequest, context: Context) -> pb.SyncNowResponse:
         started, progress = await service.sync_now(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             sync_pb.sync_mode(request.mode),
             request.actor,
@@ -212,7 +219,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             else None
         )
         page = await preview.preview(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             override,
             request.page_size,
@@ -255,7 +262,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         self, request: pb.ListPlacementCandidatesRequest, context: Context
     ) -> pb.ListPlacementCandidatesResponse:
         page = await candidates.list_candidates(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
             sync_pb.candidate_statuses(request.statuses),
@@ -268,7 +275,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         self, request: pb.ExcludePlacementCandidateRequest, context: Context
     ) -> pb.ExcludePlacementCandidateResponse:
         candidate = await candidates.set_excluded(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
             request.invoice_id,
@@ -282,7 +289,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         self, request: pb.IncludePlacementCandidateRequest, context: Context
     ) -> pb.IncludePlacementCandidateResponse:
         candidate = await candidates.set_excluded(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
             request.invoice_id,
@@ -301,7 +308,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
                 field="future_mode",
             )
         result = await confirm.confirm(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
             actor=request.actor,

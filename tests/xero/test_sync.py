@@ -1,0 +1,133 @@
+"""Xero's sync end to end: the backfill of overdue receivables in the organisation's time
+zone, a webhook re-reading the invoice into the matcher, the safety-net poll finding a
+deleted payment no webhook announced, and every read inside Xero's limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aicollect.matching.v1 import matching_service_pb2 as mpb
+from tests.conftest import Emulator
+from tests.xero.conftest import Xero
+from tests.xero.pipeline import XeroPipeline, running_pipeline
+
+# (Xero's zone name, IANA) pairs, ahead of and behind UTC.
+ZONES = (
+    ("NEWZEALANDSTANDARDTIME", "Pacific/Auckland"),
+    ("PACIFICSTANDARDTIME", "America/Los_Angeles"),
+    ("GMTSTANDARDTIME", "Europe/London"),
+)
+
+
+def _zone_whose_today_differs() -> tuple[str, date, date]:
+    """A zone whose date is not UTC's right now (the one case the zone changes the
+    answer); (name, its today, UTC's today). Auckland from 11:00 UTC, Los Angeles before
+    08:00 UTC; in between, London (the same date as UTC: the check then holds trivially)."""
+    utc_today = datetime.now(UTC).date()
+    for name, iana in ZONES:
+        local = datetime.now(ZoneInfo(iana)).date()
+        if local != utc_today:
+            return name, local, utc_today
+    return ZONES[2][0], utc_today, utc_today
+
+
+async def test_backfill_places_the_overdue_receivables_of_the_organisations_today(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    zone, local_today, utc_today = _zone_whose_today_differs()
+    expected: set[str] = set()
+    not_placed: set[str] = set()
+
+    async def books(p: XeroPipeline) -> None:
+        ada = await p.contact("Ada Lopez", "ada@debtor.test")
+        bo = await p.contact("Bo Chen", "bo@debtor.test")
+        long_ago = (local_today - timedelta(days=40)).isoformat()
+        expected.add(await p.invoice(ada, "500.00", long_ago, date="2026-01-01"))
+        expected.add(await p.invoice(bo, "120.50", long_ago, date="2026-01-01"))
+        # Due on the earlier of the two todays: overdue exactly when the organisation's
+        # today is after it (the zone decides, not our server's clock).
+        edge = min(local_today, utc_today)
+        edge_id = await p.invoice(bo, "75.00", edge.isoformat(), date="2026-01-01")
+        (expected if local_today > edge else not_placed).add(edge_id)
+        not_placed.add(await p.invoice(ada, "60.00", (local_today + timedelta(days=5)).isoformat()))
+        not_placed.add(await p.invoice(ada, "80.00", long_ago, status="DRAFT"))
+        not_placed.add(await p.invoice(ada, "90.00", long_ago, type="ACCPAY"))
+        paid = await p.invoice(bo, "30.00", long_ago)
+        await p.pay(paid)
+        not_placed.add(paid)
+
+    async with running_pipeline(engine, emulator, xero, prepare=books, timezone=zone) as p:
+        placements = await p.placements()
+        assert set(placements) == expected
+        assert not set(placements) & not_placed
+        by_email = {pl.debtor.email for pl in placements.values()}
+        assert by_email == {"ada@debtor.test", "bo@debtor.test"}
+        stats = await p.stats()
+        assert not any(stats.get("throttled", {}).values()), stats
+
+
+async def test_a_webhook_re_reads_the_invoice_and_the_matcher_decides(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    ids: dict[str, str] = {}
+
+    async def books(p: XeroPipeline) -> None:
+        ada = await p.contact("Ada Lopez", "ada@debtor.test")
+        ids["full"] = await p.invoice(ada, "500.00", "2026-06-30", date="2026-05-31")
+        ids["part"] = await p.invoice(ada, "300.00", "2026-06-30", date="2026-05-31")
+
+    async with running_pipeline(engine, emulator, xero, prepare=books) as p:
+        assert set(await p.placements()) == set(ids.values())
+        await p.pay(ids["full"])  # Xero: PAID, and an INVOICE UPDATE webhook
+        await p.pay(ids["part"], "100.00")  # AUTHORISED with AmountDue 200.00
+        paid = await p.status_becomes(ids["full"], mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND)
+        assert paid.balance.minor_units == 0
+
+        async def part_paid() -> bool:
+            found = await p.placement(ids["part"])
+            return found is not None and found.balance.minor_units == 20000
+
+        await p.until(part_paid, what="the part payment reaching the placement")
+        part = await p.placement(ids["part"])
+        assert part is not None
+        assert part.status == mpb.PLACEMENT_STATUS_ACTIVE
+
+
+async def test_the_poll_finds_a_deleted_payment_no_webhook_announced(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    ids: dict[str, str] = {}
+
+    async def books(p: XeroPipeline) -> None:
+        ada = await p.contact("Ada Lopez", "ada@debtor.test")
+        ids["invoice"] = await p.invoice(ada, "500.00", "2026-06-30", date="2026-05-31")
+
+    async with running_pipeline(
+        engine, emulator, xero, prepare=books, AICOLLECT_CDC_INTERVAL_SECONDS="2"
+    ) as p:
+        payment = await p.pay(ids["invoice"])
+        await p.status_becomes(ids["invoice"], mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND)
+        # The other reading of an UNCONFIRMED behaviour: no webhook for payment changes.
+        await xero.control("PATCH", "/settings", {"payment_webhooks": False})
+        before = len((await xero.control("GET", "/deliveries"))["deliveries"])
+        await p.books("DELETE", f"payments/{payment}")
+
+        async def reopened() -> bool:
+            found = await p.placement(ids["invoice"])
+            return found is not None and found.status != mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND
+
+        await p.until(reopened, within=45, what="the poll finding the deleted payment")
+        found = await p.placement(ids["invoice"])
+        assert found is not None
+        # A paid debtor is never dunned on a guess: a reversal is held for a person.
+        assert found.status in (
+            mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW,
+            mpb.PLACEMENT_STATUS_NEEDS_REVIEW,
+            mpb.PLACEMENT_STATUS_ACTIVE,
+        )
+        assert len((await xero.control("GET", "/deliveries"))["deliveries"]) == before
+        stats = await p.stats()
+        assert not any(stats.get("throttled", {}).values()), stats
