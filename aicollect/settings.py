@@ -271,6 +271,11 @@ class Settings(BaseSettings):
         5, ge=0, validation_alias=_env("AICOLLECT_XERO_MAX_CONCURRENT")
     )
     """Requests in flight per organisation, all replicas together (Xero: 5)."""
+    xero_placed_reread_seconds: float = Field(
+        21_600, ge=0, validation_alias=_env("AICOLLECT_XERO_PLACED_REREAD_SECONDS")
+    )
+    """How often the poll re-reads every placed invoice by id (edits Xero's change times
+    miss, such as a due date on a part-paid invoice); 0 = never."""
 
     @field_validator("report_default_time_zone")
     @classmethod

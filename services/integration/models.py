@@ -284,6 +284,8 @@ class SyncState(Base):
     overdue_through: Mapped[date | None] = mapped_column(Date)
     company_time: Mapped[str | None] = mapped_column(Text)
     company_time_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the poll last re-read every placed invoice (platforms that need it: Xero).
+    placed_reread_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

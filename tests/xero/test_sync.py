@@ -4,14 +4,20 @@ deleted payment no webhook announced, and every read inside Xero's limits."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.matching.v1 import matching_service_pb2 as mpb
+from services.integration.budget import Priority
+from services.integration.sync.pacing import poll_interval, stretched, used_in
 from tests.conftest import Emulator
-from tests.xero.conftest import Xero
+from tests.stack import Stack
+from tests.xero.conftest import Xero, connect
 from tests.xero.pipeline import XeroPipeline, running_pipeline
 
 # (Xero's zone name, IANA) pairs, ahead of and behind UTC.
@@ -131,3 +137,100 @@ async def test_the_poll_finds_a_deleted_payment_no_webhook_announced(
         assert len((await xero.control("GET", "/deliveries"))["deliveries"]) == before
         stats = await p.stats()
         assert not any(stats.get("throttled", {}).values()), stats
+
+
+async def test_reads_stay_inside_the_organisations_concurrency_limit(
+    stack: Stack, xero: Xero
+) -> None:
+    """Xero enforces 5 calls in flight per organisation (429 ``concurrent`` beyond); every
+    read of ours waits for a slot of the organisation's shared budget instead."""
+    org = await xero.organisation("Acme Ltd")
+    await connect(stack, "acme", [org])
+    await xero.control("PATCH", "/faults", {"latency_ms": 150})
+    token = await stack.deps.tokens.access_token("acme")
+    # Without the budget: ten at once straight at Xero, and Xero refuses some.
+    async with aiohttp.ClientSession() as http:
+
+        async def raw() -> int:
+            async with http.get(
+                f"{xero.base}/api.xro/2.0/Organisation",
+                headers={"Authorization": f"Bearer {token.token}", "xero-tenant-id": org},
+            ) as resp:
+                return resp.status
+
+        statuses = await asyncio.gather(*(raw() for _ in range(10)))
+    assert 429 in statuses
+    before = dict((await xero.control("GET", "/stats")).get("throttled", {}))
+    reader = stack.deps.syncs["xero"].reader("acme", org, Priority.WEBHOOK)
+    started = time.monotonic()
+    times = await asyncio.gather(*(reader.company_time() for _ in range(25)))
+    elapsed = time.monotonic() - started
+    assert len(times) == 25
+    after = dict((await xero.control("GET", "/stats")).get("throttled", {}))
+    assert after == before  # not one 429
+    assert elapsed >= 25 / 5 * 0.15 * 0.9  # five at a time, never more
+
+
+async def test_the_periodic_re_read_finds_an_edit_that_keeps_updated_date_utc(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """Xero: a due date moved on a part-paid invoice keeps its UpdatedDateUTC, so neither
+    a webhook (dropped here) nor If-Modified-Since shows it; the re-read of placed
+    invoices does."""
+    ids: dict[str, str] = {}
+
+    async def books(p: XeroPipeline) -> None:
+        ada = await p.contact("Ada Lopez", "ada@debtor.test")
+        ids["invoice"] = await p.invoice(ada, "500.00", "2026-06-30", date="2026-05-31")
+
+    async with running_pipeline(
+        engine,
+        emulator,
+        xero,
+        prepare=books,
+        AICOLLECT_CDC_INTERVAL_SECONDS="1",
+        AICOLLECT_XERO_PLACED_REREAD_SECONDS="2",
+    ) as p:
+        await p.pay(ids["invoice"], "100.00")
+
+        async def part_paid() -> bool:
+            found = await p.placement(ids["invoice"])
+            return found is not None and found.balance.minor_units == 40000
+
+        await p.until(part_paid, what="the part payment")
+        before = (await p.books("GET", f"invoices/{ids['invoice']}"))["Invoices"][0]
+        await xero.control("PATCH", "/faults", {"webhook_drop_rate": 1.0})
+        await p.books("PATCH", f"invoices/{ids['invoice']}", {"due_date": "2026-07-15"})
+        after = (await p.books("GET", f"invoices/{ids['invoice']}"))["Invoices"][0]
+        assert after["UpdatedDateUTC"] == before["UpdatedDateUTC"]  # Xero's caveat
+
+        async def moved() -> bool:
+            found = await p.placement(ids["invoice"])
+            return found is not None and found.due_date == "2026-07-15"
+
+        await p.until(moved, within=45, what="the re-read bringing the new due date")
+
+
+def test_the_poll_interval_stretches_as_the_daily_budget_runs_low() -> None:
+    assert stretched(900, 5000, 0) == 900
+    assert stretched(900, 5000, 2500) == 1800  # half left: twice as long
+    assert stretched(900, 5000, 4000) == 4500  # a fifth left: five times
+    assert stretched(900, 5000, 5000) == 900 * 16  # nothing left: the longest stretch
+    assert stretched(3600, 5000, 5000) == 6 * 3600  # never beyond six hours
+    assert stretched(900, 0, 10) == 900  # no daily window
+
+
+async def test_the_poll_interval_reads_the_days_use_from_the_shared_ledger(
+    stack: Stack, xero: Xero
+) -> None:
+    org = await xero.organisation("Acme Ltd")
+    await connect(stack, "acme", [org])
+    sync = stack.deps.syncs["xero"]
+    base = await poll_interval(sync, org, 900)
+    assert base == 900
+    reader = sync.reader("acme", org, Priority.CDC)
+    for _ in range(3):
+        await reader.company_time()
+    assert await used_in(sync, org, 86_400) == 3
+    # QBO has no daily window: its interval never stretches.
+    assert await poll_interval(stack.deps.syncs["qbo"], org, 900) == 900

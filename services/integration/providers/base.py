@@ -292,6 +292,10 @@ class AccountingPlatform(Protocol):
     # ``consented_companies`` which company a consent chose, and revokes only when no
     # company of ours still uses the grant. False for QBO (a grant per company).
     shared_grants: bool
+    # How often the safety-net poll re-reads every placed invoice by id, for a platform
+    # whose change times miss some edits (Xero: a due date on a part-paid invoice);
+    # 0 = never (QBO's change feed reports every change).
+    placed_reread_seconds: float
 
     # OAuth
     async def authorize_url(self, state: str) -> str: ...

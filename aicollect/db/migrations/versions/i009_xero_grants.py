@@ -7,6 +7,9 @@ grant); a connection points at it with ``grant_id`` and keeps the platform's id 
 own organisation link (``platform_connection_id``: Xero's ``/connections`` id, which
 disconnects that organisation alone). QBO connections keep their tokens on their row.
 
+``sync_states.placed_reread_at``: when the safety-net poll last re-read every placed
+invoice by id (Xero's change times miss some edits).
+
 Revision ID: i009
 Revises: i008
 Create Date: 2026-11-27
@@ -50,9 +53,11 @@ def upgrade() -> None:
     op.add_column("connections", sa.Column("grant_id", sa.Text()), schema=S)
     op.add_column("connections", sa.Column("platform_connection_id", sa.Text()), schema=S)
     op.create_index("ix_connections_grant", "connections", ["grant_id"], schema=S)
+    op.add_column("sync_states", _ts("placed_reread_at"), schema=S)
 
 
 def downgrade() -> None:
+    op.drop_column("sync_states", "placed_reread_at", schema=S)
     op.drop_index("ix_connections_grant", table_name="connections", schema=S)
     op.drop_column("connections", "platform_connection_id", schema=S)
     op.drop_column("connections", "grant_id", schema=S)

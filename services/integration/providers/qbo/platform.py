@@ -84,6 +84,7 @@ class QboPlatform:
     entities: tuple[str, ...] = ENTITIES
     facts: AccountingFacts = QboFacts()
     shared_grants: bool = False  # a grant covers the one company that authorised it
+    placed_reread_seconds: float = 0.0  # CDC reports every change
 
     def __init__(
         self,

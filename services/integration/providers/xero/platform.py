@@ -53,6 +53,9 @@ class XeroPlatform:
     entities: tuple[str, ...] = ENTITIES
     facts: AccountingFacts = XeroFacts()
     shared_grants: bool = True  # one grant per Xero user, covering its organisations
+    # Some edits (a due date on a part-paid invoice) keep UpdatedDateUTC: re-read what is
+    # placed four times a day (about 25 calls per 1,000 placed invoices).
+    placed_reread_seconds: float = 6 * 3600.0
 
     def __init__(
         self,
@@ -60,11 +63,13 @@ class XeroPlatform:
         api: XeroApi,
         webhook_keys: Iterable[str] = (),
         request_limits: RequestLimits = XERO_LIMITS,
+        placed_reread_seconds: float = 6 * 3600.0,
     ) -> None:
         self.oauth = oauth
         self.api = api
         self.scopes = oauth.scopes
         self.request_limits = request_limits
+        self.placed_reread_seconds = placed_reread_seconds
         # The current webhook key and, during a rotation, the previous one.
         self._webhook_keys = tuple(k for k in webhook_keys if k)
 
@@ -96,7 +101,13 @@ class XeroPlatform:
             per_minute=settings.xero_requests_per_minute,
             per_day=settings.xero_requests_per_day,
         )
-        return cls(oauth, XeroApi(http, settings.xero_api_base_url, metrics=metrics), keys, limits)
+        return cls(
+            oauth,
+            XeroApi(http, settings.xero_api_base_url, metrics=metrics),
+            keys,
+            limits,
+            settings.xero_placed_reread_seconds,
+        )
 
     # -- OAuth --------------------------------------------------------------------------
 
