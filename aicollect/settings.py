@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     gateway_host: str = Field("127.0.0.1", validation_alias=_env("AICOLLECT_GATEWAY_HOST"))
     gateway_port: int = Field(8080, validation_alias=_env("AICOLLECT_GATEWAY_PORT"))
     emulator_port: int = Field(8090, validation_alias=_env("AICOLLECT_EMULATOR_PORT"))
+    xero_emulator_port: int = Field(8091, validation_alias=_env("AICOLLECT_XERO_EMULATOR_PORT"))
 
     oauth_state_ttl_seconds: int = Field(
         600, validation_alias=_env("AICOLLECT_OAUTH_STATE_TTL_SECONDS")
@@ -342,6 +343,11 @@ class Settings(BaseSettings):
     def uses_emulator(self) -> bool:
         """True when Intuit's URLs were not configured, so the local emulator stands in."""
         return self.qbo_api_base_url == INTUIT_API_BASE_URL and self.env == "local"
+
+    @property
+    def uses_xero_emulator(self) -> bool:
+        """True when Xero's URLs were not configured, so the local Xero emulator stands in."""
+        return self.xero_api_base_url == XERO_API_BASE_URL and self.env == "local"
 
 
 def _field_by_env() -> dict[str, str]:
