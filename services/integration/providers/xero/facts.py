@@ -12,6 +12,9 @@ this file. Choices (``docs/xero.md``):
 * A payment maps to one line on its invoice (Xero applies a payment to one invoice);
   its ``create_time`` is its ``UpdatedDateUTC`` (Xero payments are never edited, only
   deleted).
+* An invoice's links: its payments and its allocated overpayments and prepayments are
+  *payments* (money the debtor paid: an allocation that clears the invoice is paid out of
+  band), its allocated credit notes are credit memos (no money: the placement closes).
 * Money is integer minor units through ``Decimal`` (``qbo.mapping.to_minor_units``).
 """
 
@@ -157,8 +160,8 @@ def invoice_facts(invoice: Json) -> InvoiceFacts:
 _LINKS = (
     ("Payments", "PaymentID", mpb.LINKED_TXN_TYPE_PAYMENT),
     ("CreditNotes", "CreditNoteID", mpb.LINKED_TXN_TYPE_CREDIT_MEMO),
-    ("Overpayments", "OverpaymentID", mpb.LINKED_TXN_TYPE_OTHER),
-    ("Prepayments", "PrepaymentID", mpb.LINKED_TXN_TYPE_OTHER),
+    ("Overpayments", "OverpaymentID", mpb.LINKED_TXN_TYPE_PAYMENT),
+    ("Prepayments", "PrepaymentID", mpb.LINKED_TXN_TYPE_PAYMENT),
 )
 
 
