@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.db.engine import make_sessionmaker
 from services.integration.budget import Priority
 from services.integration.models import AuditEvent, Connection, Grant
-from tests.stack import Stack, enable_tenant
+from services.integration.tokens import ReauthorizationRequired
+from tests.stack import XERO_CLIENT_ID, Stack, enable_tenant
 from tests.xero.conftest import (
     Xero,
     browser_like,
@@ -183,3 +185,54 @@ async def test_disconnect_revokes_only_when_the_last_organisation_goes(
         )
     assert ("connection.disconnected", "north-co") in actions
     assert ("connection.tokens_revoked", "south-co") in actions
+
+
+async def test_an_organisation_disconnected_in_xero_needs_reauthorization_alone(
+    stack: Stack, xero: Xero, engine: AsyncEngine
+) -> None:
+    north = await xero.organisation("North Ltd")
+    south = await xero.organisation("South Ltd")
+    await connect(stack, "north-co", [north])
+    await connect(stack, "south-co", [south])
+    await xero.control("POST", f"/organisations/{north}/disconnect", {"client_id": XERO_CLIENT_ID})
+    sync = stack.deps.syncs["xero"]
+    with pytest.raises(ReauthorizationRequired):
+        await sync.reader("north-co", north, Priority.WEBHOOK).company_time()
+    assert (await status(stack, "north-co"))["state"] == "CONNECTION_STATE_NEEDS_REAUTHORIZATION"
+    # The grant itself still works: the other organisation reads on.
+    assert await sync.reader("south-co", south, Priority.WEBHOOK).company_time()
+    assert (await status(stack, "south-co"))["state"] == "CONNECTION_STATE_CONNECTED"
+
+
+async def test_a_grant_xero_refuses_takes_every_organisation_on_it_to_reauthorization(
+    stack: Stack, xero: Xero, engine: AsyncEngine
+) -> None:
+    north = await xero.organisation("North Ltd")
+    south = await xero.organisation("South Ltd")
+    await connect(stack, "north-co", [north])
+    await connect(stack, "south-co", [south])
+    # The other reading of an UNCONFIRMED behaviour: a user with no connection left has
+    # no working refresh token either.
+    await xero.control("PATCH", "/settings", {"refresh_without_connections": False})
+    for org in (north, south):
+        await xero.control(
+            "POST", f"/organisations/{org}/disconnect", {"client_id": XERO_CLIENT_ID}
+        )
+    async with make_sessionmaker(engine).begin() as session:  # the access token expires
+        await session.execute(update(Grant).values(access_expires_at=text("now()")))
+    with pytest.raises(ReauthorizationRequired):
+        await stack.deps.tokens.access_token("north-co")
+    for tenant in ("north-co", "south-co"):
+        view = await status(stack, tenant)
+        assert view["state"] == "CONNECTION_STATE_NEEDS_REAUTHORIZATION", view
+    async with make_sessionmaker(engine)() as session:
+        grant = (await session.execute(select(Grant))).scalar_one()
+        assert grant.refresh_token is None  # nothing left that could be used
+        audited = (
+            await session.execute(
+                select(AuditEvent.tenant_id).where(
+                    AuditEvent.action == "connection.needs_reauthorization"
+                )
+            )
+        ).scalars()
+        assert sorted(audited) == ["north-co", "south-co"]

@@ -169,26 +169,31 @@ class XeroPlatform:
     # -- errors -------------------------------------------------------------------------
 
     def classify_error(self, exc: BaseException) -> CallFailure | None:
-        if not isinstance(exc, XeroError):
-            return None
-        retry_after = 60.0
-        if isinstance(exc, XeroThrottled):
-            kind, retry_after = FailureKind.THROTTLED, exc.retry_after_s
-        elif isinstance(exc, XeroUnavailable):
-            kind = FailureKind.UNAVAILABLE
-        elif isinstance(exc, XeroAuthError | XeroForbidden):
-            # 403: the organisation was disconnected in Xero; a refresh tells the rest.
-            kind = FailureKind.UNAUTHORIZED
-        else:
-            kind = FailureKind.REFUSED
-        return CallFailure(
-            kind,
-            str(exc)[:500],
-            status=exc.status,
-            code=exc.code,
-            trace_id=exc.trace_id,
-            retry_after_s=retry_after,
-        )
+        return classify_failure(exc)
+
+
+def classify_failure(exc: BaseException) -> CallFailure | None:
+    """What an exception of Xero's client means to the core; None when it is not one."""
+    if not isinstance(exc, XeroError):
+        return None
+    retry_after = 60.0
+    if isinstance(exc, XeroThrottled):
+        kind, retry_after = FailureKind.THROTTLED, exc.retry_after_s
+    elif isinstance(exc, XeroUnavailable):
+        kind = FailureKind.UNAVAILABLE
+    elif isinstance(exc, XeroAuthError | XeroForbidden):
+        # 403: the organisation was disconnected in Xero; a refresh tells the rest.
+        kind = FailureKind.UNAUTHORIZED
+    else:
+        kind = FailureKind.REFUSED
+    return CallFailure(
+        kind,
+        str(exc)[:500],
+        status=exc.status,
+        code=exc.code,
+        trace_id=exc.trace_id,
+        retry_after_s=retry_after,
+    )
 
 
 def _company(connection: dict[str, object]) -> Company:
