@@ -235,4 +235,4 @@ async def test_a_grant_xero_refuses_takes_every_organisation_on_it_to_reauthoriz
                 )
             )
         ).scalars()
-        assert sorted(audited) == ["north-co", "south-co"]
+        assert sorted(str(t) for t in audited) == ["north-co", "south-co"]
