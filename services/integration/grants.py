@@ -160,7 +160,10 @@ class GrantTokens:
             or grant.access_expires_at - REFRESH_MARGIN <= now
         ):
             return None
-        token = self._cipher.open(grant.access_token, grant_identity(grant.grant_id, "access"))
+        try:
+            token = self._cipher.open(grant.access_token, grant_identity(grant.grant_id, "access"))
+        except DecryptError:
+            raise unreadable(self._cipher, grant.access_token, "the stored tokens") from None
         return token, grant.token_generation
 
     async def access_token(self, grant_id: str, provider: str) -> tuple[str, int]:

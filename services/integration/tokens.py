@@ -377,6 +377,7 @@ class PlatformCaller:
         max_throttled_attempts: int = 20,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
+        max_throttle_wait_s: float = 600.0,
     ) -> None:
         self.tokens = tokens
         self.platform = platform
@@ -385,6 +386,9 @@ class PlatformCaller:
         self._max_throttled = max_throttled_attempts
         self._base = backoff_base_s
         self._cap = backoff_cap_s
+        # A throttle longer than this (Xero's daily limit: hours) pauses the company in
+        # every replica and fails the call at once instead of holding it for hours.
+        self._max_throttle_wait = max_throttle_wait_s
 
     async def call(
         self,
@@ -408,7 +412,10 @@ class PlatformCaller:
                 if failure.kind == FailureKind.THROTTLED:
                     throttled += 1
                     await self.budget.throttled(token.realm_id, failure.retry_after_s)
-                    if throttled >= self._max_throttled:
+                    if (
+                        throttled >= self._max_throttled
+                        or failure.retry_after_s > self._max_throttle_wait
+                    ):
                         raise Unavailable(
                             f"{self.platform.display_name} keeps throttling this company; "
                             "retry later",

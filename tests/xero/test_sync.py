@@ -10,13 +10,15 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from aicollect.errors import Unavailable
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
 from services.integration.sync.pacing import poll_interval, stretched, used_in
 from tests.conftest import Emulator
-from tests.stack import Stack
+from tests.stack import Stack, full_stack
 from tests.xero.conftest import Xero, connect
 from tests.xero.pipeline import XeroPipeline, running_pipeline
 
@@ -234,3 +236,34 @@ async def test_the_poll_interval_reads_the_days_use_from_the_shared_ledger(
     assert await used_in(sync, org, 86_400) == 3
     # QBO has no daily window: its interval never stretches.
     assert await poll_interval(stack.deps.syncs["qbo"], org, 900) == 900
+
+
+async def test_the_daily_budget_holds_reads_back_before_xero_refuses_them(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """Our daily budget equal to Xero's: the read past it waits for the window instead of
+    earning a 429; a smaller limit at Xero than we know of (a Starter organisation) is a
+    429 ``day`` that pauses the organisation and fails the call at once, not hours later."""
+    org = await xero.organisation("Acme Ltd")
+    env = {"AICOLLECT_XERO_REQUESTS_PER_DAY": "6"}
+    async with full_stack(engine, emulator, xero_url=xero.base, **env) as stack:
+        await connect(stack, "acme", [org])
+        await xero.control("PATCH", "/faults", {"daily_limit": 6})
+        reader = stack.deps.syncs["xero"].reader("acme", org, Priority.WEBHOOK)
+        for _ in range(6):
+            await reader.company_time()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.company_time(), 1.5)
+        assert not (await xero.control("GET", "/stats")).get("throttled")
+
+        other = await xero.organisation("Starter Ltd")
+        await connect(stack, "starter", [other])
+        await xero.control("PATCH", "/faults", {"daily_limit": 2})
+        small = stack.deps.syncs["xero"].reader("starter", other, Priority.WEBHOOK)
+        for _ in range(2):
+            await small.company_time()
+        started = time.monotonic()
+        with pytest.raises(Unavailable):
+            await small.company_time()
+        assert time.monotonic() - started < 10
+        assert (await xero.control("GET", "/stats"))["throttled"] == {"day": 1}

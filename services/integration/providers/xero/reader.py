@@ -29,7 +29,8 @@ ID_BATCH = 40  # ids per ``IDs=`` list (keeps the URL well under 2 KB)
 # canonical entity -> (Xero resource, whether it takes IDs=, extra filter)
 RESOURCES: dict[str, tuple[str, bool, str]] = {
     "Invoice": ("Invoices", True, 'Type=="ACCREC"'),
-    "Payment": ("Payments", False, ""),
+    # Sales payments only (a bill's payment is not ours to match); deleted ones included.
+    "Payment": ("Payments", False, 'PaymentType=="ACCRECPAYMENT"'),
     "CreditMemo": ("CreditNotes", False, 'Type=="ACCRECCREDIT"'),
     "Customer": ("Contacts", True, ""),
 }
