@@ -57,6 +57,7 @@ CONNECT_ERROR = {
     "browser_mismatch": pb.CONNECT_ERROR_REASON_BROWSER_MISMATCH,
     "realm_mismatch": pb.CONNECT_ERROR_REASON_REALM_MISMATCH,
     "unavailable": pb.CONNECT_ERROR_REASON_UNAVAILABLE,
+    "several_organisations": pb.CONNECT_ERROR_REASON_SEVERAL_ORGANISATIONS,
 }
 
 
