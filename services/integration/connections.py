@@ -462,6 +462,8 @@ class ConnectionService:
         """Writes the connection; returns a pending-revocation id for replaced tokens."""
         now = datetime.now(UTC)
         replaced_id: str | None = None
+        release: Company | None = None
+        grant_id = released_provider = ""
         async with self.sessions.begin() as session:
             row = (
                 await session.execute(
@@ -482,6 +484,12 @@ class ConnectionService:
                 )
                 if row.refresh_token and switching:
                     replaced_id = self._queue_revocation(session, row)
+                elif row.grant_id is not None:  # from a shared grant (Xero) to this one
+                    released_provider = row.provider
+                    replaced_id, release, grant_id = await shared_grants.disconnect_row(
+                        self, session, row
+                    )
+                    row.platform_connection_id = None
             for column, value in sealed_token_columns(
                 self.cipher, tenant_id, realm_id, tokens
             ).items():
@@ -515,6 +523,10 @@ class ConnectionService:
                 )
             )
             await session.flush()
+        if release is not None:  # the Xero organisation it had, its grant still in use
+            problem = await shared_grants.release(self, released_provider, grant_id, release)
+            if problem:
+                log.warning("could not release the previous organisation", extra={"why": problem})
         return replaced_id
 
     # -- disconnect ----------------------------------------------------------------------

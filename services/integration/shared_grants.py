@@ -158,11 +158,15 @@ async def complete(
         await _let_go(svc, platform, provider, tokens, companies, keep=set())
         return await svc._fail(provider, problem, tenant_id)
     try:
-        replaced = await _store(svc, provider, tenant_id, chosen, tokens)
+        replaced, releases = await _store(svc, provider, tenant_id, chosen, tokens)
     except IntegrityError:  # another tenant took it between our check and our write
         await _let_go(svc, platform, provider, tokens, companies, keep=set())
         return await svc._fail(provider, "realm_in_use", tenant_id, chosen.company_id)
     await _let_go(svc, platform, provider, tokens, companies, keep={chosen.company_id})
+    for grant_id, company in releases:  # the organisation this tenant had before
+        problem = await release(svc, provider.value, grant_id, company)
+        if problem:
+            log.warning("could not release the previous organisation", extra={"why": problem})
     if replaced is not None:
         await svc._revoke_pending(replaced)
     log.info("connected", extra={"tenant_id": tenant_id, "realm_id": chosen.company_id})
@@ -183,11 +187,12 @@ async def complete(
 
 async def _store(
     svc: ConnectionService, provider: Provider, tenant_id: str, company: Company, tokens: TokenSet
-) -> str | None:
-    """Stores the grant and points the tenant's connection at it; returns a pending
+) -> tuple[str | None, list[tuple[str, Company]]]:
+    """Stores the grant and points the tenant's connection at it. Returns a pending
     revocation id for tokens this replaces (a previous company's own, or a grant nobody
-    else uses any more)."""
+    else uses any more) and the previous organisation to release (grant id, company)."""
     replaced: str | None = None
+    releases: list[tuple[str, Company]] = []
     async with svc.sessions.begin() as session:
         grant_id = await store_grant(session, svc.cipher, provider.value, tokens)
         row = (
@@ -203,8 +208,16 @@ async def _store(
             previous = (row.state, row.provider, row.realm_id)
             if row.refresh_token and row.realm_id is not None:
                 replaced = svc._queue_revocation(session, row)  # a QBO company's own grant
-            elif row.grant_id and row.grant_id != grant_id and row.state in LIVE_STATES:
-                replaced = await _queue_grant_revocation(svc, session, row)
+            elif row.grant_id and row.state in LIVE_STATES and row.realm_id != company.company_id:
+                old = Company(
+                    row.realm_id or "", row.company_name, row.platform_connection_id or ""
+                )
+                if row.grant_id == grant_id:
+                    releases.append((grant_id, old))  # the same user: release that one only
+                else:  # another user's grant: released, or revoked if nobody else uses it
+                    replaced, gone, old_grant = await disconnect_row(svc, session, row)
+                    if gone is not None:
+                        releases.append((old_grant, gone))
         row.provider = provider.value
         row.realm_id = company.company_id
         row.company_name = company.name
@@ -244,7 +257,7 @@ async def _store(
             )
         )
         await session.flush()
-    return replaced
+    return replaced, releases
 
 
 async def _queue_grant_revocation(

@@ -12,9 +12,12 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.db.engine import make_sessionmaker
+from aicollect.rpc.client import internal_channel
 from services.integration.budget import Priority
 from services.integration.models import AuditEvent, Connection, Grant
 from services.integration.tokens import ReauthorizationRequired
+from tests.conftest import INTERNAL_TOKEN, REALM_ID
+from tests.helpers.connections import connect as qbo_connect
 from tests.stack import XERO_CLIENT_ID, Stack, enable_tenant
 from tests.xero.conftest import (
     Xero,
@@ -236,3 +239,60 @@ async def test_a_grant_xero_refuses_takes_every_organisation_on_it_to_reauthoriz
             )
         ).scalars()
         assert sorted(str(t) for t in audited) == ["north-co", "south-co"]
+
+
+async def test_reconnecting_to_another_organisation_releases_the_old_one(
+    stack: Stack, xero: Xero
+) -> None:
+    north = await xero.organisation("North Ltd")
+    south = await xero.organisation("South Ltd")
+    await connect(stack, "acme", [north])
+    await connect(stack, "acme", [south])  # the same Xero user, now choosing south
+    assert (await status(stack, "acme"))["realm_id"] == south
+    assert await xero.connections(north) == []  # no access kept to what we do not use
+    assert len(await xero.connections(south)) == 1
+    assert not any(g["revoked"] for g in await xero.grants())
+
+
+async def test_switching_from_xero_to_quickbooks_revokes_the_xero_grant(
+    stack: Stack, xero: Xero, engine: AsyncEngine
+) -> None:
+    org = await xero.organisation("Acme NZ Ltd")
+    await connect(stack, "acme", [org])
+    await enable_tenant(stack, "acme", "qbo")
+    async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as channel:
+        reply = await qbo_connect(channel, "acme")
+    assert reply.connected, reply
+    async with make_sessionmaker(engine)() as session:
+        row = await session.get(Connection, "acme")
+        assert row is not None
+        assert (row.provider, row.grant_id, row.platform_connection_id) == ("qbo", None, None)
+        assert list((await session.execute(select(Grant))).scalars()) == []
+
+    async def revoked() -> bool:
+        return all(g["revoked"] for g in await xero.grants())
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await revoked():
+        assert asyncio.get_running_loop().time() < deadline, "the Xero grant was not revoked"
+        await asyncio.sleep(0.1)
+    token = await stack.deps.tokens.access_token("acme")
+    assert token.grant_id is None  # QBO's own tokens, on the connection row
+    assert token.realm_id == REALM_ID
+
+
+async def test_reconnecting_as_another_xero_user_revokes_the_unused_grant(
+    stack: Stack, xero: Xero, engine: AsyncEngine
+) -> None:
+    north = await xero.organisation("North Ltd")
+    south = await xero.organisation("South Ltd")
+    await connect(stack, "acme", [north], user="alice")
+    await connect(stack, "acme", [south], user="bob")
+    assert (await status(stack, "acme"))["realm_id"] == south
+    by_user = {g["user_id"]: g["revoked"] for g in await xero.grants()}
+    assert by_user == {"alice": True, "bob": False}
+    assert await xero.connections(north) == []
+    assert len(await xero.connections(south)) == 1
+    async with make_sessionmaker(engine)() as session:
+        subjects = [g.subject for g in (await session.execute(select(Grant))).scalars()]
+    assert len(subjects) == 1  # alice's grant is gone, bob's stored
