@@ -193,7 +193,9 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         # The route names the platform (/v1/webhooks/{provider}); an unsupported one is
         # refused before anything is read.
         platform = self._platforms.platform_for(provider_of(request.provider).value)
-        result = await inbox.ingest(self._inbox_writer, platform, request.body, request.signature)
+        result = await inbox.ingest(
+            self._inbox_writer, platform, request.body, request.signature, platform.name
+        )
         return pb.IngestWebhookResponse(
             stored_event_count=result.stored,
             duplicate_event_count=result.duplicates,

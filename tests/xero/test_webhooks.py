@@ -13,8 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.db.engine import make_sessionmaker
+from aicollect.integration.v1 import admin_service_pb2 as apb
+from aicollect.integration.v1 import admin_service_pb2_grpc as agrpc
+from aicollect.rpc.client import internal_channel
 from services.integration.models import InboxEvent
 from services.integration.providers.xero.webhooks import sign
+from tests.conftest import INTERNAL_TOKEN
 from tests.stack import XERO_CLIENT_ID, XERO_WEBHOOK_KEY, Stack
 from tests.xero.conftest import Xero, connect
 
@@ -185,3 +189,29 @@ async def test_acknowledgements_come_well_inside_xeros_five_seconds(
     )
     assert p95 < 2.5  # half of Xero's limit, on a loaded two-core machine
     assert len(await _inbox(engine)) == 200
+
+
+async def test_a_signed_body_that_does_not_parse_is_kept_raw_for_xero_and_acknowledged(
+    stack: Stack, xero: Xero, engine: AsyncEngine
+) -> None:
+    org = await xero.organisation("Acme Ltd")
+    await connect(stack, "acme", [org])
+    broken = {**_event(org, "77777777-7777-4777-8777-777777777777"), "eventDateUtc": "soon"}
+    body = _body(broken)
+    status, raw, _ = await _post(stack, body, sign(body, XERO_WEBHOOK_KEY))
+    assert (status, raw) == (200, b"")  # refusing it would hold Xero's later events back
+    (letter,) = await _inbox(engine)
+    assert (letter.status, letter.provider, letter.realm_id, letter.tenant_id) == (
+        "dead",
+        "xero",
+        org,
+        "acme",
+    )
+    assert letter.raw_body == body
+    async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as channel:
+        reply = await agrpc.AdminServiceStub(channel).ReplayDeadLetters(
+            apb.ReplayDeadLettersRequest(tenant_id="acme", actor="oncall", reason="retry")
+        )
+    assert reply.replayed_count == 0
+    (letter,) = await _inbox(engine)
+    assert "eventDateUtc" in letter.last_error  # parsed again by Xero's parser, not Intuit's
