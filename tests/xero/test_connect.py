@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from aicollect.db.engine import make_sessionmaker
 from aicollect.rpc.client import internal_channel
 from services.integration.budget import Priority
+from services.integration.deps import IntegrationDeps
 from services.integration.models import AuditEvent, Connection, Grant
 from services.integration.tokens import ReauthorizationRequired
 from tests.conftest import INTERNAL_TOKEN, REALM_ID
@@ -296,3 +298,37 @@ async def test_reconnecting_as_another_xero_user_revokes_the_unused_grant(
     async with make_sessionmaker(engine)() as session:
         subjects = [g.subject for g in (await session.execute(select(Grant))).scalars()]
     assert len(subjects) == 1  # alice's grant is gone, bob's stored
+
+
+async def test_two_replicas_refresh_a_shared_grant_once(
+    stack: Stack, xero: Xero, engine: AsyncEngine
+) -> None:
+    """Another integration replica (its own process state, the same database): callers for
+    both organisations in both replicas, one refresh at Xero."""
+    north = await xero.organisation("North Ltd")
+    south = await xero.organisation("South Ltd")
+    await connect(stack, "north-co", [north])
+    await connect(stack, "south-co", [south])
+    async with make_sessionmaker(engine).begin() as session:
+        await session.execute(update(Grant).values(access_expires_at=text("now()")))
+    before = sum(g["refreshes"] for g in await xero.grants())
+    async with (
+        aiohttp.ClientSession() as http,
+        internal_channel(stack.matcher_addr, INTERNAL_TOKEN) as matcher,
+    ):
+        other = IntegrationDeps.create(stack.deps.settings, engine, http, matcher)
+        try:
+            got = await asyncio.gather(
+                *(
+                    deps.tokens.access_token(tenant)
+                    for deps in (stack.deps, other)
+                    for tenant in ("north-co", "south-co") * 3
+                )
+            )
+        finally:
+            await other.inbox_writer.close()
+    assert sum(g["refreshes"] for g in await xero.grants()) - before == 1
+    assert len({t.token for t in got}) == 1
+    assert stack.deps.tokens.grants is not None
+    assert other.tokens.grants is not None
+    assert stack.deps.tokens.grants.refresh_count + other.tokens.grants.refresh_count == 1
