@@ -272,6 +272,11 @@ class Settings(BaseSettings):
         5, ge=0, validation_alias=_env("AICOLLECT_XERO_MAX_CONCURRENT")
     )
     """Requests in flight per organisation, all replicas together (Xero: 5)."""
+    xero_app_requests_per_minute: int = Field(
+        10_000, ge=0, validation_alias=_env("AICOLLECT_XERO_APP_REQUESTS_PER_MINUTE")
+    )
+    """Requests per rolling minute of the whole app, every organisation and replica
+    together (Xero: 10,000; 0 = no cap)."""
     xero_placed_reread_seconds: float = Field(
         21_600, ge=0, validation_alias=_env("AICOLLECT_XERO_PLACED_REREAD_SECONDS")
     )

@@ -47,6 +47,8 @@ class IntegrationDeps:
     # Every platform's sync, callers and shared-grant tokens, by provider name.
     syncs: dict[str, SyncDeps] = field(default_factory=dict)
     callers: dict[str, PlatformCaller] = field(default_factory=dict)
+    # Each platform's app-wide budget, where it has app-wide limits (Xero).
+    app_budgets: dict[str, RealmBudget] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -79,12 +81,19 @@ class IntegrationDeps:
             )
             for name in platforms.names
         }
+        # A platform with app-wide limits (Xero) also gets one budget for the whole app.
+        app_budgets = {
+            name: RealmBudget(limits, shared=SharedBudget(engine, name, limits))
+            for name in platforms.names
+            if (limits := platforms.platform_for(name).app_request_limits) is not None
+        }
         callers = {
             name: PlatformCaller(
                 tokens,
                 platforms.platform_for(name),
                 budgets[name],
                 backoff_base_s=settings.qbo_backoff_base_seconds,
+                app_budget=app_budgets.get(name),
             )
             for name in platforms.names
         }
@@ -130,4 +139,5 @@ class IntegrationDeps:
             sync=syncs[platform.name],
             syncs=syncs,
             callers=callers,
+            app_budgets=app_budgets,
         )

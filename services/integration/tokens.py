@@ -16,6 +16,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REFRESH_MARGIN = timedelta(minutes=5)
+# The key of a platform's app-wide budget in the shared ledger (no company id looks so).
+APP_REALM = "*app*"
 
 REAUTH_DETAIL = (
     "QuickBooks rejected our authorization (the app was disconnected in QuickBooks, or the "
@@ -378,6 +381,7 @@ class PlatformCaller:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
         max_throttle_wait_s: float = 600.0,
+        app_budget: RealmBudget | None = None,
     ) -> None:
         self.tokens = tokens
         self.platform = platform
@@ -389,6 +393,13 @@ class PlatformCaller:
         # A throttle longer than this (Xero's daily limit: hours) pauses the company in
         # every replica and fails the call at once instead of holding it for hours.
         self._max_throttle_wait = max_throttle_wait_s
+        # The whole app's budget (Xero's app-wide minute limit), taken after the company's.
+        self.app_budget = app_budget
+
+    def _app_slot(self, priority: Priority) -> AbstractAsyncContextManager[None]:
+        if self.app_budget is None:
+            return nullcontext()
+        return self.app_budget.slot(APP_REALM, priority)
 
     async def call(
         self,
@@ -403,7 +414,10 @@ class PlatformCaller:
         token = await self.tokens.access_token(tenant_id)
         while True:
             try:
-                async with self.budget.slot(token.realm_id, priority):
+                async with (
+                    self.budget.slot(token.realm_id, priority),
+                    self._app_slot(priority),
+                ):
                     return await op(token.realm_id, token.token)
             except Exception as exc:
                 failure = self.platform.classify_error(exc)
@@ -411,7 +425,10 @@ class PlatformCaller:
                     raise
                 if failure.kind == FailureKind.THROTTLED:
                     throttled += 1
-                    await self.budget.throttled(token.realm_id, failure.retry_after_s)
+                    if failure.app_wide and self.app_budget is not None:
+                        await self.app_budget.throttled(APP_REALM, failure.retry_after_s)
+                    else:
+                        await self.budget.throttled(token.realm_id, failure.retry_after_s)
                     if (
                         throttled >= self._max_throttled
                         or failure.retry_after_s > self._max_throttle_wait

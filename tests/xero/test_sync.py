@@ -267,3 +267,29 @@ async def test_the_daily_budget_holds_reads_back_before_xero_refuses_them(
             await small.company_time()
         assert time.monotonic() - started < 10
         assert (await xero.control("GET", "/stats"))["throttled"] == {"day": 1}
+
+
+async def test_the_apps_minute_budget_spans_every_organisation(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """Xero's app-wide minute limit (10,000; here 5 at both ends): reads for two
+    organisations share it, and the read past it waits instead of earning a 429."""
+    north = await xero.organisation("North Ltd")
+    south = await xero.organisation("South Ltd")
+    env = {"AICOLLECT_XERO_APP_REQUESTS_PER_MINUTE": "5"}
+    async with full_stack(engine, emulator, xero_url=xero.base, **env) as stack:
+        await connect(stack, "north-co", [north])
+        await connect(stack, "south-co", [south])
+        # A fresh minute at Xero (the connects' /connections calls count there too).
+        await xero.control("POST", "/clock", {"advance_seconds": 61})
+        await xero.control("PATCH", "/faults", {"app_minute_limit": 5})
+        sync = stack.deps.syncs["xero"]
+        readers = [
+            sync.reader("north-co", north, Priority.WEBHOOK),
+            sync.reader("south-co", south, Priority.WEBHOOK),
+        ]
+        for n in range(5):
+            await readers[n % 2].company_time()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(readers[1].company_time(), 1.5)
+        assert not (await xero.control("GET", "/stats")).get("throttled")

@@ -108,6 +108,7 @@ class CallFailure:
     code: str = ""
     trace_id: str | None = None  # the platform's request id, for support (Intuit: intuit_tid)
     retry_after_s: float = 60.0
+    app_wide: bool = False  # THROTTLED by a limit of the whole app, not of the company
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,9 @@ class AccountingPlatform(Protocol):
     facts: AccountingFacts  # its JSON -> accounting facts
     # Its per-company request limits (every replica together): QBO 500 a minute, 10 at once.
     request_limits: RequestLimits
+    # Limits of the whole app, every company and replica together (Xero: 10,000 calls a
+    # minute); None when the platform has none worth budgeting (QBO).
+    app_request_limits: RequestLimits | None
     # Whether one grant (token) can cover several companies (Xero: one per Xero user):
     # the core then stores the grant once, keys its refresh lock by the grant, asks
     # ``consented_companies`` which company a consent chose, and revokes only when no

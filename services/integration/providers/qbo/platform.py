@@ -85,6 +85,7 @@ class QboPlatform:
     facts: AccountingFacts = QboFacts()
     shared_grants: bool = False  # a grant covers the one company that authorised it
     placed_reread_seconds: float = 0.0  # CDC reports every change
+    app_request_limits: RequestLimits | None = None  # Intuit's limits are per company
 
     def __init__(
         self,

@@ -36,6 +36,8 @@ from services.integration.providers.xero.reader import XeroReader
 
 # Xero's per-organisation limits (every replica together); the settings may lower them.
 XERO_LIMITS = RequestLimits.of(concurrent=5, per_minute=60, per_day=5000)
+# Xero's limit of the whole app, every organisation together.
+XERO_APP_LIMITS = RequestLimits.of(per_minute=10_000)
 # Xero's spelling of the entities its webhooks and API name -> the core's canonical names.
 CANONICAL = {
     "invoice": "Invoice",
@@ -64,12 +66,14 @@ class XeroPlatform:
         webhook_keys: Iterable[str] = (),
         request_limits: RequestLimits = XERO_LIMITS,
         placed_reread_seconds: float = 6 * 3600.0,
+        app_request_limits: RequestLimits | None = XERO_APP_LIMITS,
     ) -> None:
         self.oauth = oauth
         self.api = api
         self.scopes = oauth.scopes
         self.request_limits = request_limits
         self.placed_reread_seconds = placed_reread_seconds
+        self.app_request_limits = app_request_limits
         # The current webhook key and, during a rotation, the previous one.
         self._webhook_keys = tuple(k for k in webhook_keys if k)
 
@@ -107,6 +111,11 @@ class XeroPlatform:
             keys,
             limits,
             settings.xero_placed_reread_seconds,
+            (
+                RequestLimits.of(per_minute=settings.xero_app_requests_per_minute)
+                if settings.xero_app_requests_per_minute
+                else None
+            ),
         )
 
     # -- OAuth --------------------------------------------------------------------------
@@ -193,6 +202,7 @@ def classify_failure(exc: BaseException) -> CallFailure | None:
         code=exc.code,
         trace_id=exc.trace_id,
         retry_after_s=retry_after,
+        app_wide=isinstance(exc, XeroThrottled) and exc.problem == "appminute",
     )
 
 
