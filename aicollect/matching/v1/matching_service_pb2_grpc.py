@@ -190,14 +190,16 @@ class MatchingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RestorePlacement(self, request, context):
-        """The safe-restore procedure for a wrong out-of-band resolution: puts the placement
-        back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution, excludes the
-        payment that caused it from future matching unless that payment changes again in
-        QBO, emits a resume event and records an audit entry. Only from
-        PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or
-        PLACEMENT_STATUS_NEEDS_REVIEW (otherwise FAILED_PRECONDITION, reason
-        `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
-        a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
+        """The safe-restore procedure for a wrong resolution, closure or review: puts the
+        placement back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution or
+        closure, excludes the change that caused it (the payment, or the invoice version of a
+        write-off) from future matching until it changes again in QBO, emits a resume event
+        (unless outreach is paused by a person: see PauseOutreach) and records an audit
+        entry. Only from PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_CLOSED,
+        PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or PLACEMENT_STATUS_NEEDS_REVIEW (otherwise
+        FAILED_PRECONDITION, reason `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are
+        required (INVALID_ARGUMENT); a stale `expected_version` fails with ABORTED (reason
+        `CONCURRENT_MODIFICATION`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -78,14 +78,16 @@ class MatchingServiceStub:
     ListPlacements: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ListPlacementsRequest, _matching_service_pb2.ListPlacementsResponse]
     """Lists a tenant's placements, optionally filtered, oldest first, paginated."""
     RestorePlacement: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.RestorePlacementRequest, _matching_service_pb2.RestorePlacementResponse]
-    """The safe-restore procedure for a wrong out-of-band resolution: puts the placement
-    back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution, excludes the
-    payment that caused it from future matching unless that payment changes again in
-    QBO, emits a resume event and records an audit entry. Only from
-    PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or
-    PLACEMENT_STATUS_NEEDS_REVIEW (otherwise FAILED_PRECONDITION, reason
-    `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
-    a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
+    """The safe-restore procedure for a wrong resolution, closure or review: puts the
+    placement back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution or
+    closure, excludes the change that caused it (the payment, or the invoice version of a
+    write-off) from future matching until it changes again in QBO, emits a resume event
+    (unless outreach is paused by a person: see PauseOutreach) and records an audit
+    entry. Only from PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_CLOSED,
+    PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or PLACEMENT_STATUS_NEEDS_REVIEW (otherwise
+    FAILED_PRECONDITION, reason `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are
+    required (INVALID_ARGUMENT); a stale `expected_version` fails with ABORTED (reason
+    `CONCURRENT_MODIFICATION`).
     """
     ClearReviewFlag: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ClearReviewFlagRequest, _matching_service_pb2.ClearReviewFlagResponse]
     """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
@@ -174,14 +176,16 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     ListPlacements: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ListPlacementsRequest, _matching_service_pb2.ListPlacementsResponse]  # type: ignore[assignment]
     """Lists a tenant's placements, optionally filtered, oldest first, paginated."""
     RestorePlacement: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.RestorePlacementRequest, _matching_service_pb2.RestorePlacementResponse]  # type: ignore[assignment]
-    """The safe-restore procedure for a wrong out-of-band resolution: puts the placement
-    back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution, excludes the
-    payment that caused it from future matching unless that payment changes again in
-    QBO, emits a resume event and records an audit entry. Only from
-    PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or
-    PLACEMENT_STATUS_NEEDS_REVIEW (otherwise FAILED_PRECONDITION, reason
-    `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
-    a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
+    """The safe-restore procedure for a wrong resolution, closure or review: puts the
+    placement back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution or
+    closure, excludes the change that caused it (the payment, or the invoice version of a
+    write-off) from future matching until it changes again in QBO, emits a resume event
+    (unless outreach is paused by a person: see PauseOutreach) and records an audit
+    entry. Only from PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_CLOSED,
+    PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or PLACEMENT_STATUS_NEEDS_REVIEW (otherwise
+    FAILED_PRECONDITION, reason `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are
+    required (INVALID_ARGUMENT); a stale `expected_version` fails with ABORTED (reason
+    `CONCURRENT_MODIFICATION`).
     """
     ClearReviewFlag: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ClearReviewFlagRequest, _matching_service_pb2.ClearReviewFlagResponse]  # type: ignore[assignment]
     """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
@@ -309,14 +313,16 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _matching_service_pb2.RestorePlacementRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_matching_service_pb2.RestorePlacementResponse, _abc.Awaitable[_matching_service_pb2.RestorePlacementResponse]]:
-        """The safe-restore procedure for a wrong out-of-band resolution: puts the placement
-        back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution, excludes the
-        payment that caused it from future matching unless that payment changes again in
-        QBO, emits a resume event and records an audit entry. Only from
-        PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or
-        PLACEMENT_STATUS_NEEDS_REVIEW (otherwise FAILED_PRECONDITION, reason
-        `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
-        a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
+        """The safe-restore procedure for a wrong resolution, closure or review: puts the
+        placement back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution or
+        closure, excludes the change that caused it (the payment, or the invoice version of a
+        write-off) from future matching until it changes again in QBO, emits a resume event
+        (unless outreach is paused by a person: see PauseOutreach) and records an audit
+        entry. Only from PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_CLOSED,
+        PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or PLACEMENT_STATUS_NEEDS_REVIEW (otherwise
+        FAILED_PRECONDITION, reason `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are
+        required (INVALID_ARGUMENT); a stale `expected_version` fails with ABORTED (reason
+        `CONCURRENT_MODIFICATION`).
         """
 
     @_abc_1.abstractmethod
