@@ -19,8 +19,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matcher.decisions.values import AuditEntry, OutreachEvent
-from services.matcher.domain import Source
-from services.matcher.models import AuditEvent, OutreachEventRow
+from services.matcher.domain import EventType, Source
+from services.matcher.models import AuditEvent, OutreachEventRow, Placement
+from services.matcher.pause_scope import paused
 
 OUTBOX_CHANNEL = "matching_outreach_events"
 # pg_advisory_xact_lock key serialising outbox writers ("MOUTBOX" in ASCII, fits in int64).
@@ -80,7 +81,28 @@ class Journal:
 
 async def append_outbox(session: AsyncSession, events: list[dict[str, Any]]) -> None:
     """The one way outbox rows are written: last in the transaction, under the lock that
-    keeps ids in commit order, then a NOTIFY that wakes the streams at commit."""
+    keeps ids in commit order, then a NOTIFY that wakes the streams at commit.
+
+    A RESUME (a restore) for a placement whose outreach a person paused is held back: it
+    stays paused until that pause is resumed (``pauses.py``, which takes the same lock)."""
     await session.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
+    resumes = [e["placement_id"] for e in events if e["type"] == EventType.RESUME.value]
+    if resumes:
+        held = set(
+            (
+                await session.execute(
+                    select(Placement.placement_id).where(
+                        Placement.placement_id.in_(resumes), paused()
+                    )
+                )
+            ).scalars()
+        )
+        events = [
+            e
+            for e in events
+            if not (e["type"] == EventType.RESUME.value and e["placement_id"] in held)
+        ]
+        if not events:
+            return
     await session.execute(insert(OutreachEventRow), events)
     await session.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))

@@ -79,6 +79,7 @@ from services.matcher.domain import (
 )
 from services.matcher.journal import Journal
 from services.matcher.models import AuditEvent, Placement, PortalPayment
+from services.matcher.pauses import start_paused
 
 
 async def _open(session: AsyncSession, source: Source) -> tuple[Context, Journal]:
@@ -202,6 +203,7 @@ async def upsert_placements(
     if audits:
         await session.execute(insert(AuditEvent), audits)
     await journal.close()
+    await start_paused(session, list(created.values()), now)
     return results
 
 

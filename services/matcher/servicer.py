@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
-from services.matcher import convert, daily_reports, matching, queries
+from services.matcher import convert, daily_reports, matching, pauses, queries
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.outbox import notifier_for, stream_events
+from services.matcher.pause_convert import pause_pb, target_in
 from services.matcher.reconciliation import build_report
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -206,3 +207,30 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         async with self._sessions() as session:
             report = await daily_reports.get_report(session, tenant, day, request.version)
         return pb.GetDailyReportResponse(report=report)
+
+    async def PauseOutreach(
+        self, request: pb.PauseOutreachRequest, context: Context
+    ) -> pb.PauseOutreachResponse:
+        target = target_in(request.target, request.HasField("target"))
+        async with self._sessions.begin() as session:
+            pause, count = await pauses.pause_outreach(
+                session, request.tenant_id, target, request.actor, request.reason
+            )
+            return pb.PauseOutreachResponse(pause=pause_pb(pause), placements_paused=count)
+
+    async def ResumeOutreach(
+        self, request: pb.ResumeOutreachRequest, context: Context
+    ) -> pb.ResumeOutreachResponse:
+        target = target_in(request.target, request.HasField("target"))
+        async with self._sessions.begin() as session:
+            pause, count = await pauses.resume_outreach(
+                session, request.tenant_id, target, request.actor, request.reason
+            )
+            return pb.ResumeOutreachResponse(pause=pause_pb(pause), placements_resumed=count)
+
+    async def ListOutreachPauses(
+        self, request: pb.ListOutreachPausesRequest, context: Context
+    ) -> pb.ListOutreachPausesResponse:
+        async with self._sessions() as session:
+            rows = await pauses.list_pauses(session, request.tenant_id, request.include_resumed)
+            return pb.ListOutreachPausesResponse(pauses=[pause_pb(p) for p in rows])

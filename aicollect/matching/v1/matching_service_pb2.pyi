@@ -2620,3 +2620,255 @@ class GetDailyReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDailyReportResponse: _TypeAlias = GetDailyReportResponse  # noqa: Y015
+
+@_typing.final
+class OutreachDebtor(_message.Message):
+    """The debtor of a pause: a customer of the tenant's connected company."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    customer_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        company_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "customer_id", b"customer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutreachDebtor: _TypeAlias = OutreachDebtor  # noqa: Y015
+
+@_typing.final
+class OutreachTarget(_message.Message):
+    """What a pause covers; exactly one is set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLACEMENT_ID_FIELD_NUMBER: _builtins.int
+    DEBTOR_FIELD_NUMBER: _builtins.int
+    ALL_PLACEMENTS_FIELD_NUMBER: _builtins.int
+    placement_id: _builtins.str
+    all_placements: _builtins.bool
+    """Every placement of the tenant, now and later ("stop all outreach"); must be true."""
+    @_builtins.property
+    def debtor(self) -> Global___OutreachDebtor: ...
+    def __init__(
+        self,
+        *,
+        placement_id: _builtins.str = ...,
+        debtor: Global___OutreachDebtor | None = ...,
+        all_placements: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["all_placements", b"all_placements", "debtor", b"debtor", "placement_id", b"placement_id", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_placements", b"all_placements", "debtor", b"debtor", "placement_id", b"placement_id", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["placement_id", "debtor", "all_placements"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___OutreachTarget: _TypeAlias = OutreachTarget  # noqa: Y015
+
+@_typing.final
+class OutreachPause(_message.Message):
+    """Outreach paused by a person. Open until `resume_time` is set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSE_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    PAUSED_BY_FIELD_NUMBER: _builtins.int
+    PAUSE_REASON_FIELD_NUMBER: _builtins.int
+    PAUSE_TIME_FIELD_NUMBER: _builtins.int
+    RESUMED_BY_FIELD_NUMBER: _builtins.int
+    RESUME_REASON_FIELD_NUMBER: _builtins.int
+    RESUME_TIME_FIELD_NUMBER: _builtins.int
+    pause_id: _builtins.str
+    tenant_id: _builtins.str
+    paused_by: _builtins.str
+    pause_reason: _builtins.str
+    resumed_by: _builtins.str
+    resume_reason: _builtins.str
+    @_builtins.property
+    def target(self) -> Global___OutreachTarget: ...
+    @_builtins.property
+    def pause_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def resume_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        pause_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        target: Global___OutreachTarget | None = ...,
+        paused_by: _builtins.str = ...,
+        pause_reason: _builtins.str = ...,
+        pause_time: _timestamp_pb2.Timestamp | None = ...,
+        resumed_by: _builtins.str = ...,
+        resume_reason: _builtins.str = ...,
+        resume_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pause_time", b"pause_time", "resume_time", b"resume_time", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pause_id", b"pause_id", "pause_reason", b"pause_reason", "pause_time", b"pause_time", "paused_by", b"paused_by", "resume_reason", b"resume_reason", "resume_time", b"resume_time", "resumed_by", b"resumed_by", "target", b"target", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutreachPause: _TypeAlias = OutreachPause  # noqa: Y015
+
+@_typing.final
+class PauseOutreachRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    actor: _builtins.str
+    """Who pauses (a dashboard user, a support e-mail) and why: both required, audited."""
+    reason: _builtins.str
+    @_builtins.property
+    def target(self) -> Global___OutreachTarget: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        target: Global___OutreachTarget | None = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "target", b"target", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseOutreachRequest: _TypeAlias = PauseOutreachRequest  # noqa: Y015
+
+@_typing.final
+class PauseOutreachResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSE_FIELD_NUMBER: _builtins.int
+    PLACEMENTS_PAUSED_FIELD_NUMBER: _builtins.int
+    placements_paused: _builtins.int
+    """How many placements' outreach this pause stopped (a PAUSE event each)."""
+    @_builtins.property
+    def pause(self) -> Global___OutreachPause: ...
+    def __init__(
+        self,
+        *,
+        pause: Global___OutreachPause | None = ...,
+        placements_paused: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pause", b"pause"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pause", b"pause", "placements_paused", b"placements_paused"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseOutreachResponse: _TypeAlias = PauseOutreachResponse  # noqa: Y015
+
+@_typing.final
+class ResumeOutreachRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    actor: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def target(self) -> Global___OutreachTarget: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        target: Global___OutreachTarget | None = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "target", b"target", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeOutreachRequest: _TypeAlias = ResumeOutreachRequest  # noqa: Y015
+
+@_typing.final
+class ResumeOutreachResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSE_FIELD_NUMBER: _builtins.int
+    PLACEMENTS_RESUMED_FIELD_NUMBER: _builtins.int
+    placements_resumed: _builtins.int
+    """How many placements' outreach resumed (a RESUME event each)."""
+    @_builtins.property
+    def pause(self) -> Global___OutreachPause: ...
+    def __init__(
+        self,
+        *,
+        pause: Global___OutreachPause | None = ...,
+        placements_resumed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pause", b"pause"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pause", b"pause", "placements_resumed", b"placements_resumed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeOutreachResponse: _TypeAlias = ResumeOutreachResponse  # noqa: Y015
+
+@_typing.final
+class ListOutreachPausesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_RESUMED_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    include_resumed: _builtins.bool
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        include_resumed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_resumed", b"include_resumed", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOutreachPausesRequest: _TypeAlias = ListOutreachPausesRequest  # noqa: Y015
+
+@_typing.final
+class ListOutreachPausesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pauses(self) -> _containers.RepeatedCompositeFieldContainer[Global___OutreachPause]: ...
+    def __init__(
+        self,
+        *,
+        pauses: _abc.Iterable[Global___OutreachPause] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pauses", b"pauses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOutreachPausesResponse: _TypeAlias = ListOutreachPausesResponse  # noqa: Y015
