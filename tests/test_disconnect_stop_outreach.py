@@ -1,4 +1,4 @@
-""" "Disconnect and stop all outreach" (DisconnectRequest.stop_all_outreach): the
+"""Disconnect and stop all outreach (DisconnectRequest.stop_all_outreach): the
 integration disconnects, then the matcher pauses every placement of the tenant."""
 
 from __future__ import annotations
