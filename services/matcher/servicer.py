@@ -30,6 +30,18 @@ Context = grpc.aio.ServicerContext[Any, Any]
 STREAM_POLL_SECONDS = 2.0
 
 
+async def _paused_all(session: AsyncSession, placements: list[pb.Placement]) -> list[pb.Placement]:
+    """Sets ``outreach_paused`` on replies (a pause is not a column of the placement)."""
+    held = await pauses.paused_ids(session, [p.placement_id for p in placements])
+    for p in placements:
+        p.outreach_paused = p.placement_id in held
+    return placements
+
+
+async def _paused(session: AsyncSession, placement: pb.Placement) -> pb.Placement:
+    return (await _paused_all(session, [placement]))[0]
+
+
 class MatchingServicer(pb_grpc.MatchingServiceServicer):
     def __init__(
         self,
@@ -89,7 +101,8 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         async with self._sessions.begin() as session:
             decision, placement = await matching.record_portal_payment(session, payment)
             reply = pb.RecordPortalPaymentResponse(
-                decision=convert.decision_pb(decision), placement=convert.placement_pb(placement)
+                decision=convert.decision_pb(decision),
+                placement=await _paused(session, convert.placement_pb(placement)),
             )
         self._metrics.decided("portal_payment", [decision], time.perf_counter() - started)
         return reply
@@ -100,7 +113,9 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         placement_id = convert.required_id(request.placement_id, "placement_id")
         async with self._sessions() as session:
             placement = await queries.get_placement(session, placement_id)
-            return pb.GetPlacementResponse(placement=convert.placement_pb(placement))
+            return pb.GetPlacementResponse(
+                placement=await _paused(session, convert.placement_pb(placement))
+            )
 
     async def ListPlacements(
         self, request: pb.ListPlacementsRequest, context: Context
@@ -120,7 +135,8 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
                 review_flags=flags,
             )
             return pb.ListPlacementsResponse(
-                placements=[convert.placement_pb(p) for p in rows], next_page_token=token
+                placements=await _paused_all(session, [convert.placement_pb(p) for p in rows]),
+                next_page_token=token,
             )
 
     async def RestorePlacement(
@@ -131,7 +147,9 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
             placement = await matching.restore_placement(
                 session, placement_id, version, request.actor, request.reason
             )
-            reply = pb.RestorePlacementResponse(placement=convert.placement_pb(placement))
+            reply = pb.RestorePlacementResponse(
+                placement=await _paused(session, convert.placement_pb(placement))
+            )
         return reply
 
     async def ClearReviewFlag(
@@ -142,7 +160,9 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
             placement = await matching.clear_review_flag(
                 session, placement_id, version, request.actor, request.reason
             )
-            reply = pb.ClearReviewFlagResponse(placement=convert.placement_pb(placement))
+            reply = pb.ClearReviewFlagResponse(
+                placement=await _paused(session, convert.placement_pb(placement))
+            )
         return reply
 
     async def StreamOutreachEvents(

@@ -65,6 +65,8 @@ async def test_a_placement_pause_emits_pause_then_resume_exactly_once(matcher: M
     assert paused.pause.paused_by == ACTOR
     assert paused.pause.target.placement_id == first.placement_id
     assert await matcher.outbox() == [("pause", "active", 10_000)]
+    assert (await matcher.get(first.placement_id)).outreach_paused
+    assert not (await matcher.get(second.placement_id)).outreach_paused
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await pause(matcher, one(first.placement_id))
@@ -86,7 +88,11 @@ async def test_a_placement_pause_emits_pause_then_resume_exactly_once(matcher: M
     assert actions == ["placement.created", "outreach.paused", "outreach.resumed"]
     # Nothing about the placement itself changed.
     after = await matcher.get(first.placement_id)
-    assert (after.version, status_name(after)) == (first.version, "ACTIVE")
+    assert (after.version, status_name(after), after.outreach_paused) == (
+        first.version,
+        "ACTIVE",
+        False,
+    )
 
 
 async def test_a_payment_during_a_pause_resolves_and_nothing_resumes(matcher: Matcher) -> None:
@@ -113,7 +119,7 @@ async def test_a_restore_does_not_resume_a_paused_placement(matcher: Matcher) ->
     await pause(matcher, one(pid))
     await matcher.pay(qbo_payment("163", [("70", 10_000)]))
     restored = await matcher.restore(await matcher.get(pid))
-    assert status_name(restored) == "ACTIVE"
+    assert (status_name(restored), restored.outreach_paused) == ("ACTIVE", True)
     assert [kind for kind, _, _ in await matcher.outbox(pid)] == ["pause", "stop"]
     await resume(matcher, one(pid))
     assert await matcher.outbox(pid) == [
@@ -157,6 +163,12 @@ async def test_a_tenant_resume_keeps_a_placement_and_a_debtor_paused(matcher: Ma
     assert [k for k, _, _ in await matcher.outbox(free.placement_id)] == ["pause", "resume"]
     assert [k for k, _, _ in await matcher.outbox(own.placement_id)] == ["pause"]
     assert [k for k, _, _ in await matcher.outbox(debtors.placement_id)] == ["pause"]
+    placements = await matcher.stub.ListPlacements(pb.ListPlacementsRequest(tenant_id=TENANT))
+    assert {p.placement_id: p.outreach_paused for p in placements.placements} == {
+        own.placement_id: True,
+        debtors.placement_id: True,
+        free.placement_id: False,
+    }
     listed = await matcher.stub.ListOutreachPauses(pb.ListOutreachPausesRequest(tenant_id=TENANT))
     assert {p.target.WhichOneof("target") for p in listed.pauses} == {"placement_id", "debtor"}
     every = await matcher.stub.ListOutreachPauses(

@@ -576,6 +576,7 @@ class Placement(_message.Message):
     REVIEW_FLAG_FIELD_NUMBER: _builtins.int
     REVIEW_FLAG_REASON_FIELD_NUMBER: _builtins.int
     FLAG_TIME_FIELD_NUMBER: _builtins.int
+    OUTREACH_PAUSED_FIELD_NUMBER: _builtins.int
     placement_id: _builtins.str
     """The placement's unique id, assigned by the matcher."""
     tenant_id: _builtins.str
@@ -614,6 +615,11 @@ class Placement(_message.Message):
     """
     review_flag_reason: _builtins.str
     """Why the flag was raised, naming the QBO payment and amounts; empty without a flag."""
+    outreach_paused: _builtins.bool
+    """Outreach is paused by a person (PauseOutreach): this placement, its debtor or its
+    tenant. Independent of `status`: matching goes on (a payment still resolves it), and
+    outreach resumes only when every pause covering it is resumed and it is active.
+    """
     @_builtins.property
     def debtor(self) -> Global___DebtorContact:
         """The debtor's contact details, from the QBO customer record."""
@@ -668,10 +674,11 @@ class Placement(_message.Message):
         review_flag: Global___ReviewFlag.ValueType = ...,
         review_flag_reason: _builtins.str = ...,
         flag_time: _timestamp_pb2.Timestamp | None = ...,
+        outreach_paused: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "debtor", b"debtor", "flag_time", b"flag_time", "original_amount", b"original_amount", "resolve_time", b"resolve_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "flag_time", b"flag_time", "intake_channel", b"intake_channel", "invoice_date", b"invoice_date", "original_amount", b"original_amount", "placement_id", b"placement_id", "qbo_customer_id", b"qbo_customer_id", "qbo_invoice_id", b"qbo_invoice_id", "realm_id", b"realm_id", "resolution_reason", b"resolution_reason", "resolve_time", b"resolve_time", "resolving_qbo_payment_id", b"resolving_qbo_payment_id", "review_flag", b"review_flag", "review_flag_reason", b"review_flag_reason", "review_reason", b"review_reason", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "flag_time", b"flag_time", "intake_channel", b"intake_channel", "invoice_date", b"invoice_date", "original_amount", b"original_amount", "outreach_paused", b"outreach_paused", "placement_id", b"placement_id", "qbo_customer_id", b"qbo_customer_id", "qbo_invoice_id", b"qbo_invoice_id", "realm_id", b"realm_id", "resolution_reason", b"resolution_reason", "resolve_time", b"resolve_time", "resolving_qbo_payment_id", b"resolving_qbo_payment_id", "review_flag", b"review_flag", "review_flag_reason", b"review_flag_reason", "review_reason", b"review_reason", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
