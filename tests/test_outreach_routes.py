@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from tests.helpers.dashboard import bearer, dashboard
 from tests.matcher.conftest import CUSTOMER, REALM, Matcher, placement_input
-from tests.test_daily_report_routes import bearer, dashboard
 
 __all__ = ["dashboard"]
 

@@ -2637,7 +2637,9 @@ class OutreachDebtor(_message.Message):
     COMPANY_ID_FIELD_NUMBER: _builtins.int
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     company_id: _builtins.str
+    """The accounting company (QuickBooks realm id) the customer belongs to."""
     customer_id: _builtins.str
+    """The customer's id in that company (the placements' customer id)."""
     def __init__(
         self,
         *,
@@ -2654,7 +2656,7 @@ Global___OutreachDebtor: _TypeAlias = OutreachDebtor  # noqa: Y015
 
 @_typing.final
 class OutreachTarget(_message.Message):
-    """What a pause covers; exactly one is set."""
+    """What a pause covers."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -2662,10 +2664,13 @@ class OutreachTarget(_message.Message):
     DEBTOR_FIELD_NUMBER: _builtins.int
     ALL_PLACEMENTS_FIELD_NUMBER: _builtins.int
     placement_id: _builtins.str
+    """One placement of the tenant."""
     all_placements: _builtins.bool
     """Every placement of the tenant, now and later ("stop all outreach"); must be true."""
     @_builtins.property
-    def debtor(self) -> Global___OutreachDebtor: ...
+    def debtor(self) -> Global___OutreachDebtor:
+        """Every placement of one debtor, now and later."""
+
     def __init__(
         self,
         *,
@@ -2699,17 +2704,29 @@ class OutreachPause(_message.Message):
     RESUME_REASON_FIELD_NUMBER: _builtins.int
     RESUME_TIME_FIELD_NUMBER: _builtins.int
     pause_id: _builtins.str
+    """The pause's unique id, assigned by the matcher."""
     tenant_id: _builtins.str
+    """The tenant whose outreach is paused."""
     paused_by: _builtins.str
+    """Who paused it (a dashboard user, a support e-mail, the disconnect's actor)."""
     pause_reason: _builtins.str
+    """Why, in their words."""
     resumed_by: _builtins.str
+    """Who resumed it; empty while open."""
     resume_reason: _builtins.str
+    """Why it was resumed; empty while open."""
     @_builtins.property
-    def target(self) -> Global___OutreachTarget: ...
+    def target(self) -> Global___OutreachTarget:
+        """What the pause covers."""
+
     @_builtins.property
-    def pause_time(self) -> _timestamp_pb2.Timestamp: ...
+    def pause_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was paused."""
+
     @_builtins.property
-    def resume_time(self) -> _timestamp_pb2.Timestamp: ...
+    def resume_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was resumed; unset while open."""
+
     def __init__(
         self,
         *,
@@ -2733,6 +2750,8 @@ Global___OutreachPause: _TypeAlias = OutreachPause  # noqa: Y015
 
 @_typing.final
 class PauseOutreachRequest(_message.Message):
+    """Request for PauseOutreach."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
@@ -2740,11 +2759,15 @@ class PauseOutreachRequest(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
+    """The tenant. Required."""
     actor: _builtins.str
-    """Who pauses (a dashboard user, a support e-mail) and why: both required, audited."""
+    """Who pauses (a dashboard user, a support e-mail). Required, audited."""
     reason: _builtins.str
+    """Why. Required, audited, and the reason of the PAUSE events."""
     @_builtins.property
-    def target(self) -> Global___OutreachTarget: ...
+    def target(self) -> Global___OutreachTarget:
+        """What to pause. Required."""
+
     def __init__(
         self,
         *,
@@ -2763,6 +2786,8 @@ Global___PauseOutreachRequest: _TypeAlias = PauseOutreachRequest  # noqa: Y015
 
 @_typing.final
 class PauseOutreachResponse(_message.Message):
+    """Response for PauseOutreach."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAUSE_FIELD_NUMBER: _builtins.int
@@ -2770,7 +2795,9 @@ class PauseOutreachResponse(_message.Message):
     placements_paused: _builtins.int
     """How many placements' outreach this pause stopped (a PAUSE event each)."""
     @_builtins.property
-    def pause(self) -> Global___OutreachPause: ...
+    def pause(self) -> Global___OutreachPause:
+        """The pause opened."""
+
     def __init__(
         self,
         *,
@@ -2787,6 +2814,8 @@ Global___PauseOutreachResponse: _TypeAlias = PauseOutreachResponse  # noqa: Y015
 
 @_typing.final
 class ResumeOutreachRequest(_message.Message):
+    """Request for ResumeOutreach."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
@@ -2794,10 +2823,15 @@ class ResumeOutreachRequest(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
+    """The tenant. Required."""
     actor: _builtins.str
+    """Who resumes. Required, audited."""
     reason: _builtins.str
+    """Why. Required, audited, and the reason of the RESUME events."""
     @_builtins.property
-    def target(self) -> Global___OutreachTarget: ...
+    def target(self) -> Global___OutreachTarget:
+        """The target whose own pause to resume. Required."""
+
     def __init__(
         self,
         *,
@@ -2816,6 +2850,8 @@ Global___ResumeOutreachRequest: _TypeAlias = ResumeOutreachRequest  # noqa: Y015
 
 @_typing.final
 class ResumeOutreachResponse(_message.Message):
+    """Response for ResumeOutreach."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAUSE_FIELD_NUMBER: _builtins.int
@@ -2823,7 +2859,9 @@ class ResumeOutreachResponse(_message.Message):
     placements_resumed: _builtins.int
     """How many placements' outreach resumed (a RESUME event each)."""
     @_builtins.property
-    def pause(self) -> Global___OutreachPause: ...
+    def pause(self) -> Global___OutreachPause:
+        """The pause, now resumed."""
+
     def __init__(
         self,
         *,
@@ -2840,12 +2878,16 @@ Global___ResumeOutreachResponse: _TypeAlias = ResumeOutreachResponse  # noqa: Y0
 
 @_typing.final
 class ListOutreachPausesRequest(_message.Message):
+    """Request for ListOutreachPauses."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     INCLUDE_RESUMED_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
+    """The tenant. Required."""
     include_resumed: _builtins.bool
+    """Also list the pauses already resumed."""
     def __init__(
         self,
         *,
@@ -2862,11 +2904,15 @@ Global___ListOutreachPausesRequest: _TypeAlias = ListOutreachPausesRequest  # no
 
 @_typing.final
 class ListOutreachPausesResponse(_message.Message):
+    """Response for ListOutreachPauses."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAUSES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def pauses(self) -> _containers.RepeatedCompositeFieldContainer[Global___OutreachPause]: ...
+    def pauses(self) -> _containers.RepeatedCompositeFieldContainer[Global___OutreachPause]:
+        """Newest first, at most 500."""
+
     def __init__(
         self,
         *,
