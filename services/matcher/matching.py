@@ -202,8 +202,8 @@ async def upsert_placements(
         results.append(UpsertResult(item.qbo_invoice_id, row.placement_id, outcome))
     if audits:
         await session.execute(insert(AuditEvent), audits)
+    await start_paused(session, tenant_id, list(created.values()), now)
     await journal.close()
-    await start_paused(session, list(created.values()), now)
     return results
 
 

@@ -6,11 +6,13 @@ placements. A placement's outreach is paused while an open pause covers it, its 
 its tenant (``pause_scope.paused``). Matching goes on underneath: a payment during a pause
 still resolves the placement (and emits STOP). Nothing resumes by itself.
 
-Every write here runs under the outbox lock (``journal.OUTBOX_LOCK_KEY``), taken before the
-pause rows are read or written, so the pauses and every outreach event are serialised:
-a restore committed before a pause gets its PAUSE after its RESUME; one committed after
-sees the pause and its RESUME is held back (``held_resumes``). Events and the audit entry of
-each placement whose outreach changes are written by one set-based statement.
+Pauses and resumes take the tenant's pause lock, then the outbox lock
+(``journal.OUTBOX_LOCK_KEY``, which every outreach event is written under), before the
+pause rows are read or written. So a restore committed before a pause gets its PAUSE after
+its RESUME, one committed after sees the pause and its RESUME is held back (the journal's
+outbox writer), and a placement created meanwhile is seen by one side or the other
+(``start_paused``). Events and the audit entry of each placement whose outreach changes
+are written by one set-based statement.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ ACTION_PAUSED = "placement.outreach_paused"
 ACTION_RESUMED = "placement.outreach_resumed"
 ACTION_PAUSE_OPENED = "outreach.paused"
 ACTION_PAUSE_CLOSED = "outreach.resumed"
+# First key of the per-tenant pause lock ("MP"); the second is the tenant id's hash.
+TENANT_LOCK_CLASS = 0x4D50
 # Longest id accepted in a target (placement, company, customer ids are short).
 MAX_ID = 200
 
@@ -85,6 +89,13 @@ def _tenant(tenant_id: str) -> str:
 
 async def _lock_outbox(session: AsyncSession) -> None:
     await session.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
+
+
+async def _lock_tenant(session: AsyncSession, tenant_id: str, *, shared: bool) -> None:
+    """The tenant's pause lock: pauses and resumes take it exclusively, intake shared, so
+    a new placement is either seen by a pause or sees it (taken before the outbox lock)."""
+    lock = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
+    await session.execute(select(lock(TENANT_LOCK_CLASS, func.hashtext(tenant_id))))
 
 
 async def _check_target(session: AsyncSession, tenant_id: str, t: Target) -> None:
@@ -252,6 +263,7 @@ async def pause_outreach(
     tenant_id = _tenant(tenant_id)
     actor, reason = require_actor_and_reason(actor, reason)
     await _check_target(session, tenant_id, t)
+    await _lock_tenant(session, tenant_id, shared=False)
     await _lock_outbox(session)
     existing = await _open_pause(session, tenant_id, t)
     if existing is not None:
@@ -293,6 +305,7 @@ async def resume_outreach(
     tenant_id = _tenant(tenant_id)
     actor, reason = require_actor_and_reason(actor, reason)
     await _check_target(session, tenant_id, t)
+    await _lock_tenant(session, tenant_id, shared=False)
     await _lock_outbox(session)
     pause = await _open_pause(session, tenant_id, t)
     if pause is None:
@@ -334,10 +347,22 @@ async def paused_ids(session: AsyncSession, placement_ids: list[str]) -> set[str
     return set(rows.scalars())
 
 
-async def start_paused(session: AsyncSession, placement_ids: list[str], now: datetime) -> int:
+async def start_paused(
+    session: AsyncSession, tenant_id: str, placement_ids: list[str], now: datetime
+) -> int:
     """New placements of a paused debtor or tenant start paused: a PAUSE event and an audit
-    entry each, under the outbox lock (a pause committed meanwhile is seen)."""
+    entry each. Under the tenant's shared pause lock, a pause either committed before (and
+    is seen here) or waits for this transaction (and sees the new placements); the outbox
+    lock is taken only when the tenant has an open pause."""
     if not placement_ids:
+        return 0
+    await _lock_tenant(session, tenant_id, shared=True)
+    open_pause = await session.execute(
+        select(OutreachPause.pause_id)
+        .where(OutreachPause.tenant_id == tenant_id, OutreachPause.resumed_at.is_(None))
+        .limit(1)
+    )
+    if open_pause.first() is None:
         return 0
     await _lock_outbox(session)
     condition = (

@@ -3,6 +3,7 @@ and tenant-wide (docs/pausing-outreach.md), through the real matcher (gRPC, Post
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
+from services.matcher import convert, matching
 from services.matcher.models import AuditEvent, OutreachPause
 from tests.matcher.conftest import (
     CUSTOMER,
@@ -290,3 +292,23 @@ async def test_a_tenant_wide_pause_is_set_based(matcher: Matcher, engine: AsyncE
         ).scalar_one()
     assert audits == 2 * many
     print(f"tenant-wide pause of {many} placements: {took:.2f} s, resume {took_resume:.2f} s")
+
+
+async def test_a_placement_created_while_a_tenant_pause_commits_is_paused_once(
+    matcher: Matcher,
+) -> None:
+    """Intake holds the tenant's pause lock (shared) until it commits: a pause asked for
+    meanwhile waits, then sees the new placement. Neither side misses it, neither doubles."""
+    request = pb.UpsertPlacementsRequest(
+        tenant_id=TENANT, realm_id=REALM, placements=[placement_input("70")]
+    )
+    async with matcher.sessions.begin() as session:
+        (created,) = await matching.upsert_placements(
+            session, TENANT, REALM, convert.placements_in(request)
+        )
+        pausing = asyncio.create_task(pause(matcher, EVERYTHING))
+        await asyncio.sleep(0.5)
+        assert not pausing.done()  # waiting for the intake to commit
+    paused = await asyncio.wait_for(pausing, 10)
+    assert paused.placements_paused == 1
+    assert await matcher.outbox(created.placement_id) == [("pause", "active", 10_000)]
