@@ -82,8 +82,8 @@ def target(
 
 def _tenant(tenant_id: str) -> str:
     tenant_id = tenant_id.strip()
-    if not tenant_id:
-        raise InvalidArgument("tenant_id is required", field="tenant_id")
+    if not tenant_id or len(tenant_id) > MAX_ID or not tenant_id.isprintable():
+        raise InvalidArgument("tenant_id is required (a printable id)", field="tenant_id")
     return tenant_id
 
 
