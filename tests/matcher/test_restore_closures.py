@@ -129,3 +129,24 @@ async def test_part_payment_then_wrong_write_off_restores_what_was_left(matcher:
     assert (status_name(restored), restored.balance.minor_units) == ("ACTIVE", 6_000)
     await matcher.invoice(qbo_invoice("70", 6_000, linked=[("160", PAYMENT)], sync_token="3"))
     assert await _state(matcher, pid) == ("ACTIVE", 6_000)
+
+
+async def test_a_credit_memo_closure_known_first_from_the_invoice_restores_the_balance(
+    matcher: Matcher,
+) -> None:
+    """The invoice showed the credit's payment before it was read (taken for money, then
+    corrected to closed when read): the restore still gives back what was owed before."""
+    (placement,) = await matcher.place(placement_input("70", 6_000, total=6_000))
+    pid = placement.placement_id
+    await matcher.invoice(qbo_invoice("70", 0, total=6_000, linked=[("cm-1", PAYMENT)]))
+    assert (await _state(matcher, pid))[0] == "RESOLVED_OUT_OF_BAND"
+    credit = qbo_payment("cm-1", [("70", 6_000)], credit_memos=[("52", 6_000)], total=0)
+    await matcher.pay(credit)
+    closed = await matcher.get(pid)
+    assert status_name(closed) == "CLOSED"
+    restored = await matcher.restore(closed)
+    assert (status_name(restored), restored.balance.minor_units) == ("ACTIVE", 6_000)
+    assert outcomes(await matcher.pay(credit, pb.CHANGE_SOURCE_CDC)) == ["EXCLUDED_AFTER_RESTORE"]
+    await matcher.pay(qbo_payment("cm-1", state=pb.QBO_ENTITY_STATE_DELETED, sync_token="1"))
+    await matcher.invoice(qbo_invoice("70", 6_000, total=6_000, sync_token="2"))
+    assert await _state(matcher, pid) == ("ACTIVE", 6_000)
