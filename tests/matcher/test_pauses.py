@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from services.matcher import convert, matching
 from services.matcher.models import AuditEvent, OutreachPause
+from tests.helpers.grpcurl import grpcurl
 from tests.matcher.conftest import (
     CUSTOMER,
     REALM,
@@ -312,3 +313,25 @@ async def test_a_placement_created_while_a_tenant_pause_commits_is_paused_once(
     paused = await asyncio.wait_for(pausing, 10)
     assert paused.placements_paused == 1
     assert await matcher.outbox(created.placement_id) == [("pause", "active", 10_000)]
+
+
+async def test_the_documented_grpcurl_commands_work(matcher: Matcher, matcher_addr: str) -> None:
+    """docs/pausing-outreach.md, "Over gRPC (support)", as support runs it."""
+    (placement,) = await matcher.place(placement_input("70"))
+    target = {"debtor": {"company_id": REALM, "customer_id": CUSTOMER}}
+    paused = await grpcurl(
+        matcher_addr,
+        "PauseOutreach",
+        {"tenant_id": TENANT, "target": target, "actor": ACTOR, "reason": "ticket 815"},
+    )
+    assert paused["placements_paused"] == 1
+    listed = await grpcurl(matcher_addr, "ListOutreachPauses", {"tenant_id": TENANT})
+    assert [p["target"] for p in listed["pauses"]] == [
+        {"debtor": {"company_id": REALM, "customer_id": CUSTOMER}}
+    ]
+    await grpcurl(
+        matcher_addr,
+        "ResumeOutreach",
+        {"tenant_id": TENANT, "target": target, "actor": ACTOR, "reason": "settled"},
+    )
+    assert [k for k, _, _ in await matcher.outbox(placement.placement_id)] == ["pause", "resume"]
