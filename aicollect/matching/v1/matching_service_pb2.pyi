@@ -426,10 +426,12 @@ class _OutreachEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Out
     OUTREACH_EVENT_TYPE_STOP: _OutreachEventType.ValueType  # 1
     """Stop all outreach for the placement for good (resolved or closed)."""
     OUTREACH_EVENT_TYPE_PAUSE: _OutreachEventType.ValueType  # 2
-    """Pause outreach until a resume event (pending review or needs review)."""
+    """Pause outreach until a resume event (pending review, needs review, or paused by a
+    person: PauseOutreach, or a new placement of a paused debtor or tenant).
+    """
     OUTREACH_EVENT_TYPE_RESUME: _OutreachEventType.ValueType  # 3
     """Resume outreach, with `balance` as the amount owed (only ever after a human's
-    decision, such as a restore).
+    decision: a restore of a placement no pause covers, or ResumeOutreach).
     """
     OUTREACH_EVENT_TYPE_BALANCE_CHANGED: _OutreachEventType.ValueType  # 4
     """Continue outreach with a new balance (for example after a partial payment)."""
@@ -448,10 +450,12 @@ OUTREACH_EVENT_TYPE_UNSPECIFIED: OutreachEventType.ValueType  # 0
 OUTREACH_EVENT_TYPE_STOP: OutreachEventType.ValueType  # 1
 """Stop all outreach for the placement for good (resolved or closed)."""
 OUTREACH_EVENT_TYPE_PAUSE: OutreachEventType.ValueType  # 2
-"""Pause outreach until a resume event (pending review or needs review)."""
+"""Pause outreach until a resume event (pending review, needs review, or paused by a
+person: PauseOutreach, or a new placement of a paused debtor or tenant).
+"""
 OUTREACH_EVENT_TYPE_RESUME: OutreachEventType.ValueType  # 3
 """Resume outreach, with `balance` as the amount owed (only ever after a human's
-decision, such as a restore).
+decision: a restore of a placement no pause covers, or ResumeOutreach).
 """
 OUTREACH_EVENT_TYPE_BALANCE_CHANGED: OutreachEventType.ValueType  # 4
 """Continue outreach with a new balance (for example after a partial payment)."""
