@@ -26,6 +26,8 @@ from services.matcher.pause_scope import paused
 OUTBOX_CHANNEL = "matching_outreach_events"
 # pg_advisory_xact_lock key serialising outbox writers ("MOUTBOX" in ASCII, fits in int64).
 OUTBOX_LOCK_KEY = 0x4D4F5554424F58
+# Events that tell outreach to go on: never written while a person's pause holds it.
+_CONTINUE = frozenset({EventType.RESUME.value, EventType.BALANCE_CHANGED.value})
 
 
 @dataclass
@@ -83,25 +85,23 @@ async def append_outbox(session: AsyncSession, events: list[dict[str, Any]]) -> 
     """The one way outbox rows are written: last in the transaction, under the lock that
     keeps ids in commit order, then a NOTIFY that wakes the streams at commit.
 
-    A RESUME (a restore) for a placement whose outreach a person paused is held back: it
-    stays paused until that pause is resumed (``pauses.py``, which takes the same lock)."""
+    Outreach a person paused stays paused: a RESUME (a restore) or a BALANCE_CHANGED
+    ("continue with the new balance") for a placement a pause covers is held back; the
+    RESUME that ends the pause carries the balance then (``pauses.py``, which takes the
+    same lock). STOP and PAUSE always go out."""
     await session.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
-    resumes = [e["placement_id"] for e in events if e["type"] == EventType.RESUME.value]
-    if resumes:
+    continuing = [e["placement_id"] for e in events if e["type"] in _CONTINUE]
+    if continuing:
         held = set(
             (
                 await session.execute(
                     select(Placement.placement_id).where(
-                        Placement.placement_id.in_(resumes), paused()
+                        Placement.placement_id.in_(continuing), paused()
                     )
                 )
             ).scalars()
         )
-        events = [
-            e
-            for e in events
-            if not (e["type"] == EventType.RESUME.value and e["placement_id"] in held)
-        ]
+        events = [e for e in events if not (e["type"] in _CONTINUE and e["placement_id"] in held)]
         if not events:
             return
     await session.execute(insert(OutreachEventRow), events)

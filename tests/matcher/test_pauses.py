@@ -116,6 +116,24 @@ async def test_a_payment_during_a_pause_resolves_and_nothing_resumes(matcher: Ma
     ]
 
 
+async def test_a_part_payment_during_a_pause_does_not_tell_outreach_to_go_on(
+    matcher: Matcher,
+) -> None:
+    """BALANCE_CHANGED means "continue with the new balance": held back while paused; the
+    RESUME that ends the pause carries the balance then."""
+    (placement,) = await matcher.place(placement_input("70", 10_000))
+    pid = placement.placement_id
+    await pause(matcher, one(pid))
+    await matcher.pay(qbo_payment("160", [("70", 4_000)]))
+    after = await matcher.get(pid)
+    assert (status_name(after), after.balance.minor_units) == ("ACTIVE", 6_000)
+    assert await matcher.outbox(pid) == [("pause", "active", 10_000)]
+    await resume(matcher, one(pid))
+    assert await matcher.outbox(pid) == [("pause", "active", 10_000), ("resume", "active", 6_000)]
+    await matcher.pay(qbo_payment("161", [("70", 1_000)]))
+    assert (await matcher.outbox(pid))[-1] == ("balance_changed", "active", 5_000)
+
+
 async def test_a_restore_does_not_resume_a_paused_placement(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
     pid = placement.placement_id

@@ -434,7 +434,9 @@ class _OutreachEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Out
     decision: a restore of a placement no pause covers, or ResumeOutreach).
     """
     OUTREACH_EVENT_TYPE_BALANCE_CHANGED: _OutreachEventType.ValueType  # 4
-    """Continue outreach with a new balance (for example after a partial payment)."""
+    """Continue outreach with a new balance (for example after a partial payment). Not sent
+    while a person's pause covers the placement: the RESUME ending it carries the balance.
+    """
     OUTREACH_EVENT_TYPE_REPORT_READY: _OutreachEventType.ValueType  # 5
     """Not about a placement: a tenant's daily reconciliation report was stored and is
     ready to be sent to the creditor (`report` names it; `placement_id` is empty and
@@ -458,7 +460,9 @@ OUTREACH_EVENT_TYPE_RESUME: OutreachEventType.ValueType  # 3
 decision: a restore of a placement no pause covers, or ResumeOutreach).
 """
 OUTREACH_EVENT_TYPE_BALANCE_CHANGED: OutreachEventType.ValueType  # 4
-"""Continue outreach with a new balance (for example after a partial payment)."""
+"""Continue outreach with a new balance (for example after a partial payment). Not sent
+while a person's pause covers the placement: the RESUME ending it carries the balance.
+"""
 OUTREACH_EVENT_TYPE_REPORT_READY: OutreachEventType.ValueType  # 5
 """Not about a placement: a tenant's daily reconciliation report was stored and is
 ready to be sent to the creditor (`report` names it; `placement_id` is empty and
