@@ -256,7 +256,7 @@ async def apply_payment(
     write_seen(loaded, seen, decided.seen)
     await apply_effects(journal, loaded, decided.effects)
     await journal.close()
-    return list(decided.decisions)
+    return [journal.answered(d) for d in decided.decisions]
 
 
 def _conditions(tenant_id: str, realm_id: str, scope: PaymentScope) -> list[Any]:
@@ -306,7 +306,7 @@ async def apply_invoice(
     await journal.close()
     decision = effects[-1].decision
     assert decision is not None
-    return [decision]
+    return [journal.answered(decision)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ async def record_portal_payment(
     await apply_effects(journal, loaded, [effect])
     await journal.close()
     assert effect.decision is not None
-    return effect.decision, loaded.rows.placements[payment.placement_id]
+    return journal.answered(effect.decision), loaded.rows.placements[payment.placement_id]
 
 
 async def _lock_one(session: AsyncSession, placement_id: str) -> Loaded:

@@ -124,13 +124,16 @@ async def test_a_part_payment_during_a_pause_does_not_tell_outreach_to_go_on(
     (placement,) = await matcher.place(placement_input("70", 10_000))
     pid = placement.placement_id
     await pause(matcher, one(pid))
-    await matcher.pay(qbo_payment("160", [("70", 4_000)]))
+    (decision,) = await matcher.pay(qbo_payment("160", [("70", 4_000)]))
+    # The answer says no event went out.
+    assert decision.outreach_event_type == pb.OUTREACH_EVENT_TYPE_UNSPECIFIED
     after = await matcher.get(pid)
     assert (status_name(after), after.balance.minor_units) == ("ACTIVE", 6_000)
     assert await matcher.outbox(pid) == [("pause", "active", 10_000)]
     await resume(matcher, one(pid))
     assert await matcher.outbox(pid) == [("pause", "active", 10_000), ("resume", "active", 6_000)]
-    await matcher.pay(qbo_payment("161", [("70", 1_000)]))
+    (decision,) = await matcher.pay(qbo_payment("161", [("70", 1_000)]))
+    assert decision.outreach_event_type == pb.OUTREACH_EVENT_TYPE_BALANCE_CHANGED
     assert (await matcher.outbox(pid))[-1] == ("balance_changed", "active", 5_000)
 
 
