@@ -338,7 +338,14 @@ class ConnectionService:
             # The callback names no company: the consent's own choice is asked for.
             if not code or len(code) > MAX_PARAM:
                 return await self._fail(provider, "authorization_error", tenant_id)
-            return await shared_grants.complete(self, provider, tenant_id, code)
+            done = await shared_grants.complete(self, provider, tenant_id, code)
+            if done.company is None:
+                return await self._fail(provider, done.problem, tenant_id)
+            if done.replaced is not None:
+                await self._revoke_pending(done.replaced)
+            return await self._connected(
+                provider, tenant_id, done.company.company_id, done.company.name
+            )
         if not realm_id:
             return await self._fail(provider, "missing_realm", tenant_id)
         if len(realm_id) > 64 or not realm_id.isalnum() or not code or len(code) > MAX_PARAM:
@@ -381,6 +388,12 @@ class ConnectionService:
             return await self._fail(provider, "realm_in_use", tenant_id, realm_id)
         if replaced is not None:
             await self._revoke_pending(replaced)
+        return await self._connected(provider, tenant_id, realm_id, company_name)
+
+    async def _connected(
+        self, provider: Provider, tenant_id: str, realm_id: str, company_name: str
+    ) -> ConnectOutcome:
+        """A stored connection: the backfill is queued, the browser goes to the dashboard."""
         log.info("connected", extra={"tenant_id": tenant_id, "realm_id": realm_id})
         if self.on_connected is not None:
             try:

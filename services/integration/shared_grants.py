@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from aicollect.crypto import TokenCipher
 from aicollect.errors import DomainError
 from aicollect.provider import Provider
-from aicollect.urls import with_query
 from services.integration import admin
 from services.integration.admin import IntegrationDisabled
 from services.integration.grants import (
@@ -31,6 +33,7 @@ from services.integration.grants import (
     store_grant,
 )
 from services.integration.models import AuditEvent, Connection, Grant, PendingRevocation
+from services.integration.providers import PlatformRegistry
 from services.integration.providers.base import (
     AccountingPlatform,
     Company,
@@ -39,23 +42,30 @@ from services.integration.providers.base import (
     TokenSet,
 )
 from services.integration.states import CONNECTED, LIVE_STATES
-from services.integration.tokens import revocation_identity
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from services.integration.connections import ConnectionService, ConnectOutcome
+from services.integration.tokens import TokenManager, revocation_identity
 
 log = logging.getLogger(__name__)
+
+
+class Host(Protocol):
+    """What these functions use of the connection service (``ConnectionService``)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    cipher: TokenCipher
+    platforms: PlatformRegistry
+    tokens: TokenManager | None
+
+    def _queue_revocation(self, session: AsyncSession, row: Connection) -> str: ...
+
 
 SEVERAL_ORGANISATIONS = "several_organisations"
 
 
-async def _held_by_us(svc: ConnectionService, provider: Provider, ids: list[str]) -> dict[str, str]:
+async def _held_by_us(host: Host, provider: Provider, ids: list[str]) -> dict[str, str]:
     """company id -> the tenant of ours holding it live."""
     if not ids:
         return {}
-    async with svc.sessions() as session:
+    async with host.sessions() as session:
         rows = await session.execute(
             select(Connection.realm_id, Connection.tenant_id).where(
                 Connection.provider == provider.value,
@@ -66,9 +76,9 @@ async def _held_by_us(svc: ConnectionService, provider: Provider, ids: list[str]
         return {realm: tenant for realm, tenant in rows.all() if realm is not None}
 
 
-async def _subject_in_use(svc: ConnectionService, provider: Provider, subject: str) -> bool:
+async def _subject_in_use(host: Host, provider: Provider, subject: str) -> bool:
     """Whether a stored grant of this platform user is used by a connection of ours."""
-    async with svc.sessions() as session:
+    async with host.sessions() as session:
         grant_id = await session.scalar(
             select(Grant.grant_id).where(Grant.provider == provider.value, Grant.subject == subject)
         )
@@ -76,7 +86,7 @@ async def _subject_in_use(svc: ConnectionService, provider: Provider, subject: s
 
 
 async def _let_go(
-    svc: ConnectionService,
+    host: Host,
     platform: AccountingPlatform,
     provider: Provider,
     tokens: TokenSet,
@@ -85,8 +95,8 @@ async def _let_go(
 ) -> None:
     """After a consent: releases the consented companies nobody of ours uses (least
     privilege), and revokes the new grant when no company of ours uses its user at all."""
-    held = await _held_by_us(svc, provider, [c.company_id for c in companies])
-    if not keep and not held and not await _subject_in_use(svc, provider, tokens.subject):
+    held = await _held_by_us(host, provider, [c.company_id for c in companies])
+    if not keep and not held and not await _subject_in_use(host, provider, tokens.subject):
         try:
             await platform.revoke(tokens.refresh_token)
         except (OAuthError, OAuthUnavailable):
@@ -121,17 +131,25 @@ def _choose(
     return free[0], ""
 
 
-async def complete(
-    svc: ConnectionService, provider: Provider, tenant_id: str, code: str
-) -> ConnectOutcome:
-    from services.integration.connections import ConnectOutcome
+@dataclass(frozen=True)
+class Consented:
+    """The callback's result: the company connected (``replaced``: a pending revocation of
+    the tokens it replaced), or the refusal's code (``company`` None)."""
 
-    platform = svc.platforms.platform_for(provider.value)
-    async with svc.sessions() as session:
+    company: Company | None
+    problem: str = ""
+    replaced: str | None = None
+
+
+async def complete(host: Host, provider: Provider, tenant_id: str, code: str) -> Consented:
+    """Exchanges the code, finds the consent's organisation, stores the grant and the
+    connection. The caller audits a refusal and reports the outcome."""
+    platform = host.platforms.platform_for(provider.value)
+    async with host.sessions() as session:
         try:
             await admin.ensure_enabled(session, tenant_id, provider)
         except IntegrationDisabled:
-            return await svc._fail(provider, "integration_disabled", tenant_id)
+            return Consented(None, "integration_disabled")
         current = await session.get(Connection, tenant_id)
         current_realm = current.realm_id if current is not None else None
     try:
@@ -141,60 +159,45 @@ async def complete(
             "authorization code exchange failed",
             extra={"tenant_id": tenant_id, "error": getattr(exc, "error", type(exc).__name__)},
         )
-        return await svc._fail(provider, "code_exchange_failed", tenant_id)
+        return Consented(None, "code_exchange_failed")
     if not tokens.subject or not tokens.consent_id:
         # Without the user and the consent we cannot tell which organisation was chosen.
-        return await svc._fail(provider, "missing_realm", tenant_id)
+        return Consented(None, "missing_realm")
     try:
         companies = await platform.consented_companies(tokens)
     except Exception as exc:
         if platform.classify_error(exc) is None:
             raise
         log.warning("could not list the consent's organisations", extra={"tenant_id": tenant_id})
-        return await svc._fail(provider, "unavailable", tenant_id)
-    held = await _held_by_us(svc, provider, [c.company_id for c in companies])
+        return Consented(None, "unavailable")
+    held = await _held_by_us(host, provider, [c.company_id for c in companies])
     chosen, problem = _choose(companies, held, tenant_id, current_realm)
     if chosen is None:
-        await _let_go(svc, platform, provider, tokens, companies, keep=set())
-        return await svc._fail(provider, problem, tenant_id)
+        await _let_go(host, platform, provider, tokens, companies, keep=set())
+        return Consented(None, problem)
     try:
-        replaced, releases = await _store(svc, provider, tenant_id, chosen, tokens)
+        replaced, releases = await _store(host, provider, tenant_id, chosen, tokens)
     except IntegrityError:  # another tenant took it between our check and our write
-        await _let_go(svc, platform, provider, tokens, companies, keep=set())
-        return await svc._fail(provider, "realm_in_use", tenant_id, chosen.company_id)
-    await _let_go(svc, platform, provider, tokens, companies, keep={chosen.company_id})
+        await _let_go(host, platform, provider, tokens, companies, keep=set())
+        return Consented(None, "realm_in_use")
+    await _let_go(host, platform, provider, tokens, companies, keep={chosen.company_id})
     for grant_id, company in releases:  # the organisation this tenant had before
-        problem = await release(svc, provider.value, grant_id, company)
+        problem = await release(host, provider.value, grant_id, company)
         if problem:
             log.warning("could not release the previous organisation", extra={"why": problem})
-    if replaced is not None:
-        await svc._revoke_pending(replaced)
-    log.info("connected", extra={"tenant_id": tenant_id, "realm_id": chosen.company_id})
-    if svc.on_connected is not None:
-        try:
-            await svc.on_connected(tenant_id, chosen.company_id)
-        except Exception:  # the sync scheduler also finds connected companies by itself
-            log.exception("could not queue the backfill", extra={"tenant_id": tenant_id})
-    return ConnectOutcome(
-        with_query(svc.dashboard_url, **{provider.redirect_param: "connected"}),
-        True,
-        "",
-        tenant_id,
-        chosen.company_id,
-        chosen.name,
-    )
+    return Consented(chosen, "", replaced)
 
 
 async def _store(
-    svc: ConnectionService, provider: Provider, tenant_id: str, company: Company, tokens: TokenSet
+    host: Host, provider: Provider, tenant_id: str, company: Company, tokens: TokenSet
 ) -> tuple[str | None, list[tuple[str, Company]]]:
     """Stores the grant and points the tenant's connection at it. Returns a pending
     revocation id for tokens this replaces (a previous company's own, or a grant nobody
     else uses any more) and the previous organisation to release (grant id, company)."""
     replaced: str | None = None
     releases: list[tuple[str, Company]] = []
-    async with svc.sessions.begin() as session:
-        grant_id = await store_grant(session, svc.cipher, provider.value, tokens)
+    async with host.sessions.begin() as session:
+        grant_id = await store_grant(session, host.cipher, provider.value, tokens)
         row = (
             await session.execute(
                 select(Connection).where(Connection.tenant_id == tenant_id).with_for_update()
@@ -207,7 +210,7 @@ async def _store(
         else:
             previous = (row.state, row.provider, row.realm_id)
             if row.refresh_token and row.realm_id is not None:
-                replaced = svc._queue_revocation(session, row)  # a QBO company's own grant
+                replaced = host._queue_revocation(session, row)  # a QBO company's own grant
             elif row.grant_id and row.state in LIVE_STATES and row.realm_id != company.company_id:
                 old = Company(
                     row.realm_id or "", row.company_name, row.platform_connection_id or ""
@@ -215,7 +218,7 @@ async def _store(
                 if row.grant_id == grant_id:
                     releases.append((grant_id, old))  # the same user: release that one only
                 else:  # another user's grant: released, or revoked if nobody else uses it
-                    replaced, gone, old_grant = await disconnect_row(svc, session, row)
+                    replaced, gone, old_grant = await disconnect_row(host, session, row)
                     if gone is not None:
                         releases.append((old_grant, gone))
         row.provider = provider.value
@@ -260,16 +263,14 @@ async def _store(
     return replaced, releases
 
 
-async def _queue_grant_revocation(
-    svc: ConnectionService, session: AsyncSession, row: Connection
-) -> str | None:
+async def _queue_grant_revocation(host: Host, session: AsyncSession, row: Connection) -> str | None:
     """Queues the revocation of ``row``'s shared grant when no other live connection uses
     it (same transaction) and forgets the grant; None when another still does."""
     assert row.grant_id is not None
     if await grant_users(session, row.grant_id, besides=row.tenant_id) > 0:
         return None
     grant = await session.get(Grant, row.grant_id, with_for_update=True)
-    token = open_refresh_token(svc.cipher, grant) if grant is not None else None
+    token = open_refresh_token(host.cipher, grant) if grant is not None else None
     await forget_grant(session, row.grant_id)
     if token is None:
         return None  # nothing left to revoke (already refused, or unreadable: see the logs)
@@ -280,7 +281,7 @@ async def _queue_grant_revocation(
             tenant_id=row.tenant_id,
             realm_id=row.realm_id or "",
             provider=row.provider,
-            token=svc.cipher.seal(token, revocation_identity(pending_id)),
+            token=host.cipher.seal(token, revocation_identity(pending_id)),
             token_identity=None,
             attempts=0,
             last_error="",
@@ -291,7 +292,7 @@ async def _queue_grant_revocation(
 
 
 async def disconnect_row(
-    svc: ConnectionService, session: AsyncSession, row: Connection
+    host: Host, session: AsyncSession, row: Connection
 ) -> tuple[str | None, Company | None, str]:
     """In the disconnect's transaction, for a connection on a shared grant:
     (pending revocation id, None, "") when it was the last connection of ours on the grant;
@@ -302,21 +303,21 @@ async def disconnect_row(
     row.grant_id = None
     if await grant_users(session, grant_id, besides=row.tenant_id) == 0:
         row.grant_id = grant_id
-        pending = await _queue_grant_revocation(svc, session, row)
+        pending = await _queue_grant_revocation(host, session, row)
         row.grant_id = None
         return pending, None, ""
     company = Company(row.realm_id or "", row.company_name, row.platform_connection_id or "")
     return None, company, grant_id
 
 
-async def release(svc: ConnectionService, provider: str, grant_id: str, company: Company) -> str:
+async def release(host: Host, provider: str, grant_id: str, company: Company) -> str:
     """Releases one organisation of a grant other connections still use; "" when done,
     else why not (the disconnect stands either way)."""
-    if svc.tokens is None or svc.tokens.grants is None or not company.connection_id:
+    if host.tokens is None or host.tokens.grants is None or not company.connection_id:
         return "the organisation's link could not be removed at the platform"
-    platform = svc.platforms.platform_for(provider)
+    platform = host.platforms.platform_for(provider)
     try:
-        token, _ = await svc.tokens.grants.access_token(grant_id, provider)
+        token, _ = await host.tokens.grants.access_token(grant_id, provider)
         await platform.release_company(company, token)
     except (DomainError, OAuthError, OAuthUnavailable) as exc:
         return f"{platform.display_name} did not confirm the disconnect: {exc}"[:500]

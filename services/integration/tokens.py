@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -41,9 +41,6 @@ from services.integration.providers.base import (
     TokenSet,
 )
 from services.integration.states import CONNECTED, NEEDS_REAUTHORIZATION
-
-if TYPE_CHECKING:
-    from services.integration.grants import GrantTokens
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +155,19 @@ class AccessToken:
     provider: str = ""
 
 
+class SharedGrants(Protocol):
+    """Tokens of grants shared by several companies (``grants.GrantTokens``): (access
+    token, the grant's generation), refreshed once under a lock keyed by the grant."""
+
+    refresh_count: int  # refreshes this process made
+
+    async def access_token(self, grant_id: str, provider: str) -> tuple[str, int]: ...
+
+    async def refresh(
+        self, grant_id: str, provider: str, *, seen_generation: int, force: bool = False
+    ) -> tuple[str, int]: ...
+
+
 class TokenManager:
     """Hands out valid access tokens; the only code that refreshes them."""
 
@@ -169,7 +179,7 @@ class TokenManager:
         oauth: AccountingPlatform,
         *,
         metrics: IntegrationMetrics | None = None,
-        grants: GrantTokens | None = None,
+        grants: SharedGrants | None = None,
     ) -> None:
         self._metrics = metrics or IntegrationMetrics()
         self.grants = grants  # shared grants (Xero): stored once, refreshed once
