@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -24,9 +25,9 @@ def test_decodes_as_the_standard_library(body: bytes) -> None:
     assert json.dumps(ours) == json.dumps(theirs)  # NaN != NaN: compare the text
 
 
-def _error(decode: object, body: bytes) -> str:
+def _error(decode: Callable[[bytes], object], body: bytes) -> str:
     try:
-        decode(body)  # type: ignore[operator]
+        decode(body)
     except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
         return f"{type(exc).__name__}: {exc}"
     raise AssertionError(f"{body!r} was accepted")
