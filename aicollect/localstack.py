@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import jwt
 
 from aicollect import logs
 from aicollect.db.embedded import EmbeddedPostgres
@@ -98,6 +99,29 @@ def load_local_secrets(data_dir: Path) -> dict[str, str]:
 
 
 EMULATOR_MODULE = "emulators.qbo"
+DASHBOARD_PATH = "/dashboard/"
+DEFAULT_DASHBOARD = Settings.model_fields["dashboard_url"].default
+# The tenant of the dashboard link ``aicollect run`` prints (README: enable it first).
+LOCAL_TENANT = "acme"
+LOCAL_TOKEN_TTL_S = 12 * 3600
+
+
+def local_dashboard_link(gateway_url: str, jwt_secret: str, settings: Settings) -> str:
+    """The reference page with a bearer JWT for ``LOCAL_TENANT`` in its fragment (which the
+    browser never sends to a server), signed with the local stack's generated secret."""
+    issued = int(time.time())
+    claims: dict[str, str | int] = {
+        "sub": "local-developer",
+        "tenant_id": LOCAL_TENANT,
+        "iat": issued,
+        "exp": issued + LOCAL_TOKEN_TTL_S,
+    }
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    token = jwt.encode(claims, jwt_secret, algorithm="HS256")
+    return f"{gateway_url}{DASHBOARD_PATH}#token={token}"
 
 
 class StartFailed(Exception):
@@ -296,6 +320,10 @@ class LocalStack:
             ) from exc
         self.gateway_url = f"http://{host}:{sock.getsockname()[1]}"
         env.setdefault("QBO_REDIRECT_URI", f"{self.gateway_url}/v1/integrations/qbo/callback")
+        if self.settings.env == "local" and self.settings.dashboard_url == DEFAULT_DASHBOARD:
+            # Nothing configured: the consent screen sends the browser back to the gateway's
+            # own reference page (served in local mode only).
+            env.setdefault("AICOLLECT_DASHBOARD_URL", f"{self.gateway_url}{DASHBOARD_PATH}")
 
         try:
             await self._start_services(env)
@@ -532,6 +560,9 @@ def _print_banner(
             )
         )
     rows.append(("secrets", f"{data_dir / 'local.env'}  (source it for grpcurl, see README)"))
+    if settings.env == "local" and env.get("AICOLLECT_JWT_SECRET"):
+        link = local_dashboard_link(gateway_url, env["AICOLLECT_JWT_SECRET"], settings)
+        rows.append(("dashboard", f"{link}  (tenant '{LOCAL_TENANT}', reference page)"))
     lines = ["", "ai-collect local stack is up"]
     lines += [f"  {name:<12} {value}" for name, value in rows]
     lines += ["Ctrl-C or SIGTERM stops everything.", ""]
