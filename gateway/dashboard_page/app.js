@@ -158,8 +158,7 @@ function lastSync(panel) {
   return times.length ? when(times[times.length - 1]) : "—";
 }
 
-async function loadSettings() {
-  const panel = await api("GET", BASE);
+function renderPanel(panel) {
   $("panel-state").textContent = STATE_LABELS[panel.state] || panel.state;
   $("panel-company").textContent = panel.company_name
     ? panel.company_name + " (" + panel.realm_id + ")" : "—";
@@ -170,7 +169,11 @@ async function loadSettings() {
   // Connect is offered only to an enabled tenant, outside an incident, when not connected.
   $("connect").hidden = !panel.enabled || panel.kill_switch || connected;
   $("disconnect").hidden = !DISCONNECTABLE.has(panel.state);
-  if (connected) {
+  return connected;
+}
+
+async function loadSettings() {
+  if (renderPanel(await api("GET", BASE))) {
     await loadProgress();
   } else {
     $("sync-card").hidden = true;
@@ -195,9 +198,11 @@ async function loadProgress() {
     : "—";
   if (running) {
     $("preview-card").hidden = true;
+    if (syncTimer) clearTimeout(syncTimer);
     syncTimer = setTimeout(guarded(loadProgress), 700);
     return;
   }
+  if (syncTimer) renderPanel(await api("GET", BASE));  // the sync just finished: last sync
   syncTimer = null;
   const waiting = progress.intake_mode !== "PLACEMENT_INTAKE_MODE_AUTOMATIC"
     && progress.candidate_totals.some((t) => Number(t.pending_count) + Number(t.excluded_count) > 0);
