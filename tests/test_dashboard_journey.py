@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.matching.v1 import matching_admin_service_pb2 as apb
@@ -38,7 +38,7 @@ from tests.test_browser_connect import browser  # noqa: F401  (the Chromium fixt
 pytestmark = pytest.mark.browser
 
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-VIEWPORT = {"width": 1280, "height": 860}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 860}
 
 
 @pytest_asyncio.fixture
