@@ -3,8 +3,9 @@
 
 It is registered by ``create_app`` only when ``AICOLLECT_ENV=local``, and it mints nothing:
 the page reads a bearer JWT from its URL fragment (``/dashboard/#token=...``, never sent to
-a server) or from a token pasted into it. ``aicollect run`` prints such a link for the
-local tenant ``acme``, signed with the local secret in ``.data/local.env``.
+a server) or from a token pasted into it. ``aicollect run`` writes such a link for the
+local tenant ``acme`` to ``.data/dashboard-link.txt``, signed with the local secret in
+``.data/local.env``.
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ async def disconnect(request: web.Request, provider: Provider) -> web.Response:
         )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
-    return web.json_response(_json(reply))
+    return web.json_response(proto_json(reply))
 
 
 CANDIDATE_STATUSES = {
