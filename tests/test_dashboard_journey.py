@@ -23,9 +23,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
+from google.protobuf.field_mask_pb2 import FieldMask
 from playwright.async_api import Browser, Page, ViewportSize, expect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from aicollect.integration.v1 import admin_service_pb2 as iapb
+from aicollect.integration.v1 import admin_service_pb2_grpc as iagrpc
 from aicollect.matching.v1 import matching_admin_service_pb2 as apb
 from aicollect.matching.v1 import matching_admin_service_pb2_grpc as agrpc
 from aicollect.matching.v1 import matching_service_pb2 as mpb
@@ -82,6 +85,18 @@ async def _faults(p: Pipeline, method: str, body: dict[str, object] | None = Non
         assert resp.status == 200, await resp.text()
 
 
+async def _kill_switch(p: Pipeline, *, on: bool) -> None:
+    async with internal_channel(p.stack.integration_addr, INTERNAL_TOKEN) as channel:
+        await iagrpc.AdminServiceStub(channel).UpdatePlatformSettings(
+            iapb.UpdatePlatformSettingsRequest(
+                settings=iapb.PlatformSettings(qbo_kill_switch=on),
+                update_mask=FieldMask(paths=["qbo_kill_switch"]),
+                actor="oncall",
+                reason="walkthrough: an incident drill",
+            )
+        )
+
+
 async def _pay_in_books(p: Pipeline, placement: mpb.Placement) -> None:
     """The bookkeeper records the debtor's check against the invoice in QuickBooks."""
     minor = placement.balance.minor_units
@@ -113,11 +128,19 @@ async def test_a_creditor_connects_previews_sees_a_payment_and_disconnects(
     await expect(other.locator("#connect")).to_be_hidden()
     await other.context.close()
 
-    # 1. Settings → Integrations, Connect visible for the enabled tenant.
+    # During an incident (the platform kill switch) nobody is offered Connect.
+    await _kill_switch(p, on=True)
     page = await _open(browser, p, TENANT)
+    await expect(page.locator("#panel-killed")).to_be_visible()
+    await expect(page.locator("#connect")).to_be_hidden()
+    await _kill_switch(p, on=False)
+
+    # 1. Settings → Integrations, Connect visible for the enabled tenant.
+    await page.reload()
     await expect(page.locator("#who")).to_contain_text("tenant acme")
     await expect(page.locator("#panel-state")).to_have_text("Not connected")
     await expect(page.locator("#connect")).to_be_visible()
+    await expect(page.locator("#panel-killed")).to_be_hidden()
     await expect(page.locator("#panel-disabled")).to_be_hidden()
     await page.screenshot(path=str(shots / "1-settings-connect.png"))
 
