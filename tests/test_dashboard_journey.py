@@ -36,7 +36,6 @@ from aicollect.rpc.client import internal_channel
 from emulators.qbo.config import CompanySpec
 from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator, running_emulator
 from tests.e2e.pipeline import TENANT, Pipeline, running_pipeline
-from tests.test_browser_connect import browser  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -116,7 +115,7 @@ async def _pay_in_books(p: Pipeline, placement: mpb.Placement) -> None:
 
 async def test_a_creditor_connects_previews_sees_a_payment_and_disconnects(
     pipeline: Pipeline,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     p, shots = pipeline, _shots(tmp_path)
