@@ -144,6 +144,41 @@ async def test_screens_before_connecting_carry_every_field(stack: Stack) -> None
         assert (status, listing) == (200, {"placements": [], "next_page_token": ""})
 
 
+@pytest_asyncio.fixture
+async def unconfirmed(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Pipeline]:
+    async with running_pipeline(engine, emulator, confirm=False) as p:
+        yield p
+
+
+async def test_sync_progress_counts_and_totals_what_the_backfill_staged(
+    unconfirmed: Pipeline, emulator: Emulator
+) -> None:
+    p, stack = unconfirmed, unconfirmed.stack
+
+    async def finished() -> bool:
+        async with aiohttp.ClientSession() as http:
+            _, body = await _get(http, stack, "/v1/integrations/qbo/sync-progress")
+        return bool(body["backfill"]["phase"] == "BACKFILL_PHASE_COMPLETED")
+
+    await p.until(finished, within=30, what="the first backfill")
+    async with aiohttp.ClientSession() as http:
+        status, progress = await _get(http, stack, "/v1/integrations/qbo/sync-progress")
+        assert status == 200
+        _, staged = await _get(
+            http, stack, "/v1/integrations/qbo/candidates", status="pending", page_size="1000"
+        )
+    assert progress["intake_mode"] == "PLACEMENT_INTAKE_MODE_PREVIEW"
+    assert progress["company_name"] == "Acme Widgets LLC"
+    assert progress["company_date"] == emulator.state.companies[REALM_ID].today().isoformat()
+    (usd,) = progress["candidate_totals"]
+    assert usd["pending_count"] == progress["backfill"]["candidates_staged"]
+    assert int(usd["pending_count"]) == len(staged["candidates"]) > 0
+    balances = sum(int(c["balance"]["minor_units"]) for c in staged["candidates"])
+    assert usd["pending_balance_minor_units"] == str(balances)
+    assert usd["excluded_count"] == "0"
+    assert progress["backfill"]["placements_created"] == "0"  # nothing placed before confirming
+
+
 async def _pay_one(p: Pipeline) -> mpb.Placement:
     """The bookkeeper records a payment in QuickBooks for one placement's whole balance."""
     reply = await p.matching.ListPlacements(mpb.ListPlacementsRequest(tenant_id=TENANT))
@@ -244,7 +279,7 @@ async def test_placements_with_timelines_and_the_disconnect_preview(pipeline: Pi
         )
         assert (status, body["error"]["reason"]) == (404, "PLACEMENT_NOT_FOUND")
         status, body = await _get(http, stack, "/v1/placements/no-such-id/timeline")
-        assert status in (400, 404)
+        assert (status, body["error"]["reason"]) == (404, "PLACEMENT_NOT_FOUND")
         _, their_preview = await _get(
             http, stack, "/v1/integrations/qbo/disconnect-preview", tenant=OTHER
         )
