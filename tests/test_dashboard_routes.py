@@ -285,6 +285,12 @@ async def test_placements_with_timelines_and_the_disconnect_preview(pipeline: Pi
         )
         assert their_preview["active_placement_count"] == "0"
         assert their_preview["company_name"] == ""
+        _, their_progress = await _get(
+            http, stack, "/v1/integrations/qbo/sync-progress", tenant=OTHER
+        )
+        assert their_progress["state"] == "CONNECTION_STATE_NOT_CONNECTED"
+        assert their_progress["backfill"]["invoices_seen"] == "0"
+        assert their_progress["company_name"] == ""
 
         # Disconnecting with the stop-all-outreach choice in the body is accepted.
         async with http.delete(
