@@ -87,7 +87,7 @@ def _only(request: web.Request, allowed: Iterable[str]) -> None:
     unknown = sorted({name for name in request.query if name not in known})
     if unknown:
         takes = ", ".join(sorted(known)) or "none"
-        raise BadQuery(f"unknown query parameter {unknown[0]!r} (this route takes: {takes})")
+        raise BadQuery(f"unknown query parameter {unknown[0][:40]!r} (this route takes: {takes})")
 
 
 def _page_size(request: web.Request, default: int, largest: int) -> int:
