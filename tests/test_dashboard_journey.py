@@ -144,7 +144,7 @@ async def test_a_creditor_connects_previews_sees_a_payment_and_disconnects(
     await page.screenshot(path=str(shots / "1-settings-connect.png"))
 
     # 2. Intuit's consent screen (the emulator's), with the scope list.
-    await _faults(p, "PUT", {"latency_ms": 700})  # a backfill slow enough to be watched
+    await _faults(p, "PUT", {"latency_ms": 1500})  # a backfill slow enough to be watched
     await page.click("#connect")
     await page.wait_for_url(f"{p.emulator.url}/**")
     await expect(page.locator("select#realm_id")).to_be_visible()
