@@ -6,9 +6,10 @@ Intuit emulator with its consent page and signed webhooks.
 Settings (Connect only for an enabled tenant), consent, the initial sync in progress, the
 placement preview (one candidate excluded, then confirmed), a payment recorded in
 QuickBooks closing a placement as paid out-of-band (the list shows it with its audit
-timeline), the disconnect confirmation dialog, the disconnect, and a day's reconciliation
-report as JSON and CSV. With ``AICOLLECT_SAVE_SCREENSHOTS=1`` the six screenshots of the
-product page's TODO list are written to ``docs/screenshots/`` (docs/creditor-walkthrough.md).
+timeline), the disconnect confirmation dialog, the disconnect with all outreach stopped,
+and a day's reconciliation report as JSON and CSV. With ``AICOLLECT_SAVE_SCREENSHOTS=1``
+the six screenshots of the product page's TODO list are written to ``docs/screenshots/``
+(docs/creditor-walkthrough.md).
 """
 
 from __future__ import annotations
@@ -214,9 +215,21 @@ async def test_a_creditor_connects_previews_sees_a_payment_and_disconnects(
     await page.screenshot(path=str(shots / "6-disconnect-dialog.png"))
     await page.click("#dc-confirm")
     await expect(page.locator("#panel-state")).to_have_text("Disconnected")
+    await expect(page.locator("#notice")).to_contain_text("All outreach is paused")
     await expect(page.locator("#connect")).to_be_visible()
     status = await p.stack.deps.connections.status(TENANT)
     assert status.state == "disconnected"
+    # The box was ticked: one tenant-wide pause, by the person who disconnected.
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{p.stack.gateway_url}/v1/outreach/pauses",
+            headers={"Authorization": p.stack.bearer(TENANT)},
+        ) as resp,
+    ):
+        (pause,) = (await resp.json())["pauses"]
+    assert pause["target"] == {"all_placements": True}
+    assert pause["paused_by"] == "jane@acme.test"
 
     # Reports: the last ended day's report, as JSON and CSV, on the page and by URL.
     day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()

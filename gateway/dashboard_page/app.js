@@ -278,7 +278,8 @@ async function confirmDisconnect() {
     stop_all_outreach: $("dc-stop-outreach").checked,
   });
   $("disconnect-dialog").close();
-  show("QuickBooks Online disconnected (" + (STATE_LABELS[reply.state] || reply.state) + ").", false);
+  show("QuickBooks Online disconnected (" + (STATE_LABELS[reply.state] || reply.state) + ")."
+    + (reply.outreach_pause_id ? " All outreach is paused until you resume it." : ""), false);
   await loadSettings();
 }
 
