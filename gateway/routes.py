@@ -159,7 +159,9 @@ async def status(request: web.Request, provider: Provider) -> web.Response:
         )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
-    return web.json_response(_json(reply))
+    # The dashboard's connection panel: state, company, enabled, kill switch, backfill and
+    # sync times (its last sync), every field present.
+    return web.json_response(proto_json(reply), headers={"Cache-Control": "no-store"})
 
 
 async def disconnect(request: web.Request, provider: Provider) -> web.Response:
@@ -167,6 +169,7 @@ async def disconnect(request: web.Request, provider: Provider) -> web.Response:
     if isinstance(caller, web.Response):
         return caller
     reason = ""
+    stop_all_outreach = False  # "disconnect and stop all outreach" (gateway/outreach.py)
     if request.can_read_body:
         try:
             body = await request.json()
@@ -174,6 +177,15 @@ async def disconnect(request: web.Request, provider: Provider) -> web.Response:
             return problem(400, "MALFORMED_JSON", "the body is not JSON", request[REQUEST_ID])
         if isinstance(body, dict) and isinstance(body.get("reason"), str):
             reason = body["reason"][:2000]
+        if isinstance(body, dict) and "stop_all_outreach" in body:
+            stop_all_outreach = body["stop_all_outreach"]
+            if not isinstance(stop_all_outreach, bool):
+                return problem(
+                    400,
+                    "FIELD_INVALID",
+                    "stop_all_outreach must be true or false",
+                    request[REQUEST_ID],
+                )
     try:
         reply = await _stub(request).Disconnect(
             pb.DisconnectRequest(
@@ -181,13 +193,14 @@ async def disconnect(request: web.Request, provider: Provider) -> web.Response:
                 actor=caller.subject,
                 reason=reason,
                 provider=provider.to_pb(),
+                stop_all_outreach=stop_all_outreach,
             ),
             timeout=RPC_TIMEOUT_S + 5,
             metadata=_trace(request),
         )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
-    return web.json_response(_json(reply))
+    return web.json_response(proto_json(reply))
 
 
 CANDIDATE_STATUSES = {
@@ -521,13 +534,19 @@ ROUTES: tuple[tuple[str, str, ProviderHandler], ...] = (
 )
 
 
-def add_routes(app: web.Application) -> None:
+def add_provider_routes(
+    app: web.Application, table: tuple[tuple[str, str, ProviderHandler], ...]
+) -> None:
     """Concrete routes per supported provider (``/v1/webhooks/qbo``, ...), then the same
     paths with any other provider name answering 404."""
     for provider in SUPPORTED:
-        for method, path, handler in ROUTES:
+        for method, path, handler in table:
             app.router.add_route(
                 method, path.replace("{provider}", provider.value), _bound(handler, provider)
             )
-    for method, path, _ in ROUTES:
+    for method, path, _ in table:
         app.router.add_route(method, path, unknown_provider)
+
+
+def add_routes(app: web.Application) -> None:
+    add_provider_routes(app, ROUTES)
