@@ -57,10 +57,18 @@ async def _dashboard(request: web.Request) -> web.Response:
 
 @asynccontextmanager
 async def full_stack(
-    engine: AsyncEngine, emulator: Emulator, *, xero_url: str = "", **extra: str
+    engine: AsyncEngine,
+    emulator: Emulator,
+    *,
+    gateway_dashboard: bool = False,
+    xero_url: str = "",
+    extra: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
-    """With ``xero_url`` (a running Xero emulator) the integration runs Xero too: our app
-    is registered there with the gateway's callback and webhook URLs (tests.xero)."""
+    """With ``gateway_dashboard`` the browser lands on the gateway's own reference page
+    (``/dashboard/``, local mode) after the consent screen, not on the stand-in page. With
+    ``xero_url`` (a running Xero emulator) the integration runs Xero too: our app is
+    registered there with the gateway's callback and webhook URLs (tests.xero). ``extra``:
+    more settings of the integration service."""
     # The gateway's socket first: its URL goes into the integration's settings (the OAuth
     # redirect URI), and the gateway needs the integration's address.
     listener = socket.create_server(("127.0.0.1", 0))
@@ -72,6 +80,8 @@ async def full_stack(
     dashboard = TestServer(dashboard_app, host="127.0.0.1", port=0)
     await dashboard.start_server()
     dashboard_url = str(dashboard.make_url("/settings/integrations/qbo"))
+    if gateway_dashboard:
+        dashboard_url = f"{gateway_url}/dashboard/"
 
     async with aiohttp.ClientSession() as http:
         async with http.post(
@@ -79,6 +89,7 @@ async def full_stack(
             json={"client_id": CLIENT_ID, "redirect_uris": [callback]},
         ) as resp:
             assert resp.status in (200, 201), await resp.text()
+        extra = dict(extra or {})
         if xero_url:
             extra = {**(await register_xero_app(http, xero_url, gateway_url)), **extra}
         settings = integration_settings(

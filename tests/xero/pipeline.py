@@ -106,7 +106,7 @@ async def running_pipeline(
     the workers running, and the first backfill's preview confirmed (future mode automatic)."""
     org = await xero.organisation("Acme NZ Ltd", timezone=timezone)
     env = {"AICOLLECT_SYNC_TICK_SECONDS": "0.2", **settings}
-    async with full_stack(engine, emulator, xero_url=xero.base, **env) as stack:
+    async with full_stack(engine, emulator, xero_url=xero.base, extra=env) as stack:
         channel = internal_channel(stack.matcher_addr, INTERNAL_TOKEN)
         pipeline = XeroPipeline(stack, xero, org, mgrpc.MatchingServiceStub(channel))
         if prepare is not None:

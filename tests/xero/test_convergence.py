@@ -88,7 +88,7 @@ class Pipeline:
 @pytest_asyncio.fixture
 async def pipeline(engine: AsyncEngine, emulator: Emulator, xero: Xero) -> AsyncIterator[Pipeline]:
     env = {"AICOLLECT_SYNC_TICK_SECONDS": "0.2"}
-    async with full_stack(engine, emulator, xero_url=xero.base, **env) as stack:
+    async with full_stack(engine, emulator, xero_url=xero.base, extra=env) as stack:
         channel = internal_channel(stack.matcher_addr, INTERNAL_TOKEN)
         stop = asyncio.Event()
         workers = start_workers(stack.deps, stop)

@@ -246,7 +246,7 @@ async def test_the_daily_budget_holds_reads_back_before_xero_refuses_them(
     429 ``day`` that pauses the organisation and fails the call at once, not hours later."""
     org = await xero.organisation("Acme Ltd")
     env = {"AICOLLECT_XERO_REQUESTS_PER_DAY": "6"}
-    async with full_stack(engine, emulator, xero_url=xero.base, **env) as stack:
+    async with full_stack(engine, emulator, xero_url=xero.base, extra=env) as stack:
         await connect(stack, "acme", [org])
         await xero.control("PATCH", "/faults", {"daily_limit": 6})
         reader = stack.deps.syncs["xero"].reader("acme", org, Priority.WEBHOOK)
@@ -277,7 +277,7 @@ async def test_the_apps_minute_budget_spans_every_organisation(
     north = await xero.organisation("North Ltd")
     south = await xero.organisation("South Ltd")
     env = {"AICOLLECT_XERO_APP_REQUESTS_PER_MINUTE": "5"}
-    async with full_stack(engine, emulator, xero_url=xero.base, **env) as stack:
+    async with full_stack(engine, emulator, xero_url=xero.base, extra=env) as stack:
         await connect(stack, "north-co", [north])
         await connect(stack, "south-co", [south])
         # A fresh minute at Xero (the connects' /connections calls count there too).

@@ -2129,6 +2129,7 @@ class ListPlacementsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     REVIEW_FLAGS_FIELD_NUMBER: _builtins.int
+    RESOLUTION_REASONS_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant whose placements to list. Required."""
     realm_id: _builtins.str
@@ -2153,6 +2154,13 @@ class ListPlacementsRequest(_message.Message):
         REVIEW_FLAG_UNSPECIFIED is not a valid filter (INVALID_ARGUMENT).
         """
 
+    @_builtins.property
+    def resolution_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only placements whose `resolution_reason` is exactly one of these, for example
+        "paid out-of-band"; empty for all. An empty string or one longer than 200 characters
+        is INVALID_ARGUMENT (field `resolution_reasons`).
+        """
+
     def __init__(
         self,
         *,
@@ -2163,10 +2171,11 @@ class ListPlacementsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         review_flags: _abc.Iterable[Global___ReviewFlag.ValueType] | None = ...,
+        resolution_reasons: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "qbo_invoice_id", b"qbo_invoice_id", "realm_id", b"realm_id", "review_flags", b"review_flags", "statuses", b"statuses", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "qbo_invoice_id", b"qbo_invoice_id", "realm_id", b"realm_id", "resolution_reasons", b"resolution_reasons", "review_flags", b"review_flags", "statuses", b"statuses", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
