@@ -315,9 +315,9 @@ async function changeOutreach(base, resume, what, fallback) {
   const reason = askReason(what, fallback);
   if (reason === null) return false;
   const reply = await api("POST", base + (resume ? "/resume" : "/pause"), { reason });
-  show(resume
-    ? "Outreach resumed (" + reply.placements_resumed + " placements)."
-    : "Outreach paused (" + reply.placements_paused + " placements).", false);
+  const n = Number(resume ? reply.placements_resumed : reply.placements_paused);
+  show("Outreach " + (resume ? "resumed" : "paused") + " (" + n + " placement"
+    + (n === 1 ? "" : "s") + ").", false);
   return true;
 }
 
