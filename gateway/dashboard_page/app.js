@@ -36,6 +36,7 @@ const $ = (id) => document.getElementById(id);
 let token = "";
 let syncTimer = null;
 let placementsToken = "";
+let placementsLoad = 0;
 const OPEN_STATUSES = new Set([
   "PLACEMENT_STATUS_ACTIVE",
   "PLACEMENT_STATUS_PAUSED_PENDING_REVIEW",
@@ -396,8 +397,10 @@ async function loadPlacements(more) {
   if ($("filter-reason").value) query.append("reason", $("filter-reason").value);
   query.append("page_size", "20");
   if (more && placementsToken) query.append("page_token", placementsToken);
+  const load = ++placementsLoad;
   const [page, pauses] = await Promise.all([
     api("GET", "/v1/placements?" + query.toString()), openPauses()]);
+  if (load !== placementsLoad) return;  // a newer load (other filters) answers instead
   const box = $("placements-list");
   if (!more) box.replaceChildren();
   for (const item of page.placements) box.append(placementCard(item, pauses));
@@ -445,7 +448,10 @@ async function loadReports() {
 function start() {
   takeToken();
   for (const button of document.querySelectorAll("header nav button")) {
-    button.addEventListener("click", guarded(() => view(button.dataset.view)));
+    button.addEventListener("click", guarded(() => {
+      show("", false);  // a notice belongs to the screen it was shown on
+      return view(button.dataset.view);
+    }));
   }
   $("token-use").addEventListener("click", guarded(async () => {
     sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
