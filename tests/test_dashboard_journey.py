@@ -241,6 +241,11 @@ async def test_a_creditor_walks_the_whole_journey(
     await expect(page.locator("#resume-outreach")).to_be_visible()
     for placement_id in others:
         await _event(j, placement_id, PAUSE)
+    await _show_placements(page, "active")
+    card = page.locator(f'article.placement[data-placement="{restored.placement_id}"]')
+    await expect(card.locator(".badge.paused")).to_have_text("Outreach paused (all outreach)")
+    await expect(card.locator("button.pause-placement")).to_be_visible()  # no own pause
+    await page.click("header nav button[data-view=settings]")
     reasons.append("ledger checked")
     await page.click("#resume-outreach")
     await expect(page.locator("#outreach-state")).to_contain_text("Outreach is running")
