@@ -60,15 +60,12 @@ async def full_stack(
     engine: AsyncEngine,
     emulator: Emulator,
     *,
-    gateway_dashboard: bool = False,
     xero_url: str = "",
     extra: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
-    """With ``gateway_dashboard`` the browser lands on the gateway's own reference page
-    (``/dashboard/``, local mode) after the consent screen, not on the stand-in page. With
-    ``xero_url`` (a running Xero emulator) the integration runs Xero too: our app is
-    registered there with the gateway's callback and webhook URLs (tests.xero). ``extra``:
-    more settings of the integration service."""
+    """With ``xero_url`` (a running Xero emulator) the integration runs Xero too: our app
+    is registered there with the gateway's callback and webhook URLs (tests.xero).
+    ``extra``: more settings of the integration service."""
     # The gateway's socket first: its URL goes into the integration's settings (the OAuth
     # redirect URI), and the gateway needs the integration's address.
     listener = socket.create_server(("127.0.0.1", 0))
@@ -80,8 +77,6 @@ async def full_stack(
     dashboard = TestServer(dashboard_app, host="127.0.0.1", port=0)
     await dashboard.start_server()
     dashboard_url = str(dashboard.make_url("/settings/integrations/qbo"))
-    if gateway_dashboard:
-        dashboard_url = f"{gateway_url}/dashboard/"
 
     async with aiohttp.ClientSession() as http:
         async with http.post(
