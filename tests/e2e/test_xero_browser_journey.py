@@ -10,7 +10,7 @@ organisations (the app's ``authEventId`` ties the new connection to this consent
 backfill, the preview listing exactly the overdue sales invoices (ACCREC; not the bill,
 not the invoice still within terms), one excluded, confirm, and a payment the bookkeeper
 records in Xero closing a placement as paid out-of-band, seen on its card with its
-timeline."""
+timeline; then the disconnect from the Xero panel."""
 
 from __future__ import annotations
 
@@ -181,4 +181,23 @@ async def test_a_creditor_connects_xero_and_a_payment_in_xero_closes_a_placement
     await expect(card.locator("h3")).to_contain_text("Invoice INV-0102")
     await expect(card.locator(".badge").first).to_have_text("Closed — paid out-of-band")
     await expect(card.locator(".timeline")).to_contain_text("placement.resolved_out_of_band")
+
+    # Disconnect from the Xero panel: the dialog names Xero and the organisation; the
+    # organisation is released in Xero; the placement still open goes on being collected.
+    await page.click("header nav button[data-view=settings]")
+    await page.click(f"{panel} .disconnect")
+    await expect(page.locator("#disconnect-dialog h2")).to_have_text("Disconnect Xero?")
+    await expect(page.locator("#dc-company")).to_have_text(f"{ORGANISATION} ({org})")
+    await expect(page.locator("#dc-continuing")).to_have_text(
+        "1 active placement (NZ$480.00 open) will continue to be collected."
+    )
+    await page.click("#dc-confirm")
+    await expect(page.locator("#notice")).to_contain_text("Xero disconnected")
+    await expect(page.locator(f"{panel} .panel-state")).to_have_text("Disconnected")
+    await expect(page.locator(f"{panel} .connect")).to_be_visible()
+    released = await j.xero("GET", f"connections?tenant_id={org}")
+    assert (released["connections"] if isinstance(released, dict) else released) == []
+    still = await j.placement(overdue["INV-0101"])
+    assert still is not None
+    assert still.status == mpb.PLACEMENT_STATUS_ACTIVE
     await page.context.close()
