@@ -19,13 +19,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from google.protobuf.field_mask_pb2 import FieldMask
 from playwright.async_api import Browser, Page, expect
 
-from aicollect.integration.v1 import admin_service_pb2 as iapb
-from aicollect.integration.v1 import admin_service_pb2_grpc as iagrpc
 from aicollect.matching.v1 import matching_service_pb2 as mpb
-from aicollect.rpc.client import internal_channel
 from tests.e2e.pipeline import TENANT
 from tests.helpers.journey import Journey, running_journey
 
@@ -40,18 +36,6 @@ NOT_YET_DUE = "2030-01-31"
 async def journey(database_url: str) -> AsyncIterator[Journey]:
     async with running_journey(database_url) as running:
         yield running
-
-
-async def _xero_kill_switch(j: Journey, *, on: bool) -> None:
-    async with internal_channel(j.stack.integration_addr, j.token) as channel:
-        await iagrpc.AdminServiceStub(channel).UpdatePlatformSettings(
-            iapb.UpdatePlatformSettingsRequest(
-                settings=iapb.PlatformSettings(provider_kill_switch={"xero": on}),
-                update_mask=FieldMask(paths=["provider_kill_switch.xero"]),
-                actor="oncall",
-                reason="an incident drill on Xero",
-            )
-        )
 
 
 async def _books(j: Journey) -> tuple[str, dict[str, str], str]:
@@ -113,12 +97,12 @@ async def test_a_creditor_connects_xero_and_a_payment_in_xero_closes_a_placement
 
     # Support enables Xero; during a Xero incident (its own kill switch) still no Connect.
     await j.enable(TENANT, "xero")
-    await _xero_kill_switch(j, on=True)
+    await j.kill_switch(on=True, provider="xero")
     await page.reload()
     await expect(page.locator(f"{panel} .panel-killed")).to_be_visible()
     await expect(page.locator(f"{panel} .connect")).to_be_hidden()
     await expect(page.locator("#qbo-panel .panel-killed")).to_be_hidden()
-    await _xero_kill_switch(j, on=False)
+    await j.kill_switch(on=False, provider="xero")
     await page.reload()
     await expect(page.locator(f"{panel} .panel-disabled")).to_be_hidden()
     await expect(page.locator(f"{panel} .connect")).to_have_text("Connect Xero")

@@ -94,12 +94,13 @@ class Journey(Books):
                 )
             )
 
-    async def kill_switch(self, *, on: bool) -> None:
+    async def kill_switch(self, *, on: bool, provider: str = "qbo") -> None:
+        """Oncall turns one platform's kill switch (``provider_kill_switch.<provider>``)."""
         async with internal_channel(self.stack.integration_addr, self.token) as channel:
             await iagrpc.AdminServiceStub(channel).UpdatePlatformSettings(
                 iapb.UpdatePlatformSettingsRequest(
-                    settings=iapb.PlatformSettings(qbo_kill_switch=on),
-                    update_mask=FieldMask(paths=["qbo_kill_switch"]),
+                    settings=iapb.PlatformSettings(provider_kill_switch={provider: on}),
+                    update_mask=FieldMask(paths=[f"provider_kill_switch.{provider}"]),
                     actor="oncall",
                     reason="walkthrough: an incident drill",
                 )
