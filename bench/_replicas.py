@@ -85,16 +85,19 @@ async def connect_companies(stack: LocalStack, companies: int, invoices: int) ->
     await asyncio.gather(*(one(n) for n in range(companies)))
 
 
-async def targets(stack: LocalStack, companies: int, per_company: int) -> list[Target]:
+async def targets(
+    stack: LocalStack, companies: int, per_company: int, *, part_every: int = 3
+) -> list[Target]:
     """``per_company`` placements of each company, interleaved across companies; every
-    third is paid in part (a third of its balance), the others in full."""
+    ``part_every``-th is paid in part (a third of its balance; 0: none), the others in full."""
     chosen: list[list[Target]] = []
     for n in range(companies):
         placed = sorted(await list_placements(stack, tenant_of(n)), key=lambda p: p.placement_id)
         row = []
         for i, p in enumerate(placed[:per_company]):
             cents = p.balance.minor_units
-            pay = cents if i % 3 else max(1, cents // 3)
+            part = part_every > 0 and i % part_every == 0
+            pay = max(1, cents // 3) if part else cents
             row.append(Target(n, p.placement_id, p.qbo_invoice_id, p.qbo_customer_id, cents, pay))
         chosen.append(row)
     return [row[i] for i in range(per_company) for row in chosen if i < len(row)]
