@@ -106,9 +106,12 @@ async def targets(
 @dataclass
 class OutreachTail:
     """A consumer of the outreach stream that reconnects, from the last cursor it
-    processed, whenever its stream ends with an error (its matcher replica was killed)."""
+    processed, whenever its stream ends with an error (its matcher replica was killed).
+    ``first``: the address of its first stream (one replica's own); later ones go to the
+    target naming every matcher."""
 
     stack: LocalStack
+    first: str | None = None
     events: list[mpb.OutreachEvent] = field(default_factory=list)
     first_stop: dict[str, float] = field(default_factory=dict)
     reconnects: int = 0
@@ -117,9 +120,10 @@ class OutreachTail:
     async def run(self) -> None:
         token = self.stack.env["AICOLLECT_INTERNAL_TOKEN"]
         cursor = ""
-        async with internal_channel(self.stack.matcher_addr, token) as channel:
-            stub = mgrpc.MatchingServiceStub(channel)
-            while True:
+        address = self.first or self.stack.matcher_addr
+        while True:
+            async with internal_channel(address, token) as channel:
+                stub = mgrpc.MatchingServiceStub(channel)
                 try:
                     call = stub.StreamOutreachEvents(mpb.StreamOutreachEventsRequest(cursor=cursor))
                     async for item in call:
@@ -132,6 +136,7 @@ class OutreachTail:
                 except grpc.aio.AioRpcError:
                     self.reconnects += 1
                     await asyncio.sleep(0.2)
+            address = self.stack.matcher_addr
 
     def stops(self, placement_id: str) -> int:
         return sum(
