@@ -188,7 +188,7 @@ def test_run_serves_grpcurl_and_stops_cleanly_on_sigterm(stack: Stack) -> None:
     )
     assert lifted.returncode == 0, lifted.stderr
     after = json.loads(lifted.stdout)["settings"]
-    assert after["provider_kill_switch"] == {"qbo": False}, lifted.stdout
+    assert after["provider_kill_switch"] == {"qbo": False, "xero": False}, lifted.stdout
     assert "qbo_kill_switch" not in after  # false: QBO's switch is off
 
     _the_dashboard_link_opens_the_reference_page(stack)
@@ -246,7 +246,7 @@ def test_run_keeps_every_secret_off_every_command_line(stack: Stack) -> None:
     """A command line is visible to every user (ps); the local secrets never appear on one."""
     local = stack.local_env()
     # The client id is public (it is in every authorize URL); the emulator gets it as a flag.
-    secrets = {k: local[k] for k in LOCAL_SECRETS if k != "QBO_CLIENT_ID"}
+    secrets = {k: local[k] for k in LOCAL_SECRETS if k not in ("QBO_CLIENT_ID", "XERO_CLIENT_ID")}
     cmdlines = []
     for pid in _descendants(stack.proc.pid):
         try:
@@ -254,9 +254,16 @@ def test_run_keeps_every_secret_off_every_command_line(stack: Stack) -> None:
         except OSError:
             continue
     seen = b"\n".join(cmdlines)
-    for module in (b"emulators.qbo", b"services.matcher", b"services.integration", b"gateway"):
+    for module in (
+        b"emulators.qbo",
+        b"emulators.xero",
+        b"services.matcher",
+        b"services.integration",
+        b"gateway",
+    ):
         assert module in seen, f"no {module!r} process found under aicollect run"
     assert f"--client-id={local['QBO_CLIENT_ID']}".encode() in seen  # the emulator's own flags
+    assert f"--client-id={local['XERO_CLIENT_ID']}".encode() in seen
     for name, value in secrets.items():
         for part in (value, value.rsplit(":", 1)[-1]):  # the token key without its key id
             leaked = part.encode() in seen  # (not in the assertion: pytest would print it)

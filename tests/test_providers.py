@@ -1,6 +1,6 @@
 """The provider at the edges: RPCs, gateway paths and admin settings name the platform.
 
-QBO is the one supported provider today; unspecified means QBO; any other provider is
+QBO and Xero are the supported providers; unspecified means QBO; any other provider is
 refused clearly (INVALID_ARGUMENT naming ``provider`` over gRPC, 404 at the gateway).
 """
 
@@ -31,7 +31,8 @@ from tests.conftest import Emulator
 from tests.helpers.connections import TENANT, completion, connect, consent, enable
 from tests.stack import Stack, enable_tenant, full_stack
 
-XERO = pb.PROVIDER_XERO
+# A provider value this deployment does not know (a newer client's, say).
+XERO = pb.Provider.ValueType(7)
 
 
 @pytest_asyncio.fixture
@@ -45,8 +46,7 @@ def _refused_for_provider(exc: grpc.aio.AioRpcError) -> None:
     info = error_info(exc)
     assert info is not None
     assert info.metadata["field"] == "provider"
-    assert "PROVIDER_XERO" in (exc.details() or "")
-    assert "PROVIDER_QBO" in (exc.details() or "")  # says what is supported
+    assert "7" in (exc.details() or "")  # names the value it does not know
 
 
 RPCS: list[tuple[str, Callable[[igrpc.IntegrationServiceAsyncStub], Awaitable[Any]]]] = [
@@ -177,7 +177,7 @@ UNKNOWN_ROUTES = [
 ]
 
 
-@pytest.mark.parametrize("name", ["xero", "sage", "QBO"])
+@pytest.mark.parametrize("name", ["netsuite", "sage", "QBO", "Xero"])
 async def test_the_gateway_answers_404_for_a_provider_it_does_not_serve(
     stack: Stack, name: str
 ) -> None:
@@ -195,7 +195,7 @@ async def test_the_gateway_answers_404_for_a_provider_it_does_not_serve(
                 assert "Set-Cookie" not in resp.headers
             assert body["error"]["reason"] == "UNKNOWN_PROVIDER"
             assert repr(name) in body["error"]["message"]
-            assert "supported: qbo" in body["error"]["message"]
+            assert "supported: qbo, xero" in body["error"]["message"]
     async with stack.deps.sessions() as session:
         assert (await session.execute(select(OAuthState))).first() is None
 
@@ -229,19 +229,25 @@ async def test_tenant_flags_per_provider_read_and_write_as_qbo_enabled(
 ) -> None:
     stub = agrpc.AdminServiceStub(integration_channel)
     got = (await stub.GetTenantSettings(apb.GetTenantSettingsRequest(tenant_id="t1"))).settings
-    assert dict(got.provider_enabled) == {"qbo": False}
+    assert dict(got.provider_enabled) == {"qbo": False, "xero": False}
     reply = await stub.SetTenantSettings(
         apb.SetTenantSettingsRequest(
             tenant_id="t1", provider_enabled={"qbo": True}, actor="support", reason="pilot"
         )
     )
     assert reply.settings.qbo_enabled is True
-    assert dict(reply.settings.provider_enabled) == {"qbo": True}
-    # The old field alone still sets QBO's flag.
+    assert dict(reply.settings.provider_enabled) == {"qbo": True, "xero": False}
+    reply = await stub.SetTenantSettings(
+        apb.SetTenantSettingsRequest(
+            tenant_id="t1", provider_enabled={"xero": True}, actor="support", reason="xero pilot"
+        )
+    )
+    assert dict(reply.settings.provider_enabled) == {"qbo": True, "xero": True}
+    # The old field alone still sets QBO's flag (and only QBO's).
     reply = await stub.SetTenantSettings(
         apb.SetTenantSettingsRequest(tenant_id="t1", qbo_enabled=False, actor="s", reason="end")
     )
-    assert dict(reply.settings.provider_enabled) == {"qbo": False}
+    assert dict(reply.settings.provider_enabled) == {"qbo": False, "xero": True}
     events = (
         await stub.ListSettingsAuditEvents(
             apb.ListSettingsAuditEventsRequest(tenant_id="t1", setting="qbo_enabled")
@@ -258,7 +264,7 @@ async def test_tenant_flags_per_provider_read_and_write_as_qbo_enabled(
     [
         (
             apb.SetTenantSettingsRequest(
-                tenant_id="t1", provider_enabled={"xero": True}, actor="s", reason="r"
+                tenant_id="t1", provider_enabled={"sage": True}, actor="s", reason="r"
             ),
             "provider",
         ),
@@ -286,7 +292,7 @@ async def test_bad_tenant_provider_flags_are_refused_and_change_nothing(
     assert detail is not None
     assert detail.metadata["field"] == field
     got = (await stub.GetTenantSettings(apb.GetTenantSettingsRequest(tenant_id="t1"))).settings
-    assert dict(got.provider_enabled) == {"qbo": False}
+    assert dict(got.provider_enabled) == {"qbo": False, "xero": False}
     events = await stub.ListSettingsAuditEvents(apb.ListSettingsAuditEventsRequest())
     assert list(events.events) == []
 
@@ -305,7 +311,7 @@ async def test_a_providers_kill_switch_is_qbo_kill_switch_for_qbo(
         )
     )
     assert reply.settings.qbo_kill_switch is True
-    assert dict(reply.settings.provider_kill_switch) == {"qbo": True}
+    assert dict(reply.settings.provider_kill_switch) == {"qbo": True, "xero": False}
     # The one check takes the provider: QBO's connect is refused by QBO's switch.
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await igrpc.IntegrationServiceStub(integration_channel).CreateConnectUrl(
@@ -326,7 +332,7 @@ async def test_a_providers_kill_switch_is_qbo_kill_switch_for_qbo(
 @pytest.mark.parametrize(
     ("paths", "settings", "field"),
     [
-        (["provider_kill_switch.xero"], {"provider_kill_switch": {"xero": True}}, "provider"),
+        (["provider_kill_switch.sage"], {"provider_kill_switch": {"sage": True}}, "provider"),
         (
             ["qbo_kill_switch", "provider_kill_switch.qbo"],
             {"qbo_kill_switch": True, "provider_kill_switch": {"qbo": False}},
@@ -354,7 +360,7 @@ async def test_bad_kill_switch_updates_are_refused_and_change_nothing(
     assert detail is not None
     assert detail.metadata["field"] == field
     now = (await stub.GetPlatformSettings(apb.GetPlatformSettingsRequest())).settings
-    assert dict(now.provider_kill_switch) == {"qbo": False}
+    assert dict(now.provider_kill_switch) == {"qbo": False, "xero": False}
     assert (
         list((await stub.ListSettingsAuditEvents(apb.ListSettingsAuditEventsRequest())).events)
         == []
