@@ -23,10 +23,10 @@ import asyncio
 import base64
 import contextlib
 import importlib.util
-import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -290,16 +290,10 @@ class LocalStack:
 
     def _check_replica_host(self) -> None:
         """Replicas are given each other's addresses as one ``ipv4:`` gRPC target."""
-        if self.replicas == 1:
-            return
         for addr in (self.settings.matcher_addr, self.settings.integration_addr):
             host = _split_addr(addr)[0]
-            try:
-                ipaddress.IPv4Address(host)
-            except ValueError:
-                raise StartFailed(
-                    f"with replicas, listen addresses must be IPv4 literals, not {host!r}"
-                ) from None
+            if self.replicas > 1 and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", host):
+                raise StartFailed(f"with replicas, listen on an IPv4 address, not {host!r}")
 
     def _replica_env(self, variable: str, configured: str) -> dict[str, str]:
         """With replicas, each binds a port the kernel picks (metrics too)."""
