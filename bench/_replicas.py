@@ -1,5 +1,5 @@
 """The payment storm over many companies, shared by the multi-replica test
-(tests/test_replicas_storm.py) and benchmark (bench/replicas_storm.py): companies connected
+(tests/e2e/test_replicas_storm.py) and benchmark (bench/replicas_storm.py): companies connected
 and confirmed, an outreach consumer that reconnects (with its cursor) when its matcher dies,
 and bookkeeper payments, full and part, recorded in the emulator at a steady rate."""
 
