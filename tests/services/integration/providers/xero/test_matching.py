@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC
 
 import pytest
 import pytest_asyncio
@@ -270,6 +271,32 @@ async def test_unallocated_money_pauses_for_review_and_its_allocation_resolves_o
     assert after.version == resolved.version
     actions = await audit_actions(p, placement.placement_id)
     assert actions.count("placement.resolved_out_of_band") == 1, actions
+    # The money counted once: 500.00 out of band, no possible double payment.
+    report = await p.matching.GetReconciliationReport(
+        mpb.GetReconciliationReportRequest(
+            tenant_id=TENANT,
+            day=resolved.resolve_time.ToDatetime(tzinfo=UTC).date().isoformat(),
+            fee_terms=mpb.FeeTerms(
+                contingency_fee_basis_points=2_500,
+                out_of_band_fee_treatment=mpb.OUT_OF_BAND_FEE_TREATMENT_REDUCED,
+                out_of_band_fee_basis_points=1_000,
+            ),
+        )
+    )
+    ours = [
+        (entry.qbo_payment_id, entry.amount_minor_units)
+        for section in report.currencies
+        for entry in section.out_of_band_resolutions
+        if entry.placement_id == placement.placement_id
+    ]
+    assert ours == [(credit_id, 50000)]
+    doubles = [
+        entry
+        for section in report.currencies
+        for entry in section.possible_double_payments
+        if entry.placement_id == placement.placement_id
+    ]
+    assert doubles == []
 
 
 async def test_small_unallocated_overpayment_pauses_only_what_it_covers(
