@@ -45,6 +45,8 @@ ID_FIELDS = {
     "Prepayment": "PrepaymentID",
 }
 OWING = ("AUTHORISED", "PAID")  # statuses of an approved (posted) invoice
+# Overpayment and prepayment types of money a contact paid us (``AR...``: older spelling).
+RECEIVED_CREDIT = ("RECEIVE-OVERPAYMENT", "RECEIVE-PREPAYMENT", "AROVERPAYMENT", "ARPREPAYMENT")
 
 
 def _text(value: object) -> str:
@@ -268,7 +270,7 @@ def credit_payment(entity: Json) -> mpb.QboPayment:
     payment_id = entity_id(entity)
     currency = currency_of(entity)
     status = _text(entity.get("Status")).upper()
-    receivable = _text(entity.get("Type")).upper().startswith("RECEIVE")
+    receivable = _text(entity.get("Type")).upper() in RECEIVED_CREDIT
     lines = []
     for allocation in entity.get("Allocations") or []:
         if not isinstance(allocation, Mapping) or allocation.get("IsDeleted") is True:

@@ -36,8 +36,13 @@ RESOURCES: dict[str, tuple[str, bool, str]] = {
     "Customer": ("Contacts", True, ""),
     # Read with ``Payment``: a receive overpayment or prepayment is money a contact paid
     # (allocated or not, voided or deleted too: the poll must see it spent or gone).
-    "Overpayment": ("Overpayments", False, 'Type=="RECEIVE-OVERPAYMENT"'),
-    "Prepayment": ("Prepayments", False, 'Type=="RECEIVE-PREPAYMENT"'),
+    # (``AR...`` is the older spelling of the same types.)
+    "Overpayment": (
+        "Overpayments",
+        False,
+        '(Type=="RECEIVE-OVERPAYMENT" OR Type=="AROVERPAYMENT")',
+    ),
+    "Prepayment": ("Prepayments", False, '(Type=="RECEIVE-PREPAYMENT" OR Type=="ARPREPAYMENT")'),
 }
 # What the poll sweeps for a canonical entity (Xero spreads money paid over three).
 SWEEPS: dict[str, tuple[str, ...]] = {"Payment": ("Payment", "Overpayment", "Prepayment")}

@@ -201,6 +201,8 @@ def test_a_voided_or_deleted_overpayment_leaves_no_unapplied_money() -> None:
     # A supplier's (SPEND) overpayment is not money a debtor paid us.
     spend = facts.to_payment(_overpayment(Type="SPEND-OVERPAYMENT"))
     assert spend.unapplied_amount.minor_units == 0
+    older = facts.to_payment(_overpayment(Type="AROVERPAYMENT"))
+    assert older.unapplied_amount.minor_units == 50000
 
 
 def test_a_credit_notes_allocations_name_the_invoices_to_re_read() -> None:
