@@ -12,7 +12,7 @@ from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
 from aicollect.provider import from_pb as provider_of
 from aicollect.rpc.convert import timestamp
-from services.integration import connections, inbox, outreach, states
+from services.integration import disconnect_url, inbox, outreach, states
 from services.integration.connections import ConnectionService
 from services.integration.inbox import InboxWriter
 from services.integration.providers import PlatformRegistry
@@ -37,11 +37,11 @@ REVOCATION = {
     "not_needed": pb.TOKEN_REVOCATION_NOT_NEEDED,
 }
 REPORT_OUTCOME = {
-    connections.REPORT_DISCONNECTED: pb.PROVIDER_DISCONNECT_OUTCOME_DISCONNECTED,
-    connections.REPORT_ALREADY_DISCONNECTED: pb.PROVIDER_DISCONNECT_OUTCOME_ALREADY_DISCONNECTED,
-    connections.REPORT_NOT_CONFIRMED: pb.PROVIDER_DISCONNECT_OUTCOME_NOT_CONFIRMED,
-    connections.REPORT_UNKNOWN_COMPANY: pb.PROVIDER_DISCONNECT_OUTCOME_UNKNOWN_COMPANY,
-    connections.REPORT_UNCONFIRMED: pb.PROVIDER_DISCONNECT_OUTCOME_UNCONFIRMED,
+    disconnect_url.REPORT_DISCONNECTED: pb.PROVIDER_DISCONNECT_OUTCOME_DISCONNECTED,
+    disconnect_url.REPORT_ALREADY_DISCONNECTED: pb.PROVIDER_DISCONNECT_OUTCOME_ALREADY_DISCONNECTED,
+    disconnect_url.REPORT_NOT_CONFIRMED: pb.PROVIDER_DISCONNECT_OUTCOME_NOT_CONFIRMED,
+    disconnect_url.REPORT_UNKNOWN_COMPANY: pb.PROVIDER_DISCONNECT_OUTCOME_UNKNOWN_COMPANY,
+    disconnect_url.REPORT_UNCONFIRMED: pb.PROVIDER_DISCONNECT_OUTCOME_UNCONFIRMED,
 }
 CONNECT_ERROR = {
     "invalid_state": pb.CONNECT_ERROR_REASON_INVALID_STATE,
