@@ -103,7 +103,7 @@ class NotConnectedYet(FailedPrecondition):
 
 
 class SyncContext(Protocol):
-    """What the sync's side needs of ``apply.SyncContext`` (one tenant's company)."""
+    """What the sync's side needs of ``apply_context.SyncContext`` (one tenant's company)."""
 
     deps: SyncDeps
     tenant_id: str
