@@ -16,7 +16,7 @@ from services.integration import disconnect_url, inbox, outreach, states
 from services.integration.connections import ConnectionService
 from services.integration.inbox import InboxWriter
 from services.integration.providers import PlatformRegistry
-from services.integration.sync import candidates, confirm, preview, rules, service
+from services.integration.sync import candidate_review, confirm, preview, rules, service
 from services.integration.sync import convert as sync_pb
 from services.integration.sync.context import SyncDeps
 
@@ -272,7 +272,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def ListPlacementCandidates(
         self, request: pb.ListPlacementCandidatesRequest, context: Context
     ) -> pb.ListPlacementCandidatesResponse:
-        page = await candidates.list_candidates(
+        page = await candidate_review.list_candidates(
             self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
@@ -285,7 +285,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def ExcludePlacementCandidate(
         self, request: pb.ExcludePlacementCandidateRequest, context: Context
     ) -> pb.ExcludePlacementCandidateResponse:
-        candidate = await candidates.set_excluded(
+        candidate = await candidate_review.set_excluded(
             self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
@@ -299,7 +299,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def IncludePlacementCandidate(
         self, request: pb.IncludePlacementCandidateRequest, context: Context
     ) -> pb.IncludePlacementCandidateResponse:
-        candidate = await candidates.set_excluded(
+        candidate = await candidate_review.set_excluded(
             self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
