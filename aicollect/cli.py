@@ -86,7 +86,7 @@ def _cmd_rotate_keys(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from aicollect.localstack import run_local_stack
+    from aicollect.local_run import run_local_stack
 
     return asyncio.run(run_local_stack(Settings.from_env(), seed_demo=not args.no_demo))
 
