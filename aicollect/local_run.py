@@ -10,18 +10,19 @@ import logging
 from pathlib import Path
 
 from aicollect import logs
+from aicollect.children import first_exit
 from aicollect.db.embedded import EmbeddedPostgres
 from aicollect.local_secrets import DASHBOARD_LINK_FILE, DASHBOARD_PATH, LOCAL_TENANT
-from aicollect.localstack import LocalStack, first_exit
+from aicollect.localstack import LocalStack
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import Settings
 
 log = logging.getLogger("aicollect.run")
 
 
-async def run_local_stack(settings: Settings, *, seed_demo: bool = True) -> int:
+async def run_local_stack(settings: Settings, *, seed_demo: bool = True, replicas: int = 1) -> int:
     logs.configure("run", level=settings.log_level, fmt="text")
-    stack = LocalStack(settings, seed_demo=seed_demo)
+    stack = LocalStack(settings, seed_demo=seed_demo, replicas=replicas)
     exit_code = 0
     started = False
     try:
