@@ -319,7 +319,14 @@ async def run_airbyte_xero(
         if s["name"] == "invoices"
     ]
     if disc.returncode != 0 or not streams:
-        raise PeerFailed(f"airbyte discover failed ({disc.returncode}):\n{disc.stderr_tail}")
+        traces = [  # the CDK reports its own failure on stdout, not stderr
+            str(m["trace"]["error"].get("internal_message") or m["trace"]["error"]["message"])
+            for m in read_messages(work / "airbyte-discover.out")
+            if m.get("type") == "TRACE" and m["trace"].get("type") == "ERROR"
+        ]
+        raise PeerFailed(
+            f"airbyte discover failed ({disc.returncode}): {traces[:1]}\n{disc.stderr_tail}"
+        )
     configured = {
         "stream": streams[0],
         "sync_mode": "incremental",
