@@ -12,7 +12,8 @@ placements. Measured: the backfill's own time, the Accounting API calls and 429s
 organisation (the emulator's counters), whether the minute limit and the daily budget
 held, and one placement per overdue invoice.
 
-Then ``--payments`` placed invoices are paid in full in the emulator, one every
+Then, ``--settle`` seconds after the confirmation (whose calls may have used the minute's
+budget), ``--payments`` placed invoices are paid in full in the emulator, one every
 ``--interval`` seconds (inside Xero's 60 calls a minute, as each costs us one re-read). Each
 latency runs from just before the bookkeeper's request to the STOP event on the matcher's
 outreach stream: Xero's signed webhook, the gateway, the inbox, the re-read of the invoice,
@@ -193,8 +194,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 timeout=aiohttp.ClientTimeout(total=args.time_limit),
             ) as resp:
                 confirmed = await resp.json()
-                if resp.status != 200:
-                    raise SystemExit(f"the confirmation failed: {confirmed}")
+                if resp.status != 200:  # recorded with the figures so far, not raised
+                    print(f"the confirmation failed: {confirmed}", flush=True)
+                    confirmed = {"error": confirmed, "status": resp.status}
             confirm_seconds = time.perf_counter() - confirm_started
             after_confirm = await emu.stats()
             peaks = {name: round(peak_rss_mb(pid), 1) for name, pid in pids.items()}
@@ -203,11 +205,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ) as channel:
                 placed = await active_placements(mgrpc.MatchingServiceStub(channel))
             overdue = round(args.invoices * 0.3)
-            latency = (
-                await payment_latency(stack, emu, placed, args.payments, args.interval)
-                if args.payments
-                else None
-            )
+            latency = None
+            if args.payments and placed:
+                # The confirmation may have used this minute's budget; payments measured
+                # right after it would wait for the next window.
+                await asyncio.sleep(args.settle)
+                latency = await payment_latency(stack, emu, placed, args.payments, args.interval)
+                latency["settled_s_after_confirmation"] = args.settle
     backfill_calls = call_counts(before, after_backfill)
     confirm_calls = call_counts(after_backfill, after_confirm)
     return {
@@ -222,6 +226,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "confirm": {
             "seconds": round(confirm_seconds, 3),
             "placed": int(confirmed.get("placed_count", 0)),
+            "error": confirmed.get("error"),
             **confirm_calls,
         },
         "daily_budget_held_backfill_and_confirm": backfill_calls["api_calls"]
@@ -242,6 +247,9 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=5_000)
     parser.add_argument("--payments", type=int, default=40)
     parser.add_argument("--interval", type=float, default=1.5, help="seconds between payments")
+    parser.add_argument(
+        "--settle", type=float, default=65, help="seconds between confirmation and payments"
+    )
     parser.add_argument("--time-limit", type=float, default=1800)
     args = parser.parse_args()
     result = asyncio.run(run(args))
@@ -250,7 +258,8 @@ def main() -> int:
     path = write_result("xero_ours", result)
     print(f"written to {path}")
     ok = result["exactly_one_placement_per_overdue_invoice"]
-    return 0 if ok and (not args.payments or not result["payment_to_stop"]["missing"]) else 1
+    stops = result["payment_to_stop"]
+    return 0 if ok and (not args.payments or (stops and not stops["missing"])) else 1
 
 
 if __name__ == "__main__":
