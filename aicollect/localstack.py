@@ -26,36 +26,35 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
-import signal
 import socket
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import jwt
 
 from aicollect import logs
+from aicollect.children import Child, StartFailed, first_exit, wait_ready
 from aicollect.db.embedded import EmbeddedPostgres
 from aicollect.db.migrate import upgrade_async
 from aicollect.handshake import (
     EMULATOR_CLIENT_SECRET_ENV,
     EMULATOR_VERIFIER_TOKEN_ENV,
     GATEWAY_LISTEN_FD_ENV,
-    PORTS_FILE_ENV,
     XERO_EMULATOR_CLIENT_SECRET_ENV,
     XERO_EMULATOR_WEBHOOK_KEY_ENV,
-    read_ports,
 )
 from aicollect.rpc.server import wait_for_signal
 from aicollect.settings import Settings
 
 log = logging.getLogger("aicollect.run")
+
+__all__ = ["Child", "LocalStack", "StartFailed", "isolated_env", "running_stack"]
 
 # Generated once per data folder, so tokens encrypted under the local key stay readable.
 LOCAL_SECRETS = (
@@ -133,100 +132,6 @@ def local_dashboard_link(gateway_url: str, jwt_secret: str, settings: Settings) 
     return f"{gateway_url}{DASHBOARD_PATH}#token={token}"
 
 
-class StartFailed(Exception):
-    """A child exited, or did not report its ports, during start-up."""
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    # Added to the stack's environment for this child only. Secrets go here or in the
-    # environment, never in argv: a command line is visible to every user (ps).
-    extra_env: dict[str, str] = field(default_factory=dict)
-    ports_file: Path | None = None
-    pass_fds: tuple[int, ...] = ()
-    proc: asyncio.subprocess.Process | None = None
-    stopping: bool = field(default=False)
-    env: dict[str, str] = field(default_factory=dict, repr=False)
-
-    async def start(self, env: dict[str, str] | None = None) -> None:
-        """Starts the process; a restart (no ``env``) reuses the first start's environment,
-        so it binds the same addresses the other processes were given."""
-        if env is not None:
-            self.env = env | self.extra_env
-            if self.ports_file is not None:
-                self.env[PORTS_FILE_ENV] = str(self.ports_file)
-        if self.ports_file is not None:
-            self.ports_file.unlink(missing_ok=True)
-        self.stopping = False
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, env=self.env, pass_fds=self.pass_fds
-        )
-
-    async def bound_ports(self, within_s: float = 90.0) -> dict[str, int]:
-        """The ports the process reported once it was listening (aicollect/handshake.py)."""
-        assert self.ports_file is not None
-        assert self.proc is not None
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            ports = read_ports(self.ports_file)
-            if ports:
-                return ports
-            if self.proc.returncode is not None:
-                raise StartFailed(
-                    f"{self.name} exited with code {self.proc.returncode} during start-up"
-                )
-            await asyncio.sleep(0.05)
-        raise StartFailed(f"{self.name} did not report its ports within {within_s:.0f}s")
-
-    async def stop(self, grace: float) -> int:
-        """SIGTERM, then SIGKILL after ``grace``; returns the exit code (0 when clean)."""
-        if self.proc is None:
-            return 0
-        self.stopping = True
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), grace)
-            except TimeoutError:
-                log.error("%s did not stop within %.0fs; killing it", self.name, grace)
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                await self.proc.wait()
-                return 1
-        code = self.proc.returncode or 0
-        # A child stopped by our SIGTERM before installing handlers reports -SIGTERM.
-        return 0 if code in (0, -signal.SIGTERM) else code
-
-
-async def _wait_ready(url: str, children: list[Child], within_s: float = 90.0) -> bool:
-    deadline = time.monotonic() + within_s
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            for child in children:
-                if child.proc is not None and child.proc.returncode is not None:
-                    log.error(
-                        "%s exited with code %s during start-up", child.name, child.proc.returncode
-                    )
-                    return False
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
-                    if resp.status == 200:
-                        return True
-            await asyncio.sleep(0.3)
-    return False
-
-
-async def _first_exit(children: list[Child]) -> Child:
-    waits = {asyncio.ensure_future(c.proc.wait()): c for c in children if c.proc is not None}
-    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    return waits[next(iter(done))]
-
-
 def _split_addr(addr: str) -> tuple[str, int]:
     host, _, port = addr.rpartition(":")
     return host, int(port)
@@ -247,8 +152,14 @@ class LocalStack:
         env: dict[str, str] | None = None,
         seed_demo: bool = True,
         emulator_args: list[str] | None = None,
+        replicas: int = 1,
     ) -> None:
+        if replicas < 1:
+            raise ValueError("replicas must be at least 1")
         self.settings = settings
+        self.replicas = replicas
+        # Each gateway replica's own URL (with replicas, ``gateway_url`` is the balancer's).
+        self.gateway_urls: list[str] = []
         self.data_dir = settings.data_dir.resolve()
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("AICOLLECT_LOG_FORMAT", "text")
@@ -299,7 +210,9 @@ class LocalStack:
             log.error("the stack did not start: %s; stopping", exc)
             await self.stop()
             return False
-        if await _wait_ready(f"{self.gateway_url}/readyz", list(self.children.values())):
+        children = list(self.children.values())
+        urls = dict.fromkeys([*self.gateway_urls, self.gateway_url])
+        if all([await wait_ready(f"{url}/readyz", children) for url in urls]):
             (self.data_dir / "addresses.json").write_text(
                 json.dumps(self.addresses(), indent=2) + "\n"
             )
@@ -335,10 +248,15 @@ class LocalStack:
         self._run_dir = Path(tempfile.mkdtemp(prefix="aicollect-run-"))
         env = self.env
 
-        # The gateway's socket first: the emulator and the integration need its URL.
+        # The gateway's socket first: the emulator and the integration need its URL. With
+        # replicas, it is the balancer's, and each gateway gets a socket of its own.
         host = self.settings.gateway_host
+        self._check_replica_host()
         try:
             sock = socket.create_server((host, self.settings.gateway_port))
+            socks = [sock]
+            if self.replicas > 1:
+                socks = [socket.create_server((host, 0)) for _ in range(self.replicas)]
         except OSError as exc:
             raise StartFailed(
                 f"cannot listen on {host}:{self.settings.gateway_port}: {exc}"
@@ -353,12 +271,39 @@ class LocalStack:
 
         try:
             await self._start_services(env)
-        except BaseException:
-            sock.close()
-            raise
-        await self._start_gateway(
-            self._child("gateway", [sys.executable, "-m", "gateway"]), sock, env
-        )
+            for name, own in zip(self._names("gateway"), socks, strict=True):
+                self.gateway_urls.append(f"http://{host}:{own.getsockname()[1]}")
+                child = self._child(name, [sys.executable, "-m", "gateway"])
+                await self._start_gateway(child, own, env)
+            if self.replicas > 1:
+                argv = [sys.executable, "-m", "aicollect.balancer", *self.gateway_urls]
+                await self._start_gateway(self._child("balancer", argv), sock, env)
+        finally:
+            for each in {sock, *socks}:
+                each.close()
+
+    def _names(self, kind: str) -> list[str]:
+        """The children of one kind: ``matcher``, or ``matcher-1`` ... with replicas."""
+        if self.replicas == 1:
+            return [kind]
+        return [f"{kind}-{i}" for i in range(1, self.replicas + 1)]
+
+    def _check_replica_host(self) -> None:
+        """Replicas are given each other's addresses as one ``ipv4:`` gRPC target."""
+        for addr in (self.settings.matcher_addr, self.settings.integration_addr):
+            host = _split_addr(addr)[0]
+            if self.replicas > 1 and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", host):
+                raise StartFailed(f"with replicas, listen on an IPv4 address, not {host!r}")
+
+    def _replica_env(self, variable: str, configured: str) -> dict[str, str]:
+        """With replicas, each binds a port the kernel picks (metrics too)."""
+        if self.replicas == 1:
+            return {}
+        return {
+            variable: f"{_split_addr(configured)[0]}:0",
+            "AICOLLECT_INTEGRATION_METRICS_PORT": "0",
+            "AICOLLECT_MATCHER_METRICS_PORT": "0",
+        }
 
     async def _start_services(self, env: dict[str, str]) -> None:
         """The emulator and the matcher (they need nobody else's address), then the
@@ -384,7 +329,9 @@ class LocalStack:
             first.append(self._child("emulator", argv, extra_env=secrets_env))
         if self.settings.uses_xero_emulator:
             first.append(self._xero_emulator(env))
-        first.append(self._child("matcher", [py, "-m", "services.matcher"]))
+        matcher_env = self._replica_env("AICOLLECT_MATCHER_ADDR", self.settings.matcher_addr)
+        for name in self._names("matcher"):
+            first.append(self._child(name, [py, "-m", "services.matcher"], extra_env=matcher_env))
         for child in first:
             await child.start(env)
         if self.settings.uses_emulator:
@@ -401,8 +348,10 @@ class LocalStack:
             await self._learn_xero_emulator(env)
         await self._learn_addr("matcher", "AICOLLECT_MATCHER_ADDR", self.settings.matcher_addr)
 
-        integration = self._child("integration", [py, "-m", "services.integration"])
-        await integration.start(env)
+        own_env = self._replica_env("AICOLLECT_INTEGRATION_ADDR", self.settings.integration_addr)
+        for name in self._names("integration"):
+            argv = [py, "-m", "services.integration"]
+            await self._child(name, argv, extra_env=own_env).start(env)
         await self._learn_addr(
             "integration", "AICOLLECT_INTEGRATION_ADDR", self.settings.integration_addr
         )
@@ -470,14 +419,19 @@ class LocalStack:
         self.children[name] = child
         return child
 
-    async def _learn_addr(self, name: str, variable: str, configured: str) -> None:
-        """The address of process ``name`` goes into ``variable`` for the processes started
-        after it, and for its own restarts; with the port it bound if it was asked for 0."""
-        child = self.children[name]
+    async def _learn_addr(self, kind: str, variable: str, configured: str) -> None:
+        """The address of the processes of ``kind`` goes into ``variable`` for the processes
+        started after them (with replicas, one ``ipv4:`` target naming every replica: the
+        clients balance over them), and each replica's own into its restarts' environment;
+        with the port it bound if it was asked for 0."""
         host, port = _split_addr(configured)
-        if port == 0:
-            port = (await child.bound_ports())["grpc"]
-        self.env[variable] = child.env[variable] = f"{host}:{port}"
+        found: list[str] = []
+        for name in self._names(kind):
+            child = self.children[name]
+            bound = port if port and self.replicas == 1 else (await child.bound_ports())["grpc"]
+            child.env[variable] = f"{host}:{bound}"
+            found.append(child.env[variable])
+        self.env[variable] = found[0] if len(found) == 1 else "ipv4:" + ",".join(found)
 
     async def kill(self, name: str) -> None:
         """SIGKILL one process (a crash, for fault tests)."""
@@ -520,6 +474,7 @@ def isolated_env(data_dir: Path, **extra: str) -> dict[str, str]:
         AICOLLECT_INTEGRATION_ADDR="127.0.0.1:0",
         AICOLLECT_MATCHER_ADDR="127.0.0.1:0",
         AICOLLECT_EMULATOR_PORT="0",
+        AICOLLECT_XERO_EMULATOR_PORT="0",
         AICOLLECT_INTEGRATION_METRICS_PORT="0",
         AICOLLECT_MATCHER_METRICS_PORT="0",
         AICOLLECT_SHUTDOWN_GRACE_SECONDS="5",
@@ -534,16 +489,22 @@ async def running_stack(
     extra_env: dict[str, str] | None = None,
     emulator_args: list[str] | None = None,
     database_url: str | None = None,
+    replicas: int = 1,
 ) -> AsyncIterator[LocalStack]:
     """The system as ``aicollect run`` starts it, on ports the kernel picks, in a temporary
     data folder (with an embedded PostgreSQL unless ``database_url`` is given): what the
-    benchmarks and the process tests run against."""
+    benchmarks and the process tests run against. ``replicas``: of each of our processes,
+    with the balancer in front of the gateways."""
     with tempfile.TemporaryDirectory(prefix="aicollect-stack-") as tmp:
         env = isolated_env(Path(tmp), **{"AICOLLECT_LOG_LEVEL": "WARNING", **(extra_env or {})})
         if database_url:
             env["AICOLLECT_DATABASE_URL"] = database_url
         stack = LocalStack(
-            Settings.from_env(env), env=env, seed_demo=False, emulator_args=emulator_args
+            Settings.from_env(env),
+            env=env,
+            seed_demo=False,
+            emulator_args=emulator_args,
+            replicas=replicas,
         )
         if not await stack.start():
             raise RuntimeError("the stack did not start; see the log above")
@@ -553,9 +514,9 @@ async def running_stack(
             await stack.stop()
 
 
-async def run_local_stack(settings: Settings, *, seed_demo: bool = True) -> int:
+async def run_local_stack(settings: Settings, *, seed_demo: bool = True, replicas: int = 1) -> int:
     logs.configure("run", level=settings.log_level, fmt="text")
-    stack = LocalStack(settings, seed_demo=seed_demo)
+    stack = LocalStack(settings, seed_demo=seed_demo, replicas=replicas)
     exit_code = 0
     started = False
     try:
@@ -571,7 +532,7 @@ async def run_local_stack(settings: Settings, *, seed_demo: bool = True) -> int:
             stack.data_dir,
         )
         signalled = asyncio.ensure_future(wait_for_signal())
-        crashed = asyncio.ensure_future(_first_exit(list(stack.children.values())))
+        crashed = asyncio.ensure_future(first_exit(list(stack.children.values())))
         done, _ = await asyncio.wait({signalled, crashed}, return_when=asyncio.FIRST_COMPLETED)
         if crashed in done:
             child = crashed.result()
