@@ -21,7 +21,8 @@ The wrapper ``bench/peers/peer_run.py`` points them at the emulator as
 shared/reference/peers.md section 3 describes (module constants for the tap, a patched
 manifest for Airbyte; ``OAUTHLIB_INSECURE_TRANSPORT=1``). The tap reads through Intuit's
 ``/batch`` endpoint, which the emulator does not serve, so its calls go through a small
-translating proxy in this script (one batch POST in, one emulator ``/query`` out).
+translating proxy (``bench/batch_proxy.py``: one batch POST in, one emulator ``/query``
+out).
 
 Measured per tool: wall time, QBO HTTP calls (``/_emulator/stats`` before and after; the
 tap's also at the proxy), token calls, peak resident memory of the tool's process
@@ -29,6 +30,12 @@ tap's also at the proxy), token calls, peak resident memory of the tool's proces
 invoice exactly once) and records per second. Printed as a table with ratios and
 written to ``bench/results/peers.json``. A peer that cannot be installed or run is
 reported with its exact error and recorded as failed; the others still run.
+
+This module runs ours, prints the report and is the entry point. The pieces:
+``bench/peer_venvs.py`` (the peers and their venvs), ``bench/peer_emulator.py`` (the
+emulator, the company and the OAuth grant), ``bench/batch_proxy.py`` (the tap's ``/batch``),
+``bench/peer_measure.py`` (measuring a wrapped process, checking records) and
+``bench/qbo_peer_runs.py`` (running the tap and the Airbyte connector).
 """
 
 from __future__ import annotations
