@@ -40,7 +40,7 @@ from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
 from aicollect.rpc.client import internal_channel
 from bench._stack import admin_call, bearer, percentile, running_stack, write_result
 from bench.backfill import peak_rss_mb, pid_of
-from bench.peers import Emulator
+from bench.peer_emulator import Emulator
 from bench.xero_peers import DAILY_LIMIT, TENANT, call_counts, create_organisation
 
 OURS = "bench-xero"  # our tenant (the creditor)
