@@ -86,7 +86,7 @@ def _cmd_rotate_keys(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from aicollect.localstack import run_local_stack
+    from aicollect.local_run import run_local_stack
 
     if args.replicas < 1:
         print("aicollect run: --replicas must be at least 1", file=sys.stderr)
