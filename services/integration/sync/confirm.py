@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -194,7 +194,7 @@ async def _record(
             .where(*where, PlacementCandidate.status == PENDING)
             .values(status=CONFIRMING, status_actor=actor, status_reason=reason)
         )
-        total = await confirmations.remaining(session, tenant_id, realm_id)
+        total = await confirmations.count(session, tenant_id, realm_id, CONFIRMING)
         if total == 0 and mode != PREVIEW:
             raise NothingToConfirm(
                 "no placement candidate is waiting for confirmation; nothing was changed"
@@ -240,7 +240,7 @@ async def result(
         row = await session.get(PlacementConfirmation, confirmation_id)
         assert row is not None  # recorded above, never deleted
         view = await confirmations.view(session, row)
-        excluded = await _count(session, tenant_id, realm_id, EXCLUDED)
+        excluded = await confirmations.count(session, tenant_id, realm_id, EXCLUDED)
         mode = await candidates.intake_mode(session, tenant_id, row.provider)
     return ConfirmResult(view, excluded, mode)
 
@@ -380,7 +380,7 @@ async def _finish(deps: SyncDeps, row: PlacementConfirmation) -> None:
         intake.mode = row.future_mode or (AUTOMATIC if before == PREVIEW else before)
         intake.confirmations += 1
         intake.updated_by = row.actor
-        excluded = await _count(session, row.tenant_id, row.realm_id, EXCLUDED)
+        excluded = await confirmations.count(session, row.tenant_id, row.realm_id, EXCLUDED)
         done.state, done.finished_at = confirmations.DONE, datetime.now(UTC)
         session.add(
             _audit(
@@ -410,21 +410,6 @@ async def _finish(deps: SyncDeps, row: PlacementConfirmation) -> None:
                 "mode": intake.mode,
             },
         )
-
-
-async def _count(session: AsyncSession, tenant_id: str, realm_id: str, status: str) -> int:
-    return int(
-        await session.scalar(
-            select(func.count())
-            .select_from(PlacementCandidate)
-            .where(
-                PlacementCandidate.tenant_id == tenant_id,
-                PlacementCandidate.realm_id == realm_id,
-                PlacementCandidate.status == status,
-            )
-        )
-        or 0
-    )
 
 
 def _audit(

@@ -32,7 +32,8 @@ class ConfirmationView:
     error: str
 
 
-async def remaining(session: AsyncSession, tenant_id: str, realm_id: str) -> int:
+async def count(session: AsyncSession, tenant_id: str, realm_id: str, status: str) -> int:
+    """The company's candidates in ``status``."""
     return int(
         await session.scalar(
             select(func.count())
@@ -40,7 +41,7 @@ async def remaining(session: AsyncSession, tenant_id: str, realm_id: str) -> int
             .where(
                 PlacementCandidate.tenant_id == tenant_id,
                 PlacementCandidate.realm_id == realm_id,
-                PlacementCandidate.status == CONFIRMING,
+                PlacementCandidate.status == status,
             )
         )
         or 0
@@ -48,7 +49,9 @@ async def remaining(session: AsyncSession, tenant_id: str, realm_id: str) -> int
 
 
 async def view(session: AsyncSession, row: PlacementConfirmation) -> ConfirmationView:
-    left = await remaining(session, row.tenant_id, row.realm_id) if row.state == RUNNING else 0
+    left = (
+        await count(session, row.tenant_id, row.realm_id, CONFIRMING) if row.state == RUNNING else 0
+    )
     return ConfirmationView(
         confirmation_id=row.confirmation_id,
         state=row.state,
