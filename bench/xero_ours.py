@@ -47,7 +47,7 @@ from bench._stack import (
     write_result,
 )
 from bench.backfill import peak_rss_mb, pid_of
-from bench.peers import Emulator
+from bench.peer_emulator import Emulator
 from bench.xero_peers import DAILY_LIMIT, TENANT, call_counts, create_organisation
 
 OURS = "bench-xero"  # our tenant (the creditor)
