@@ -32,8 +32,8 @@ async def test_defaults(integration_channel: grpc.aio.Channel) -> None:
     stub = agrpc.AdminServiceStub(integration_channel)
     settings = (await stub.GetPlatformSettings(apb.GetPlatformSettingsRequest())).settings
     assert settings.qbo_kill_switch is False
-    assert settings.qbo_oob_amount_tolerance_cents == 1
-    assert settings.qbo_oob_match_window_minutes == 60
+    assert settings.oob_amount_tolerance_cents == 1
+    assert settings.oob_match_window_minutes == 60
     assert not settings.HasField("update_time")
     tenant = (await stub.GetTenantSettings(apb.GetTenantSettingsRequest(tenant_id="t1"))).settings
     assert tenant.qbo_enabled is False
@@ -68,22 +68,22 @@ async def test_matching_settings_live_in_the_matcher(
 ) -> None:
     stub = agrpc.AdminServiceStub(integration_channel)
     reply = await stub.UpdatePlatformSettings(
-        _update(qbo_oob_amount_tolerance_cents=5, qbo_oob_match_window_minutes=120)
+        _update(oob_amount_tolerance_cents=5, oob_match_window_minutes=120)
     )
-    assert reply.settings.qbo_oob_amount_tolerance_cents == 5
-    assert reply.settings.qbo_oob_match_window_minutes == 120
+    assert reply.settings.oob_amount_tolerance_cents == 5
+    assert reply.settings.oob_match_window_minutes == 120
     assert reply.settings.qbo_kill_switch is False  # not in the mask, untouched
     async with internal_channel(matcher_addr, INTERNAL_TOKEN) as channel:
         owned = await magrpc.MatchingAdminServiceStub(channel).GetMatchingSettings(
             mapb.GetMatchingSettingsRequest()
         )
-    assert owned.settings.qbo_oob_amount_tolerance_cents == 5
-    assert owned.settings.qbo_oob_match_window_minutes == 120
+    assert owned.settings.oob_amount_tolerance_cents == 5
+    assert owned.settings.oob_match_window_minutes == 120
     assert owned.settings.update_actor == "ops@ai-collect"
     events = (await stub.ListSettingsAuditEvents(apb.ListSettingsAuditEventsRequest())).events
     assert {(e.setting, e.old_value, e.new_value) for e in events} == {
-        ("qbo_oob_amount_tolerance_cents", "1", "5"),
-        ("qbo_oob_match_window_minutes", "60", "120"),
+        ("oob_amount_tolerance_cents", "1", "5"),
+        ("oob_match_window_minutes", "60", "120"),
     }
 
 
@@ -101,10 +101,10 @@ async def test_matching_settings_live_in_the_matcher(
             "update_mask",
         ),
         (
-            _update(qbo_kill_switch=True, qbo_oob_amount_tolerance_cents=-1),
-            "qbo_oob_amount_tolerance_cents",
+            _update(qbo_kill_switch=True, oob_amount_tolerance_cents=-1),
+            "oob_amount_tolerance_cents",
         ),
-        (_update(qbo_oob_match_window_minutes=0), "qbo_oob_match_window_minutes"),
+        (_update(oob_match_window_minutes=0), "oob_match_window_minutes"),
     ],
 )
 async def test_bad_update_is_refused_and_changes_nothing(
@@ -116,8 +116,8 @@ async def test_bad_update_is_refused_and_changes_nothing(
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in (info.value.details() or "")
     settings = (await stub.GetPlatformSettings(apb.GetPlatformSettingsRequest())).settings
-    assert (settings.qbo_kill_switch, settings.qbo_oob_amount_tolerance_cents) == (False, 1)
-    assert settings.qbo_oob_match_window_minutes == 60
+    assert (settings.qbo_kill_switch, settings.oob_amount_tolerance_cents) == (False, 1)
+    assert settings.oob_match_window_minutes == 60
     assert not (await stub.ListSettingsAuditEvents(apb.ListSettingsAuditEventsRequest())).events
 
 

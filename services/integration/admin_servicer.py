@@ -35,7 +35,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 KILL_SWITCH = admin.KILL_SWITCH.key
 # One provider's kill switch in an update mask: ``provider_kill_switch.<name>``.
 PROVIDER_KILL_SWITCH = "provider_kill_switch"
-MATCHING_KEYS = frozenset({"qbo_oob_amount_tolerance_cents", "qbo_oob_match_window_minutes"})
+MATCHING_KEYS = frozenset({"oob_amount_tolerance_cents", "oob_match_window_minutes"})
 UPDATABLE = frozenset({KILL_SWITCH}) | MATCHING_KEYS
 SETTINGS_SUBJECTS = ("tenant", "platform_setting", "matching_setting")
 MATCHER_TIMEOUT_S = 5.0
@@ -164,8 +164,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             provider_kill_switch={
                 p.value: bool(own.values[spec.key]) for p, spec in admin.KILL_SWITCHES.items()
             },
-            qbo_oob_amount_tolerance_cents=matching.qbo_oob_amount_tolerance_cents,
-            qbo_oob_match_window_minutes=matching.qbo_oob_match_window_minutes,
+            oob_amount_tolerance_cents=matching.oob_amount_tolerance_cents,
+            oob_match_window_minutes=matching.oob_match_window_minutes,
             update_time=timestamp(max(times)) if times else None,
         )
 

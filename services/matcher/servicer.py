@@ -50,19 +50,18 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         self, request: pb.UpsertPlacementsRequest, context: Context
     ) -> pb.UpsertPlacementsResponse:
         items = convert.placements_in(request)
+        tenant, provider, company = convert.books_in(request)
         async with self._sessions.begin() as session:
-            results = await matching.upsert_placements(
-                session, request.tenant_id.strip(), request.realm_id.strip(), items
-            )
+            results = await matching.upsert_placements(session, tenant, provider, company, items)
         return pb.UpsertPlacementsResponse(results=[convert.upsert_result_pb(r) for r in results])
 
     async def ApplyAccountingPayment(
         self, request: pb.ApplyAccountingPaymentRequest, context: Context
     ) -> pb.ApplyAccountingPaymentResponse:
-        tenant, realm, payment, source = convert.payment_in(request)
+        books, payment, source = convert.payment_in(request)
         started = time.perf_counter()
         async with self._sessions.begin() as session:
-            decisions = await matching.apply_payment(session, tenant, realm, payment, source)
+            decisions = await matching.apply_payment(session, *books, payment, source)
         self._metrics.decided("payment", decisions, time.perf_counter() - started)
         return pb.ApplyAccountingPaymentResponse(
             decisions=[convert.decision_pb(d) for d in decisions]
@@ -71,10 +70,10 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
     async def ApplyAccountingInvoice(
         self, request: pb.ApplyAccountingInvoiceRequest, context: Context
     ) -> pb.ApplyAccountingInvoiceResponse:
-        tenant, realm, invoice, source = convert.invoice_in(request)
+        books, invoice, source = convert.invoice_in(request)
         started = time.perf_counter()
         async with self._sessions.begin() as session:
-            decisions = await matching.apply_invoice(session, tenant, realm, invoice, source)
+            decisions = await matching.apply_invoice(session, *books, invoice, source)
         self._metrics.decided("invoice", decisions, time.perf_counter() - started)
         return pb.ApplyAccountingInvoiceResponse(
             decisions=[convert.decision_pb(d) for d in decisions]
@@ -112,8 +111,9 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
                 session,
                 tenant,
                 statuses,
-                request.realm_id.strip(),
-                request.qbo_invoice_id.strip(),
+                convert.provider_in(request.provider) if request.provider else "",
+                request.company_id.strip(),
+                request.invoice_id.strip(),
                 request.page_size,
                 request.page_token,
                 review_flags=flags,

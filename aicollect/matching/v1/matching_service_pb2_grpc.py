@@ -27,19 +27,23 @@ if _version_not_supported:
 
 class MatchingServiceStub:
     """MatchingService owns collection placements and decides, per placement, what every
-    accounting change means for outreach: payments recorded in QuickBooks Online (QBO),
-    invoice changes, and payments made through our own portal. It also publishes the
+    accounting change means for outreach: payments recorded in the creditor's accounting
+    platform (the "provider": QuickBooks Online (QBO) today, Xero next), invoice changes,
+    and payments made through our own portal. The contract is provider-neutral: facts
+    arrive as AccountingInvoice and AccountingPayment with the provider, the provider's
+    company (QBO realm, Xero tenant), the provider's own ids and an opaque version with
+    its order (`version`, `version_sequence`). It also publishes the
     outreach events (stop, pause, resume, balance changed), the audit trail and the
     daily reconciliation report.
 
     It is served by the `services/matcher` process (schema `matching`). Every RPC requires
     the internal bearer token in the `authorization` metadata. The matching settings
-    (`qbo_oob_amount_tolerance_cents`, `qbo_oob_match_window_minutes`) are read from the
+    (`oob_amount_tolerance_cents`, `oob_match_window_minutes`) are read from the
     matcher's own schema at decision time; see MatchingAdminService.
 
     When in doubt, the matcher pauses outreach and asks a human; it never resumes
     outreach by itself after a pause or a review flag. Every decision is idempotent and
-    audited with the QBO ids and amounts behind it, and every outreach change is written
+    audited with the provider's ids and amounts behind it, and every outreach change is written
     to the outreach-event outbox in the same transaction as the placement change.
     """
 
@@ -118,30 +122,35 @@ class MatchingServiceStub:
 
 class MatchingServiceServicer:
     """MatchingService owns collection placements and decides, per placement, what every
-    accounting change means for outreach: payments recorded in QuickBooks Online (QBO),
-    invoice changes, and payments made through our own portal. It also publishes the
+    accounting change means for outreach: payments recorded in the creditor's accounting
+    platform (the "provider": QuickBooks Online (QBO) today, Xero next), invoice changes,
+    and payments made through our own portal. The contract is provider-neutral: facts
+    arrive as AccountingInvoice and AccountingPayment with the provider, the provider's
+    company (QBO realm, Xero tenant), the provider's own ids and an opaque version with
+    its order (`version`, `version_sequence`). It also publishes the
     outreach events (stop, pause, resume, balance changed), the audit trail and the
     daily reconciliation report.
 
     It is served by the `services/matcher` process (schema `matching`). Every RPC requires
     the internal bearer token in the `authorization` metadata. The matching settings
-    (`qbo_oob_amount_tolerance_cents`, `qbo_oob_match_window_minutes`) are read from the
+    (`oob_amount_tolerance_cents`, `oob_match_window_minutes`) are read from the
     matcher's own schema at decision time; see MatchingAdminService.
 
     When in doubt, the matcher pauses outreach and asks a human; it never resumes
     outreach by itself after a pause or a review flag. Every decision is idempotent and
-    audited with the QBO ids and amounts behind it, and every outreach change is written
+    audited with the provider's ids and amounts behind it, and every outreach change is written
     to the outreach-event outbox in the same transaction as the placement change.
     """
 
     def UpsertPlacements(self, request, context):
         """Batch intake from the accounting sync: creates or refreshes one placement per
-        (tenant, realm, QBO invoice), with intake channel INTAKE_CHANNEL_ACCOUNTING_SYNC.
+        (tenant, provider, company, invoice), with intake channel
+        INTAKE_CHANNEL_ACCOUNTING_SYNC.
         Idempotent: sending the same invoice again never creates a second placement. An
         upsert never changes an existing placement's status or balance (amount changes
         arrive through ApplyAccountingInvoice so that the decision rules apply); it only
         refreshes descriptive fields such as the debtor contact, doc number and due date,
-        and only from a QBO version newer than the stored one. At most 1,000 placements
+        and only from a provider version newer than the stored one. At most 1,000 placements
         per call; an invalid item fails the whole call with INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -149,19 +158,22 @@ class MatchingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ApplyAccountingPayment(self, request, context):
-        """Applies a QBO payment as it is now known in QBO (including voided and deleted
-        payments) and decides, per linked invoice and per placement, following the
-        "Matching rules" table of the design. Idempotent by (payment id, sync token): the
-        same version again changes nothing, an edited payment applies only the difference.
+        """Applies a payment as it is now known in the provider's books (including voided and
+        deleted payments) and decides, per linked invoice and per placement, following the
+        "Matching rules" table of the design. Idempotent by (payment id, version): the same
+        version again changes nothing, an edited payment applies only the difference. Credits
+        (QBO credit memos) drawn on by a payment arrive as its lines of type
+        LINKED_TXN_TYPE_CREDIT_MEMO; a credit applied to an invoice otherwise shows as the
+        invoice's balance change (ApplyAccountingInvoice).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ApplyAccountingInvoice(self, request, context):
-        """Applies a QBO invoice as it is now known in QBO: balance and total changes, balance
-        dropping to zero without a matching payment (credit memo, write-off), void and
-        delete. Idempotent by (invoice id, sync token).
+        """Applies an invoice as it is now known in the provider's books: balance and total
+        changes, balance dropping to zero without a matching payment (credit memo, write-off),
+        void and delete. Idempotent by (invoice id, version).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -342,19 +354,23 @@ def add_MatchingServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MatchingService:
     """MatchingService owns collection placements and decides, per placement, what every
-    accounting change means for outreach: payments recorded in QuickBooks Online (QBO),
-    invoice changes, and payments made through our own portal. It also publishes the
+    accounting change means for outreach: payments recorded in the creditor's accounting
+    platform (the "provider": QuickBooks Online (QBO) today, Xero next), invoice changes,
+    and payments made through our own portal. The contract is provider-neutral: facts
+    arrive as AccountingInvoice and AccountingPayment with the provider, the provider's
+    company (QBO realm, Xero tenant), the provider's own ids and an opaque version with
+    its order (`version`, `version_sequence`). It also publishes the
     outreach events (stop, pause, resume, balance changed), the audit trail and the
     daily reconciliation report.
 
     It is served by the `services/matcher` process (schema `matching`). Every RPC requires
     the internal bearer token in the `authorization` metadata. The matching settings
-    (`qbo_oob_amount_tolerance_cents`, `qbo_oob_match_window_minutes`) are read from the
+    (`oob_amount_tolerance_cents`, `oob_match_window_minutes`) are read from the
     matcher's own schema at decision time; see MatchingAdminService.
 
     When in doubt, the matcher pauses outreach and asks a human; it never resumes
     outreach by itself after a pause or a review flag. Every decision is idempotent and
-    audited with the QBO ids and amounts behind it, and every outreach change is written
+    audited with the provider's ids and amounts behind it, and every outreach change is written
     to the outreach-event outbox in the same transaction as the placement change.
     """
 

@@ -60,6 +60,11 @@ SOURCES = {
     "backfill": mpb.CHANGE_SOURCE_BACKFILL,
     "replay": mpb.CHANGE_SOURCE_REPLAY,
 }
+# The integration's platform names (``AccountingPlatform.name``) as matcher providers.
+MATCHER_PROVIDERS: dict[str, mpb.Provider.ValueType] = {
+    "qbo": mpb.PROVIDER_QBO,
+    "xero": mpb.PROVIDER_XERO,
+}
 UPSERT_BATCH = 1000  # the matcher's limit per UpsertPlacements call
 UPSERT_PARALLEL = 500  # a full batch is sent as concurrent calls of this size
 APPLY_CONCURRENCY = 8
@@ -121,6 +126,8 @@ class SyncContext:
         self.source_event_id = source_event_id
         self.reader = reader
         self.facts: AccountingFacts = deps.platform.facts
+        # The platform as the matcher's contract names it.
+        self.provider = MATCHER_PROVIDERS[deps.platform.name]
         # A backfill run's id (``backfill:<run>``), recorded with what it places first.
         self.run_id = source_event_id.removeprefix("backfill:") if source == "backfill" else ""
         self._customers: OrderedDict[str, mpb.DebtorContact | None] = OrderedDict()
@@ -219,7 +226,10 @@ class SyncContext:
 
     async def _upsert_part(self, part: Sequence[mpb.PlacementInput]) -> list[mpb.UpsertResult]:
         request = mpb.UpsertPlacementsRequest(
-            tenant_id=self.tenant_id, realm_id=self.realm_id, placements=part
+            tenant_id=self.tenant_id,
+            provider=self.provider,
+            company_id=self.realm_id,
+            placements=part,
         )
         try:
             reply = await self._matcher(
@@ -236,7 +246,7 @@ class SyncContext:
                     extra={
                         "tenant_id": self.tenant_id,
                         "realm_id": self.realm_id,
-                        "qbo_invoice_id": part[0].qbo_invoice_id,
+                        "qbo_invoice_id": part[0].invoice_id,
                         "detail": exc.details(),
                     },
                 )
@@ -246,29 +256,31 @@ class SyncContext:
                 out.extend(await self._upsert_part([item]))
             return out
 
-    async def apply_invoice_state(self, invoice: mpb.QboInvoice) -> int:
+    async def apply_invoice_state(self, invoice: mpb.AccountingInvoice) -> int:
         request = mpb.ApplyAccountingInvoiceRequest(
             tenant_id=self.tenant_id,
-            realm_id=self.realm_id,
+            provider=self.provider,
+            company_id=self.realm_id,
             invoice=invoice,
             source=self.source,
             source_event_id=self.source_event_id,
         )
         return await self._decide(
-            f"invoice {invoice.qbo_invoice_id}",
+            f"invoice {invoice.invoice_id}",
             lambda: self.deps.matching.ApplyAccountingInvoice(request, timeout=MATCHER_TIMEOUT_S),
         )
 
-    async def apply_payment_state(self, payment: mpb.QboPayment) -> int:
+    async def apply_payment_state(self, payment: mpb.AccountingPayment) -> int:
         request = mpb.ApplyAccountingPaymentRequest(
             tenant_id=self.tenant_id,
-            realm_id=self.realm_id,
+            provider=self.provider,
+            company_id=self.realm_id,
             payment=payment,
             source=self.source,
             source_event_id=self.source_event_id,
         )
         return await self._decide(
-            f"payment {payment.qbo_payment_id}",
+            f"payment {payment.payment_id}",
             lambda: self.deps.matching.ApplyAccountingPayment(request, timeout=MATCHER_TIMEOUT_S),
         )
 
@@ -460,7 +472,7 @@ async def apply_invoices(
             if ctx.facts.entity_id(i) not in staged or ctx.facts.entity_id(i) in back
         ]
     to_place: list[tuple[Json, InvoiceFacts]] = []
-    to_apply: list[mpb.QboInvoice] = []
+    to_apply: list[mpb.AccountingInvoice] = []
     open_others: list[tuple[Json, InvoiceFacts]] = []
     for invoice, known in known_all:
         if known is None:
@@ -511,21 +523,19 @@ async def _place(ctx: SyncContext, invoices: Sequence[tuple[Json, InvoiceFacts]]
     by_id = {f.invoice_id: invoice for invoice, f in invoices}
     results = await ctx.upsert(inputs)
     stats.skipped += len(inputs) - len(results)
-    versions = {i.qbo_invoice_id: i.sync_token for i in inputs}
+    versions = {i.invoice_id: i.version for i in inputs}
     existing = [r for r in results if r.outcome != mpb.UPSERT_OUTCOME_CREATED]
-    delivered = await ctx.delivered_versions([r.qbo_invoice_id for r in existing])
-    to_apply = [
-        r for r in existing if delivered.get(r.qbo_invoice_id) != versions[r.qbo_invoice_id]
-    ]
+    delivered = await ctx.delivered_versions([r.invoice_id for r in existing])
+    to_apply = [r for r in existing if delivered.get(r.invoice_id) != versions[r.invoice_id]]
     decided = await _bounded(
-        [ctx.facts.invoice(by_id[r.qbo_invoice_id]) for r in to_apply], ctx.apply_invoice_state
+        [ctx.facts.invoice(by_id[r.invoice_id]) for r in to_apply], ctx.apply_invoice_state
     )
-    refused = {r.qbo_invoice_id for r, d in zip(to_apply, decided, strict=True) if d < 0}
+    refused = {r.invoice_id for r, d in zip(to_apply, decided, strict=True) if d < 0}
     stats.invoice_decisions += sum(d for d in decided if d > 0)
     stats.skipped += len(refused)
     rows = []
     for result in results:
-        invoice_id = result.qbo_invoice_id
+        invoice_id = result.invoice_id
         if result.outcome == mpb.UPSERT_OUTCOME_CREATED:
             stats.placements_created += 1
         elif result.outcome == mpb.UPSERT_OUTCOME_UPDATED:
