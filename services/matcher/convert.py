@@ -177,7 +177,8 @@ def provider_in(value: int, field: str = "provider") -> str:
 def books_in(
     request: pb.UpsertPlacementsRequest
     | pb.ApplyAccountingPaymentRequest
-    | pb.ApplyAccountingInvoiceRequest,
+    | pb.ApplyAccountingInvoiceRequest
+    | pb.ApplyAccountingCreditRequest,
 ) -> tuple[str, str, str]:
     """Whose books a request's facts come from: (tenant, provider, company id)."""
     tenant = required_id(request.tenant_id, "tenant_id")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
-from services.matcher import convert, daily_reports, matching, queries
+from services.matcher import convert, credits, daily_reports, matching, queries
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.outbox import notifier_for, stream_events
 from services.matcher.reconciliation import build_report
@@ -76,6 +76,18 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
             decisions = await matching.apply_invoice(session, *books, invoice, source)
         self._metrics.decided("invoice", decisions, time.perf_counter() - started)
         return pb.ApplyAccountingInvoiceResponse(
+            decisions=[convert.decision_pb(d) for d in decisions]
+        )
+
+    async def ApplyAccountingCredit(
+        self, request: pb.ApplyAccountingCreditRequest, context: Context
+    ) -> pb.ApplyAccountingCreditResponse:
+        books, credit, source = credits.credit_in(request)
+        started = time.perf_counter()
+        async with self._sessions.begin() as session:
+            decisions = await matching.apply_payment(session, *books, credit, source)
+        self._metrics.decided("credit", decisions, time.perf_counter() - started)
+        return pb.ApplyAccountingCreditResponse(
             decisions=[convert.decision_pb(d) for d in decisions]
         )
 

@@ -1154,6 +1154,96 @@ class AccountingInvoice(_message.Message):
 Global___AccountingInvoice: _TypeAlias = AccountingInvoice  # noqa: Y015
 
 @_typing.final
+class AccountingCredit(_message.Message):
+    """A credit (Xero credit note, credit memo) as currently known in the provider's books."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDIT_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    VERSION_SEQUENCE_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    ALLOCATIONS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    LAST_UPDATED_TIME_FIELD_NUMBER: _builtins.int
+    credit_id: _builtins.str
+    """The provider's credit id. Required; credits and payments of one company are kept
+    apart (a credit never overwrites a payment with the same id).
+    """
+    version: _builtins.str
+    """The credit's version as the provider names it, opaque. Required unless deleted."""
+    version_sequence: _builtins.int
+    """The order of `version` (see PlacementInput.version_sequence)."""
+    customer_id: _builtins.str
+    """The provider's customer (contact) id."""
+    state: Global___EntityState.ValueType
+    """Whether the credit is active, voided or deleted. For a deleted credit only
+    `credit_id` is meaningful.
+    """
+    @_builtins.property
+    def allocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreditAllocation]:
+        """The credit's allocations to invoices, all in one currency; the whole list as it is
+        now (an allocation removed is no longer listed).
+        """
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the credit was created at the provider."""
+
+    @_builtins.property
+    def last_updated_time(self) -> _timestamp_pb2.Timestamp:
+        """When the credit last changed at the provider."""
+
+    def __init__(
+        self,
+        *,
+        credit_id: _builtins.str = ...,
+        version: _builtins.str = ...,
+        version_sequence: _builtins.int = ...,
+        customer_id: _builtins.str = ...,
+        allocations: _abc.Iterable[Global___CreditAllocation] | None = ...,
+        state: Global___EntityState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        last_updated_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_updated_time", b"last_updated_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "create_time", b"create_time", "credit_id", b"credit_id", "customer_id", b"customer_id", "last_updated_time", b"last_updated_time", "state", b"state", "version", b"version", "version_sequence", b"version_sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountingCredit: _TypeAlias = AccountingCredit  # noqa: Y015
+
+@_typing.final
+class CreditAllocation(_message.Message):
+    """An amount of a credit allocated to one invoice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """The provider's invoice id. Required."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """The amount allocated, in the credit's currency. Required, positive."""
+
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "invoice_id", b"invoice_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditAllocation: _TypeAlias = CreditAllocation  # noqa: Y015
+
+@_typing.final
 class PlacementDecision(_message.Message):
     """What the matcher decided for one placement, or for one linked invoice without a
     placement.
@@ -2039,6 +2129,76 @@ class ApplyAccountingInvoiceResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApplyAccountingInvoiceResponse: _TypeAlias = ApplyAccountingInvoiceResponse  # noqa: Y015
+
+@_typing.final
+class ApplyAccountingCreditRequest(_message.Message):
+    """Request for ApplyAccountingCredit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    CREDIT_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    provider: Global___Provider.ValueType
+    """The accounting platform the credit comes from. Required."""
+    company_id: _builtins.str
+    """The provider's company (Xero tenant id, QBO realm id). Required."""
+    source: Global___ChangeSource.ValueType
+    """Which path brought the change. Required."""
+    source_event_id: _builtins.str
+    """The id of the inbox event or sync run behind the call, recorded in the audit trail."""
+    @_builtins.property
+    def credit(self) -> Global___AccountingCredit:
+        """The credit as it is now in the provider's books. Required."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
+        company_id: _builtins.str = ...,
+        credit: Global___AccountingCredit | None = ...,
+        source: Global___ChangeSource.ValueType = ...,
+        source_event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "credit", b"credit", "provider", b"provider", "source", b"source", "source_event_id", b"source_event_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAccountingCreditRequest: _TypeAlias = ApplyAccountingCreditRequest  # noqa: Y015
+
+@_typing.final
+class ApplyAccountingCreditResponse(_message.Message):
+    """Response for ApplyAccountingCredit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlacementDecision]:
+        """One decision per allocated invoice (DECISION_OUTCOME_NO_PLACEMENT for one without a
+        placement).
+        """
+
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[Global___PlacementDecision] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAccountingCreditResponse: _TypeAlias = ApplyAccountingCreditResponse  # noqa: Y015
 
 @_typing.final
 class RecordPortalPaymentRequest(_message.Message):

@@ -68,6 +68,11 @@ class MatchingServiceStub:
                 request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceRequest.SerializeToString,
                 response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceResponse.FromString,
                 _registered_method=True)
+        self.ApplyAccountingCredit = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingService/ApplyAccountingCredit',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditResponse.FromString,
+                _registered_method=True)
         self.RecordPortalPayment = channel.unary_unary(
                 '/aicollect.matching.v1.MatchingService/RecordPortalPayment',
                 request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.RecordPortalPaymentRequest.SerializeToString,
@@ -174,6 +179,20 @@ class MatchingServiceServicer:
         """Applies an invoice as it is now known in the provider's books: balance and total
         changes, balance dropping to zero without a matching payment (credit memo, write-off),
         void and delete. Idempotent by (invoice id, version).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyAccountingCredit(self, request, context):
+        """Applies a credit (a Xero credit note, a credit memo) as it is now known in the
+        provider's books, with its allocations to invoices: for platforms whose credits are
+        allocated on their own rather than through a payment. An allocation decides exactly as
+        a QBO payment drawing a credit memo does: the placement is closed (or its balance
+        lowered), never resolved out of band, and no fee is due. Idempotent by (credit id,
+        version); an edited credit applies only the difference; a voided or deleted one flags
+        the placements it closed for review. QBO does not use it (its credit memos arrive as
+        payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -293,6 +312,11 @@ def add_MatchingServiceServicer_to_server(servicer, server):
                     servicer.ApplyAccountingInvoice,
                     request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceRequest.FromString,
                     response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceResponse.SerializeToString,
+            ),
+            'ApplyAccountingCredit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyAccountingCredit,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditResponse.SerializeToString,
             ),
             'RecordPortalPayment': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordPortalPayment,
@@ -445,6 +469,33 @@ class MatchingService:
             '/aicollect.matching.v1.MatchingService/ApplyAccountingInvoice',
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceRequest.SerializeToString,
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyAccountingCredit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingService/ApplyAccountingCredit',
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,6 +77,16 @@ class MatchingServiceStub:
     changes, balance dropping to zero without a matching payment (credit memo, write-off),
     void and delete. Idempotent by (invoice id, version).
     """
+    ApplyAccountingCredit: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingCreditRequest, _matching_service_pb2.ApplyAccountingCreditResponse]
+    """Applies a credit (a Xero credit note, a credit memo) as it is now known in the
+    provider's books, with its allocations to invoices: for platforms whose credits are
+    allocated on their own rather than through a payment. An allocation decides exactly as
+    a QBO payment drawing a credit memo does: the placement is closed (or its balance
+    lowered), never resolved out of band, and no fee is due. Idempotent by (credit id,
+    version); an edited credit applies only the difference; a voided or deleted one flags
+    the placements it closed for review. QBO does not use it (its credit memos arrive as
+    payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
+    """
     RecordPortalPayment: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.RecordPortalPaymentRequest, _matching_service_pb2.RecordPortalPaymentResponse]
     """Records a payment the debtor made through our portal. Idempotent by
     `portal_payment_id`. Fails with NOT_FOUND for an unknown placement.
@@ -180,6 +190,16 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     """Applies an invoice as it is now known in the provider's books: balance and total
     changes, balance dropping to zero without a matching payment (credit memo, write-off),
     void and delete. Idempotent by (invoice id, version).
+    """
+    ApplyAccountingCredit: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingCreditRequest, _matching_service_pb2.ApplyAccountingCreditResponse]  # type: ignore[assignment]
+    """Applies a credit (a Xero credit note, a credit memo) as it is now known in the
+    provider's books, with its allocations to invoices: for platforms whose credits are
+    allocated on their own rather than through a payment. An allocation decides exactly as
+    a QBO payment drawing a credit memo does: the placement is closed (or its balance
+    lowered), never resolved out of band, and no fee is due. Idempotent by (credit id,
+    version); an edited credit applies only the difference; a voided or deleted one flags
+    the placements it closed for review. QBO does not use it (its credit memos arrive as
+    payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
     """
     RecordPortalPayment: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.RecordPortalPaymentRequest, _matching_service_pb2.RecordPortalPaymentResponse]  # type: ignore[assignment]
     """Records a payment the debtor made through our portal. Idempotent by
@@ -299,6 +319,22 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Applies an invoice as it is now known in the provider's books: balance and total
         changes, balance dropping to zero without a matching payment (credit memo, write-off),
         void and delete. Idempotent by (invoice id, version).
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyAccountingCredit(
+        self,
+        request: _matching_service_pb2.ApplyAccountingCreditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_service_pb2.ApplyAccountingCreditResponse, _abc.Awaitable[_matching_service_pb2.ApplyAccountingCreditResponse]]:
+        """Applies a credit (a Xero credit note, a credit memo) as it is now known in the
+        provider's books, with its allocations to invoices: for platforms whose credits are
+        allocated on their own rather than through a payment. An allocation decides exactly as
+        a QBO payment drawing a credit memo does: the placement is closed (or its balance
+        lowered), never resolved out of band, and no fee is due. Idempotent by (credit id,
+        version); an edited credit applies only the difference; a voided or deleted one flags
+        the placements it closed for review. QBO does not use it (its credit memos arrive as
+        payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
         """
 
     @_abc_1.abstractmethod
