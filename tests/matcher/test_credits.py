@@ -98,6 +98,13 @@ async def test_a_credit_closes_or_lowers_like_a_qbo_memo_payment(matcher: Matche
             status_name(after_qbo),
             after_qbo.balance.minor_units,
         )
+    listed = await matcher.stub.ListPlacements(
+        pb.ListPlacementsRequest(tenant_id=TENANT, provider=pb.PROVIDER_XERO)
+    )
+    assert {p.placement_id for p in listed.placements} == {
+        xero_full.placement_id,
+        xero_part.placement_id,
+    }
     closed = await matcher.get(xero_full.placement_id)
     assert status_name(closed) == "CLOSED"
     assert "credit memo 52" in closed.resolution_reason
@@ -193,3 +200,16 @@ async def test_a_bad_credit_is_refused_and_changes_nothing(
     assert invalid_field(info) == field
     assert (await matcher.get(placement.placement_id)).balance.minor_units == 10_000
     assert await matcher.outbox() == []
+
+
+async def test_versions_with_an_order_but_no_number_compare_by_their_order(
+    matcher: Matcher,
+) -> None:
+    """Xero's versions are times: the text says nothing of the order, the sequence does."""
+    (placement,) = await place_xero(matcher, placement_input("70", 10_000))
+    newer = credit("C7", [("70", 3_000)], version="2026-11-27T10:00:05Z", sequence=1_795_000_005)
+    older = credit("C7", [("70", 1_000)], version="2026-11-27T10:00:01Z", sequence=1_795_000_001)
+    assert outcomes(await apply(matcher, newer)) == ["BALANCE_UPDATED"]
+    # Read late, the older version changes nothing (by their text alone it would apply).
+    assert outcomes(await apply(matcher, older)) == ["DUPLICATE_NO_CHANGE"]
+    assert (await matcher.get(placement.placement_id)).balance.minor_units == 7_000

@@ -210,7 +210,12 @@ def test_invoice_states_for_apply_accounting_invoice() -> None:
         {**INVOICE, "TotalAmt": 0, "Balance": 0, "PrivateNote": "Voided", "SyncToken": "1"}
     )
     assert voided.state == mpb.ENTITY_STATE_VOIDED
-    assert voided.version == "1"
+    assert (voided.version, voided.version_sequence) == ("1", 1)
+    # The SyncToken is the version and, as a number, its order; a token that is not a number
+    # has no order (the matcher then compares the text).
+    assert mapping.qbo_invoice({**INVOICE, "SyncToken": "12"}).version_sequence == 12
+    assert mapping.qbo_invoice({**INVOICE, "SyncToken": "x1"}).version_sequence == 0
+    assert mapping.qbo_payment({**PAYMENT, "SyncToken": "7"}).version_sequence == 7
     # A note that merely says "Voided" on a live invoice is not a void.
     assert mapping.qbo_invoice({**INVOICE, "PrivateNote": "Voided?"}).state == (
         mpb.ENTITY_STATE_ACTIVE
