@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -14,7 +15,7 @@ from aicollect.matching.v1 import matching_admin_service_pb2 as mapb
 from aicollect.matching.v1 import matching_admin_service_pb2_grpc as magrpc
 from aicollect.rpc.client import internal_channel
 from aicollect.rpc.errors import error_info
-from tests.conftest import INTERNAL_TOKEN
+from tests.conftest import INTERNAL_TOKEN, _dsn
 
 
 def _update(
@@ -85,6 +86,34 @@ async def test_matching_settings_live_in_the_matcher(
         ("oob_amount_tolerance_cents", "1", "5"),
         ("oob_match_window_minutes", "60", "120"),
     }
+
+
+async def test_a_setting_s_history_from_before_its_rename_is_listed_under_its_name(
+    integration_channel: grpc.aio.Channel, database_url: str
+) -> None:
+    """Changes recorded as ``qbo_oob_amount_tolerance_cents`` (its name before matching
+    became provider-neutral) stay in the history of ``oob_amount_tolerance_cents``."""
+    conn = await asyncpg.connect(_dsn(database_url))
+    try:
+        await conn.execute(
+            "INSERT INTO integration.audit_events (tenant_id, subject_type, subject_id, action,"
+            " actor, reason, details) VALUES (NULL, 'matching_setting',"
+            " 'qbo_oob_amount_tolerance_cents', 'setting.changed', 'ops', 'rounding',"
+            """ '{"key": "qbo_oob_amount_tolerance_cents", "old": 1, "new": 2}')"""
+        )
+    finally:
+        await conn.close()
+    stub = agrpc.AdminServiceStub(integration_channel)
+    await stub.UpdatePlatformSettings(_update(oob_amount_tolerance_cents=5))
+    events = (
+        await stub.ListSettingsAuditEvents(
+            apb.ListSettingsAuditEventsRequest(setting="oob_amount_tolerance_cents")
+        )
+    ).events
+    assert [(e.setting, e.old_value, e.new_value) for e in events] == [
+        ("oob_amount_tolerance_cents", "1", "5"),
+        ("oob_amount_tolerance_cents", "1", "2"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -99,9 +99,9 @@ async def upsert_placements(
     company_id: str,
     items: Sequence[PlacementIn],
 ) -> list[UpsertResult]:
-    """One placement per (tenant, provider, company, invoice). Creates new ones; on existing ones refreshes
-    only descriptive fields (``rules/people.refresh_descriptive``). Never touches status or
-    balance, so it never resurrects a resolved placement."""
+    """One placement per (tenant, provider, company, invoice). Creates new ones; on existing
+    ones refreshes only descriptive fields (``rules/people.refresh_descriptive``). Never
+    touches status or balance, so it never resurrects a resolved placement."""
     ctx, journal = await _open(session, Source("upsert"))
     now = ctx.now
     rows: list[dict[str, Any]] = [
