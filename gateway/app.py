@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from aicollect import logs
 from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
-from gateway import reports, routes
+from gateway import outreach, reports, routes
 from gateway.keys import BACKENDS, METRICS, REQUEST_ID, SETTINGS, Backends
 from gateway.metrics import GatewayMetrics
 from gateway.server import read_deadline
@@ -117,6 +117,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> web.A
     app.router.add_get("/metrics", metrics)
     routes.add_routes(app)
     reports.add_routes(app)
+    outreach.add_routes(app)
     return app
 
 

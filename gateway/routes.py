@@ -167,6 +167,7 @@ async def disconnect(request: web.Request, provider: Provider) -> web.Response:
     if isinstance(caller, web.Response):
         return caller
     reason = ""
+    stop_all_outreach = False  # "disconnect and stop all outreach" (gateway/outreach.py)
     if request.can_read_body:
         try:
             body = await request.json()
@@ -174,6 +175,15 @@ async def disconnect(request: web.Request, provider: Provider) -> web.Response:
             return problem(400, "MALFORMED_JSON", "the body is not JSON", request[REQUEST_ID])
         if isinstance(body, dict) and isinstance(body.get("reason"), str):
             reason = body["reason"][:2000]
+        if isinstance(body, dict) and "stop_all_outreach" in body:
+            stop_all_outreach = body["stop_all_outreach"]
+            if not isinstance(stop_all_outreach, bool):
+                return problem(
+                    400,
+                    "FIELD_INVALID",
+                    "stop_all_outreach must be true or false",
+                    request[REQUEST_ID],
+                )
     try:
         reply = await _stub(request).Disconnect(
             pb.DisconnectRequest(
@@ -181,6 +191,7 @@ async def disconnect(request: web.Request, provider: Provider) -> web.Response:
                 actor=caller.subject,
                 reason=reason,
                 provider=provider.to_pb(),
+                stop_all_outreach=stop_all_outreach,
             ),
             timeout=RPC_TIMEOUT_S + 5,
             metadata=_trace(request),

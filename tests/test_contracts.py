@@ -66,6 +66,9 @@ EXPECTED_RPCS: dict[str, tuple[Any, list[str]]] = {
             "GetReconciliationReport",
             "ListDailyReports",
             "GetDailyReport",
+            "PauseOutreach",
+            "ResumeOutreach",
+            "ListOutreachPauses",
         ],
     ),
     "aicollect.matching.v1.MatchingAdminService": (

@@ -5,54 +5,21 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jwt
-import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aicollect.matching.v1 import matching_admin_service_pb2 as apb
-from aicollect.matching.v1 import matching_admin_service_pb2_grpc as agrpc
 from aicollect.matching.v1 import matching_service_pb2 as pb
-from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
-from aicollect.rpc.client import internal_channel
-from aicollect.settings import Settings
-from gateway.app import create_app
-from gateway.keys import Backends
 from services.matcher.daily_reports import ReportSchedule, ReportScheduler
-from tests.conftest import INTERNAL_TOKEN
+from tests.helpers.dashboard import bearer, dashboard
 from tests.matcher.conftest import Matcher, placement_input, qbo_payment
-from tests.stack import JWT_SECRET
+
+__all__ = ["dashboard"]  # the fixture
 
 GRACE = timedelta(minutes=15)
-
-
-def bearer(tenant_id: str) -> dict[str, str]:
-    claims = {"sub": "jane@acme.test", "tenant_id": tenant_id, "exp": int(time.time()) + 600}
-    return {"Authorization": "Bearer " + jwt.encode(claims, JWT_SECRET, algorithm="HS256")}
-
-
-@pytest_asyncio.fixture
-async def dashboard(
-    matcher_addr: str, refused_addr: str, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[tuple[TestClient[Any, Any], Matcher]]:
-    channel = internal_channel(matcher_addr, INTERNAL_TOKEN)
-    backends = Backends(integration=internal_channel(refused_addr, INTERNAL_TOKEN), matcher=channel)
-    settings = Settings.from_env(
-        {"AICOLLECT_INTERNAL_TOKEN": INTERNAL_TOKEN, "AICOLLECT_JWT_SECRET": JWT_SECRET}
-    )
-    matcher = Matcher(
-        pb_grpc.MatchingServiceStub(channel), agrpc.MatchingAdminServiceStub(channel), sessions
-    )
-    async with TestClient(TestServer(create_app(settings, backends=backends))) as client:
-        yield client, matcher
-    await backends.integration.close(None)
-    await channel.close(None)
 
 
 async def _a_day_of_activity(matcher: Matcher) -> str:

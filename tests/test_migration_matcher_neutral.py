@@ -1,11 +1,11 @@
-"""Migration m007_provider_neutral: a matcher database holding the previous schema's data
+"""Migration m008_provider_neutral: a matcher database holding the previous schema's data
 (placements in every status, payments seen, applications, exclusions, portal payments,
 resolutions, double payments, audit rows, outbox rows, stored reports, settings) is moved to
 the provider-neutral schema without losing a row or a value, every row QBO's; downgrading
 gives the same rows back under the old names.
 
-The database is migrated to ``m006_daily_reports`` (and the integration heads), filled as the
-matcher filled it, then upgraded to head.
+The database is migrated to the revision before it (``m007_outreach_pauses``, and the
+integration heads), filled as the matcher filled it, then upgraded to head.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from aicollect.db.migrate import alembic_config, upgrade_async
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from tests.conftest import _admin, _dsn, _with_database
 
-BEFORE = "m006_daily_reports"
+BEFORE = "m007_outreach_pauses"
 S = "matching"
 
 # The rename map of the matcher's schema (old -> new), per table.
@@ -60,6 +60,7 @@ RENAMED: dict[str, dict[str, str]] = {
     "outreach_events": {},
     "daily_reports": {},
     "tenant_report_settings": {},
+    "outreach_pauses": {},
 }
 NEW_TABLE = {"qbo_payments": "payments"}
 # Columns the upgrade adds, with the value every existing row gets (by the row's order).
@@ -84,6 +85,7 @@ ORDER = {
     "outreach_events": "id",
     "daily_reports": "id",
     "tenant_report_settings": "tenant_id",
+    "outreach_pauses": "pause_id",
 }
 
 
@@ -179,6 +181,10 @@ VALUES ('e1', 'p2', 'acme', 'stop', 'resolved_out_of_band', 'USD', 0, 'paid out-
 INSERT INTO {S}.tenant_report_settings (tenant_id, time_zone, contingency_fee_bp,
     oob_fee_treatment, oob_fee_bp, version, created_at, updated_at, updated_by)
 VALUES ('acme', 'America/New_York', 2500, 'reduced', 1000, 1, now(), now(), 'ops');
+INSERT INTO {S}.outreach_pauses (pause_id, tenant_id, scope, placement_id, company_id,
+    customer_id, paused_by, pause_reason, paused_at)
+VALUES ('pz1', 'acme', 'debtor', NULL, '9130350', '58', 'dana', 'dispute', now()),
+       ('pz2', 'acme', 'placement', 'p1', '', '', 'dana', 'call back', now());
 INSERT INTO {S}.settings (key, value, version, updated_by)
 VALUES ('qbo_oob_amount_tolerance_cents', '5', 2, 'ops'),
        ('qbo_oob_match_window_minutes', '120', 1, 'ops');
@@ -204,7 +210,8 @@ NEW_TABLES = {t: NEW_TABLE.get(t, t) for t in RENAMED}
 
 @pytest_asyncio.fixture
 async def before(pg_server_url: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """A fresh database at m006 filled with the previous schema's rows, and their snapshot."""
+    """A fresh database at the revision before, filled with the previous schema's rows; and
+    their snapshot."""
     name = f"aicollect_mig_{uuid.uuid4().hex[:12]}"
     await _admin(pg_server_url, f'CREATE DATABASE "{name}"')
     url = _with_database(pg_server_url, name)
@@ -228,7 +235,7 @@ async def before(pg_server_url: str) -> AsyncIterator[tuple[str, dict[str, Any]]
         await _admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def test_m007_keeps_every_row_as_qbo_and_downgrade_gives_them_back(
+async def test_provider_neutral_migration_keeps_every_row_as_qbo_and_downgrade_gives_them_back(
     before: tuple[str, dict[str, Any]],
 ) -> None:
     url, old = before

@@ -11,7 +11,7 @@ from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
 from aicollect.provider import from_pb as provider_of
 from aicollect.rpc.convert import timestamp
-from services.integration import connections, inbox, states
+from services.integration import connections, inbox, outreach, states
 from services.integration.connections import ConnectionService
 from services.integration.inbox import InboxWriter
 from services.integration.providers import PlatformRegistry
@@ -110,14 +110,22 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def Disconnect(
         self, request: pb.DisconnectRequest, context: Context
     ) -> pb.DisconnectResponse:
+        if request.stop_all_outreach:
+            outreach.pause_words(request.actor, request.reason)  # bad input changes nothing
         outcome = await self._connections.disconnect(
             request.tenant_id, request.actor, request.reason, provider_of(request.provider)
         )
+        pause_id = ""
+        if request.stop_all_outreach:
+            pause_id = await outreach.stop_all_outreach(
+                self._sync.matching, request.tenant_id.strip(), request.actor, request.reason
+            )
         return pb.DisconnectResponse(
             state=STATE[outcome.state],
             disconnect_time=timestamp(outcome.disconnect_time),
             token_revocation=REVOCATION[outcome.revocation],
             revocation_detail=outcome.detail,
+            outreach_pause_id=pause_id,
         )
 
     async def ReportProviderDisconnect(

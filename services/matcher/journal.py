@@ -11,7 +11,7 @@ committed before a higher id exists.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,12 +19,16 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matcher.decisions.values import AuditEntry, OutreachEvent
-from services.matcher.domain import Source
-from services.matcher.models import AuditEvent, OutreachEventRow
+from services.matcher.domain import Decision, EventType, Source
+from services.matcher.models import AuditEvent, OutreachEventRow, Placement
+from services.matcher.pause_scope import paused
 
 OUTBOX_CHANNEL = "matching_outreach_events"
 # pg_advisory_xact_lock key serialising outbox writers ("MOUTBOX" in ASCII, fits in int64).
 OUTBOX_LOCK_KEY = 0x4D4F5554424F58
+# Events that tell outreach to go on: never written while a person's pause holds it.
+_CONTINUE_TYPES = frozenset({EventType.RESUME, EventType.BALANCE_CHANGED})
+_CONTINUE = frozenset(t.value for t in _CONTINUE_TYPES)
 
 
 @dataclass
@@ -35,6 +39,8 @@ class Journal:
     now: datetime
     source: Source
     _events: list[dict[str, Any]] = field(default_factory=list)
+    # Placements whose RESUME or BALANCE_CHANGED a person's pause held back (``close``).
+    held: set[str] = field(default_factory=set)
 
     def audit(self, entry: AuditEntry) -> None:
         facts: dict[str, Any] = {"source": self.source.channel, **entry.facts}
@@ -74,13 +80,40 @@ class Journal:
         await self.session.flush()
         if not self._events:
             return
-        await append_outbox(self.session, self._events)
+        self.held |= await append_outbox(self.session, self._events)
         self._events.clear()
 
+    def answered(self, decision: Decision) -> Decision:
+        """The decision as answered: no event when its event was held back."""
+        if decision.placement_id in self.held and decision.event in _CONTINUE_TYPES:
+            return replace(decision, event=None)
+        return decision
 
-async def append_outbox(session: AsyncSession, events: list[dict[str, Any]]) -> None:
+
+async def append_outbox(session: AsyncSession, events: list[dict[str, Any]]) -> set[str]:
     """The one way outbox rows are written: last in the transaction, under the lock that
-    keeps ids in commit order, then a NOTIFY that wakes the streams at commit."""
+    keeps ids in commit order, then a NOTIFY that wakes the streams at commit.
+
+    Outreach a person paused stays paused: a RESUME (a restore) or a BALANCE_CHANGED
+    ("continue with the new balance") for a placement a pause covers is held back; the
+    RESUME that ends the pause carries the balance then (``pauses.py``, which takes the
+    same lock). STOP and PAUSE always go out. Returns the placements held back."""
     await session.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
+    continuing = [e["placement_id"] for e in events if e["type"] in _CONTINUE]
+    held: set[str] = set()
+    if continuing:
+        held = set(
+            (
+                await session.execute(
+                    select(Placement.placement_id).where(
+                        Placement.placement_id.in_(continuing), paused()
+                    )
+                )
+            ).scalars()
+        )
+        events = [e for e in events if not (e["type"] in _CONTINUE and e["placement_id"] in held)]
+        if not events:
+            return held
     await session.execute(insert(OutreachEventRow), events)
     await session.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
+    return held

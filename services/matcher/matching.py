@@ -80,6 +80,7 @@ from services.matcher.domain import (
 )
 from services.matcher.journal import Journal
 from services.matcher.models import AuditEvent, Placement, PortalPayment
+from services.matcher.pauses import start_paused
 
 
 async def _open(session: AsyncSession, source: Source) -> tuple[Context, Journal]:
@@ -211,6 +212,7 @@ async def upsert_placements(
         results.append(UpsertResult(item.invoice_id, row.placement_id, outcome))
     if audits:
         await session.execute(insert(AuditEvent), audits)
+    await start_paused(session, tenant_id, list(created.values()), now)
     await journal.close()
     return results
 
@@ -273,7 +275,7 @@ async def apply_payment(
     write_seen(loaded, seen, decided.seen)
     await apply_effects(journal, loaded, decided.effects)
     await journal.close()
-    return list(decided.decisions)
+    return [journal.answered(d) for d in decided.decisions]
 
 
 def _conditions(tenant_id: str, provider: str, company_id: str, scope: PaymentScope) -> list[Any]:
@@ -329,7 +331,7 @@ async def apply_invoice(
     await journal.close()
     decision = effects[-1].decision
     assert decision is not None
-    return [decision]
+    return [journal.answered(decision)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -348,7 +350,7 @@ async def record_portal_payment(
     await apply_effects(journal, loaded, [effect])
     await journal.close()
     assert effect.decision is not None
-    return effect.decision, loaded.rows.placements[payment.placement_id]
+    return journal.answered(effect.decision), loaded.rows.placements[payment.placement_id]
 
 
 async def _lock_one(session: AsyncSession, placement_id: str) -> Loaded:

@@ -401,3 +401,55 @@ class DailyReportRow(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(Text)
     generated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+PAUSE_SCOPES = ("placement", "debtor", "tenant")
+
+
+class OutreachPause(Base):
+    """Outreach paused by a person: one placement, one debtor (a customer of a company) or
+    the whole tenant. Open while ``resumed_at`` is NULL; a placement's outreach is paused
+    while an open pause covers it (``services/matcher/pause_scope.py``)."""
+
+    __tablename__ = "outreach_pauses"
+    __table_args__ = (
+        Index(
+            "uq_outreach_pauses_open",
+            "tenant_id",
+            "scope",
+            text("coalesce(placement_id, '')"),
+            "company_id",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("resumed_at IS NULL"),
+        ),
+        Index("ix_outreach_pauses_tenant_paused", "tenant_id", "paused_at"),
+        CheckConstraint(_in("scope", PAUSE_SCOPES), name="ck_outreach_pauses_scope"),
+        CheckConstraint(
+            "CASE scope"
+            " WHEN 'placement' THEN placement_id IS NOT NULL AND company_id = ''"
+            " AND customer_id = ''"
+            " WHEN 'debtor' THEN placement_id IS NULL AND company_id <> ''"
+            " AND customer_id <> ''"
+            " ELSE placement_id IS NULL AND company_id = '' AND customer_id = '' END",
+            name="ck_outreach_pauses_target",
+        ),
+        CheckConstraint(
+            "(resumed_at IS NULL) = (resumed_by IS NULL)"
+            " AND (resumed_at IS NULL) = (resume_reason IS NULL)",
+            name="ck_outreach_pauses_resumed",
+        ),
+    )
+
+    pause_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    placement_id: Mapped[str | None] = mapped_column(Text, ForeignKey("placements.placement_id"))
+    company_id: Mapped[str] = mapped_column(Text)
+    customer_id: Mapped[str] = mapped_column(Text)
+    paused_by: Mapped[str] = mapped_column(Text)
+    pause_reason: Mapped[str] = mapped_column(Text)
+    paused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resumed_by: Mapped[str | None] = mapped_column(Text)
+    resume_reason: Mapped[str | None] = mapped_column(Text)
+    resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
-from services.matcher import convert, credits, daily_reports, matching, queries
+from services.matcher import convert, credits, daily_reports, matching, pauses, queries
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.outbox import notifier_for, stream_events
+from services.matcher.pause_convert import pause_pb, target_in
 from services.matcher.reconciliation import build_report
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -27,6 +28,18 @@ Context = grpc.aio.ServicerContext[Any, Any]
 # Without a notification (which normally wakes the stream at once), the outbox is re-read
 # this often.
 STREAM_POLL_SECONDS = 2.0
+
+
+async def _paused_all(session: AsyncSession, placements: list[pb.Placement]) -> list[pb.Placement]:
+    """Sets ``outreach_paused`` on replies (a pause is not a column of the placement)."""
+    held = await pauses.paused_ids(session, [p.placement_id for p in placements])
+    for p in placements:
+        p.outreach_paused = p.placement_id in held
+    return placements
+
+
+async def _paused(session: AsyncSession, placement: pb.Placement) -> pb.Placement:
+    return (await _paused_all(session, [placement]))[0]
 
 
 class MatchingServicer(pb_grpc.MatchingServiceServicer):
@@ -99,7 +112,8 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         async with self._sessions.begin() as session:
             decision, placement = await matching.record_portal_payment(session, payment)
             reply = pb.RecordPortalPaymentResponse(
-                decision=convert.decision_pb(decision), placement=convert.placement_pb(placement)
+                decision=convert.decision_pb(decision),
+                placement=await _paused(session, convert.placement_pb(placement)),
             )
         self._metrics.decided("portal_payment", [decision], time.perf_counter() - started)
         return reply
@@ -110,7 +124,9 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         placement_id = convert.required_id(request.placement_id, "placement_id")
         async with self._sessions() as session:
             placement = await queries.get_placement(session, placement_id)
-            return pb.GetPlacementResponse(placement=convert.placement_pb(placement))
+            return pb.GetPlacementResponse(
+                placement=await _paused(session, convert.placement_pb(placement))
+            )
 
     async def ListPlacements(
         self, request: pb.ListPlacementsRequest, context: Context
@@ -131,7 +147,8 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
                 review_flags=flags,
             )
             return pb.ListPlacementsResponse(
-                placements=[convert.placement_pb(p) for p in rows], next_page_token=token
+                placements=await _paused_all(session, [convert.placement_pb(p) for p in rows]),
+                next_page_token=token,
             )
 
     async def RestorePlacement(
@@ -142,7 +159,9 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
             placement = await matching.restore_placement(
                 session, placement_id, version, request.actor, request.reason
             )
-            reply = pb.RestorePlacementResponse(placement=convert.placement_pb(placement))
+            reply = pb.RestorePlacementResponse(
+                placement=await _paused(session, convert.placement_pb(placement))
+            )
         return reply
 
     async def ClearReviewFlag(
@@ -153,7 +172,9 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
             placement = await matching.clear_review_flag(
                 session, placement_id, version, request.actor, request.reason
             )
-            reply = pb.ClearReviewFlagResponse(placement=convert.placement_pb(placement))
+            reply = pb.ClearReviewFlagResponse(
+                placement=await _paused(session, convert.placement_pb(placement))
+            )
         return reply
 
     async def StreamOutreachEvents(
@@ -218,3 +239,30 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         async with self._sessions() as session:
             report = await daily_reports.get_report(session, tenant, day, request.version)
         return pb.GetDailyReportResponse(report=report)
+
+    async def PauseOutreach(
+        self, request: pb.PauseOutreachRequest, context: Context
+    ) -> pb.PauseOutreachResponse:
+        target = target_in(request.target, request.HasField("target"))
+        async with self._sessions.begin() as session:
+            pause, count = await pauses.pause_outreach(
+                session, request.tenant_id, target, request.actor, request.reason
+            )
+            return pb.PauseOutreachResponse(pause=pause_pb(pause), placements_paused=count)
+
+    async def ResumeOutreach(
+        self, request: pb.ResumeOutreachRequest, context: Context
+    ) -> pb.ResumeOutreachResponse:
+        target = target_in(request.target, request.HasField("target"))
+        async with self._sessions.begin() as session:
+            pause, count = await pauses.resume_outreach(
+                session, request.tenant_id, target, request.actor, request.reason
+            )
+            return pb.ResumeOutreachResponse(pause=pause_pb(pause), placements_resumed=count)
+
+    async def ListOutreachPauses(
+        self, request: pb.ListOutreachPausesRequest, context: Context
+    ) -> pb.ListOutreachPausesResponse:
+        async with self._sessions() as session:
+            rows = await pauses.list_pauses(session, request.tenant_id, request.include_resumed)
+            return pb.ListOutreachPausesResponse(pauses=[pause_pb(p) for p in rows])

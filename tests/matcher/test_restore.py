@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
-from tests.conftest import INTERNAL_TOKEN
+from tests.helpers.grpcurl import grpcurl
 from tests.matcher.conftest import (
     Matcher,
     invalid_field,
@@ -169,36 +164,15 @@ async def test_unknown_placement_is_not_found(matcher: Matcher) -> None:
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def _grpcurl(addr: str, method: str, body: dict[str, object]) -> Any:
-    grpcurl = Path(sys.executable).parent / "grpcurl"
-    process = await asyncio.create_subprocess_exec(
-        str(grpcurl),
-        "-plaintext",
-        "-H",
-        f"authorization: Bearer {INTERNAL_TOKEN}",
-        "-d",
-        json.dumps(body),
-        addr,
-        f"aicollect.matching.v1.MatchingService/{method}",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return json.loads(out)
-
-
 async def test_the_documented_grpcurl_procedure_works(matcher: Matcher, matcher_addr: str) -> None:
     """docs/restore-procedure.md, steps 1 and 2, as support runs them."""
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("163", [("70", 10_000)]))
-    found = await _grpcurl(
-        matcher_addr, "ListPlacements", {"tenant_id": "acme", "invoice_id": "70"}
-    )
+    found = await grpcurl(matcher_addr, "ListPlacements", {"tenant_id": "acme", "invoice_id": "70"})
     (listed,) = found["placements"]
     assert listed["status"] == "PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND"
     assert listed["resolving_payment_id"] == "163"
-    reply = await _grpcurl(
+    reply = await grpcurl(
         matcher_addr,
         "RestorePlacement",
         {
@@ -211,9 +185,7 @@ async def test_the_documented_grpcurl_procedure_works(matcher: Matcher, matcher_
     restored = reply["placement"]
     assert restored["status"] == "PLACEMENT_STATUS_ACTIVE"
     assert restored["balance"]["minor_units"] == "10000"
-    trail = await _grpcurl(
-        matcher_addr, "ListAuditEvents", {"placement_id": placement.placement_id}
-    )
+    trail = await grpcurl(matcher_addr, "ListAuditEvents", {"placement_id": placement.placement_id})
     last = trail["events"][-1]
     assert last["action"] == "placement.restored"
     assert last["details"]["excluded_payment_id"] == "163"

@@ -936,6 +936,7 @@ class DisconnectRequest(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
+    STOP_ALL_OUTREACH_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant to disconnect. Required."""
     actor: _builtins.str
@@ -949,6 +950,14 @@ class DisconnectRequest(_message.Message):
     predate this field keep working; a provider this deployment does not support is
     INVALID_ARGUMENT (reason `FIELD_INVALID`, field `provider`).
     """
+    stop_all_outreach: _builtins.bool
+    """"Disconnect and stop all outreach": after disconnecting, pause the outreach of every
+    placement of the tenant, now and later, in the matcher (MatchingService.PauseOutreach,
+    tenant-wide, with `actor` and `reason`; a tenant already paused stays paused). Only a
+    person resumes it (MatchingService.ResumeOutreach). When the matcher cannot be
+    reached the call fails with UNAVAILABLE (reason `MATCHER_UNAVAILABLE`) after the
+    disconnection: calling Disconnect again is safe and completes the pause.
+    """
     def __init__(
         self,
         *,
@@ -956,10 +965,11 @@ class DisconnectRequest(_message.Message):
         actor: _builtins.str = ...,
         reason: _builtins.str = ...,
         provider: Global___Provider.ValueType = ...,
+        stop_all_outreach: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "provider", b"provider", "reason", b"reason", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "provider", b"provider", "reason", b"reason", "stop_all_outreach", b"stop_all_outreach", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -975,6 +985,7 @@ class DisconnectResponse(_message.Message):
     DISCONNECT_TIME_FIELD_NUMBER: _builtins.int
     TOKEN_REVOCATION_FIELD_NUMBER: _builtins.int
     REVOCATION_DETAIL_FIELD_NUMBER: _builtins.int
+    OUTREACH_PAUSE_ID_FIELD_NUMBER: _builtins.int
     state: Global___ConnectionState.ValueType
     """The state after the call: CONNECTION_STATE_DISCONNECTED."""
     token_revocation: Global___TokenRevocation.ValueType
@@ -982,6 +993,10 @@ class DisconnectResponse(_message.Message):
     revocation_detail: _builtins.str
     """A human-readable explanation when `token_revocation` is
     TOKEN_REVOCATION_PENDING_RETRY, without secrets; empty otherwise.
+    """
+    outreach_pause_id: _builtins.str
+    """With `stop_all_outreach`: the matcher's tenant-wide pause (new, or the one already
+    open). Empty otherwise.
     """
     @_builtins.property
     def disconnect_time(self) -> _timestamp_pb2.Timestamp:
@@ -994,10 +1009,11 @@ class DisconnectResponse(_message.Message):
         disconnect_time: _timestamp_pb2.Timestamp | None = ...,
         token_revocation: Global___TokenRevocation.ValueType = ...,
         revocation_detail: _builtins.str = ...,
+        outreach_pause_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["disconnect_time", b"disconnect_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["disconnect_time", b"disconnect_time", "revocation_detail", b"revocation_detail", "state", b"state", "token_revocation", b"token_revocation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disconnect_time", b"disconnect_time", "outreach_pause_id", b"outreach_pause_id", "revocation_detail", b"revocation_detail", "state", b"state", "token_revocation", b"token_revocation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

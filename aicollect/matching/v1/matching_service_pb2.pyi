@@ -450,13 +450,17 @@ class _OutreachEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Out
     OUTREACH_EVENT_TYPE_STOP: _OutreachEventType.ValueType  # 1
     """Stop all outreach for the placement for good (resolved or closed)."""
     OUTREACH_EVENT_TYPE_PAUSE: _OutreachEventType.ValueType  # 2
-    """Pause outreach until a resume event (pending review or needs review)."""
+    """Pause outreach until a resume event (pending review, needs review, or paused by a
+    person: PauseOutreach, or a new placement of a paused debtor or tenant).
+    """
     OUTREACH_EVENT_TYPE_RESUME: _OutreachEventType.ValueType  # 3
     """Resume outreach, with `balance` as the amount owed (only ever after a human's
-    decision, such as a restore).
+    decision: a restore of a placement no pause covers, or ResumeOutreach).
     """
     OUTREACH_EVENT_TYPE_BALANCE_CHANGED: _OutreachEventType.ValueType  # 4
-    """Continue outreach with a new balance (for example after a partial payment)."""
+    """Continue outreach with a new balance (for example after a partial payment). Not sent
+    while a person's pause covers the placement: the RESUME ending it carries the balance.
+    """
     OUTREACH_EVENT_TYPE_REPORT_READY: _OutreachEventType.ValueType  # 5
     """Not about a placement: a tenant's daily reconciliation report was stored and is
     ready to be sent to the creditor (`report` names it; `placement_id` is empty and
@@ -472,13 +476,17 @@ OUTREACH_EVENT_TYPE_UNSPECIFIED: OutreachEventType.ValueType  # 0
 OUTREACH_EVENT_TYPE_STOP: OutreachEventType.ValueType  # 1
 """Stop all outreach for the placement for good (resolved or closed)."""
 OUTREACH_EVENT_TYPE_PAUSE: OutreachEventType.ValueType  # 2
-"""Pause outreach until a resume event (pending review or needs review)."""
+"""Pause outreach until a resume event (pending review, needs review, or paused by a
+person: PauseOutreach, or a new placement of a paused debtor or tenant).
+"""
 OUTREACH_EVENT_TYPE_RESUME: OutreachEventType.ValueType  # 3
 """Resume outreach, with `balance` as the amount owed (only ever after a human's
-decision, such as a restore).
+decision: a restore of a placement no pause covers, or ResumeOutreach).
 """
 OUTREACH_EVENT_TYPE_BALANCE_CHANGED: OutreachEventType.ValueType  # 4
-"""Continue outreach with a new balance (for example after a partial payment)."""
+"""Continue outreach with a new balance (for example after a partial payment). Not sent
+while a person's pause covers the placement: the RESUME ending it carries the balance.
+"""
 OUTREACH_EVENT_TYPE_REPORT_READY: OutreachEventType.ValueType  # 5
 """Not about a placement: a tenant's daily reconciliation report was stored and is
 ready to be sent to the creditor (`report` names it; `placement_id` is empty and
@@ -600,6 +608,7 @@ class Placement(_message.Message):
     REVIEW_FLAG_FIELD_NUMBER: _builtins.int
     REVIEW_FLAG_REASON_FIELD_NUMBER: _builtins.int
     FLAG_TIME_FIELD_NUMBER: _builtins.int
+    OUTREACH_PAUSED_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     placement_id: _builtins.str
     """The placement's unique id, assigned by the matcher."""
@@ -641,6 +650,11 @@ class Placement(_message.Message):
     """
     review_flag_reason: _builtins.str
     """Why the flag was raised, naming the QBO payment and amounts; empty without a flag."""
+    outreach_paused: _builtins.bool
+    """Outreach is paused by a person (PauseOutreach): this placement, its debtor or its
+    tenant. Independent of `status`: matching goes on (a payment still resolves it), and
+    outreach resumes only when every pause covering it is resumed and it is active.
+    """
     provider: Global___Provider.ValueType
     """The accounting platform the invoice comes from; PROVIDER_UNSPECIFIED for placements
     not from one.
@@ -699,11 +713,12 @@ class Placement(_message.Message):
         review_flag: Global___ReviewFlag.ValueType = ...,
         review_flag_reason: _builtins.str = ...,
         flag_time: _timestamp_pb2.Timestamp | None = ...,
+        outreach_paused: _builtins.bool = ...,
         provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "debtor", b"debtor", "flag_time", b"flag_time", "original_amount", b"original_amount", "resolve_time", b"resolve_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "company_id", b"company_id", "create_time", b"create_time", "customer_id", b"customer_id", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "flag_time", b"flag_time", "intake_channel", b"intake_channel", "invoice_date", b"invoice_date", "invoice_id", b"invoice_id", "original_amount", b"original_amount", "placement_id", b"placement_id", "provider", b"provider", "resolution_reason", b"resolution_reason", "resolve_time", b"resolve_time", "resolving_payment_id", b"resolving_payment_id", "review_flag", b"review_flag", "review_flag_reason", b"review_flag_reason", "review_reason", b"review_reason", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "company_id", b"company_id", "create_time", b"create_time", "customer_id", b"customer_id", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "flag_time", b"flag_time", "intake_channel", b"intake_channel", "invoice_date", b"invoice_date", "invoice_id", b"invoice_id", "original_amount", b"original_amount", "outreach_paused", b"outreach_paused", "placement_id", b"placement_id", "provider", b"provider", "resolution_reason", b"resolution_reason", "resolve_time", b"resolve_time", "resolving_payment_id", b"resolving_payment_id", "review_flag", b"review_flag", "review_flag_reason", b"review_flag_reason", "review_reason", b"review_reason", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2850,3 +2865,301 @@ class GetDailyReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDailyReportResponse: _TypeAlias = GetDailyReportResponse  # noqa: Y015
+
+@_typing.final
+class OutreachDebtor(_message.Message):
+    """The debtor of a pause: a customer of the tenant's connected company."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    """The accounting company (QuickBooks realm id) the customer belongs to."""
+    customer_id: _builtins.str
+    """The customer's id in that company (the placements' customer id)."""
+    def __init__(
+        self,
+        *,
+        company_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "customer_id", b"customer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutreachDebtor: _TypeAlias = OutreachDebtor  # noqa: Y015
+
+@_typing.final
+class OutreachTarget(_message.Message):
+    """What a pause covers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLACEMENT_ID_FIELD_NUMBER: _builtins.int
+    DEBTOR_FIELD_NUMBER: _builtins.int
+    ALL_PLACEMENTS_FIELD_NUMBER: _builtins.int
+    placement_id: _builtins.str
+    """One placement of the tenant."""
+    all_placements: _builtins.bool
+    """Every placement of the tenant, now and later ("stop all outreach"); must be true."""
+    @_builtins.property
+    def debtor(self) -> Global___OutreachDebtor:
+        """Every placement of one debtor, now and later."""
+
+    def __init__(
+        self,
+        *,
+        placement_id: _builtins.str = ...,
+        debtor: Global___OutreachDebtor | None = ...,
+        all_placements: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["all_placements", b"all_placements", "debtor", b"debtor", "placement_id", b"placement_id", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_placements", b"all_placements", "debtor", b"debtor", "placement_id", b"placement_id", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["placement_id", "debtor", "all_placements"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___OutreachTarget: _TypeAlias = OutreachTarget  # noqa: Y015
+
+@_typing.final
+class OutreachPause(_message.Message):
+    """Outreach paused by a person. Open until `resume_time` is set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSE_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    PAUSED_BY_FIELD_NUMBER: _builtins.int
+    PAUSE_REASON_FIELD_NUMBER: _builtins.int
+    PAUSE_TIME_FIELD_NUMBER: _builtins.int
+    RESUMED_BY_FIELD_NUMBER: _builtins.int
+    RESUME_REASON_FIELD_NUMBER: _builtins.int
+    RESUME_TIME_FIELD_NUMBER: _builtins.int
+    pause_id: _builtins.str
+    """The pause's unique id, assigned by the matcher."""
+    tenant_id: _builtins.str
+    """The tenant whose outreach is paused."""
+    paused_by: _builtins.str
+    """Who paused it (a dashboard user, a support e-mail, the disconnect's actor)."""
+    pause_reason: _builtins.str
+    """Why, in their words."""
+    resumed_by: _builtins.str
+    """Who resumed it; empty while open."""
+    resume_reason: _builtins.str
+    """Why it was resumed; empty while open."""
+    @_builtins.property
+    def target(self) -> Global___OutreachTarget:
+        """What the pause covers."""
+
+    @_builtins.property
+    def pause_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was paused."""
+
+    @_builtins.property
+    def resume_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was resumed; unset while open."""
+
+    def __init__(
+        self,
+        *,
+        pause_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        target: Global___OutreachTarget | None = ...,
+        paused_by: _builtins.str = ...,
+        pause_reason: _builtins.str = ...,
+        pause_time: _timestamp_pb2.Timestamp | None = ...,
+        resumed_by: _builtins.str = ...,
+        resume_reason: _builtins.str = ...,
+        resume_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pause_time", b"pause_time", "resume_time", b"resume_time", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pause_id", b"pause_id", "pause_reason", b"pause_reason", "pause_time", b"pause_time", "paused_by", b"paused_by", "resume_reason", b"resume_reason", "resume_time", b"resume_time", "resumed_by", b"resumed_by", "target", b"target", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutreachPause: _TypeAlias = OutreachPause  # noqa: Y015
+
+@_typing.final
+class PauseOutreachRequest(_message.Message):
+    """Request for PauseOutreach."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    actor: _builtins.str
+    """Who pauses (a dashboard user, a support e-mail). Required, audited."""
+    reason: _builtins.str
+    """Why. Required, audited, and the reason of the PAUSE events."""
+    @_builtins.property
+    def target(self) -> Global___OutreachTarget:
+        """What to pause. Required."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        target: Global___OutreachTarget | None = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "target", b"target", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseOutreachRequest: _TypeAlias = PauseOutreachRequest  # noqa: Y015
+
+@_typing.final
+class PauseOutreachResponse(_message.Message):
+    """Response for PauseOutreach."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSE_FIELD_NUMBER: _builtins.int
+    PLACEMENTS_PAUSED_FIELD_NUMBER: _builtins.int
+    placements_paused: _builtins.int
+    """How many placements' outreach this pause stopped (a PAUSE event each)."""
+    @_builtins.property
+    def pause(self) -> Global___OutreachPause:
+        """The pause opened."""
+
+    def __init__(
+        self,
+        *,
+        pause: Global___OutreachPause | None = ...,
+        placements_paused: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pause", b"pause"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pause", b"pause", "placements_paused", b"placements_paused"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseOutreachResponse: _TypeAlias = PauseOutreachResponse  # noqa: Y015
+
+@_typing.final
+class ResumeOutreachRequest(_message.Message):
+    """Request for ResumeOutreach."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    actor: _builtins.str
+    """Who resumes. Required, audited."""
+    reason: _builtins.str
+    """Why. Required, audited, and the reason of the RESUME events."""
+    @_builtins.property
+    def target(self) -> Global___OutreachTarget:
+        """The target whose own pause to resume. Required."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        target: Global___OutreachTarget | None = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "reason", b"reason", "target", b"target", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeOutreachRequest: _TypeAlias = ResumeOutreachRequest  # noqa: Y015
+
+@_typing.final
+class ResumeOutreachResponse(_message.Message):
+    """Response for ResumeOutreach."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSE_FIELD_NUMBER: _builtins.int
+    PLACEMENTS_RESUMED_FIELD_NUMBER: _builtins.int
+    placements_resumed: _builtins.int
+    """How many placements' outreach resumed (a RESUME event each)."""
+    @_builtins.property
+    def pause(self) -> Global___OutreachPause:
+        """The pause, now resumed."""
+
+    def __init__(
+        self,
+        *,
+        pause: Global___OutreachPause | None = ...,
+        placements_resumed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pause", b"pause"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pause", b"pause", "placements_resumed", b"placements_resumed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeOutreachResponse: _TypeAlias = ResumeOutreachResponse  # noqa: Y015
+
+@_typing.final
+class ListOutreachPausesRequest(_message.Message):
+    """Request for ListOutreachPauses."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_RESUMED_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    include_resumed: _builtins.bool
+    """Also list the pauses already resumed."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        include_resumed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_resumed", b"include_resumed", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOutreachPausesRequest: _TypeAlias = ListOutreachPausesRequest  # noqa: Y015
+
+@_typing.final
+class ListOutreachPausesResponse(_message.Message):
+    """Response for ListOutreachPauses."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pauses(self) -> _containers.RepeatedCompositeFieldContainer[Global___OutreachPause]:
+        """Newest first, at most 500."""
+
+    def __init__(
+        self,
+        *,
+        pauses: _abc.Iterable[Global___OutreachPause] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pauses", b"pauses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOutreachPausesResponse: _TypeAlias = ListOutreachPausesResponse  # noqa: Y015

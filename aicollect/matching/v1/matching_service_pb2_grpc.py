@@ -123,6 +123,21 @@ class MatchingServiceStub:
                 request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportRequest.SerializeToString,
                 response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportResponse.FromString,
                 _registered_method=True)
+        self.PauseOutreach = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingService/PauseOutreach',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.PauseOutreachRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.PauseOutreachResponse.FromString,
+                _registered_method=True)
+        self.ResumeOutreach = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingService/ResumeOutreach',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ResumeOutreachRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ResumeOutreachResponse.FromString,
+                _registered_method=True)
+        self.ListOutreachPauses = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingService/ListOutreachPauses',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListOutreachPausesRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListOutreachPausesResponse.FromString,
+                _registered_method=True)
 
 
 class MatchingServiceServicer:
@@ -221,14 +236,16 @@ class MatchingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RestorePlacement(self, request, context):
-        """The safe-restore procedure for a wrong out-of-band resolution: puts the placement
-        back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution, excludes the
-        payment that caused it from future matching unless that payment changes again in
-        QBO, emits a resume event and records an audit entry. Only from
-        PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or
-        PLACEMENT_STATUS_NEEDS_REVIEW (otherwise FAILED_PRECONDITION, reason
-        `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
-        a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
+        """The safe-restore procedure for a wrong resolution, closure or review: puts the
+        placement back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution or
+        closure, excludes the change that caused it (the payment, or the invoice version of a
+        write-off) from future matching until it changes again in QBO, emits a resume event
+        (unless outreach is paused by a person: see PauseOutreach) and records an audit
+        entry. Only from PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_CLOSED,
+        PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or PLACEMENT_STATUS_NEEDS_REVIEW (otherwise
+        FAILED_PRECONDITION, reason `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are
+        required (INVALID_ARGUMENT); a stale `expected_version` fails with ABORTED (reason
+        `CONCURRENT_MODIFICATION`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -290,6 +307,41 @@ class MatchingServiceServicer:
     def GetDailyReport(self, request, context):
         """Returns one stored daily report, by tenant, day and version (0: the newest
         version). Fails with NOT_FOUND (reason `REPORT_NOT_FOUND`) when there is none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseOutreach(self, request, context):
+        """Pauses outreach, as a person decides (the dashboard, support, or a disconnect with
+        "stop all outreach"): one placement, one debtor (a customer of a company: its
+        placements now and those placed later) or the whole tenant (now and later). One pause
+        per target; pausing a paused target fails with FAILED_PRECONDITION (reason
+        `OUTREACH_ALREADY_PAUSED`, `metadata.pause_id`). Emits OUTREACH_EVENT_TYPE_PAUSE for
+        every active placement it covers whose outreach was not paused already, with an audit
+        entry each, in one transaction. Matching goes on: a payment during a pause still
+        resolves the placement (and emits STOP), and a restore's RESUME is held back while a
+        pause covers the placement. `tenant_id`, the target, `actor` and `reason` are required
+        (INVALID_ARGUMENT); an unknown placement or debtor of the tenant fails with NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeOutreach(self, request, context):
+        """Resumes outreach paused for exactly this target (nothing ever resumes by itself):
+        closes its pause and emits OUTREACH_EVENT_TYPE_RESUME for every active placement it
+        covered that no other open pause covers. A tenant's resume leaves a placement's or a
+        debtor's own pause in place (resume those one by one). FAILED_PRECONDITION (reason
+        `OUTREACH_NOT_PAUSED`) when the target has no pause of its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOutreachPauses(self, request, context):
+        """Lists a tenant's open pauses (and resumed ones with `include_resumed`), newest first,
+        at most 500.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -367,6 +419,21 @@ def add_MatchingServiceServicer_to_server(servicer, server):
                     servicer.GetDailyReport,
                     request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportRequest.FromString,
                     response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportResponse.SerializeToString,
+            ),
+            'PauseOutreach': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseOutreach,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.PauseOutreachRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.PauseOutreachResponse.SerializeToString,
+            ),
+            'ResumeOutreach': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeOutreach,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ResumeOutreachRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ResumeOutreachResponse.SerializeToString,
+            ),
+            'ListOutreachPauses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOutreachPauses,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListOutreachPausesRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListOutreachPausesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -766,6 +833,87 @@ class MatchingService:
             '/aicollect.matching.v1.MatchingService/GetDailyReport',
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportRequest.SerializeToString,
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.GetDailyReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseOutreach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingService/PauseOutreach',
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.PauseOutreachRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.PauseOutreachResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeOutreach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingService/ResumeOutreach',
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ResumeOutreachRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ResumeOutreachResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOutreachPauses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingService/ListOutreachPauses',
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListOutreachPausesRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ListOutreachPausesResponse.FromString,
             options,
             channel_credentials,
             insecure,

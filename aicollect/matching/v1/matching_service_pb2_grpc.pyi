@@ -96,14 +96,16 @@ class MatchingServiceStub:
     ListPlacements: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ListPlacementsRequest, _matching_service_pb2.ListPlacementsResponse]
     """Lists a tenant's placements, optionally filtered, oldest first, paginated."""
     RestorePlacement: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.RestorePlacementRequest, _matching_service_pb2.RestorePlacementResponse]
-    """The safe-restore procedure for a wrong out-of-band resolution: puts the placement
-    back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution, excludes the
-    payment that caused it from future matching unless that payment changes again in
-    QBO, emits a resume event and records an audit entry. Only from
-    PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or
-    PLACEMENT_STATUS_NEEDS_REVIEW (otherwise FAILED_PRECONDITION, reason
-    `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
-    a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
+    """The safe-restore procedure for a wrong resolution, closure or review: puts the
+    placement back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution or
+    closure, excludes the change that caused it (the payment, or the invoice version of a
+    write-off) from future matching until it changes again in QBO, emits a resume event
+    (unless outreach is paused by a person: see PauseOutreach) and records an audit
+    entry. Only from PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_CLOSED,
+    PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or PLACEMENT_STATUS_NEEDS_REVIEW (otherwise
+    FAILED_PRECONDITION, reason `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are
+    required (INVALID_ARGUMENT); a stale `expected_version` fails with ABORTED (reason
+    `CONCURRENT_MODIFICATION`).
     """
     ClearReviewFlag: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ClearReviewFlagRequest, _matching_service_pb2.ClearReviewFlagResponse]
     """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
@@ -140,6 +142,29 @@ class MatchingServiceStub:
     GetDailyReport: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.GetDailyReportRequest, _matching_service_pb2.GetDailyReportResponse]
     """Returns one stored daily report, by tenant, day and version (0: the newest
     version). Fails with NOT_FOUND (reason `REPORT_NOT_FOUND`) when there is none.
+    """
+    PauseOutreach: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.PauseOutreachRequest, _matching_service_pb2.PauseOutreachResponse]
+    """Pauses outreach, as a person decides (the dashboard, support, or a disconnect with
+    "stop all outreach"): one placement, one debtor (a customer of a company: its
+    placements now and those placed later) or the whole tenant (now and later). One pause
+    per target; pausing a paused target fails with FAILED_PRECONDITION (reason
+    `OUTREACH_ALREADY_PAUSED`, `metadata.pause_id`). Emits OUTREACH_EVENT_TYPE_PAUSE for
+    every active placement it covers whose outreach was not paused already, with an audit
+    entry each, in one transaction. Matching goes on: a payment during a pause still
+    resolves the placement (and emits STOP), and a restore's RESUME is held back while a
+    pause covers the placement. `tenant_id`, the target, `actor` and `reason` are required
+    (INVALID_ARGUMENT); an unknown placement or debtor of the tenant fails with NOT_FOUND.
+    """
+    ResumeOutreach: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ResumeOutreachRequest, _matching_service_pb2.ResumeOutreachResponse]
+    """Resumes outreach paused for exactly this target (nothing ever resumes by itself):
+    closes its pause and emits OUTREACH_EVENT_TYPE_RESUME for every active placement it
+    covered that no other open pause covers. A tenant's resume leaves a placement's or a
+    debtor's own pause in place (resume those one by one). FAILED_PRECONDITION (reason
+    `OUTREACH_NOT_PAUSED`) when the target has no pause of its own.
+    """
+    ListOutreachPauses: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ListOutreachPausesRequest, _matching_service_pb2.ListOutreachPausesResponse]
+    """Lists a tenant's open pauses (and resumed ones with `include_resumed`), newest first,
+    at most 500.
     """
 
 @_typing.type_check_only
@@ -210,14 +235,16 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     ListPlacements: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ListPlacementsRequest, _matching_service_pb2.ListPlacementsResponse]  # type: ignore[assignment]
     """Lists a tenant's placements, optionally filtered, oldest first, paginated."""
     RestorePlacement: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.RestorePlacementRequest, _matching_service_pb2.RestorePlacementResponse]  # type: ignore[assignment]
-    """The safe-restore procedure for a wrong out-of-band resolution: puts the placement
-    back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution, excludes the
-    payment that caused it from future matching unless that payment changes again in
-    QBO, emits a resume event and records an audit entry. Only from
-    PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or
-    PLACEMENT_STATUS_NEEDS_REVIEW (otherwise FAILED_PRECONDITION, reason
-    `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
-    a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
+    """The safe-restore procedure for a wrong resolution, closure or review: puts the
+    placement back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution or
+    closure, excludes the change that caused it (the payment, or the invoice version of a
+    write-off) from future matching until it changes again in QBO, emits a resume event
+    (unless outreach is paused by a person: see PauseOutreach) and records an audit
+    entry. Only from PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_CLOSED,
+    PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or PLACEMENT_STATUS_NEEDS_REVIEW (otherwise
+    FAILED_PRECONDITION, reason `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are
+    required (INVALID_ARGUMENT); a stale `expected_version` fails with ABORTED (reason
+    `CONCURRENT_MODIFICATION`).
     """
     ClearReviewFlag: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ClearReviewFlagRequest, _matching_service_pb2.ClearReviewFlagResponse]  # type: ignore[assignment]
     """Clears a placement's review flag (for example REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)
@@ -254,6 +281,29 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     GetDailyReport: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.GetDailyReportRequest, _matching_service_pb2.GetDailyReportResponse]  # type: ignore[assignment]
     """Returns one stored daily report, by tenant, day and version (0: the newest
     version). Fails with NOT_FOUND (reason `REPORT_NOT_FOUND`) when there is none.
+    """
+    PauseOutreach: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.PauseOutreachRequest, _matching_service_pb2.PauseOutreachResponse]  # type: ignore[assignment]
+    """Pauses outreach, as a person decides (the dashboard, support, or a disconnect with
+    "stop all outreach"): one placement, one debtor (a customer of a company: its
+    placements now and those placed later) or the whole tenant (now and later). One pause
+    per target; pausing a paused target fails with FAILED_PRECONDITION (reason
+    `OUTREACH_ALREADY_PAUSED`, `metadata.pause_id`). Emits OUTREACH_EVENT_TYPE_PAUSE for
+    every active placement it covers whose outreach was not paused already, with an audit
+    entry each, in one transaction. Matching goes on: a payment during a pause still
+    resolves the placement (and emits STOP), and a restore's RESUME is held back while a
+    pause covers the placement. `tenant_id`, the target, `actor` and `reason` are required
+    (INVALID_ARGUMENT); an unknown placement or debtor of the tenant fails with NOT_FOUND.
+    """
+    ResumeOutreach: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ResumeOutreachRequest, _matching_service_pb2.ResumeOutreachResponse]  # type: ignore[assignment]
+    """Resumes outreach paused for exactly this target (nothing ever resumes by itself):
+    closes its pause and emits OUTREACH_EVENT_TYPE_RESUME for every active placement it
+    covered that no other open pause covers. A tenant's resume leaves a placement's or a
+    debtor's own pause in place (resume those one by one). FAILED_PRECONDITION (reason
+    `OUTREACH_NOT_PAUSED`) when the target has no pause of its own.
+    """
+    ListOutreachPauses: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ListOutreachPausesRequest, _matching_service_pb2.ListOutreachPausesResponse]  # type: ignore[assignment]
+    """Lists a tenant's open pauses (and resumed ones with `include_resumed`), newest first,
+    at most 500.
     """
 
 class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -369,14 +419,16 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _matching_service_pb2.RestorePlacementRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_matching_service_pb2.RestorePlacementResponse, _abc.Awaitable[_matching_service_pb2.RestorePlacementResponse]]:
-        """The safe-restore procedure for a wrong out-of-band resolution: puts the placement
-        back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution, excludes the
-        payment that caused it from future matching unless that payment changes again in
-        QBO, emits a resume event and records an audit entry. Only from
-        PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or
-        PLACEMENT_STATUS_NEEDS_REVIEW (otherwise FAILED_PRECONDITION, reason
-        `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are required (INVALID_ARGUMENT);
-        a stale `expected_version` fails with ABORTED (reason `CONCURRENT_MODIFICATION`).
+        """The safe-restore procedure for a wrong resolution, closure or review: puts the
+        placement back to PLACEMENT_STATUS_ACTIVE with its balance before the resolution or
+        closure, excludes the change that caused it (the payment, or the invoice version of a
+        write-off) from future matching until it changes again in QBO, emits a resume event
+        (unless outreach is paused by a person: see PauseOutreach) and records an audit
+        entry. Only from PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, PLACEMENT_STATUS_CLOSED,
+        PLACEMENT_STATUS_PAUSED_PENDING_REVIEW or PLACEMENT_STATUS_NEEDS_REVIEW (otherwise
+        FAILED_PRECONDITION, reason `PLACEMENT_NOT_RESTORABLE`); `actor` and `reason` are
+        required (INVALID_ARGUMENT); a stale `expected_version` fails with ABORTED (reason
+        `CONCURRENT_MODIFICATION`).
         """
 
     @_abc_1.abstractmethod
@@ -449,6 +501,47 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_matching_service_pb2.GetDailyReportResponse, _abc.Awaitable[_matching_service_pb2.GetDailyReportResponse]]:
         """Returns one stored daily report, by tenant, day and version (0: the newest
         version). Fails with NOT_FOUND (reason `REPORT_NOT_FOUND`) when there is none.
+        """
+
+    @_abc_1.abstractmethod
+    def PauseOutreach(
+        self,
+        request: _matching_service_pb2.PauseOutreachRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_service_pb2.PauseOutreachResponse, _abc.Awaitable[_matching_service_pb2.PauseOutreachResponse]]:
+        """Pauses outreach, as a person decides (the dashboard, support, or a disconnect with
+        "stop all outreach"): one placement, one debtor (a customer of a company: its
+        placements now and those placed later) or the whole tenant (now and later). One pause
+        per target; pausing a paused target fails with FAILED_PRECONDITION (reason
+        `OUTREACH_ALREADY_PAUSED`, `metadata.pause_id`). Emits OUTREACH_EVENT_TYPE_PAUSE for
+        every active placement it covers whose outreach was not paused already, with an audit
+        entry each, in one transaction. Matching goes on: a payment during a pause still
+        resolves the placement (and emits STOP), and a restore's RESUME is held back while a
+        pause covers the placement. `tenant_id`, the target, `actor` and `reason` are required
+        (INVALID_ARGUMENT); an unknown placement or debtor of the tenant fails with NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumeOutreach(
+        self,
+        request: _matching_service_pb2.ResumeOutreachRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_service_pb2.ResumeOutreachResponse, _abc.Awaitable[_matching_service_pb2.ResumeOutreachResponse]]:
+        """Resumes outreach paused for exactly this target (nothing ever resumes by itself):
+        closes its pause and emits OUTREACH_EVENT_TYPE_RESUME for every active placement it
+        covered that no other open pause covers. A tenant's resume leaves a placement's or a
+        debtor's own pause in place (resume those one by one). FAILED_PRECONDITION (reason
+        `OUTREACH_NOT_PAUSED`) when the target has no pause of its own.
+        """
+
+    @_abc_1.abstractmethod
+    def ListOutreachPauses(
+        self,
+        request: _matching_service_pb2.ListOutreachPausesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_service_pb2.ListOutreachPausesResponse, _abc.Awaitable[_matching_service_pb2.ListOutreachPausesResponse]]:
+        """Lists a tenant's open pauses (and resumed ones with `include_resumed`), newest first,
+        at most 500.
         """
 
 def add_MatchingServiceServicer_to_server(servicer: MatchingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -21,8 +21,10 @@ from services.matcher.domain import EventType, Outcome, Status
 TERMINAL = frozenset({Status.RESOLVED_OUT_OF_BAND, Status.RESOLVED_PAID_PORTAL, Status.CLOSED})
 # Outreach is paused until a human decides.
 REVIEW = frozenset({Status.PAUSED_PENDING_REVIEW, Status.NEEDS_REVIEW})
-# What support may restore to ACTIVE.
-RESTORABLE = frozenset({Status.RESOLVED_OUT_OF_BAND, *REVIEW})
+# What support may restore to ACTIVE: a wrong accounting fact can resolve out of band,
+# close (credit memo, write-off) or pause/flag a placement. Paid through the portal is
+# our own record of money received, never a wrong accounting fact.
+RESTORABLE = frozenset({Status.RESOLVED_OUT_OF_BAND, Status.CLOSED, *REVIEW})
 
 # Resolution reasons shown to the creditor.
 PAID_OUT_OF_BAND = "paid out-of-band"

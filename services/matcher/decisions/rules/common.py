@@ -212,7 +212,10 @@ def settle(
 
     updates: dict[str, Any] = {}
     if new_status is not old_status:
-        updates["restore_balance_minor_units"] = old_balance
+        if old_status not in TERMINAL or new_status not in TERMINAL:
+            # What a restore gives back: the balance from before outreach stopped, kept when
+            # a resolution is corrected (out of band to closed by a credit memo).
+            updates["restore_balance_minor_units"] = old_balance
         if new_status in TERMINAL:
             updates.update(resolved_at=ctx.now, review_reason="")
         else:

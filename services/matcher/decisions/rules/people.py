@@ -1,8 +1,9 @@
 """The table's rows a person triggers, and the intake's refresh of descriptive fields.
 
-* :func:`restore` — support's safe restore of a wrong resolution or review flag: back to
-  ACTIVE with the balance from before the resolution, the causing payment excluded until
-  QBO changes it, a RESUME event (the only one the matcher ever emits) and an audit entry.
+* :func:`restore` — support's safe restore of a wrong resolution, closure or review flag:
+  back to ACTIVE with the balance from before the resolution or closure, the causing
+  change excluded until QBO changes it (a payment, or the invoice version itself), a
+  RESUME event (the only one the matcher ever emits) and an audit entry.
 * :func:`clear_review_flag` — a human reviewed a possible double payment: the flag goes,
   status, balance and outreach stay.
 * :func:`refresh_descriptive` — a placement read again at intake: contact and invoice
@@ -54,15 +55,16 @@ def restore(ledger: Ledger, expected_version: int, actor: str, reason: str, ctx:
     if status not in RESTORABLE:
         raise FailedPrecondition(
             f"placement {p.placement_id} is {status.value}; only resolved_out_of_band, "
-            "paused_pending_review and needs_review placements can be restored",
+            "closed, paused_pending_review and needs_review placements can be restored",
             reason="PLACEMENT_NOT_RESTORABLE",
             metadata={"status": status.value},
         )
     old_balance = p.balance_minor_units
     balance = old_balance
-    if status is Status.RESOLVED_OUT_OF_BAND and p.restore_balance_minor_units is not None:
+    if status in TERMINAL and p.restore_balance_minor_units is not None:
         balance = p.restore_balance_minor_units
     cause = p.cause_payment_id
+    qbo_view = p.invoice_balance_minor_units
     details: dict[str, Any] = {
         "previous_status": status.value,
         "previous_balance_minor_units": old_balance,
@@ -93,9 +95,19 @@ def restore(ledger: Ledger, expected_version: int, actor: str, reason: str, ctx:
             oob = max(0, oob - (balance - old_balance))
             unseen = max(0, unseen - (balance - old_balance))
         details["excluded_payment_id"] = cause
-        details["excluded_sync_token"] = p.cause_version or ""
+        details["excluded_version"] = p.cause_version or ""
+    elif status in TERMINAL and balance > old_balance:
+        # Resolved or closed by an invoice version itself (a write-off, an adjustment, a
+        # credit QBO shows on the invoice): that version is excluded by taking its drop
+        # back out of the matcher's view of QBO's balance. The next version is compared
+        # with the balance as it was before the excluded one: a reversed write-off changes
+        # nothing, one that still stands closes the placement again.
+        qbo_view += balance - old_balance
+        details["excluded_invoice_version"] = p.invoice_version
+        details["excluded_minor_units"] = balance - old_balance
     p = evolve(
         p,
+        invoice_balance_minor_units=qbo_view,
         oob_paid_minor_units=oob,
         unseen_paid_minor_units=unseen,
         status=Status.ACTIVE.value,

@@ -12,8 +12,8 @@ the stored sync tokens. Downgrade refuses to run while a non-QBO row exists (the
 cannot hold it) and otherwise restores the old names exactly. Stored daily reports need
 nothing: their protobuf field numbers did not change.
 
-Revision ID: m007_provider_neutral
-Revises: m006_daily_reports
+Revision ID: m008_provider_neutral
+Revises: m007_outreach_pauses
 Create Date: 2026-11-27
 """
 
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "m007_provider_neutral"
-down_revision: str | None = "m006_daily_reports"
+revision: str = "m008_provider_neutral"
+down_revision: str | None = "m007_outreach_pauses"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -162,7 +162,7 @@ def downgrade() -> None:
     if others:
         raise RuntimeError(
             f"{others} placements or payments come from a provider other than QBO; the "
-            "schema before m007_provider_neutral cannot hold them (nothing was changed)"
+            "schema before m008_provider_neutral cannot hold them (nothing was changed)"
         )
     _rename_settings([(new, old) for old, new in SETTINGS])
     op.drop_constraint("uq_double_payments_payment", "double_payments", schema=SCHEMA)
