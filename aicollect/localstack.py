@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import jwt
 
 from aicollect import logs
 from aicollect.db.embedded import EmbeddedPostgres
@@ -98,6 +99,30 @@ def load_local_secrets(data_dir: Path) -> dict[str, str]:
 
 
 EMULATOR_MODULE = "emulators.qbo"
+DASHBOARD_PATH = "/dashboard/"
+DASHBOARD_LINK_FILE = "dashboard-link.txt"
+DEFAULT_DASHBOARD = Settings.model_fields["dashboard_url"].default
+# The tenant of the dashboard link ``aicollect run`` prints (README: enable it first).
+LOCAL_TENANT = "acme"
+LOCAL_TOKEN_TTL_S = 12 * 3600
+
+
+def local_dashboard_link(gateway_url: str, jwt_secret: str, settings: Settings) -> str:
+    """The reference page with a bearer JWT for ``LOCAL_TENANT`` in its fragment (which the
+    browser never sends to a server), signed with the local stack's generated secret."""
+    issued = int(time.time())
+    claims: dict[str, str | int] = {
+        "sub": "local-developer",
+        "tenant_id": LOCAL_TENANT,
+        "iat": issued,
+        "exp": issued + LOCAL_TOKEN_TTL_S,
+    }
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    token = jwt.encode(claims, jwt_secret, algorithm="HS256")
+    return f"{gateway_url}{DASHBOARD_PATH}#token={token}"
 
 
 class StartFailed(Exception):
@@ -267,10 +292,23 @@ class LocalStack:
             (self.data_dir / "addresses.json").write_text(
                 json.dumps(self.addresses(), indent=2) + "\n"
             )
+            self._write_dashboard_link()
             return True
         log.error("the stack did not become ready; stopping")
         await self.stop()
         return False
+
+    def _write_dashboard_link(self) -> None:
+        """In local mode, the reference page's link with a token for ``LOCAL_TENANT``, in a
+        file only the owner reads (a token is never printed or logged)."""
+        path = self.data_dir / DASHBOARD_LINK_FILE
+        path.unlink(missing_ok=True)
+        secret = self.env.get("AICOLLECT_JWT_SECRET")
+        if self.settings.env != "local" or not secret:
+            return
+        link = local_dashboard_link(self.gateway_url, secret, self.settings)
+        path.touch(mode=0o600)
+        path.write_text(link + "\n")
 
     async def _start(self) -> None:
         if self.settings.uses_emulator and importlib.util.find_spec("emulators") is None:
@@ -296,6 +334,10 @@ class LocalStack:
             ) from exc
         self.gateway_url = f"http://{host}:{sock.getsockname()[1]}"
         env.setdefault("QBO_REDIRECT_URI", f"{self.gateway_url}/v1/integrations/qbo/callback")
+        if self.settings.env == "local" and self.settings.dashboard_url == DEFAULT_DASHBOARD:
+            # Nothing configured: the consent screen sends the browser back to the gateway's
+            # own reference page (served in local mode only).
+            env.setdefault("AICOLLECT_DASHBOARD_URL", f"{self.gateway_url}{DASHBOARD_PATH}")
 
         try:
             await self._start_services(env)
@@ -416,8 +458,8 @@ class LocalStack:
         if self._run_dir is not None:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._run_dir = None
-        with contextlib.suppress(FileNotFoundError):
-            (self.data_dir / "addresses.json").unlink()
+        (self.data_dir / "addresses.json").unlink(missing_ok=True)
+        (self.data_dir / DASHBOARD_LINK_FILE).unlink(missing_ok=True)
         if self.postgres is not None:
             await asyncio.to_thread(self.postgres.stop)
         return exit_code
@@ -532,6 +574,15 @@ def _print_banner(
             )
         )
     rows.append(("secrets", f"{data_dir / 'local.env'}  (source it for grpcurl, see README)"))
+    if (data_dir / DASHBOARD_LINK_FILE).exists():
+        rows.append(
+            (
+                "dashboard",
+                f"{gateway_url}{DASHBOARD_PATH}  (reference page; open the link in "
+                f"{data_dir / DASHBOARD_LINK_FILE}: it carries a token for tenant "
+                f"'{LOCAL_TENANT}')",
+            )
+        )
     lines = ["", "ai-collect local stack is up"]
     lines += [f"  {name:<12} {value}" for name, value in rows]
     lines += ["Ctrl-C or SIGTERM stops everything.", ""]

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from aicollect import logs
 from aicollect.rpc.client import internal_channel
 from aicollect.settings import Settings
-from gateway import outreach, reports, routes
+from gateway import dashboard, outreach, reports, routes, screens
 from gateway.keys import BACKENDS, METRICS, REQUEST_ID, SETTINGS, Backends
 from gateway.metrics import GatewayMetrics
 from gateway.server import read_deadline
@@ -118,6 +118,9 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> web.A
     routes.add_routes(app)
     reports.add_routes(app)
     outreach.add_routes(app)
+    screens.add_routes(app)
+    if settings.env == "local":
+        dashboard.add_routes(app)  # the reference page: never in production
     return app
 
 

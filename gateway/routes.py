@@ -159,7 +159,9 @@ async def status(request: web.Request, provider: Provider) -> web.Response:
         )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
-    return web.json_response(_json(reply))
+    # The dashboard's connection panel: state, company, enabled, kill switch, backfill and
+    # sync times (its last sync), every field present.
+    return web.json_response(proto_json(reply), headers={"Cache-Control": "no-store"})
 
 
 async def disconnect(request: web.Request, provider: Provider) -> web.Response:
@@ -198,7 +200,7 @@ async def disconnect(request: web.Request, provider: Provider) -> web.Response:
         )
     except grpc.aio.AioRpcError as exc:
         return error_response(exc, request[REQUEST_ID])
-    return web.json_response(_json(reply))
+    return web.json_response(proto_json(reply))
 
 
 CANDIDATE_STATUSES = {
@@ -532,13 +534,19 @@ ROUTES: tuple[tuple[str, str, ProviderHandler], ...] = (
 )
 
 
-def add_routes(app: web.Application) -> None:
+def add_provider_routes(
+    app: web.Application, table: tuple[tuple[str, str, ProviderHandler], ...]
+) -> None:
     """Concrete routes per supported provider (``/v1/webhooks/qbo``, ...), then the same
     paths with any other provider name answering 404."""
     for provider in SUPPORTED:
-        for method, path, handler in ROUTES:
+        for method, path, handler in table:
             app.router.add_route(
                 method, path.replace("{provider}", provider.value), _bound(handler, provider)
             )
-    for method, path, _ in ROUTES:
+    for method, path, _ in table:
         app.router.add_route(method, path, unknown_provider)
+
+
+def add_routes(app: web.Application) -> None:
+    add_provider_routes(app, ROUTES)

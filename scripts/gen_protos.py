@@ -2,7 +2,7 @@
 
 Usage: ``python scripts/gen_protos.py [--out DIR]``
 
-The stubs land in the importable packages ``aicollect/{integration,matching,type}/v1/``
+The stubs land in the importable packages ``aicollect/{dashboard,integration,matching,type}/v1/``
 (under DIR, by default the repository root) and are committed; ``tests/test_contracts.py``
 generates into a temporary directory and fails when the committed copies are stale.
 The output depends only on the ``.proto`` files and the pinned grpcio-tools version.
@@ -21,7 +21,12 @@ from grpc_tools import protoc
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = REPO_ROOT / "protos"
 # The packages that hold generated code, relative to the output directory.
-GENERATED_PACKAGES = ("aicollect/integration/v1", "aicollect/matching/v1", "aicollect/type/v1")
+GENERATED_PACKAGES = (
+    "aicollect/dashboard/v1",
+    "aicollect/integration/v1",
+    "aicollect/matching/v1",
+    "aicollect/type/v1",
+)
 PARENT_INIT_TEXT = '"""Generated from protos/; do not edit."""\n'
 _SERVICE_RE = re.compile(r"^\s*service\s+\w+", re.MULTILINE)
 

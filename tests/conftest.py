@@ -101,6 +101,15 @@ async def database_url(pg_server_url: str, template_database: str) -> AsyncItera
 
 
 @pytest_asyncio.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium (Debian's package) driven by Playwright: a ``Browser``."""
+    from tests.helpers.browser import chromium  # Playwright only where a test needs it
+
+    async with chromium() as instance:
+        yield instance
+
+
+@pytest_asyncio.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(database_url, pool_size=5)
     try:

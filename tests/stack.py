@@ -55,7 +55,11 @@ async def _dashboard(request: web.Request) -> web.Response:
 
 
 @asynccontextmanager
-async def full_stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Stack]:
+async def full_stack(
+    engine: AsyncEngine, emulator: Emulator, *, gateway_dashboard: bool = False
+) -> AsyncIterator[Stack]:
+    """With ``gateway_dashboard`` the browser lands on the gateway's own reference page
+    (``/dashboard/``, local mode) after the consent screen, not on the stand-in page."""
     # The gateway's socket first: its URL goes into the integration's settings (the OAuth
     # redirect URI), and the gateway needs the integration's address.
     listener = socket.create_server(("127.0.0.1", 0))
@@ -67,6 +71,8 @@ async def full_stack(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[S
     dashboard = TestServer(dashboard_app, host="127.0.0.1", port=0)
     await dashboard.start_server()
     dashboard_url = str(dashboard.make_url("/settings/integrations/qbo"))
+    if gateway_dashboard:
+        dashboard_url = f"{gateway_url}/dashboard/"
 
     async with aiohttp.ClientSession() as http:
         async with http.post(

@@ -14,7 +14,12 @@ from aicollect.matching.v1 import matching_admin_service_pb2, matching_service_p
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GEN_SCRIPT = REPO_ROOT / "scripts" / "gen_protos.py"
-GENERATED_PACKAGES = ("aicollect/integration/v1", "aicollect/matching/v1", "aicollect/type/v1")
+GENERATED_PACKAGES = (
+    "aicollect/dashboard/v1",
+    "aicollect/integration/v1",
+    "aicollect/matching/v1",
+    "aicollect/type/v1",
+)
 
 # Generated descriptors are typed Any: protobuf ships no type stubs for them.
 EXPECTED_RPCS: dict[str, tuple[Any, list[str]]] = {

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -190,12 +191,38 @@ def test_run_serves_grpcurl_and_stops_cleanly_on_sigterm(stack: Stack) -> None:
     assert after["provider_kill_switch"] == {"qbo": False}, lifted.stdout
     assert "qbo_kill_switch" not in after  # false: QBO's switch is off
 
+    _the_dashboard_link_opens_the_reference_page(stack)
+
     started = time.monotonic()
     assert stack.stop() == 0, stack.log.read_text()[-3000:]
     assert time.monotonic() - started < 30
     for port in stack.ports.values():
         assert not _port_open(port), f"port {port} still open after stop"
     assert "stopped cleanly" in stack.log.read_text()
+    assert not (stack.data_dir / "dashboard-link.txt").exists()
+
+
+def _the_dashboard_link_opens_the_reference_page(stack: Stack) -> None:
+    """The banner names the page and the file holding its link; the token is in the file
+    (owner-only), never in the output; it is the local tenant's dashboard JWT."""
+    path = stack.data_dir / "dashboard-link.txt"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    link = path.read_text().strip()
+    page, _, fragment = link.partition("#token=")
+    gateway = f"http://127.0.0.1:{stack.ports['gateway']}"
+    assert page == f"{gateway}/dashboard/"
+    output = stack.log.read_text()
+    assert f"dashboard    {page}" in output
+    assert fragment not in output
+    with urllib.request.urlopen(page, timeout=10) as resp:  # noqa: S310 (loopback)
+        assert "Connect QuickBooks" in resp.read().decode()
+    panel = urllib.request.Request(  # noqa: S310 (loopback)
+        f"{gateway}/v1/integrations/qbo", headers={"Authorization": f"Bearer {fragment}"}
+    )
+    with urllib.request.urlopen(panel, timeout=10) as resp:  # noqa: S310 (loopback)
+        body = json.loads(resp.read())
+    assert body["tenant_id"] == "acme"
+    assert body["state"] == "CONNECTION_STATE_NOT_CONNECTED"
 
 
 def _descendants(pid: int) -> list[int]:

@@ -443,6 +443,22 @@ def review_flags_filter(values: list[int]) -> list[ReviewFlag] | None:
     return sorted({FLAG_FROM_PB[v] for v in values})
 
 
+MAX_REASON_FILTER = 200
+
+
+def resolution_reasons_filter(values: list[str]) -> list[str] | None:
+    """Exact resolution reasons to list; None (no filter) when there are none."""
+    if not values:
+        return None
+    if any(not v.strip() or len(v) > MAX_REASON_FILTER for v in values):
+        raise InvalidArgument(
+            f"resolution_reasons holds an empty reason or one longer than "
+            f"{MAX_REASON_FILTER} characters",
+            field="resolution_reasons",
+        )
+    return sorted({v.strip() for v in values})
+
+
 def time_zone(value: str, field: str) -> str:
     zone = value.strip()
     try:

@@ -32,9 +32,11 @@ async def list_placements(
     token: str,
     *,
     review_flags: list[ReviewFlag] | None = None,
+    resolution_reasons: list[str] | None = None,
 ) -> tuple[list[Placement], str]:
     """Oldest first. ``statuses`` None means all; an empty list matches nothing.
-    ``review_flags`` None means any flag or none."""
+    ``review_flags`` None means any flag or none; ``resolution_reasons`` None means any
+    reason (an exact match otherwise)."""
     size = page_size(requested_size)
     filters: dict[str, Any] = {
         "tenant_id": tenant_id,
@@ -46,6 +48,8 @@ async def list_placements(
         filters["provider"] = provider
     if review_flags is not None:
         filters["review_flags"] = sorted(f.value for f in review_flags)
+    if resolution_reasons is not None:
+        filters["resolution_reasons"] = sorted(resolution_reasons)
     position = decode_token(token, filters)
     if statuses is not None and not statuses:
         return [], ""
@@ -60,6 +64,8 @@ async def list_placements(
         stmt = stmt.where(Placement.invoice_id == invoice_id)
     if review_flags is not None:
         stmt = stmt.where(Placement.review_flag.in_([f.value for f in review_flags]))
+    if resolution_reasons is not None:
+        stmt = stmt.where(Placement.resolution_reason.in_(resolution_reasons))
     if position is not None:
         try:
             after = (datetime.fromisoformat(str(position["t"])), str(position["id"]))

@@ -134,6 +134,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         tenant = convert.required_id(request.tenant_id, "tenant_id")
         statuses = convert.statuses_filter(list(request.statuses))
         flags = convert.review_flags_filter(list(request.review_flags))
+        reasons = convert.resolution_reasons_filter(list(request.resolution_reasons))
         async with self._sessions() as session:
             rows, token = await queries.list_placements(
                 session,
@@ -145,6 +146,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
                 request.page_size,
                 request.page_token,
                 review_flags=flags,
+                resolution_reasons=reasons,
             )
             return pb.ListPlacementsResponse(
                 placements=await _paused_all(session, [convert.placement_pb(p) for p in rows]),

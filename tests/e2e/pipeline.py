@@ -135,12 +135,20 @@ async def _consume(pipeline: Pipeline) -> None:
 
 @asynccontextmanager
 async def running_pipeline(
-    engine: AsyncEngine, emulator: Emulator, *, webhooks: bool = True, confirm: bool = True
+    engine: AsyncEngine,
+    emulator: Emulator,
+    *,
+    webhooks: bool = True,
+    confirm: bool = True,
+    connected: bool = True,
+    gateway_dashboard: bool = False,
 ) -> AsyncIterator[Pipeline]:
-    """The pipeline with tenant ``acme`` connected; with ``confirm`` the creditor then
-    confirms the first backfill's preview (future mode automatic), so invoices that become
-    overdue afterwards are placed as they arrive."""
-    async with full_stack(engine, emulator) as stack:
+    """The pipeline with tenant ``acme`` enabled and connected; with ``confirm`` the
+    creditor then confirms the first backfill's preview (future mode automatic), so
+    invoices that become overdue afterwards are placed as they arrive. Without
+    ``connected`` the tenant is only enabled (a browser test connects it); with
+    ``gateway_dashboard`` the consent screen returns to the gateway's reference page."""
+    async with full_stack(engine, emulator, gateway_dashboard=gateway_dashboard) as stack:
         async with (
             aiohttp.ClientSession() as http,
             http.post(
@@ -160,9 +168,10 @@ async def running_pipeline(
         consumer = asyncio.create_task(_consume(pipeline))
         try:
             await enable_tenant(stack, TENANT)
-            async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as integration:
-                assert (await connect(integration, TENANT)).connected
-            if confirm:
+            if connected:
+                async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as integration:
+                    assert (await connect(integration, TENANT)).connected
+            if connected and confirm:
                 await confirm_first_backfill(stack, TENANT)
             yield pipeline
         finally:

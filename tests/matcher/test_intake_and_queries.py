@@ -205,6 +205,55 @@ async def test_list_placements_pages_oldest_first_with_filters(matcher: Matcher)
     assert invalid_field(info) == "tenant_id"
 
 
+async def test_list_placements_by_resolution_reason(matcher: Matcher) -> None:
+    """The dashboard's "closed, paid out-of-band" list: only that reason, paged, and a
+    reason filter that is empty or too long is refused."""
+    oob, portal, active, other_oob = await matcher.place(
+        placement_input("20", 1_000),
+        placement_input("21", 1_000),
+        placement_input("22", 1_000),
+        placement_input("23", 1_000),
+    )
+    await matcher.pay(qbo_payment("p20", [("20", 1_000)]))
+    await matcher.portal(portal.placement_id, "pp-21", 1_000)
+    await matcher.pay(qbo_payment("p23", [("23", 1_000)]))
+
+    first = await matcher.stub.ListPlacements(
+        pb.ListPlacementsRequest(
+            tenant_id=TENANT, resolution_reasons=["paid out-of-band"], page_size=1
+        )
+    )
+    assert len(first.placements) == 1
+    assert first.placements[0].resolution_reason == "paid out-of-band"
+    second = await matcher.stub.ListPlacements(
+        pb.ListPlacementsRequest(
+            tenant_id=TENANT,
+            resolution_reasons=["paid out-of-band"],
+            page_size=1,
+            page_token=first.next_page_token,
+        )
+    )
+    assert second.next_page_token == ""
+    # One batch shares a creation time, so the two pages are in placement-id order.
+    paged = {p.placement_id for p in [*first.placements, *second.placements]}
+    assert paged == {oob.placement_id, other_oob.placement_id}
+    both = await matcher.stub.ListPlacements(
+        pb.ListPlacementsRequest(
+            tenant_id=TENANT,
+            statuses=[pb.PLACEMENT_STATUS_RESOLVED_PAID_PORTAL],
+            resolution_reasons=["paid out-of-band", "paid through the portal"],
+        )
+    )
+    assert [p.placement_id for p in both.placements] == [portal.placement_id]
+    assert active.placement_id not in {p.placement_id for p in both.placements}
+    for bad in ("", " ", "x" * 201):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await matcher.stub.ListPlacements(
+                pb.ListPlacementsRequest(tenant_id=TENANT, resolution_reasons=[bad])
+            )
+        assert invalid_field(info) == "resolution_reasons"
+
+
 async def test_audit_trail_of_a_placement_and_a_tenant(matcher: Matcher) -> None:
     first, second = await matcher.place(
         placement_input("70", 10_000), placement_input("71", 10_000)

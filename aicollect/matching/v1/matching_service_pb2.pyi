@@ -2355,6 +2355,7 @@ class ListPlacementsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     REVIEW_FLAGS_FIELD_NUMBER: _builtins.int
+    RESOLUTION_REASONS_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant whose placements to list. Required."""
@@ -2382,6 +2383,13 @@ class ListPlacementsRequest(_message.Message):
         REVIEW_FLAG_UNSPECIFIED is not a valid filter (INVALID_ARGUMENT).
         """
 
+    @_builtins.property
+    def resolution_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only placements whose `resolution_reason` is exactly one of these, for example
+        "paid out-of-band"; empty for all. An empty string or one longer than 200 characters
+        is INVALID_ARGUMENT (field `resolution_reasons`).
+        """
+
     def __init__(
         self,
         *,
@@ -2392,11 +2400,12 @@ class ListPlacementsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         review_flags: _abc.Iterable[Global___ReviewFlag.ValueType] | None = ...,
+        resolution_reasons: _abc.Iterable[_builtins.str] | None = ...,
         provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "invoice_id", b"invoice_id", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "review_flags", b"review_flags", "statuses", b"statuses", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "invoice_id", b"invoice_id", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "resolution_reasons", b"resolution_reasons", "review_flags", b"review_flags", "statuses", b"statuses", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
