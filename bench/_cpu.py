@@ -11,9 +11,12 @@ emulator and the load generator are left out: they stand in for Intuit and the w
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+import asyncpg
 import psutil
+from sqlalchemy.engine import make_url
 
 from aicollect.localstack import LocalStack
 
@@ -93,3 +96,30 @@ def per_unit_ms(spent: dict[str, float], units: int) -> dict[str, float]:
 
 def describe(per_unit: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in per_unit.items())
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages, recorded beside every figure (the
+    cores are shared: wall-clock figures mean little without it)."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+# A backend reports its counters when it goes idle, at most once a second (later only when
+# the shared statistics are contended): read them once every backend has had that long.
+STATS_SETTLE_S = 3.0
+
+
+async def transactions(database_url: str) -> int:
+    """Transactions committed or rolled back in our database so far (PostgreSQL's own
+    counters, every process's connections together; this query adds one)."""
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        value = await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    return int(value)

@@ -31,7 +31,14 @@ import aiohttp
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
 from aicollect.rpc.client import internal_channel
-from bench._cpu import CpuMeter, describe, per_unit_ms
+from bench._cpu import (
+    STATS_SETTLE_S,
+    CpuMeter,
+    describe,
+    load_average,
+    per_unit_ms,
+    transactions,
+)
 from bench._stack import (
     confirm_candidates,
     connect_tenant,
@@ -165,6 +172,8 @@ async def main() -> None:
                             raise SystemExit(f"emulator refused a payment: {await resp.text()}")
 
                 meter = CpuMeter(stack)
+                await asyncio.sleep(STATS_SETTLE_S)
+                tx_before = await transactions(stack.database_url)
                 before = meter.snapshot()
                 start = time.monotonic() + 0.2
                 await asyncio.gather(
@@ -182,6 +191,12 @@ async def main() -> None:
                 missing = len(sent) - len(latencies)
                 # CPU per payment, webhook to STOP, per process (emulator and load excluded).
                 cpu = per_unit_ms(CpuMeter.since(before, meter.snapshot()), len(latencies))
+                load = load_average()
+                await asyncio.sleep(STATS_SETTLE_S)
+                # Every process's transactions (commits and rollbacks) per payment.
+                tx = (await transactions(stack.database_url) - tx_before - 1) / max(
+                    1, len(latencies)
+                )
                 step = {
                     "rate_per_s": rate,
                     "payments": len(sent),
@@ -191,12 +206,15 @@ async def main() -> None:
                     "p99_ms": round(percentile(latencies, 99) * 1000, 1),
                     "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
                     "cpu_ms_per_payment": cpu,
+                    "transactions_per_payment": round(tx, 2),
+                    "load_average": load,
                 }
                 results.append(step)
                 print(
                     f"  {rate:>5.0f} payments/s: {len(latencies)}/{len(sent)} stopped, "
                     f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, max {step['max_ms']} ms; "
-                    f"CPU ms per payment: {describe(cpu)}",
+                    f"CPU ms per payment: {describe(cpu)}; "
+                    f"transactions per payment {tx:.1f}; load average {load}",
                     flush=True,
                 )
         consumer.cancel()

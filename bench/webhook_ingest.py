@@ -31,7 +31,7 @@ import aiohttp
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from aicollect.integration.v1 import admin_service_pb2 as apb
-from bench._cpu import CpuMeter, describe, per_unit_ms
+from bench._cpu import CpuMeter, describe, load_average, per_unit_ms
 from bench._stack import (
     admin_call,
     connect_tenant,
@@ -194,14 +194,16 @@ async def main() -> None:
             spent = CpuMeter.since(before, meter.snapshot())
             # CPU per acknowledged webhook delivery (10 events each), per process.
             ours_max["cpu_ms_per_webhook"] = per_unit_ms(spent, ours_max["acknowledged"])
+            ours_max["load_average"] = load_average()
             steps = []
             for rate in rates:
                 step = await open_loop(ours_url, token, rate, args.seconds)
+                step["load_average"] = load_average()
                 steps.append(step)
                 print(
                     f"  {rate:>6.0f}/s offered: {step['acknowledged_per_s']:>7.1f}/s acknowledged, "
                     f"p50 {step['p50_ms']:.1f} ms, p99 {step['p99_ms']:.1f} ms, "
-                    f"errors {step['errors']}",
+                    f"errors {step['errors']}; load average {step['load_average']}",
                     flush=True,
                 )
                 if step["errors"] or step["acknowledged_per_s"] < 0.95 * rate:
@@ -232,7 +234,7 @@ async def main() -> None:
         f"saturation: ours {ours_max['requests_per_s']}/s (p99 {ours_max['p99_ms']} ms) vs bare "
         f"aiohttp {bare_max['requests_per_s']}/s -> ratio {ratio:.2f}\n"
         f"CPU ms per acknowledged webhook at saturation: "
-        f"{describe(ours_max['cpu_ms_per_webhook'])}\n"
+        f"{describe(ours_max['cpu_ms_per_webhook'])} (load average {ours_max['load_average']})\n"
         f"highest sustained rate: {result['highest_sustained_rate_per_s']}/s; "
         f"with p99 < 50 ms: {result['highest_rate_with_p99_under_50ms_per_s']}/s\n"
         f"written to {path}"

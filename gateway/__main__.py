@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
-from aicollect import logs
+from aicollect import eventloop, logs
 from aicollect.handshake import inherited_socket
 from aicollect.settings import GATEWAY_REQUIRES, MissingSettingError, Settings
 from gateway.app import create_app
@@ -20,7 +19,7 @@ def main() -> int:
     except MissingSettingError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(
+    eventloop.run(
         serve_until_signalled(
             create_app(settings),
             settings.gateway_host,

@@ -19,6 +19,7 @@ import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from aiohttp import web
 from aiohttp.streams import StreamReader
@@ -55,9 +56,9 @@ class SlowClientGuard(asyncio.Protocol):
     # asyncio.Protocol, delegated to aiohttp's protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._inner.connection_made(transport)
+        # A stream transport (uvloop's is one without subclassing asyncio.Transport).
+        self._transport = cast(asyncio.Transport, transport)
+        self._inner.connection_made(self._transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.db.engine import make_engine
-from aicollect.db.locks import APPLICATION_NAME, AdvisoryLock, AdvisoryLockLost
+from aicollect.db.locks import APPLICATION_NAME, AdvisoryLock, AdvisoryLockLost, LockConnections
 from tests.conftest import _dsn
 from tests.helpers.replicas import IDLE_TIMEOUT, engine
 
@@ -228,3 +228,59 @@ async def test_a_lock_connection_that_stops_answering_counts_as_lost(database_ur
             assert progress == []
         finally:
             await engine.dispose()
+
+
+async def _named(admin: asyncpg.Connection, name: str) -> list[int]:
+    rows = await admin.fetch(
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = $1",
+        name,
+    )
+    return [row["pid"] for row in rows]
+
+
+async def test_kept_lock_connections_are_reused_and_hold_nothing_between_locks(
+    replicas: tuple[AsyncEngine, AsyncEngine], admin: asyncpg.Connection
+) -> None:
+    first, second = replicas
+    kept = LockConnections()
+    try:
+        async with AdvisoryLock(first, KEY, connections=kept) as lock:
+            assert lock.held
+            [holder] = await _named(admin, f"{APPLICATION_NAME} {KEY}")
+            assert await taken_elsewhere(second)
+        # Released: the connection stays open, named as holding nothing, and the lock is free.
+        assert await _named(admin, f"{APPLICATION_NAME} {KEY}") == []
+        assert await _named(admin, APPLICATION_NAME) == [holder]
+        assert not await taken_elsewhere(second)
+        async with AdvisoryLock(first, "test-lock:other", connections=kept) as again:
+            assert again.held  # on the same server process: no new connection
+            assert await _named(admin, f"{APPLICATION_NAME} test-lock:other") == [holder]
+        # A lock another replica holds: not taken, and the connection is still kept.
+        async with AdvisoryLock(second, KEY) as other:
+            assert other.held
+            async with AdvisoryLock(first, KEY, connections=kept) as refused:
+                assert not refused.held
+            assert await _named(admin, APPLICATION_NAME) == [holder]
+    finally:
+        await kept.close()
+    assert await _named(admin, APPLICATION_NAME) == []
+
+
+async def test_a_kept_connection_that_died_is_replaced(
+    replicas: tuple[AsyncEngine, AsyncEngine], admin: asyncpg.Connection
+) -> None:
+    first, second = replicas
+    kept = LockConnections()
+    try:
+        async with AdvisoryLock(first, KEY, connections=kept):
+            pass
+        [idle] = await _named(admin, APPLICATION_NAME)
+        await admin.execute("SELECT pg_terminate_backend($1)", idle)
+        async with AdvisoryLock(first, KEY, connections=kept) as lock:
+            assert lock.held
+            [holder] = await _named(admin, f"{APPLICATION_NAME} {KEY}")
+            assert holder != idle
+            assert await taken_elsewhere(second)
+    finally:
+        await kept.close()

@@ -21,6 +21,12 @@ the engine's pool with the same session settings and never inside a transaction,
 
 ``application_name`` of the lock connection is ``aicollect-lock <key>``, so
 ``pg_stat_activity`` shows which locks are held and by whom (keys hold no secrets).
+
+A holder that takes a lock over and over (the inbox worker, once per realm and round) can
+keep its released lock connections for the next lock (:class:`LockConnections`): opening a
+PostgreSQL connection costs the server a process start, about 10 ms of CPU, where reusing
+one costs nothing beyond the lock's own statements. A kept connection holds no lock, is
+named ``aicollect-lock`` alone, and is closed with its owner.
 """
 
 from __future__ import annotations
@@ -59,6 +65,33 @@ class AdvisoryLockTimeout(Unavailable):
     default_reason = "LOCK_TIMEOUT"
 
 
+class LockConnections:
+    """Released lock connections kept for the next :class:`AdvisoryLock` of one owner, at
+    most ``keep`` of them; :meth:`close` ends them (the owner calls it when it stops)."""
+
+    def __init__(self, keep: int = 2) -> None:
+        self._idle: list[asyncpg.Connection] = []
+        self._keep = keep
+
+    def take(self) -> asyncpg.Connection | None:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+        return None
+
+    async def give_back(self, conn: asyncpg.Connection) -> None:
+        if len(self._idle) < self._keep and not conn.is_closed():
+            self._idle.append(conn)
+        else:
+            await _close(conn)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await _close(conn)
+
+
 class AdvisoryLock:
     """``async with AdvisoryLock(engine, key) as lock:`` then ``lock.held``.
 
@@ -66,7 +99,8 @@ class AdvisoryLock:
     (``pg_advisory_lock(hashtext(a), hashtext(b))``): the same lock as the equally keyed
     transaction-level or session-level calls elsewhere. ``wait=False`` tries once
     (``held`` is False when another session has it); ``wait=True`` waits, up to the
-    session's ``lock_timeout`` (then :class:`AdvisoryLockTimeout`).
+    session's ``lock_timeout`` (then :class:`AdvisoryLockTimeout`). ``connections``: where
+    the lock connection comes from and goes back to (else one is opened and closed).
     """
 
     def __init__(
@@ -76,10 +110,12 @@ class AdvisoryLock:
         wait: bool = False,
         cancel_on_loss: bool = False,
         heartbeat_s: float = HEARTBEAT_S,
+        connections: LockConnections | None = None,
     ) -> None:
         if len(key) not in (1, 2):
             raise ValueError("an advisory lock key is one or two texts")
         self.name = ":".join(key)
+        self._application_name = f"{APPLICATION_NAME} {self.name}"[:63]
         self.lost = asyncio.Event()
         self.lost_reason = ""
         self._engine = engine
@@ -88,6 +124,7 @@ class AdvisoryLock:
         self._wait = wait
         self._cancel_on_loss = cancel_on_loss
         self._heartbeat_s = heartbeat_s
+        self._connections = connections
         self._conn: asyncpg.Connection | None = None
         self._acquired = False
         self._releasing = False
@@ -114,13 +151,24 @@ class AdvisoryLock:
         )
 
     async def __aenter__(self) -> AdvisoryLock:
+        if self._connections is not None:
+            kept = self._connections.take()
+            if kept is not None:
+                try:
+                    return await self._acquire(kept)
+                except AdvisoryLockTimeout:
+                    raise
+                except Exception:  # it died while kept (asyncpg may not know yet): cut it
+                    kept.terminate()  # and take the lock on a new one below
+        return await self._acquire(await self._connect())
+
+    async def _connect(self) -> asyncpg.Connection:
         url = self._engine.url.set(drivername="postgresql")
-        settings = {
-            **server_settings(self._engine),
-            "application_name": f"{APPLICATION_NAME} {self.name}"[:63],
-        }
+        # A connection that may be kept is named by the statements that take and release.
+        name = APPLICATION_NAME if self._connections is not None else self._application_name
+        settings = {**server_settings(self._engine), "application_name": name}
         try:
-            conn = await asyncpg.connect(
+            conn: asyncpg.Connection = await asyncpg.connect(
                 url.render_as_string(hide_password=False),
                 timeout=CONNECT_TIMEOUT_S,
                 server_settings=settings,
@@ -130,10 +178,33 @@ class AdvisoryLock:
                 f"the database is unavailable (taking the lock '{self.name}'); retry shortly",
                 retry_after_seconds=5,
             ) from exc
+        return conn
+
+    async def _acquire(self, conn: asyncpg.Connection) -> AdvisoryLock:
+        """Takes (or tries) the lock on ``conn``; a connection that may be kept is renamed
+        in the same statement, after the lock while it holds it."""
+        named = len(self._key) + 1
+        reused = self._connections is not None
         try:
             if self._wait:
-                await conn.execute(f"SELECT pg_advisory_lock({self._args})", *self._key)
+                if reused:
+                    await conn.execute(
+                        f"SELECT pg_advisory_lock({self._args}),"
+                        f" set_config('application_name', ${named}, false)",
+                        *self._key,
+                        self._application_name,
+                    )
+                else:
+                    await conn.execute(f"SELECT pg_advisory_lock({self._args})", *self._key)
                 got = True
+            elif reused:
+                got = await conn.fetchval(
+                    f"SELECT got, set_config('application_name',"
+                    f" CASE WHEN got THEN ${named} ELSE '{APPLICATION_NAME}' END, false)"
+                    f" FROM pg_try_advisory_lock({self._args}) AS got",
+                    *self._key,
+                    self._application_name,
+                )
             else:
                 got = await conn.fetchval(f"SELECT pg_try_advisory_lock({self._args})", *self._key)
         except asyncpg.LockNotAvailableError:
@@ -142,11 +213,14 @@ class AdvisoryLock:
                 f"timed out waiting for the lock '{self.name}'; retry shortly",
                 retry_after_seconds=5,
             ) from None
+        except _CONNECTION_ERRORS:
+            conn.terminate()  # failed while (maybe) acquiring: drop everything
+            raise
         except BaseException:
-            conn.terminate()  # cancelled or failed while (maybe) acquiring: drop everything
+            conn.terminate()  # cancelled while (maybe) acquiring: drop everything
             raise
         if not got:
-            await _close(conn)
+            await self._done_with(conn)
             return self
         self._conn = conn
         self._acquired = True
@@ -186,12 +260,20 @@ class AdvisoryLock:
         conn = self._conn
         assert conn is not None
         self._stop.set()
+        kept = False
         try:
             if self._beat is not None:
                 await self._beat  # at most one SELECT 1 in flight
             if not self.lost.is_set():
                 try:
-                    await conn.execute(f"SELECT pg_advisory_unlock({self._args})", *self._key)
+                    if self._connections is None:
+                        await conn.execute(f"SELECT pg_advisory_unlock({self._args})", *self._key)
+                    else:  # kept: named as holding nothing, in the same statement
+                        await conn.execute(
+                            f"SELECT pg_advisory_unlock({self._args}),"
+                            f" set_config('application_name', '{APPLICATION_NAME}', false)",
+                            *self._key,
+                        )
                 except _CONNECTION_ERRORS as exc:
                     # Cutting the connection below releases the lock all the same.
                     log.warning(
@@ -199,12 +281,21 @@ class AdvisoryLock:
                         extra={"lock": self.name, "error": type(exc).__name__},
                     )
                 else:
-                    await _close(conn)
+                    conn.remove_termination_listener(self._on_terminated)
+                    kept = self._connections is not None
+                    await self._done_with(conn)
         finally:
             if self._beat is not None and not self._beat.done():
                 self._beat.cancel()
-            if not conn.is_closed():
+            if not kept and not conn.is_closed():
                 conn.terminate()
+
+    async def _done_with(self, conn: asyncpg.Connection) -> None:
+        """A connection that holds no lock: kept for the next one, or closed."""
+        if self._connections is not None:
+            await self._connections.give_back(conn)
+        else:
+            await _close(conn)
 
     def _on_terminated(self, _conn: object) -> None:
         self._on_lost("its database connection closed")

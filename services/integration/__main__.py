@@ -8,7 +8,7 @@ import sys
 
 import aiohttp
 
-from aicollect import logs
+from aicollect import eventloop, logs
 from aicollect.crypto import KeyConfigError, parse_keys
 from aicollect.db.engine import make_engine
 from aicollect.handshake import report_ports
@@ -67,7 +67,7 @@ def main() -> int:
     except (MissingSettingError, KeyConfigError) as exc:
         print(f"integration: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings))
+    eventloop.run(serve(settings))
     return 0
 
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import timedelta
 
-from aicollect import logs
+from aicollect import eventloop, logs
 from aicollect.db.engine import make_engine, make_sessionmaker
 from aicollect.db.retention import retention_loop
 from aicollect.handshake import report_ports
@@ -79,7 +79,7 @@ def main() -> int:
     except MissingSettingError as exc:
         print(f"matcher: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings))
+    eventloop.run(serve(settings))
     return 0
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from aicollect.db.locks import AdvisoryLock
+from aicollect.db.locks import AdvisoryLock, LockConnections
 from aicollect.errors import DomainError
 from services.integration import admin
 from services.integration.inbox.store import NOTIFY_CHANNEL
@@ -56,6 +56,9 @@ class InboxProcessor:
         self._cap = backoff_cap_s
         self._poll = poll_interval_s
         self._wake = asyncio.Event()
+        # While ``run`` loops, the realm lock (taken once per realm and round) reuses its
+        # connections; a single round (``run_once``) opens and closes its own.
+        self._lock_connections: LockConnections | None = None
         self.processed = 0
         self.dead_lettered = 0
         self.on_processed: Callable[[InboxEvent, float], None] | None = None
@@ -64,6 +67,7 @@ class InboxProcessor:
 
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop), name="inbox-listen")
+        connections = self._lock_connections = LockConnections()
         try:
             while not stop.is_set():
                 try:
@@ -80,6 +84,8 @@ class InboxProcessor:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            self._lock_connections = None
+            await connections.close()
 
     async def _wait(self, stop: asyncio.Event) -> None:
         stopped = asyncio.ensure_future(stop.wait())
@@ -136,7 +142,9 @@ class InboxProcessor:
         return settled
 
     async def process_realm(self, realm_id: str) -> int:
-        async with AdvisoryLock(self._engine, f"qbo-inbox:{realm_id}") as lock:
+        async with AdvisoryLock(
+            self._engine, f"qbo-inbox:{realm_id}", connections=self._lock_connections
+        ) as lock:
             if not lock.held:
                 return 0  # another worker (maybe another replica) has this realm
             settled = 0

@@ -6,12 +6,14 @@ budget) and with which token is decided by the integration service.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
 
 import aiohttp
 
+from aicollect import fastjson
 from aicollect.metrics import IntegrationMetrics
 
 log = logging.getLogger(__name__)
@@ -134,10 +136,11 @@ class QboApi:
                 timeout=self._timeout,
             ) as resp:
                 tid = resp.headers.get("intuit_tid")
-                try:
-                    payload: Any = await resp.json(content_type=None)
-                except ValueError:
-                    payload = None  # e.g. an XML throttle page
+                payload: Any = None
+                raw = await resp.read()
+                if raw.strip():  # an empty body is no payload (aiohttp's resp.json too)
+                    with contextlib.suppress(ValueError):  # e.g. an XML throttle page
+                        payload = fastjson.loads(raw)
                 if (
                     resp.status == 200
                     and isinstance(payload, dict)

@@ -12,12 +12,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from aicollect import fastjson
 from aicollect.errors import InvalidArgument, Unauthenticated
 from services.integration.providers.base import WebhookEvent
 from services.integration.providers.qbo import ENTITIES
@@ -157,7 +157,7 @@ def _legacy_events(payload: dict[str, Any]) -> list[WebhookEvent]:
 def parse_payload(body: bytes) -> list[WebhookEvent]:
     """Both formats; raises MalformedWebhook (the inbox then keeps the raw body instead)."""
     try:
-        payload = json.loads(body)
+        payload = fastjson.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise MalformedWebhook("the body is not JSON") from None
     except RecursionError:

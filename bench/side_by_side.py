@@ -1,0 +1,92 @@
+"""Runs one benchmark on a baseline checkout and on this one, back to back in one run, and
+prints their CPU figures side by side (the machine is shared: CPU milliseconds per unit of
+work are the figures that stay comparable; wall-clock ones move with the load, which is
+recorded beside each).
+
+    .venv/bin/python -m bench.side_by_side --baseline /work/wt/perf-base \\
+        e2e_latency --rates 1,25,50,100 --realms 10
+
+The baseline runs this checkout's ``bench/`` (copied to a temporary folder, so the same
+load and the same measurements) against its own code: its own ``.venv`` (made by
+``scripts/bootstrap.sh`` there) imports its own ``aicollect``, ``services`` and ``gateway``.
+Each side's result file is kept as ``bench/results/<name>.<side>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def run(python: Path, cwd: Path, results: Path, name: str, args: list[str]) -> dict[str, Any]:
+    print(f"== {cwd}: {name} {' '.join(args)}", flush=True)
+    subprocess.run([str(python), "-m", f"bench.{name}", *args], cwd=cwd, check=True)
+    loaded: dict[str, Any] = json.loads((results / f"{name}.json").read_text())
+    return loaded
+
+
+def cpu_rows(result: dict[str, Any]) -> list[tuple[str, dict[str, float], str]]:
+    """(what, CPU ms per unit by process, load average) for each measured phase."""
+    if "steps" in result:  # e2e_latency
+        return [
+            (
+                f"{s['rate_per_s']:g} payments/s: p99 {s['p99_ms']} ms, "
+                f"{s.get('transactions_per_payment', '?')} transactions",
+                s["cpu_ms_per_payment"],
+                s.get("load_average", "?"),
+            )
+            for s in result["steps"]
+        ]
+    ours = result["saturation"]["ours"]  # webhook_ingest
+    return [
+        (
+            f"webhook at saturation: {ours['requests_per_s']}/s, p99 {ours['p99_ms']} ms "
+            f"(bare aiohttp {result['saturation']['bare_aiohttp']['requests_per_s']}/s)",
+            ours["cpu_ms_per_webhook"],
+            ours.get("load_average", "?"),
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, required=True, help="the baseline checkout")
+    parser.add_argument("benchmark", help="a module of bench/, e.g. e2e_latency")
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    ns = parser.parse_args()
+    base = ns.baseline.resolve()
+    with tempfile.TemporaryDirectory(prefix="aicollect-bench-") as tmp:
+        shutil.copytree(HERE, Path(tmp) / "bench", ignore=shutil.ignore_patterns("results"))
+        baseline = run(
+            base / ".venv" / "bin" / "python",
+            Path(tmp),
+            Path(tmp) / "bench" / "results",
+            ns.benchmark,
+            ns.args,
+        )
+    ours = run(Path(sys.executable), ROOT, HERE / "results", ns.benchmark, ns.args)
+    (HERE / "results" / f"{ns.benchmark}.baseline.json").write_text(json.dumps(baseline, indent=2))
+    (HERE / "results" / f"{ns.benchmark}.ours.json").write_text(json.dumps(ours, indent=2))
+    print(f"\nCPU ms per unit, baseline ({base}) -> this checkout")
+    for (what_b, cpu_b, load_b), (what_o, cpu_o, load_o) in zip(
+        cpu_rows(baseline), cpu_rows(ours), strict=True
+    ):
+        print(f"  baseline: {what_b} (load {load_b})")
+        print(f"  ours:     {what_o} (load {load_o})")
+        for key in cpu_o:
+            before, after = cpu_b.get(key, 0.0), cpu_o[key]
+            ratio = f"{after / before:.2f}x" if before else "-"
+            print(f"    {key:<12} {before:8.2f} -> {after:8.2f}  ({ratio})")
+
+
+if __name__ == "__main__":
+    main()
