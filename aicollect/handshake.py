@@ -17,7 +17,8 @@ file descriptor, and the gateway serves on it instead of binding.
 
 **Emulator secrets.** The stack starts the Intuit emulator (``python -m emulators.qbo``, a
 development tool the runtime never imports) with the app's client secret and webhook
-verifier token in these environment variables: a command line is visible to every user
+verifier token, and the Xero emulator (``python -m emulators.xero``) with its client secret
+and webhook key, in these environment variables: a command line is visible to every user
 (``ps``, ``/proc/<pid>/cmdline``), the environment is not.
 """
 
@@ -32,6 +33,9 @@ PORTS_FILE_ENV = "AICOLLECT_PORTS_FILE"
 GATEWAY_LISTEN_FD_ENV = "AICOLLECT_GATEWAY_LISTEN_FD"
 EMULATOR_CLIENT_SECRET_ENV = "AICOLLECT_EMULATOR_CLIENT_SECRET"  # noqa: S105 - a name
 EMULATOR_VERIFIER_TOKEN_ENV = "AICOLLECT_EMULATOR_VERIFIER_TOKEN"  # noqa: S105 - a name
+# The same for the Xero emulator (``python -m emulators.xero``).
+XERO_EMULATOR_CLIENT_SECRET_ENV = "AICOLLECT_XERO_EMULATOR_CLIENT_SECRET"  # noqa: S105 - a name
+XERO_EMULATOR_WEBHOOK_KEY_ENV = "AICOLLECT_XERO_EMULATOR_WEBHOOK_KEY"
 
 
 def report_ports(**ports: int) -> None:

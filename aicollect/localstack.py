@@ -48,6 +48,8 @@ from aicollect.handshake import (
     EMULATOR_VERIFIER_TOKEN_ENV,
     GATEWAY_LISTEN_FD_ENV,
     PORTS_FILE_ENV,
+    XERO_EMULATOR_CLIENT_SECRET_ENV,
+    XERO_EMULATOR_WEBHOOK_KEY_ENV,
     read_ports,
 )
 from aicollect.rpc.server import wait_for_signal
@@ -63,6 +65,9 @@ LOCAL_SECRETS = (
     "QBO_CLIENT_ID",
     "QBO_CLIENT_SECRET",
     "QBO_WEBHOOK_VERIFIER_TOKEN",
+    "XERO_CLIENT_ID",
+    "XERO_CLIENT_SECRET",
+    "XERO_WEBHOOK_KEY",
 )
 
 
@@ -72,6 +77,8 @@ def _generate(name: str) -> str:
         return f"local1:{key}"
     if name == "QBO_CLIENT_ID":
         return "ABlocal" + secrets.token_hex(12)
+    if name == "XERO_CLIENT_ID":
+        return "XEROLOCAL" + secrets.token_hex(12).upper()
     return secrets.token_urlsafe(32)
 
 
@@ -99,6 +106,7 @@ def load_local_secrets(data_dir: Path) -> dict[str, str]:
 
 
 EMULATOR_MODULE = "emulators.qbo"
+XERO_EMULATOR_MODULE = "emulators.xero"
 DASHBOARD_PATH = "/dashboard/"
 DASHBOARD_LINK_FILE = "dashboard-link.txt"
 DEFAULT_DASHBOARD = Settings.model_fields["dashboard_url"].default
@@ -252,6 +260,7 @@ class LocalStack:
         self.emulator_args = emulator_args or []
         self.postgres: EmbeddedPostgres | None = None
         self.emulator_url: str | None = None
+        self.xero_emulator_url: str | None = None
         self.children: dict[str, Child] = {}
         self._run_dir: Path | None = None
 
@@ -276,6 +285,8 @@ class LocalStack:
         }
         if self.emulator_url:
             found["emulator"] = self.emulator_url
+        if self.xero_emulator_url:
+            found["xero-emulator"] = self.xero_emulator_url
         if self.postgres is not None:
             found["postgres"] = f"postgresql://postgres@127.0.0.1:{self.postgres.port}/postgres"
         return found
@@ -334,6 +345,7 @@ class LocalStack:
             ) from exc
         self.gateway_url = f"http://{host}:{sock.getsockname()[1]}"
         env.setdefault("QBO_REDIRECT_URI", f"{self.gateway_url}/v1/integrations/qbo/callback")
+        env.setdefault("XERO_REDIRECT_URI", f"{self.gateway_url}/v1/integrations/xero/callback")
         if self.settings.env == "local" and self.settings.dashboard_url == DEFAULT_DASHBOARD:
             # Nothing configured: the consent screen sends the browser back to the gateway's
             # own reference page (served in local mode only).
@@ -370,6 +382,8 @@ class LocalStack:
                 EMULATOR_VERIFIER_TOKEN_ENV: env["QBO_WEBHOOK_VERIFIER_TOKEN"],
             }
             first.append(self._child("emulator", argv, extra_env=secrets_env))
+        if self.settings.uses_xero_emulator:
+            first.append(self._xero_emulator(env))
         first.append(self._child("matcher", [py, "-m", "services.matcher"]))
         for child in first:
             await child.start(env)
@@ -383,6 +397,8 @@ class LocalStack:
             self.emulator_url = f"http://127.0.0.1:{port}"
             env["QBO_DISCOVERY_URL"] = f"{self.emulator_url}/.well-known/openid_configuration"
             env["QBO_API_BASE_URL"] = self.emulator_url
+        if self.settings.uses_xero_emulator:
+            await self._learn_xero_emulator(env)
         await self._learn_addr("matcher", "AICOLLECT_MATCHER_ADDR", self.settings.matcher_addr)
 
         integration = self._child("integration", [py, "-m", "services.integration"])
@@ -390,6 +406,34 @@ class LocalStack:
         await self._learn_addr(
             "integration", "AICOLLECT_INTEGRATION_ADDR", self.settings.integration_addr
         )
+
+    def _xero_emulator(self, env: dict[str, str]) -> Child:
+        """The Xero emulator beside the Intuit one: our app registered with the gateway's
+        callback and webhook URLs, its secrets in the environment."""
+        argv = [
+            sys.executable, "-m", XERO_EMULATOR_MODULE,
+            "--host=127.0.0.1", f"--port={self.settings.xero_emulator_port}",
+            f"--client-id={env['XERO_CLIENT_ID']}",
+            f"--redirect-uri={env['XERO_REDIRECT_URI']}",
+            f"--webhook-url={self.gateway_url}/v1/webhooks/xero",
+        ]  # fmt: skip
+        if self.seed_demo:
+            argv += ["--demo-organisation", "--demo-contacts", "40", "--demo-invoices", "400"]
+        secrets_env = {
+            XERO_EMULATOR_CLIENT_SECRET_ENV: env["XERO_CLIENT_SECRET"],
+            XERO_EMULATOR_WEBHOOK_KEY_ENV: env["XERO_WEBHOOK_KEY"],
+        }
+        return self._child("xero-emulator", argv, extra_env=secrets_env)
+
+    async def _learn_xero_emulator(self, env: dict[str, str]) -> None:
+        child = self.children["xero-emulator"]
+        port = self.settings.xero_emulator_port or (await child.bound_ports())["http"]
+        child.argv = [f"--port={port}" if a.startswith("--port=") else a for a in child.argv]
+        url = self.xero_emulator_url = f"http://127.0.0.1:{port}"
+        env["XERO_AUTHORIZE_URL"] = f"{url}/identity/connect/authorize"
+        env["XERO_TOKEN_URL"] = f"{url}/connect/token"
+        env["XERO_REVOCATION_URL"] = f"{url}/connect/revocation"
+        env["XERO_API_BASE_URL"] = url
 
     @staticmethod
     async def _start_gateway(child: Child, sock: socket.socket, env: dict[str, str]) -> None:
@@ -566,6 +610,9 @@ def _print_banner(
     ]
     if emulator_url:
         rows.append(("emulator", f"{emulator_url}  (Intuit OAuth 2.0 + QBO API v3; /_emulator/)"))
+    xero = env.get("XERO_API_BASE_URL")
+    if xero and settings.uses_xero_emulator:
+        rows.append(("xero", f"{xero}  (Xero OAuth 2.0 + Accounting API; /_emulator/)"))
     if postgres is not None:
         rows.append(
             (

@@ -44,9 +44,8 @@ class Provider(StrEnum):
 
 LABELS = {Provider.QBO: "QuickBooks Online", Provider.XERO: "Xero"}
 TO_PB = {Provider.QBO: pb.PROVIDER_QBO, Provider.XERO: pb.PROVIDER_XERO}
-# The providers this deployment has an implementation for. Xero is named (proto value,
-# column value) but refused until its implementation is registered here.
-SUPPORTED: tuple[Provider, ...] = (Provider.QBO,)
+# The providers this deployment has an implementation for.
+SUPPORTED: tuple[Provider, ...] = (Provider.QBO, Provider.XERO)
 DEFAULT = Provider.QBO
 
 

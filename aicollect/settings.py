@@ -21,6 +21,10 @@ from aicollect import logs
 
 INTUIT_DISCOVERY_URL = "https://developer.intuit.com/.well-known/openid_configuration/"
 INTUIT_API_BASE_URL = "https://quickbooks.api.intuit.com"
+XERO_AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
+XERO_TOKEN_URL = "https://identity.xero.com/connect/token"  # noqa: S105 (a URL)
+XERO_REVOCATION_URL = "https://identity.xero.com/connect/revocation"
+XERO_API_BASE_URL = "https://api.xero.com"
 
 
 class MissingSettingError(RuntimeError):
@@ -83,6 +87,7 @@ class Settings(BaseSettings):
     gateway_host: str = Field("127.0.0.1", validation_alias=_env("AICOLLECT_GATEWAY_HOST"))
     gateway_port: int = Field(8080, validation_alias=_env("AICOLLECT_GATEWAY_PORT"))
     emulator_port: int = Field(8090, validation_alias=_env("AICOLLECT_EMULATOR_PORT"))
+    xero_emulator_port: int = Field(8091, validation_alias=_env("AICOLLECT_XERO_EMULATOR_PORT"))
 
     oauth_state_ttl_seconds: int = Field(
         600, validation_alias=_env("AICOLLECT_OAUTH_STATE_TTL_SECONDS")
@@ -237,6 +242,47 @@ class Settings(BaseSettings):
     qbo_discovery_url: str = Field(INTUIT_DISCOVERY_URL, validation_alias=_env("QBO_DISCOVERY_URL"))
     qbo_api_base_url: str = Field(INTUIT_API_BASE_URL, validation_alias=_env("QBO_API_BASE_URL"))
 
+    # Xero: the integration runs it when XERO_CLIENT_ID is set.
+    xero_client_id: str | None = Field(None, validation_alias=_env("XERO_CLIENT_ID"))
+    xero_client_secret: SecretStr | None = Field(None, validation_alias=_env("XERO_CLIENT_SECRET"))
+    xero_redirect_uri: str | None = Field(None, validation_alias=_env("XERO_REDIRECT_URI"))
+    xero_webhook_key: SecretStr | None = Field(None, validation_alias=_env("XERO_WEBHOOK_KEY"))
+    xero_webhook_key_previous: SecretStr | None = Field(
+        None, validation_alias=_env("XERO_WEBHOOK_KEY_PREVIOUS")
+    )
+    xero_scope_style: Literal["granular", "broad"] = Field(
+        "granular", validation_alias=_env("XERO_SCOPE_STYLE")
+    )
+    """``granular`` for Xero apps created from 2 March 2026, ``broad`` for older ones."""
+    xero_authorize_url: str = Field(XERO_AUTHORIZE_URL, validation_alias=_env("XERO_AUTHORIZE_URL"))
+    xero_token_url: str = Field(XERO_TOKEN_URL, validation_alias=_env("XERO_TOKEN_URL"))
+    xero_revocation_url: str = Field(
+        XERO_REVOCATION_URL, validation_alias=_env("XERO_REVOCATION_URL")
+    )
+    xero_api_base_url: str = Field(XERO_API_BASE_URL, validation_alias=_env("XERO_API_BASE_URL"))
+    xero_requests_per_minute: int = Field(
+        60, ge=0, validation_alias=_env("AICOLLECT_XERO_REQUESTS_PER_MINUTE")
+    )
+    """Requests per organisation per rolling minute, all replicas together (Xero: 60)."""
+    xero_requests_per_day: int = Field(
+        5000, ge=0, validation_alias=_env("AICOLLECT_XERO_REQUESTS_PER_DAY")
+    )
+    """Requests per organisation per rolling day (Xero: 5,000; 1,000 on the Starter tier)."""
+    xero_max_concurrent: int = Field(
+        5, ge=0, validation_alias=_env("AICOLLECT_XERO_MAX_CONCURRENT")
+    )
+    """Requests in flight per organisation, all replicas together (Xero: 5)."""
+    xero_app_requests_per_minute: int = Field(
+        10_000, ge=0, validation_alias=_env("AICOLLECT_XERO_APP_REQUESTS_PER_MINUTE")
+    )
+    """Requests per rolling minute of the whole app, every organisation and replica
+    together (Xero: 10,000; 0 = no cap)."""
+    xero_placed_reread_seconds: float = Field(
+        21_600, ge=0, validation_alias=_env("AICOLLECT_XERO_PLACED_REREAD_SECONDS")
+    )
+    """How often the poll re-reads every placed invoice by id (edits Xero's change times
+    miss, such as a due date on a part-paid invoice); 0 = never."""
+
     @field_validator("report_default_time_zone")
     @classmethod
     def _known_time_zone(cls, value: str) -> str:
@@ -302,6 +348,11 @@ class Settings(BaseSettings):
     def uses_emulator(self) -> bool:
         """True when Intuit's URLs were not configured, so the local emulator stands in."""
         return self.qbo_api_base_url == INTUIT_API_BASE_URL and self.env == "local"
+
+    @property
+    def uses_xero_emulator(self) -> bool:
+        """True when Xero's URLs were not configured, so the local Xero emulator stands in."""
+        return self.xero_api_base_url == XERO_API_BASE_URL and self.env == "local"
 
 
 def _field_by_env() -> dict[str, str]:

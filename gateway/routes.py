@@ -455,8 +455,22 @@ async def disconnected(request: web.Request, provider: Provider) -> web.Response
     )
 
 
+# The header carrying each provider's webhook signature (over the raw body).
+SIGNATURE_HEADERS = {Provider.QBO: "intuit-signature", Provider.XERO: "x-xero-signature"}
+# Providers whose webhook answers carry no body at all (Xero: "no response body", also
+# for the Intent to Receive handshake's 401).
+BODYLESS_WEBHOOK_REPLIES = frozenset({Provider.XERO})
+
+
 async def webhook(request: web.Request, provider: Provider) -> web.Response:
     """The provider's webhook: the raw bytes go to IngestWebhook; 200 only once stored."""
+    response = await _webhook(request, provider)
+    if provider in BODYLESS_WEBHOOK_REPLIES and response.status in (200, 401):
+        return web.Response(status=response.status)
+    return response
+
+
+async def _webhook(request: web.Request, provider: Provider) -> web.Response:
     metrics = request.app[METRICS]
     try:
         body = await request.read()
@@ -467,7 +481,7 @@ async def webhook(request: web.Request, provider: Provider) -> web.Response:
         reply = await _stub(request).IngestWebhook(
             pb.IngestWebhookRequest(
                 body=body,
-                signature=request.headers.get("intuit-signature", ""),
+                signature=request.headers.get(SIGNATURE_HEADERS[provider], ""),
                 content_type=request.headers.get("Content-Type", ""),
                 receive_time=timestamp(datetime.now(UTC)),
                 provider=provider.to_pb(),

@@ -41,6 +41,7 @@ class Stack:
     integration_addr: str
     matcher_addr: str
     deps: IntegrationDeps
+    xero_url: str = ""  # the Xero emulator, when the stack runs Xero too
 
     def bearer(self, tenant_id: str, *, subject: str = "jane@acme.test", ttl: int = 600) -> str:
         claims = {"sub": subject, "tenant_id": tenant_id, "exp": int(time.time()) + ttl}
@@ -56,10 +57,15 @@ async def _dashboard(request: web.Request) -> web.Response:
 
 @asynccontextmanager
 async def full_stack(
-    engine: AsyncEngine, emulator: Emulator, *, gateway_dashboard: bool = False
+    engine: AsyncEngine,
+    emulator: Emulator,
+    *,
+    xero_url: str = "",
+    extra: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
-    """With ``gateway_dashboard`` the browser lands on the gateway's own reference page
-    (``/dashboard/``, local mode) after the consent screen, not on the stand-in page."""
+    """With ``xero_url`` (a running Xero emulator) the integration runs Xero too: our app
+    is registered there with the gateway's callback and webhook URLs (tests.xero).
+    ``extra``: more settings of the integration service."""
     # The gateway's socket first: its URL goes into the integration's settings (the OAuth
     # redirect URI), and the gateway needs the integration's address.
     listener = socket.create_server(("127.0.0.1", 0))
@@ -71,8 +77,6 @@ async def full_stack(
     dashboard = TestServer(dashboard_app, host="127.0.0.1", port=0)
     await dashboard.start_server()
     dashboard_url = str(dashboard.make_url("/settings/integrations/qbo"))
-    if gateway_dashboard:
-        dashboard_url = f"{gateway_url}/dashboard/"
 
     async with aiohttp.ClientSession() as http:
         async with http.post(
@@ -80,11 +84,15 @@ async def full_stack(
             json={"client_id": CLIENT_ID, "redirect_uris": [callback]},
         ) as resp:
             assert resp.status in (200, 201), await resp.text()
+        extra = dict(extra or {})
+        if xero_url:
+            extra = {**(await register_xero_app(http, xero_url, gateway_url)), **extra}
         settings = integration_settings(
             emulator.url,
             QBO_REDIRECT_URI=callback,
             AICOLLECT_DASHBOARD_URL=dashboard_url,
             AICOLLECT_JWT_SECRET=JWT_SECRET,
+            **extra,
         )
         matcher = build_matcher(
             make_sessionmaker(engine), address="127.0.0.1:0", internal_token=INTERNAL_TOKEN
@@ -104,7 +112,13 @@ async def full_stack(
                 AICOLLECT_DASHBOARD_URL=dashboard_url,
             ):
                 yield Stack(
-                    gateway_url, dashboard_url, emulator, integration_addr, matcher_addr, deps
+                    gateway_url,
+                    dashboard_url,
+                    emulator,
+                    integration_addr,
+                    matcher_addr,
+                    deps,
+                    xero_url,
                 )
         finally:
             await integration.stop(None)
@@ -115,14 +129,52 @@ async def full_stack(
             listener.close()
 
 
-async def enable_tenant(stack: Stack, tenant_id: str) -> None:
+XERO_CLIENT_ID = "XEROSTACKCLIENT"
+XERO_CLIENT_SECRET = "xero-stack-secret-0001"
+XERO_WEBHOOK_KEY = "xero-stack-webhook-key-0001"
+
+
+async def register_xero_app(
+    http: aiohttp.ClientSession, xero_url: str, gateway_url: str, **app: Any
+) -> dict[str, str]:
+    """Our app at the Xero emulator (callback and webhook on the gateway); the
+    integration's settings for it."""
+    callback = f"{gateway_url}/v1/integrations/xero/callback"
+    body = {
+        "client_id": XERO_CLIENT_ID,
+        "client_secret": XERO_CLIENT_SECRET,
+        "redirect_uris": [callback],
+        "webhook_url": f"{gateway_url}/v1/webhooks/xero",
+        "webhook_key": XERO_WEBHOOK_KEY,
+        "scope_style": "granular",
+        **app,
+    }
+    async with http.post(f"{xero_url}/_emulator/apps", json=body) as resp:
+        assert resp.status in (200, 201), await resp.text()
+    return {
+        "XERO_CLIENT_ID": XERO_CLIENT_ID,
+        "XERO_CLIENT_SECRET": XERO_CLIENT_SECRET,
+        "XERO_REDIRECT_URI": callback,
+        "XERO_WEBHOOK_KEY": XERO_WEBHOOK_KEY,
+        "XERO_AUTHORIZE_URL": f"{xero_url}/identity/connect/authorize",
+        "XERO_TOKEN_URL": f"{xero_url}/connect/token",
+        "XERO_REVOCATION_URL": f"{xero_url}/connect/revocation",
+        "XERO_API_BASE_URL": xero_url,
+    }
+
+
+async def enable_tenant(stack: Stack, tenant_id: str, provider: str = "qbo") -> None:
     from aicollect.integration.v1 import admin_service_pb2 as apb
     from aicollect.integration.v1 import admin_service_pb2_grpc as agrpc
 
     async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as channel:
         await agrpc.AdminServiceStub(channel).SetTenantSettings(
             apb.SetTenantSettingsRequest(
-                tenant_id=tenant_id, qbo_enabled=True, actor="support", reason="beta"
+                tenant_id=tenant_id,
+                qbo_enabled=provider == "qbo",
+                provider_enabled={provider: True},
+                actor="support",
+                reason="beta",
             )
         )
 
@@ -157,13 +209,18 @@ async def gateway_only(
 
 
 async def confirm_first_backfill(
-    stack: Stack, tenant_id: str, *, future_mode: str = "automatic", within: float = 30.0
+    stack: Stack,
+    tenant_id: str,
+    *,
+    future_mode: str = "automatic",
+    within: float = 30.0,
+    provider: str = "qbo",
 ) -> dict[str, Any]:
     """What a creditor does after connecting: waits (as the dashboard's "initial sync in
     progress" does) for the first backfill to finish, then confirms the placement preview
     through the gateway, choosing ``future_mode``. Returns the confirmation's JSON."""
     headers = {"Authorization": stack.bearer(tenant_id)}
-    base = f"{stack.gateway_url}/v1/integrations/qbo"
+    base = f"{stack.gateway_url}/v1/integrations/{provider}"
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as http:
         while True:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO_ROOT as ROOT
+
 RUNTIME = ("aicollect", "services", "gateway")
 PACKAGES = (*RUNTIME, "emulators")
 

@@ -11,8 +11,8 @@ import pytest
 
 from aicollect.integration.v1 import admin_service_pb2, integration_service_pb2
 from aicollect.matching.v1 import matching_admin_service_pb2, matching_service_pb2
+from tests.helpers.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 GEN_SCRIPT = REPO_ROOT / "scripts" / "gen_protos.py"
 GENERATED_PACKAGES = (
     "aicollect/dashboard/v1",

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -20,8 +19,8 @@ from prometheus_client import CollectorRegistry
 from aicollect.metrics import IntegrationMetrics
 from gateway.metrics import GatewayMetrics
 from services.matcher.metrics import MatcherMetrics
+from tests.helpers.paths import REPO_ROOT as ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "deploy/kubernetes/base"
 PRODUCTION = ROOT / "deploy/kubernetes/overlays/production"
 ALERTS = ROOT / "deploy/prometheus/alerts.yml"

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO_ROOT as ROOT
+
 BIN = Path(sys.executable).parent
 
 

@@ -36,6 +36,12 @@ const $ = (id) => document.getElementById(id);
 let token = "";
 let syncTimer = null;
 let placementsToken = "";
+let placementsLoad = 0;
+const OPEN_STATUSES = new Set([
+  "PLACEMENT_STATUS_ACTIVE",
+  "PLACEMENT_STATUS_PAUSED_PENDING_REVIEW",
+  "PLACEMENT_STATUS_NEEDS_REVIEW",
+]);
 
 // ---- plumbing -------------------------------------------------------------------------
 
@@ -173,6 +179,7 @@ function renderPanel(panel) {
 }
 
 async function loadSettings() {
+  await loadOutreach();
   if (renderPanel(await api("GET", BASE))) {
     await loadProgress();
   } else {
@@ -285,7 +292,59 @@ async function confirmDisconnect() {
 
 // ---- placements -----------------------------------------------------------------------
 
-function placementCard(item) {
+// ---- outreach pauses -------------------------------------------------------------------
+
+// The open pauses of the tenant (GET /v1/outreach/pauses), by what they cover.
+async function openPauses() {
+  const reply = await api("GET", "/v1/outreach/pauses");
+  const found = { tenant: null, placements: new Map(), debtors: new Map() };
+  for (const pause of reply.pauses) {
+    const t = pause.target;
+    if (t.all_placements) found.tenant = pause;
+    else if (t.placement_id) found.placements.set(t.placement_id, pause);
+    else if (t.debtor) found.debtors.set(t.debtor.company_id + "/" + t.debtor.customer_id, pause);
+  }
+  return found;
+}
+
+function askReason(what, fallback) {
+  const reason = window.prompt("Reason to " + what + ":", fallback);
+  return reason === null ? null : (reason.trim() || fallback);
+}
+
+async function changeOutreach(base, resume, what, fallback) {
+  const reason = askReason(what, fallback);
+  if (reason === null) return false;
+  const reply = await api("POST", base + (resume ? "/resume" : "/pause"), { reason });
+  const n = Number(resume ? reply.placements_resumed : reply.placements_paused);
+  show("Outreach " + (resume ? "resumed" : "paused") + " (" + n + " placement"
+    + (n === 1 ? "" : "s") + ").", false);
+  return true;
+}
+
+function renderOutreach(pauses) {
+  const pause = pauses.tenant;
+  $("outreach-state").textContent = pause
+    ? "All outreach is paused since " + when(pause.pause_time) + " by " + pause.paused_by
+      + " (" + pause.pause_reason + ")."
+    : "Outreach is running for your active placements.";
+  $("outreach-state").className = pause ? "warn" : "muted";
+  $("stop-outreach").hidden = Boolean(pause);
+  $("resume-outreach").hidden = !pause;
+}
+
+async function loadOutreach() {
+  renderOutreach(await openPauses());
+}
+
+function placementPauseNote(p, pauses) {
+  if (!p.outreach_paused) return null;
+  const which = pauses.placements.has(p.placement_id) ? "this placement"
+    : pauses.debtors.has(p.company_id + "/" + p.customer_id) ? "this debtor" : "all outreach";
+  return el("span", "Outreach paused (" + which + ")", "badge paused");
+}
+
+function placementCard(item, pauses) {
   const p = item.placement;
   const card = el("article", null, "placement");
   card.dataset.placement = p.placement_id;
@@ -296,6 +355,9 @@ function placementCard(item) {
     "badge " + cls);
   badge.dataset.status = p.status;
   title.append(badge);
+  const note = placementPauseNote(p, pauses);
+  if (note) title.append(" ", note);
+  card.dataset.outreachPaused = String(Boolean(p.outreach_paused));
   card.append(title);
   card.append(el("p", "Placed " + money(p.original_amount.minor_units, p.original_amount.currency_code)
     + " · owed now " + money(p.balance.minor_units, p.balance.currency_code)
@@ -308,6 +370,24 @@ function placementCard(item) {
     list.append(li);
   }
   card.append(list);
+  // Its own pause can be resumed (even once it is closed: that resumes nothing); an open
+  // placement without one can be paused.
+  const own = pauses.placements.has(p.placement_id);
+  if (own || OPEN_STATUSES.has(p.status)) {
+    const button = el("button", own ? "Resume outreach" : "Pause outreach",
+      own ? "resume-placement" : "pause-placement");
+    button.type = "button";
+    button.addEventListener("click", guarded(async () => {
+      const base = "/v1/placements/" + encodeURIComponent(p.placement_id) + "/outreach";
+      const what = (own ? "resume" : "pause") + " outreach for invoice "
+        + (p.doc_number || p.invoice_id);
+      if (await changeOutreach(base, own, what, own ? "resumed from the dashboard"
+        : "paused from the dashboard")) await loadPlacements(false);
+    }));
+    const actions = el("p", null, "actions");
+    actions.append(button);
+    card.append(actions);
+  }
   return card;
 }
 
@@ -317,10 +397,13 @@ async function loadPlacements(more) {
   if ($("filter-reason").value) query.append("reason", $("filter-reason").value);
   query.append("page_size", "20");
   if (more && placementsToken) query.append("page_token", placementsToken);
-  const page = await api("GET", "/v1/placements?" + query.toString());
+  const load = ++placementsLoad;
+  const [page, pauses] = await Promise.all([
+    api("GET", "/v1/placements?" + query.toString()), openPauses()]);
+  if (load !== placementsLoad) return;  // a newer load (other filters) answers instead
   const box = $("placements-list");
   if (!more) box.replaceChildren();
-  for (const item of page.placements) box.append(placementCard(item));
+  for (const item of page.placements) box.append(placementCard(item, pauses));
   if (!box.children.length) box.append(el("p", "No placements match.", "muted"));
   placementsToken = page.next_page_token;
   $("placements-more").hidden = !placementsToken;
@@ -365,7 +448,10 @@ async function loadReports() {
 function start() {
   takeToken();
   for (const button of document.querySelectorAll("header nav button")) {
-    button.addEventListener("click", guarded(() => view(button.dataset.view)));
+    button.addEventListener("click", guarded(() => {
+      show("", false);  // a notice belongs to the screen it was shown on
+      return view(button.dataset.view);
+    }));
   }
   $("token-use").addEventListener("click", guarded(async () => {
     sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
@@ -381,6 +467,14 @@ function start() {
   $("dc-cancel").addEventListener("click", () => $("disconnect-dialog").close());
   $("dc-confirm").addEventListener("click", guarded(confirmDisconnect));
   $("confirm").addEventListener("click", guarded(confirmPreview));
+  $("stop-outreach").addEventListener("click", guarded(async () => {
+    if (await changeOutreach("/v1/outreach", false, "stop all outreach",
+      "stopped from the dashboard")) await loadOutreach();
+  }));
+  $("resume-outreach").addEventListener("click", guarded(async () => {
+    if (await changeOutreach("/v1/outreach", true, "resume all outreach",
+      "resumed from the dashboard")) await loadOutreach();
+  }));
   $("filter-apply").addEventListener("click", guarded(() => loadPlacements(false)));
   $("placements-more").addEventListener("click", guarded(() => loadPlacements(true)));
   const landed = new URLSearchParams(location.search).get(PROVIDER);

@@ -47,7 +47,7 @@ async def serve(settings: Settings) -> None:
         log.info("integration stopping", extra={"grace_s": settings.shutdown_grace_seconds})
         await server.stop(settings.shutdown_grace_seconds)
         await stop_workers(workers, stop, settings.shutdown_grace_seconds)
-        for budget in deps.budgets.values():
+        for budget in (*deps.budgets.values(), *deps.app_budgets.values()):
             await budget.close()
         await deps.inbox_writer.close()
     finally:

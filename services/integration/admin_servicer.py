@@ -305,7 +305,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         async with self._sessions.begin() as session:
             replayed = await inbox.replay_dead_letters(
                 session,
-                self._platforms.platform_for(),
+                self._platforms.platform_for,  # each raw dead letter's own provider
                 tenant_id=request.tenant_id if scope == "tenant_id" else None,
                 realm_id=request.realm_id if scope == "realm_id" else None,
                 event_ids=list(request.event_ids),

@@ -28,13 +28,14 @@ from aicollect.db.settings_store import check_text
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.provider import Provider
 from aicollect.urls import with_query
-from services.integration import admin
+from services.integration import admin, shared_grants
 from services.integration.admin import IntegrationDisabled
 from services.integration.budget import Priority, RealmBudget
 from services.integration.models import AuditEvent, Connection, OAuthState, PendingRevocation
 from services.integration.providers import PlatformRegistry
 from services.integration.providers.base import (
     AccountingPlatform,
+    Company,
     FailureKind,
     InvalidGrant,
     OAuthError,
@@ -333,6 +334,18 @@ class ConnectionService:
                 "access_denied" if error == "access_denied" else "authorization_error",
                 tenant_id,
             )
+        if self._platform(provider.value).shared_grants:
+            # The callback names no company: the consent's own choice is asked for.
+            if not code or len(code) > MAX_PARAM:
+                return await self._fail(provider, "authorization_error", tenant_id)
+            done = await shared_grants.complete(self, provider, tenant_id, code)
+            if done.company is None:
+                return await self._fail(provider, done.problem, tenant_id)
+            if done.replaced is not None:
+                await self._revoke_pending(done.replaced)
+            return await self._connected(
+                provider, tenant_id, done.company.company_id, done.company.name
+            )
         if not realm_id:
             return await self._fail(provider, "missing_realm", tenant_id)
         if len(realm_id) > 64 or not realm_id.isalnum() or not code or len(code) > MAX_PARAM:
@@ -375,6 +388,12 @@ class ConnectionService:
             return await self._fail(provider, "realm_in_use", tenant_id, realm_id)
         if replaced is not None:
             await self._revoke_pending(replaced)
+        return await self._connected(provider, tenant_id, realm_id, company_name)
+
+    async def _connected(
+        self, provider: Provider, tenant_id: str, realm_id: str, company_name: str
+    ) -> ConnectOutcome:
+        """A stored connection: the backfill is queued, the browser goes to the dashboard."""
         log.info("connected", extra={"tenant_id": tenant_id, "realm_id": realm_id})
         if self.on_connected is not None:
             try:
@@ -456,6 +475,8 @@ class ConnectionService:
         """Writes the connection; returns a pending-revocation id for replaced tokens."""
         now = datetime.now(UTC)
         replaced_id: str | None = None
+        release: Company | None = None
+        grant_id = released_provider = ""
         async with self.sessions.begin() as session:
             row = (
                 await session.execute(
@@ -476,6 +497,12 @@ class ConnectionService:
                 )
                 if row.refresh_token and switching:
                     replaced_id = self._queue_revocation(session, row)
+                elif row.grant_id is not None:  # from a shared grant (Xero) to this one
+                    released_provider = row.provider
+                    replaced_id, release, grant_id = await shared_grants.disconnect_row(
+                        self, session, row
+                    )
+                    row.platform_connection_id = None
             for column, value in sealed_token_columns(
                 self.cipher, tenant_id, realm_id, tokens
             ).items():
@@ -509,6 +536,10 @@ class ConnectionService:
                 )
             )
             await session.flush()
+        if release is not None:  # the Xero organisation it had, its grant still in use
+            problem = await shared_grants.release(self, released_provider, grant_id, release)
+            if problem:
+                log.warning("could not release the previous organisation", extra={"why": problem})
         return replaced_id
 
     # -- disconnect ----------------------------------------------------------------------
@@ -563,10 +594,27 @@ class ConnectionService:
             if row.state == DISCONNECTED:
                 return DisconnectOutcome(DISCONNECTED, row.disconnected_at, "not_needed")
             pending_id = None
-            if row.state == CONNECTED and row.refresh_token:
+            release: Company | None = None
+            grant_id = ""
+            if row.grant_id is not None:  # a grant other companies of ours may share
+                pending_id, release, grant_id = await shared_grants.disconnect_row(
+                    self, session, row
+                )
+            elif row.state == CONNECTED and row.refresh_token:
                 pending_id = self._queue_revocation(session, row)
             disconnected_at = _mark_disconnected(
                 session, row, "user", "disconnected from the dashboard", actor, reason
+            )
+        if release is not None:
+            # Other connections of ours use the grant: only this company's link goes.
+            problem = await shared_grants.release(self, provider.value, grant_id, release)
+            return DisconnectOutcome(
+                DISCONNECTED,
+                disconnected_at,
+                "not_needed",
+                problem
+                or f"{provider.label} disconnected this organisation; the authorization "
+                "stays for the other organisations that use it",
             )
         if pending_id is None:
             return DisconnectOutcome(DISCONNECTED, disconnected_at, "not_needed")

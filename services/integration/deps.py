@@ -7,7 +7,7 @@ object -- ``ConnectionService`` its sessions, cipher and platforms; the sync
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import aiohttp
@@ -22,6 +22,7 @@ from aicollect.metrics import IntegrationMetrics
 from aicollect.settings import Settings
 from services.integration.budget import RealmBudget, SharedBudget
 from services.integration.connections import ConnectionService
+from services.integration.grants import GrantTokens
 from services.integration.inbox import InboxWriter
 from services.integration.providers import PlatformRegistry
 from services.integration.sync.context import SyncDeps, SyncSettings, SyncTrigger
@@ -42,7 +43,12 @@ class IntegrationDeps:
     connections: ConnectionService
     inbox_writer: InboxWriter
     matching_admin: matching_admin_grpc.MatchingAdminServiceAsyncStub
-    sync: SyncDeps
+    sync: SyncDeps  # the default platform's (QBO)
+    # Every platform's sync, callers and shared-grant tokens, by provider name.
+    syncs: dict[str, SyncDeps] = field(default_factory=dict)
+    callers: dict[str, PlatformCaller] = field(default_factory=dict)
+    # Each platform's app-wide budget, where it has app-wide limits (Xero).
+    app_budgets: dict[str, RealmBudget] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -58,10 +64,13 @@ class IntegrationDeps:
         sessions = make_sessionmaker(engine)
         cipher = TokenCipher.from_spec(settings.token_keys.get_secret_value())
         metrics = IntegrationMetrics()
-        platforms = PlatformRegistry.build(settings, http, metrics)
-        # One platform today; a connection's stored provider selects it once there are more.
+        platforms = PlatformRegistry.build(
+            settings, http, metrics, PlatformRegistry.configured(settings)
+        )
+        # The default platform (QBO); a connection's stored provider selects the others.
         platform = platforms.platform_for()
-        tokens = TokenManager(engine, sessions, cipher, platform, metrics=metrics)
+        grants = GrantTokens(engine, sessions, cipher, platforms, metrics)
+        tokens = TokenManager(engine, sessions, cipher, platform, metrics=metrics, grants=grants)
         # One budget per platform, with its company-wide limits: the shared ledger counts
         # every replica's requests; this process's queue orders its own callers (payments
         # first) in front of it. The API calls and the OAuth callback's company check share it.
@@ -72,13 +81,39 @@ class IntegrationDeps:
             )
             for name in platforms.names
         }
-        caller = PlatformCaller(
-            tokens,
-            platform,
-            budgets[platform.name],
-            backoff_base_s=settings.qbo_backoff_base_seconds,
-        )
+        # A platform with app-wide limits (Xero) also gets one budget for the whole app.
+        app_budgets = {
+            name: RealmBudget(limits, shared=SharedBudget(engine, name, limits))
+            for name in platforms.names
+            if (limits := platforms.platform_for(name).app_request_limits) is not None
+        }
+        callers = {
+            name: PlatformCaller(
+                tokens,
+                platforms.platform_for(name),
+                budgets[name],
+                backoff_base_s=settings.qbo_backoff_base_seconds,
+                app_budget=app_budgets.get(name),
+            )
+            for name in platforms.names
+        }
+        caller = callers[platform.name]
         trigger = SyncTrigger(sessions)
+        matching = matching_grpc.MatchingServiceStub(matcher_channel)
+        syncs = {
+            name: SyncDeps(
+                engine=engine,
+                sessions=sessions,
+                cipher=cipher,
+                platform=platforms.platform_for(name),
+                caller=callers[name],
+                matching=matching,
+                metrics=metrics,
+                settings=SyncSettings.from_settings(settings),
+                trigger=trigger,
+            )
+            for name in platforms.names
+        }
         return cls(
             settings=settings,
             engine=engine,
@@ -101,15 +136,8 @@ class IntegrationDeps:
             ),
             inbox_writer=InboxWriter(engine.url.render_as_string(hide_password=False)),
             matching_admin=matching_admin_grpc.MatchingAdminServiceStub(matcher_channel),
-            sync=SyncDeps(
-                engine=engine,
-                sessions=sessions,
-                cipher=cipher,
-                platform=platform,
-                caller=caller,
-                matching=matching_grpc.MatchingServiceStub(matcher_channel),
-                metrics=metrics,
-                settings=SyncSettings.from_settings(settings),
-                trigger=trigger,
-            ),
+            sync=syncs[platform.name],
+            syncs=syncs,
+            callers=callers,
+            app_budgets=app_budgets,
         )

@@ -109,6 +109,7 @@ class Connection(Base):
             unique=True,
             postgresql_where=text(f"state IN {LIVE_STATES_SQL}"),
         ),
+        Index("ix_connections_grant", "grant_id"),
     )
 
     tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -127,6 +128,34 @@ class Connection(Base):
     connected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disconnected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disconnect_origin: Mapped[str | None] = mapped_column(Text)
+    # Set when the tokens are a grant shared by several companies (Xero): they live in
+    # ``grants`` and this row's token columns stay empty.
+    grant_id: Mapped[str | None] = mapped_column(Text)
+    # The platform's id of this company's link to our app (Xero's /connections id).
+    platform_connection_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Grant(Base):
+    """One grant (token set) that can cover several companies: Xero's token belongs to a
+    Xero user and reaches every organisation that user connected. Stored once, sealed as
+    a connection's tokens are, refreshed under one lock keyed by ``grant_id`` whichever
+    organisation needs it; ``token_generation`` increases with every token write."""
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("uq_grants_provider_subject", "provider", "subject", unique=True),)
+
+    grant_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)  # the platform's user (Xero: xero_userid)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    token_generation: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -255,6 +284,8 @@ class SyncState(Base):
     overdue_through: Mapped[date | None] = mapped_column(Date)
     company_time: Mapped[str | None] = mapped_column(Text)
     company_time_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the poll last re-read every placed invoice (platforms that need it: Xero).
+    placed_reread_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

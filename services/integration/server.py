@@ -26,7 +26,9 @@ def build_server(
 ) -> GrpcServer:
     def register(server: grpc.aio.Server) -> None:
         integration_grpc.add_IntegrationServiceServicer_to_server(
-            IntegrationServicer(deps.connections, deps.sync, deps.inbox_writer, deps.platforms),
+            IntegrationServicer(
+                deps.connections, deps.sync, deps.inbox_writer, deps.platforms, deps.syncs
+            ),
             server,
         )
         admin_grpc.add_AdminServiceServicer_to_server(

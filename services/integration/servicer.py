@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -56,6 +57,7 @@ CONNECT_ERROR = {
     "browser_mismatch": pb.CONNECT_ERROR_REASON_BROWSER_MISMATCH,
     "realm_mismatch": pb.CONNECT_ERROR_REASON_REALM_MISMATCH,
     "unavailable": pb.CONNECT_ERROR_REASON_UNAVAILABLE,
+    "several_organisations": pb.CONNECT_ERROR_REASON_SEVERAL_ORGANISATIONS,
 }
 
 
@@ -66,12 +68,18 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         sync: SyncDeps,
         inbox_writer: InboxWriter,
         platforms: PlatformRegistry,
+        syncs: Mapping[str, SyncDeps] | None = None,
     ) -> None:
         self._connections = connections
         self._sync = sync
+        self._syncs = dict(syncs or {})
         self._sessions = sync.sessions
         self._inbox_writer = inbox_writer
         self._platforms = platforms
+
+    def _sync_for(self, value: int) -> SyncDeps:
+        """The sync of the request's platform (the default one when it runs only that)."""
+        return self._syncs.get(provider_of(value).value, self._sync)
 
     async def CreateConnectUrl(
         self, request: pb.CreateConnectUrlRequest, context: Context
@@ -193,7 +201,9 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         # The route names the platform (/v1/webhooks/{provider}); an unsupported one is
         # refused before anything is read.
         platform = self._platforms.platform_for(provider_of(request.provider).value)
-        result = await inbox.ingest(self._inbox_writer, platform, request.body, request.signature)
+        result = await inbox.ingest(
+            self._inbox_writer, platform, request.body, request.signature, platform.name
+        )
         return pb.IngestWebhookResponse(
             stored_event_count=result.stored,
             duplicate_event_count=result.duplicates,
@@ -202,7 +212,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
 
     async def SyncNow(self, request: pb.SyncNowRequest, context: Context) -> pb.SyncNowResponse:
         started, progress = await service.sync_now(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             sync_pb.sync_mode(request.mode),
             request.actor,
@@ -220,7 +230,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             else None
         )
         page = await preview.preview(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             override,
             request.page_size,
@@ -263,7 +273,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         self, request: pb.ListPlacementCandidatesRequest, context: Context
     ) -> pb.ListPlacementCandidatesResponse:
         page = await candidates.list_candidates(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
             sync_pb.candidate_statuses(request.statuses),
@@ -276,7 +286,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         self, request: pb.ExcludePlacementCandidateRequest, context: Context
     ) -> pb.ExcludePlacementCandidateResponse:
         candidate = await candidates.set_excluded(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
             request.invoice_id,
@@ -290,7 +300,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
         self, request: pb.IncludePlacementCandidateRequest, context: Context
     ) -> pb.IncludePlacementCandidateResponse:
         candidate = await candidates.set_excluded(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
             request.invoice_id,
@@ -309,7 +319,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
                 field="future_mode",
             )
         result = await confirm.confirm(
-            self._sync,
+            self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
             actor=request.actor,

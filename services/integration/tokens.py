@@ -16,9 +16,10 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -27,6 +28,7 @@ from aicollect.crypto import DecryptError, TokenCipher
 from aicollect.db.locks import AdvisoryLock
 from aicollect.errors import FailedPrecondition, NotFound, Unavailable
 from aicollect.metrics import IntegrationMetrics
+from aicollect.provider import Provider
 from services.integration import admin
 from services.integration.budget import Priority, RealmBudget
 from services.integration.models import AuditEvent, Connection
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REFRESH_MARGIN = timedelta(minutes=5)
+# The key of a platform's app-wide budget in the shared ledger (no company id looks so).
+APP_REALM = "*app*"
 
 REAUTH_DETAIL = (
     "QuickBooks rejected our authorization (the app was disconnected in QuickBooks, or the "
@@ -145,6 +149,23 @@ class AccessToken:
     realm_id: str
     token: str
     generation: int
+    # Set when the token is a grant shared by several companies (``grants``): its
+    # generation is the grant's, and a refresh is the grant's.
+    grant_id: str | None = None
+    provider: str = ""
+
+
+class SharedGrants(Protocol):
+    """Tokens of grants shared by several companies (``grants.GrantTokens``): (access
+    token, the grant's generation), refreshed once under a lock keyed by the grant."""
+
+    refresh_count: int  # refreshes this process made
+
+    async def access_token(self, grant_id: str, provider: str) -> tuple[str, int]: ...
+
+    async def refresh(
+        self, grant_id: str, provider: str, *, seen_generation: int, force: bool = False
+    ) -> tuple[str, int]: ...
 
 
 class TokenManager:
@@ -158,8 +179,10 @@ class TokenManager:
         oauth: AccountingPlatform,
         *,
         metrics: IntegrationMetrics | None = None,
+        grants: SharedGrants | None = None,
     ) -> None:
         self._metrics = metrics or IntegrationMetrics()
+        self.grants = grants  # shared grants (Xero): stored once, refreshed once
         self._engine = engine
         self._sessions = sessions
         self._cipher = cipher
@@ -174,12 +197,17 @@ class TokenManager:
                 raise NotFound(
                     "this tenant has no QuickBooks connection", reason="CONNECTION_NOT_FOUND"
                 )
-            if await admin.kill_switch_on(session):
-                raise KillSwitchOn("the QuickBooks kill switch is on; calls to Intuit are paused")
+            if await admin.kill_switch_on(session, Provider(row.provider)):
+                raise KillSwitchOn(
+                    f"the {Provider(row.provider).label} kill switch is on; calls are paused"
+                )
         if row.state == NEEDS_REAUTHORIZATION:
             raise ReauthorizationRequired(row.state_detail or REAUTH_DETAIL)
-        if row.state != CONNECTED or row.realm_id is None or row.access_token is None:
-            raise ConnectionNotLive("the QuickBooks connection is not connected")
+        has_tokens = row.access_token is not None or (
+            row.grant_id is not None and self.grants is not None
+        )
+        if row.state != CONNECTED or row.realm_id is None or not has_tokens:
+            raise ConnectionNotLive("the accounting connection is not connected")
         problem = unreadable_tokens(self._cipher, row)
         if problem is not None:
             raise problem
@@ -198,13 +226,26 @@ class TokenManager:
     async def access_token(self, tenant_id: str) -> AccessToken:
         """A token valid for at least the refresh margin; refreshes when needed."""
         row = await self._load(tenant_id)
+        if row.grant_id is not None and self.grants is not None:
+            assert row.realm_id is not None
+            token, generation = await self.grants.access_token(row.grant_id, row.provider)
+            return AccessToken(
+                tenant_id, row.realm_id, token, generation, row.grant_id, row.provider
+            )
         usable = self._usable(row, datetime.now(UTC))
         if usable is not None:
             return usable
         return await self._refresh(tenant_id, seen_generation=row.token_generation)
 
     async def after_unauthorized(self, failed: AccessToken) -> AccessToken:
-        """Intuit answered 401 with ``failed``: refresh unless someone already has."""
+        """The platform answered 401 with ``failed``: refresh unless someone already has
+        (a shared grant: once for every company it covers)."""
+        if failed.grant_id is not None and self.grants is not None:
+            await self._load(failed.tenant_id)  # still connected, kill switch off
+            token, generation = await self.grants.refresh(
+                failed.grant_id, failed.provider, seen_generation=failed.generation, force=True
+            )
+            return replace(failed, token=token, generation=generation)
         return await self._refresh(failed.tenant_id, seen_generation=failed.generation, force=True)
 
     async def _refresh(
@@ -349,6 +390,8 @@ class PlatformCaller:
         max_throttled_attempts: int = 20,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
+        max_throttle_wait_s: float = 600.0,
+        app_budget: RealmBudget | None = None,
     ) -> None:
         self.tokens = tokens
         self.platform = platform
@@ -357,6 +400,16 @@ class PlatformCaller:
         self._max_throttled = max_throttled_attempts
         self._base = backoff_base_s
         self._cap = backoff_cap_s
+        # A throttle longer than this (Xero's daily limit: hours) pauses the company in
+        # every replica and fails the call at once instead of holding it for hours.
+        self._max_throttle_wait = max_throttle_wait_s
+        # The whole app's budget (Xero's app-wide minute limit), taken after the company's.
+        self.app_budget = app_budget
+
+    def _app_slot(self, priority: Priority) -> AbstractAsyncContextManager[None]:
+        if self.app_budget is None:
+            return nullcontext()
+        return self.app_budget.slot(APP_REALM, priority)
 
     async def call(
         self,
@@ -371,7 +424,10 @@ class PlatformCaller:
         token = await self.tokens.access_token(tenant_id)
         while True:
             try:
-                async with self.budget.slot(token.realm_id, priority):
+                async with (
+                    self.budget.slot(token.realm_id, priority),
+                    self._app_slot(priority),
+                ):
                     return await op(token.realm_id, token.token)
             except Exception as exc:
                 failure = self.platform.classify_error(exc)
@@ -379,8 +435,14 @@ class PlatformCaller:
                     raise
                 if failure.kind == FailureKind.THROTTLED:
                     throttled += 1
-                    await self.budget.throttled(token.realm_id, failure.retry_after_s)
-                    if throttled >= self._max_throttled:
+                    if failure.app_wide and self.app_budget is not None:
+                        await self.app_budget.throttled(APP_REALM, failure.retry_after_s)
+                    else:
+                        await self.budget.throttled(token.realm_id, failure.retry_after_s)
+                    if (
+                        throttled >= self._max_throttled
+                        or failure.retry_after_s > self._max_throttle_wait
+                    ):
                         raise Unavailable(
                             f"{self.platform.display_name} keeps throttling this company; "
                             "retry later",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -31,11 +32,21 @@ STORED_STATES = (CONNECTED, NEEDS_REAUTHORIZATION, DISCONNECTED)
 log = logging.getLogger(__name__)
 
 
-def entity_applier(deps: SyncDeps) -> EntityApplier:
-    """Reads the named entities as they are now and applies them (source ``webhook``)."""
-    platform = deps.platform
+def entity_applier(
+    default: SyncDeps, by_provider: Mapping[str, SyncDeps] | None = None
+) -> EntityApplier:
+    """Reads the named entities as they are now and applies them (source ``webhook``),
+    through the sync of the connection's platform."""
 
     async def apply(tenant_id: str, realm_id: str, wanted: dict[str, list[str]]) -> None:
+        deps = default
+        if by_provider:
+            async with default.sessions() as session:
+                provider = await session.scalar(
+                    select(Connection.provider).where(Connection.tenant_id == tenant_id)
+                )
+            deps = by_provider.get(provider or "", default)
+        platform = deps.platform
         known: dict[str, list[str]] = {}
         for entity, ids in wanted.items():
             name = platform.entity_name(entity)
@@ -58,8 +69,10 @@ def entity_applier(deps: SyncDeps) -> EntityApplier:
     return apply
 
 
-def build_processor(deps: SyncDeps) -> InboxProcessor:
-    processor = InboxProcessor(deps.engine, deps.sessions, entity_applier(deps))
+def build_processor(
+    deps: SyncDeps, by_provider: Mapping[str, SyncDeps] | None = None
+) -> InboxProcessor:
+    processor = InboxProcessor(deps.engine, deps.sessions, entity_applier(deps, by_provider))
     metrics = deps.metrics
 
     def observed(event: InboxEvent, elapsed: float) -> None:

@@ -35,9 +35,15 @@ def start_workers(deps: IntegrationDeps, stop: asyncio.Event) -> list[asyncio.Ta
         asyncio.create_task(revocation_retrier(deps.connections, stop), name="revocation-retrier"),
         # Backfills and CDC polls (sync.runner): due work found in the database, so a
         # backfill a crashed replica left running resumes from its checkpoint here.
-        asyncio.create_task(SyncRunner(deps.sync).run(stop), name="sync-scheduler"),
-        # Webhook inbox: claims due events (any number of replicas), reads, applies.
-        asyncio.create_task(build_processor(deps.sync).run(stop), name="inbox-processor"),
+        *(
+            asyncio.create_task(SyncRunner(sync).run(stop), name=f"sync-scheduler-{name}")
+            for name, sync in (deps.syncs or {deps.sync.platform.name: deps.sync}).items()
+        ),
+        # Webhook inbox: claims due events (any number of replicas), reads, applies
+        # through the sync of each connection's platform.
+        asyncio.create_task(
+            build_processor(deps.sync, deps.syncs).run(stop), name="inbox-processor"
+        ),
         asyncio.create_task(inbox_gauges(deps.sessions, deps.metrics, stop), name="inbox-gauges"),
         # Processed inbox rows, expired OAuth states, old audit records.
         asyncio.create_task(

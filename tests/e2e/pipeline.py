@@ -26,16 +26,17 @@ TENANT = "acme"
 PAST_DUE = "2026-06-30"
 
 
-@dataclass
-class Pipeline:
-    stack: Stack
-    emulator: Emulator
-    channel: Any
+class Books:
+    """What a test does in the books (the emulator's control API, as the bookkeeper acts in
+    QuickBooks) and reads from the matcher (placements, the outreach events seen on its
+    stream): the same for the in-process pipeline and for `aicollect run`'s processes."""
+
+    emulator_url: str
     matching: mgrpc.MatchingServiceAsyncStub
-    events: list[mpb.OutreachEvent] = field(default_factory=list)
+    events: list[mpb.OutreachEvent]
 
     async def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        url = f"{self.emulator.url}/_emulator/companies/{REALM_ID}/{path}"
+        url = f"{self.emulator_url}/_emulator/companies/{REALM_ID}/{path}"
         async with (
             aiohttp.ClientSession() as http,
             http.request(method, url, json=body or {}) as resp,
@@ -104,7 +105,7 @@ class Pipeline:
         async with aiohttp.ClientSession() as http:
             while True:
                 async with http.post(
-                    f"{self.emulator.url}/_emulator/webhooks/wait", json={"timeout": 10}
+                    f"{self.emulator_url}/_emulator/webhooks/wait", json={"timeout": 10}
                 ) as r:
                     if r.status == 200:
                         return
@@ -112,7 +113,20 @@ class Pipeline:
                 assert time.monotonic() < deadline, f"webhooks still pending after {within} s"
 
 
-async def debtor(p: Pipeline, amount: str = "500.00") -> tuple[str, str, mpb.Placement]:
+@dataclass
+class Pipeline(Books):
+    stack: Stack
+    emulator: Emulator
+    channel: Any
+    matching: mgrpc.MatchingServiceAsyncStub
+    events: list[mpb.OutreachEvent] = field(default_factory=list)
+    emulator_url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.emulator_url = self.emulator.url
+
+
+async def debtor(p: Books, amount: str = "500.00") -> tuple[str, str, mpb.Placement]:
     """A customer with one overdue invoice that has become a placement (via its webhook)."""
     customer = await p.control(
         "POST",
@@ -127,10 +141,12 @@ async def debtor(p: Pipeline, amount: str = "500.00") -> tuple[str, str, mpb.Pla
     return customer_id, invoice_id, placement
 
 
-async def _consume(pipeline: Pipeline) -> None:
-    call = pipeline.matching.StreamOutreachEvents(mpb.StreamOutreachEventsRequest(tenant_id=TENANT))
+async def consume_outreach(books: Books) -> None:
+    """Appends every outreach event of ``TENANT`` to ``books.events``, as the outreach
+    service reads them, until cancelled."""
+    call = books.matching.StreamOutreachEvents(mpb.StreamOutreachEventsRequest(tenant_id=TENANT))
     async for item in call:
-        pipeline.events.append(item.event)
+        books.events.append(item.event)
 
 
 @asynccontextmanager
@@ -140,15 +156,11 @@ async def running_pipeline(
     *,
     webhooks: bool = True,
     confirm: bool = True,
-    connected: bool = True,
-    gateway_dashboard: bool = False,
 ) -> AsyncIterator[Pipeline]:
     """The pipeline with tenant ``acme`` enabled and connected; with ``confirm`` the
     creditor then confirms the first backfill's preview (future mode automatic), so
-    invoices that become overdue afterwards are placed as they arrive. Without
-    ``connected`` the tenant is only enabled (a browser test connects it); with
-    ``gateway_dashboard`` the consent screen returns to the gateway's reference page."""
-    async with full_stack(engine, emulator, gateway_dashboard=gateway_dashboard) as stack:
+    invoices that become overdue afterwards are placed as they arrive."""
+    async with full_stack(engine, emulator) as stack:
         async with (
             aiohttp.ClientSession() as http,
             http.post(
@@ -165,13 +177,12 @@ async def running_pipeline(
         workers = start_workers(stack.deps, stop)
         channel = internal_channel(stack.matcher_addr, INTERNAL_TOKEN)
         pipeline = Pipeline(stack, emulator, channel, mgrpc.MatchingServiceStub(channel))
-        consumer = asyncio.create_task(_consume(pipeline))
+        consumer = asyncio.create_task(consume_outreach(pipeline))
         try:
             await enable_tenant(stack, TENANT)
-            if connected:
-                async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as integration:
-                    assert (await connect(integration, TENANT)).connected
-            if connected and confirm:
+            async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as integration:
+                assert (await connect(integration, TENANT)).connected
+            if confirm:
                 await confirm_first_backfill(stack, TENANT)
             yield pipeline
         finally:

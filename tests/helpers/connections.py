@@ -79,7 +79,7 @@ async def confirmed_before(
     """The tenant as it is after its first confirmation with future mode ``automatic``
     (newly selected invoices are placed without waiting): the state the sync-mechanics
     tests start from. The preview itself (staging, exclude, confirm) is exercised through
-    the RPCs and the gateway in ``tests/test_candidates.py``."""
+    the RPCs and the gateway in ``tests/services/integration/test_candidates.py``."""
     async with sessions.begin() as session:
         await session.merge(
             PlacementIntake(

@@ -19,7 +19,7 @@ from aicollect.settings import Settings
 from gateway.app import create_app
 from gateway.keys import Backends
 from tests.conftest import INTERNAL_TOKEN
-from tests.matcher.conftest import Matcher
+from tests.services.matcher.conftest import Matcher
 from tests.stack import JWT_SECRET
 
 

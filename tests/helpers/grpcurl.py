@@ -1,4 +1,5 @@
-"""grpcurl against the in-process matcher, as support runs it from the docs."""
+"""grpcurl against the matcher (in process, or `aicollect run`'s), as support runs it from
+the docs."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from typing import Any
 from tests.conftest import INTERNAL_TOKEN
 
 
-async def grpcurl(addr: str, method: str, body: dict[str, object]) -> Any:
-    """Calls ``aicollect.matching.v1.MatchingService/<method>``; the reply as JSON."""
+async def grpcurl(
+    addr: str, method: str, body: dict[str, object], *, token: str = INTERNAL_TOKEN
+) -> Any:
+    """Calls ``aicollect.matching.v1.MatchingService/<method>`` with the internal ``token``;
+    the reply as JSON."""
     binary = Path(sys.executable).parent / "grpcurl"
     process = await asyncio.create_subprocess_exec(
         str(binary),
         "-plaintext",
         "-H",
-        f"authorization: Bearer {INTERNAL_TOKEN}",
+        f"authorization: Bearer {token}",
         "-d",
         json.dumps(body),
         addr,

@@ -222,6 +222,11 @@ class _ConnectErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Co
     """Code `unavailable`: Intuit or the integration service did not answer in time; the
     user can try again shortly. Nothing is stored (a grant already obtained is revoked).
     """
+    CONNECT_ERROR_REASON_SEVERAL_ORGANISATIONS: _ConnectErrorReason.ValueType  # 14
+    """Code `several_organisations` (Xero): the consent chose more than one organisation that
+    no other tenant holds; the creditor connects again choosing one. Nothing is stored; the
+    organisations nobody of ours uses are released again.
+    """
 
 class ConnectErrorReason(_ConnectErrorReason, metaclass=_ConnectErrorReasonEnumTypeWrapper):
     """Why a callback did not end in a connection. Each value has a stable lower_snake_case
@@ -269,6 +274,11 @@ nothing is stored or reserved.
 CONNECT_ERROR_REASON_UNAVAILABLE: ConnectErrorReason.ValueType  # 13
 """Code `unavailable`: Intuit or the integration service did not answer in time; the
 user can try again shortly. Nothing is stored (a grant already obtained is revoked).
+"""
+CONNECT_ERROR_REASON_SEVERAL_ORGANISATIONS: ConnectErrorReason.ValueType  # 14
+"""Code `several_organisations` (Xero): the consent chose more than one organisation that
+no other tenant holds; the creditor connects again choosing one. Nothing is stored; the
+organisations nobody of ours uses are released again.
 """
 Global___ConnectErrorReason: _TypeAlias = ConnectErrorReason  # noqa: Y015
 
@@ -1214,7 +1224,9 @@ class IngestWebhookRequest(_message.Message):
     over these bytes.
     """
     signature: _builtins.str
-    """The value of the `intuit-signature` header; empty when the header was missing."""
+    """The value of the provider's signature header (`intuit-signature`,
+    `x-xero-signature`); empty when the header was missing.
+    """
     content_type: _builtins.str
     """The value of the `Content-Type` header, for example `application/json` or
     `application/cloudevents+json`.

@@ -185,12 +185,14 @@ class IntegrationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def IngestWebhook(self, request, context):
-        """Accepts one webhook delivery from Intuit, forwarded by the gateway byte for byte:
-        verifies the `intuit-signature` (HMAC-SHA256 of the raw body with the verifier
-        token, base64, constant-time comparison, current and previous token accepted),
-        parses both payload formats (a CloudEvents array and the legacy
-        `eventNotifications`), and durably stores every event in the inbox before
-        returning. Errors: UNAUTHENTICATED (reason `WEBHOOK_SIGNATURE_INVALID`) for a bad
+        """Accepts one webhook delivery from the request's provider, forwarded by the gateway
+        byte for byte: verifies its signature over the raw body (QBO: `intuit-signature`,
+        HMAC-SHA256 with the verifier token; Xero: `x-xero-signature`, HMAC-SHA256 with the
+        webhook key; base64, constant-time comparison, current and previous secret
+        accepted), parses the provider's payload formats (QBO: a CloudEvents array and the
+        legacy `eventNotifications`; Xero: `events`, none for the Intent to Receive), and
+        durably stores every event in the inbox before returning (events for companies no
+        connection holds are counted as dropped). Errors: UNAUTHENTICATED (reason `WEBHOOK_SIGNATURE_INVALID`) for a bad
         or missing signature, INVALID_ARGUMENT (reason `WEBHOOK_PAYLOAD_MALFORMED`) for a
         body that cannot be parsed, in both cases with nothing stored; UNAVAILABLE when the
         inbox cannot be written, so that Intuit retries. Events stay stored while the kill

@@ -82,12 +82,14 @@ class IntegrationServiceStub:
     CONNECTION_STATE_NOT_CONNECTED, not an error.
     """
     IngestWebhook: _grpc.UnaryUnaryMultiCallable[_integration_service_pb2.IngestWebhookRequest, _integration_service_pb2.IngestWebhookResponse]
-    """Accepts one webhook delivery from Intuit, forwarded by the gateway byte for byte:
-    verifies the `intuit-signature` (HMAC-SHA256 of the raw body with the verifier
-    token, base64, constant-time comparison, current and previous token accepted),
-    parses both payload formats (a CloudEvents array and the legacy
-    `eventNotifications`), and durably stores every event in the inbox before
-    returning. Errors: UNAUTHENTICATED (reason `WEBHOOK_SIGNATURE_INVALID`) for a bad
+    """Accepts one webhook delivery from the request's provider, forwarded by the gateway
+    byte for byte: verifies its signature over the raw body (QBO: `intuit-signature`,
+    HMAC-SHA256 with the verifier token; Xero: `x-xero-signature`, HMAC-SHA256 with the
+    webhook key; base64, constant-time comparison, current and previous secret
+    accepted), parses the provider's payload formats (QBO: a CloudEvents array and the
+    legacy `eventNotifications`; Xero: `events`, none for the Intent to Receive), and
+    durably stores every event in the inbox before returning (events for companies no
+    connection holds are counted as dropped). Errors: UNAUTHENTICATED (reason `WEBHOOK_SIGNATURE_INVALID`) for a bad
     or missing signature, INVALID_ARGUMENT (reason `WEBHOOK_PAYLOAD_MALFORMED`) for a
     body that cannot be parsed, in both cases with nothing stored; UNAVAILABLE when the
     inbox cannot be written, so that Intuit retries. Events stay stored while the kill
@@ -217,12 +219,14 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
     CONNECTION_STATE_NOT_CONNECTED, not an error.
     """
     IngestWebhook: _aio.UnaryUnaryMultiCallable[_integration_service_pb2.IngestWebhookRequest, _integration_service_pb2.IngestWebhookResponse]  # type: ignore[assignment]
-    """Accepts one webhook delivery from Intuit, forwarded by the gateway byte for byte:
-    verifies the `intuit-signature` (HMAC-SHA256 of the raw body with the verifier
-    token, base64, constant-time comparison, current and previous token accepted),
-    parses both payload formats (a CloudEvents array and the legacy
-    `eventNotifications`), and durably stores every event in the inbox before
-    returning. Errors: UNAUTHENTICATED (reason `WEBHOOK_SIGNATURE_INVALID`) for a bad
+    """Accepts one webhook delivery from the request's provider, forwarded by the gateway
+    byte for byte: verifies its signature over the raw body (QBO: `intuit-signature`,
+    HMAC-SHA256 with the verifier token; Xero: `x-xero-signature`, HMAC-SHA256 with the
+    webhook key; base64, constant-time comparison, current and previous secret
+    accepted), parses the provider's payload formats (QBO: a CloudEvents array and the
+    legacy `eventNotifications`; Xero: `events`, none for the Intent to Receive), and
+    durably stores every event in the inbox before returning (events for companies no
+    connection holds are counted as dropped). Errors: UNAUTHENTICATED (reason `WEBHOOK_SIGNATURE_INVALID`) for a bad
     or missing signature, INVALID_ARGUMENT (reason `WEBHOOK_PAYLOAD_MALFORMED`) for a
     body that cannot be parsed, in both cases with nothing stored; UNAVAILABLE when the
     inbox cannot be written, so that Intuit retries. Events stay stored while the kill
@@ -379,12 +383,14 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _integration_service_pb2.IngestWebhookRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_integration_service_pb2.IngestWebhookResponse, _abc.Awaitable[_integration_service_pb2.IngestWebhookResponse]]:
-        """Accepts one webhook delivery from Intuit, forwarded by the gateway byte for byte:
-        verifies the `intuit-signature` (HMAC-SHA256 of the raw body with the verifier
-        token, base64, constant-time comparison, current and previous token accepted),
-        parses both payload formats (a CloudEvents array and the legacy
-        `eventNotifications`), and durably stores every event in the inbox before
-        returning. Errors: UNAUTHENTICATED (reason `WEBHOOK_SIGNATURE_INVALID`) for a bad
+        """Accepts one webhook delivery from the request's provider, forwarded by the gateway
+        byte for byte: verifies its signature over the raw body (QBO: `intuit-signature`,
+        HMAC-SHA256 with the verifier token; Xero: `x-xero-signature`, HMAC-SHA256 with the
+        webhook key; base64, constant-time comparison, current and previous secret
+        accepted), parses the provider's payload formats (QBO: a CloudEvents array and the
+        legacy `eventNotifications`; Xero: `events`, none for the Intent to Receive), and
+        durably stores every event in the inbox before returning (events for companies no
+        connection holds are counted as dropped). Errors: UNAUTHENTICATED (reason `WEBHOOK_SIGNATURE_INVALID`) for a bad
         or missing signature, INVALID_ARGUMENT (reason `WEBHOOK_PAYLOAD_MALFORMED`) for a
         body that cannot be parsed, in both cases with nothing stored; UNAVAILABLE when the
         inbox cannot be written, so that Intuit retries. Events stay stored while the kill

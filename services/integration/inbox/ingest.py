@@ -28,7 +28,11 @@ class IngestResult:
 
 
 async def ingest(
-    writer: InboxWriter, webhooks: WebhookFormat, body: bytes, signature: str
+    writer: InboxWriter,
+    webhooks: WebhookFormat,
+    body: bytes,
+    signature: str,
+    provider: str = "qbo",
 ) -> IngestResult:
     """Verifies, parses and stores one delivery. A correctly signed body that cannot be
     stored as parsed events is kept as a raw dead letter and acknowledged all the same
@@ -37,10 +41,13 @@ async def ingest(
     try:
         events = webhooks.parse_webhook(body)
     except InvalidArgument as exc:  # the platform's malformed-delivery error
-        return IngestResult(*await writer.write(Delivery(body, [], poison=exc.message)))
+        delivery = Delivery(body, [], poison=exc.message, provider=provider)
+        return IngestResult(*await writer.write(delivery))
     relevant = [e for e in events if e.relevant]
     ignored = len(events) - len(relevant)
     if not relevant:
         return IngestResult(0, 0, ignored)
-    stored, duplicates, dropped, dead = await writer.write(Delivery(body, relevant))
+    stored, duplicates, dropped, dead = await writer.write(
+        Delivery(body, relevant, provider=provider)
+    )
     return IngestResult(stored, duplicates, dropped + ignored, dead)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,14 +27,15 @@ from services.integration.models import InboxEvent
 
 async def replay_dead_letters(
     session: AsyncSession,
-    webhooks: WebhookFormat,
+    webhooks: Callable[[str], WebhookFormat],
     *,
     tenant_id: str | None,
     realm_id: str | None,
     event_ids: list[str],
 ) -> list[int]:
     """Puts the dead letters in scope back in the queue; a raw one (a body that could not be
-    stored as parsed) is parsed again and its events stored, or stays dead with the reason."""
+    stored as parsed) is parsed again by its provider's ``webhooks(provider)`` and its events
+    stored, or stays dead with the reason."""
     scope = [InboxEvent.status == "dead"]
     if tenant_id:
         scope.append(InboxEvent.tenant_id == tenant_id)
@@ -55,7 +57,7 @@ async def replay_dead_letters(
 
 
 async def _replay_raw(
-    session: AsyncSession, webhooks: WebhookFormat, scope: list[Any]
+    session: AsyncSession, webhooks: Callable[[str], WebhookFormat], scope: list[Any]
 ) -> list[int]:
     rows = list(
         (
@@ -75,7 +77,8 @@ async def _replay_raw(
     for row in rows:
         body = row.raw_body or b""
         try:
-            checked = checked_rows([e for e in webhooks.parse_webhook(body) if e.relevant])
+            events = webhooks(row.provider).parse_webhook(body)
+            checked = checked_rows([e for e in events if e.relevant])
             async with session.begin_nested():
                 records = await driver.fetch(STORE_SQL, *store_args([checked]))
         except InvalidArgument as exc:  # the platform's malformed-delivery error

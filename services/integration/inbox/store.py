@@ -39,6 +39,7 @@ class Delivery:
     body: bytes
     events: list[WebhookEvent]
     poison: str = ""
+    provider: str = "qbo"  # whose webhook it is (a raw dead letter is parsed again by it)
 
 
 # (stored, duplicates, dropped, dead_lettered) of one delivery.
@@ -145,9 +146,13 @@ def counts_of(deliveries: list[Rows], records: list[asyncpg.Record]) -> list[Cou
 
 
 # Where a raw dead letter is filed when its body names no realm (ReplayDeadLetters takes it
-# as a realm_id); Intuit's realm ids are numbers, so it cannot be a real one.
+# as a realm_id); Intuit's realm ids are numbers and Xero's organisation ids UUIDs, so it
+# cannot be a real one.
 UNATTRIBUTED_REALM = "unattributed"
-_REALM_IN_BODY = re.compile(rb'"(?:intuitaccountid|realmId)"\s*:\s*"?(\d{1,32})')
+_REALM_IN_BODY = re.compile(
+    rb'"(?:intuitaccountid|realmId)"\s*:\s*"?(\d{1,32})'
+    rb'|"tenantId"\s*:\s*"([0-9a-fA-F-]{36})"'
+)
 
 
 def raw_realm(delivery: Delivery) -> str:
@@ -155,7 +160,9 @@ def raw_realm(delivery: Delivery) -> str:
     if delivery.events:
         return delivery.events[0].realm_id
     found = _REALM_IN_BODY.search(delivery.body)
-    return found.group(1).decode() if found else UNATTRIBUTED_REALM
+    if found is None:
+        return UNATTRIBUTED_REALM
+    return (found.group(1) or found.group(2)).decode()
 
 
 def raw_event_id(body: bytes) -> str:
@@ -183,16 +190,16 @@ WITH batch AS (
     ) AS b(event_id, dedupe_key, realm_id, entity, entity_id, operation, occurred_at, payload)
 ),
 live AS (
-    SELECT realm_id, tenant_id FROM integration.connections
+    SELECT realm_id, tenant_id, provider FROM integration.connections
     WHERE realm_id IN (SELECT DISTINCT realm_id FROM batch)
       AND state IN {LIVE_STATES_SQL}
 ),
 stored AS (
     INSERT INTO integration.webhook_inbox
-        (event_id, dedupe_key, tenant_id, realm_id, entity, entity_id, operation, occurred_at,
-         status, attempts, last_error, payload)
-    SELECT b.event_id, b.dedupe_key, l.tenant_id, b.realm_id, b.entity, b.entity_id,
-           b.operation, b.occurred_at, 'pending', 0, '', b.payload
+        (event_id, dedupe_key, tenant_id, realm_id, provider, entity, entity_id, operation,
+         occurred_at, status, attempts, last_error, payload)
+    SELECT b.event_id, b.dedupe_key, l.tenant_id, b.realm_id, l.provider, b.entity,
+           b.entity_id, b.operation, b.occurred_at, 'pending', 0, '', b.payload
     FROM batch b JOIN live l USING (realm_id)
     ON CONFLICT DO NOTHING
     RETURNING event_id, realm_id
@@ -207,8 +214,8 @@ UNION ALL SELECT 'notified', '' FROM notified
 
 DEAD_LETTER_SQL = f"""
 INSERT INTO integration.webhook_inbox
-    (event_id, dedupe_key, tenant_id, realm_id, entity, entity_id, operation, occurred_at,
-     status, attempts, last_error, processed_at, payload, raw_body)
+    (event_id, dedupe_key, tenant_id, realm_id, provider, entity, entity_id, operation,
+     occurred_at, status, attempts, last_error, processed_at, payload, raw_body)
 VALUES (
     $1, $1,
     COALESCE(
@@ -216,7 +223,7 @@ VALUES (
          WHERE realm_id = $2 AND state IN {LIVE_STATES_SQL} LIMIT 1),
         ''
     ),
-    $2, '', '', '', now(), 'dead', 0, $3, now(), '{{}}'::jsonb, $4
+    $2, $5, '', '', '', now(), 'dead', 0, $3, now(), '{{}}'::jsonb, $4
 )
 ON CONFLICT DO NOTHING
 RETURNING id

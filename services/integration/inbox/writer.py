@@ -181,7 +181,12 @@ class InboxWriter:
         realm = safe_text(raw_realm(delivery), 64)
         why = safe_text(f"not stored as parsed: {reason}")
         inserted = await pool.fetchval(
-            DEAD_LETTER_SQL, raw_event_id(delivery.body), realm, why, delivery.body
+            DEAD_LETTER_SQL,
+            raw_event_id(delivery.body),
+            realm,
+            why,
+            delivery.body,
+            delivery.provider,
         )
         log.warning(
             "signed webhook kept as a raw dead letter",

@@ -27,6 +27,7 @@ PlatformFactory = Callable[
 # provider name -> "module:callable" building it from the settings.
 FACTORIES: dict[str, str] = {
     "qbo": "services.integration.providers.qbo.platform:QboPlatform.from_settings",
+    "xero": "services.integration.providers.xero.platform:XeroPlatform.from_settings",
 }
 DEFAULT_PROVIDER = "qbo"  # connections made before providers were stored are QBO's
 
@@ -65,6 +66,11 @@ class PlatformRegistry:
         names: Iterable[str] = (DEFAULT_PROVIDER,),
     ) -> PlatformRegistry:
         return cls({name: _factory(name)(settings, http, metrics) for name in names})
+
+    @staticmethod
+    def configured(settings: Settings) -> tuple[str, ...]:
+        """The platforms this deployment runs: QBO always, Xero once its client id is set."""
+        return (DEFAULT_PROVIDER, *(("xero",) if settings.xero_client_id else ()))
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -52,6 +52,12 @@ class TokenSet:
     access_expires_at: float
     refresh_expires_at: float | None
     refresh_hard_expires_at: float | None
+    # Who granted it, where one grant can cover several companies (Xero: the token's
+    # ``xero_userid``): the core stores such a grant once per subject. "" for QBO.
+    subject: str = ""
+    # The consent that produced it (Xero: ``authentication_event_id``): which companies
+    # were chosen in *this* consent. "" for QBO.
+    consent_id: str = ""
 
     def __repr__(self) -> str:  # never print token values
         return (
@@ -102,6 +108,7 @@ class CallFailure:
     code: str = ""
     trace_id: str | None = None  # the platform's request id, for support (Intuit: intuit_tid)
     retry_after_s: float = 60.0
+    app_wide: bool = False  # THROTTLED by a limit of the whole app, not of the company
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,9 @@ class Company:
 
     company_id: str
     name: str
+    # The platform's id of our app's link to this company, where it has one (Xero: the
+    # ``/connections`` id that disconnects one organisation); "" otherwise.
+    connection_id: str = ""
 
 
 # -- webhooks -------------------------------------------------------------------------------
@@ -278,6 +288,18 @@ class AccountingPlatform(Protocol):
     facts: AccountingFacts  # its JSON -> accounting facts
     # Its per-company request limits (every replica together): QBO 500 a minute, 10 at once.
     request_limits: RequestLimits
+    # Limits of the whole app, every company and replica together (Xero: 10,000 calls a
+    # minute); None when the platform has none worth budgeting (QBO).
+    app_request_limits: RequestLimits | None
+    # Whether one grant (token) can cover several companies (Xero: one per Xero user):
+    # the core then stores the grant once, keys its refresh lock by the grant, asks
+    # ``consented_companies`` which company a consent chose, and revokes only when no
+    # company of ours still uses the grant. False for QBO (a grant per company).
+    shared_grants: bool
+    # How often the safety-net poll re-reads every placed invoice by id, for a platform
+    # whose change times miss some edits (Xero: a due date on a part-paid invoice);
+    # 0 = never (QBO's change feed reports every change).
+    placed_reread_seconds: float
 
     # OAuth
     async def authorize_url(self, state: str) -> str: ...
@@ -287,6 +309,16 @@ class AccountingPlatform(Protocol):
     async def company(self, company_id: str, access_token: str) -> Company | None:
         """The company the token covers when it is ``company_id``; None when the platform
         confirms nothing; raises the client's errors (see ``classify_error``)."""
+        ...
+
+    async def consented_companies(self, tokens: TokenSet) -> list[Company]:
+        """The companies chosen in the consent that produced ``tokens`` (shared grants
+        only; a platform whose callback names the company returns [])."""
+        ...
+
+    async def release_company(self, company: Company, access_token: str) -> None:
+        """Ends our access to one company without revoking the grant (Xero: DELETE
+        /connections/{id}); a no-op where revoking is the only way."""
         ...
 
     # webhooks

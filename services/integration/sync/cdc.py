@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -37,8 +37,8 @@ from sqlalchemy import func, select
 
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
-from services.integration.providers.base import ChangeSet, FailureKind
-from services.integration.sync import apply, state
+from services.integration.providers.base import ChangeSet, FailureKind, Json
+from services.integration.sync import apply, pacing, state
 from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
 
@@ -134,7 +134,8 @@ class _Poll:
                 await self.apply({entity: page.rows})
         await self.deleted_placed_invoices()
 
-    async def deleted_placed_invoices(self) -> None:
+    async def placed_batches(self) -> AsyncIterator[tuple[list[str], dict[str, Json]]]:
+        """The placed invoices of the realm in batches: (ids, what the platform has now)."""
         ctx = self.ctx
         after = ""
         while True:
@@ -156,8 +157,23 @@ class _Poll:
             if not ids:
                 return
             after = ids[-1]
-            found = await ctx.reader.by_ids("Invoice", ids)
+            yield ids, await ctx.reader.by_ids("Invoice", ids)
+
+    async def deleted_placed_invoices(self) -> None:
+        async for ids, found in self.placed_batches():
             gone = [{"Id": i, "status": "Deleted"} for i in ids if i not in found]
+            if gone:
+                await self.apply({"Invoice": gone})
+
+    async def reread_placed_invoices(self) -> None:
+        """Every placed invoice as it is now (a platform whose change times miss some
+        edits, e.g. Xero's due date on a part-paid invoice): found ones applied (a still
+        placeable invoice refreshes its placement's fields), missing ones deleted."""
+        async for ids, found in self.placed_batches():
+            gone = [{"Id": i, "status": "Deleted"} for i in ids if i not in found]
+            rows = list(found.values())
+            self.result.objects += len(rows)
+            self.result.stats.add(await apply.apply_invoices(self.ctx, rows))
             if gone:
                 await self.apply({"Invoice": gone})
 
@@ -230,8 +246,16 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
         await run.requery(since)
     overdue_through = await run.sweep(row.overdue_through)
     run.result.high_water = high_water
-    finished = state.now()
     values: dict[str, Any] = {}
+    every = deps.platform.placed_reread_seconds
+    if every and (
+        row.placed_reread_at is None
+        or state.now() - row.placed_reread_at >= timedelta(seconds=every)
+    ):
+        await run.reread_placed_invoices()
+        values["placed_reread_at"] = state.now()
+    finished = state.now()
+    interval = await pacing.poll_interval(deps, realm_id, settings.cdc_interval_seconds)
     if overdue_through is not None and overdue_through != row.overdue_through:
         values["overdue_through"] = func.greatest(
             func.coalesce(SyncState.overdue_through, overdue_through), overdue_through
@@ -242,7 +266,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
         realm_id,
         cdc_high_water=high_water,
         cdc_last_poll_at=finished,
-        cdc_next_poll_at=finished + timedelta(seconds=settings.cdc_interval_seconds),
+        cdc_next_poll_at=finished + timedelta(seconds=interval),
         cdc_last_error="",
         cdc_polls=SyncState.cdc_polls + 1,
         cdc_objects_applied=SyncState.cdc_objects_applied + run.result.objects,
@@ -257,6 +281,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
             "cdc_calls": run.result.cdc_calls,
             "requeried": run.result.requeried,
             "high_water": high_water,
+            "next_poll_in_s": round(interval),
         },
     )
     return run.result

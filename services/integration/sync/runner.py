@@ -21,6 +21,7 @@ from sqlalchemy import and_, select
 
 from aicollect.db.locks import AdvisoryLockLost
 from aicollect.errors import DomainError, NotFound
+from aicollect.provider import Provider
 from services.integration import admin
 from services.integration.models import Connection, SyncState
 from services.integration.providers.base import AccountingPlatform
@@ -97,7 +98,7 @@ class SyncRunner:
     async def round(self) -> None:
         """Starts every due job not already running here (up to ``sync_max_jobs``)."""
         async with self.deps.sessions() as session:
-            if await admin.kill_switch_on(session):
+            if await admin.kill_switch_on(session, Provider(self.deps.platform.name)):
                 return
         for job in await self.due():
             if job in self._jobs:
@@ -122,7 +123,11 @@ class SyncRunner:
                             SyncState.realm_id == Connection.realm_id,
                         ),
                     )
-                    .where(Connection.state == CONNECTED, Connection.realm_id.is_not(None))
+                    .where(
+                        Connection.state == CONNECTED,
+                        Connection.realm_id.is_not(None),
+                        Connection.provider == self.deps.platform.name,  # this platform's
+                    )
                     .order_by(Connection.tenant_id)
                 )
             ).all()

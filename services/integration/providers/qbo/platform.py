@@ -83,6 +83,9 @@ class QboPlatform:
     scopes: tuple[str, ...] = (ACCOUNTING_SCOPE,)
     entities: tuple[str, ...] = ENTITIES
     facts: AccountingFacts = QboFacts()
+    shared_grants: bool = False  # a grant covers the one company that authorised it
+    placed_reread_seconds: float = 0.0  # CDC reports every change
+    app_request_limits: RequestLimits | None = None  # Intuit's limits are per company
 
     def __init__(
         self,
@@ -147,6 +150,12 @@ class QboPlatform:
         if not info:  # a 200 without a CompanyInfo object confirms nothing
             return None
         return Company(company_id, str(info.get("CompanyName") or ""))
+
+    async def consented_companies(self, tokens: TokenSet) -> list[Company]:
+        return []  # Intuit's callback names the company (realmId)
+
+    async def release_company(self, company: Company, access_token: str) -> None:
+        return None  # at Intuit, revoking the grant is how a company is released
 
     # -- webhooks -----------------------------------------------------------------------
 

@@ -1,0 +1,248 @@
+"""The reads the sync makes from Xero, every one through the core's ``Caller``.
+
+The caller takes a slot in the organisation's shared budget (60 a minute, 5 at once,
+5,000 a day; payments and webhooks first), refreshes the grant's token, retries 429 and
+5xx, and checks the kill switch and the connection's state before each call. The core
+speaks its canonical entity names (``Invoice``, ``Payment``, ``CreditMemo``,
+``Customer``); this reader turns them into Xero's resources. Xero has no change feed:
+``changes_since`` is one ``If-Modified-Since`` sweep of each resource, paged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.integration.budget import Priority
+from services.integration.providers.base import Caller, ChangeSet, Json, Page
+from services.integration.providers.xero import facts
+from services.integration.providers.xero.api import XeroApi, XeroNotFound
+from services.integration.tokens import ConnectionNotLive
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 1000  # Xero's largest pageSize
+ID_BATCH = 40  # ids per ``IDs=`` list (keeps the URL well under 2 KB)
+# canonical entity -> (Xero resource, whether it takes IDs=, extra filter)
+RESOURCES: dict[str, tuple[str, bool, str]] = {
+    "Invoice": ("Invoices", True, 'Type=="ACCREC"'),
+    # Sales payments only (a bill's payment is not ours to match); deleted ones included.
+    "Payment": ("Payments", False, 'PaymentType=="ACCRECPAYMENT"'),
+    "CreditMemo": ("CreditNotes", False, 'Type=="ACCRECCREDIT"'),
+    "Customer": ("Contacts", True, ""),
+}
+OPEN_RECEIVABLE = 'Type=="ACCREC" AND Status=="AUTHORISED" AND AmountDue>0'
+# Organisation.Timezone (Windows zone ids, upper case, no spaces) -> IANA zones.
+WINDOWS_ZONES = {
+    "NEWZEALANDSTANDARDTIME": "Pacific/Auckland",
+    "AUSEASTERNSTANDARDTIME": "Australia/Sydney",
+    "EAUSTRALIASTANDARDTIME": "Australia/Brisbane",
+    "CENAUSTRALIASTANDARDTIME": "Australia/Adelaide",
+    "AUSCENTRALSTANDARDTIME": "Australia/Darwin",
+    "TASMANIASTANDARDTIME": "Australia/Hobart",
+    "WAUSTRALIASTANDARDTIME": "Australia/Perth",
+    "GMTSTANDARDTIME": "Europe/London",
+    "GREENWICHSTANDARDTIME": "Atlantic/Reykjavik",
+    "WEUROPESTANDARDTIME": "Europe/Berlin",
+    "ROMANCESTANDARDTIME": "Europe/Paris",
+    "SOUTHAFRICASTANDARDTIME": "Africa/Johannesburg",
+    "SINGAPORESTANDARDTIME": "Asia/Singapore",
+    "PACIFICSTANDARDTIME": "America/Los_Angeles",
+    "MOUNTAINSTANDARDTIME": "America/Denver",
+    "CENTRALSTANDARDTIME": "America/Chicago",
+    "EASTERNSTANDARDTIME": "America/New_York",
+    "ATLANTICSTANDARDTIME": "America/Halifax",
+    "UTC": "UTC",
+}
+
+
+def org_zone(windows_name: str) -> ZoneInfo:
+    """The organisation's zone; UTC (logged) for a name we do not know."""
+    name = WINDOWS_ZONES.get(windows_name.replace(" ", "").upper())
+    try:
+        return ZoneInfo(name or "UTC")
+    except ZoneInfoNotFoundError:
+        name = None
+    finally:
+        if name is None:
+            log.warning("unknown Xero time zone; using UTC", extra={"timezone": windows_name})
+    return ZoneInfo("UTC")
+
+
+def xero_date(day: date) -> str:
+    return f"DateTime({day.year},{day.month:02d},{day.day:02d})"
+
+
+def modified_since(value: datetime) -> str:
+    """``If-Modified-Since`` as Xero documents it: UTC, whole seconds, no zone."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _rows(payload: Mapping[str, Any], resource: str) -> list[Json]:
+    rows = payload.get(resource)
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+class XeroReader:
+    """Reads for one tenant's organisation at one priority."""
+
+    def __init__(
+        self, caller: Caller, api: XeroApi, tenant_id: str, realm_id: str, priority: Priority
+    ) -> None:
+        self._caller = caller
+        self._api = api
+        self.tenant_id = tenant_id
+        self.realm_id = realm_id
+        self.priority = priority
+        self.calls = 0
+        self.max_page = MAX_PAGE
+
+    async def get(
+        self,
+        resource: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        since: datetime | None = None,
+    ) -> dict[str, Any]:
+        async def op(realm_id: str, token: str) -> dict[str, Any]:
+            if realm_id != self.realm_id:
+                raise ConnectionNotLive(
+                    "the tenant's connection now points at another organisation"
+                )
+            return await self._api.get(
+                realm_id,
+                resource,
+                token,
+                params=params,
+                modified_since=modified_since(since) if since is not None else None,
+            )
+
+        self.calls += 1
+        return await self._caller.call(self.tenant_id, op, priority=self.priority)
+
+    async def pages(
+        self,
+        entity: str,
+        where: str = "",
+        *,
+        order: str = "UpdatedDateUTC ASC",
+        since: datetime | None = None,
+        start: int = 1,
+        page_size: int = MAX_PAGE,
+    ) -> AsyncIterator[Page]:
+        """A resource page by page (``page``/``pageSize``) until a short page. ``start``
+        is a row position (1-based); it must fall on a page boundary of ``page_size``."""
+        resource, _, scope = RESOURCES[entity]
+        condition = " AND ".join(c for c in (scope, where) if c)
+        page = (max(1, start) - 1) // page_size + 1
+        while True:
+            params = {"page": str(page), "pageSize": str(page_size), "order": order}
+            if condition:
+                params["where"] = condition
+            if entity == "Customer":
+                params["includeArchived"] = "true"
+            payload = await self.get(resource, params, since=since)
+            rows = _rows(payload, resource)
+            yield Page(rows, (page - 1) * page_size + 1, str(payload.get("DateTimeUTC") or ""))
+            if len(rows) < page_size:
+                return
+            page += 1
+
+    # -- what the sync asks for (``EntityReader``) -------------------------------------------
+
+    async def company_time(self) -> str:
+        """Xero's clock (the answer's ``DateTimeUTC``) in the organisation's time zone
+        (``Organisation.Timezone``), as ISO-8601 with its offset: its date is the
+        organisation's today."""
+        payload = await self.get("Organisation")
+        orgs = _rows(payload, "Organisations")
+        zone = org_zone(str(orgs[0].get("Timezone") or "") if orgs else "")
+        stamp = str(payload.get("DateTimeUTC") or "")
+        now = facts.parse_time(stamp) if stamp else datetime.now(UTC)
+        return now.astimezone(zone).isoformat(timespec="milliseconds")
+
+    async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
+        """The records with these ids (a deleted or voided one comes back with its
+        status; one Xero no longer knows is absent)."""
+        resource, takes_ids, _ = RESOURCES[entity]
+        unique = [i for i in dict.fromkeys(ids) if i]
+        found: dict[str, Json] = {}
+        if takes_ids:
+            for first in range(0, len(unique), ID_BATCH):
+                params = {"IDs": ",".join(unique[first : first + ID_BATCH])}
+                if where:
+                    params["where"] = where
+                if entity == "Invoice":  # paged: payments and credits come with it
+                    params.update(page="1", pageSize=str(ID_BATCH))
+                payload = await self.get(resource, params)
+                for row in _rows(payload, resource):
+                    found[facts.entity_id(row)] = row
+            return found
+        for record_id in unique:
+            try:
+                payload = await self.get(f"{resource}/{record_id}")
+            except XeroNotFound:
+                continue
+            for row in _rows(payload, resource):
+                found[facts.entity_id(row)] = row
+        return found
+
+    async def changes_since(self, entities: Sequence[str], since: datetime) -> ChangeSet:
+        """Every record of ``entities`` changed since ``since`` (deleted payments and
+        voided or deleted invoices included), one paged ``If-Modified-Since`` sweep per
+        resource. The answer's time is Xero's clock at the first read (the next mark)."""
+        objects: dict[str, list[Json]] = {name: [] for name in entities}
+        first_time = ""
+        for entity in entities:
+            async for page in self.pages(entity, since=since):
+                first_time = first_time or (page.time or "")
+                objects[entity].extend(page.rows)
+        if not first_time:
+            raise ValueError("a Xero answer without its DateTimeUTC")
+        return ChangeSet(objects, facts.format_time(facts.parse_time(first_time)))
+
+    async def changed_between(
+        self, entity: str, since: datetime, until: datetime | None = None
+    ) -> AsyncIterator[Page]:
+        async for page in self.pages(entity, since=since):
+            if until is None:
+                yield page
+                continue
+            rows = [r for r in page.rows if (when := facts.updated(r)) is None or when <= until]
+            yield Page(rows, page.start_position, page.time)
+
+    def overdue_between(self, after: date, through: date) -> AsyncIterator[Page]:
+        where = (
+            f"{OPEN_RECEIVABLE} AND DueDate>{xero_date(after)} AND DueDate<={xero_date(through)}"
+        )
+        return self.pages("Invoice", where, order="DueDate ASC")
+
+    def overdue_by_due_date(
+        self, today: date, *, start: int = 1, page_size: int = MAX_PAGE
+    ) -> AsyncIterator[Page]:
+        where = f"{OPEN_RECEIVABLE} AND DueDate<{xero_date(today)}"
+        return self.pages(
+            "Invoice", where, order="DueDate ASC, InvoiceID ASC", start=start, page_size=page_size
+        )
+
+    async def overdue_invoices(self, today: date, start: int, size: int) -> list[Json]:
+        """One backfill page: open receivables due before the organisation's today, by id
+        (``start`` is a row position; Xero pages by number, so it is rounded down to a
+        page boundary and the rows before ``start`` are dropped)."""
+        where = f"{OPEN_RECEIVABLE} AND DueDate<{xero_date(today)}"
+        page = (max(1, start) - 1) // size + 1
+        skip = max(1, start) - ((page - 1) * size + 1)
+        params = {
+            "page": str(page),
+            "pageSize": str(size),
+            "where": where,
+            "order": "InvoiceID ASC",
+        }
+        rows = _rows(await self.get("Invoices", params), "Invoices")
+        if skip:
+            more = _rows(await self.get("Invoices", {**params, "page": str(page + 1)}), "Invoices")
+            rows = rows[skip:] + more[:skip]
+        return rows

@@ -1,0 +1,295 @@
+"""Xero's sync end to end: the backfill of overdue receivables in the organisation's time
+zone, a webhook re-reading the invoice into the matcher, the safety-net poll finding a
+deleted payment no webhook announced, and every read inside Xero's limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aicollect.errors import Unavailable
+from aicollect.matching.v1 import matching_service_pb2 as mpb
+from services.integration.budget import Priority
+from services.integration.sync.pacing import poll_interval, stretched, used_in
+from tests.conftest import Emulator
+from tests.services.integration.providers.xero.conftest import Xero, connect
+from tests.services.integration.providers.xero.pipeline import XeroPipeline, running_pipeline
+from tests.stack import Stack, full_stack
+
+# (Xero's zone name, IANA) pairs, ahead of and behind UTC.
+ZONES = (
+    ("NEWZEALANDSTANDARDTIME", "Pacific/Auckland"),
+    ("PACIFICSTANDARDTIME", "America/Los_Angeles"),
+    ("GMTSTANDARDTIME", "Europe/London"),
+)
+
+
+def _zone_whose_today_differs() -> tuple[str, date, date]:
+    """A zone whose date is not UTC's right now (the one case the zone changes the
+    answer); (name, its today, UTC's today). Auckland from 11:00 UTC, Los Angeles before
+    08:00 UTC; in between, London (the same date as UTC: the check then holds trivially)."""
+    utc_today = datetime.now(UTC).date()
+    for name, iana in ZONES:
+        local = datetime.now(ZoneInfo(iana)).date()
+        if local != utc_today:
+            return name, local, utc_today
+    return ZONES[2][0], utc_today, utc_today
+
+
+async def test_backfill_places_the_overdue_receivables_of_the_organisations_today(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    zone, local_today, utc_today = _zone_whose_today_differs()
+    expected: set[str] = set()
+    not_placed: set[str] = set()
+
+    async def books(p: XeroPipeline) -> None:
+        ada = await p.contact("Ada Lopez", "ada@debtor.test")
+        bo = await p.contact("Bo Chen", "bo@debtor.test")
+        long_ago = (local_today - timedelta(days=40)).isoformat()
+        expected.add(await p.invoice(ada, "500.00", long_ago, date="2026-01-01"))
+        expected.add(await p.invoice(bo, "120.50", long_ago, date="2026-01-01"))
+        # Due on the earlier of the two todays: overdue exactly when the organisation's
+        # today is after it (the zone decides, not our server's clock).
+        edge = min(local_today, utc_today)
+        edge_id = await p.invoice(bo, "75.00", edge.isoformat(), date="2026-01-01")
+        (expected if local_today > edge else not_placed).add(edge_id)
+        not_placed.add(await p.invoice(ada, "60.00", (local_today + timedelta(days=5)).isoformat()))
+        not_placed.add(await p.invoice(ada, "80.00", long_ago, status="DRAFT"))
+        not_placed.add(await p.invoice(ada, "90.00", long_ago, type="ACCPAY"))
+        paid = await p.invoice(bo, "30.00", long_ago)
+        await p.pay(paid)
+        not_placed.add(paid)
+
+    async with running_pipeline(engine, emulator, xero, prepare=books, timezone=zone) as p:
+        placements = await p.placements()
+        assert set(placements) == expected
+        assert not set(placements) & not_placed
+        by_email = {pl.debtor.email for pl in placements.values()}
+        assert by_email == {"ada@debtor.test", "bo@debtor.test"}
+        stats = await p.stats()
+        assert not any(stats.get("throttled", {}).values()), stats
+
+
+async def test_a_webhook_re_reads_the_invoice_and_the_matcher_decides(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    ids: dict[str, str] = {}
+
+    async def books(p: XeroPipeline) -> None:
+        ada = await p.contact("Ada Lopez", "ada@debtor.test")
+        ids["full"] = await p.invoice(ada, "500.00", "2026-06-30", date="2026-05-31")
+        ids["part"] = await p.invoice(ada, "300.00", "2026-06-30", date="2026-05-31")
+
+    async with running_pipeline(engine, emulator, xero, prepare=books) as p:
+        assert set(await p.placements()) == set(ids.values())
+        await p.pay(ids["full"])  # Xero: PAID, and an INVOICE UPDATE webhook
+        await p.pay(ids["part"], "100.00")  # AUTHORISED with AmountDue 200.00
+        paid = await p.status_becomes(ids["full"], mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND)
+        assert paid.balance.minor_units == 0
+
+        async def part_paid() -> bool:
+            found = await p.placement(ids["part"])
+            return found is not None and found.balance.minor_units == 20000
+
+        await p.until(part_paid, what="the part payment reaching the placement")
+        part = await p.placement(ids["part"])
+        assert part is not None
+        assert part.status == mpb.PLACEMENT_STATUS_ACTIVE
+
+
+async def test_the_poll_finds_a_deleted_payment_no_webhook_announced(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    ids: dict[str, str] = {}
+
+    async def books(p: XeroPipeline) -> None:
+        ada = await p.contact("Ada Lopez", "ada@debtor.test")
+        ids["invoice"] = await p.invoice(ada, "500.00", "2026-06-30", date="2026-05-31")
+
+    async with running_pipeline(
+        engine, emulator, xero, prepare=books, AICOLLECT_CDC_INTERVAL_SECONDS="2"
+    ) as p:
+        payment = await p.pay(ids["invoice"])
+        await p.status_becomes(ids["invoice"], mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND)
+        # The other reading of an UNCONFIRMED behaviour: no webhook for payment changes.
+        await xero.control("PATCH", "/settings", {"payment_webhooks": False})
+        before = len((await xero.control("GET", "/deliveries"))["deliveries"])
+        await p.books("DELETE", f"payments/{payment}")
+
+        async def reopened() -> bool:
+            found = await p.placement(ids["invoice"])
+            return found is not None and found.status != mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND
+
+        await p.until(reopened, within=45, what="the poll finding the deleted payment")
+        found = await p.placement(ids["invoice"])
+        assert found is not None
+        # A paid debtor is never dunned on a guess: a reversal is held for a person.
+        assert found.status in (
+            mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW,
+            mpb.PLACEMENT_STATUS_NEEDS_REVIEW,
+            mpb.PLACEMENT_STATUS_ACTIVE,
+        )
+        assert len((await xero.control("GET", "/deliveries"))["deliveries"]) == before
+        stats = await p.stats()
+        assert not any(stats.get("throttled", {}).values()), stats
+
+
+async def test_reads_stay_inside_the_organisations_concurrency_limit(
+    stack: Stack, xero: Xero
+) -> None:
+    """Xero enforces 5 calls in flight per organisation (429 ``concurrent`` beyond); every
+    read of ours waits for a slot of the organisation's shared budget instead."""
+    org = await xero.organisation("Acme Ltd")
+    await connect(stack, "acme", [org])
+    await xero.control("PATCH", "/faults", {"latency_ms": 150})
+    token = await stack.deps.tokens.access_token("acme")
+    # Without the budget: ten at once straight at Xero, and Xero refuses some.
+    async with aiohttp.ClientSession() as http:
+
+        async def raw() -> int:
+            async with http.get(
+                f"{xero.base}/api.xro/2.0/Organisation",
+                headers={"Authorization": f"Bearer {token.token}", "xero-tenant-id": org},
+            ) as resp:
+                return resp.status
+
+        statuses = await asyncio.gather(*(raw() for _ in range(10)))
+    assert 429 in statuses
+    before = dict((await xero.control("GET", "/stats")).get("throttled", {}))
+    reader = stack.deps.syncs["xero"].reader("acme", org, Priority.WEBHOOK)
+    started = time.monotonic()
+    times = await asyncio.gather(*(reader.company_time() for _ in range(25)))
+    elapsed = time.monotonic() - started
+    assert len(times) == 25
+    after = dict((await xero.control("GET", "/stats")).get("throttled", {}))
+    assert after == before  # not one 429
+    assert elapsed >= 25 / 5 * 0.15 * 0.9  # five at a time, never more
+
+
+async def test_the_periodic_re_read_finds_an_edit_that_keeps_updated_date_utc(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """Xero: a due date moved on a part-paid invoice keeps its UpdatedDateUTC, so neither
+    a webhook (dropped here) nor If-Modified-Since shows it; the re-read of placed
+    invoices does."""
+    ids: dict[str, str] = {}
+
+    async def books(p: XeroPipeline) -> None:
+        ada = await p.contact("Ada Lopez", "ada@debtor.test")
+        ids["invoice"] = await p.invoice(ada, "500.00", "2026-06-30", date="2026-05-31")
+
+    async with running_pipeline(
+        engine,
+        emulator,
+        xero,
+        prepare=books,
+        AICOLLECT_CDC_INTERVAL_SECONDS="1",
+        AICOLLECT_XERO_PLACED_REREAD_SECONDS="2",
+    ) as p:
+        await p.pay(ids["invoice"], "100.00")
+
+        async def part_paid() -> bool:
+            found = await p.placement(ids["invoice"])
+            return found is not None and found.balance.minor_units == 40000
+
+        await p.until(part_paid, what="the part payment")
+        before = (await p.books("GET", f"invoices/{ids['invoice']}"))["Invoices"][0]
+        await xero.control("PATCH", "/faults", {"webhook_drop_rate": 1.0})
+        await p.books("PATCH", f"invoices/{ids['invoice']}", {"due_date": "2026-07-15"})
+        after = (await p.books("GET", f"invoices/{ids['invoice']}"))["Invoices"][0]
+        assert after["UpdatedDateUTC"] == before["UpdatedDateUTC"]  # Xero's caveat
+
+        async def moved() -> bool:
+            found = await p.placement(ids["invoice"])
+            return found is not None and found.due_date == "2026-07-15"
+
+        await p.until(moved, within=45, what="the re-read bringing the new due date")
+
+
+def test_the_poll_interval_stretches_as_the_daily_budget_runs_low() -> None:
+    assert stretched(900, 5000, 0) == 900
+    assert stretched(900, 5000, 2500) == 1800  # half left: twice as long
+    assert stretched(900, 5000, 4000) == 4500  # a fifth left: five times
+    assert stretched(900, 5000, 5000) == 900 * 16  # nothing left: the longest stretch
+    assert stretched(3600, 5000, 5000) == 6 * 3600  # never beyond six hours
+    assert stretched(900, 0, 10) == 900  # no daily window
+
+
+async def test_the_poll_interval_reads_the_days_use_from_the_shared_ledger(
+    stack: Stack, xero: Xero
+) -> None:
+    org = await xero.organisation("Acme Ltd")
+    await connect(stack, "acme", [org])
+    sync = stack.deps.syncs["xero"]
+    base = await poll_interval(sync, org, 900)
+    assert base == 900
+    reader = sync.reader("acme", org, Priority.CDC)
+    for _ in range(3):
+        await reader.company_time()
+    assert await used_in(sync, org, 86_400) == 3
+    # QBO has no daily window: its interval never stretches.
+    assert await poll_interval(stack.deps.syncs["qbo"], org, 900) == 900
+
+
+async def test_the_daily_budget_holds_reads_back_before_xero_refuses_them(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """Our daily budget equal to Xero's: the read past it waits for the window instead of
+    earning a 429; a smaller limit at Xero than we know of (a Starter organisation) is a
+    429 ``day`` that pauses the organisation and fails the call at once, not hours later."""
+    org = await xero.organisation("Acme Ltd")
+    env = {"AICOLLECT_XERO_REQUESTS_PER_DAY": "6"}
+    async with full_stack(engine, emulator, xero_url=xero.base, extra=env) as stack:
+        await connect(stack, "acme", [org])
+        await xero.control("PATCH", "/faults", {"daily_limit": 6})
+        reader = stack.deps.syncs["xero"].reader("acme", org, Priority.WEBHOOK)
+        for _ in range(6):
+            await reader.company_time()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.company_time(), 1.5)
+        assert not (await xero.control("GET", "/stats")).get("throttled")
+
+        other = await xero.organisation("Starter Ltd")
+        await connect(stack, "starter", [other])
+        await xero.control("PATCH", "/faults", {"daily_limit": 2})
+        small = stack.deps.syncs["xero"].reader("starter", other, Priority.WEBHOOK)
+        for _ in range(2):
+            await small.company_time()
+        started = time.monotonic()
+        with pytest.raises(Unavailable):
+            await small.company_time()
+        assert time.monotonic() - started < 10
+        assert (await xero.control("GET", "/stats"))["throttled"] == {"day": 1}
+
+
+async def test_the_apps_minute_budget_spans_every_organisation(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """Xero's app-wide minute limit (10,000; here 5 at both ends): reads for two
+    organisations share it, and the read past it waits instead of earning a 429."""
+    north = await xero.organisation("North Ltd")
+    south = await xero.organisation("South Ltd")
+    env = {"AICOLLECT_XERO_APP_REQUESTS_PER_MINUTE": "5"}
+    async with full_stack(engine, emulator, xero_url=xero.base, extra=env) as stack:
+        await connect(stack, "north-co", [north])
+        await connect(stack, "south-co", [south])
+        # A fresh minute at Xero (the connects' /connections calls count there too).
+        await xero.control("POST", "/clock", {"advance_seconds": 61})
+        await xero.control("PATCH", "/faults", {"app_minute_limit": 5})
+        sync = stack.deps.syncs["xero"]
+        readers = [
+            sync.reader("north-co", north, Priority.WEBHOOK),
+            sync.reader("south-co", south, Priority.WEBHOOK),
+        ]
+        for n in range(5):
+            await readers[n % 2].company_time()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(readers[1].company_time(), 1.5)
+        assert not (await xero.control("GET", "/stats")).get("throttled")
