@@ -86,9 +86,14 @@ def _cmd_rotate_keys(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from aicollect.localstack import run_local_stack
+    from aicollect.local_run import run_local_stack
 
-    return asyncio.run(run_local_stack(Settings.from_env(), seed_demo=not args.no_demo))
+    if args.replicas < 1:
+        print("aicollect run: --replicas must be at least 1", file=sys.stderr)
+        return 2
+    return asyncio.run(
+        run_local_stack(Settings.from_env(), seed_demo=not args.no_demo, replicas=args.replicas)
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--no-demo", action="store_true", help="do not seed a demo company in the emulator"
+    )
+    run.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="run N replicas of the gateway, integration and matcher over one database, "
+        "each on a port the kernel picks, with a round-robin balancer on the gateway's port "
+        "(docs/scaling.md)",
     )
     run.set_defaults(func=_cmd_run)
     sub.add_parser(

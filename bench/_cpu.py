@@ -1,4 +1,4 @@
-"""CPU time per process while a benchmark runs: each of our processes, and PostgreSQL.
+"""CPU time per process kind while a benchmark runs: each of our processes, and PostgreSQL.
 
 A benchmark takes a ``snapshot()`` before and after the measured phase; ``since`` gives the
 CPU seconds (user + system) each group spent in between. PostgreSQL's backends come and go
@@ -6,7 +6,8 @@ CPU seconds (user + system) each group spent in between. PostgreSQL's backends c
 children left in its ``children_*`` counters together account for all of them. With the
 embedded server that is exactly our database; with ``AICOLLECT_BENCH_DATABASE_URL`` on this
 machine every ``postgres`` process is counted, so run on an otherwise idle server. The
-emulator and the load generator are left out: they stand in for Intuit and the world.
+emulator, the load generator and (with replicas) the balancer are left out: they stand in
+for Intuit, the world and the load balancer. With replicas, a kind is all its replicas.
 """
 
 from __future__ import annotations
@@ -51,18 +52,19 @@ class Snapshot:
 
 class CpuMeter:
     def __init__(self, stack: LocalStack) -> None:
-        self._ours: dict[str, psutil.Process] = {}
-        for name in OURS:
-            child = stack.children.get(name)
-            if child is not None and child.proc is not None:
-                self._ours[name] = psutil.Process(child.proc.pid)
+        # Per kind: every replica of it (``matcher``, or ``matcher-1``, ``matcher-2``...).
+        self._ours: dict[str, list[psutil.Process]] = {}
+        for name, child in stack.children.items():
+            kind = name.partition("-")[0]
+            if kind in OURS and child.proc is not None and child.proc.returncode is None:
+                self._ours.setdefault(kind, []).append(psutil.Process(child.proc.pid))
         self._postmaster: psutil.Process | None = None
         if stack.postgres is not None:
             pid_file = stack.postgres.pgdata / "postmaster.pid"
             self._postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
 
     def snapshot(self) -> Snapshot:
-        seconds = {name: _tree(proc) for name, proc in self._ours.items()}
+        seconds = {kind: sum(_tree(p) for p in procs) for kind, procs in self._ours.items()}
         if self._postmaster is not None:
             seconds["postgresql"] = _tree(self._postmaster)
         else:

@@ -47,14 +47,18 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
 
 @asynccontextmanager
 async def running_stack(
-    *, extra_env: dict[str, str] | None = None, emulator_args: list[str] | None = None
+    *,
+    extra_env: dict[str, str] | None = None,
+    emulator_args: list[str] | None = None,
+    replicas: int = 1,
 ) -> AsyncIterator[LocalStack]:
     """The system as ``aicollect run`` starts it (the harness in aicollect/localstack.py),
-    on ``$AICOLLECT_BENCH_DATABASE_URL`` when set."""
+    on ``$AICOLLECT_BENCH_DATABASE_URL`` when set; ``replicas`` of each of our processes."""
     async with localstack.running_stack(
         extra_env={"AICOLLECT_LOG_LEVEL": "WARNING", **(extra_env or {})},
         emulator_args=emulator_args,
         database_url=os.environ.get("AICOLLECT_BENCH_DATABASE_URL"),
+        replicas=replicas,
     ) as stack:
         yield stack
 

@@ -83,6 +83,8 @@ class Peer:
     wrapper: str
     report_versions: tuple[str, ...]
     python_range: tuple[tuple[int, int], tuple[int, int]] | None = None
+    # The interpreter its venv is built from (default: the one running the benchmark).
+    interpreter: str | None = None
 
 
 TAP = Peer(
@@ -155,12 +157,13 @@ async def ensure_venv(peer: Peer) -> tuple[Path, dict[str, str], float | None]:
         log(f"  installing {peer.requirement} into {venv.relative_to(ROOT)} (first use) ...")
         started = time.perf_counter()
         VENVS.mkdir(parents=True, exist_ok=True)
-        await run_cmd([sys.executable, "-m", "venv", "--clear", str(venv)], time_limit=300)
+        interpreter = peer.interpreter or sys.executable
+        await run_cmd([interpreter, "-m", "venv", "--clear", str(venv)], time_limit=300)
         await run_cmd(
             [
                 str(python),
                 *("-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
-                peer.requirement,
+                *peer.requirement.split(),  # a pin, plus any missing dependency
             ],
             time_limit=900,
         )

@@ -1,7 +1,7 @@
-"""Runs one QBO peer connector against the Intuit emulator, inside that peer's own venv.
+"""Runs one peer connector against our QBO or Xero emulator, inside that peer's own venv.
 
-    python peer_run.py tap --base-url URL --token-url URL --stats FILE -- <tap args>
-    python peer_run.py airbyte --base-url URL --token-url URL --stats FILE -- <cdk args>
+    python peer_run.py tap|tap-xero --base-url URL --token-url URL --stats FILE -- <tap args>
+    python peer_run.py airbyte|airbyte-xero --base-url URL --token-url URL --stats FILE -- <args>
 
 Plain standard library plus the peer's own packages: never run with the project's venv
 and never imports the project. Both peers hard-code Intuit's hosts; they are pointed at
@@ -17,6 +17,15 @@ installed file is changed):
 * ``airbyte``: ``airbyte-source-quickbooks`` 4.0.4. The packaged declarative manifest is
   loaded, ``definitions.base_requester.url_base`` and its authenticator's
   ``token_refresh_endpoint`` are replaced, and the CDK's entry point runs it.
+* ``tap-xero``: Singer ``tap-xero``. Its module constant ``tap_xero.client.BASE_URL`` is
+  read at call time; the token URL is a literal inside ``refresh_credentials``, so each
+  ``XeroClient``'s own requests session gets a transport adapter mounted for exactly that
+  URL which sends the unchanged request to the emulator's token endpoint instead. The
+  emulator does not serve ``/Currencies``, which discovery's access check reads, so in
+  ``--discover`` only that check is skipped (the catalog is the tap's own schemas).
+* ``airbyte-xero``: ``airbyte-source-xero``. As for ``airbyte``, the packaged manifest
+  with ``definitions.requester.url_base`` and
+  ``definitions.oauth_authenticator.token_refresh_endpoint`` replaced.
 
 At exit the process writes its resource usage (``getrusage``: peak RSS, CPU) and the
 facts collected on the way to the ``--stats`` file as JSON.
@@ -91,36 +100,92 @@ def run_tap(options: dict[str, str], stats: RunStats, tap_args: list[str]) -> No
     tap_quickbooks.main()
 
 
-def patched_manifest(base_url: str, token_url: str) -> dict[str, Any]:
+def run_tap_xero(options: dict[str, str], stats: RunStats, tap_args: list[str]) -> None:
+    import requests  # type: ignore[import-untyped, unused-ignore]
+    import tap_xero  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    import tap_xero.client as client  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    token_url = options["token-url"]
+
+    class ToEmulator(requests.adapters.HTTPAdapter):  # type: ignore[misc, unused-ignore]
+        """Sends the request it is mounted for to the emulator's token endpoint."""
+
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            request.url = token_url
+            return super().send(request, *args, **kwargs)
+
+    original_init = client.XeroClient.__init__
+
+    def init(self: Any, config: dict[str, Any]) -> None:
+        original_init(self, config)
+        self.session.mount(XERO_TOKEN_URL, ToEmulator())
+
+    client.BASE_URL = options["base-url"].rstrip("/")
+    client.XeroClient.__init__ = init
+    if "--discover" in tap_args:
+        tap_xero.Context.check_platform_access = lambda self: None  # GET /Currencies: not served
+        stats.facts["discovery_access_check_skipped"] = True
+    sys.argv = ["tap-xero", *tap_args]
+    stats.mark_ready()
+    tap_xero.main()
+
+
+XERO_TOKEN_URL = "https://identity.xero.com/connect/token"  # noqa: S105  (a URL, not a secret)
+
+# Per packaged manifest: where its API base and its token endpoint are.
+MANIFESTS = {
+    "airbyte": (
+        "source_quickbooks",
+        ("definitions", "base_requester", "url_base"),
+        ("definitions", "base_requester", "authenticator", "token_refresh_endpoint"),
+    ),
+    "airbyte-xero": (
+        "source_xero",
+        ("definitions", "requester", "url_base"),
+        ("definitions", "oauth_authenticator", "token_refresh_endpoint"),
+    ),
+}
+
+
+def patched_manifest(peer: str, base_url: str, token_url: str) -> dict[str, Any]:
     import yaml  # type: ignore[import-untyped, unused-ignore]
 
-    raw = pkgutil.get_data("source_quickbooks", "manifest.yaml")
+    package, url_path, token_path = MANIFESTS[peer]
+    raw = pkgutil.get_data(package, "manifest.yaml")
     if raw is None:
-        raise SystemExit("source_quickbooks/manifest.yaml is not in this environment")
+        raise SystemExit(f"{package}/manifest.yaml is not in this environment")
     manifest: dict[str, Any] = yaml.safe_load(raw.decode())
-    requester = manifest["definitions"]["base_requester"]
-    requester["url_base"] = base_url.rstrip("/")
-    requester["authenticator"]["token_refresh_endpoint"] = token_url
+    for path, value in ((url_path, base_url.rstrip("/")), (token_path, token_url)):
+        node = manifest
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
     return manifest
 
 
-def run_airbyte(options: dict[str, str], stats: RunStats, cdk_args: list[str]) -> None:
+def run_airbyte(peer: str, options: dict[str, str], stats: RunStats, cdk_args: list[str]) -> None:
     from airbyte_cdk.entrypoint import launch  # type: ignore[import-not-found, unused-ignore]
     from airbyte_cdk.sources.declarative.manifest_declarative_source import (  # type: ignore[import-not-found, unused-ignore]
         ManifestDeclarativeSource,
     )
 
-    manifest = patched_manifest(options["base-url"], options["token-url"])
+    manifest = patched_manifest(peer, options["base-url"], options["token-url"])
     stats.facts["manifest_version"] = manifest.get("version")
     source = ManifestDeclarativeSource(source_config=manifest)
     stats.mark_ready()
     launch(source, cdk_args)
 
 
+PEERS = ("tap", "airbyte", "tap-xero", "airbyte-xero")
+
+
 def split_argv(argv: list[str]) -> tuple[str, dict[str, str], list[str]]:
     """The peer, ``--name value`` pairs before ``--``, and the peer's own arguments."""
-    usage = "usage: peer_run.py tap|airbyte --base-url U --token-url U --stats F -- ARGS"
-    if len(argv) < 2 or argv[0] not in ("tap", "airbyte") or "--" not in argv:
+    usage = (
+        "usage: peer_run.py tap|airbyte|tap-xero|airbyte-xero --base-url U --token-url U "
+        "--stats F -- ARGS"
+    )
+    if len(argv) < 2 or argv[0] not in PEERS or "--" not in argv:
         raise SystemExit(usage)
     cut = argv.index("--")
     ours, theirs = argv[1:cut], argv[cut + 1 :]
@@ -137,8 +202,10 @@ def main() -> None:
     stats = RunStats(options["stats"])
     if peer == "tap":
         run_tap(options, stats, peer_args)
+    elif peer == "tap-xero":
+        run_tap_xero(options, stats, peer_args)
     else:
-        run_airbyte(options, stats, peer_args)
+        run_airbyte(peer, options, stats, peer_args)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 // Same origin, no build step, nothing fetched from anywhere else.
 "use strict";
 
-const PROVIDER = "qbo";
-const BASE = "/v1/integrations/" + PROVIDER;
+// The accounting platforms, in the order of their panels (index.html: #<provider>-panel).
+const PROVIDERS = { qbo: "QuickBooks Online", xero: "Xero" };
+// The provider the sync, preview and disconnect screens work on: the connected one.
+let provider = "qbo";
+const base = () => "/v1/integrations/" + provider;
 const TOKEN_KEY = "aicollect.dashboard.token";
 const STATE_LABELS = {
   CONNECTION_STATE_NOT_CONNECTED: "Not connected",
@@ -164,23 +167,31 @@ function lastSync(panel) {
   return times.length ? when(times[times.length - 1]) : "—";
 }
 
-function renderPanel(panel) {
-  $("panel-state").textContent = STATE_LABELS[panel.state] || panel.state;
-  $("panel-company").textContent = panel.company_name
+// One provider's panel (its enabled flag and kill switch are the provider's own).
+function renderPanel(name, panel) {
+  const box = $(name + "-panel");
+  const part = (cls) => box.querySelector("." + cls);
+  part("panel-state").textContent = STATE_LABELS[panel.state] || panel.state;
+  part("panel-company").textContent = panel.company_name
     ? panel.company_name + " (" + panel.realm_id + ")" : "—";
-  $("panel-last-sync").textContent = lastSync(panel);
-  $("panel-disabled").hidden = panel.enabled;
-  $("panel-killed").hidden = !panel.kill_switch;
+  part("panel-last-sync").textContent = lastSync(panel);
+  part("panel-disabled").hidden = panel.enabled;
+  part("panel-killed").hidden = !panel.kill_switch;
   const connected = panel.state === "CONNECTION_STATE_CONNECTED";
   // Connect is offered only to an enabled tenant, outside an incident, when not connected.
-  $("connect").hidden = !panel.enabled || panel.kill_switch || connected;
-  $("disconnect").hidden = !DISCONNECTABLE.has(panel.state);
+  part("connect").hidden = !panel.enabled || panel.kill_switch || connected;
+  part("disconnect").hidden = !DISCONNECTABLE.has(panel.state);
   return connected;
 }
 
 async function loadSettings() {
   await loadOutreach();
-  if (renderPanel(await api("GET", BASE))) {
+  const names = Object.keys(PROVIDERS);
+  const panels = await Promise.all(names.map((name) => api("GET", "/v1/integrations/" + name)));
+  const connected = names.filter((name, i) => renderPanel(name, panels[i]));
+  if (connected.length) {
+    // The sync and preview screens follow the connected provider (the first if several).
+    if (!connected.includes(provider)) provider = connected[0];
     await loadProgress();
   } else {
     $("sync-card").hidden = true;
@@ -189,7 +200,7 @@ async function loadSettings() {
 }
 
 async function loadProgress() {
-  const progress = await api("GET", BASE + "/sync-progress");
+  const progress = await api("GET", base() + "/sync-progress");
   const phase = progress.backfill.phase;
   const running = phase === "BACKFILL_PHASE_RUNNING" || phase === "BACKFILL_PHASE_NOT_STARTED";
   $("sync-card").hidden = !running;
@@ -209,7 +220,7 @@ async function loadProgress() {
     syncTimer = setTimeout(guarded(loadProgress), 700);
     return;
   }
-  if (syncTimer) renderPanel(await api("GET", BASE));  // the sync just finished: last sync
+  if (syncTimer) renderPanel(provider, await api("GET", base()));  // the sync just finished: last sync
   syncTimer = null;
   const waiting = progress.intake_mode !== "PLACEMENT_INTAKE_MODE_AUTOMATIC"
     && progress.candidate_totals.some((t) => Number(t.pending_count) + Number(t.excluded_count) > 0);
@@ -218,7 +229,7 @@ async function loadProgress() {
 }
 
 async function loadPreview() {
-  const page = await api("GET", BASE + "/candidates?status=pending&status=excluded&page_size=200");
+  const page = await api("GET", base() + "/candidates?status=pending&status=excluded&page_size=200");
   const body = $("preview-table").tBodies[0];
   body.replaceChildren();
   for (const c of page.candidates) {
@@ -239,7 +250,7 @@ async function loadPreview() {
     button.type = "button";
     button.className = excluded ? "include" : "exclude";
     button.addEventListener("click", guarded(async () => {
-      await api("POST", BASE + "/candidates/" + encodeURIComponent(c.invoice_id)
+      await api("POST", base() + "/candidates/" + encodeURIComponent(c.invoice_id)
         + (excluded ? "/include" : "/exclude"), {});
       await loadPreview();
     }));
@@ -254,15 +265,17 @@ async function loadPreview() {
 }
 
 async function confirmPreview() {
-  const reply = await api("POST", BASE + "/candidates/confirm", { future_mode: $("future-mode").value });
+  const reply = await api("POST", base() + "/candidates/confirm", { future_mode: $("future-mode").value });
   show(reply.placed_count + " placements confirmed; outreach begins.", false);
   await loadSettings();
 }
 
 // ---- disconnect -----------------------------------------------------------------------
 
-async function openDisconnect() {
-  const preview = await api("GET", BASE + "/disconnect-preview");
+async function openDisconnect(name) {
+  provider = name;
+  const preview = await api("GET", base() + "/disconnect-preview");
+  $("dc-provider").textContent = PROVIDERS[name];
   $("dc-company").textContent = preview.company_name + " (" + preview.realm_id + ")";
   const list = $("dc-consequences");
   list.replaceChildren(...preview.consequences.map((line) => el("li", line)));
@@ -280,12 +293,12 @@ async function openDisconnect() {
 
 async function confirmDisconnect() {
   // stop_all_outreach: the creditor's choice to also stop outreach on the placements.
-  const reply = await api("DELETE", BASE, {
+  const reply = await api("DELETE", base(), {
     reason: $("dc-reason").value || "disconnected from the dashboard",
     stop_all_outreach: $("dc-stop-outreach").checked,
   });
   $("disconnect-dialog").close();
-  show("QuickBooks Online disconnected (" + (STATE_LABELS[reply.state] || reply.state) + ")."
+  show(PROVIDERS[provider] + " disconnected (" + (STATE_LABELS[reply.state] || reply.state) + ")."
     + (reply.outreach_pause_id ? " All outreach is paused until you resume it." : ""), false);
   await loadSettings();
 }
@@ -458,12 +471,15 @@ function start() {
     takeToken();
     await view("settings");
   }));
-  $("connect").addEventListener("click", guarded(async () => {
-    // Same origin: the gateway's binding cookie is kept for its callback.
-    const reply = await api("POST", BASE + "/connect-url");
-    location.assign(reply.authorize_url);
-  }));
-  $("disconnect").addEventListener("click", guarded(openDisconnect));
+  for (const name of Object.keys(PROVIDERS)) {
+    const box = $(name + "-panel");
+    box.querySelector(".connect").addEventListener("click", guarded(async () => {
+      // Same origin: the gateway's binding cookie is kept for its callback.
+      const reply = await api("POST", "/v1/integrations/" + name + "/connect-url");
+      location.assign(reply.authorize_url);
+    }));
+    box.querySelector(".disconnect").addEventListener("click", guarded(() => openDisconnect(name)));
+  }
   $("dc-cancel").addEventListener("click", () => $("disconnect-dialog").close());
   $("dc-confirm").addEventListener("click", guarded(confirmDisconnect));
   $("confirm").addEventListener("click", guarded(confirmPreview));
@@ -477,10 +493,16 @@ function start() {
   }));
   $("filter-apply").addEventListener("click", guarded(() => loadPlacements(false)));
   $("placements-more").addEventListener("click", guarded(() => loadPlacements(true)));
-  const landed = new URLSearchParams(location.search).get(PROVIDER);
-  if (landed === "connected") show("QuickBooks Online is connected. The initial sync has started.", false);
-  else if (landed) show("QuickBooks Online: " + landed + " ("
-    + (new URLSearchParams(location.search).get("reason") || "no reason given") + ")", landed !== "disconnected");
+  // The gateway's landing after a consent (?<provider>=connected|error&reason=...).
+  const query = new URLSearchParams(location.search);
+  for (const [name, label] of Object.entries(PROVIDERS)) {
+    const landed = query.get(name);
+    if (!landed) continue;
+    provider = name;
+    if (landed === "connected") show(label + " is connected. The initial sync has started.", false);
+    else show(label + ": " + landed + " (" + (query.get("reason") || "no reason given") + ")",
+      landed !== "disconnected");
+  }
   if (!token) {
     view("token");
     return;

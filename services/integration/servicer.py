@@ -12,11 +12,11 @@ from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as pb_grpc
 from aicollect.provider import from_pb as provider_of
 from aicollect.rpc.convert import timestamp
-from services.integration import connections, inbox, outreach, states
+from services.integration import disconnect_url, inbox, outreach, states
 from services.integration.connections import ConnectionService
 from services.integration.inbox import InboxWriter
 from services.integration.providers import PlatformRegistry
-from services.integration.sync import candidates, confirm, preview, rules, service
+from services.integration.sync import candidate_review, confirm, preview, rules, service
 from services.integration.sync import convert as sync_pb
 from services.integration.sync.context import SyncDeps
 
@@ -37,11 +37,11 @@ REVOCATION = {
     "not_needed": pb.TOKEN_REVOCATION_NOT_NEEDED,
 }
 REPORT_OUTCOME = {
-    connections.REPORT_DISCONNECTED: pb.PROVIDER_DISCONNECT_OUTCOME_DISCONNECTED,
-    connections.REPORT_ALREADY_DISCONNECTED: pb.PROVIDER_DISCONNECT_OUTCOME_ALREADY_DISCONNECTED,
-    connections.REPORT_NOT_CONFIRMED: pb.PROVIDER_DISCONNECT_OUTCOME_NOT_CONFIRMED,
-    connections.REPORT_UNKNOWN_COMPANY: pb.PROVIDER_DISCONNECT_OUTCOME_UNKNOWN_COMPANY,
-    connections.REPORT_UNCONFIRMED: pb.PROVIDER_DISCONNECT_OUTCOME_UNCONFIRMED,
+    disconnect_url.REPORT_DISCONNECTED: pb.PROVIDER_DISCONNECT_OUTCOME_DISCONNECTED,
+    disconnect_url.REPORT_ALREADY_DISCONNECTED: pb.PROVIDER_DISCONNECT_OUTCOME_ALREADY_DISCONNECTED,
+    disconnect_url.REPORT_NOT_CONFIRMED: pb.PROVIDER_DISCONNECT_OUTCOME_NOT_CONFIRMED,
+    disconnect_url.REPORT_UNKNOWN_COMPANY: pb.PROVIDER_DISCONNECT_OUTCOME_UNKNOWN_COMPANY,
+    disconnect_url.REPORT_UNCONFIRMED: pb.PROVIDER_DISCONNECT_OUTCOME_UNCONFIRMED,
 }
 CONNECT_ERROR = {
     "invalid_state": pb.CONNECT_ERROR_REASON_INVALID_STATE,
@@ -272,7 +272,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def ListPlacementCandidates(
         self, request: pb.ListPlacementCandidatesRequest, context: Context
     ) -> pb.ListPlacementCandidatesResponse:
-        page = await candidates.list_candidates(
+        page = await candidate_review.list_candidates(
             self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
@@ -285,7 +285,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def ExcludePlacementCandidate(
         self, request: pb.ExcludePlacementCandidateRequest, context: Context
     ) -> pb.ExcludePlacementCandidateResponse:
-        candidate = await candidates.set_excluded(
+        candidate = await candidate_review.set_excluded(
             self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),
@@ -299,7 +299,7 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
     async def IncludePlacementCandidate(
         self, request: pb.IncludePlacementCandidateRequest, context: Context
     ) -> pb.IncludePlacementCandidateResponse:
-        candidate = await candidates.set_excluded(
+        candidate = await candidate_review.set_excluded(
             self._sync_for(request.provider),
             request.tenant_id,
             provider_of(request.provider),

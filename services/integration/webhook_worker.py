@@ -23,7 +23,8 @@ from services.integration.inbox import EntityApplier, InboxProcessor
 from services.integration.models import Connection, InboxEvent
 from services.integration.providers.base import Json
 from services.integration.states import CONNECTED, DISCONNECTED, NEEDS_REAUTHORIZATION
-from services.integration.sync.apply import SyncContext, apply_changes
+from services.integration.sync.apply import apply_changes
+from services.integration.sync.apply_context import SyncContext
 from services.integration.sync.context import SyncDeps
 
 # What a connection row's state can be (tokens_unreadable is reported, never stored).

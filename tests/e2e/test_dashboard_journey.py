@@ -132,16 +132,16 @@ async def test_a_creditor_walks_the_whole_journey(
 
     # A tenant whose flag is off sees the panel without a Connect button.
     other = await _open(browser, j, "globex")
-    await expect(other.locator("#panel-state")).to_have_text("Not connected")
-    await expect(other.locator("#panel-disabled")).to_be_visible()
-    await expect(other.locator("#connect")).to_be_hidden()
+    await expect(other.locator("#qbo-panel .panel-state")).to_have_text("Not connected")
+    await expect(other.locator("#qbo-panel .panel-disabled")).to_be_visible()
+    await expect(other.locator("#qbo-panel .connect")).to_be_hidden()
     await other.context.close()
 
     # During an incident (the platform kill switch) nobody is offered Connect.
     await j.kill_switch(on=True)
     page = await _open(browser, j, TENANT)
-    await expect(page.locator("#panel-killed")).to_be_visible()
-    await expect(page.locator("#connect")).to_be_hidden()
+    await expect(page.locator("#qbo-panel .panel-killed")).to_be_visible()
+    await expect(page.locator("#qbo-panel .connect")).to_be_hidden()
     await j.kill_switch(on=False)
     # Every reason the page asks for (window.prompt) is typed in by the creditor.
     reasons: list[str] = []
@@ -154,16 +154,16 @@ async def test_a_creditor_walks_the_whole_journey(
     # 1. Settings → Integrations, Connect visible for the enabled tenant.
     await page.reload()
     await expect(page.locator("#who")).to_contain_text("tenant acme")
-    await expect(page.locator("#panel-state")).to_have_text("Not connected")
-    await expect(page.locator("#connect")).to_be_visible()
-    await expect(page.locator("#panel-killed")).to_be_hidden()
-    await expect(page.locator("#panel-disabled")).to_be_hidden()
+    await expect(page.locator("#qbo-panel .panel-state")).to_have_text("Not connected")
+    await expect(page.locator("#qbo-panel .connect")).to_be_visible()
+    await expect(page.locator("#qbo-panel .panel-killed")).to_be_hidden()
+    await expect(page.locator("#qbo-panel .panel-disabled")).to_be_hidden()
     await expect(page.locator("#outreach-state")).to_contain_text("Outreach is running")
     await page.screenshot(path=str(shots / "1-settings-connect.png"))
 
     # 2. Intuit's consent screen (the emulator's), with the scope list.
     await j.emulator("PUT", "faults", {"latency_ms": 1500})  # a backfill slow enough to watch
-    await page.click("#connect")
+    await page.click("#qbo-panel .connect")
     await page.wait_for_url(f"{j.emulator_url}/**")
     await expect(page.locator("select#realm_id")).to_be_visible()
     assert "com.intuit.quickbooks.accounting" in await page.content()
@@ -174,8 +174,8 @@ async def test_a_creditor_walks_the_whole_journey(
     # 3. Back on the dashboard: the initial sync in progress.
     await page.wait_for_url(f"{j.gateway_url}/dashboard/?qbo=connected")
     await expect(page.locator("#notice")).to_contain_text("QuickBooks Online is connected")
-    await expect(page.locator("#panel-state")).to_have_text("Connected")
-    await expect(page.locator("#panel-company")).to_have_text(f"{COMPANY} ({REALM_ID})")
+    await expect(page.locator("#qbo-panel .panel-state")).to_have_text("Connected")
+    await expect(page.locator("#qbo-panel .panel-company")).to_have_text(f"{COMPANY} ({REALM_ID})")
     await expect(page.locator("#sync-card")).to_be_visible(timeout=20_000)
     await expect(page.locator("#sync-company")).to_have_text(COMPANY)
     await page.screenshot(path=str(shots / "3-initial-sync.png"))
@@ -184,7 +184,8 @@ async def test_a_creditor_walks_the_whole_journey(
     # 4. The placement preview: every staged candidate; one excluded, then confirmed.
     await expect(page.locator("#preview-card")).to_be_visible(timeout=60_000)
     await expect(page.locator("#sync-card")).to_be_hidden()
-    await expect(page.locator("#panel-last-sync")).to_contain_text(" UTC")  # the backfill's end
+    # The backfill's end is the last sync.
+    await expect(page.locator("#qbo-panel .panel-last-sync")).to_contain_text(" UTC")
     rows = page.locator("#preview-table tbody tr")
     count = await rows.count()
     assert count >= 4
@@ -291,7 +292,7 @@ async def test_a_creditor_walks_the_whole_journey(
 
     # 8. The disconnect confirmation: what continues, and the choice to stop outreach.
     await page.click("header nav button[data-view=settings]")
-    await page.click("#disconnect")
+    await page.click("#qbo-panel .disconnect")
     dialog = page.locator("#disconnect-dialog")
     await expect(dialog).to_be_visible()
     await expect(page.locator("#dc-continuing")).to_contain_text(
@@ -301,10 +302,10 @@ async def test_a_creditor_walks_the_whole_journey(
     await page.check("#dc-stop-outreach")
     await page.screenshot(path=str(shots / "6-disconnect-dialog.png"))
     await page.click("#dc-confirm")
-    await expect(page.locator("#panel-state")).to_have_text("Disconnected")
+    await expect(page.locator("#qbo-panel .panel-state")).to_have_text("Disconnected")
     await expect(page.locator("#notice")).to_contain_text("All outreach is paused")
     await expect(page.locator("#outreach-state")).to_contain_text("All outreach is paused")
-    await expect(page.locator("#connect")).to_be_visible()
+    await expect(page.locator("#qbo-panel .connect")).to_be_visible()
     panel = await j.gateway("GET", "/v1/integrations/qbo")
     assert panel["state"] == "CONNECTION_STATE_DISCONNECTED"
     # The box was ticked: one tenant-wide pause, by the person who disconnected.

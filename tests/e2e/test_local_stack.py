@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from aicollect.localstack import LOCAL_SECRETS, isolated_env
+from aicollect.local_secrets import LOCAL_SECRETS
+from aicollect.localstack import isolated_env
 from tests.helpers.paths import REPO_ROOT as ROOT
 
 BIN = Path(sys.executable).parent

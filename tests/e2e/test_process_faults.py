@@ -10,22 +10,24 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 import pytest_asyncio
-from sqlalchemy.engine import make_url
 
 from aicollect.localstack import LocalStack, running_stack
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
 from aicollect.rpc.client import internal_channel
 from bench._stack import confirm_candidates, connect_tenant, create_company
+from tests.helpers.stack_checks import (
+    delivered_event_ids,
+    failed_attempts,
+    inbox_rows,
+    wait_for,
+)
 
 REALM = "9130500000000001"
 TENANT = "fault-tenant"
@@ -49,7 +51,7 @@ async def stack() -> AsyncIterator[LocalStack]:
         await create_company(running, realm_id=REALM, customers=30, invoices=INVOICES, overdue=1.0)
         await connect_tenant(running, TENANT, REALM)
         await confirm_candidates(running, TENANT)  # the creditor confirms the preview
-        await _wait(lambda: _counts(running, active=INVOICES), 120, "the backfill")
+        await wait_for(lambda: _counts(running, active=INVOICES), 120, "the backfill")
         yield running
 
 
@@ -79,15 +81,6 @@ async def _counts(stack: LocalStack, *, active: int, resolved: int = 0) -> bool:
         statuses.count(mpb.PLACEMENT_STATUS_ACTIVE) == active
         and statuses.count(mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND) == resolved
     )
-
-
-async def _wait(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def _storm(
@@ -120,34 +113,11 @@ async def _storm(
     return [p.invoice_id for p in targets]
 
 
-async def _inbox(stack: LocalStack) -> list[dict[str, Any]]:
-    dsn = make_url(stack.database_url).set(drivername="postgresql").render_as_string(False)
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT event_id, status, attempts FROM integration.webhook_inbox")
-    finally:
-        await conn.close()
-    return [dict(r) for r in rows]
-
-
-async def _delivered_event_ids(stack: LocalStack) -> set[str]:
-    """Events Intuit (the emulator) saw acknowledged with a 200."""
-    assert stack.emulator_url is not None
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{stack.emulator_url}/_emulator/deliveries", params={"since": "0"}) as resp,
-    ):
-        log = await resp.json()
-    acked: set[str] = set()
-    for attempt in log["deliveries"]:
-        if attempt["ok"]:
-            acked.update(attempt["event_ids"])
-    return acked
-
-
 async def _converged(stack: LocalStack, paid: list[str]) -> None:
     assert stack.emulator_url is not None
-    await _wait(lambda: _counts(stack, active=INVOICES - PAID, resolved=PAID), 120, "every payment")
+    await wait_for(
+        lambda: _counts(stack, active=INVOICES - PAID, resolved=PAID), 120, "every payment"
+    )
     placements = {p.invoice_id: p for p in await _placements(stack)}
     for invoice_id in paid:
         assert placements[invoice_id].status == mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND
@@ -155,13 +125,13 @@ async def _converged(stack: LocalStack, paid: list[str]) -> None:
         assert placements[invoice_id].resolution_reason == "paid out-of-band"
 
     async def inbox_settled() -> bool:
-        rows = await _inbox(stack)
+        rows = await inbox_rows(stack)
         return bool(rows) and all(r["status"] == "done" for r in rows)
 
-    await _wait(inbox_settled, 60, "the inbox to settle")
-    rows = await _inbox(stack)
+    await wait_for(inbox_settled, 60, "the inbox to settle")
+    rows = await inbox_rows(stack)
     assert len({r["event_id"] for r in rows}) == len(rows)  # each event stored once
-    acked = await _delivered_event_ids(stack)
+    acked = await delivered_event_ids(stack)
     assert acked, "the emulator acknowledged nothing?"
     stored = {r["event_id"] for r in rows}
     assert acked <= stored, f"acknowledged but not stored: {sorted(acked - stored)[:5]}"
@@ -178,17 +148,7 @@ async def test_kill_9_mid_storm_loses_nothing(stack: LocalStack, victim: str) ->
     await _converged(stack, paid)
     if victim in ("gateway", "integration"):
         # Intuit really was refused while the process was down, and retried.
-        assert await _failed_attempts(stack) > 0
-
-
-async def _failed_attempts(stack: LocalStack) -> int:
-    assert stack.emulator_url is not None
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{stack.emulator_url}/_emulator/deliveries", params={"since": "0"}) as resp,
-    ):
-        log = await resp.json()
-    return sum(1 for attempt in log["deliveries"] if not attempt["ok"])
+        assert await failed_attempts(stack) > 0
 
 
 def _signed(stack: LocalStack) -> tuple[bytes, str]:

@@ -66,12 +66,41 @@ class Journey(Books):
         ):
             assert resp.status in (200, 201), await resp.text()
 
-    async def kill_switch(self, *, on: bool) -> None:
+    @property
+    def xero_url(self) -> str:
+        assert self.stack.xero_emulator_url is not None, "aicollect run started no Xero emulator"
+        return self.stack.xero_emulator_url
+
+    async def xero(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """The Xero emulator's control API (``/_emulator/...``), as the bookkeeper acts in
+        Xero."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, f"{self.xero_url}/_emulator/{path}", json=body) as resp,
+        ):
+            payload = await resp.json()
+            assert resp.status in (200, 201), payload
+            return payload
+
+    async def enable(self, tenant_id: str, provider: str) -> None:
+        """Support enables ``provider`` for the tenant (its ``<provider>_enabled`` flag)."""
+        async with internal_channel(self.stack.integration_addr, self.token) as channel:
+            await iagrpc.AdminServiceStub(channel).SetTenantSettings(
+                iapb.SetTenantSettingsRequest(
+                    tenant_id=tenant_id,
+                    provider_enabled={provider: True},
+                    actor="support",
+                    reason="beta",
+                )
+            )
+
+    async def kill_switch(self, *, on: bool, provider: str = "qbo") -> None:
+        """Oncall turns one platform's kill switch (``provider_kill_switch.<provider>``)."""
         async with internal_channel(self.stack.integration_addr, self.token) as channel:
             await iagrpc.AdminServiceStub(channel).UpdatePlatformSettings(
                 iapb.UpdatePlatformSettingsRequest(
-                    settings=iapb.PlatformSettings(qbo_kill_switch=on),
-                    update_mask=FieldMask(paths=["qbo_kill_switch"]),
+                    settings=iapb.PlatformSettings(provider_kill_switch={provider: on}),
+                    update_mask=FieldMask(paths=[f"provider_kill_switch.{provider}"]),
                     actor="oncall",
                     reason="walkthrough: an incident drill",
                 )

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
 from services.integration.providers.base import InvoiceFacts
-from services.integration.sync import apply, state
+from services.integration.sync import apply, apply_context, state
 from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
 
@@ -68,7 +68,7 @@ class BackfillResult:
 
 
 async def _produce(
-    ctx: apply.SyncContext,
+    ctx: apply_context.SyncContext,
     today: date,
     position: int,
     last_id: str,
@@ -133,7 +133,7 @@ async def run_backfill(
     started = row.backfill_started_at or state.now()
     if row.backfill_company_date is None:
         text = await reader.company_time()
-        clock = await apply.remember_company_time(deps, tenant_id, realm_id, text)
+        clock = await apply_context.remember_company_time(deps, tenant_id, realm_id, text)
         today = clock.today()
         values: dict[str, Any] = {"backfill_company_date": today}
         if row.cdc_high_water is None:  # changes from now on are the CDC poll's
@@ -159,7 +159,7 @@ async def run_backfill(
     async with deps.sessions() as session:
         stored = await get_rules(session, tenant_id)
     rules = stored.rules
-    ctx = apply.SyncContext(
+    ctx = apply_context.SyncContext(
         deps,
         tenant_id,
         realm_id,
@@ -193,7 +193,7 @@ async def run_backfill(
         ),
         name=f"backfill-pages:{tenant_id}",
     )
-    window: deque[tuple[_Page, asyncio.Task[apply.ApplyStats]]] = deque()
+    window: deque[tuple[_Page, asyncio.Task[apply_context.ApplyStats]]] = deque()
 
     async def settle() -> None:
         """Waits for the oldest page in flight, then stores its checkpoint (in page order,

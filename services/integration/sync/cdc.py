@@ -38,7 +38,7 @@ from sqlalchemy import func, select
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
 from services.integration.providers.base import ChangeSet, FailureKind, Json
-from services.integration.sync import apply, pacing, state
+from services.integration.sync import apply, apply_context, pacing, state
 from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
 
@@ -55,11 +55,11 @@ class PollResult:
     requeried: bool
     objects: int = 0
     cdc_calls: int = 0
-    stats: apply.ApplyStats = field(default_factory=apply.ApplyStats)
+    stats: apply_context.ApplyStats = field(default_factory=apply_context.ApplyStats)
 
 
 class _Poll:
-    def __init__(self, ctx: apply.SyncContext, cap: int) -> None:
+    def __init__(self, ctx: apply_context.SyncContext, cap: int) -> None:
         self.ctx = ctx
         self.cap = cap
         self.result = PollResult("", False)
@@ -204,7 +204,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
     since = mark - timedelta(seconds=settings.cdc_overlap_seconds)
     clock = state.clock_of(row, deps.platform.facts.parse_time)
     reader = deps.reader(tenant_id, realm_id, Priority.CDC)
-    ctx = apply.SyncContext(
+    ctx = apply_context.SyncContext(
         deps,
         tenant_id,
         realm_id,
@@ -235,13 +235,13 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
             )
     if first is not None:
         high_water = first.time
-        clock = await apply.remember_company_time(deps, tenant_id, realm_id, high_water)
+        clock = await apply_context.remember_company_time(deps, tenant_id, realm_id, high_water)
         ctx.today = clock.today()
         until = deps.platform.facts.parse_time(high_water)
         await run.cover(deps.platform.entities, since, until, first)
     else:
         high_water = await reader.company_time()
-        clock = await apply.remember_company_time(deps, tenant_id, realm_id, high_water)
+        clock = await apply_context.remember_company_time(deps, tenant_id, realm_id, high_water)
         ctx.today = clock.today()
         await run.requery(since)
     overdue_through = await run.sweep(row.overdue_through)

@@ -33,7 +33,7 @@ from services.integration import admin
 from services.integration.budget import Priority
 from services.integration.models import AuditEvent, PlacementCandidate
 from services.integration.providers.base import InvoiceFacts
-from services.integration.sync import apply, candidates, state
+from services.integration.sync import apply, apply_context, candidates, state
 from services.integration.sync.candidates import (
     AUTOMATIC,
     CONFIRM_EACH_TIME,
@@ -150,7 +150,7 @@ async def _confirm(
     confirmation = uuid.uuid4().hex
     placed = dropped = 0
     try:
-        ctx = await apply.SyncContext.open(
+        ctx = await apply_context.SyncContext.open(
             deps,
             tenant_id,
             realm_id,
@@ -240,7 +240,7 @@ async def _confirm(
 
 
 async def _confirm_batch(
-    ctx: apply.SyncContext, ids: list[str], actor: str, reason: str, confirmation: str
+    ctx: apply_context.SyncContext, ids: list[str], actor: str, reason: str, confirmation: str
 ) -> tuple[int, int]:
     """One batch: read again, drop what may no longer be placed, place the rest."""
     found = await ctx.reader.by_ids("Invoice", ids)
@@ -334,7 +334,7 @@ async def _confirm_batch(
 
 
 async def _drop(
-    ctx: apply.SyncContext,
+    ctx: apply_context.SyncContext,
     drops: dict[str, tuple[DropReason, InvoiceFacts | None, Json | None]],
     confirmation: str,
 ) -> int:

@@ -8,7 +8,8 @@ from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.rpc.convert import timestamp
 from aicollect.type.v1.money_pb2 import Money
 from services.integration.sync import candidates, state
-from services.integration.sync.candidates import CandidatePage, CandidateView, DropReason
+from services.integration.sync.candidate_review import CandidatePage, CandidateView
+from services.integration.sync.candidates import DropReason
 from services.integration.sync.preview import PreviewPage
 from services.integration.sync.rules import Exclusion, StoredRules
 from services.integration.sync.service import FULL, INCREMENTAL, BackfillView

@@ -96,6 +96,34 @@ async def test_paging_up_to_a_thousand_and_summaries_without_a_page(emulator: Em
     assert "LineItems" not in unpaged["Invoices"][0]
 
 
+async def test_pages_by_updated_date_match_the_whole_ordered_list(emulator: Emulator) -> None:
+    """Paged without ``where`` (rendered page by page) and in the order by UpdatedDateUTC,
+    the pages are exactly the slices of the same listing ordered with a ``where``."""
+    tenant, tokens = await _books(emulator, contacts=15, invoices=450, seed=9)
+    for order in ("UpdatedDateUTC ASC", "UpdatedDateUTC DESC", None):
+        extra = {"order": order} if order else {}
+        _, whole, _ = await emulator.api(
+            tokens, tenant, "Invoices", page="1", pageSize="1000", where="Total > 0", **extra
+        )
+        expected = [i["InvoiceID"] for i in whole["Invoices"]]
+        assert len(expected) == 450
+        got: list[str] = []
+        for page in range(1, 6):
+            _, body, _ = await emulator.api(
+                tokens, tenant, "Invoices", page=str(page), pageSize="100", **extra
+            )
+            assert body["pagination"] == {
+                "page": page,
+                "pageSize": 100,
+                "pageCount": 5,
+                "itemCount": 450,
+            }
+            got += [i["InvoiceID"] for i in body["Invoices"]]
+        assert got == expected, order
+    stamps = [i["UpdatedDateUTC"] for i in whole["Invoices"]]
+    assert len(set(stamps)) > 1
+
+
 async def test_filters_ids_statuses_where_and_order(emulator: Emulator) -> None:
     tenant, tokens = await _books(emulator)
     ada = await _contact(emulator, tenant)

@@ -1,0 +1,392 @@
+"""The context a realm's changes are applied in (``SyncContext``): the tenant's rules and
+intake mode, the company's today and clock, a reader at the caller's priority, a bounded
+cache of customers' contacts, the calls to the matcher (retryable failures become
+``Unavailable``; a refused entity is logged and skipped) and the record of placed
+invoices. ``apply.py`` applies entities on it; ``ApplyStats`` counts what that did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypeVar
+
+import grpc
+from sqlalchemy import or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aicollect.errors import Unavailable
+from aicollect.matching.v1 import matching_service_pb2 as mpb
+from services.integration.budget import Priority
+from services.integration.models import PlacedInvoice
+from services.integration.providers.base import AccountingFacts, EntityReader
+from services.integration.sync import candidates, state
+from services.integration.sync.context import SyncDeps
+from services.integration.sync.rules import PlacementRules, get_rules
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+T = TypeVar("T")
+
+SOURCES = {
+    "webhook": mpb.CHANGE_SOURCE_WEBHOOK,
+    "cdc": mpb.CHANGE_SOURCE_CDC,
+    "backfill": mpb.CHANGE_SOURCE_BACKFILL,
+    "replay": mpb.CHANGE_SOURCE_REPLAY,
+}
+# The integration's platform names (``AccountingPlatform.name``) as matcher providers.
+MATCHER_PROVIDERS: dict[str, mpb.Provider.ValueType] = {
+    "qbo": mpb.PROVIDER_QBO,
+    "xero": mpb.PROVIDER_XERO,
+}
+UPSERT_BATCH = 1000  # the matcher's limit per UpsertPlacements call
+UPSERT_PARALLEL = 500  # a full batch is sent as concurrent calls of this size
+MATCHER_TIMEOUT_S = 120.0
+CUSTOMER_CACHE = 5000
+_RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.CANCELLED,
+}
+
+
+@dataclass
+class ApplyStats:
+    invoices_seen: int = 0
+    placements_created: int = 0
+    placements_updated: int = 0
+    invoice_decisions: int = 0
+    payment_decisions: int = 0
+    contacts_refreshed: int = 0
+    skipped: int = 0
+    candidates_staged: int = 0
+    candidates_updated: int = 0
+
+    def add(self, other: ApplyStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class SyncContext:
+    """What applying changes for one realm needs: rules, the company's today, a reader
+    (at the caller's priority), the source recorded in the matcher's audit, and a
+    bounded cache of customers."""
+
+    def __init__(
+        self,
+        deps: SyncDeps,
+        tenant_id: str,
+        realm_id: str,
+        *,
+        rules: PlacementRules,
+        today: date,
+        source: str,
+        source_event_id: str = "",
+        reader: EntityReader,
+        rules_version: int = 0,
+    ) -> None:
+        self.deps = deps
+        self.tenant_id = tenant_id
+        self.realm_id = realm_id
+        self.rules = rules
+        self.rules_version = rules_version  # recorded with the candidates it selects
+        self.today = today
+        self.source = SOURCES[source]
+        self.source_event_id = source_event_id
+        self.reader = reader
+        self.facts: AccountingFacts = deps.platform.facts
+        # The platform as the matcher's contract names it.
+        self.provider = MATCHER_PROVIDERS[deps.platform.name]
+        # A backfill run's id (``backfill:<run>``), recorded with what it places first.
+        self.run_id = source_event_id.removeprefix("backfill:") if source == "backfill" else ""
+        self._customers: OrderedDict[str, mpb.DebtorContact | None] = OrderedDict()
+        self._intake_mode: str | None = None
+
+    async def intake_mode(self) -> str:
+        """The tenant's intake mode (``candidates.PREVIEW`` ...), read once per context."""
+        if self._intake_mode is None:
+            async with self.deps.sessions() as session:
+                self._intake_mode = await candidates.intake_mode(
+                    session, self.tenant_id, self.deps.platform.name
+                )
+        return self._intake_mode
+
+    @classmethod
+    async def open(
+        cls,
+        deps: SyncDeps,
+        tenant_id: str,
+        realm_id: str,
+        *,
+        source: str,
+        priority: Priority,
+        source_event_id: str = "",
+    ) -> SyncContext:
+        """Loads the rules and the company's today (asking QBO when the clock is stale)."""
+        reader = deps.reader(tenant_id, realm_id, priority)
+        async with deps.sessions() as session:
+            stored = await get_rules(session, tenant_id)
+            clock = state.clock_of(
+                await state.load(session, tenant_id, realm_id), deps.platform.facts.parse_time
+            )
+        if clock is None or not state.clock_fresh(clock):
+            clock = await observe_company_time(deps, reader)
+        return cls(
+            deps,
+            tenant_id,
+            realm_id,
+            rules=stored.rules,
+            rules_version=stored.version,
+            today=clock.today(),
+            source=source,
+            source_event_id=source_event_id,
+            reader=reader,
+        )
+
+    # -- customers ----------------------------------------------------------------------
+
+    def remember_customers(self, customers: Iterable[Json]) -> None:
+        for customer in customers:
+            self._remember(self.facts.entity_id(customer), self.facts.debtor_contact(customer))
+
+    def _remember(self, customer_id: str, contact: mpb.DebtorContact | None) -> None:
+        self._customers[customer_id] = contact
+        self._customers.move_to_end(customer_id)
+        while len(self._customers) > CUSTOMER_CACHE:
+            self._customers.popitem(last=False)
+
+    async def customers(self, ids: Iterable[str]) -> dict[str, mpb.DebtorContact | None]:
+        """The debtor contacts of these customers (None for one QBO no longer has), read in
+        batches and kept (a bounded cache) so each customer is read and mapped once."""
+        wanted = [i for i in dict.fromkeys(ids) if i]
+        missing = [i for i in wanted if i not in self._customers]
+        if missing:
+            found = await self.reader.by_ids("Customer", missing)
+            for customer_id in missing:
+                customer = found.get(customer_id)
+                contact = self.facts.debtor_contact(customer) if customer is not None else None
+                self._remember(customer_id, contact)
+        return {i: self._customers.get(i) for i in wanted}
+
+    # -- matcher calls ------------------------------------------------------------------
+
+    async def _matcher(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _RETRYABLE:
+                raise Unavailable(
+                    f"the matcher did not take {what} ({exc.code().name}); retrying later",
+                    retry_after_seconds=5,
+                ) from None
+            raise
+
+    async def upsert(self, inputs: Sequence[mpb.PlacementInput]) -> list[mpb.UpsertResult]:
+        """``UpsertPlacements`` in batches; a batch the matcher refuses is retried item by
+        item so one malformed invoice cannot hold the others back."""
+        results: list[mpb.UpsertResult] = []
+        for start in range(0, len(inputs), UPSERT_BATCH):
+            batch = inputs[start : start + UPSERT_BATCH]
+            parts = [batch[i : i + UPSERT_PARALLEL] for i in range(0, len(batch), UPSERT_PARALLEL)]
+            replies = await asyncio.gather(*(self._upsert_part(part) for part in parts))
+            for reply in replies:
+                results.extend(reply)
+        return results
+
+    async def _upsert_part(self, part: Sequence[mpb.PlacementInput]) -> list[mpb.UpsertResult]:
+        request = mpb.UpsertPlacementsRequest(
+            tenant_id=self.tenant_id,
+            provider=self.provider,
+            company_id=self.realm_id,
+            placements=part,
+        )
+        try:
+            reply = await self._matcher(
+                "the placements",
+                lambda: self.deps.matching.UpsertPlacements(request, timeout=MATCHER_TIMEOUT_S),
+            )
+            return list(reply.results)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            if len(part) == 1:
+                log.error(
+                    "the matcher refused an invoice",
+                    extra={
+                        "tenant_id": self.tenant_id,
+                        "realm_id": self.realm_id,
+                        "qbo_invoice_id": part[0].invoice_id,
+                        "detail": exc.details(),
+                    },
+                )
+                return []
+            out: list[mpb.UpsertResult] = []
+            for item in part:
+                out.extend(await self._upsert_part([item]))
+            return out
+
+    async def apply_invoice_state(self, invoice: mpb.AccountingInvoice) -> int:
+        request = mpb.ApplyAccountingInvoiceRequest(
+            tenant_id=self.tenant_id,
+            provider=self.provider,
+            company_id=self.realm_id,
+            invoice=invoice,
+            source=self.source,
+            source_event_id=self.source_event_id,
+        )
+        return await self._decide(
+            f"invoice {invoice.invoice_id}",
+            lambda: self.deps.matching.ApplyAccountingInvoice(request, timeout=MATCHER_TIMEOUT_S),
+        )
+
+    async def apply_payment_state(self, payment: mpb.AccountingPayment) -> int:
+        request = mpb.ApplyAccountingPaymentRequest(
+            tenant_id=self.tenant_id,
+            provider=self.provider,
+            company_id=self.realm_id,
+            payment=payment,
+            source=self.source,
+            source_event_id=self.source_event_id,
+        )
+        return await self._decide(
+            f"payment {payment.payment_id}",
+            lambda: self.deps.matching.ApplyAccountingPayment(request, timeout=MATCHER_TIMEOUT_S),
+        )
+
+    async def _decide(self, what: str, call: Callable[[], Awaitable[Any]]) -> int:
+        """A decision call; -1 when the matcher refuses the entity as malformed (logged)."""
+        try:
+            reply = await self._matcher(what, call)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                grpc.StatusCode.FAILED_PRECONDITION,
+            ):
+                raise
+            log.error(
+                "the matcher refused an accounting change",
+                extra={
+                    "tenant_id": self.tenant_id,
+                    "realm_id": self.realm_id,
+                    "what": what,
+                    "detail": exc.details(),
+                },
+            )
+            return -1
+        outcomes = self.deps.metrics.match_outcomes
+        for decision in reply.decisions:
+            outcomes.labels(mpb.DecisionOutcome.Name(decision.outcome)).inc()
+        return len(reply.decisions)
+
+    async def placed(
+        self, *, customer_ids: Sequence[str] = (), invoice_ids: Sequence[str] = ()
+    ) -> dict[str, str]:
+        """Placed invoices (invoice id -> customer id) of these customers or ids."""
+        if not customer_ids and not invoice_ids:
+            return {}
+        conditions = []
+        if customer_ids:
+            conditions.append(PlacedInvoice.qbo_customer_id.in_(list(customer_ids)))
+        if invoice_ids:
+            conditions.append(PlacedInvoice.qbo_invoice_id.in_(list(invoice_ids)))
+        async with self.deps.sessions() as session:
+            rows = await session.execute(
+                select(PlacedInvoice.qbo_invoice_id, PlacedInvoice.qbo_customer_id).where(
+                    PlacedInvoice.tenant_id == self.tenant_id,
+                    PlacedInvoice.realm_id == self.realm_id,
+                    or_(*conditions),
+                )
+            )
+            return dict(rows.tuples().all())
+
+    async def delivered_versions(self, invoice_ids: Sequence[str]) -> dict[str, str]:
+        """The invoice version the matcher was last given, for placed invoices."""
+        if not invoice_ids:
+            return {}
+        async with self.deps.sessions() as session:
+            rows = await session.execute(
+                select(PlacedInvoice.qbo_invoice_id, PlacedInvoice.sync_token).where(
+                    PlacedInvoice.tenant_id == self.tenant_id,
+                    PlacedInvoice.realm_id == self.realm_id,
+                    PlacedInvoice.qbo_invoice_id.in_(list(invoice_ids)),
+                )
+            )
+            return dict(rows.tuples().all())
+
+    async def record_placed(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
+        """Remembers placed invoices: (invoice id, customer id, placement id, the version
+        the matcher now has). One statement for the whole batch (arrays, ``unnest``)."""
+        if not rows:
+            return
+        async with self.deps.sessions.begin() as session:
+            await self.record_placed_in(session, rows)
+
+    async def record_placed_in(
+        self, session: AsyncSession, rows: Sequence[tuple[str, str, str, str]]
+    ) -> None:
+        """``record_placed`` inside the caller's transaction (a confirmation records the
+        placements and marks its candidates confirmed in one)."""
+        if not rows:
+            return
+        invoice_ids, customer_ids, placement_ids, tokens = (
+            list(c) for c in zip(*rows, strict=True)
+        )
+        await session.execute(
+            _RECORD_PLACED,
+            {
+                "tenant": self.tenant_id,
+                "realm": self.realm_id,
+                "run": self.run_id,
+                "invoices": invoice_ids,
+                "customers": customer_ids,
+                "placements": placement_ids,
+                "tokens": tokens,
+            },
+        )
+
+
+_RECORD_PLACED = text(
+    """
+    INSERT INTO integration.placed_invoices AS p
+        (tenant_id, realm_id, qbo_invoice_id, qbo_customer_id, placement_id, sync_token,
+         placed_by_run)
+    SELECT :tenant, :realm, i, c, pl, t, :run
+    FROM unnest(
+        CAST(:invoices AS text[]), CAST(:customers AS text[]),
+        CAST(:placements AS text[]), CAST(:tokens AS text[])
+    ) AS u(i, c, pl, t)
+    ON CONFLICT (tenant_id, realm_id, qbo_invoice_id) DO UPDATE SET
+        qbo_customer_id = excluded.qbo_customer_id,
+        placement_id = excluded.placement_id,
+        sync_token = excluded.sync_token
+    WHERE (p.qbo_customer_id, p.placement_id, p.sync_token)
+        IS DISTINCT FROM (excluded.qbo_customer_id, excluded.placement_id, excluded.sync_token)
+    """
+)
+
+
+async def observe_company_time(deps: SyncDeps, reader: EntityReader) -> state.CompanyClock:
+    """Reads QBO's time for the company and remembers it (the company's clock)."""
+    qbo_time = await reader.company_time()
+    return await remember_company_time(deps, reader.tenant_id, reader.realm_id, qbo_time)
+
+
+async def remember_company_time(
+    deps: SyncDeps, tenant_id: str, realm_id: str, qbo_time: str
+) -> state.CompanyClock:
+    """Stores QBO's time for the company as just seen; the company's clock runs from it."""
+    seen_at = state.now()
+    clock = state.CompanyClock(deps.platform.facts.parse_time(qbo_time), seen_at)
+    await state.update_state(
+        deps.sessions, tenant_id, realm_id, company_time=qbo_time, company_time_seen_at=seen_at
+    )
+    return clock
