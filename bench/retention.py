@@ -31,7 +31,7 @@ from aicollect.settings import Settings
 from aicollect.type.v1 import money_pb2
 from bench._stack import write_result
 from services.integration.retention import purge_integration
-from services.matcher import convert, matching
+from services.matcher import facts_in, matching
 from services.matcher.retention import purge_matcher
 
 INBOX_SQL = """
@@ -75,7 +75,7 @@ async def _placement(sessions_url: str) -> str:
         )
         async with make_sessionmaker(engine).begin() as session:
             (result,) = await matching.upsert_placements(
-                session, "acme", "qbo", "1", convert.placements_in(request)
+                session, "acme", "qbo", "1", facts_in.placements_in(request)
             )
         return str(result.placement_id)
     finally:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
-from services.matcher import convert, credits, daily_reports, matching, pauses, queries
+from services.matcher import convert, daily_reports, facts_in, matching, pauses, queries
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.outbox import notifier_for, stream_events
 from services.matcher.pause_convert import pause_pb, target_in
@@ -62,8 +62,8 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
     async def UpsertPlacements(
         self, request: pb.UpsertPlacementsRequest, context: Context
     ) -> pb.UpsertPlacementsResponse:
-        items = convert.placements_in(request)
-        tenant, provider, company = convert.books_in(request)
+        items = facts_in.placements_in(request)
+        tenant, provider, company = facts_in.books_in(request)
         async with self._sessions.begin() as session:
             results = await matching.upsert_placements(session, tenant, provider, company, items)
         return pb.UpsertPlacementsResponse(results=[convert.upsert_result_pb(r) for r in results])
@@ -71,7 +71,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
     async def ApplyAccountingPayment(
         self, request: pb.ApplyAccountingPaymentRequest, context: Context
     ) -> pb.ApplyAccountingPaymentResponse:
-        books, payment, source = convert.payment_in(request)
+        books, payment, source = facts_in.payment_in(request)
         started = time.perf_counter()
         async with self._sessions.begin() as session:
             decisions = await matching.apply_payment(session, *books, payment, source)
@@ -83,7 +83,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
     async def ApplyAccountingInvoice(
         self, request: pb.ApplyAccountingInvoiceRequest, context: Context
     ) -> pb.ApplyAccountingInvoiceResponse:
-        books, invoice, source = convert.invoice_in(request)
+        books, invoice, source = facts_in.invoice_in(request)
         started = time.perf_counter()
         async with self._sessions.begin() as session:
             decisions = await matching.apply_invoice(session, *books, invoice, source)
@@ -95,7 +95,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
     async def ApplyAccountingCredit(
         self, request: pb.ApplyAccountingCreditRequest, context: Context
     ) -> pb.ApplyAccountingCreditResponse:
-        books, credit, source = credits.credit_in(request)
+        books, credit, source = facts_in.credit_in(request)
         started = time.perf_counter()
         async with self._sessions.begin() as session:
             decisions = await matching.apply_payment(session, *books, credit, source)
@@ -140,7 +140,7 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
                 session,
                 tenant,
                 statuses,
-                convert.provider_in(request.provider) if request.provider else "",
+                facts_in.provider_in(request.provider) if request.provider else "",
                 request.company_id.strip(),
                 request.invoice_id.strip(),
                 request.page_size,

@@ -16,7 +16,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
-from services.matcher import convert, matching
+from services.matcher import facts_in, matching
 from services.matcher.models import AuditEvent, OutreachPause
 from tests.helpers.grpcurl import grpcurl
 from tests.services.matcher.conftest import (
@@ -334,7 +334,7 @@ async def test_a_placement_created_while_a_tenant_pause_commits_is_paused_once(
     )
     async with matcher.sessions.begin() as session:
         (created,) = await matching.upsert_placements(
-            session, TENANT, "qbo", REALM, convert.placements_in(request)
+            session, TENANT, "qbo", REALM, facts_in.placements_in(request)
         )
         pausing = asyncio.create_task(pause(matcher, EVERYTHING))
         await asyncio.sleep(0.5)
