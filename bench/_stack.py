@@ -131,7 +131,33 @@ async def confirm_candidates(
             body: dict[str, Any] = await resp.json()
             if resp.status != 200:
                 raise SystemExit(f"the confirmation of {tenant_id} failed: {body}")
-            return body
+        await until_confirmed(http, base, headers, body, deadline)
+        return body
+
+
+async def until_confirmed(
+    http: aiohttp.ClientSession,
+    base: str,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    deadline: float,
+) -> None:
+    """A large confirmation answers while it is still being placed: waits until it is done
+    (the candidates listing's ``confirmation``) and puts its final counts into ``body``."""
+    confirmation: dict[str, Any] = body["confirmation"]
+    while confirmation["state"] == "CONFIRMATION_STATE_CONFIRMING":
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the confirmation is still placing: {confirmation}")
+        await asyncio.sleep(0.5)
+        async with http.get(f"{base}/candidates", headers=headers, params={"page_size": "1"}) as r:
+            confirmation = (await r.json())["confirmation"]
+    body.update(
+        confirmation=confirmation,
+        placed_count=confirmation["placed_count"],
+        dropped_count=confirmation["dropped_count"],
+    )
+    if confirmation["state"] != "CONFIRMATION_STATE_CONFIRMED":
+        raise SystemExit(f"the confirmation failed: {confirmation}")
 
 
 async def create_company(

@@ -39,21 +39,10 @@ import aiohttp
 
 from aicollect.localstack import Child, StartFailed
 from bench._stack import write_result
-from bench.peers import (
-    ROOT,
-    VENVS,
-    Emulator,
-    Peer,
-    PeerFailed,
-    PeerFailedWith,
-    ProcessRun,
-    check_records,
-    ensure_venv,
-    fmt,
-    log,
-    read_messages,
-    run_wrapped,
-)
+from bench.peer_emulator import Emulator
+from bench.peer_measure import ProcessRun, check_records, read_messages, run_wrapped
+from bench.peer_venvs import ROOT, VENVS, Peer, PeerFailed, PeerFailedWith, ensure_venv, log
+from bench.peers import fmt
 from emulators.xero.cli import CLIENT_SECRET_ENV
 
 SEED = 7

@@ -172,6 +172,8 @@ async def sync_progress(request: web.Request, provider: Provider) -> web.Respons
             progress.intake_mode = candidates.mode
             progress.candidate_totals.extend(candidates.totals)
             progress.company_date = candidates.company_date
+            if candidates.HasField("confirmation"):
+                progress.confirmation.CopyFrom(candidates.confirmation)
     except BadQuery as exc:
         return _bad(request, exc)
     except grpc.aio.AioRpcError as exc:

@@ -29,6 +29,7 @@ from services.integration.deps import IntegrationDeps
 from services.integration.server import build_server as build_integration
 from services.matcher.server import build_server as build_matcher
 from tests.conftest import CLIENT_ID, INTERNAL_TOKEN, Emulator, integration_settings
+from tests.helpers.confirming import until_confirmed
 
 JWT_SECRET = "test-jwt-secret-with-enough-entropy-0001"
 
@@ -236,4 +237,14 @@ async def confirm_first_backfill(
         ) as resp:
             body: dict[str, Any] = await resp.json()
             assert resp.status == 200, body
-            return body
+
+        async def call(method: str, path: str, **params: str) -> tuple[int, dict[str, Any]]:
+            async with http.request(method, base + path, headers=headers, params=params) as r:
+                return r.status, await r.json()
+
+        # A large confirmation is still being placed when the reply comes: wait for it.
+        confirmation = await until_confirmed(call, body, within=max(within, 120.0))
+        body["confirmation"] = confirmation
+        body["placed_count"] = confirmation["placed_count"]
+        body["dropped_count"] = confirmation["dropped_count"]
+        return body

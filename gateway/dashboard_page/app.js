@@ -38,6 +38,8 @@ const DISCONNECTABLE = new Set([
 const $ = (id) => document.getElementById(id);
 let token = "";
 let syncTimer = null;
+let placingTimer = null;
+let watchingConfirmation = "";
 let placementsToken = "";
 let placementsLoad = 0;
 const OPEN_STATUSES = new Set([
@@ -151,6 +153,10 @@ function view(name) {
     clearTimeout(syncTimer);
     syncTimer = null;
   }
+  if (name !== "settings" && placingTimer) {
+    clearTimeout(placingTimer);
+    placingTimer = null;
+  }
   if (name === "settings") return loadSettings();
   if (name === "placements") return loadPlacements(false);
   if (name === "reports") return loadReports();
@@ -222,6 +228,11 @@ async function loadProgress() {
   }
   if (syncTimer) renderPanel(provider, await api("GET", base()));  // the sync just finished: last sync
   syncTimer = null;
+  if (showPlacing(progress.confirmation)) {
+    $("preview-card").hidden = true;
+    placingTimer = setTimeout(guarded(loadProgress), 1000);
+    return;
+  }
   const waiting = progress.intake_mode !== "PLACEMENT_INTAKE_MODE_AUTOMATIC"
     && progress.candidate_totals.some((t) => Number(t.pending_count) + Number(t.excluded_count) > 0);
   $("preview-card").hidden = !waiting;
@@ -264,9 +275,45 @@ async function loadPreview() {
     .join("; ");
 }
 
+// A confirmation the workers are still placing: "placing N of M" until it is done, then
+// the notice of what was placed (true while it runs).
+function showPlacing(confirmation) {
+  const placing = !!confirmation && confirmation.state === "CONFIRMATION_STATE_CONFIRMING";
+  $("placing-card").hidden = !placing;
+  if (placingTimer) clearTimeout(placingTimer);
+  placingTimer = null;
+  if (placing) {
+    const done = Number(confirmation.placed_count) + Number(confirmation.dropped_count);
+    $("placing-bar").max = Number(confirmation.total_count) || 1;
+    $("placing-bar").value = done;
+    $("placing-progress").textContent = "Placing " + done + " of " + confirmation.total_count
+      + " (" + confirmation.placed_count + " placed, " + confirmation.dropped_count
+      + " left out as paid or changed).";
+    watchingConfirmation = confirmation.confirmation_id;
+  } else if (confirmation && confirmation.confirmation_id === watchingConfirmation) {
+    watchingConfirmation = "";
+    announceConfirmation(confirmation);
+  }
+  return placing;
+}
+
+function announceConfirmation(confirmation) {
+  if (confirmation.state === "CONFIRMATION_STATE_FAILED") {
+    show("Placing stopped: " + confirmation.error + " The invoices not placed wait for you again.", true);
+  } else {
+    show(confirmation.placed_count + " placements confirmed; outreach begins.", false);
+  }
+}
+
 async function confirmPreview() {
   const reply = await api("POST", base() + "/candidates/confirm", { future_mode: $("future-mode").value });
-  show(reply.placed_count + " placements confirmed; outreach begins.", false);
+  const confirmation = reply.confirmation;
+  if (confirmation && confirmation.state === "CONFIRMATION_STATE_CONFIRMING") {
+    watchingConfirmation = confirmation.confirmation_id;
+    show("Confirmed; placing " + confirmation.total_count + " invoices.", false);
+  } else {
+    show(reply.placed_count + " placements confirmed; outreach begins.", false);
+  }
   await loadSettings();
 }
 

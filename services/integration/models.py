@@ -395,3 +395,42 @@ class PlacementCandidate(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class PlacementConfirmation(Base):
+    """A creditor's confirmation of the pending candidates, carried out in the background.
+
+    Recorded in the same transaction that marks the candidates ``confirming``; the
+    integration workers place them (``state`` ``confirming``) and finish it as
+    ``confirmed``, or ``failed`` (``error``: the candidates not placed wait again).
+    ``future_mode`` is the intake mode chosen for later invoices (empty: keep), applied
+    when it finishes. ``placed`` and ``dropped`` grow in the transactions that place or
+    drop candidates, so they are exact after a crash.
+    """
+
+    __tablename__ = "placement_confirmations"
+    __table_args__ = (
+        Index(
+            "uq_placement_confirmations_running",
+            "tenant_id",
+            "realm_id",
+            unique=True,
+            postgresql_where=text("state = 'confirming'"),
+        ),
+        Index("ix_placement_confirmations_tenant", "tenant_id", "realm_id", "created_at"),
+    )
+
+    confirmation_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text)
+    realm_id: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    future_mode: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(Text)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    placed: Mapped[int] = mapped_column(BigInteger, default=0)
+    dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -331,4 +331,5 @@ class IntegrationServicer(pb_grpc.IntegrationServiceServicer):
             dropped_count=result.dropped,
             excluded_count=result.excluded,
             mode=sync_pb.MODES[result.mode],
+            confirmation=sync_pb.confirmation_pb(result.confirmation),
         )

@@ -11,6 +11,7 @@ from aicollect.db.retention import retention_loop
 from services.integration.connections import ConnectionService
 from services.integration.deps import IntegrationDeps
 from services.integration.retention import purge_integration
+from services.integration.sync.confirm import confirmation_worker
 from services.integration.sync.runner import SyncRunner
 from services.integration.webhook_worker import build_processor, inbox_gauges
 
@@ -38,6 +39,12 @@ def start_workers(deps: IntegrationDeps, stop: asyncio.Event) -> list[asyncio.Ta
         *(
             asyncio.create_task(SyncRunner(sync).run(stop), name=f"sync-scheduler-{name}")
             for name, sync in (deps.syncs or {deps.sync.platform.name: deps.sync}).items()
+        ),
+        # Confirmations of placement candidates recorded but not carried out by any
+        # process (a crash, a restart): taken up from the database.
+        asyncio.create_task(
+            confirmation_worker(deps.syncs or {deps.sync.platform.name: deps.sync}, stop),
+            name="confirmations",
         ),
         # Webhook inbox: claims due events (any number of replicas), reads, applies
         # through the sync of each connection's platform.

@@ -26,7 +26,7 @@ from aicollect.integration.v1 import integration_service_pb2 as aicollect_dot_in
 from aicollect.matching.v1 import matching_service_pb2 as aicollect_dot_matching_dot_v1_dot_matching__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$aicollect/dashboard/v1/screens.proto\x12\x16\x61icollect.dashboard.v1\x1a\x32\x61icollect/integration/v1/integration_service.proto\x1a,aicollect/matching/v1/matching_service.proto\"\xf0\x02\n\x0cSyncProgress\x12\x34\n\x08provider\x18\x01 \x01(\x0e\x32\".aicollect.integration.v1.Provider\x12\x38\n\x05state\x18\x02 \x01(\x0e\x32).aicollect.integration.v1.ConnectionState\x12\x14\n\x0c\x63ompany_name\x18\x03 \x01(\t\x12<\n\x08\x62\x61\x63kfill\x18\x04 \x01(\x0b\x32*.aicollect.integration.v1.BackfillProgress\x12\x42\n\x0bintake_mode\x18\x05 \x01(\x0e\x32-.aicollect.integration.v1.PlacementIntakeMode\x12\x42\n\x10\x63\x61ndidate_totals\x18\x06 \x03(\x0b\x32(.aicollect.integration.v1.CandidateTotal\x12\x14\n\x0c\x63ompany_date\x18\x07 \x01(\t\"\xa3\x01\n\x15PlacementWithTimeline\x12\x33\n\tplacement\x18\x01 \x01(\x0b\x32 .aicollect.matching.v1.Placement\x12\x33\n\x08timeline\x18\x02 \x03(\x0b\x32!.aicollect.matching.v1.AuditEvent\x12 \n\x18timeline_next_page_token\x18\x03 \x01(\t\"k\n\rPlacementList\x12\x41\n\nplacements\x18\x01 \x03(\x0b\x32-.aicollect.dashboard.v1.PlacementWithTimeline\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"w\n\x11PlacementTimeline\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12\x33\n\x08timeline\x18\x02 \x03(\x0b\x32!.aicollect.matching.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"^\n\x0f\x43ontinuingTotal\x12\x15\n\rcurrency_code\x18\x01 \x01(\t\x12\x17\n\x0fplacement_count\x18\x02 \x01(\x03\x12\x1b\n\x13\x62\x61lance_minor_units\x18\x03 \x01(\x03\"\xfb\x02\n\x11\x44isconnectPreview\x12\x34\n\x08provider\x18\x01 \x01(\x0e\x32\".aicollect.integration.v1.Provider\x12\x38\n\x05state\x18\x02 \x01(\x0e\x32).aicollect.integration.v1.ConnectionState\x12\x10\n\x08realm_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63ompany_name\x18\x04 \x01(\t\x12\x16\n\x0e\x63\x61n_disconnect\x18\x05 \x01(\x08\x12\x1e\n\x16\x61\x63tive_placement_count\x18\x06 \x01(\x03\x12\x1e\n\x16paused_placement_count\x18\x07 \x01(\x03\x12;\n\ncontinuing\x18\x08 \x03(\x0b\x32\'.aicollect.dashboard.v1.ContinuingTotal\x12#\n\x1bstop_all_outreach_available\x18\t \x01(\x08\x12\x14\n\x0c\x63onsequences\x18\n \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$aicollect/dashboard/v1/screens.proto\x12\x16\x61icollect.dashboard.v1\x1a\x32\x61icollect/integration/v1/integration_service.proto\x1a,aicollect/matching/v1/matching_service.proto\"\xb7\x03\n\x0cSyncProgress\x12\x34\n\x08provider\x18\x01 \x01(\x0e\x32\".aicollect.integration.v1.Provider\x12\x38\n\x05state\x18\x02 \x01(\x0e\x32).aicollect.integration.v1.ConnectionState\x12\x14\n\x0c\x63ompany_name\x18\x03 \x01(\t\x12<\n\x08\x62\x61\x63kfill\x18\x04 \x01(\x0b\x32*.aicollect.integration.v1.BackfillProgress\x12\x42\n\x0bintake_mode\x18\x05 \x01(\x0e\x32-.aicollect.integration.v1.PlacementIntakeMode\x12\x42\n\x10\x63\x61ndidate_totals\x18\x06 \x03(\x0b\x32(.aicollect.integration.v1.CandidateTotal\x12\x14\n\x0c\x63ompany_date\x18\x07 \x01(\t\x12\x45\n\x0c\x63onfirmation\x18\x08 \x01(\x0b\x32/.aicollect.integration.v1.PlacementConfirmation\"\xa3\x01\n\x15PlacementWithTimeline\x12\x33\n\tplacement\x18\x01 \x01(\x0b\x32 .aicollect.matching.v1.Placement\x12\x33\n\x08timeline\x18\x02 \x03(\x0b\x32!.aicollect.matching.v1.AuditEvent\x12 \n\x18timeline_next_page_token\x18\x03 \x01(\t\"k\n\rPlacementList\x12\x41\n\nplacements\x18\x01 \x03(\x0b\x32-.aicollect.dashboard.v1.PlacementWithTimeline\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"w\n\x11PlacementTimeline\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12\x33\n\x08timeline\x18\x02 \x03(\x0b\x32!.aicollect.matching.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"^\n\x0f\x43ontinuingTotal\x12\x15\n\rcurrency_code\x18\x01 \x01(\t\x12\x17\n\x0fplacement_count\x18\x02 \x01(\x03\x12\x1b\n\x13\x62\x61lance_minor_units\x18\x03 \x01(\x03\"\xfb\x02\n\x11\x44isconnectPreview\x12\x34\n\x08provider\x18\x01 \x01(\x0e\x32\".aicollect.integration.v1.Provider\x12\x38\n\x05state\x18\x02 \x01(\x0e\x32).aicollect.integration.v1.ConnectionState\x12\x10\n\x08realm_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63ompany_name\x18\x04 \x01(\t\x12\x16\n\x0e\x63\x61n_disconnect\x18\x05 \x01(\x08\x12\x1e\n\x16\x61\x63tive_placement_count\x18\x06 \x01(\x03\x12\x1e\n\x16paused_placement_count\x18\x07 \x01(\x03\x12;\n\ncontinuing\x18\x08 \x03(\x0b\x32\'.aicollect.dashboard.v1.ContinuingTotal\x12#\n\x1bstop_all_outreach_available\x18\t \x01(\x08\x12\x14\n\x0c\x63onsequences\x18\n \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aicollect.dashboard.v1.scre
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SYNCPROGRESS']._serialized_start=163
-  _globals['_SYNCPROGRESS']._serialized_end=531
-  _globals['_PLACEMENTWITHTIMELINE']._serialized_start=534
-  _globals['_PLACEMENTWITHTIMELINE']._serialized_end=697
-  _globals['_PLACEMENTLIST']._serialized_start=699
-  _globals['_PLACEMENTLIST']._serialized_end=806
-  _globals['_PLACEMENTTIMELINE']._serialized_start=808
-  _globals['_PLACEMENTTIMELINE']._serialized_end=927
-  _globals['_CONTINUINGTOTAL']._serialized_start=929
-  _globals['_CONTINUINGTOTAL']._serialized_end=1023
-  _globals['_DISCONNECTPREVIEW']._serialized_start=1026
-  _globals['_DISCONNECTPREVIEW']._serialized_end=1405
+  _globals['_SYNCPROGRESS']._serialized_end=602
+  _globals['_PLACEMENTWITHTIMELINE']._serialized_start=605
+  _globals['_PLACEMENTWITHTIMELINE']._serialized_end=768
+  _globals['_PLACEMENTLIST']._serialized_start=770
+  _globals['_PLACEMENTLIST']._serialized_end=877
+  _globals['_PLACEMENTTIMELINE']._serialized_start=879
+  _globals['_PLACEMENTTIMELINE']._serialized_end=998
+  _globals['_CONTINUINGTOTAL']._serialized_start=1000
+  _globals['_CONTINUINGTOTAL']._serialized_end=1094
+  _globals['_DISCONNECTPREVIEW']._serialized_start=1097
+  _globals['_DISCONNECTPREVIEW']._serialized_end=1476
 # @@protoc_insertion_point(module_scope)

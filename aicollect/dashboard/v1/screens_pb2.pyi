@@ -40,6 +40,7 @@ class SyncProgress(_message.Message):
     INTAKE_MODE_FIELD_NUMBER: _builtins.int
     CANDIDATE_TOTALS_FIELD_NUMBER: _builtins.int
     COMPANY_DATE_FIELD_NUMBER: _builtins.int
+    CONFIRMATION_FIELD_NUMBER: _builtins.int
     provider: _integration_service_pb2.Provider.ValueType
     """The accounting platform."""
     state: _integration_service_pb2.ConnectionState.ValueType
@@ -66,6 +67,13 @@ class SyncProgress(_message.Message):
         balance, and the excluded ones. Grows while the backfill runs.
         """
 
+    @_builtins.property
+    def confirmation(self) -> _integration_service_pb2.PlacementConfirmation:
+        """The most recent confirmation of the candidates and its progress (placing
+        placed_count + dropped_count of total_count while CONFIRMATION_STATE_CONFIRMING);
+        unset before the first confirmation.
+        """
+
     def __init__(
         self,
         *,
@@ -76,10 +84,11 @@ class SyncProgress(_message.Message):
         intake_mode: _integration_service_pb2.PlacementIntakeMode.ValueType = ...,
         candidate_totals: _abc.Iterable[_integration_service_pb2.CandidateTotal] | None = ...,
         company_date: _builtins.str = ...,
+        confirmation: _integration_service_pb2.PlacementConfirmation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill", "confirmation", b"confirmation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill", "candidate_totals", b"candidate_totals", "company_date", b"company_date", "company_name", b"company_name", "intake_mode", b"intake_mode", "provider", b"provider", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backfill", b"backfill", "candidate_totals", b"candidate_totals", "company_date", b"company_date", "company_name", b"company_name", "confirmation", b"confirmation", "intake_mode", b"intake_mode", "provider", b"provider", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -544,6 +544,38 @@ CANDIDATE_DROP_REASON_NO_LONGER_SELECTED: CandidateDropReason.ValueType  # 4
 """The invoice no longer passes the placement rules (edited, rules changed)."""
 Global___CandidateDropReason: _TypeAlias = CandidateDropReason  # noqa: Y015
 
+class _ConfirmationState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConfirmationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConfirmationState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONFIRMATION_STATE_UNSPECIFIED: _ConfirmationState.ValueType  # 0
+    """Not set."""
+    CONFIRMATION_STATE_CONFIRMING: _ConfirmationState.ValueType  # 1
+    """Recorded; the integration workers are re-reading and placing its candidates."""
+    CONFIRMATION_STATE_CONFIRMED: _ConfirmationState.ValueType  # 2
+    """Every candidate it covered was placed or dropped; the chosen mode applies."""
+    CONFIRMATION_STATE_FAILED: _ConfirmationState.ValueType  # 3
+    """Stopped (the platform unreachable, the kill switch): what it had not placed waits
+    again as pending; `error` says why.
+    """
+
+class ConfirmationState(_ConfirmationState, metaclass=_ConfirmationStateEnumTypeWrapper):
+    """Where a confirmation of placement candidates stands."""
+
+CONFIRMATION_STATE_UNSPECIFIED: ConfirmationState.ValueType  # 0
+"""Not set."""
+CONFIRMATION_STATE_CONFIRMING: ConfirmationState.ValueType  # 1
+"""Recorded; the integration workers are re-reading and placing its candidates."""
+CONFIRMATION_STATE_CONFIRMED: ConfirmationState.ValueType  # 2
+"""Every candidate it covered was placed or dropped; the chosen mode applies."""
+CONFIRMATION_STATE_FAILED: ConfirmationState.ValueType  # 3
+"""Stopped (the platform unreachable, the kill switch): what it had not placed waits
+again as pending; `error` says why.
+"""
+Global___ConfirmationState: _TypeAlias = ConfirmationState  # noqa: Y015
+
 @_typing.final
 class PlacementRules(_message.Message):
     """The rules that decide which overdue invoices of a tenant become placements.
@@ -1928,6 +1960,7 @@ class ListPlacementCandidatesResponse(_message.Message):
     MODE_FIELD_NUMBER: _builtins.int
     TOTALS_FIELD_NUMBER: _builtins.int
     COMPANY_DATE_FIELD_NUMBER: _builtins.int
+    CONFIRMATION_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """The token of the next page; empty on the last page."""
     mode: Global___PlacementIntakeMode.ValueType
@@ -1942,6 +1975,10 @@ class ListPlacementCandidatesResponse(_message.Message):
     def totals(self) -> _containers.RepeatedCompositeFieldContainer[Global___CandidateTotal]:
         """Pending and excluded candidates per currency, over all pages."""
 
+    @_builtins.property
+    def confirmation(self) -> Global___PlacementConfirmation:
+        """The most recent confirmation and its progress; unset before the first one."""
+
     def __init__(
         self,
         *,
@@ -1950,10 +1987,11 @@ class ListPlacementCandidatesResponse(_message.Message):
         mode: Global___PlacementIntakeMode.ValueType = ...,
         totals: _abc.Iterable[Global___CandidateTotal] | None = ...,
         company_date: _builtins.str = ...,
+        confirmation: Global___PlacementConfirmation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["confirmation", b"confirmation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "company_date", b"company_date", "mode", b"mode", "next_page_token", b"next_page_token", "totals", b"totals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "company_date", b"company_date", "confirmation", b"confirmation", "mode", b"mode", "next_page_token", b"next_page_token", "totals", b"totals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2134,6 +2172,7 @@ class ConfirmPlacementCandidatesResponse(_message.Message):
     DROPPED_COUNT_FIELD_NUMBER: _builtins.int
     EXCLUDED_COUNT_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
+    CONFIRMATION_FIELD_NUMBER: _builtins.int
     placed_count: _builtins.int
     """Candidates that became placements."""
     dropped_count: _builtins.int
@@ -2143,7 +2182,17 @@ class ConfirmPlacementCandidatesResponse(_message.Message):
     excluded_count: _builtins.int
     """Excluded candidates left out."""
     mode: Global___PlacementIntakeMode.ValueType
-    """The tenant's intake mode from now on."""
+    """The tenant's intake mode from now on (the current one while the confirmation is
+    CONFIRMATION_STATE_CONFIRMING: the chosen mode applies when it is confirmed).
+    """
+    @_builtins.property
+    def confirmation(self) -> Global___PlacementConfirmation:
+        """The confirmation: recorded before the reply, carried out by the integration workers.
+        A small one is already CONFIRMATION_STATE_CONFIRMED here (placed_count and
+        dropped_count are final); a larger one is CONFIRMATION_STATE_CONFIRMING and its
+        progress shows in ListPlacementCandidates (and the dashboard's sync-progress screen).
+        """
+
     def __init__(
         self,
         *,
@@ -2151,11 +2200,58 @@ class ConfirmPlacementCandidatesResponse(_message.Message):
         dropped_count: _builtins.int = ...,
         excluded_count: _builtins.int = ...,
         mode: Global___PlacementIntakeMode.ValueType = ...,
+        confirmation: Global___PlacementConfirmation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["confirmation", b"confirmation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped_count", b"dropped_count", "excluded_count", b"excluded_count", "mode", b"mode", "placed_count", b"placed_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirmation", b"confirmation", "dropped_count", b"dropped_count", "excluded_count", b"excluded_count", "mode", b"mode", "placed_count", b"placed_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConfirmPlacementCandidatesResponse: _TypeAlias = ConfirmPlacementCandidatesResponse  # noqa: Y015
+
+@_typing.final
+class PlacementConfirmation(_message.Message):
+    """A creditor's confirmation of the pending placement candidates and its progress."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIRMATION_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    TOTAL_COUNT_FIELD_NUMBER: _builtins.int
+    PLACED_COUNT_FIELD_NUMBER: _builtins.int
+    DROPPED_COUNT_FIELD_NUMBER: _builtins.int
+    REMAINING_COUNT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    confirmation_id: _builtins.str
+    """The confirmation's id (in the audit trail as `confirmation_id`)."""
+    state: Global___ConfirmationState.ValueType
+    """Where it stands."""
+    total_count: _builtins.int
+    """Candidates it covers."""
+    placed_count: _builtins.int
+    """Candidates placed so far."""
+    dropped_count: _builtins.int
+    """Candidates dropped so far (paid, voided, deleted or no longer selected on re-read)."""
+    remaining_count: _builtins.int
+    """Candidates still to be re-read and placed (0 once it is no longer confirming)."""
+    error: _builtins.str
+    """Why it failed (CONFIRMATION_STATE_FAILED only)."""
+    def __init__(
+        self,
+        *,
+        confirmation_id: _builtins.str = ...,
+        state: Global___ConfirmationState.ValueType = ...,
+        total_count: _builtins.int = ...,
+        placed_count: _builtins.int = ...,
+        dropped_count: _builtins.int = ...,
+        remaining_count: _builtins.int = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirmation_id", b"confirmation_id", "dropped_count", b"dropped_count", "error", b"error", "placed_count", b"placed_count", "remaining_count", b"remaining_count", "state", b"state", "total_count", b"total_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlacementConfirmation: _TypeAlias = PlacementConfirmation  # noqa: Y015

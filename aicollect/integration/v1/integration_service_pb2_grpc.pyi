@@ -161,8 +161,10 @@ class IntegrationServiceStub:
     `BACKFILL_NOT_FINISHED` while the first backfill is still running, reason
     `NOTHING_TO_CONFIRM` when the first confirmation was made and nothing is pending
     (a repeated confirmation changes nothing), `CONNECTION_NOT_FOUND` /
-    `INTEGRATION_DISABLED` as SyncNow; ABORTED (reason `CONFIRMATION_RUNNING`) while
-    another confirmation of the tenant runs.
+    `INTEGRATION_DISABLED` as SyncNow, `CONFIRMATION_RUNNING` while an earlier
+    confirmation of the tenant is still being placed (wait for it; nothing is changed).
+    The confirmation is recorded at once and carried out by the integration workers
+    within the company's request budget at bulk priority; the reply carries its state.
     """
 
 @_typing.type_check_only
@@ -298,8 +300,10 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
     `BACKFILL_NOT_FINISHED` while the first backfill is still running, reason
     `NOTHING_TO_CONFIRM` when the first confirmation was made and nothing is pending
     (a repeated confirmation changes nothing), `CONNECTION_NOT_FOUND` /
-    `INTEGRATION_DISABLED` as SyncNow; ABORTED (reason `CONFIRMATION_RUNNING`) while
-    another confirmation of the tenant runs.
+    `INTEGRATION_DISABLED` as SyncNow, `CONFIRMATION_RUNNING` while an earlier
+    confirmation of the tenant is still being placed (wait for it; nothing is changed).
+    The confirmation is recorded at once and carried out by the integration workers
+    within the company's request budget at bulk priority; the reply carries its state.
     """
 
 class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -516,8 +520,10 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
         `BACKFILL_NOT_FINISHED` while the first backfill is still running, reason
         `NOTHING_TO_CONFIRM` when the first confirmation was made and nothing is pending
         (a repeated confirmation changes nothing), `CONNECTION_NOT_FOUND` /
-        `INTEGRATION_DISABLED` as SyncNow; ABORTED (reason `CONFIRMATION_RUNNING`) while
-        another confirmation of the tenant runs.
+        `INTEGRATION_DISABLED` as SyncNow, `CONFIRMATION_RUNNING` while an earlier
+        confirmation of the tenant is still being placed (wait for it; nothing is changed).
+        The confirmation is recorded at once and carried out by the integration workers
+        within the company's request budget at bulk priority; the reply carries its state.
         """
 
 def add_IntegrationServiceServicer_to_server(servicer: IntegrationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

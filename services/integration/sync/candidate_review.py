@@ -22,7 +22,7 @@ from services.integration.models import (
     Connection,
     PlacementCandidate,
 )
-from services.integration.sync import state
+from services.integration.sync import confirmations, state
 from services.integration.sync.candidates import (
     DROPPED,
     EXCLUDED,
@@ -74,6 +74,7 @@ class CandidatePage:
     mode: str
     totals: list[CurrencyWaiting]
     company_date: date
+    confirmation: confirmations.ConfirmationView | None = None
 
 
 def view(row: PlacementCandidate, today: date) -> CandidateView:
@@ -190,12 +191,14 @@ async def list_candidates(
                 entry[2] = int(count)
         today = await company_today(session, deps, tenant_id, realm_id)
         mode = await intake_mode(session, tenant_id, provider.value)
+        confirmation = await confirmations.latest(session, tenant_id, realm_id)
     return CandidatePage(
         candidates=[view(r, today) for r in page],
         next_page_token=token,
         mode=mode,
         totals=[CurrencyWaiting(c, *v) for c, v in sorted(waiting.items())],
         company_date=today,
+        confirmation=confirmation,
     )
 
 

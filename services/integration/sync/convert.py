@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.rpc.convert import timestamp
 from aicollect.type.v1.money_pb2 import Money
-from services.integration.sync import candidates, state
+from services.integration.sync import candidates, confirmations, state
 from services.integration.sync.candidate_review import CandidatePage, CandidateView
 from services.integration.sync.candidates import DropReason
 from services.integration.sync.preview import PreviewPage
@@ -100,6 +100,28 @@ def candidates_reply(page: CandidatePage) -> pb.ListPlacementCandidatesResponse:
             for t in page.totals
         ],
         company_date=page.company_date.isoformat(),
+        confirmation=confirmation_pb(page.confirmation),
+    )
+
+
+CONFIRMATION_STATES = {
+    confirmations.RUNNING: pb.CONFIRMATION_STATE_CONFIRMING,
+    confirmations.DONE: pb.CONFIRMATION_STATE_CONFIRMED,
+    confirmations.FAILED: pb.CONFIRMATION_STATE_FAILED,
+}
+
+
+def confirmation_pb(c: confirmations.ConfirmationView | None) -> pb.PlacementConfirmation | None:
+    if c is None:
+        return None
+    return pb.PlacementConfirmation(
+        confirmation_id=c.confirmation_id,
+        state=CONFIRMATION_STATES[c.state],
+        total_count=c.total,
+        placed_count=c.placed,
+        dropped_count=c.dropped,
+        remaining_count=c.remaining,
+        error=c.error,
     )
 
 

@@ -25,6 +25,7 @@ from aicollect.rpc.client import internal_channel
 from emulators.qbo.config import CompanySpec
 from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator, running_emulator
 from tests.e2e.pipeline import TENANT, Pipeline, running_pipeline
+from tests.helpers.confirming import until_confirmed
 from tests.helpers.connections import connect
 from tests.stack import enable_tenant
 
@@ -197,6 +198,13 @@ async def test_preview_exclude_payment_then_confirm_places_only_the_included_unp
 
         code, body = await dash.call("POST", "/candidates/confirm", {})
         assert code == 200, body
+        confirmation = await until_confirmed(dash.call, body)
+        assert confirmation["state"] == "CONFIRMATION_STATE_CONFIRMED"
+        assert (confirmation["total_count"], confirmation["remaining_count"]) == (
+            str(len(expected) - 2),
+            "0",
+        )
+        assert body.pop("confirmation")["confirmation_id"] == confirmation["confirmation_id"]
         assert body == {
             "placed_count": str(len(expected) - 2),
             "dropped_count": "0",

@@ -250,3 +250,14 @@ def assert_matches_books(
         assert debtor.billing_address.region == address.region
         assert debtor.billing_address.postal_code == address.postal_code
         assert debtor.billing_address.country == address.country
+
+
+@pytest_asyncio.fixture
+async def connected_new(channel: grpc.aio.Channel, deps: IntegrationDeps) -> grpc.aio.Channel:
+    """A new tenant (placement preview: nothing placed before a confirmation) connected to
+    the company, its first backfill run to completion: every overdue invoice staged."""
+    await enable(channel, TENANT)
+    reply = await connect(channel, TENANT, REALM_ID)
+    assert reply.connected, reply
+    await backfill(deps)
+    return channel
