@@ -5,12 +5,13 @@ version with its order. INVALID_ARGUMENT names the field.
 
 Credits (``credit_in``): the table already knows them. QBO applies a credit memo to an
 invoice through a payment of no money whose lines are the invoice and the memo, and such a
-payment closes the placement (or lowers its balance) without resolving it out of band. A credit allocated on
-its own is the same fact, so it is read as that payment: its allocations are the invoice
-lines, one line draws the credit for their sum, and no money moves (total and unapplied
-0). It is kept as a payment seen under ``credit:<credit id>``, so a credit never
-overwrites a payment of the same company with the same id, and an edited, voided or
-deleted credit is decided exactly as an edited, voided or deleted memo payment.
+payment closes the placement (or lowers its balance) without resolving it out of band. A
+credit allocated on its own is the same fact, so it is read as that payment: its
+allocations are the invoice lines, one line draws the credit for their sum, and no money
+moves (total and unapplied 0). It is kept as a payment seen under ``credit:<credit id>``,
+so a credit never overwrites a payment of the same company with the same id, and an
+edited, voided or deleted credit is decided exactly as an edited, voided or deleted memo
+payment.
 """
 
 from __future__ import annotations
