@@ -62,7 +62,7 @@ def _rows(report: pb.DailyReport) -> Iterator[dict[str, str]]:
             yield base | {
                 "record": "portal_payment",
                 "placement_id": p.placement_id,
-                "invoice_id": _text(p.qbo_invoice_id),
+                "invoice_id": _text(p.invoice_id),
                 "invoice_number": _text(p.doc_number),
                 "payment_id": _text(p.portal_payment_id),
                 "time": _time(p.pay_time),
@@ -74,9 +74,9 @@ def _rows(report: pb.DailyReport) -> Iterator[dict[str, str]]:
             yield base | {
                 "record": "out_of_band_resolution",
                 "placement_id": o.placement_id,
-                "invoice_id": _text(o.qbo_invoice_id),
+                "invoice_id": _text(o.invoice_id),
                 "invoice_number": _text(o.doc_number),
-                "payment_id": _text(o.qbo_payment_id),
+                "payment_id": _text(o.payment_id),
                 "time": _time(o.resolve_time),
                 "amount": money(o.amount_minor_units),
                 "fee": money(o.fee_minor_units),
@@ -89,9 +89,9 @@ def _rows(report: pb.DailyReport) -> Iterator[dict[str, str]]:
             yield base | {
                 "record": "possible_double_payment",
                 "placement_id": d.placement_id,
-                "invoice_id": _text(d.qbo_invoice_id),
+                "invoice_id": _text(d.invoice_id),
                 "invoice_number": _text(d.doc_number),
-                "payment_id": _text(d.qbo_payment_id),
+                "payment_id": _text(d.payment_id),
                 "time": _time(d.detect_time),
                 "amount": money(d.amount_minor_units),
                 "excess": money(d.excess_minor_units),

@@ -98,7 +98,7 @@ async def targets(
             cents = p.balance.minor_units
             part = part_every > 0 and i % part_every == 0
             pay = max(1, cents // 3) if part else cents
-            row.append(Target(n, p.placement_id, p.qbo_invoice_id, p.qbo_customer_id, cents, pay))
+            row.append(Target(n, p.placement_id, p.invoice_id, p.customer_id, cents, pay))
         chosen.append(row)
     return [row[i] for i in range(per_company) for row in chosen if i < len(row)]
 

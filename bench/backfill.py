@@ -121,7 +121,7 @@ async def count_placements(stack: LocalStack) -> tuple[int, int]:
                 mpb.ListPlacementsRequest(tenant_id=TENANT, page_size=1000, page_token=token)
             )
             total += len(page.placements)
-            invoices.update(p.qbo_invoice_id for p in page.placements)
+            invoices.update(p.invoice_id for p in page.placements)
             token = page.next_page_token
             if not token:
                 return total, len(invoices)

@@ -71,7 +71,7 @@ async def placements_by_invoice(stub: Any, n: int) -> dict[str, tuple[str, str, 
             )
         )
         for p in reply.placements:
-            out[p.qbo_invoice_id] = (p.placement_id, p.qbo_customer_id, p.balance.minor_units)
+            out[p.invoice_id] = (p.placement_id, p.customer_id, p.balance.minor_units)
         token = reply.next_page_token
         if not token:
             return out

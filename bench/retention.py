@@ -31,7 +31,7 @@ from aicollect.settings import Settings
 from aicollect.type.v1 import money_pb2
 from bench._stack import write_result
 from services.integration.retention import purge_integration
-from services.matcher import convert, matching
+from services.matcher import facts_in, matching
 from services.matcher.retention import purge_matcher
 
 INBOX_SQL = """
@@ -57,24 +57,25 @@ async def _placement(sessions_url: str) -> str:
     try:
         request = pb.UpsertPlacementsRequest(
             tenant_id="acme",
-            realm_id="1",
+            provider=pb.PROVIDER_QBO,
+            company_id="1",
             placements=[
                 pb.PlacementInput(
-                    qbo_invoice_id="1",
+                    invoice_id="1",
                     doc_number="1001",
-                    qbo_customer_id="1",
+                    customer_id="1",
                     debtor=pb.DebtorContact(display_name="Bench Debtor"),
                     total_amount=money_pb2.Money(currency_code="USD", minor_units=10_000),
                     balance=money_pb2.Money(currency_code="USD", minor_units=10_000),
                     invoice_date="2026-09-01",
                     due_date="2026-10-01",
-                    sync_token="0",  # noqa: S106 - a QBO version, not a secret
+                    version="0",
                 )
             ],
         )
         async with make_sessionmaker(engine).begin() as session:
             (result,) = await matching.upsert_placements(
-                session, "acme", "1", convert.placements_in(request)
+                session, "acme", "qbo", "1", facts_in.placements_in(request)
             )
         return str(result.placement_id)
     finally:

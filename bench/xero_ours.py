@@ -111,7 +111,7 @@ async def active_placements(stub: Any) -> dict[str, str]:
                 page_token=token,
             )
         )
-        out.update({p.qbo_invoice_id: p.placement_id for p in reply.placements})
+        out.update({p.invoice_id: p.placement_id for p in reply.placements})
         token = reply.next_page_token
         if not token:
             return out

@@ -191,7 +191,7 @@ async def _count(
         page = await _matcher(request).ListPlacements(
             mpb.ListPlacementsRequest(
                 tenant_id=caller.tenant_id,
-                realm_id=realm_id,
+                company_id=realm_id,
                 statuses=[status],
                 page_size=COUNT_PAGE,
                 page_token=token,

@@ -60,6 +60,7 @@ EXPECTED_RPCS: dict[str, tuple[Any, list[str]]] = {
             "UpsertPlacements",
             "ApplyAccountingPayment",
             "ApplyAccountingInvoice",
+            "ApplyAccountingCredit",
             "RecordPortalPayment",
             "GetPlacement",
             "ListPlacements",

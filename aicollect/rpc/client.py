@@ -34,6 +34,7 @@ IDEMPOTENT_METHODS: dict[str, tuple[str, ...]] = {
         "UpsertPlacements",
         "ApplyAccountingPayment",
         "ApplyAccountingInvoice",
+        "ApplyAccountingCredit",
         "RecordPortalPayment",
         "GetPlacement",
         "ListPlacements",

@@ -400,7 +400,7 @@ async function loadOutreach() {
 function placementPauseNote(p, pauses) {
   if (!p.outreach_paused) return null;
   const which = pauses.placements.has(p.placement_id) ? "this placement"
-    : pauses.debtors.has(p.realm_id + "/" + p.qbo_customer_id) ? "this debtor" : "all outreach";
+    : pauses.debtors.has(p.company_id + "/" + p.customer_id) ? "this debtor" : "all outreach";
   return el("span", "Outreach paused (" + which + ")", "badge paused");
 }
 
@@ -409,7 +409,7 @@ function placementCard(item, pauses) {
   const card = el("article", null, "placement");
   card.dataset.placement = p.placement_id;
   const [label, cls] = PLACEMENT_LABELS[p.status] || [p.status, ""];
-  const title = el("h3", "Invoice " + (p.doc_number || p.qbo_invoice_id) + " · "
+  const title = el("h3", "Invoice " + (p.doc_number || p.invoice_id) + " · "
     + (p.debtor ? p.debtor.display_name : "") + " ");
   const badge = el("span", p.resolution_reason ? label + " — " + p.resolution_reason : label,
     "badge " + cls);
@@ -440,7 +440,7 @@ function placementCard(item, pauses) {
     button.addEventListener("click", guarded(async () => {
       const base = "/v1/placements/" + encodeURIComponent(p.placement_id) + "/outreach";
       const what = (own ? "resume" : "pause") + " outreach for invoice "
-        + (p.doc_number || p.qbo_invoice_id);
+        + (p.doc_number || p.invoice_id);
       if (await changeOutreach(base, own, what, own ? "resumed from the dashboard"
         : "paused from the dashboard")) await loadPlacements(false);
     }));

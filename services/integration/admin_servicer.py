@@ -35,10 +35,21 @@ Context = grpc.aio.ServicerContext[Any, Any]
 KILL_SWITCH = admin.KILL_SWITCH.key
 # One provider's kill switch in an update mask: ``provider_kill_switch.<name>``.
 PROVIDER_KILL_SWITCH = "provider_kill_switch"
-MATCHING_KEYS = frozenset({"qbo_oob_amount_tolerance_cents", "qbo_oob_match_window_minutes"})
+MATCHING_KEYS = frozenset({"oob_amount_tolerance_cents", "oob_match_window_minutes"})
 UPDATABLE = frozenset({KILL_SWITCH}) | MATCHING_KEYS
 SETTINGS_SUBJECTS = ("tenant", "platform_setting", "matching_setting")
+# Settings renamed when matching became provider-neutral: their audit history was recorded
+# under the former name, and is listed under the current one.
+FORMER_NAMES = {
+    "oob_amount_tolerance_cents": "qbo_oob_amount_tolerance_cents",
+    "oob_match_window_minutes": "qbo_oob_match_window_minutes",
+}
+CURRENT_NAMES = {old: new for new, old in FORMER_NAMES.items()}
 MATCHER_TIMEOUT_S = 5.0
+
+
+def _current_name(setting: str) -> str:
+    return CURRENT_NAMES.get(setting, setting)
 
 
 def _text(value: object) -> str:
@@ -164,8 +175,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             provider_kill_switch={
                 p.value: bool(own.values[spec.key]) for p, spec in admin.KILL_SWITCHES.items()
             },
-            qbo_oob_amount_tolerance_cents=matching.qbo_oob_amount_tolerance_cents,
-            qbo_oob_match_window_minutes=matching.qbo_oob_match_window_minutes,
+            oob_amount_tolerance_cents=matching.oob_amount_tolerance_cents,
+            oob_match_window_minutes=matching.oob_match_window_minutes,
             update_time=timestamp(max(times)) if times else None,
         )
 
@@ -240,7 +251,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         if request.tenant_id:
             query = query.where(AuditEvent.tenant_id == request.tenant_id)
         if request.setting:
-            query = query.where(AuditEvent.details["key"].astext == request.setting)
+            names = {request.setting, FORMER_NAMES.get(request.setting, request.setting)}
+            query = query.where(AuditEvent.details["key"].astext.in_(sorted(names)))
         if position is not None:
             query = query.where(AuditEvent.id < int(position["before_id"]))
         async with self._sessions() as session:
@@ -250,7 +262,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             events=[
                 pb.SettingsAuditEvent(
                     event_id=str(row.id),
-                    setting=str(row.details.get("key", row.subject_id)),
+                    setting=_current_name(str(row.details.get("key", row.subject_id))),
                     tenant_id=row.tenant_id or "",
                     old_value=_text(row.details.get("old")),
                     new_value=_text(row.details.get("new")),

@@ -33,8 +33,8 @@ REPORT_SETTINGS_PATHS = frozenset({"time_zone", "fee_terms"})
 
 def to_proto(snapshot: SettingsSnapshot) -> pb.MatchingSettings:
     return pb.MatchingSettings(
-        qbo_oob_amount_tolerance_cents=int(snapshot.values["qbo_oob_amount_tolerance_cents"]),
-        qbo_oob_match_window_minutes=int(snapshot.values["qbo_oob_match_window_minutes"]),
+        oob_amount_tolerance_cents=int(snapshot.values["oob_amount_tolerance_cents"]),
+        oob_match_window_minutes=int(snapshot.values["oob_match_window_minutes"]),
         update_time=timestamp(snapshot.update_time),
         update_actor=snapshot.update_actor,
     )

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.json_format import ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aicollect.errors import InvalidArgument
@@ -24,14 +23,9 @@ from services.matcher.domain import (
     FeeTerms,
     FeeTreatment,
     IntakeChannel,
-    InvoiceIn,
-    LinkedTxnIn,
     LinkType,
     Money,
     Outcome,
-    PaymentIn,
-    PaymentLineIn,
-    PlacementIn,
     PortalPaymentIn,
     Report,
     ReportTrigger,
@@ -70,10 +64,12 @@ UPSERT_TO_PB = {
 INTAKE_TO_PB = {
     channel: pb.IntakeChannel.Value(f"INTAKE_CHANNEL_{channel.name}") for channel in IntakeChannel
 }
+PROVIDER_FROM_PB = {pb.PROVIDER_QBO: "qbo", pb.PROVIDER_XERO: "xero"}
+PROVIDER_TO_PB: dict[str, pb.Provider.ValueType] = {v: k for k, v in PROVIDER_FROM_PB.items()}
 STATE_FROM_PB = {
-    pb.QBO_ENTITY_STATE_ACTIVE: EntityState.ACTIVE,
-    pb.QBO_ENTITY_STATE_VOIDED: EntityState.VOIDED,
-    pb.QBO_ENTITY_STATE_DELETED: EntityState.DELETED,
+    pb.ENTITY_STATE_ACTIVE: EntityState.ACTIVE,
+    pb.ENTITY_STATE_VOIDED: EntityState.VOIDED,
+    pb.ENTITY_STATE_DELETED: EntityState.DELETED,
 }
 LINK_FROM_PB = {
     pb.LINKED_TXN_TYPE_INVOICE: LinkType.INVOICE,
@@ -174,179 +170,6 @@ def _source(value: int, event_id: str) -> Source:
 # ---------------------------------------------------------------------------------------
 # Requests
 # ---------------------------------------------------------------------------------------
-
-
-def _linked_txns(txns: Iterable[pb.LinkedTxn], field: str) -> list[LinkedTxnIn]:
-    return [
-        LinkedTxnIn(
-            required_id(txn.txn_id, f"{field}[{i}].txn_id"),
-            _enum(txn.txn_type, LINK_FROM_PB, f"{field}[{i}].txn_type"),
-        )
-        for i, txn in enumerate(txns)
-    ]
-
-
-def placements_in(request: pb.UpsertPlacementsRequest) -> list[PlacementIn]:
-    required_id(request.tenant_id, "tenant_id")
-    required_id(request.realm_id, "realm_id")
-    if not 1 <= len(request.placements) <= MAX_BATCH:
-        raise InvalidArgument(
-            f"placements must hold between 1 and {MAX_BATCH} items", field="placements"
-        )
-    items: list[PlacementIn] = []
-    seen: set[str] = set()
-    for i, item in enumerate(request.placements):
-        prefix = f"placements[{i}]"
-        invoice_id = required_id(item.qbo_invoice_id, f"{prefix}.qbo_invoice_id")
-        if invoice_id in seen:
-            raise InvalidArgument(
-                f"{prefix}.qbo_invoice_id {invoice_id} appears twice in the request",
-                field=f"{prefix}.qbo_invoice_id",
-            )
-        seen.add(invoice_id)
-        total = money(
-            item.total_amount, f"{prefix}.total_amount", present=item.HasField("total_amount")
-        )
-        balance = money(
-            item.balance, f"{prefix}.balance", present=item.HasField("balance"), positive=True
-        )
-        if balance.currency != total.currency:
-            raise InvalidArgument(
-                f"{prefix}.balance.currency_code must be the total's currency",
-                field=f"{prefix}.balance.currency_code",
-            )
-        due = calendar_date(item.due_date, f"{prefix}.due_date", required=True)
-        assert due is not None
-        items.append(
-            PlacementIn(
-                qbo_invoice_id=invoice_id,
-                doc_number=item.doc_number,
-                qbo_customer_id=required_id(item.qbo_customer_id, f"{prefix}.qbo_customer_id"),
-                debtor=MessageToDict(item.debtor, preserving_proto_field_name=True),
-                total=total,
-                balance=balance,
-                invoice_date=calendar_date(
-                    item.invoice_date, f"{prefix}.invoice_date", required=False
-                ),
-                due_date=due,
-                sync_token=item.sync_token,
-                last_updated=_time(item, "last_updated_time", f"{prefix}.last_updated_time"),
-                linked_payment_ids=tuple(
-                    dict.fromkeys(
-                        t.txn_id
-                        for t in _linked_txns(item.linked_txns, f"{prefix}.linked_txns")
-                        if t.txn_type is LinkType.PAYMENT
-                    )
-                ),
-            )
-        )
-    return items
-
-
-def payment_in(request: pb.ApplyAccountingPaymentRequest) -> tuple[str, str, PaymentIn, Source]:
-    tenant = required_id(request.tenant_id, "tenant_id")
-    realm = required_id(request.realm_id, "realm_id")
-    if not request.HasField("payment"):
-        raise InvalidArgument("payment is required", field="payment")
-    source = _source(request.source, request.source_event_id)
-    p = request.payment
-    payment_id = required_id(p.qbo_payment_id, "payment.qbo_payment_id")
-    state: EntityState = _enum(p.state, STATE_FROM_PB, "payment.state")
-    if state is EntityState.DELETED:
-        deleted = PaymentIn(
-            qbo_payment_id=payment_id,
-            sync_token=p.sync_token.strip(),
-            state=state,
-            currency="",
-            total=0,
-            unapplied=0,
-            qbo_customer_id=p.qbo_customer_id,
-            lines=(),
-            create_time=_time(p, "create_time", "payment.create_time"),
-            last_updated=_time(p, "last_updated_time", "payment.last_updated_time"),
-        )
-        return tenant, realm, deleted, source
-    token = required_id(p.sync_token, "payment.sync_token")
-    total = money(p.total_amount, "payment.total_amount", present=p.HasField("total_amount"))
-    unapplied = 0
-    if p.HasField("unapplied_amount"):
-        unapplied_money = money(p.unapplied_amount, "payment.unapplied_amount")
-        if unapplied_money.minor_units and unapplied_money.currency != total.currency:
-            raise InvalidArgument(
-                "payment.unapplied_amount.currency_code must be the payment's currency",
-                field="payment.unapplied_amount.currency_code",
-            )
-        unapplied = unapplied_money.minor_units
-    lines: list[PaymentLineIn] = []
-    for i, line in enumerate(p.lines):
-        prefix = f"payment.lines[{i}]"
-        linked = required_id(line.linked_txn_id, f"{prefix}.linked_txn_id")
-        kind: LinkType = _enum(line.linked_txn_type, LINK_FROM_PB, f"{prefix}.linked_txn_type")
-        amount = money(line.amount, f"{prefix}.amount", present=line.HasField("amount"))
-        if amount.currency != total.currency:
-            raise InvalidArgument(
-                f"{prefix}.amount.currency_code must be the payment's currency",
-                field=f"{prefix}.amount.currency_code",
-            )
-        lines.append(PaymentLineIn(linked, kind, amount.minor_units))
-    payment = PaymentIn(
-        qbo_payment_id=payment_id,
-        sync_token=token,
-        state=state,
-        currency=total.currency,
-        total=total.minor_units,
-        unapplied=unapplied,
-        qbo_customer_id=p.qbo_customer_id.strip(),
-        lines=tuple(lines),
-        create_time=_time(p, "create_time", "payment.create_time"),
-        last_updated=_time(p, "last_updated_time", "payment.last_updated_time"),
-        txn_date=calendar_date(p.txn_date, "payment.txn_date", required=False),
-    )
-    return tenant, realm, payment, source
-
-
-def invoice_in(request: pb.ApplyAccountingInvoiceRequest) -> tuple[str, str, InvoiceIn, Source]:
-    tenant = required_id(request.tenant_id, "tenant_id")
-    realm = required_id(request.realm_id, "realm_id")
-    if not request.HasField("invoice"):
-        raise InvalidArgument("invoice is required", field="invoice")
-    source = _source(request.source, request.source_event_id)
-    inv = request.invoice
-    invoice_id = required_id(inv.qbo_invoice_id, "invoice.qbo_invoice_id")
-    state: EntityState = _enum(inv.state, STATE_FROM_PB, "invoice.state")
-    last_updated = _time(inv, "last_updated_time", "invoice.last_updated_time")
-    if state is EntityState.DELETED:
-        return (
-            tenant,
-            realm,
-            InvoiceIn(
-                invoice_id, inv.sync_token.strip(), state, "", 0, 0, "", None, "", last_updated, ()
-            ),
-            source,
-        )
-    token = required_id(inv.sync_token, "invoice.sync_token")
-    total = money(inv.total_amount, "invoice.total_amount", present=inv.HasField("total_amount"))
-    balance = money(inv.balance, "invoice.balance", present=inv.HasField("balance"))
-    if balance.currency != total.currency:
-        raise InvalidArgument(
-            "invoice.balance.currency_code must be the total's currency",
-            field="invoice.balance.currency_code",
-        )
-    linked = _linked_txns(inv.linked_txns, "invoice.linked_txns")
-    invoice = InvoiceIn(
-        qbo_invoice_id=invoice_id,
-        sync_token=token,
-        state=state,
-        currency=total.currency,
-        total=total.minor_units,
-        balance=balance.minor_units,
-        doc_number=inv.doc_number,
-        due_date=calendar_date(inv.due_date, "invoice.due_date", required=False),
-        qbo_customer_id=inv.qbo_customer_id,
-        last_updated=last_updated,
-        linked=tuple(linked),
-    )
-    return tenant, realm, invoice, source
 
 
 def portal_payment_in(request: pb.RecordPortalPaymentRequest) -> PortalPaymentIn:
@@ -484,10 +307,11 @@ def placement_pb(p: Placement) -> pb.Placement:
     return pb.Placement(
         placement_id=p.placement_id,
         tenant_id=p.tenant_id,
-        realm_id=p.realm_id,
-        qbo_invoice_id=p.qbo_invoice_id,
+        company_id=p.company_id,
+        provider=PROVIDER_TO_PB.get(p.provider, pb.PROVIDER_UNSPECIFIED),
+        invoice_id=p.invoice_id,
         doc_number=p.doc_number,
-        qbo_customer_id=p.qbo_customer_id,
+        customer_id=p.customer_id,
         debtor=ParseDict(p.debtor, pb.DebtorContact(), ignore_unknown_fields=True),
         original_amount=money_pb2.Money(
             currency_code=p.currency_code, minor_units=p.original_minor_units
@@ -498,7 +322,7 @@ def placement_pb(p: Placement) -> pb.Placement:
         status=STATUS_TO_PB[Status(p.status)],
         resolution_reason=p.resolution_reason,
         review_reason=p.review_reason,
-        resolving_qbo_payment_id=p.resolving_qbo_payment_id,
+        resolving_payment_id=p.resolving_payment_id,
         intake_channel=INTAKE_TO_PB[IntakeChannel(p.intake_channel)],
         version=p.version,
         create_time=timestamp(p.created_at),
@@ -513,7 +337,7 @@ def placement_pb(p: Placement) -> pb.Placement:
 def decision_pb(d: Decision) -> pb.PlacementDecision:
     return pb.PlacementDecision(
         placement_id=d.placement_id,
-        qbo_invoice_id=d.qbo_invoice_id,
+        invoice_id=d.invoice_id,
         outcome=OUTCOME_TO_PB[d.outcome],
         status=STATUS_TO_PB[d.status] if d.status else pb.PLACEMENT_STATUS_UNSPECIFIED,
         balance=_money_pb(d.balance),
@@ -525,7 +349,7 @@ def decision_pb(d: Decision) -> pb.PlacementDecision:
 
 def upsert_result_pb(r: UpsertResult) -> pb.UpsertResult:
     return pb.UpsertResult(
-        qbo_invoice_id=r.qbo_invoice_id,
+        invoice_id=r.invoice_id,
         placement_id=r.placement_id,
         outcome=UPSERT_TO_PB[r.outcome],
     )
@@ -605,7 +429,7 @@ def currencies_pb(report: Report) -> list[pb.CurrencyReconciliation]:
                     pb.PortalPaymentEntry(
                         portal_payment_id=e.portal_payment_id,
                         placement_id=e.placement_id,
-                        qbo_invoice_id=e.qbo_invoice_id,
+                        invoice_id=e.invoice_id,
                         doc_number=e.doc_number,
                         pay_time=timestamp(e.pay_time),
                         amount_minor_units=e.amount,
@@ -617,9 +441,9 @@ def currencies_pb(report: Report) -> list[pb.CurrencyReconciliation]:
                 out_of_band_resolutions=[
                     pb.OutOfBandResolutionEntry(
                         placement_id=e.placement_id,
-                        qbo_invoice_id=e.qbo_invoice_id,
+                        invoice_id=e.invoice_id,
                         doc_number=e.doc_number,
-                        qbo_payment_id=e.qbo_payment_id,
+                        payment_id=e.payment_id,
                         resolve_time=timestamp(e.resolve_time),
                         amount_minor_units=e.amount,
                         fee_treatment=TREATMENT_TO_PB[e.treatment],
@@ -632,9 +456,9 @@ def currencies_pb(report: Report) -> list[pb.CurrencyReconciliation]:
                 possible_double_payments=[
                     pb.PossibleDoublePaymentEntry(
                         placement_id=e.placement_id,
-                        qbo_invoice_id=e.qbo_invoice_id,
+                        invoice_id=e.invoice_id,
                         doc_number=e.doc_number,
-                        qbo_payment_id=e.qbo_payment_id,
+                        payment_id=e.payment_id,
                         detect_time=timestamp(e.detect_time),
                         amount_minor_units=e.amount,
                         excess_minor_units=e.excess,

@@ -91,6 +91,14 @@ class FeeTreatment(StrEnum):
     WAIVED = "waived"
 
 
+# The accounting platforms as audit reasons name them, by stored provider name.
+PROVIDER_LABELS = {"qbo": "QBO", "xero": "Xero"}
+
+
+def provider_label(provider: str) -> str:
+    return PROVIDER_LABELS.get(provider, provider)
+
+
 @dataclass(frozen=True)
 class Money:
     currency: str
@@ -99,18 +107,20 @@ class Money:
 
 @dataclass(frozen=True)
 class PlacementIn:
-    qbo_invoice_id: str
+    invoice_id: str
     doc_number: str
-    qbo_customer_id: str
+    customer_id: str
     debtor: dict[str, Any]
     total: Money
     balance: Money
     invoice_date: date | None
     due_date: date
-    sync_token: str
+    version: str
     last_updated: datetime | None
     # The payments this invoice version links (QBO LinkedTxn): already inside ``balance``.
     linked_payment_ids: tuple[str, ...] = ()
+    # The order of ``version`` (QBO: the SyncToken as an integer); 0 when unknown.
+    version_sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,17 +132,18 @@ class PaymentLineIn:
 
 @dataclass(frozen=True)
 class PaymentIn:
-    qbo_payment_id: str
-    sync_token: str
+    payment_id: str
+    version: str
     state: EntityState
     currency: str
     total: int
     unapplied: int
-    qbo_customer_id: str
+    customer_id: str
     lines: tuple[PaymentLineIn, ...]
     create_time: datetime | None
     last_updated: datetime | None
     txn_date: date | None = None
+    version_sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -143,17 +154,18 @@ class LinkedTxnIn:
 
 @dataclass(frozen=True)
 class InvoiceIn:
-    qbo_invoice_id: str
-    sync_token: str
+    invoice_id: str
+    version: str
     state: EntityState
     currency: str
     total: int
     balance: int
     doc_number: str
     due_date: date | None
-    qbo_customer_id: str
+    customer_id: str
     last_updated: datetime | None
     linked: tuple[LinkedTxnIn, ...]
+    version_sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -176,7 +188,7 @@ class Source:
 @dataclass(frozen=True)
 class Decision:
     placement_id: str
-    qbo_invoice_id: str
+    invoice_id: str
     outcome: Outcome
     status: Status | None
     balance: Money | None
@@ -187,7 +199,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class UpsertResult:
-    qbo_invoice_id: str
+    invoice_id: str
     placement_id: str
     outcome: UpsertOutcome
 
@@ -221,7 +233,7 @@ class ReportSettings:
 class PortalEntry:
     portal_payment_id: str
     placement_id: str
-    qbo_invoice_id: str
+    invoice_id: str
     doc_number: str
     pay_time: datetime
     amount: int
@@ -235,9 +247,9 @@ class PortalEntry:
 @dataclass
 class OutOfBandEntry:
     placement_id: str
-    qbo_invoice_id: str
+    invoice_id: str
     doc_number: str
-    qbo_payment_id: str
+    payment_id: str
     resolve_time: datetime
     amount: int
     treatment: FeeTreatment
@@ -248,9 +260,9 @@ class OutOfBandEntry:
 @dataclass
 class DoublePaymentEntry:
     placement_id: str
-    qbo_invoice_id: str
+    invoice_id: str
     doc_number: str
-    qbo_payment_id: str
+    payment_id: str
     detect_time: datetime
     amount: int
     excess: int

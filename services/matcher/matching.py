@@ -76,6 +76,7 @@ from services.matcher.domain import (
     Status,
     UpsertOutcome,
     UpsertResult,
+    provider_label,
 )
 from services.matcher.journal import Journal
 from services.matcher.models import AuditEvent, Placement, PortalPayment
@@ -93,21 +94,26 @@ async def _open(session: AsyncSession, source: Source) -> tuple[Context, Journal
 
 
 async def upsert_placements(
-    session: AsyncSession, tenant_id: str, realm_id: str, items: Sequence[PlacementIn]
+    session: AsyncSession,
+    tenant_id: str,
+    provider: str,
+    company_id: str,
+    items: Sequence[PlacementIn],
 ) -> list[UpsertResult]:
-    """One placement per (tenant, realm, invoice). Creates new ones; on existing ones refreshes
-    only descriptive fields (``rules/people.refresh_descriptive``). Never touches status or
-    balance, so it never resurrects a resolved placement."""
+    """One placement per (tenant, provider, company, invoice). Creates new ones; on existing
+    ones refreshes only descriptive fields (``rules/people.refresh_descriptive``). Never
+    touches status or balance, so it never resurrects a resolved placement."""
     ctx, journal = await _open(session, Source("upsert"))
     now = ctx.now
     rows: list[dict[str, Any]] = [
         {
             "placement_id": str(uuid.uuid4()),
             "tenant_id": tenant_id,
-            "realm_id": realm_id,
-            "qbo_invoice_id": item.qbo_invoice_id,
+            "provider": provider,
+            "company_id": company_id,
+            "invoice_id": item.invoice_id,
             "doc_number": item.doc_number,
-            "qbo_customer_id": item.qbo_customer_id,
+            "customer_id": item.customer_id,
             "debtor": item.debtor,
             "currency_code": item.balance.currency,
             "original_minor_units": item.total.minor_units,
@@ -117,40 +123,43 @@ async def upsert_placements(
             "status": Status.ACTIVE.value,
             "resolution_reason": "",
             "review_reason": "",
-            "resolving_qbo_payment_id": "",
+            "resolving_payment_id": "",
             "intake_channel": IntakeChannel.ACCOUNTING_SYNC.value,
             "version": 1,
             "created_at": now,
             "updated_at": now,
-            "cause_qbo_payment_id": "",
+            "cause_payment_id": "",
             "oob_paid_minor_units": 0,
             "mirror_pending_minor_units": 0,
             "unseen_paid_minor_units": 0,
-            "qbo_invoice_sync_token": item.sync_token,
-            "qbo_invoice_state": EntityState.ACTIVE.value,
-            "qbo_invoice_updated_at": item.last_updated,
+            "invoice_version": item.version,
+            "invoice_version_sequence": item.version_sequence,
+            "invoice_state": EntityState.ACTIVE.value,
+            "invoice_updated_at": item.last_updated,
             "intake_invoice_updated_at": item.last_updated,
-            "qbo_total_minor_units": item.total.minor_units,
-            "qbo_balance_minor_units": item.balance.minor_units,
-            "qbo_linked_payment_ids": list(item.linked_payment_ids),
+            "invoice_total_minor_units": item.total.minor_units,
+            "invoice_balance_minor_units": item.balance.minor_units,
+            "invoice_linked_payment_ids": list(item.linked_payment_ids),
         }
         for item in items
     ]
     # Inserted in invoice-id order: concurrent batches that overlap then wait for each other
     # in the same order and never deadlock on the unique index.
-    rows.sort(key=lambda row: str(row["qbo_invoice_id"]))
+    rows.sort(key=lambda row: str(row["invoice_id"]))
     inserted = await session.execute(
         pg_insert(Placement)
         .on_conflict_do_nothing(constraint="uq_placements_invoice")
-        .returning(Placement.qbo_invoice_id, Placement.placement_id),
+        .returning(Placement.invoice_id, Placement.placement_id),
         rows,
     )
     created = dict(inserted.tuples().all())
-    existing_ids = [item.qbo_invoice_id for item in items if item.qbo_invoice_id not in created]
+    existing_ids = [item.invoice_id for item in items if item.invoice_id not in created]
     existing = (
         {
-            p.qbo_invoice_id: p
-            for p in await lock_placements(session, of_invoices(tenant_id, realm_id, existing_ids))
+            p.invoice_id: p
+            for p in await lock_placements(
+                session, of_invoices(tenant_id, provider, company_id, existing_ids)
+            )
         }
         if existing_ids
         else {}
@@ -159,9 +168,9 @@ async def upsert_placements(
     results: list[UpsertResult] = []
     audits: list[dict[str, Any]] = []
     for item in items:
-        placement_id = created.get(item.qbo_invoice_id)
+        placement_id = created.get(item.invoice_id)
         if placement_id is not None:
-            results.append(UpsertResult(item.qbo_invoice_id, placement_id, UpsertOutcome.CREATED))
+            results.append(UpsertResult(item.invoice_id, placement_id, UpsertOutcome.CREATED))
             audits.append(
                 {
                     "tenant_id": tenant_id,
@@ -169,13 +178,14 @@ async def upsert_placements(
                     "subject_id": placement_id,
                     "action": ACTION_CREATED,
                     "actor": "system",
-                    "reason": f"invoice {item.qbo_invoice_id} placed from QBO",
+                    "reason": f"invoice {item.invoice_id} placed from {provider_label(provider)}",
                     "details": {
                         "source": "upsert",
-                        "realm_id": realm_id,
-                        "qbo_invoice_id": item.qbo_invoice_id,
-                        "qbo_customer_id": item.qbo_customer_id,
-                        "sync_token": item.sync_token,
+                        "provider": provider,
+                        "company_id": company_id,
+                        "invoice_id": item.invoice_id,
+                        "customer_id": item.customer_id,
+                        "provider_version": item.version,
                         "balance_minor_units": item.balance.minor_units,
                         "original_minor_units": item.total.minor_units,
                         "currency_code": item.balance.currency,
@@ -184,7 +194,7 @@ async def upsert_placements(
                 }
             )
             continue
-        row = existing[item.qbo_invoice_id]
+        row = existing[item.invoice_id]
         before = frozen(PlacementState, row)
         changes = refresh_descriptive(before, item)
         if changes:
@@ -194,12 +204,12 @@ async def upsert_placements(
                 audit_entry(
                     after,
                     ACTION_UPDATED,
-                    "descriptive fields refreshed from QBO",
-                    {"fields": list(changes), "sync_token": item.sync_token},
+                    f"descriptive fields refreshed from {provider_label(provider)}",
+                    {"fields": list(changes), "provider_version": item.version},
                 )
             )
         outcome = UpsertOutcome.UPDATED if changes else UpsertOutcome.UNCHANGED
-        results.append(UpsertResult(item.qbo_invoice_id, row.placement_id, outcome))
+        results.append(UpsertResult(item.invoice_id, row.placement_id, outcome))
     if audits:
         await session.execute(insert(AuditEvent), audits)
     await start_paused(session, tenant_id, list(created.values()), now)
@@ -213,17 +223,25 @@ async def upsert_placements(
 
 
 async def apply_payment(
-    session: AsyncSession, tenant_id: str, realm_id: str, payment: PaymentIn, source: Source
+    session: AsyncSession,
+    tenant_id: str,
+    provider: str,
+    company_id: str,
+    payment: PaymentIn,
+    source: Source,
 ) -> list[Decision]:
     ctx, journal = await _open(session, source)
-    row, first_sight = await lock_seen_payment(session, tenant_id, realm_id, payment, ctx.now)
+    row, first_sight = await lock_seen_payment(
+        session, tenant_id, provider, company_id, payment, ctx.now
+    )
     seen: SeenPayment = frozen(SeenPayment, row)
 
     order = payment_order(seen, payment, first_sight)
     if order <= 0:
         scope = replay_scope(seen)
         loaded = await load_ledgers(
-            session, await read_placements(session, *_conditions(tenant_id, realm_id, scope))
+            session,
+            await read_placements(session, *_conditions(tenant_id, provider, company_id, scope)),
         )
         decisions = replay(seen, list(loaded.ledgers.values()), stale=order < 0)
         await journal.close()
@@ -238,16 +256,17 @@ async def apply_payment(
                 session,
                 and_(
                     Placement.tenant_id == tenant_id,
-                    Placement.realm_id == realm_id,
-                    Placement.cause_qbo_payment_id == scope.gone_cause,
+                    Placement.provider == provider,
+                    Placement.company_id == company_id,
+                    Placement.cause_payment_id == scope.gone_cause,
                     Placement.status == Status.RESOLVED_OUT_OF_BAND.value,
                 ),
             ),
         )
     main = await load_ledgers(
         session,
-        await lock_placements(session, *_conditions(tenant_id, realm_id, scope)),
-        payment_id=payment.qbo_payment_id,
+        await lock_placements(session, *_conditions(tenant_id, provider, company_id, scope)),
+        payment_id=payment.payment_id,
     )
     decided = decide_payment(payment, seen, first_sight, gone.ordered(), main.ordered(), ctx)
     loaded = gone
@@ -259,17 +278,18 @@ async def apply_payment(
     return [journal.answered(d) for d in decided.decisions]
 
 
-def _conditions(tenant_id: str, realm_id: str, scope: PaymentScope) -> list[Any]:
+def _conditions(tenant_id: str, provider: str, company_id: str, scope: PaymentScope) -> list[Any]:
     """The placements a payment's scope covers, as SQL (``PaymentScope.covers``)."""
     conditions: list[Any] = []
     if scope.invoice_ids:
-        conditions.append(of_invoices(tenant_id, realm_id, scope.invoice_ids))
+        conditions.append(of_invoices(tenant_id, provider, company_id, scope.invoice_ids))
     if scope.customer_id:
         conditions.append(
             and_(
                 Placement.tenant_id == tenant_id,
-                Placement.realm_id == realm_id,
-                Placement.qbo_customer_id == scope.customer_id,
+                Placement.provider == provider,
+                Placement.company_id == company_id,
+                Placement.customer_id == scope.customer_id,
                 Placement.status == Status.ACTIVE.value,
             )
         )
@@ -284,20 +304,25 @@ def _conditions(tenant_id: str, realm_id: str, scope: PaymentScope) -> list[Any]
 
 
 async def apply_invoice(
-    session: AsyncSession, tenant_id: str, realm_id: str, invoice: InvoiceIn, source: Source
+    session: AsyncSession,
+    tenant_id: str,
+    provider: str,
+    company_id: str,
+    invoice: InvoiceIn,
+    source: Source,
 ) -> list[Decision]:
     ctx, journal = await _open(session, source)
     locked = await lock_placements(
-        session, of_invoices(tenant_id, realm_id, [invoice.qbo_invoice_id])
+        session, of_invoices(tenant_id, provider, company_id, [invoice.invoice_id])
     )
     if not locked:
         await journal.close()
         return [
             report(
                 None,
-                invoice.qbo_invoice_id,
+                invoice.invoice_id,
                 Outcome.NO_PLACEMENT,
-                f"invoice {invoice.qbo_invoice_id} is not placed",
+                f"invoice {invoice.invoice_id} is not placed",
             )
         ]
     loaded = await load_ledgers(session, locked[:1])

@@ -45,6 +45,8 @@ EVENT_TYPES = ("stop", "pause", "resume", "balance_changed", "report_ready")
 REPORT_TRIGGERS = ("schedule", "regenerate")
 FEE_TREATMENTS = ("full", "reduced", "waived")
 REVIEW_FLAGS = ("", "possible_double_payment")
+# The accounting platforms facts come from (``aicollect.matching.v1.Provider``, lower case).
+PROVIDERS = ("qbo", "xero")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -68,19 +70,25 @@ class AuditEvent(AuditEventColumns, Base):
 
 
 class Placement(Base):
-    """One unpaid invoice of a tenant that we collect, with what the matcher knows of QBO.
+    """One unpaid invoice of a tenant that we collect, with what the matcher knows of it in
+    the provider's books (``provider``: ``qbo`` or ``xero``; ``company_id``: the QBO realm
+    or Xero tenant).
 
-    ``balance_minor_units`` is what outreach collects. The ``qbo_*`` columns are the matcher's
-    view of the invoice in QBO: ``qbo_balance_minor_units`` is QBO's open balance implied by
-    every invoice version and payment seen so far, so a new invoice version can be split into
-    what payments already explain and what changed for another reason.
+    ``balance_minor_units`` is what outreach collects. The ``invoice_*`` columns are the
+    matcher's view of the invoice in the provider's books: ``invoice_balance_minor_units`` is
+    the open balance implied by every invoice version and payment seen so far, so a new
+    invoice version can be split into what payments already explain and what changed for
+    another reason.
     """
 
     __tablename__ = "placements"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "realm_id", "qbo_invoice_id", name="uq_placements_invoice"),
+        UniqueConstraint(
+            "tenant_id", "provider", "company_id", "invoice_id", name="uq_placements_invoice"
+        ),
         Index("ix_placements_tenant_created", "tenant_id", "created_at", "placement_id"),
-        Index("ix_placements_customer", "tenant_id", "realm_id", "qbo_customer_id"),
+        Index("ix_placements_customer", "tenant_id", "provider", "company_id", "customer_id"),
+        CheckConstraint(_in("provider", PROVIDERS), name="ck_placements_provider"),
         CheckConstraint(_in("status", PLACEMENT_STATUSES), name="ck_placements_status"),
         CheckConstraint("balance_minor_units >= 0", name="ck_placements_balance"),
         CheckConstraint(_in("review_flag", REVIEW_FLAGS), name="ck_placements_review_flag"),
@@ -94,10 +102,11 @@ class Placement(Base):
 
     placement_id: Mapped[str] = mapped_column(Text, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(Text)
-    realm_id: Mapped[str] = mapped_column(Text)
-    qbo_invoice_id: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(Text)
+    company_id: Mapped[str] = mapped_column(Text)
+    invoice_id: Mapped[str] = mapped_column(Text)
     doc_number: Mapped[str] = mapped_column(Text)
-    qbo_customer_id: Mapped[str] = mapped_column(Text)
+    customer_id: Mapped[str] = mapped_column(Text)
     debtor: Mapped[dict[str, Any]] = mapped_column(JSONB)
     currency_code: Mapped[str] = mapped_column(Text)
     original_minor_units: Mapped[int] = mapped_column(BigInteger)
@@ -107,7 +116,7 @@ class Placement(Base):
     status: Mapped[str] = mapped_column(Text)
     resolution_reason: Mapped[str] = mapped_column(Text)
     review_reason: Mapped[str] = mapped_column(Text)
-    resolving_qbo_payment_id: Mapped[str] = mapped_column(Text)
+    resolving_payment_id: Mapped[str] = mapped_column(Text)
     intake_channel: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -115,8 +124,8 @@ class Placement(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The QBO payment behind the current resolution, pause or review flag, and its version;
     # RestorePlacement excludes it from future matching.
-    cause_qbo_payment_id: Mapped[str] = mapped_column(Text)
-    cause_sync_token: Mapped[str | None] = mapped_column(Text)
+    cause_payment_id: Mapped[str] = mapped_column(Text)
+    cause_version: Mapped[str | None] = mapped_column(Text)
     # The balance just before the placement left ACTIVE; what a restore puts back.
     restore_balance_minor_units: Mapped[int | None] = mapped_column(BigInteger)
     # What the debtor paid the creditor directly (QBO payments, mirrors excluded).
@@ -126,13 +135,15 @@ class Placement(Base):
     mirror_pending_minor_units: Mapped[int] = mapped_column(BigInteger)
     # Drops of the QBO balance counted as payments QBO links but the matcher has not read yet.
     unseen_paid_minor_units: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    qbo_invoice_sync_token: Mapped[str] = mapped_column(Text)
-    qbo_invoice_state: Mapped[str] = mapped_column(Text)
-    qbo_invoice_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    invoice_version: Mapped[str] = mapped_column(Text)
+    # The order of ``invoice_version`` (QBO: the SyncToken as an integer); 0 when unknown.
+    invoice_version_sequence: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    invoice_state: Mapped[str] = mapped_column(Text)
+    invoice_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     intake_invoice_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    qbo_total_minor_units: Mapped[int] = mapped_column(BigInteger)
-    qbo_balance_minor_units: Mapped[int] = mapped_column(BigInteger)
-    qbo_linked_payment_ids: Mapped[list[str]] = mapped_column(JSONB)
+    invoice_total_minor_units: Mapped[int] = mapped_column(BigInteger)
+    invoice_balance_minor_units: Mapped[int] = mapped_column(BigInteger)
+    invoice_linked_payment_ids: Mapped[list[str]] = mapped_column(JSONB)
     # A flag for review that leaves status and outreach alone (the placement is already
     # stopped): "possible_double_payment" when a QBO payment brought more than was owed.
     review_flag: Mapped[str] = mapped_column(Text, server_default="")
@@ -140,38 +151,43 @@ class Placement(Base):
     flagged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class QboPaymentSeen(Base):
-    """The last version of each QBO payment the matcher applied (idempotency, edits, voids)."""
+class PaymentSeen(Base):
+    """The last version of each payment the matcher applied (idempotency, edits, voids)."""
 
-    __tablename__ = "qbo_payments"
+    __tablename__ = "payments"
     __table_args__ = (
         # The unapplied payments of a customer (an unapplied payment pauses the placements
         # whose balance it covers, checked whenever a balance falls).
         Index(
-            "ix_qbo_payments_unapplied",
+            "ix_payments_unapplied",
             "tenant_id",
-            "realm_id",
-            "qbo_customer_id",
+            "provider",
+            "company_id",
+            "customer_id",
             postgresql_where=text("unapplied_minor_units > 0 AND state = 'active'"),
         ),
+        CheckConstraint(_in("provider", PROVIDERS), name="ck_payments_provider"),
     )
 
     tenant_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    realm_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    qbo_payment_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    sync_token: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    company_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[str] = mapped_column(Text)
+    # The order of ``version`` (QBO: the SyncToken as an integer); 0 when unknown.
+    version_sequence: Mapped[int] = mapped_column(BigInteger, server_default="0")
     state: Mapped[str] = mapped_column(Text)
     currency_code: Mapped[str] = mapped_column(Text)
     total_minor_units: Mapped[int] = mapped_column(BigInteger)
     unapplied_minor_units: Mapped[int] = mapped_column(BigInteger)
-    qbo_customer_id: Mapped[str] = mapped_column(Text)
-    # {qbo invoice id: amount applied in minor units} of the last version applied.
+    customer_id: Mapped[str] = mapped_column(Text)
+    # {invoice id: amount applied in minor units} of the last version applied.
     invoice_amounts: Mapped[dict[str, int]] = mapped_column(JSONB)
     credit_memo_ids: Mapped[list[str]] = mapped_column(JSONB)
     # Placements this payment paused as a likely unapplied payment.
     paused_placement_ids: Mapped[list[str]] = mapped_column(JSONB)
-    qbo_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    qbo_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    provider_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    provider_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -184,7 +200,7 @@ class PaymentApplication(Base):
     placement_id: Mapped[str] = mapped_column(
         Text, ForeignKey("placements.placement_id"), primary_key=True
     )
-    qbo_payment_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(Text, primary_key=True)
     # The payment's line amount for the invoice, as of the version applied (0 once voided).
     amount_minor_units: Mapped[int] = mapped_column(BigInteger)
     # How much of it currently reduces the placement's balance (0 for a mirror or exclusion).
@@ -205,10 +221,10 @@ class PaymentExclusion(Base):
     placement_id: Mapped[str] = mapped_column(
         Text, ForeignKey("placements.placement_id"), primary_key=True
     )
-    qbo_payment_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(Text, primary_key=True)
     # The version excluded; NULL when the restore happened before the payment was read
     # (then any version last updated before ``excluded_at`` is excluded).
-    sync_token: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(Text)
     excluded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     excluded_by: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
@@ -234,7 +250,7 @@ class PortalPayment(Base):
     pay_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # How much it reduced the balance (less than the amount for an overpayment).
     applied_minor_units: Mapped[int] = mapped_column(BigInteger)
-    mirrored_by_qbo_payment_id: Mapped[str | None] = mapped_column(Text)
+    mirrored_by_payment_id: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -247,7 +263,7 @@ class OutOfBandResolution(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     placement_id: Mapped[str] = mapped_column(Text, ForeignKey("placements.placement_id"))
     tenant_id: Mapped[str] = mapped_column(Text)
-    qbo_payment_id: Mapped[str] = mapped_column(Text)
+    payment_id: Mapped[str] = mapped_column(Text)
     currency_code: Mapped[str] = mapped_column(Text)
     amount_minor_units: Mapped[int] = mapped_column(BigInteger)
     resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -265,14 +281,14 @@ class DoublePayment(Base):
 
     __tablename__ = "double_payments"
     __table_args__ = (
-        UniqueConstraint("placement_id", "qbo_payment_id", name="uq_double_payments_payment"),
+        UniqueConstraint("placement_id", "payment_id", name="uq_double_payments_payment"),
         Index("ix_double_payments_tenant_detected", "tenant_id", "detected_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     placement_id: Mapped[str] = mapped_column(Text, ForeignKey("placements.placement_id"))
     tenant_id: Mapped[str] = mapped_column(Text)
-    qbo_payment_id: Mapped[str] = mapped_column(Text)
+    payment_id: Mapped[str] = mapped_column(Text)
     currency_code: Mapped[str] = mapped_column(Text)
     # The payment's amount for this placement's invoice.
     amount_minor_units: Mapped[int] = mapped_column(BigInteger)

@@ -23,8 +23,8 @@ def covers(pause: type[OutreachPause] | Any, placement: type[Placement] | Any) -
             pause.scope == "tenant",
             and_(
                 pause.scope == "debtor",
-                pause.company_id == placement.realm_id,
-                pause.customer_id == placement.qbo_customer_id,
+                pause.company_id == placement.company_id,
+                pause.customer_id == placement.customer_id,
             ),
             and_(pause.scope == "placement", pause.placement_id == placement.placement_id),
         ),

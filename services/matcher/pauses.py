@@ -105,7 +105,7 @@ async def _check_target(session: AsyncSession, tenant_id: str, t: Target) -> Non
         where: Any = Placement.placement_id == t.placement_id
         missing = NotFound(f"placement {t.placement_id} not found", reason="PLACEMENT_NOT_FOUND")
     else:
-        where = (Placement.realm_id == t.company_id) & (Placement.qbo_customer_id == t.customer_id)
+        where = (Placement.company_id == t.company_id) & (Placement.customer_id == t.customer_id)
         missing = NotFound(f"no placement of {t.describe()}", reason="DEBTOR_NOT_FOUND")
     found = await session.execute(
         select(Placement.placement_id).where(Placement.tenant_id == tenant_id, where).limit(1)

@@ -25,8 +25,9 @@ async def list_placements(
     session: AsyncSession,
     tenant_id: str,
     statuses: list[Status] | None,
-    realm_id: str,
-    qbo_invoice_id: str,
+    provider: str,
+    company_id: str,
+    invoice_id: str,
     requested_size: int,
     token: str,
     *,
@@ -40,9 +41,11 @@ async def list_placements(
     filters: dict[str, Any] = {
         "tenant_id": tenant_id,
         "statuses": None if statuses is None else sorted(s.value for s in statuses),
-        "realm_id": realm_id,
-        "qbo_invoice_id": qbo_invoice_id,
+        "company_id": company_id,
+        "invoice_id": invoice_id,
     }
+    if provider:
+        filters["provider"] = provider
     if review_flags is not None:
         filters["review_flags"] = sorted(f.value for f in review_flags)
     if resolution_reasons is not None:
@@ -53,10 +56,12 @@ async def list_placements(
     stmt = select(Placement).where(Placement.tenant_id == tenant_id)
     if statuses is not None:
         stmt = stmt.where(Placement.status.in_([s.value for s in statuses]))
-    if realm_id:
-        stmt = stmt.where(Placement.realm_id == realm_id)
-    if qbo_invoice_id:
-        stmt = stmt.where(Placement.qbo_invoice_id == qbo_invoice_id)
+    if provider:
+        stmt = stmt.where(Placement.provider == provider)
+    if company_id:
+        stmt = stmt.where(Placement.company_id == company_id)
+    if invoice_id:
+        stmt = stmt.where(Placement.invoice_id == invoice_id)
     if review_flags is not None:
         stmt = stmt.where(Placement.review_flag.in_([f.value for f in review_flags]))
     if resolution_reasons is not None:

@@ -68,7 +68,7 @@ async def build_report(
         return sections.setdefault(currency, CurrencySection(currency))
 
     portal_rows = await session.execute(
-        select(PortalPayment, Placement.qbo_invoice_id, Placement.doc_number)
+        select(PortalPayment, Placement.invoice_id, Placement.doc_number)
         .join(Placement, Placement.placement_id == PortalPayment.placement_id)
         .where(
             PortalPayment.tenant_id == tenant_id,
@@ -87,7 +87,7 @@ async def build_report(
             PortalEntry(
                 portal_payment_id=payment.portal_payment_id,
                 placement_id=payment.placement_id,
-                qbo_invoice_id=invoice_id,
+                invoice_id=invoice_id,
                 doc_number=doc_number,
                 pay_time=payment.pay_time,
                 amount=payment.amount_minor_units,
@@ -96,7 +96,7 @@ async def build_report(
         )
 
     resolution_rows = await session.execute(
-        select(OutOfBandResolution, Placement.qbo_invoice_id, Placement.doc_number)
+        select(OutOfBandResolution, Placement.invoice_id, Placement.doc_number)
         .join(Placement, Placement.placement_id == OutOfBandResolution.placement_id)
         .where(
             OutOfBandResolution.tenant_id == tenant_id,
@@ -111,9 +111,9 @@ async def build_report(
         section(resolution.currency_code).out_of_band.append(
             OutOfBandEntry(
                 placement_id=resolution.placement_id,
-                qbo_invoice_id=invoice_id,
+                invoice_id=invoice_id,
                 doc_number=doc_number,
-                qbo_payment_id=resolution.qbo_payment_id,
+                payment_id=resolution.payment_id,
                 resolve_time=resolution.resolved_at,
                 amount=resolution.amount_minor_units,
                 treatment=terms.oob_treatment,
@@ -123,7 +123,7 @@ async def build_report(
         )
 
     double_rows = await session.execute(
-        select(DoublePayment, Placement.qbo_invoice_id, Placement.doc_number)
+        select(DoublePayment, Placement.invoice_id, Placement.doc_number)
         .join(Placement, Placement.placement_id == DoublePayment.placement_id)
         .where(
             DoublePayment.tenant_id == tenant_id,
@@ -136,9 +136,9 @@ async def build_report(
         section(double.currency_code).double_payments.append(
             DoublePaymentEntry(
                 placement_id=double.placement_id,
-                qbo_invoice_id=invoice_id,
+                invoice_id=invoice_id,
                 doc_number=doc_number,
-                qbo_payment_id=double.qbo_payment_id,
+                payment_id=double.payment_id,
                 detect_time=double.detected_at,
                 amount=double.amount_minor_units,
                 excess=double.excess_minor_units,

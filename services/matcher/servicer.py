@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
-from services.matcher import convert, daily_reports, matching, pauses, queries
+from services.matcher import convert, daily_reports, facts_in, matching, pauses, queries
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.outbox import notifier_for, stream_events
 from services.matcher.pause_convert import pause_pb, target_in
@@ -62,20 +62,19 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
     async def UpsertPlacements(
         self, request: pb.UpsertPlacementsRequest, context: Context
     ) -> pb.UpsertPlacementsResponse:
-        items = convert.placements_in(request)
+        items = facts_in.placements_in(request)
+        tenant, provider, company = facts_in.books_in(request)
         async with self._sessions.begin() as session:
-            results = await matching.upsert_placements(
-                session, request.tenant_id.strip(), request.realm_id.strip(), items
-            )
+            results = await matching.upsert_placements(session, tenant, provider, company, items)
         return pb.UpsertPlacementsResponse(results=[convert.upsert_result_pb(r) for r in results])
 
     async def ApplyAccountingPayment(
         self, request: pb.ApplyAccountingPaymentRequest, context: Context
     ) -> pb.ApplyAccountingPaymentResponse:
-        tenant, realm, payment, source = convert.payment_in(request)
+        books, payment, source = facts_in.payment_in(request)
         started = time.perf_counter()
         async with self._sessions.begin() as session:
-            decisions = await matching.apply_payment(session, tenant, realm, payment, source)
+            decisions = await matching.apply_payment(session, *books, payment, source)
         self._metrics.decided("payment", decisions, time.perf_counter() - started)
         return pb.ApplyAccountingPaymentResponse(
             decisions=[convert.decision_pb(d) for d in decisions]
@@ -84,12 +83,24 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
     async def ApplyAccountingInvoice(
         self, request: pb.ApplyAccountingInvoiceRequest, context: Context
     ) -> pb.ApplyAccountingInvoiceResponse:
-        tenant, realm, invoice, source = convert.invoice_in(request)
+        books, invoice, source = facts_in.invoice_in(request)
         started = time.perf_counter()
         async with self._sessions.begin() as session:
-            decisions = await matching.apply_invoice(session, tenant, realm, invoice, source)
+            decisions = await matching.apply_invoice(session, *books, invoice, source)
         self._metrics.decided("invoice", decisions, time.perf_counter() - started)
         return pb.ApplyAccountingInvoiceResponse(
+            decisions=[convert.decision_pb(d) for d in decisions]
+        )
+
+    async def ApplyAccountingCredit(
+        self, request: pb.ApplyAccountingCreditRequest, context: Context
+    ) -> pb.ApplyAccountingCreditResponse:
+        books, credit, source = facts_in.credit_in(request)
+        started = time.perf_counter()
+        async with self._sessions.begin() as session:
+            decisions = await matching.apply_payment(session, *books, credit, source)
+        self._metrics.decided("credit", decisions, time.perf_counter() - started)
+        return pb.ApplyAccountingCreditResponse(
             decisions=[convert.decision_pb(d) for d in decisions]
         )
 
@@ -129,8 +140,9 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
                 session,
                 tenant,
                 statuses,
-                request.realm_id.strip(),
-                request.qbo_invoice_id.strip(),
+                facts_in.provider_in(request.provider) if request.provider else "",
+                request.company_id.strip(),
+                request.invoice_id.strip(),
                 request.page_size,
                 request.page_token,
                 review_flags=flags,

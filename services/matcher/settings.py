@@ -13,7 +13,7 @@ from aicollect.db.settings_store import (
 from services.matcher.models import AuditEvent, MatchingSetting
 
 AMOUNT_TOLERANCE = SettingSpec(
-    "qbo_oob_amount_tolerance_cents",
+    "oob_amount_tolerance_cents",
     int,
     1,
     minimum=0,
@@ -21,7 +21,7 @@ AMOUNT_TOLERANCE = SettingSpec(
     description="How close to zero (in minor units) an invoice balance must be to count as paid.",
 )
 MATCH_WINDOW = SettingSpec(
-    "qbo_oob_match_window_minutes",
+    "oob_match_window_minutes",
     int,
     60,
     minimum=1,

@@ -60,7 +60,7 @@ class Books:
 
     async def placement(self, invoice_id: str) -> mpb.Placement | None:
         reply = await self.matching.ListPlacements(
-            mpb.ListPlacementsRequest(tenant_id=TENANT, qbo_invoice_id=invoice_id)
+            mpb.ListPlacementsRequest(tenant_id=TENANT, invoice_id=invoice_id)
         )
         return reply.placements[0] if reply.placements else None
 

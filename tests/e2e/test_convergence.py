@@ -139,7 +139,7 @@ async def _company(p: Pipeline, tag: str) -> Company:
 async def _until_placed(p: Pipeline, company: Company, invoice_id: str) -> None:
     async def placed() -> bool:
         reply = await p.matching.ListPlacements(
-            mpb.ListPlacementsRequest(tenant_id=company.tenant, qbo_invoice_id=invoice_id)
+            mpb.ListPlacementsRequest(tenant_id=company.tenant, invoice_id=invoice_id)
         )
         return bool(reply.placements)
 
@@ -255,7 +255,7 @@ async def _state(p: Pipeline, company: Company) -> dict[int, tuple[int, int]]:
     reply = await p.matching.ListPlacements(
         mpb.ListPlacementsRequest(tenant_id=company.tenant, page_size=100)
     )
-    by_invoice = {pl.qbo_invoice_id: (pl.status, pl.balance.minor_units) for pl in reply.placements}
+    by_invoice = {pl.invoice_id: (pl.status, pl.balance.minor_units) for pl in reply.placements}
     return {i: by_invoice[invoice_id] for i, invoice_id in enumerate(company.invoices)}
 
 
@@ -423,9 +423,9 @@ async def _payment_versions(
         )
     )
     return {
-        (e.details["qbo_payment_id"], e.details.get("sync_token", ""))
+        (e.details["payment_id"], e.details.get("provider_version", ""))
         for e in audit.events
-        if e.details.get("qbo_payment_id") and "payment_state" in e.details  # payment reads
+        if e.details.get("payment_id") and "payment_state" in e.details  # payment reads
     }
 
 
@@ -439,7 +439,7 @@ async def _version(p: Pipeline, company: Company, payment_id: str) -> str:
 
 async def _placement(p: Pipeline, company: Company, index: int) -> mpb.Placement:
     reply = await p.matching.ListPlacements(
-        mpb.ListPlacementsRequest(tenant_id=company.tenant, qbo_invoice_id=company.invoices[index])
+        mpb.ListPlacementsRequest(tenant_id=company.tenant, invoice_id=company.invoices[index])
     )
     return reply.placements[0]
 
@@ -501,7 +501,7 @@ async def test_found_cases_end_where_the_rules_say_both_ways(pipeline: Pipeline,
             (placement,) = (
                 await pipeline.matching.ListPlacements(
                     mpb.ListPlacementsRequest(
-                        tenant_id=company.tenant, qbo_invoice_id=company.invoices[0]
+                        tenant_id=company.tenant, invoice_id=company.invoices[0]
                     )
                 )
             ).placements
@@ -510,9 +510,9 @@ async def test_found_cases_end_where_the_rules_say_both_ways(pipeline: Pipeline,
                     tenant_id=company.tenant, placement_id=placement.placement_id, page_size=100
                 )
             )
-            mentioned = {e.details.get("qbo_payment_id", "") for e in audit.events}
+            mentioned = {e.details.get("payment_id", "") for e in audit.events}
             for e in audit.events:
-                mentioned.update(json.loads(e.details.get("qbo_payment_ids", "[]")))
+                mentioned.update(json.loads(e.details.get("payment_ids", "[]")))
             paid_here = [
                 pid
                 for pid in company.payments

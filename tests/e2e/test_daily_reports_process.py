@@ -75,7 +75,8 @@ async def test_missed_days_are_made_once_by_the_matcher_process(stack: LocalStac
         reply = await stub.UpsertPlacements(
             pb.UpsertPlacementsRequest(
                 tenant_id=TENANT,
-                realm_id="9130",
+                provider=pb.PROVIDER_QBO,
+                company_id="9130",
                 placements=[placement_input("70", 10_000)],
             )
         )

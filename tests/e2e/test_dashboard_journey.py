@@ -89,9 +89,9 @@ async def _pay_in_books(j: Journey, placement: mpb.Placement) -> None:
         "POST",
         "payments",
         {
-            "customer_id": placement.qbo_customer_id,
+            "customer_id": placement.customer_id,
             "amount": amount,
-            "lines": [{"invoice_id": placement.qbo_invoice_id, "amount": amount}],
+            "lines": [{"invoice_id": placement.invoice_id, "amount": amount}],
             "ref_num": "4471",
             "private_note": "check mailed to the creditor",
         },
@@ -102,12 +102,12 @@ async def _wrong_credit_memo(j: Journey, placement: mpb.Placement) -> None:
     """The bookkeeper applies a credit memo to the wrong invoice, clearing its balance."""
     amount = _amount(placement)
     memo = await j.control(
-        "POST", "credit-memos", {"customer_id": placement.qbo_customer_id, "amount": amount}
+        "POST", "credit-memos", {"customer_id": placement.customer_id, "amount": amount}
     )
     await j.control(
         "POST",
         f"credit-memos/{memo['CreditMemo']['Id']}/apply",
-        {"invoice_id": placement.qbo_invoice_id, "amount": amount},
+        {"invoice_id": placement.invoice_id, "amount": amount},
     )
 
 
@@ -201,7 +201,7 @@ async def test_a_creditor_walks_the_whole_journey(
         await j.matching.ListPlacements(mpb.ListPlacementsRequest(tenant_id=TENANT))
     ).placements
     assert len(placed) == count - 1
-    assert excluded not in {x.qbo_invoice_id for x in placed}
+    assert excluded not in {x.invoice_id for x in placed}
     # Outreach starts on what was confirmed: active, not paused; the excluded invoice is
     # no placement, so outreach never hears of it.
     assert {(x.status, x.outreach_paused) for x in placed} == {(mpb.PLACEMENT_STATUS_ACTIVE, False)}
@@ -218,9 +218,7 @@ async def test_a_creditor_walks_the_whole_journey(
     await _event(j, paid.placement_id, PAUSE)
     # The check arrives: the bookkeeper records it, the placement is paid out-of-band (STOP).
     await _pay_in_books(j, paid)
-    await j.status_becomes(
-        paid.qbo_invoice_id, mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, within=60
-    )
+    await j.status_becomes(paid.invoice_id, mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, within=60)
     await _event(j, paid.placement_id, STOP)
     await _show_placements(page, "resolved_out_of_band", "paid out-of-band")
     await expect(card.locator(".badge").first).to_have_text("Closed — paid out-of-band")
@@ -257,14 +255,14 @@ async def test_a_creditor_walks_the_whole_journey(
     # 7. A credit memo applied to the wrong invoice closes another placement (STOP); the
     # creditor confirms it was a mistake and support restores it over gRPC (RESUME).
     await _wrong_credit_memo(j, restored)
-    await j.status_becomes(restored.qbo_invoice_id, mpb.PLACEMENT_STATUS_CLOSED, within=60)
+    await j.status_becomes(restored.invoice_id, mpb.PLACEMENT_STATUS_CLOSED, within=60)
     await _event(j, restored.placement_id, STOP)
     await j.webhooks_drained()
     (closed,) = (
         await grpcurl(
             j.stack.matcher_addr,
             "ListPlacements",
-            {"tenant_id": TENANT, "qbo_invoice_id": restored.qbo_invoice_id},
+            {"tenant_id": TENANT, "invoice_id": restored.invoice_id},
             token=j.token,
         )
     )["placements"]
@@ -356,7 +354,7 @@ async def _report_of_the_day(j: Journey, page: Page, day: str, paid: mpb.Placeme
     (usd,) = report["currencies"]
     (resolution,) = usd["out_of_band_resolutions"]
     assert resolution["placement_id"] == paid.placement_id
-    assert resolution["qbo_invoice_id"] == paid.qbo_invoice_id
+    assert resolution["invoice_id"] == paid.invoice_id
     assert resolution["amount_minor_units"] == str(paid.original_amount.minor_units)
     assert resolution["restored"] is False
 
@@ -373,6 +371,6 @@ async def _report_of_the_day(j: Journey, page: Page, day: str, paid: mpb.Placeme
     assert (line["day"], line["placement_id"], line["invoice_id"]) == (
         day,
         paid.placement_id,
-        paid.qbo_invoice_id,
+        paid.invoice_id,
     )
     assert line["amount"] == _amount(paid)

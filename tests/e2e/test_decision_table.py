@@ -141,7 +141,7 @@ async def test_qbo_payment_hours_after_a_portal_payment_is_flagged_and_reported(
     )
     (usd,) = report.currencies
     (entry,) = usd.possible_double_payments
-    assert (entry.placement_id, entry.qbo_payment_id) == (placement.placement_id, payment_id)
+    assert (entry.placement_id, entry.payment_id) == (placement.placement_id, payment_id)
     assert (entry.amount_minor_units, entry.excess_minor_units) == (50000, 50000)
     assert list(usd.out_of_band_resolutions) == []
 

@@ -88,7 +88,7 @@ async def _storm(
 ) -> list[str]:
     """Settles PAID invoices with bookkeeper payments at ~30/s; runs ``during`` midway."""
     placements = await _placements(stack)
-    targets = sorted(placements, key=lambda p: p.qbo_invoice_id)[:PAID]
+    targets = sorted(placements, key=lambda p: p.invoice_id)[:PAID]
     assert stack.emulator_url is not None
     url = f"{stack.emulator_url}/_emulator/companies/{REALM}/payments"
     async with aiohttp.ClientSession() as http:
@@ -98,9 +98,9 @@ async def _storm(
             async with http.post(
                 url,
                 json={
-                    "customer_id": p.qbo_customer_id,
+                    "customer_id": p.customer_id,
                     "amount": amount,
-                    "lines": [{"invoice_id": p.qbo_invoice_id, "amount": amount}],
+                    "lines": [{"invoice_id": p.invoice_id, "amount": amount}],
                 },
             ) as resp:
                 assert resp.status in (200, 201), await resp.text()
@@ -110,7 +110,7 @@ async def _storm(
                 await during()
             await pay(placement)
             await asyncio.sleep(1 / 30)
-    return [p.qbo_invoice_id for p in targets]
+    return [p.invoice_id for p in targets]
 
 
 async def _converged(stack: LocalStack, paid: list[str]) -> None:
@@ -118,7 +118,7 @@ async def _converged(stack: LocalStack, paid: list[str]) -> None:
     await wait_for(
         lambda: _counts(stack, active=INVOICES - PAID, resolved=PAID), 120, "every payment"
     )
-    placements = {p.qbo_invoice_id: p for p in await _placements(stack)}
+    placements = {p.invoice_id: p for p in await _placements(stack)}
     for invoice_id in paid:
         assert placements[invoice_id].status == mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND
         assert placements[invoice_id].balance.minor_units == 0

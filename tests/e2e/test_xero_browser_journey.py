@@ -146,7 +146,7 @@ async def test_a_creditor_connects_xero_and_a_payment_in_xero_closes_a_placement
     placed = (
         await j.matching.ListPlacements(mpb.ListPlacementsRequest(tenant_id=TENANT))
     ).placements
-    assert {p.qbo_invoice_id for p in placed} == {overdue["INV-0101"], overdue["INV-0102"]}
+    assert {p.invoice_id for p in placed} == {overdue["INV-0101"], overdue["INV-0102"]}
     assert {p.status for p in placed} == {mpb.PLACEMENT_STATUS_ACTIVE}
 
     # The bookkeeper records the debtor's payment in Xero: paid out-of-band.

@@ -188,12 +188,12 @@ async def _pay_one(p: Pipeline) -> mpb.Placement:
         "POST",
         "payments",
         {
-            "customer_id": target.qbo_customer_id,
+            "customer_id": target.customer_id,
             "amount": amount,
-            "lines": [{"invoice_id": target.qbo_invoice_id, "amount": amount}],
+            "lines": [{"invoice_id": target.invoice_id, "amount": amount}],
         },
     )
-    return await p.status_becomes(target.qbo_invoice_id, mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND)
+    return await p.status_becomes(target.invoice_id, mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND)
 
 
 async def test_placements_with_timelines_and_the_disconnect_preview(pipeline: Pipeline) -> None:
@@ -224,7 +224,7 @@ async def test_placements_with_timelines_and_the_disconnect_preview(pipeline: Pi
         resolved = next(
             e for e in item["timeline"] if e["action"] == "placement.resolved_out_of_band"
         )
-        assert resolved["details"]["qbo_payment_id"] == paid.resolving_qbo_payment_id
+        assert resolved["details"]["payment_id"] == paid.resolving_payment_id
         assert item["timeline_next_page_token"] == ""
 
         # Another reason under the same status: nothing.

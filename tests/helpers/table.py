@@ -42,10 +42,11 @@ def placement(
     return PlacementState(
         placement_id=f"p-{invoice_id}",
         tenant_id=TENANT,
-        realm_id=REALM,
-        qbo_invoice_id=invoice_id,
+        provider="qbo",
+        company_id=REALM,
+        invoice_id=invoice_id,
         doc_number=invoice_id,
-        qbo_customer_id=customer,
+        customer_id=customer,
         debtor={},
         currency_code="USD",
         original_minor_units=balance,
@@ -55,22 +56,23 @@ def placement(
         status=Status.ACTIVE.value,
         resolution_reason="",
         review_reason="",
-        resolving_qbo_payment_id="",
+        resolving_payment_id="",
         version=1,
         updated_at=START,
         resolved_at=None,
-        cause_qbo_payment_id="",
-        cause_sync_token=None,
+        cause_payment_id="",
+        cause_version=None,
         restore_balance_minor_units=None,
         oob_paid_minor_units=0,
         mirror_pending_minor_units=0,
         unseen_paid_minor_units=0,
-        qbo_invoice_sync_token="0",
-        qbo_invoice_state=EntityState.ACTIVE.value,
-        qbo_invoice_updated_at=START,
-        qbo_total_minor_units=balance,
-        qbo_balance_minor_units=balance,
-        qbo_linked_payment_ids=linked,
+        invoice_version="0",
+        invoice_version_sequence=0,
+        invoice_state=EntityState.ACTIVE.value,
+        invoice_updated_at=START,
+        invoice_total_minor_units=balance,
+        invoice_balance_minor_units=balance,
+        invoice_linked_payment_ids=linked,
         review_flag="",
         review_flag_reason="",
         flagged_at=None,
@@ -117,7 +119,7 @@ class Books:
         """A ledger as the snapshot loads it: payment times and unapplied payments."""
         p = ledger.placement
         times = {
-            pid: PaymentTimes(s.qbo_created_at, s.qbo_updated_at)
+            pid: PaymentTimes(s.provider_created_at, s.provider_updated_at)
             for pid in ledger.applications
             if (s := self.seen.get(pid)) is not None
         }
@@ -125,7 +127,7 @@ class Books:
             s
             for pid, s in sorted(self.seen.items())
             if (
-                s.qbo_customer_id == p.qbo_customer_id
+                s.customer_id == p.customer_id
                 and s.unapplied_minor_units > 0
                 and s.state == EntityState.ACTIVE.value
             )
@@ -142,23 +144,25 @@ class Books:
 
     def pay(self, payment: PaymentIn) -> Step:
         ctx = self._tick()
-        pid = payment.qbo_payment_id
+        pid = payment.payment_id
         first_sight = pid not in self.seen
         seen = self.seen.get(pid) or SeenPayment(
             tenant_id=TENANT,
-            realm_id=REALM,
-            qbo_payment_id=pid,
-            sync_token="",
+            provider="qbo",
+            company_id=REALM,
+            payment_id=pid,
+            version="",
+            version_sequence=0,
             state="",
             currency_code=payment.currency,
             total_minor_units=0,
             unapplied_minor_units=0,
-            qbo_customer_id=payment.qbo_customer_id,
+            customer_id=payment.customer_id,
             invoice_amounts={},
             credit_memo_ids=(),
             paused_placement_ids=(),
-            qbo_created_at=None,
-            qbo_updated_at=None,
+            provider_created_at=None,
+            provider_updated_at=None,
             first_seen_at=ctx.now,
             updated_at=ctx.now,
         )
@@ -175,9 +179,7 @@ class Books:
 
     def invoice(self, invoice: InvoiceIn) -> Step:
         ctx = self._tick()
-        found = [
-            x for x in self.ledgers.values() if x.placement.qbo_invoice_id == invoice.qbo_invoice_id
-        ]
+        found = [x for x in self.ledgers.values() if x.placement.invoice_id == invoice.invoice_id]
         if not found:
             return self._keep(())
         return self._keep(tuple(decide_invoice(self._ledger(found[0]), invoice, ctx)))

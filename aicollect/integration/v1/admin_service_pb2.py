@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,aicollect/integration/v1/admin_service.proto\x12\x18\x61icollect.integration.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n\x0eTenantSettings\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bqbo_enabled\x18\x02 \x01(\x08\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12W\n\x10provider_enabled\x18\x04 \x03(\x0b\x32=.aicollect.integration.v1.TenantSettings.ProviderEnabledEntry\x1a\x36\n\x14ProviderEnabledEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x08:\x02\x38\x01\"\xc7\x02\n\x10PlatformSettings\x12\x17\n\x0fqbo_kill_switch\x18\x01 \x01(\x08\x12&\n\x1eqbo_oob_amount_tolerance_cents\x18\x02 \x01(\x03\x12$\n\x1cqbo_oob_match_window_minutes\x18\x03 \x01(\x05\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12`\n\x14provider_kill_switch\x18\x05 \x03(\x0b\x32\x42.aicollect.integration.v1.PlatformSettings.ProviderKillSwitchEntry\x1a\x39\n\x17ProviderKillSwitchEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x08:\x02\x38\x01\"\xc0\x01\n\x12SettingsAuditEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07setting\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x11\n\told_value\x18\x04 \x01(\t\x12\x11\n\tnew_value\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x18GetTenantSettingsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"W\n\x19GetTenantSettingsResponse\x12:\n\x08settings\x18\x01 \x01(\x0b\x32(.aicollect.integration.v1.TenantSettings\"\xfc\x01\n\x18SetTenantSettingsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bqbo_enabled\x18\x02 \x01(\x08\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x61\n\x10provider_enabled\x18\x05 \x03(\x0b\x32G.aicollect.integration.v1.SetTenantSettingsRequest.ProviderEnabledEntry\x1a\x36\n\x14ProviderEnabledEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x08:\x02\x38\x01\"W\n\x19SetTenantSettingsResponse\x12:\n\x08settings\x18\x01 \x01(\x0b\x32(.aicollect.integration.v1.TenantSettings\"\x1c\n\x1aGetPlatformSettingsRequest\"[\n\x1bGetPlatformSettingsResponse\x12<\n\x08settings\x18\x01 \x01(\x0b\x32*.aicollect.integration.v1.PlatformSettings\"\xad\x01\n\x1dUpdatePlatformSettingsRequest\x12<\n\x08settings\x18\x01 \x01(\x0b\x32*.aicollect.integration.v1.PlatformSettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"^\n\x1eUpdatePlatformSettingsResponse\x12<\n\x08settings\x18\x01 \x01(\x0b\x32*.aicollect.integration.v1.PlatformSettings\"k\n\x1eListSettingsAuditEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07setting\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"x\n\x1fListSettingsAuditEventsResponse\x12<\n\x06\x65vents\x18\x01 \x03(\x0b\x32,.aicollect.integration.v1.SettingsAuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"~\n\x18ReplayDeadLettersRequest\x12\x13\n\ttenant_id\x18\x01 \x01(\tH\x00\x12\x12\n\x08realm_id\x18\x02 \x01(\tH\x00\x12\x11\n\tevent_ids\x18\x03 \x03(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\tB\x07\n\x05scope\"3\n\x19ReplayDeadLettersResponse\x12\x16\n\x0ereplayed_count\x18\x01 \x01(\x05\"\xe5\x01\n\nAuditEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x14\n\x0csubject_type\x18\x03 \x01(\t\x12\x12\n\nsubject_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12(\n\x07\x64\x65tails\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdd\x01\n\x16ListAuditEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0csubject_type\x18\x02 \x01(\t\x12\x15\n\raction_prefix\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"h\n\x17ListAuditEventsResponse\x12\x34\n\x06\x65vents\x18\x01 \x03(\x0b\x32$.aicollect.integration.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa4\x07\n\x0c\x41\x64minService\x12|\n\x11GetTenantSettings\x12\x32.aicollect.integration.v1.GetTenantSettingsRequest\x1a\x33.aicollect.integration.v1.GetTenantSettingsResponse\x12|\n\x11SetTenantSettings\x12\x32.aicollect.integration.v1.SetTenantSettingsRequest\x1a\x33.aicollect.integration.v1.SetTenantSettingsResponse\x12\x82\x01\n\x13GetPlatformSettings\x12\x34.aicollect.integration.v1.GetPlatformSettingsRequest\x1a\x35.aicollect.integration.v1.GetPlatformSettingsResponse\x12\x8b\x01\n\x16UpdatePlatformSettings\x12\x37.aicollect.integration.v1.UpdatePlatformSettingsRequest\x1a\x38.aicollect.integration.v1.UpdatePlatformSettingsResponse\x12\x8e\x01\n\x17ListSettingsAuditEvents\x12\x38.aicollect.integration.v1.ListSettingsAuditEventsRequest\x1a\x39.aicollect.integration.v1.ListSettingsAuditEventsResponse\x12|\n\x11ReplayDeadLetters\x12\x32.aicollect.integration.v1.ReplayDeadLettersRequest\x1a\x33.aicollect.integration.v1.ReplayDeadLettersResponse\x12v\n\x0fListAuditEvents\x12\x30.aicollect.integration.v1.ListAuditEventsRequest\x1a\x31.aicollect.integration.v1.ListAuditEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,aicollect/integration/v1/admin_service.proto\x12\x18\x61icollect.integration.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n\x0eTenantSettings\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bqbo_enabled\x18\x02 \x01(\x08\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12W\n\x10provider_enabled\x18\x04 \x03(\x0b\x32=.aicollect.integration.v1.TenantSettings.ProviderEnabledEntry\x1a\x36\n\x14ProviderEnabledEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x08:\x02\x38\x01\"\xbf\x02\n\x10PlatformSettings\x12\x17\n\x0fqbo_kill_switch\x18\x01 \x01(\x08\x12\"\n\x1aoob_amount_tolerance_cents\x18\x02 \x01(\x03\x12 \n\x18oob_match_window_minutes\x18\x03 \x01(\x05\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12`\n\x14provider_kill_switch\x18\x05 \x03(\x0b\x32\x42.aicollect.integration.v1.PlatformSettings.ProviderKillSwitchEntry\x1a\x39\n\x17ProviderKillSwitchEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x08:\x02\x38\x01\"\xc0\x01\n\x12SettingsAuditEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07setting\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x11\n\told_value\x18\x04 \x01(\t\x12\x11\n\tnew_value\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x18GetTenantSettingsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"W\n\x19GetTenantSettingsResponse\x12:\n\x08settings\x18\x01 \x01(\x0b\x32(.aicollect.integration.v1.TenantSettings\"\xfc\x01\n\x18SetTenantSettingsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bqbo_enabled\x18\x02 \x01(\x08\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x61\n\x10provider_enabled\x18\x05 \x03(\x0b\x32G.aicollect.integration.v1.SetTenantSettingsRequest.ProviderEnabledEntry\x1a\x36\n\x14ProviderEnabledEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x08:\x02\x38\x01\"W\n\x19SetTenantSettingsResponse\x12:\n\x08settings\x18\x01 \x01(\x0b\x32(.aicollect.integration.v1.TenantSettings\"\x1c\n\x1aGetPlatformSettingsRequest\"[\n\x1bGetPlatformSettingsResponse\x12<\n\x08settings\x18\x01 \x01(\x0b\x32*.aicollect.integration.v1.PlatformSettings\"\xad\x01\n\x1dUpdatePlatformSettingsRequest\x12<\n\x08settings\x18\x01 \x01(\x0b\x32*.aicollect.integration.v1.PlatformSettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"^\n\x1eUpdatePlatformSettingsResponse\x12<\n\x08settings\x18\x01 \x01(\x0b\x32*.aicollect.integration.v1.PlatformSettings\"k\n\x1eListSettingsAuditEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07setting\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"x\n\x1fListSettingsAuditEventsResponse\x12<\n\x06\x65vents\x18\x01 \x03(\x0b\x32,.aicollect.integration.v1.SettingsAuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"~\n\x18ReplayDeadLettersRequest\x12\x13\n\ttenant_id\x18\x01 \x01(\tH\x00\x12\x12\n\x08realm_id\x18\x02 \x01(\tH\x00\x12\x11\n\tevent_ids\x18\x03 \x03(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\tB\x07\n\x05scope\"3\n\x19ReplayDeadLettersResponse\x12\x16\n\x0ereplayed_count\x18\x01 \x01(\x05\"\xe5\x01\n\nAuditEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x14\n\x0csubject_type\x18\x03 \x01(\t\x12\x12\n\nsubject_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12(\n\x07\x64\x65tails\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdd\x01\n\x16ListAuditEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0csubject_type\x18\x02 \x01(\t\x12\x15\n\raction_prefix\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"h\n\x17ListAuditEventsResponse\x12\x34\n\x06\x65vents\x18\x01 \x03(\x0b\x32$.aicollect.integration.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa4\x07\n\x0c\x41\x64minService\x12|\n\x11GetTenantSettings\x12\x32.aicollect.integration.v1.GetTenantSettingsRequest\x1a\x33.aicollect.integration.v1.GetTenantSettingsResponse\x12|\n\x11SetTenantSettings\x12\x32.aicollect.integration.v1.SetTenantSettingsRequest\x1a\x33.aicollect.integration.v1.SetTenantSettingsResponse\x12\x82\x01\n\x13GetPlatformSettings\x12\x34.aicollect.integration.v1.GetPlatformSettingsRequest\x1a\x35.aicollect.integration.v1.GetPlatformSettingsResponse\x12\x8b\x01\n\x16UpdatePlatformSettings\x12\x37.aicollect.integration.v1.UpdatePlatformSettingsRequest\x1a\x38.aicollect.integration.v1.UpdatePlatformSettingsResponse\x12\x8e\x01\n\x17ListSettingsAuditEvents\x12\x38.aicollect.integration.v1.ListSettingsAuditEventsRequest\x1a\x39.aicollect.integration.v1.ListSettingsAuditEventsResponse\x12|\n\x11ReplayDeadLetters\x12\x32.aicollect.integration.v1.ReplayDeadLettersRequest\x1a\x33.aicollect.integration.v1.ReplayDeadLettersResponse\x12v\n\x0fListAuditEvents\x12\x30.aicollect.integration.v1.ListAuditEventsRequest\x1a\x31.aicollect.integration.v1.ListAuditEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,43 +45,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENANTSETTINGS_PROVIDERENABLEDENTRY']._serialized_start=368
   _globals['_TENANTSETTINGS_PROVIDERENABLEDENTRY']._serialized_end=422
   _globals['_PLATFORMSETTINGS']._serialized_start=425
-  _globals['_PLATFORMSETTINGS']._serialized_end=752
-  _globals['_PLATFORMSETTINGS_PROVIDERKILLSWITCHENTRY']._serialized_start=695
-  _globals['_PLATFORMSETTINGS_PROVIDERKILLSWITCHENTRY']._serialized_end=752
-  _globals['_SETTINGSAUDITEVENT']._serialized_start=755
-  _globals['_SETTINGSAUDITEVENT']._serialized_end=947
-  _globals['_GETTENANTSETTINGSREQUEST']._serialized_start=949
-  _globals['_GETTENANTSETTINGSREQUEST']._serialized_end=994
-  _globals['_GETTENANTSETTINGSRESPONSE']._serialized_start=996
-  _globals['_GETTENANTSETTINGSRESPONSE']._serialized_end=1083
-  _globals['_SETTENANTSETTINGSREQUEST']._serialized_start=1086
-  _globals['_SETTENANTSETTINGSREQUEST']._serialized_end=1338
+  _globals['_PLATFORMSETTINGS']._serialized_end=744
+  _globals['_PLATFORMSETTINGS_PROVIDERKILLSWITCHENTRY']._serialized_start=687
+  _globals['_PLATFORMSETTINGS_PROVIDERKILLSWITCHENTRY']._serialized_end=744
+  _globals['_SETTINGSAUDITEVENT']._serialized_start=747
+  _globals['_SETTINGSAUDITEVENT']._serialized_end=939
+  _globals['_GETTENANTSETTINGSREQUEST']._serialized_start=941
+  _globals['_GETTENANTSETTINGSREQUEST']._serialized_end=986
+  _globals['_GETTENANTSETTINGSRESPONSE']._serialized_start=988
+  _globals['_GETTENANTSETTINGSRESPONSE']._serialized_end=1075
+  _globals['_SETTENANTSETTINGSREQUEST']._serialized_start=1078
+  _globals['_SETTENANTSETTINGSREQUEST']._serialized_end=1330
   _globals['_SETTENANTSETTINGSREQUEST_PROVIDERENABLEDENTRY']._serialized_start=368
   _globals['_SETTENANTSETTINGSREQUEST_PROVIDERENABLEDENTRY']._serialized_end=422
-  _globals['_SETTENANTSETTINGSRESPONSE']._serialized_start=1340
-  _globals['_SETTENANTSETTINGSRESPONSE']._serialized_end=1427
-  _globals['_GETPLATFORMSETTINGSREQUEST']._serialized_start=1429
-  _globals['_GETPLATFORMSETTINGSREQUEST']._serialized_end=1457
-  _globals['_GETPLATFORMSETTINGSRESPONSE']._serialized_start=1459
-  _globals['_GETPLATFORMSETTINGSRESPONSE']._serialized_end=1550
-  _globals['_UPDATEPLATFORMSETTINGSREQUEST']._serialized_start=1553
-  _globals['_UPDATEPLATFORMSETTINGSREQUEST']._serialized_end=1726
-  _globals['_UPDATEPLATFORMSETTINGSRESPONSE']._serialized_start=1728
-  _globals['_UPDATEPLATFORMSETTINGSRESPONSE']._serialized_end=1822
-  _globals['_LISTSETTINGSAUDITEVENTSREQUEST']._serialized_start=1824
-  _globals['_LISTSETTINGSAUDITEVENTSREQUEST']._serialized_end=1931
-  _globals['_LISTSETTINGSAUDITEVENTSRESPONSE']._serialized_start=1933
-  _globals['_LISTSETTINGSAUDITEVENTSRESPONSE']._serialized_end=2053
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=2055
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=2181
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=2183
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=2234
-  _globals['_AUDITEVENT']._serialized_start=2237
-  _globals['_AUDITEVENT']._serialized_end=2466
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=2469
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=2690
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=2692
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=2796
-  _globals['_ADMINSERVICE']._serialized_start=2799
-  _globals['_ADMINSERVICE']._serialized_end=3731
+  _globals['_SETTENANTSETTINGSRESPONSE']._serialized_start=1332
+  _globals['_SETTENANTSETTINGSRESPONSE']._serialized_end=1419
+  _globals['_GETPLATFORMSETTINGSREQUEST']._serialized_start=1421
+  _globals['_GETPLATFORMSETTINGSREQUEST']._serialized_end=1449
+  _globals['_GETPLATFORMSETTINGSRESPONSE']._serialized_start=1451
+  _globals['_GETPLATFORMSETTINGSRESPONSE']._serialized_end=1542
+  _globals['_UPDATEPLATFORMSETTINGSREQUEST']._serialized_start=1545
+  _globals['_UPDATEPLATFORMSETTINGSREQUEST']._serialized_end=1718
+  _globals['_UPDATEPLATFORMSETTINGSRESPONSE']._serialized_start=1720
+  _globals['_UPDATEPLATFORMSETTINGSRESPONSE']._serialized_end=1814
+  _globals['_LISTSETTINGSAUDITEVENTSREQUEST']._serialized_start=1816
+  _globals['_LISTSETTINGSAUDITEVENTSREQUEST']._serialized_end=1923
+  _globals['_LISTSETTINGSAUDITEVENTSRESPONSE']._serialized_start=1925
+  _globals['_LISTSETTINGSAUDITEVENTSRESPONSE']._serialized_end=2045
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=2047
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=2173
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=2175
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=2226
+  _globals['_AUDITEVENT']._serialized_start=2229
+  _globals['_AUDITEVENT']._serialized_end=2458
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=2461
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=2682
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=2684
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=2788
+  _globals['_ADMINSERVICE']._serialized_start=2791
+  _globals['_ADMINSERVICE']._serialized_end=3723
 # @@protoc_insertion_point(module_scope)

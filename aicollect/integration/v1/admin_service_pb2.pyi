@@ -112,8 +112,8 @@ class PlatformSettings(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     QBO_KILL_SWITCH_FIELD_NUMBER: _builtins.int
-    QBO_OOB_AMOUNT_TOLERANCE_CENTS_FIELD_NUMBER: _builtins.int
-    QBO_OOB_MATCH_WINDOW_MINUTES_FIELD_NUMBER: _builtins.int
+    OOB_AMOUNT_TOLERANCE_CENTS_FIELD_NUMBER: _builtins.int
+    OOB_MATCH_WINDOW_MINUTES_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     PROVIDER_KILL_SWITCH_FIELD_NUMBER: _builtins.int
     qbo_kill_switch: _builtins.bool
@@ -121,16 +121,18 @@ class PlatformSettings(_message.Message):
     to Intuit stops and new connections are refused within seconds, while webhooks
     keep being stored for processing once it is lifted. Default false.
     """
-    qbo_oob_amount_tolerance_cents: _builtins.int
+    oob_amount_tolerance_cents: _builtins.int
     """Owned by the matcher. How far, in the currency's minor units, what is left owed
-    after a QBO payment may be from zero for the placement to count as paid, and how
-    far a QBO payment may differ from a portal payment to count as its mirror.
-    Default 1. Must not be negative.
+    after an accounting payment may be from zero for the placement to count as paid,
+    and how far an accounting payment may differ from a portal payment to count as its
+    mirror. Default 1. Must not be negative. (Named `qbo_oob_amount_tolerance_cents` on
+    the product page and before provider-neutral matching.)
     """
-    qbo_oob_match_window_minutes: _builtins.int
-    """Owned by the matcher. How many minutes apart a portal payment and a QBO payment
-    may be for the QBO payment to count as the mirror of the portal payment.
-    Default 60. Must be at least 1.
+    oob_match_window_minutes: _builtins.int
+    """Owned by the matcher. How many minutes apart a portal payment and an accounting
+    payment may be for the accounting payment to count as the mirror of the portal
+    payment. Default 60. Must be at least 1. (Named `qbo_oob_match_window_minutes` on
+    the product page.)
     """
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
@@ -148,14 +150,14 @@ class PlatformSettings(_message.Message):
         self,
         *,
         qbo_kill_switch: _builtins.bool = ...,
-        qbo_oob_amount_tolerance_cents: _builtins.int = ...,
-        qbo_oob_match_window_minutes: _builtins.int = ...,
+        oob_amount_tolerance_cents: _builtins.int = ...,
+        oob_match_window_minutes: _builtins.int = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         provider_kill_switch: _abc.Mapping[_builtins.str, _builtins.bool] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider_kill_switch", b"provider_kill_switch", "qbo_kill_switch", b"qbo_kill_switch", "qbo_oob_amount_tolerance_cents", b"qbo_oob_amount_tolerance_cents", "qbo_oob_match_window_minutes", b"qbo_oob_match_window_minutes", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["oob_amount_tolerance_cents", b"oob_amount_tolerance_cents", "oob_match_window_minutes", b"oob_match_window_minutes", "provider_kill_switch", b"provider_kill_switch", "qbo_kill_switch", b"qbo_kill_switch", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

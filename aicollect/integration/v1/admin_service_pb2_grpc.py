@@ -38,7 +38,7 @@ class AdminServiceStub:
     Each setting has exactly one owner and one source of truth:
     - `qbo_enabled` and `qbo_kill_switch` are owned by the integration service (schema
     `integration`).
-    - `qbo_oob_amount_tolerance_cents` and `qbo_oob_match_window_minutes` are owned by
+    - `oob_amount_tolerance_cents` and `oob_match_window_minutes` are owned by
     the matcher (schema `matching`), because the matcher reads them at decision time,
     also for `MatchingService.RecordPortalPayment`, which the portal calls directly.
     GetPlatformSettings and UpdatePlatformSettings present them in the same view by
@@ -107,7 +107,7 @@ class AdminServiceServicer:
     Each setting has exactly one owner and one source of truth:
     - `qbo_enabled` and `qbo_kill_switch` are owned by the integration service (schema
     `integration`).
-    - `qbo_oob_amount_tolerance_cents` and `qbo_oob_match_window_minutes` are owned by
+    - `oob_amount_tolerance_cents` and `oob_match_window_minutes` are owned by
     the matcher (schema `matching`), because the matcher reads them at decision time,
     also for `MatchingService.RecordPortalPayment`, which the portal calls directly.
     GetPlatformSettings and UpdatePlatformSettings present them in the same view by
@@ -247,7 +247,7 @@ class AdminService:
     Each setting has exactly one owner and one source of truth:
     - `qbo_enabled` and `qbo_kill_switch` are owned by the integration service (schema
     `integration`).
-    - `qbo_oob_amount_tolerance_cents` and `qbo_oob_match_window_minutes` are owned by
+    - `oob_amount_tolerance_cents` and `oob_match_window_minutes` are owned by
     the matcher (schema `matching`), because the matcher reads them at decision time,
     also for `MatchingService.RecordPortalPayment`, which the portal calls directly.
     GetPlatformSettings and UpdatePlatformSettings present them in the same view by

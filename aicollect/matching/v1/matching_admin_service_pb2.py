@@ -27,7 +27,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2aicollect/matching/v1/matching_admin_service.proto\x12\x15\x61icollect.matching.v1\x1a,aicollect/matching/v1/matching_service.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x01\n\x10MatchingSettings\x12&\n\x1eqbo_oob_amount_tolerance_cents\x18\x01 \x01(\x03\x12$\n\x1cqbo_oob_match_window_minutes\x18\x02 \x01(\x05\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cupdate_actor\x18\x04 \x01(\t\"\x1c\n\x1aGetMatchingSettingsRequest\"X\n\x1bGetMatchingSettingsResponse\x12\x39\n\x08settings\x18\x01 \x01(\x0b\x32\'.aicollect.matching.v1.MatchingSettings\"\xaa\x01\n\x1dUpdateMatchingSettingsRequest\x12\x39\n\x08settings\x18\x01 \x01(\x0b\x32\'.aicollect.matching.v1.MatchingSettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"[\n\x1eUpdateMatchingSettingsResponse\x12\x39\n\x08settings\x18\x01 \x01(\x0b\x32\'.aicollect.matching.v1.MatchingSettings\"\xd6\x01\n\x14TenantReportSettings\x12\x11\n\ttime_zone\x18\x01 \x01(\t\x12\x32\n\tfee_terms\x18\x02 \x01(\x0b\x32\x1f.aicollect.matching.v1.FeeTerms\x12\x15\n\rfee_terms_set\x18\x03 \x01(\x08\x12\x19\n\x11time_zone_default\x18\x04 \x01(\x08\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cupdate_actor\x18\x06 \x01(\t\"3\n\x1eGetTenantReportSettingsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"`\n\x1fGetTenantReportSettingsResponse\x12=\n\x08settings\x18\x01 \x01(\x0b\x32+.aicollect.matching.v1.TenantReportSettings\"\xc5\x01\n!UpdateTenantReportSettingsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12=\n\x08settings\x18\x02 \x01(\x0b\x32+.aicollect.matching.v1.TenantReportSettings\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"c\n\"UpdateTenantReportSettingsResponse\x12=\n\x08settings\x18\x01 \x01(\x0b\x32+.aicollect.matching.v1.TenantReportSettings\"]\n\x1cRegenerateDailyReportRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"S\n\x1dRegenerateDailyReportResponse\x12\x32\n\x06report\x18\x01 \x01(\x0b\x32\".aicollect.matching.v1.DailyReport2\xc0\x05\n\x14MatchingAdminService\x12|\n\x13GetMatchingSettings\x12\x31.aicollect.matching.v1.GetMatchingSettingsRequest\x1a\x32.aicollect.matching.v1.GetMatchingSettingsResponse\x12\x85\x01\n\x16UpdateMatchingSettings\x12\x34.aicollect.matching.v1.UpdateMatchingSettingsRequest\x1a\x35.aicollect.matching.v1.UpdateMatchingSettingsResponse\x12\x88\x01\n\x17GetTenantReportSettings\x12\x35.aicollect.matching.v1.GetTenantReportSettingsRequest\x1a\x36.aicollect.matching.v1.GetTenantReportSettingsResponse\x12\x91\x01\n\x1aUpdateTenantReportSettings\x12\x38.aicollect.matching.v1.UpdateTenantReportSettingsRequest\x1a\x39.aicollect.matching.v1.UpdateTenantReportSettingsResponse\x12\x82\x01\n\x15RegenerateDailyReport\x12\x33.aicollect.matching.v1.RegenerateDailyReportRequest\x1a\x34.aicollect.matching.v1.RegenerateDailyReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2aicollect/matching/v1/matching_admin_service.proto\x12\x15\x61icollect.matching.v1\x1a,aicollect/matching/v1/matching_service.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x01\n\x10MatchingSettings\x12\"\n\x1aoob_amount_tolerance_cents\x18\x01 \x01(\x03\x12 \n\x18oob_match_window_minutes\x18\x02 \x01(\x05\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cupdate_actor\x18\x04 \x01(\t\"\x1c\n\x1aGetMatchingSettingsRequest\"X\n\x1bGetMatchingSettingsResponse\x12\x39\n\x08settings\x18\x01 \x01(\x0b\x32\'.aicollect.matching.v1.MatchingSettings\"\xaa\x01\n\x1dUpdateMatchingSettingsRequest\x12\x39\n\x08settings\x18\x01 \x01(\x0b\x32\'.aicollect.matching.v1.MatchingSettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"[\n\x1eUpdateMatchingSettingsResponse\x12\x39\n\x08settings\x18\x01 \x01(\x0b\x32\'.aicollect.matching.v1.MatchingSettings\"\xd6\x01\n\x14TenantReportSettings\x12\x11\n\ttime_zone\x18\x01 \x01(\t\x12\x32\n\tfee_terms\x18\x02 \x01(\x0b\x32\x1f.aicollect.matching.v1.FeeTerms\x12\x15\n\rfee_terms_set\x18\x03 \x01(\x08\x12\x19\n\x11time_zone_default\x18\x04 \x01(\x08\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cupdate_actor\x18\x06 \x01(\t\"3\n\x1eGetTenantReportSettingsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"`\n\x1fGetTenantReportSettingsResponse\x12=\n\x08settings\x18\x01 \x01(\x0b\x32+.aicollect.matching.v1.TenantReportSettings\"\xc5\x01\n!UpdateTenantReportSettingsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12=\n\x08settings\x18\x02 \x01(\x0b\x32+.aicollect.matching.v1.TenantReportSettings\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"c\n\"UpdateTenantReportSettingsResponse\x12=\n\x08settings\x18\x01 \x01(\x0b\x32+.aicollect.matching.v1.TenantReportSettings\"]\n\x1cRegenerateDailyReportRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"S\n\x1dRegenerateDailyReportResponse\x12\x32\n\x06report\x18\x01 \x01(\x0b\x32\".aicollect.matching.v1.DailyReport2\xc0\x05\n\x14MatchingAdminService\x12|\n\x13GetMatchingSettings\x12\x31.aicollect.matching.v1.GetMatchingSettingsRequest\x1a\x32.aicollect.matching.v1.GetMatchingSettingsResponse\x12\x85\x01\n\x16UpdateMatchingSettings\x12\x34.aicollect.matching.v1.UpdateMatchingSettingsRequest\x1a\x35.aicollect.matching.v1.UpdateMatchingSettingsResponse\x12\x88\x01\n\x17GetTenantReportSettings\x12\x35.aicollect.matching.v1.GetTenantReportSettingsRequest\x1a\x36.aicollect.matching.v1.GetTenantReportSettingsResponse\x12\x91\x01\n\x1aUpdateTenantReportSettings\x12\x38.aicollect.matching.v1.UpdateTenantReportSettingsRequest\x1a\x39.aicollect.matching.v1.UpdateTenantReportSettingsResponse\x12\x82\x01\n\x15RegenerateDailyReport\x12\x33.aicollect.matching.v1.RegenerateDailyReportRequest\x1a\x34.aicollect.matching.v1.RegenerateDailyReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,29 +35,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aicollect.matching.v1.match
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MATCHINGSETTINGS']._serialized_start=191
-  _globals['_MATCHINGSETTINGS']._serialized_end=358
-  _globals['_GETMATCHINGSETTINGSREQUEST']._serialized_start=360
-  _globals['_GETMATCHINGSETTINGSREQUEST']._serialized_end=388
-  _globals['_GETMATCHINGSETTINGSRESPONSE']._serialized_start=390
-  _globals['_GETMATCHINGSETTINGSRESPONSE']._serialized_end=478
-  _globals['_UPDATEMATCHINGSETTINGSREQUEST']._serialized_start=481
-  _globals['_UPDATEMATCHINGSETTINGSREQUEST']._serialized_end=651
-  _globals['_UPDATEMATCHINGSETTINGSRESPONSE']._serialized_start=653
-  _globals['_UPDATEMATCHINGSETTINGSRESPONSE']._serialized_end=744
-  _globals['_TENANTREPORTSETTINGS']._serialized_start=747
-  _globals['_TENANTREPORTSETTINGS']._serialized_end=961
-  _globals['_GETTENANTREPORTSETTINGSREQUEST']._serialized_start=963
-  _globals['_GETTENANTREPORTSETTINGSREQUEST']._serialized_end=1014
-  _globals['_GETTENANTREPORTSETTINGSRESPONSE']._serialized_start=1016
-  _globals['_GETTENANTREPORTSETTINGSRESPONSE']._serialized_end=1112
-  _globals['_UPDATETENANTREPORTSETTINGSREQUEST']._serialized_start=1115
-  _globals['_UPDATETENANTREPORTSETTINGSREQUEST']._serialized_end=1312
-  _globals['_UPDATETENANTREPORTSETTINGSRESPONSE']._serialized_start=1314
-  _globals['_UPDATETENANTREPORTSETTINGSRESPONSE']._serialized_end=1413
-  _globals['_REGENERATEDAILYREPORTREQUEST']._serialized_start=1415
-  _globals['_REGENERATEDAILYREPORTREQUEST']._serialized_end=1508
-  _globals['_REGENERATEDAILYREPORTRESPONSE']._serialized_start=1510
-  _globals['_REGENERATEDAILYREPORTRESPONSE']._serialized_end=1593
-  _globals['_MATCHINGADMINSERVICE']._serialized_start=1596
-  _globals['_MATCHINGADMINSERVICE']._serialized_end=2300
+  _globals['_MATCHINGSETTINGS']._serialized_end=350
+  _globals['_GETMATCHINGSETTINGSREQUEST']._serialized_start=352
+  _globals['_GETMATCHINGSETTINGSREQUEST']._serialized_end=380
+  _globals['_GETMATCHINGSETTINGSRESPONSE']._serialized_start=382
+  _globals['_GETMATCHINGSETTINGSRESPONSE']._serialized_end=470
+  _globals['_UPDATEMATCHINGSETTINGSREQUEST']._serialized_start=473
+  _globals['_UPDATEMATCHINGSETTINGSREQUEST']._serialized_end=643
+  _globals['_UPDATEMATCHINGSETTINGSRESPONSE']._serialized_start=645
+  _globals['_UPDATEMATCHINGSETTINGSRESPONSE']._serialized_end=736
+  _globals['_TENANTREPORTSETTINGS']._serialized_start=739
+  _globals['_TENANTREPORTSETTINGS']._serialized_end=953
+  _globals['_GETTENANTREPORTSETTINGSREQUEST']._serialized_start=955
+  _globals['_GETTENANTREPORTSETTINGSREQUEST']._serialized_end=1006
+  _globals['_GETTENANTREPORTSETTINGSRESPONSE']._serialized_start=1008
+  _globals['_GETTENANTREPORTSETTINGSRESPONSE']._serialized_end=1104
+  _globals['_UPDATETENANTREPORTSETTINGSREQUEST']._serialized_start=1107
+  _globals['_UPDATETENANTREPORTSETTINGSREQUEST']._serialized_end=1304
+  _globals['_UPDATETENANTREPORTSETTINGSRESPONSE']._serialized_start=1306
+  _globals['_UPDATETENANTREPORTSETTINGSRESPONSE']._serialized_end=1405
+  _globals['_REGENERATEDAILYREPORTREQUEST']._serialized_start=1407
+  _globals['_REGENERATEDAILYREPORTREQUEST']._serialized_end=1500
+  _globals['_REGENERATEDAILYREPORTRESPONSE']._serialized_start=1502
+  _globals['_REGENERATEDAILYREPORTRESPONSE']._serialized_end=1585
+  _globals['_MATCHINGADMINSERVICE']._serialized_start=1588
+  _globals['_MATCHINGADMINSERVICE']._serialized_end=2292
 # @@protoc_insertion_point(module_scope)

@@ -27,19 +27,21 @@ class MatchingSettings(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    QBO_OOB_AMOUNT_TOLERANCE_CENTS_FIELD_NUMBER: _builtins.int
-    QBO_OOB_MATCH_WINDOW_MINUTES_FIELD_NUMBER: _builtins.int
+    OOB_AMOUNT_TOLERANCE_CENTS_FIELD_NUMBER: _builtins.int
+    OOB_MATCH_WINDOW_MINUTES_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_ACTOR_FIELD_NUMBER: _builtins.int
-    qbo_oob_amount_tolerance_cents: _builtins.int
+    oob_amount_tolerance_cents: _builtins.int
     """How far, in the currency's minor units, what is left owed after a payment may be
-    from zero for the placement to count as paid, and how far a QBO payment may differ
-    from a portal payment to count as its mirror. Default 1. Must not be negative.
+    from zero for the placement to count as paid, and how far an accounting payment may
+    differ from a portal payment to count as its mirror. Default 1. Must not be
+    negative. (Named `qbo_oob_amount_tolerance_cents` on the product page and before
+    provider-neutral matching.)
     """
-    qbo_oob_match_window_minutes: _builtins.int
-    """How many minutes apart a portal payment and a QBO payment may be for the QBO
-    payment to count as the mirror of the portal payment. Default 60. Must be at
-    least 1.
+    oob_match_window_minutes: _builtins.int
+    """How many minutes apart a portal payment and an accounting payment may be for the
+    accounting payment to count as the mirror of the portal payment. Default 60. Must
+    be at least 1. (Named `qbo_oob_match_window_minutes` on the product page.)
     """
     update_actor: _builtins.str
     """Who last changed the settings; empty while the defaults apply."""
@@ -50,14 +52,14 @@ class MatchingSettings(_message.Message):
     def __init__(
         self,
         *,
-        qbo_oob_amount_tolerance_cents: _builtins.int = ...,
-        qbo_oob_match_window_minutes: _builtins.int = ...,
+        oob_amount_tolerance_cents: _builtins.int = ...,
+        oob_match_window_minutes: _builtins.int = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         update_actor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["qbo_oob_amount_tolerance_cents", b"qbo_oob_amount_tolerance_cents", "qbo_oob_match_window_minutes", b"qbo_oob_match_window_minutes", "update_actor", b"update_actor", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["oob_amount_tolerance_cents", b"oob_amount_tolerance_cents", "oob_match_window_minutes", b"oob_match_window_minutes", "update_actor", b"update_actor", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -124,8 +126,8 @@ class UpdateMatchingSettingsRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """The `MatchingSettings` fields to change: `qbo_oob_amount_tolerance_cents` and/or
-        `qbo_oob_match_window_minutes`. Required: an empty mask, `*` or any other path is
+        """The `MatchingSettings` fields to change: `oob_amount_tolerance_cents` and/or
+        `oob_match_window_minutes`. Required: an empty mask, `*` or any other path is
         INVALID_ARGUMENT, so a partial update can never reset another setting.
         """
 

@@ -107,33 +107,57 @@ INTAKE_CHANNEL_CSV: IntakeChannel.ValueType  # 3
 """Uploaded in a CSV file."""
 Global___IntakeChannel: _TypeAlias = IntakeChannel  # noqa: Y015
 
-class _QboEntityState:
+class _Provider:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
 
-class _QboEntityStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_QboEntityState.ValueType], _builtins.type):
+class _ProviderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Provider.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
-    QBO_ENTITY_STATE_UNSPECIFIED: _QboEntityState.ValueType  # 0
+    PROVIDER_UNSPECIFIED: _Provider.ValueType  # 0
+    """Not set; refused with INVALID_ARGUMENT."""
+    PROVIDER_QBO: _Provider.ValueType  # 1
+    """QuickBooks Online: the company is the QBO realm id, the version the `SyncToken`."""
+    PROVIDER_XERO: _Provider.ValueType  # 2
+    """Xero: the company is the Xero tenant id, the version `UpdatedDateUTC`."""
+
+class Provider(_Provider, metaclass=_ProviderEnumTypeWrapper):
+    """The accounting platform a fact comes from."""
+
+PROVIDER_UNSPECIFIED: Provider.ValueType  # 0
+"""Not set; refused with INVALID_ARGUMENT."""
+PROVIDER_QBO: Provider.ValueType  # 1
+"""QuickBooks Online: the company is the QBO realm id, the version the `SyncToken`."""
+PROVIDER_XERO: Provider.ValueType  # 2
+"""Xero: the company is the Xero tenant id, the version `UpdatedDateUTC`."""
+Global___Provider: _TypeAlias = Provider  # noqa: Y015
+
+class _EntityState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EntityStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EntityState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENTITY_STATE_UNSPECIFIED: _EntityState.ValueType  # 0
     """Not set."""
-    QBO_ENTITY_STATE_ACTIVE: _QboEntityState.ValueType  # 1
+    ENTITY_STATE_ACTIVE: _EntityState.ValueType  # 1
     """The transaction exists and is not voided."""
-    QBO_ENTITY_STATE_VOIDED: _QboEntityState.ValueType  # 2
-    """The transaction was voided: it still exists in QBO with its amounts zeroed."""
-    QBO_ENTITY_STATE_DELETED: _QboEntityState.ValueType  # 3
-    """The transaction was deleted in QBO; only its id is known."""
+    ENTITY_STATE_VOIDED: _EntityState.ValueType  # 2
+    """The transaction was voided: it still exists with its amounts zeroed."""
+    ENTITY_STATE_DELETED: _EntityState.ValueType  # 3
+    """The transaction was deleted; only its id is known."""
 
-class QboEntityState(_QboEntityState, metaclass=_QboEntityStateEnumTypeWrapper):
-    """The state of a QBO transaction (payment or invoice)."""
+class EntityState(_EntityState, metaclass=_EntityStateEnumTypeWrapper):
+    """The state of a transaction (payment or invoice) in the provider's books."""
 
-QBO_ENTITY_STATE_UNSPECIFIED: QboEntityState.ValueType  # 0
+ENTITY_STATE_UNSPECIFIED: EntityState.ValueType  # 0
 """Not set."""
-QBO_ENTITY_STATE_ACTIVE: QboEntityState.ValueType  # 1
+ENTITY_STATE_ACTIVE: EntityState.ValueType  # 1
 """The transaction exists and is not voided."""
-QBO_ENTITY_STATE_VOIDED: QboEntityState.ValueType  # 2
-"""The transaction was voided: it still exists in QBO with its amounts zeroed."""
-QBO_ENTITY_STATE_DELETED: QboEntityState.ValueType  # 3
-"""The transaction was deleted in QBO; only its id is known."""
-Global___QboEntityState: _TypeAlias = QboEntityState  # noqa: Y015
+ENTITY_STATE_VOIDED: EntityState.ValueType  # 2
+"""The transaction was voided: it still exists with its amounts zeroed."""
+ENTITY_STATE_DELETED: EntityState.ValueType  # 3
+"""The transaction was deleted; only its id is known."""
+Global___EntityState: _TypeAlias = EntityState  # noqa: Y015
 
 class _LinkedTxnType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -563,10 +587,10 @@ class Placement(_message.Message):
 
     PLACEMENT_ID_FIELD_NUMBER: _builtins.int
     TENANT_ID_FIELD_NUMBER: _builtins.int
-    REALM_ID_FIELD_NUMBER: _builtins.int
-    QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
     DOC_NUMBER_FIELD_NUMBER: _builtins.int
-    QBO_CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     DEBTOR_FIELD_NUMBER: _builtins.int
     ORIGINAL_AMOUNT_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
@@ -575,7 +599,7 @@ class Placement(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     RESOLUTION_REASON_FIELD_NUMBER: _builtins.int
     REVIEW_REASON_FIELD_NUMBER: _builtins.int
-    RESOLVING_QBO_PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    RESOLVING_PAYMENT_ID_FIELD_NUMBER: _builtins.int
     INTAKE_CHANNEL_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
@@ -585,18 +609,21 @@ class Placement(_message.Message):
     REVIEW_FLAG_REASON_FIELD_NUMBER: _builtins.int
     FLAG_TIME_FIELD_NUMBER: _builtins.int
     OUTREACH_PAUSED_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     placement_id: _builtins.str
     """The placement's unique id, assigned by the matcher."""
     tenant_id: _builtins.str
     """The creditor (tenant) the debt is owed to."""
-    realm_id: _builtins.str
-    """The QBO company (realm) the invoice belongs to; empty for placements not from QBO."""
-    qbo_invoice_id: _builtins.str
-    """The QBO invoice id; empty for placements not from QBO."""
+    company_id: _builtins.str
+    """The provider's company (QBO realm, Xero tenant) the invoice belongs to; empty for
+    placements not from an accounting platform.
+    """
+    invoice_id: _builtins.str
+    """The provider's invoice id; empty for placements not from an accounting platform."""
     doc_number: _builtins.str
     """The invoice number shown to people (QBO `DocNumber`)."""
-    qbo_customer_id: _builtins.str
-    """The QBO customer id of the debtor."""
+    customer_id: _builtins.str
+    """The provider's customer (contact) id of the debtor."""
     invoice_date: _builtins.str
     """The invoice date as an ISO 8601 calendar date, YYYY-MM-DD."""
     due_date: _builtins.str
@@ -609,8 +636,8 @@ class Placement(_message.Message):
     """
     review_reason: _builtins.str
     """Why the placement is paused pending review or needs review; empty otherwise."""
-    resolving_qbo_payment_id: _builtins.str
-    """The QBO payment whose application resolved the placement out of band; empty
+    resolving_payment_id: _builtins.str
+    """The provider's payment whose application resolved the placement out of band; empty
     otherwise.
     """
     intake_channel: Global___IntakeChannel.ValueType
@@ -628,9 +655,13 @@ class Placement(_message.Message):
     tenant. Independent of `status`: matching goes on (a payment still resolves it), and
     outreach resumes only when every pause covering it is resumed and it is active.
     """
+    provider: Global___Provider.ValueType
+    """The accounting platform the invoice comes from; PROVIDER_UNSPECIFIED for placements
+    not from one.
+    """
     @_builtins.property
     def debtor(self) -> Global___DebtorContact:
-        """The debtor's contact details, from the QBO customer record."""
+        """The debtor's contact details, from the provider's customer record."""
 
     @_builtins.property
     def original_amount(self) -> _money_pb2.Money:
@@ -661,10 +692,10 @@ class Placement(_message.Message):
         *,
         placement_id: _builtins.str = ...,
         tenant_id: _builtins.str = ...,
-        realm_id: _builtins.str = ...,
-        qbo_invoice_id: _builtins.str = ...,
+        company_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
         doc_number: _builtins.str = ...,
-        qbo_customer_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
         debtor: Global___DebtorContact | None = ...,
         original_amount: _money_pb2.Money | None = ...,
         balance: _money_pb2.Money | None = ...,
@@ -673,7 +704,7 @@ class Placement(_message.Message):
         status: Global___PlacementStatus.ValueType = ...,
         resolution_reason: _builtins.str = ...,
         review_reason: _builtins.str = ...,
-        resolving_qbo_payment_id: _builtins.str = ...,
+        resolving_payment_id: _builtins.str = ...,
         intake_channel: Global___IntakeChannel.ValueType = ...,
         version: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
@@ -683,10 +714,11 @@ class Placement(_message.Message):
         review_flag_reason: _builtins.str = ...,
         flag_time: _timestamp_pb2.Timestamp | None = ...,
         outreach_paused: _builtins.bool = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "debtor", b"debtor", "flag_time", b"flag_time", "original_amount", b"original_amount", "resolve_time", b"resolve_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "create_time", b"create_time", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "flag_time", b"flag_time", "intake_channel", b"intake_channel", "invoice_date", b"invoice_date", "original_amount", b"original_amount", "outreach_paused", b"outreach_paused", "placement_id", b"placement_id", "qbo_customer_id", b"qbo_customer_id", "qbo_invoice_id", b"qbo_invoice_id", "realm_id", b"realm_id", "resolution_reason", b"resolution_reason", "resolve_time", b"resolve_time", "resolving_qbo_payment_id", b"resolving_qbo_payment_id", "review_flag", b"review_flag", "review_flag_reason", b"review_flag_reason", "review_reason", b"review_reason", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "company_id", b"company_id", "create_time", b"create_time", "customer_id", b"customer_id", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "flag_time", b"flag_time", "intake_channel", b"intake_channel", "invoice_date", b"invoice_date", "invoice_id", b"invoice_id", "original_amount", b"original_amount", "outreach_paused", b"outreach_paused", "placement_id", b"placement_id", "provider", b"provider", "resolution_reason", b"resolution_reason", "resolve_time", b"resolve_time", "resolving_payment_id", b"resolving_payment_id", "review_flag", b"review_flag", "review_flag_reason", b"review_flag_reason", "review_reason", b"review_reason", "status", b"status", "tenant_id", b"tenant_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -810,33 +842,38 @@ Global___PostalAddress: _TypeAlias = PostalAddress  # noqa: Y015
 
 @_typing.final
 class PlacementInput(_message.Message):
-    """One invoice to place, as read from QBO by the sync."""
+    """One invoice to place, as read from the provider by the sync."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
     DOC_NUMBER_FIELD_NUMBER: _builtins.int
-    QBO_CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     DEBTOR_FIELD_NUMBER: _builtins.int
     TOTAL_AMOUNT_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
     INVOICE_DATE_FIELD_NUMBER: _builtins.int
     DUE_DATE_FIELD_NUMBER: _builtins.int
-    SYNC_TOKEN_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     LAST_UPDATED_TIME_FIELD_NUMBER: _builtins.int
     LINKED_TXNS_FIELD_NUMBER: _builtins.int
-    qbo_invoice_id: _builtins.str
-    """The QBO invoice id. Required; unique per tenant and realm."""
+    VERSION_SEQUENCE_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """The provider's invoice id. Required; unique per tenant, provider and company."""
     doc_number: _builtins.str
     """The invoice number (QBO `DocNumber`)."""
-    qbo_customer_id: _builtins.str
-    """The QBO customer id of the debtor. Required."""
+    customer_id: _builtins.str
+    """The provider's customer id of the debtor. Required."""
     invoice_date: _builtins.str
     """The invoice date (QBO `TxnDate`), YYYY-MM-DD."""
     due_date: _builtins.str
     """The due date (QBO `DueDate`), YYYY-MM-DD. Required."""
-    sync_token: _builtins.str
-    """The invoice's QBO `SyncToken` (its version)."""
+    version: _builtins.str
+    """The invoice's version as the provider names it (QBO `SyncToken`), opaque."""
+    version_sequence: _builtins.int
+    """The order of `version`: a higher number is a newer version (QBO: the `SyncToken` as an
+    integer; Xero: `UpdatedDateUTC` in milliseconds). 0 when the provider gives none.
+    """
     @_builtins.property
     def debtor(self) -> Global___DebtorContact:
         """The debtor's contact details from the QBO customer record."""
@@ -853,7 +890,7 @@ class PlacementInput(_message.Message):
 
     @_builtins.property
     def last_updated_time(self) -> _timestamp_pb2.Timestamp:
-        """The invoice's QBO `MetaData.LastUpdatedTime`."""
+        """When the invoice last changed at the provider (QBO `MetaData.LastUpdatedTime`)."""
 
     @_builtins.property
     def linked_txns(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkedTxn]:
@@ -865,21 +902,22 @@ class PlacementInput(_message.Message):
     def __init__(
         self,
         *,
-        qbo_invoice_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
         doc_number: _builtins.str = ...,
-        qbo_customer_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
         debtor: Global___DebtorContact | None = ...,
         total_amount: _money_pb2.Money | None = ...,
         balance: _money_pb2.Money | None = ...,
         invoice_date: _builtins.str = ...,
         due_date: _builtins.str = ...,
-        sync_token: _builtins.str = ...,
+        version: _builtins.str = ...,
         last_updated_time: _timestamp_pb2.Timestamp | None = ...,
         linked_txns: _abc.Iterable[Global___LinkedTxn] | None = ...,
+        version_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "debtor", b"debtor", "last_updated_time", b"last_updated_time", "total_amount", b"total_amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "invoice_date", b"invoice_date", "last_updated_time", b"last_updated_time", "linked_txns", b"linked_txns", "qbo_customer_id", b"qbo_customer_id", "qbo_invoice_id", b"qbo_invoice_id", "sync_token", b"sync_token", "total_amount", b"total_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "customer_id", b"customer_id", "debtor", b"debtor", "doc_number", b"doc_number", "due_date", b"due_date", "invoice_date", b"invoice_date", "invoice_id", b"invoice_id", "last_updated_time", b"last_updated_time", "linked_txns", b"linked_txns", "total_amount", b"total_amount", "version", b"version", "version_sequence", b"version_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -891,11 +929,11 @@ class UpsertResult(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
     PLACEMENT_ID_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
-    qbo_invoice_id: _builtins.str
-    """The QBO invoice id of the input."""
+    invoice_id: _builtins.str
+    """The invoice id of the input."""
     placement_id: _builtins.str
     """The placement created or found."""
     outcome: Global___UpsertOutcome.ValueType
@@ -903,47 +941,52 @@ class UpsertResult(_message.Message):
     def __init__(
         self,
         *,
-        qbo_invoice_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
         placement_id: _builtins.str = ...,
         outcome: Global___UpsertOutcome.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "placement_id", b"placement_id", "qbo_invoice_id", b"qbo_invoice_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "outcome", b"outcome", "placement_id", b"placement_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpsertResult: _TypeAlias = UpsertResult  # noqa: Y015
 
 @_typing.final
-class QboPayment(_message.Message):
-    """A QBO payment as currently known in QBO."""
+class AccountingPayment(_message.Message):
+    """A payment as currently known in the provider's books."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    QBO_PAYMENT_ID_FIELD_NUMBER: _builtins.int
-    SYNC_TOKEN_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     TXN_DATE_FIELD_NUMBER: _builtins.int
     TOTAL_AMOUNT_FIELD_NUMBER: _builtins.int
     UNAPPLIED_AMOUNT_FIELD_NUMBER: _builtins.int
-    QBO_CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_UPDATED_TIME_FIELD_NUMBER: _builtins.int
-    qbo_payment_id: _builtins.str
-    """The QBO payment id. Required."""
-    sync_token: _builtins.str
-    """The payment's QBO `SyncToken` (its version). Required unless deleted."""
+    VERSION_SEQUENCE_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    """The provider's payment id. Required."""
+    version: _builtins.str
+    """The payment's version as the provider names it (QBO `SyncToken`), opaque. Required
+    unless deleted.
+    """
     txn_date: _builtins.str
     """The payment date (QBO `TxnDate`), YYYY-MM-DD."""
-    qbo_customer_id: _builtins.str
-    """The QBO customer id of the payer."""
-    state: Global___QboEntityState.ValueType
+    customer_id: _builtins.str
+    """The provider's customer id of the payer."""
+    state: Global___EntityState.ValueType
     """Whether the payment is active, voided or deleted. For a deleted payment only
-    `qbo_payment_id` (and `last_updated_time`, when known) is meaningful; the matcher
+    `payment_id` (and `last_updated_time`, when known) is meaningful; the matcher
     uses what it recorded earlier.
     """
+    version_sequence: _builtins.int
+    """The order of `version` (see PlacementInput.version_sequence)."""
     @_builtins.property
     def total_amount(self) -> _money_pb2.Money:
         """The payment total (QBO `TotalAmt`) in the payment's currency (QBO `CurrencyRef`)."""
@@ -969,24 +1012,25 @@ class QboPayment(_message.Message):
     def __init__(
         self,
         *,
-        qbo_payment_id: _builtins.str = ...,
-        sync_token: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        version: _builtins.str = ...,
         txn_date: _builtins.str = ...,
         total_amount: _money_pb2.Money | None = ...,
         unapplied_amount: _money_pb2.Money | None = ...,
-        qbo_customer_id: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
         lines: _abc.Iterable[Global___PaymentLine] | None = ...,
-        state: Global___QboEntityState.ValueType = ...,
+        state: Global___EntityState.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         last_updated_time: _timestamp_pb2.Timestamp | None = ...,
+        version_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_updated_time", b"last_updated_time", "total_amount", b"total_amount", "unapplied_amount", b"unapplied_amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_updated_time", b"last_updated_time", "lines", b"lines", "qbo_customer_id", b"qbo_customer_id", "qbo_payment_id", b"qbo_payment_id", "state", b"state", "sync_token", b"sync_token", "total_amount", b"total_amount", "txn_date", b"txn_date", "unapplied_amount", b"unapplied_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "customer_id", b"customer_id", "last_updated_time", b"last_updated_time", "lines", b"lines", "payment_id", b"payment_id", "state", b"state", "total_amount", b"total_amount", "txn_date", b"txn_date", "unapplied_amount", b"unapplied_amount", "version", b"version", "version_sequence", b"version_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___QboPayment: _TypeAlias = QboPayment  # noqa: Y015
+Global___AccountingPayment: _TypeAlias = AccountingPayment  # noqa: Y015
 
 @_typing.final
 class PaymentLine(_message.Message):
@@ -1047,35 +1091,40 @@ class LinkedTxn(_message.Message):
 Global___LinkedTxn: _TypeAlias = LinkedTxn  # noqa: Y015
 
 @_typing.final
-class QboInvoice(_message.Message):
-    """A QBO invoice as currently known in QBO."""
+class AccountingInvoice(_message.Message):
+    """An invoice as currently known in the provider's books."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
-    SYNC_TOKEN_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     DOC_NUMBER_FIELD_NUMBER: _builtins.int
     TOTAL_AMOUNT_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
     DUE_DATE_FIELD_NUMBER: _builtins.int
-    QBO_CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     LAST_UPDATED_TIME_FIELD_NUMBER: _builtins.int
     LINKED_TXNS_FIELD_NUMBER: _builtins.int
-    qbo_invoice_id: _builtins.str
-    """The QBO invoice id. Required."""
-    sync_token: _builtins.str
-    """The invoice's QBO `SyncToken` (its version). Required unless deleted."""
+    VERSION_SEQUENCE_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """The provider's invoice id. Required."""
+    version: _builtins.str
+    """The invoice's version as the provider names it (QBO `SyncToken`), opaque. Required
+    unless deleted.
+    """
     doc_number: _builtins.str
     """The invoice number (QBO `DocNumber`)."""
     due_date: _builtins.str
     """The due date (QBO `DueDate`), YYYY-MM-DD."""
-    qbo_customer_id: _builtins.str
-    """The QBO customer id."""
-    state: Global___QboEntityState.ValueType
+    customer_id: _builtins.str
+    """The provider's customer id."""
+    state: Global___EntityState.ValueType
     """Whether the invoice is active, voided or deleted. For a deleted invoice only
-    `qbo_invoice_id` is meaningful.
+    `invoice_id` is meaningful.
     """
+    version_sequence: _builtins.int
+    """The order of `version` (see PlacementInput.version_sequence)."""
     @_builtins.property
     def total_amount(self) -> _money_pb2.Money:
         """The invoice total (QBO `TotalAmt`), in the invoice's currency."""
@@ -1099,24 +1148,115 @@ class QboInvoice(_message.Message):
     def __init__(
         self,
         *,
-        qbo_invoice_id: _builtins.str = ...,
-        sync_token: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        version: _builtins.str = ...,
         doc_number: _builtins.str = ...,
         total_amount: _money_pb2.Money | None = ...,
         balance: _money_pb2.Money | None = ...,
         due_date: _builtins.str = ...,
-        qbo_customer_id: _builtins.str = ...,
-        state: Global___QboEntityState.ValueType = ...,
+        customer_id: _builtins.str = ...,
+        state: Global___EntityState.ValueType = ...,
         last_updated_time: _timestamp_pb2.Timestamp | None = ...,
         linked_txns: _abc.Iterable[Global___LinkedTxn] | None = ...,
+        version_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "last_updated_time", b"last_updated_time", "total_amount", b"total_amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "doc_number", b"doc_number", "due_date", b"due_date", "last_updated_time", b"last_updated_time", "linked_txns", b"linked_txns", "qbo_customer_id", b"qbo_customer_id", "qbo_invoice_id", b"qbo_invoice_id", "state", b"state", "sync_token", b"sync_token", "total_amount", b"total_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "customer_id", b"customer_id", "doc_number", b"doc_number", "due_date", b"due_date", "invoice_id", b"invoice_id", "last_updated_time", b"last_updated_time", "linked_txns", b"linked_txns", "state", b"state", "total_amount", b"total_amount", "version", b"version", "version_sequence", b"version_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___QboInvoice: _TypeAlias = QboInvoice  # noqa: Y015
+Global___AccountingInvoice: _TypeAlias = AccountingInvoice  # noqa: Y015
+
+@_typing.final
+class AccountingCredit(_message.Message):
+    """A credit (Xero credit note, credit memo) as currently known in the provider's books."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDIT_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    VERSION_SEQUENCE_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    ALLOCATIONS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    LAST_UPDATED_TIME_FIELD_NUMBER: _builtins.int
+    credit_id: _builtins.str
+    """The provider's credit id. Required; credits and payments of one company are kept
+    apart (a credit never overwrites a payment with the same id).
+    """
+    version: _builtins.str
+    """The credit's version as the provider names it, opaque. Required unless deleted."""
+    version_sequence: _builtins.int
+    """The order of `version` (see PlacementInput.version_sequence)."""
+    customer_id: _builtins.str
+    """The provider's customer (contact) id."""
+    state: Global___EntityState.ValueType
+    """Whether the credit is active, voided or deleted. For a deleted credit only
+    `credit_id` is meaningful.
+    """
+    @_builtins.property
+    def allocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreditAllocation]:
+        """The credit's allocations to invoices, all in one currency; the whole list as it is
+        now (an allocation removed is no longer listed).
+        """
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the credit was created at the provider."""
+
+    @_builtins.property
+    def last_updated_time(self) -> _timestamp_pb2.Timestamp:
+        """When the credit last changed at the provider."""
+
+    def __init__(
+        self,
+        *,
+        credit_id: _builtins.str = ...,
+        version: _builtins.str = ...,
+        version_sequence: _builtins.int = ...,
+        customer_id: _builtins.str = ...,
+        allocations: _abc.Iterable[Global___CreditAllocation] | None = ...,
+        state: Global___EntityState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        last_updated_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_updated_time", b"last_updated_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "create_time", b"create_time", "credit_id", b"credit_id", "customer_id", b"customer_id", "last_updated_time", b"last_updated_time", "state", b"state", "version", b"version", "version_sequence", b"version_sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountingCredit: _TypeAlias = AccountingCredit  # noqa: Y015
+
+@_typing.final
+class CreditAllocation(_message.Message):
+    """An amount of a credit allocated to one invoice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """The provider's invoice id. Required."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """The amount allocated, in the credit's currency. Required, positive."""
+
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "invoice_id", b"invoice_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditAllocation: _TypeAlias = CreditAllocation  # noqa: Y015
 
 @_typing.final
 class PlacementDecision(_message.Message):
@@ -1127,7 +1267,7 @@ class PlacementDecision(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PLACEMENT_ID_FIELD_NUMBER: _builtins.int
-    QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
@@ -1136,8 +1276,8 @@ class PlacementDecision(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     placement_id: _builtins.str
     """The placement concerned; empty with DECISION_OUTCOME_NO_PLACEMENT."""
-    qbo_invoice_id: _builtins.str
-    """The QBO invoice the decision is about; empty for decisions not tied to an invoice."""
+    invoice_id: _builtins.str
+    """The invoice the decision is about; empty for decisions not tied to an invoice."""
     outcome: Global___DecisionOutcome.ValueType
     """What was decided."""
     status: Global___PlacementStatus.ValueType
@@ -1164,7 +1304,7 @@ class PlacementDecision(_message.Message):
         self,
         *,
         placement_id: _builtins.str = ...,
-        qbo_invoice_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
         outcome: Global___DecisionOutcome.ValueType = ...,
         status: Global___PlacementStatus.ValueType = ...,
         balance: _money_pb2.Money | None = ...,
@@ -1174,7 +1314,7 @@ class PlacementDecision(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["applied_amount", b"applied_amount", "balance", b"balance"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_amount", b"applied_amount", "balance", b"balance", "detail", b"detail", "outcome", b"outcome", "outreach_event_type", b"outreach_event_type", "placement_id", b"placement_id", "qbo_invoice_id", b"qbo_invoice_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_amount", b"applied_amount", "balance", b"balance", "detail", b"detail", "invoice_id", b"invoice_id", "outcome", b"outcome", "outreach_event_type", b"outreach_event_type", "placement_id", b"placement_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1464,7 +1604,7 @@ class AuditEvent(_message.Message):
     """Why: the actor's reason, or the decision's explanation."""
     @_builtins.property
     def details(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """The facts behind the action, for example `qbo_payment_id`, `sync_token`,
+        """The facts behind the action, for example `provider`, `payment_id`, `provider_version`,
         `applied_minor_units`, `balance_minor_units`, `currency_code`, `source`.
         """
 
@@ -1537,7 +1677,7 @@ class PortalPaymentEntry(_message.Message):
 
     PORTAL_PAYMENT_ID_FIELD_NUMBER: _builtins.int
     PLACEMENT_ID_FIELD_NUMBER: _builtins.int
-    QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
     DOC_NUMBER_FIELD_NUMBER: _builtins.int
     PAY_TIME_FIELD_NUMBER: _builtins.int
     AMOUNT_MINOR_UNITS_FIELD_NUMBER: _builtins.int
@@ -1547,8 +1687,8 @@ class PortalPaymentEntry(_message.Message):
     """Our portal's payment id."""
     placement_id: _builtins.str
     """The placement paid."""
-    qbo_invoice_id: _builtins.str
-    """The placement's QBO invoice id, if any."""
+    invoice_id: _builtins.str
+    """The placement's invoice id, if any."""
     doc_number: _builtins.str
     """The placement's invoice number, if any."""
     amount_minor_units: _builtins.int
@@ -1566,7 +1706,7 @@ class PortalPaymentEntry(_message.Message):
         *,
         portal_payment_id: _builtins.str = ...,
         placement_id: _builtins.str = ...,
-        qbo_invoice_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
         doc_number: _builtins.str = ...,
         pay_time: _timestamp_pb2.Timestamp | None = ...,
         amount_minor_units: _builtins.int = ...,
@@ -1575,7 +1715,7 @@ class PortalPaymentEntry(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["pay_time", b"pay_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "doc_number", b"doc_number", "fee_minor_units", b"fee_minor_units", "net_minor_units", b"net_minor_units", "pay_time", b"pay_time", "placement_id", b"placement_id", "portal_payment_id", b"portal_payment_id", "qbo_invoice_id", b"qbo_invoice_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "doc_number", b"doc_number", "fee_minor_units", b"fee_minor_units", "invoice_id", b"invoice_id", "net_minor_units", b"net_minor_units", "pay_time", b"pay_time", "placement_id", b"placement_id", "portal_payment_id", b"portal_payment_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1588,9 +1728,9 @@ class OutOfBandResolutionEntry(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PLACEMENT_ID_FIELD_NUMBER: _builtins.int
-    QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
     DOC_NUMBER_FIELD_NUMBER: _builtins.int
-    QBO_PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
     RESOLVE_TIME_FIELD_NUMBER: _builtins.int
     AMOUNT_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     FEE_TREATMENT_FIELD_NUMBER: _builtins.int
@@ -1598,12 +1738,12 @@ class OutOfBandResolutionEntry(_message.Message):
     RESTORED_FIELD_NUMBER: _builtins.int
     placement_id: _builtins.str
     """The placement resolved."""
-    qbo_invoice_id: _builtins.str
-    """Its QBO invoice id."""
+    invoice_id: _builtins.str
+    """Its invoice id."""
     doc_number: _builtins.str
     """Its invoice number."""
-    qbo_payment_id: _builtins.str
-    """The QBO payment that resolved it."""
+    payment_id: _builtins.str
+    """The provider's payment that resolved it."""
     amount_minor_units: _builtins.int
     """The amount the debtor paid the creditor directly that resolved the placement, in
     minor units.
@@ -1624,9 +1764,9 @@ class OutOfBandResolutionEntry(_message.Message):
         self,
         *,
         placement_id: _builtins.str = ...,
-        qbo_invoice_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
         doc_number: _builtins.str = ...,
-        qbo_payment_id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
         resolve_time: _timestamp_pb2.Timestamp | None = ...,
         amount_minor_units: _builtins.int = ...,
         fee_treatment: Global___OutOfBandFeeTreatment.ValueType = ...,
@@ -1635,7 +1775,7 @@ class OutOfBandResolutionEntry(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["resolve_time", b"resolve_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "doc_number", b"doc_number", "fee_minor_units", b"fee_minor_units", "fee_treatment", b"fee_treatment", "placement_id", b"placement_id", "qbo_invoice_id", b"qbo_invoice_id", "qbo_payment_id", b"qbo_payment_id", "resolve_time", b"resolve_time", "restored", b"restored"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "doc_number", b"doc_number", "fee_minor_units", b"fee_minor_units", "fee_treatment", b"fee_treatment", "invoice_id", b"invoice_id", "payment_id", b"payment_id", "placement_id", b"placement_id", "resolve_time", b"resolve_time", "restored", b"restored"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1650,9 +1790,9 @@ class PossibleDoublePaymentEntry(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PLACEMENT_ID_FIELD_NUMBER: _builtins.int
-    QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
     DOC_NUMBER_FIELD_NUMBER: _builtins.int
-    QBO_PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
     DETECT_TIME_FIELD_NUMBER: _builtins.int
     AMOUNT_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     EXCESS_MINOR_UNITS_FIELD_NUMBER: _builtins.int
@@ -1660,12 +1800,14 @@ class PossibleDoublePaymentEntry(_message.Message):
     PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
     placement_id: _builtins.str
     """The placement concerned (flagged REVIEW_FLAG_POSSIBLE_DOUBLE_PAYMENT)."""
-    qbo_invoice_id: _builtins.str
-    """Its QBO invoice id."""
+    invoice_id: _builtins.str
+    """Its invoice id."""
     doc_number: _builtins.str
     """Its invoice number."""
-    qbo_payment_id: _builtins.str
-    """The QBO payment (when the invoice showed it before it was read, the ids QBO linked)."""
+    payment_id: _builtins.str
+    """The provider's payment (when the invoice showed it before it was read, the ids the
+    provider linked).
+    """
     amount_minor_units: _builtins.int
     """The payment's amount for this invoice, in minor units."""
     excess_minor_units: _builtins.int
@@ -1686,9 +1828,9 @@ class PossibleDoublePaymentEntry(_message.Message):
         self,
         *,
         placement_id: _builtins.str = ...,
-        qbo_invoice_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
         doc_number: _builtins.str = ...,
-        qbo_payment_id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
         detect_time: _timestamp_pb2.Timestamp | None = ...,
         amount_minor_units: _builtins.int = ...,
         excess_minor_units: _builtins.int = ...,
@@ -1697,7 +1839,7 @@ class PossibleDoublePaymentEntry(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["detect_time", b"detect_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "detect_time", b"detect_time", "doc_number", b"doc_number", "excess_minor_units", b"excess_minor_units", "placement_id", b"placement_id", "previous_status", b"previous_status", "qbo_invoice_id", b"qbo_invoice_id", "qbo_payment_id", b"qbo_payment_id", "unapplied_minor_units", b"unapplied_minor_units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor_units", b"amount_minor_units", "detect_time", b"detect_time", "doc_number", b"doc_number", "excess_minor_units", b"excess_minor_units", "invoice_id", b"invoice_id", "payment_id", b"payment_id", "placement_id", b"placement_id", "previous_status", b"previous_status", "unapplied_minor_units", b"unapplied_minor_units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1808,12 +1950,17 @@ class UpsertPlacementsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
-    REALM_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
     PLACEMENTS_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant the invoices belong to. Required."""
-    realm_id: _builtins.str
-    """The QBO company the invoices come from. Required."""
+    company_id: _builtins.str
+    """The provider's company the invoices come from (QBO realm id, Xero tenant id).
+    Required.
+    """
+    provider: Global___Provider.ValueType
+    """The accounting platform the invoices come from. Required."""
     @_builtins.property
     def placements(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlacementInput]:
         """The invoices to place; between 1 and 1,000."""
@@ -1822,12 +1969,13 @@ class UpsertPlacementsRequest(_message.Message):
         self,
         *,
         tenant_id: _builtins.str = ...,
-        realm_id: _builtins.str = ...,
+        company_id: _builtins.str = ...,
         placements: _abc.Iterable[Global___PlacementInput] | None = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["placements", b"placements", "realm_id", b"realm_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "placements", b"placements", "provider", b"provider", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1864,34 +2012,38 @@ class ApplyAccountingPaymentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
-    REALM_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
     PAYMENT_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant. Required."""
-    realm_id: _builtins.str
-    """The QBO company. Required."""
+    company_id: _builtins.str
+    """The provider's company (QBO realm id, Xero tenant id). Required."""
     source: Global___ChangeSource.ValueType
     """Which path brought the change. Required."""
     source_event_id: _builtins.str
     """The id of the inbox event or sync run behind the call, recorded in the audit trail."""
+    provider: Global___Provider.ValueType
+    """The accounting platform the fact comes from. Required."""
     @_builtins.property
-    def payment(self) -> Global___QboPayment:
-        """The payment as it is now in QBO. Required."""
+    def payment(self) -> Global___AccountingPayment:
+        """The payment as it is now in the provider's books. Required."""
 
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
-        realm_id: _builtins.str = ...,
-        payment: Global___QboPayment | None = ...,
+        company_id: _builtins.str = ...,
+        payment: Global___AccountingPayment | None = ...,
         source: Global___ChangeSource.ValueType = ...,
         source_event_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment", "realm_id", b"realm_id", "source", b"source", "source_event_id", b"source_event_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "payment", b"payment", "provider", b"provider", "source", b"source", "source_event_id", b"source_event_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1930,34 +2082,38 @@ class ApplyAccountingInvoiceRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
-    REALM_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
     INVOICE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant. Required."""
-    realm_id: _builtins.str
-    """The QBO company. Required."""
+    company_id: _builtins.str
+    """The provider's company (QBO realm id, Xero tenant id). Required."""
     source: Global___ChangeSource.ValueType
     """Which path brought the change. Required."""
     source_event_id: _builtins.str
     """The id of the inbox event or sync run behind the call, recorded in the audit trail."""
+    provider: Global___Provider.ValueType
+    """The accounting platform the fact comes from. Required."""
     @_builtins.property
-    def invoice(self) -> Global___QboInvoice:
-        """The invoice as it is now in QBO. Required."""
+    def invoice(self) -> Global___AccountingInvoice:
+        """The invoice as it is now in the provider's books. Required."""
 
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
-        realm_id: _builtins.str = ...,
-        invoice: Global___QboInvoice | None = ...,
+        company_id: _builtins.str = ...,
+        invoice: Global___AccountingInvoice | None = ...,
         source: Global___ChangeSource.ValueType = ...,
         source_event_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice", "realm_id", b"realm_id", "source", b"source", "source_event_id", b"source_event_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "invoice", b"invoice", "provider", b"provider", "source", b"source", "source_event_id", b"source_event_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1988,6 +2144,76 @@ class ApplyAccountingInvoiceResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApplyAccountingInvoiceResponse: _TypeAlias = ApplyAccountingInvoiceResponse  # noqa: Y015
+
+@_typing.final
+class ApplyAccountingCreditRequest(_message.Message):
+    """Request for ApplyAccountingCredit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    CREDIT_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    provider: Global___Provider.ValueType
+    """The accounting platform the credit comes from. Required."""
+    company_id: _builtins.str
+    """The provider's company (Xero tenant id, QBO realm id). Required."""
+    source: Global___ChangeSource.ValueType
+    """Which path brought the change. Required."""
+    source_event_id: _builtins.str
+    """The id of the inbox event or sync run behind the call, recorded in the audit trail."""
+    @_builtins.property
+    def credit(self) -> Global___AccountingCredit:
+        """The credit as it is now in the provider's books. Required."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
+        company_id: _builtins.str = ...,
+        credit: Global___AccountingCredit | None = ...,
+        source: Global___ChangeSource.ValueType = ...,
+        source_event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "credit", b"credit", "provider", b"provider", "source", b"source", "source_event_id", b"source_event_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAccountingCreditRequest: _TypeAlias = ApplyAccountingCreditRequest  # noqa: Y015
+
+@_typing.final
+class ApplyAccountingCreditResponse(_message.Message):
+    """Response for ApplyAccountingCredit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlacementDecision]:
+        """One decision per allocated invoice (DECISION_OUTCOME_NO_PLACEMENT for one without a
+        placement).
+        """
+
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[Global___PlacementDecision] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAccountingCreditResponse: _TypeAlias = ApplyAccountingCreditResponse  # noqa: Y015
 
 @_typing.final
 class RecordPortalPaymentRequest(_message.Message):
@@ -2124,18 +2350,19 @@ class ListPlacementsRequest(_message.Message):
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
-    REALM_ID_FIELD_NUMBER: _builtins.int
-    QBO_INVOICE_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     REVIEW_FLAGS_FIELD_NUMBER: _builtins.int
     RESOLUTION_REASONS_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """The tenant whose placements to list. Required."""
-    realm_id: _builtins.str
-    """Only placements from this QBO company; empty for all."""
-    qbo_invoice_id: _builtins.str
-    """Only the placement of this QBO invoice; empty for all."""
+    company_id: _builtins.str
+    """Only placements from this provider's company; empty for all."""
+    invoice_id: _builtins.str
+    """Only the placement of this invoice id; empty for all."""
     page_size: _builtins.int
     """The maximum number of placements to return; the service caps it at 1,000 and uses
     100 when it is 0.
@@ -2144,6 +2371,8 @@ class ListPlacementsRequest(_message.Message):
     """The `next_page_token` of a previous response with the same filters; empty for the
     first page.
     """
+    provider: Global___Provider.ValueType
+    """Only placements from this accounting platform; PROVIDER_UNSPECIFIED for all."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___PlacementStatus.ValueType]:
         """Only placements in one of these statuses; empty for all."""
@@ -2166,16 +2395,17 @@ class ListPlacementsRequest(_message.Message):
         *,
         tenant_id: _builtins.str = ...,
         statuses: _abc.Iterable[Global___PlacementStatus.ValueType] | None = ...,
-        realm_id: _builtins.str = ...,
-        qbo_invoice_id: _builtins.str = ...,
+        company_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         review_flags: _abc.Iterable[Global___ReviewFlag.ValueType] | None = ...,
         resolution_reasons: _abc.Iterable[_builtins.str] | None = ...,
+        provider: Global___Provider.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "qbo_invoice_id", b"qbo_invoice_id", "realm_id", b"realm_id", "resolution_reasons", b"resolution_reasons", "review_flags", b"review_flags", "statuses", b"statuses", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "invoice_id", b"invoice_id", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "resolution_reasons", b"resolution_reasons", "review_flags", b"review_flags", "statuses", b"statuses", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,19 +27,23 @@ if _version_not_supported:
 
 class MatchingServiceStub:
     """MatchingService owns collection placements and decides, per placement, what every
-    accounting change means for outreach: payments recorded in QuickBooks Online (QBO),
-    invoice changes, and payments made through our own portal. It also publishes the
+    accounting change means for outreach: payments recorded in the creditor's accounting
+    platform (the "provider": QuickBooks Online (QBO) today, Xero next), invoice changes,
+    and payments made through our own portal. The contract is provider-neutral: facts
+    arrive as AccountingInvoice and AccountingPayment with the provider, the provider's
+    company (QBO realm, Xero tenant), the provider's own ids and an opaque version with
+    its order (`version`, `version_sequence`). It also publishes the
     outreach events (stop, pause, resume, balance changed), the audit trail and the
     daily reconciliation report.
 
     It is served by the `services/matcher` process (schema `matching`). Every RPC requires
     the internal bearer token in the `authorization` metadata. The matching settings
-    (`qbo_oob_amount_tolerance_cents`, `qbo_oob_match_window_minutes`) are read from the
+    (`oob_amount_tolerance_cents`, `oob_match_window_minutes`) are read from the
     matcher's own schema at decision time; see MatchingAdminService.
 
     When in doubt, the matcher pauses outreach and asks a human; it never resumes
     outreach by itself after a pause or a review flag. Every decision is idempotent and
-    audited with the QBO ids and amounts behind it, and every outreach change is written
+    audited with the provider's ids and amounts behind it, and every outreach change is written
     to the outreach-event outbox in the same transaction as the placement change.
     """
 
@@ -63,6 +67,11 @@ class MatchingServiceStub:
                 '/aicollect.matching.v1.MatchingService/ApplyAccountingInvoice',
                 request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceRequest.SerializeToString,
                 response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceResponse.FromString,
+                _registered_method=True)
+        self.ApplyAccountingCredit = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingService/ApplyAccountingCredit',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditResponse.FromString,
                 _registered_method=True)
         self.RecordPortalPayment = channel.unary_unary(
                 '/aicollect.matching.v1.MatchingService/RecordPortalPayment',
@@ -133,30 +142,35 @@ class MatchingServiceStub:
 
 class MatchingServiceServicer:
     """MatchingService owns collection placements and decides, per placement, what every
-    accounting change means for outreach: payments recorded in QuickBooks Online (QBO),
-    invoice changes, and payments made through our own portal. It also publishes the
+    accounting change means for outreach: payments recorded in the creditor's accounting
+    platform (the "provider": QuickBooks Online (QBO) today, Xero next), invoice changes,
+    and payments made through our own portal. The contract is provider-neutral: facts
+    arrive as AccountingInvoice and AccountingPayment with the provider, the provider's
+    company (QBO realm, Xero tenant), the provider's own ids and an opaque version with
+    its order (`version`, `version_sequence`). It also publishes the
     outreach events (stop, pause, resume, balance changed), the audit trail and the
     daily reconciliation report.
 
     It is served by the `services/matcher` process (schema `matching`). Every RPC requires
     the internal bearer token in the `authorization` metadata. The matching settings
-    (`qbo_oob_amount_tolerance_cents`, `qbo_oob_match_window_minutes`) are read from the
+    (`oob_amount_tolerance_cents`, `oob_match_window_minutes`) are read from the
     matcher's own schema at decision time; see MatchingAdminService.
 
     When in doubt, the matcher pauses outreach and asks a human; it never resumes
     outreach by itself after a pause or a review flag. Every decision is idempotent and
-    audited with the QBO ids and amounts behind it, and every outreach change is written
+    audited with the provider's ids and amounts behind it, and every outreach change is written
     to the outreach-event outbox in the same transaction as the placement change.
     """
 
     def UpsertPlacements(self, request, context):
         """Batch intake from the accounting sync: creates or refreshes one placement per
-        (tenant, realm, QBO invoice), with intake channel INTAKE_CHANNEL_ACCOUNTING_SYNC.
+        (tenant, provider, company, invoice), with intake channel
+        INTAKE_CHANNEL_ACCOUNTING_SYNC.
         Idempotent: sending the same invoice again never creates a second placement. An
         upsert never changes an existing placement's status or balance (amount changes
         arrive through ApplyAccountingInvoice so that the decision rules apply); it only
         refreshes descriptive fields such as the debtor contact, doc number and due date,
-        and only from a QBO version newer than the stored one. At most 1,000 placements
+        and only from a provider version newer than the stored one. At most 1,000 placements
         per call; an invalid item fails the whole call with INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -164,19 +178,36 @@ class MatchingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ApplyAccountingPayment(self, request, context):
-        """Applies a QBO payment as it is now known in QBO (including voided and deleted
-        payments) and decides, per linked invoice and per placement, following the
-        "Matching rules" table of the design. Idempotent by (payment id, sync token): the
-        same version again changes nothing, an edited payment applies only the difference.
+        """Applies a payment as it is now known in the provider's books (including voided and
+        deleted payments) and decides, per linked invoice and per placement, following the
+        "Matching rules" table of the design. Idempotent by (payment id, version): the same
+        version again changes nothing, an edited payment applies only the difference. Credits
+        (QBO credit memos) drawn on by a payment arrive as its lines of type
+        LINKED_TXN_TYPE_CREDIT_MEMO; a credit applied to an invoice otherwise shows as the
+        invoice's balance change (ApplyAccountingInvoice).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ApplyAccountingInvoice(self, request, context):
-        """Applies a QBO invoice as it is now known in QBO: balance and total changes, balance
-        dropping to zero without a matching payment (credit memo, write-off), void and
-        delete. Idempotent by (invoice id, sync token).
+        """Applies an invoice as it is now known in the provider's books: balance and total
+        changes, balance dropping to zero without a matching payment (credit memo, write-off),
+        void and delete. Idempotent by (invoice id, version).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyAccountingCredit(self, request, context):
+        """Applies a credit (a Xero credit note, a credit memo) as it is now known in the
+        provider's books, with its allocations to invoices: for platforms whose credits are
+        allocated on their own rather than through a payment. An allocation decides exactly as
+        a QBO payment drawing a credit memo does: the placement is closed (or its balance
+        lowered), never resolved out of band, and no fee is due. Idempotent by (credit id,
+        version); an edited credit applies only the difference; a voided or deleted one flags
+        the placements it closed for review. QBO does not use it (its credit memos arrive as
+        payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -334,6 +365,11 @@ def add_MatchingServiceServicer_to_server(servicer, server):
                     request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceRequest.FromString,
                     response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceResponse.SerializeToString,
             ),
+            'ApplyAccountingCredit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyAccountingCredit,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditResponse.SerializeToString,
+            ),
             'RecordPortalPayment': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordPortalPayment,
                     request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.RecordPortalPaymentRequest.FromString,
@@ -409,19 +445,23 @@ def add_MatchingServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MatchingService:
     """MatchingService owns collection placements and decides, per placement, what every
-    accounting change means for outreach: payments recorded in QuickBooks Online (QBO),
-    invoice changes, and payments made through our own portal. It also publishes the
+    accounting change means for outreach: payments recorded in the creditor's accounting
+    platform (the "provider": QuickBooks Online (QBO) today, Xero next), invoice changes,
+    and payments made through our own portal. The contract is provider-neutral: facts
+    arrive as AccountingInvoice and AccountingPayment with the provider, the provider's
+    company (QBO realm, Xero tenant), the provider's own ids and an opaque version with
+    its order (`version`, `version_sequence`). It also publishes the
     outreach events (stop, pause, resume, balance changed), the audit trail and the
     daily reconciliation report.
 
     It is served by the `services/matcher` process (schema `matching`). Every RPC requires
     the internal bearer token in the `authorization` metadata. The matching settings
-    (`qbo_oob_amount_tolerance_cents`, `qbo_oob_match_window_minutes`) are read from the
+    (`oob_amount_tolerance_cents`, `oob_match_window_minutes`) are read from the
     matcher's own schema at decision time; see MatchingAdminService.
 
     When in doubt, the matcher pauses outreach and asks a human; it never resumes
     outreach by itself after a pause or a review flag. Every decision is idempotent and
-    audited with the QBO ids and amounts behind it, and every outreach change is written
+    audited with the provider's ids and amounts behind it, and every outreach change is written
     to the outreach-event outbox in the same transaction as the placement change.
     """
 
@@ -496,6 +536,33 @@ class MatchingService:
             '/aicollect.matching.v1.MatchingService/ApplyAccountingInvoice',
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceRequest.SerializeToString,
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingInvoiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyAccountingCredit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingService/ApplyAccountingCredit',
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditResponse.FromString,
             options,
             channel_credentials,
             insecure,

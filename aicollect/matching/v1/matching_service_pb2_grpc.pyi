@@ -28,19 +28,23 @@ GRPC_VERSION: str
 
 class MatchingServiceStub:
     """MatchingService owns collection placements and decides, per placement, what every
-    accounting change means for outreach: payments recorded in QuickBooks Online (QBO),
-    invoice changes, and payments made through our own portal. It also publishes the
+    accounting change means for outreach: payments recorded in the creditor's accounting
+    platform (the "provider": QuickBooks Online (QBO) today, Xero next), invoice changes,
+    and payments made through our own portal. The contract is provider-neutral: facts
+    arrive as AccountingInvoice and AccountingPayment with the provider, the provider's
+    company (QBO realm, Xero tenant), the provider's own ids and an opaque version with
+    its order (`version`, `version_sequence`). It also publishes the
     outreach events (stop, pause, resume, balance changed), the audit trail and the
     daily reconciliation report.
 
     It is served by the `services/matcher` process (schema `matching`). Every RPC requires
     the internal bearer token in the `authorization` metadata. The matching settings
-    (`qbo_oob_amount_tolerance_cents`, `qbo_oob_match_window_minutes`) are read from the
+    (`oob_amount_tolerance_cents`, `oob_match_window_minutes`) are read from the
     matcher's own schema at decision time; see MatchingAdminService.
 
     When in doubt, the matcher pauses outreach and asks a human; it never resumes
     outreach by itself after a pause or a review flag. Every decision is idempotent and
-    audited with the QBO ids and amounts behind it, and every outreach change is written
+    audited with the provider's ids and amounts behind it, and every outreach change is written
     to the outreach-event outbox in the same transaction as the placement change.
     """
 
@@ -50,24 +54,38 @@ class MatchingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> MatchingServiceAsyncStub: ...
     UpsertPlacements: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.UpsertPlacementsRequest, _matching_service_pb2.UpsertPlacementsResponse]
     """Batch intake from the accounting sync: creates or refreshes one placement per
-    (tenant, realm, QBO invoice), with intake channel INTAKE_CHANNEL_ACCOUNTING_SYNC.
+    (tenant, provider, company, invoice), with intake channel
+    INTAKE_CHANNEL_ACCOUNTING_SYNC.
     Idempotent: sending the same invoice again never creates a second placement. An
     upsert never changes an existing placement's status or balance (amount changes
     arrive through ApplyAccountingInvoice so that the decision rules apply); it only
     refreshes descriptive fields such as the debtor contact, doc number and due date,
-    and only from a QBO version newer than the stored one. At most 1,000 placements
+    and only from a provider version newer than the stored one. At most 1,000 placements
     per call; an invalid item fails the whole call with INVALID_ARGUMENT.
     """
     ApplyAccountingPayment: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingPaymentRequest, _matching_service_pb2.ApplyAccountingPaymentResponse]
-    """Applies a QBO payment as it is now known in QBO (including voided and deleted
-    payments) and decides, per linked invoice and per placement, following the
-    "Matching rules" table of the design. Idempotent by (payment id, sync token): the
-    same version again changes nothing, an edited payment applies only the difference.
+    """Applies a payment as it is now known in the provider's books (including voided and
+    deleted payments) and decides, per linked invoice and per placement, following the
+    "Matching rules" table of the design. Idempotent by (payment id, version): the same
+    version again changes nothing, an edited payment applies only the difference. Credits
+    (QBO credit memos) drawn on by a payment arrive as its lines of type
+    LINKED_TXN_TYPE_CREDIT_MEMO; a credit applied to an invoice otherwise shows as the
+    invoice's balance change (ApplyAccountingInvoice).
     """
     ApplyAccountingInvoice: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingInvoiceRequest, _matching_service_pb2.ApplyAccountingInvoiceResponse]
-    """Applies a QBO invoice as it is now known in QBO: balance and total changes, balance
-    dropping to zero without a matching payment (credit memo, write-off), void and
-    delete. Idempotent by (invoice id, sync token).
+    """Applies an invoice as it is now known in the provider's books: balance and total
+    changes, balance dropping to zero without a matching payment (credit memo, write-off),
+    void and delete. Idempotent by (invoice id, version).
+    """
+    ApplyAccountingCredit: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingCreditRequest, _matching_service_pb2.ApplyAccountingCreditResponse]
+    """Applies a credit (a Xero credit note, a credit memo) as it is now known in the
+    provider's books, with its allocations to invoices: for platforms whose credits are
+    allocated on their own rather than through a payment. An allocation decides exactly as
+    a QBO payment drawing a credit memo does: the placement is closed (or its balance
+    lowered), never resolved out of band, and no fee is due. Idempotent by (credit id,
+    version); an edited credit applies only the difference; a voided or deleted one flags
+    the placements it closed for review. QBO does not use it (its credit memos arrive as
+    payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
     """
     RecordPortalPayment: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.RecordPortalPaymentRequest, _matching_service_pb2.RecordPortalPaymentResponse]
     """Records a payment the debtor made through our portal. Idempotent by
@@ -152,43 +170,61 @@ class MatchingServiceStub:
 @_typing.type_check_only
 class MatchingServiceAsyncStub(MatchingServiceStub):
     """MatchingService owns collection placements and decides, per placement, what every
-    accounting change means for outreach: payments recorded in QuickBooks Online (QBO),
-    invoice changes, and payments made through our own portal. It also publishes the
+    accounting change means for outreach: payments recorded in the creditor's accounting
+    platform (the "provider": QuickBooks Online (QBO) today, Xero next), invoice changes,
+    and payments made through our own portal. The contract is provider-neutral: facts
+    arrive as AccountingInvoice and AccountingPayment with the provider, the provider's
+    company (QBO realm, Xero tenant), the provider's own ids and an opaque version with
+    its order (`version`, `version_sequence`). It also publishes the
     outreach events (stop, pause, resume, balance changed), the audit trail and the
     daily reconciliation report.
 
     It is served by the `services/matcher` process (schema `matching`). Every RPC requires
     the internal bearer token in the `authorization` metadata. The matching settings
-    (`qbo_oob_amount_tolerance_cents`, `qbo_oob_match_window_minutes`) are read from the
+    (`oob_amount_tolerance_cents`, `oob_match_window_minutes`) are read from the
     matcher's own schema at decision time; see MatchingAdminService.
 
     When in doubt, the matcher pauses outreach and asks a human; it never resumes
     outreach by itself after a pause or a review flag. Every decision is idempotent and
-    audited with the QBO ids and amounts behind it, and every outreach change is written
+    audited with the provider's ids and amounts behind it, and every outreach change is written
     to the outreach-event outbox in the same transaction as the placement change.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     UpsertPlacements: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.UpsertPlacementsRequest, _matching_service_pb2.UpsertPlacementsResponse]  # type: ignore[assignment]
     """Batch intake from the accounting sync: creates or refreshes one placement per
-    (tenant, realm, QBO invoice), with intake channel INTAKE_CHANNEL_ACCOUNTING_SYNC.
+    (tenant, provider, company, invoice), with intake channel
+    INTAKE_CHANNEL_ACCOUNTING_SYNC.
     Idempotent: sending the same invoice again never creates a second placement. An
     upsert never changes an existing placement's status or balance (amount changes
     arrive through ApplyAccountingInvoice so that the decision rules apply); it only
     refreshes descriptive fields such as the debtor contact, doc number and due date,
-    and only from a QBO version newer than the stored one. At most 1,000 placements
+    and only from a provider version newer than the stored one. At most 1,000 placements
     per call; an invalid item fails the whole call with INVALID_ARGUMENT.
     """
     ApplyAccountingPayment: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingPaymentRequest, _matching_service_pb2.ApplyAccountingPaymentResponse]  # type: ignore[assignment]
-    """Applies a QBO payment as it is now known in QBO (including voided and deleted
-    payments) and decides, per linked invoice and per placement, following the
-    "Matching rules" table of the design. Idempotent by (payment id, sync token): the
-    same version again changes nothing, an edited payment applies only the difference.
+    """Applies a payment as it is now known in the provider's books (including voided and
+    deleted payments) and decides, per linked invoice and per placement, following the
+    "Matching rules" table of the design. Idempotent by (payment id, version): the same
+    version again changes nothing, an edited payment applies only the difference. Credits
+    (QBO credit memos) drawn on by a payment arrive as its lines of type
+    LINKED_TXN_TYPE_CREDIT_MEMO; a credit applied to an invoice otherwise shows as the
+    invoice's balance change (ApplyAccountingInvoice).
     """
     ApplyAccountingInvoice: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingInvoiceRequest, _matching_service_pb2.ApplyAccountingInvoiceResponse]  # type: ignore[assignment]
-    """Applies a QBO invoice as it is now known in QBO: balance and total changes, balance
-    dropping to zero without a matching payment (credit memo, write-off), void and
-    delete. Idempotent by (invoice id, sync token).
+    """Applies an invoice as it is now known in the provider's books: balance and total
+    changes, balance dropping to zero without a matching payment (credit memo, write-off),
+    void and delete. Idempotent by (invoice id, version).
+    """
+    ApplyAccountingCredit: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingCreditRequest, _matching_service_pb2.ApplyAccountingCreditResponse]  # type: ignore[assignment]
+    """Applies a credit (a Xero credit note, a credit memo) as it is now known in the
+    provider's books, with its allocations to invoices: for platforms whose credits are
+    allocated on their own rather than through a payment. An allocation decides exactly as
+    a QBO payment drawing a credit memo does: the placement is closed (or its balance
+    lowered), never resolved out of band, and no fee is due. Idempotent by (credit id,
+    version); an edited credit applies only the difference; a voided or deleted one flags
+    the placements it closed for review. QBO does not use it (its credit memos arrive as
+    payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
     """
     RecordPortalPayment: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.RecordPortalPaymentRequest, _matching_service_pb2.RecordPortalPaymentResponse]  # type: ignore[assignment]
     """Records a payment the debtor made through our portal. Idempotent by
@@ -272,19 +308,23 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
 
 class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
     """MatchingService owns collection placements and decides, per placement, what every
-    accounting change means for outreach: payments recorded in QuickBooks Online (QBO),
-    invoice changes, and payments made through our own portal. It also publishes the
+    accounting change means for outreach: payments recorded in the creditor's accounting
+    platform (the "provider": QuickBooks Online (QBO) today, Xero next), invoice changes,
+    and payments made through our own portal. The contract is provider-neutral: facts
+    arrive as AccountingInvoice and AccountingPayment with the provider, the provider's
+    company (QBO realm, Xero tenant), the provider's own ids and an opaque version with
+    its order (`version`, `version_sequence`). It also publishes the
     outreach events (stop, pause, resume, balance changed), the audit trail and the
     daily reconciliation report.
 
     It is served by the `services/matcher` process (schema `matching`). Every RPC requires
     the internal bearer token in the `authorization` metadata. The matching settings
-    (`qbo_oob_amount_tolerance_cents`, `qbo_oob_match_window_minutes`) are read from the
+    (`oob_amount_tolerance_cents`, `oob_match_window_minutes`) are read from the
     matcher's own schema at decision time; see MatchingAdminService.
 
     When in doubt, the matcher pauses outreach and asks a human; it never resumes
     outreach by itself after a pause or a review flag. Every decision is idempotent and
-    audited with the QBO ids and amounts behind it, and every outreach change is written
+    audited with the provider's ids and amounts behind it, and every outreach change is written
     to the outreach-event outbox in the same transaction as the placement change.
     """
 
@@ -295,12 +335,13 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_matching_service_pb2.UpsertPlacementsResponse, _abc.Awaitable[_matching_service_pb2.UpsertPlacementsResponse]]:
         """Batch intake from the accounting sync: creates or refreshes one placement per
-        (tenant, realm, QBO invoice), with intake channel INTAKE_CHANNEL_ACCOUNTING_SYNC.
+        (tenant, provider, company, invoice), with intake channel
+        INTAKE_CHANNEL_ACCOUNTING_SYNC.
         Idempotent: sending the same invoice again never creates a second placement. An
         upsert never changes an existing placement's status or balance (amount changes
         arrive through ApplyAccountingInvoice so that the decision rules apply); it only
         refreshes descriptive fields such as the debtor contact, doc number and due date,
-        and only from a QBO version newer than the stored one. At most 1,000 placements
+        and only from a provider version newer than the stored one. At most 1,000 placements
         per call; an invalid item fails the whole call with INVALID_ARGUMENT.
         """
 
@@ -310,10 +351,13 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _matching_service_pb2.ApplyAccountingPaymentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_matching_service_pb2.ApplyAccountingPaymentResponse, _abc.Awaitable[_matching_service_pb2.ApplyAccountingPaymentResponse]]:
-        """Applies a QBO payment as it is now known in QBO (including voided and deleted
-        payments) and decides, per linked invoice and per placement, following the
-        "Matching rules" table of the design. Idempotent by (payment id, sync token): the
-        same version again changes nothing, an edited payment applies only the difference.
+        """Applies a payment as it is now known in the provider's books (including voided and
+        deleted payments) and decides, per linked invoice and per placement, following the
+        "Matching rules" table of the design. Idempotent by (payment id, version): the same
+        version again changes nothing, an edited payment applies only the difference. Credits
+        (QBO credit memos) drawn on by a payment arrive as its lines of type
+        LINKED_TXN_TYPE_CREDIT_MEMO; a credit applied to an invoice otherwise shows as the
+        invoice's balance change (ApplyAccountingInvoice).
         """
 
     @_abc_1.abstractmethod
@@ -322,9 +366,25 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _matching_service_pb2.ApplyAccountingInvoiceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_matching_service_pb2.ApplyAccountingInvoiceResponse, _abc.Awaitable[_matching_service_pb2.ApplyAccountingInvoiceResponse]]:
-        """Applies a QBO invoice as it is now known in QBO: balance and total changes, balance
-        dropping to zero without a matching payment (credit memo, write-off), void and
-        delete. Idempotent by (invoice id, sync token).
+        """Applies an invoice as it is now known in the provider's books: balance and total
+        changes, balance dropping to zero without a matching payment (credit memo, write-off),
+        void and delete. Idempotent by (invoice id, version).
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyAccountingCredit(
+        self,
+        request: _matching_service_pb2.ApplyAccountingCreditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_service_pb2.ApplyAccountingCreditResponse, _abc.Awaitable[_matching_service_pb2.ApplyAccountingCreditResponse]]:
+        """Applies a credit (a Xero credit note, a credit memo) as it is now known in the
+        provider's books, with its allocations to invoices: for platforms whose credits are
+        allocated on their own rather than through a payment. An allocation decides exactly as
+        a QBO payment drawing a credit memo does: the placement is closed (or its balance
+        lowered), never resolved out of band, and no fee is due. Idempotent by (credit id,
+        version); an edited credit applies only the difference; a voided or deleted one flags
+        the placements it closed for review. QBO does not use it (its credit memos arrive as
+        payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
         """
 
     @_abc_1.abstractmethod

@@ -100,7 +100,7 @@ async def apply_invoices(
             if ctx.facts.entity_id(i) not in staged or ctx.facts.entity_id(i) in back
         ]
     to_place: list[tuple[Json, InvoiceFacts]] = []
-    to_apply: list[mpb.QboInvoice] = []
+    to_apply: list[mpb.AccountingInvoice] = []
     open_others: list[tuple[Json, InvoiceFacts]] = []
     for invoice, known in known_all:
         if known is None:
@@ -151,21 +151,19 @@ async def _place(ctx: SyncContext, invoices: Sequence[tuple[Json, InvoiceFacts]]
     by_id = {f.invoice_id: invoice for invoice, f in invoices}
     results = await ctx.upsert(inputs)
     stats.skipped += len(inputs) - len(results)
-    versions = {i.qbo_invoice_id: i.sync_token for i in inputs}
+    versions = {i.invoice_id: i.version for i in inputs}
     existing = [r for r in results if r.outcome != mpb.UPSERT_OUTCOME_CREATED]
-    delivered = await ctx.delivered_versions([r.qbo_invoice_id for r in existing])
-    to_apply = [
-        r for r in existing if delivered.get(r.qbo_invoice_id) != versions[r.qbo_invoice_id]
-    ]
+    delivered = await ctx.delivered_versions([r.invoice_id for r in existing])
+    to_apply = [r for r in existing if delivered.get(r.invoice_id) != versions[r.invoice_id]]
     decided = await _bounded(
-        [ctx.facts.invoice(by_id[r.qbo_invoice_id]) for r in to_apply], ctx.apply_invoice_state
+        [ctx.facts.invoice(by_id[r.invoice_id]) for r in to_apply], ctx.apply_invoice_state
     )
-    refused = {r.qbo_invoice_id for r, d in zip(to_apply, decided, strict=True) if d < 0}
+    refused = {r.invoice_id for r, d in zip(to_apply, decided, strict=True) if d < 0}
     stats.invoice_decisions += sum(d for d in decided if d > 0)
     stats.skipped += len(refused)
     rows = []
     for result in results:
-        invoice_id = result.qbo_invoice_id
+        invoice_id = result.invoice_id
         if result.outcome == mpb.UPSERT_OUTCOME_CREATED:
             stats.placements_created += 1
         elif result.outcome == mpb.UPSERT_OUTCOME_UPDATED:

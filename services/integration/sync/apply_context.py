@@ -39,6 +39,11 @@ SOURCES = {
     "backfill": mpb.CHANGE_SOURCE_BACKFILL,
     "replay": mpb.CHANGE_SOURCE_REPLAY,
 }
+# The integration's platform names (``AccountingPlatform.name``) as matcher providers.
+MATCHER_PROVIDERS: dict[str, mpb.Provider.ValueType] = {
+    "qbo": mpb.PROVIDER_QBO,
+    "xero": mpb.PROVIDER_XERO,
+}
 UPSERT_BATCH = 1000  # the matcher's limit per UpsertPlacements call
 UPSERT_PARALLEL = 500  # a full batch is sent as concurrent calls of this size
 MATCHER_TIMEOUT_S = 120.0
@@ -99,6 +104,8 @@ class SyncContext:
         self.source_event_id = source_event_id
         self.reader = reader
         self.facts: AccountingFacts = deps.platform.facts
+        # The platform as the matcher's contract names it.
+        self.provider = MATCHER_PROVIDERS[deps.platform.name]
         # A backfill run's id (``backfill:<run>``), recorded with what it places first.
         self.run_id = source_event_id.removeprefix("backfill:") if source == "backfill" else ""
         self._customers: OrderedDict[str, mpb.DebtorContact | None] = OrderedDict()
@@ -197,7 +204,10 @@ class SyncContext:
 
     async def _upsert_part(self, part: Sequence[mpb.PlacementInput]) -> list[mpb.UpsertResult]:
         request = mpb.UpsertPlacementsRequest(
-            tenant_id=self.tenant_id, realm_id=self.realm_id, placements=part
+            tenant_id=self.tenant_id,
+            provider=self.provider,
+            company_id=self.realm_id,
+            placements=part,
         )
         try:
             reply = await self._matcher(
@@ -214,7 +224,7 @@ class SyncContext:
                     extra={
                         "tenant_id": self.tenant_id,
                         "realm_id": self.realm_id,
-                        "qbo_invoice_id": part[0].qbo_invoice_id,
+                        "qbo_invoice_id": part[0].invoice_id,
                         "detail": exc.details(),
                     },
                 )
@@ -224,29 +234,31 @@ class SyncContext:
                 out.extend(await self._upsert_part([item]))
             return out
 
-    async def apply_invoice_state(self, invoice: mpb.QboInvoice) -> int:
+    async def apply_invoice_state(self, invoice: mpb.AccountingInvoice) -> int:
         request = mpb.ApplyAccountingInvoiceRequest(
             tenant_id=self.tenant_id,
-            realm_id=self.realm_id,
+            provider=self.provider,
+            company_id=self.realm_id,
             invoice=invoice,
             source=self.source,
             source_event_id=self.source_event_id,
         )
         return await self._decide(
-            f"invoice {invoice.qbo_invoice_id}",
+            f"invoice {invoice.invoice_id}",
             lambda: self.deps.matching.ApplyAccountingInvoice(request, timeout=MATCHER_TIMEOUT_S),
         )
 
-    async def apply_payment_state(self, payment: mpb.QboPayment) -> int:
+    async def apply_payment_state(self, payment: mpb.AccountingPayment) -> int:
         request = mpb.ApplyAccountingPaymentRequest(
             tenant_id=self.tenant_id,
-            realm_id=self.realm_id,
+            provider=self.provider,
+            company_id=self.realm_id,
             payment=payment,
             source=self.source,
             source_event_id=self.source_event_id,
         )
         return await self._decide(
-            f"payment {payment.qbo_payment_id}",
+            f"payment {payment.payment_id}",
             lambda: self.deps.matching.ApplyAccountingPayment(request, timeout=MATCHER_TIMEOUT_S),
         )
 

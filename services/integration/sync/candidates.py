@@ -245,7 +245,7 @@ async def update_from_sync(
             reason = verdict(facts, ctx)
             before = (row.status, row.balance_minor, row.sync_token)
             if facts is not None:
-                refresh_row(row, facts, ctx.facts.invoice(invoice).sync_token)
+                refresh_row(row, facts, ctx.facts.invoice(invoice).version)
             if row.status == CONFIRMING:
                 # A confirmation is placing it: it sees the newer version and hands it to
                 # the matcher once placed.
@@ -324,7 +324,7 @@ async def stage(ctx: SyncContext, items: Sequence[tuple[Json, InvoiceFacts]]) ->
             "total_minor": facts.total,
             "balance_minor": facts.balance,
             "due_date": facts.due_date,
-            "sync_token": ctx.facts.invoice(invoice).sync_token,
+            "sync_token": ctx.facts.invoice(invoice).version,
             "rules_version": ctx.rules_version,
             "status": PENDING,
             "drop_reason": "",

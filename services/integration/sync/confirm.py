@@ -464,7 +464,7 @@ async def _confirm_batch(
         for invoice, f in to_place
     ]
     results = await ctx.upsert(inputs)
-    versions = {i.qbo_invoice_id: i.sync_token for i in inputs}
+    versions = {i.invoice_id: i.version for i in inputs}
     customers = {f.invoice_id: f.customer_id for _, f in to_place}
     newer: list[str] = []
     async with ctx.deps.sessions.begin() as session:
@@ -476,7 +476,7 @@ async def _confirm_batch(
                     .where(
                         PlacementCandidate.tenant_id == ctx.tenant_id,
                         PlacementCandidate.realm_id == ctx.realm_id,
-                        PlacementCandidate.invoice_id.in_([r.qbo_invoice_id for r in results]),
+                        PlacementCandidate.invoice_id.in_([r.invoice_id for r in results]),
                     )
                     .order_by(PlacementCandidate.invoice_id)
                     .with_for_update()
@@ -488,20 +488,20 @@ async def _confirm_batch(
             session,
             [
                 (
-                    r.qbo_invoice_id,
-                    customers[r.qbo_invoice_id],
+                    r.invoice_id,
+                    customers[r.invoice_id],
                     r.placement_id,
-                    versions[r.qbo_invoice_id],
+                    versions[r.invoice_id],
                 )
                 for r in results
             ],
         )
         placements: dict[str, str] = {}
         for result in results:
-            row = rows.get(result.qbo_invoice_id)
+            row = rows.get(result.invoice_id)
             if row is None:
                 continue
-            if row.sync_token != versions[result.qbo_invoice_id] or row.status != CONFIRMING:
+            if row.sync_token != versions[result.invoice_id] or row.status != CONFIRMING:
                 newer.append(row.invoice_id)  # the sync saw a later version meanwhile
             row.status, row.drop_reason = CONFIRMED, ""
             row.status_actor, row.status_reason = actor, reason
@@ -561,7 +561,7 @@ async def _drop(
         for row in rows:
             why, facts, invoice = drops[row.invoice_id]
             if facts is not None and invoice is not None:
-                candidates.refresh_row(row, facts, ctx.facts.invoice(invoice).sync_token)
+                candidates.refresh_row(row, facts, ctx.facts.invoice(invoice).version)
             row.status, row.drop_reason = DROPPED, why.value
             row.status_actor, row.status_reason = candidates.SYSTEM, DROP_WORDING[why]
             dropped += 1

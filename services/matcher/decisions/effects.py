@@ -34,8 +34,8 @@ from services.matcher.models import (
     OutOfBandResolution,
     PaymentApplication,
     PaymentExclusion,
+    PaymentSeen,
     PortalPayment,
-    QboPaymentSeen,
 )
 
 _K = TypeVar("_K")
@@ -65,7 +65,7 @@ def _new_row(model: type[Any], value: Any) -> Any:
 def write_seen(loaded: Loaded, before: SeenPayment, after: SeenPayment) -> None:
     """A payment's record as the table left it."""
     row = loaded.rows.seen
-    assert isinstance(row, QboPaymentSeen)
+    assert isinstance(row, PaymentSeen)
     write_changes(row, before, after)
 
 
@@ -130,7 +130,7 @@ async def _write_record(journal: Journal, record: Record) -> None:
             OutOfBandResolution(
                 placement_id=record.placement_id,
                 tenant_id=record.tenant_id,
-                qbo_payment_id=record.qbo_payment_id,
+                payment_id=record.payment_id,
                 currency_code=record.currency_code,
                 amount_minor_units=record.amount_minor_units,
                 resolved_at=journal.now,
@@ -157,7 +157,7 @@ async def _write_record(journal: Journal, record: Record) -> None:
             .values(
                 placement_id=record.placement_id,
                 tenant_id=record.tenant_id,
-                qbo_payment_id=record.qbo_payment_id,
+                payment_id=record.payment_id,
                 currency_code=record.currency_code,
                 amount_minor_units=record.amount_minor_units,
                 excess_minor_units=record.excess_minor_units,

@@ -37,13 +37,15 @@ from services.matcher.models import (
     DoublePayment,
     PaymentApplication,
     PaymentExclusion,
+    PaymentSeen,
     Placement,
     PortalPayment,
-    QboPaymentSeen,
 )
 from services.matcher.settings import AMOUNT_TOLERANCE, MATCH_WINDOW, get_matching_settings
 
 _V = TypeVar("_V")
+# (tenant, provider, company): whose books a payment belongs to.
+Company = tuple[str, str, str]
 
 
 def frozen(cls: type[_V], row: Any) -> _V:
@@ -77,7 +79,7 @@ class Rows:
     applications: dict[tuple[str, str], PaymentApplication] = field(default_factory=dict)
     exclusions: dict[tuple[str, str], PaymentExclusion] = field(default_factory=dict)
     portal_payments: dict[str, PortalPayment] = field(default_factory=dict)
-    seen: QboPaymentSeen | None = None
+    seen: PaymentSeen | None = None
 
 
 @dataclass
@@ -119,11 +121,12 @@ async def read_placements(session: AsyncSession, *conditions: Any) -> list[Place
     return list((await session.execute(select(Placement).where(or_(*conditions)))).scalars())
 
 
-def of_invoices(tenant_id: str, realm_id: str, invoice_ids: Iterable[str]) -> Any:
+def of_invoices(tenant_id: str, provider: str, company_id: str, invoice_ids: Iterable[str]) -> Any:
     return and_(
         Placement.tenant_id == tenant_id,
-        Placement.realm_id == realm_id,
-        Placement.qbo_invoice_id.in_(list(invoice_ids)),
+        Placement.provider == provider,
+        Placement.company_id == company_id,
+        Placement.invoice_id.in_(list(invoice_ids)),
     )
 
 
@@ -143,16 +146,16 @@ async def load_ledgers(
             select(PaymentApplication).where(PaymentApplication.placement_id.in_(ids))
         )
     ).scalars():
-        rows.applications[(app.placement_id, app.qbo_payment_id)] = app
-        apps[app.placement_id][app.qbo_payment_id] = frozen(Application, app)
+        rows.applications[(app.placement_id, app.payment_id)] = app
+        apps[app.placement_id][app.payment_id] = frozen(Application, app)
     exclusions: dict[str, dict[str, Exclusion]] = defaultdict(dict)
     for exclusion in (
         await session.execute(
             select(PaymentExclusion).where(PaymentExclusion.placement_id.in_(ids))
         )
     ).scalars():
-        rows.exclusions[(exclusion.placement_id, exclusion.qbo_payment_id)] = exclusion
-        exclusions[exclusion.placement_id][exclusion.qbo_payment_id] = frozen(Exclusion, exclusion)
+        rows.exclusions[(exclusion.placement_id, exclusion.payment_id)] = exclusion
+        exclusions[exclusion.placement_id][exclusion.payment_id] = frozen(Exclusion, exclusion)
     portals: dict[str, list[PortalState]] = defaultdict(list)
     for portal in (
         await session.execute(select(PortalPayment).where(PortalPayment.placement_id.in_(ids)))
@@ -160,20 +163,20 @@ async def load_ledgers(
         rows.portal_payments[portal.portal_payment_id] = portal
         portals[portal.placement_id].append(frozen(PortalState, portal))
     doubles: dict[str, set[str]] = defaultdict(set)
-    for placement_id, qbo_payment_id in (
+    for placement_id, payment_id in (
         await session.execute(
-            select(DoublePayment.placement_id, DoublePayment.qbo_payment_id).where(
+            select(DoublePayment.placement_id, DoublePayment.payment_id).where(
                 DoublePayment.placement_id.in_(ids)
             )
         )
     ).tuples():
-        doubles[placement_id].add(qbo_payment_id)
+        doubles[placement_id].add(payment_id)
     times = await _payment_times(session, placements, apps)
     unapplied = await _unapplied_payments(session, placements, payment_id)
 
     ledgers: dict[str, Ledger] = {}
     for p in placements:
-        key = (p.tenant_id, p.realm_id)
+        key = (p.tenant_id, p.provider, p.company_id)
         own = apps.get(p.placement_id, {})
         ledgers[p.placement_id] = Ledger(
             placement=frozen(PlacementState, p),
@@ -185,7 +188,7 @@ async def load_ledgers(
             unapplied=tuple(
                 s
                 for s in unapplied.get(key, ())
-                if s.qbo_customer_id == p.qbo_customer_id or s.qbo_payment_id == payment_id
+                if s.customer_id == p.customer_id or s.payment_id == payment_id
             ),
         )
     return Loaded(ledgers, rows)
@@ -195,75 +198,93 @@ async def _payment_times(
     session: AsyncSession,
     placements: Sequence[Placement],
     apps: Mapping[str, Mapping[str, Application]],
-) -> dict[tuple[str, str], dict[str, PaymentTimes]]:
-    """When QBO says each payment applied to the placements was made and last changed."""
+) -> dict[Company, dict[str, PaymentTimes]]:
+    """When the provider says each payment applied to the placements was made and last
+    changed."""
     wanted = {
-        (p.tenant_id, p.realm_id, pid) for p in placements for pid in apps.get(p.placement_id, {})
+        (p.tenant_id, p.provider, p.company_id, pid)
+        for p in placements
+        for pid in apps.get(p.placement_id, {})
     }
-    found: dict[tuple[str, str], dict[str, PaymentTimes]] = defaultdict(dict)
+    found: dict[Company, dict[str, PaymentTimes]] = defaultdict(dict)
     if not wanted:
         return found
     rows = await session.execute(
         select(
-            QboPaymentSeen.tenant_id,
-            QboPaymentSeen.realm_id,
-            QboPaymentSeen.qbo_payment_id,
-            QboPaymentSeen.qbo_created_at,
-            QboPaymentSeen.qbo_updated_at,
+            PaymentSeen.tenant_id,
+            PaymentSeen.provider,
+            PaymentSeen.company_id,
+            PaymentSeen.payment_id,
+            PaymentSeen.provider_created_at,
+            PaymentSeen.provider_updated_at,
         ).where(
             tuple_(
-                QboPaymentSeen.tenant_id, QboPaymentSeen.realm_id, QboPaymentSeen.qbo_payment_id
+                PaymentSeen.tenant_id,
+                PaymentSeen.provider,
+                PaymentSeen.company_id,
+                PaymentSeen.payment_id,
             ).in_(sorted(wanted))
         )
     )
-    for tenant, realm, pid, created, updated in rows.tuples():
-        found[(tenant, realm)][pid] = PaymentTimes(created, updated)
+    for tenant, provider, company, pid, created, updated in rows.tuples():
+        found[(tenant, provider, company)][pid] = PaymentTimes(created, updated)
     return found
 
 
 async def _unapplied_payments(
     session: AsyncSession, placements: Sequence[Placement], payment_id: str
-) -> dict[tuple[str, str], list[SeenPayment]]:
+) -> dict[Company, list[SeenPayment]]:
     """Per company, the payments seen from the placements' customers that carry unapplied
     money, plus the payment being decided, in the database's order of payment ids."""
-    found: dict[tuple[str, str], list[SeenPayment]] = defaultdict(list)
-    customers: dict[tuple[str, str], set[str]] = defaultdict(set)
+    found: dict[Company, list[SeenPayment]] = defaultdict(list)
+    customers: dict[Company, set[str]] = defaultdict(set)
     for p in placements:
-        if p.qbo_customer_id:
-            customers[(p.tenant_id, p.realm_id)].add(p.qbo_customer_id)
-    for (tenant, realm), names in sorted(customers.items()):
+        if p.customer_id:
+            customers[(p.tenant_id, p.provider, p.company_id)].add(p.customer_id)
+    for (tenant, provider, company), names in sorted(customers.items()):
         condition = and_(
-            QboPaymentSeen.qbo_customer_id.in_(sorted(names)),
-            QboPaymentSeen.unapplied_minor_units > 0,
-            QboPaymentSeen.state == EntityState.ACTIVE.value,
+            PaymentSeen.customer_id.in_(sorted(names)),
+            PaymentSeen.unapplied_minor_units > 0,
+            PaymentSeen.state == EntityState.ACTIVE.value,
         )
         if payment_id:
-            condition = or_(condition, QboPaymentSeen.qbo_payment_id == payment_id)
+            condition = or_(condition, PaymentSeen.payment_id == payment_id)
         rows = await session.execute(
-            select(QboPaymentSeen)
-            .where(QboPaymentSeen.tenant_id == tenant, QboPaymentSeen.realm_id == realm, condition)
-            .order_by(QboPaymentSeen.qbo_payment_id)
+            select(PaymentSeen)
+            .where(
+                PaymentSeen.tenant_id == tenant,
+                PaymentSeen.provider == provider,
+                PaymentSeen.company_id == company,
+                condition,
+            )
+            .order_by(PaymentSeen.payment_id)
         )
-        found[(tenant, realm)] = [frozen(SeenPayment, s) for s in rows.scalars()]
+        found[(tenant, provider, company)] = [frozen(SeenPayment, s) for s in rows.scalars()]
     return found
 
 
 async def lock_seen_payment(
-    session: AsyncSession, tenant_id: str, realm_id: str, payment: PaymentIn, now: datetime
-) -> tuple[QboPaymentSeen, bool]:
+    session: AsyncSession,
+    tenant_id: str,
+    provider: str,
+    company_id: str,
+    payment: PaymentIn,
+    now: datetime,
+) -> tuple[PaymentSeen, bool]:
     """The payment's record, created empty on first sight, locked; and whether it is new."""
     inserted = await session.execute(
-        pg_insert(QboPaymentSeen)
+        pg_insert(PaymentSeen)
         .values(
             tenant_id=tenant_id,
-            realm_id=realm_id,
-            qbo_payment_id=payment.qbo_payment_id,
-            sync_token="",
+            provider=provider,
+            company_id=company_id,
+            payment_id=payment.payment_id,
+            version="",
             state="",
             currency_code=payment.currency,
             total_minor_units=0,
             unapplied_minor_units=0,
-            qbo_customer_id=payment.qbo_customer_id,
+            customer_id=payment.customer_id,
             invoice_amounts={},
             credit_memo_ids=[],
             paused_placement_ids=[],
@@ -271,16 +292,17 @@ async def lock_seen_payment(
             updated_at=now,
         )
         .on_conflict_do_nothing()
-        .returning(QboPaymentSeen.qbo_payment_id)
+        .returning(PaymentSeen.payment_id)
     )
     first_sight = inserted.first() is not None
     record = (
         await session.execute(
-            select(QboPaymentSeen)
+            select(PaymentSeen)
             .where(
-                QboPaymentSeen.tenant_id == tenant_id,
-                QboPaymentSeen.realm_id == realm_id,
-                QboPaymentSeen.qbo_payment_id == payment.qbo_payment_id,
+                PaymentSeen.tenant_id == tenant_id,
+                PaymentSeen.provider == provider,
+                PaymentSeen.company_id == company_id,
+                PaymentSeen.payment_id == payment.payment_id,
             )
             .with_for_update()
             .execution_options(populate_existing=True)

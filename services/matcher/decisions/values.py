@@ -49,10 +49,11 @@ class PlacementState:
 
     placement_id: str
     tenant_id: str
-    realm_id: str
-    qbo_invoice_id: str
+    provider: str
+    company_id: str
+    invoice_id: str
     doc_number: str
-    qbo_customer_id: str
+    customer_id: str
     debtor: Mapping[str, Any]
     currency_code: str
     original_minor_units: int
@@ -62,22 +63,23 @@ class PlacementState:
     status: str
     resolution_reason: str
     review_reason: str
-    resolving_qbo_payment_id: str
+    resolving_payment_id: str
     version: int
     updated_at: datetime
     resolved_at: datetime | None
-    cause_qbo_payment_id: str
-    cause_sync_token: str | None
+    cause_payment_id: str
+    cause_version: str | None
     restore_balance_minor_units: int | None
     oob_paid_minor_units: int
     mirror_pending_minor_units: int
     unseen_paid_minor_units: int
-    qbo_invoice_sync_token: str
-    qbo_invoice_state: str
-    qbo_invoice_updated_at: datetime | None
-    qbo_total_minor_units: int
-    qbo_balance_minor_units: int
-    qbo_linked_payment_ids: tuple[str, ...]
+    invoice_version: str
+    invoice_version_sequence: int
+    invoice_state: str
+    invoice_updated_at: datetime | None
+    invoice_total_minor_units: int
+    invoice_balance_minor_units: int
+    invoice_linked_payment_ids: tuple[str, ...]
     review_flag: str
     review_flag_reason: str
     flagged_at: datetime | None
@@ -92,7 +94,7 @@ class Application:
     """How much of one QBO payment applies to one placement (``payment_applications``)."""
 
     placement_id: str
-    qbo_payment_id: str
+    payment_id: str
     amount_minor_units: int
     counted_minor_units: int
     reflected_minor_units: int
@@ -107,8 +109,8 @@ class Exclusion:
     """A payment a restore excluded from a placement (``payment_exclusions``)."""
 
     placement_id: str
-    qbo_payment_id: str
-    sync_token: str | None
+    payment_id: str
+    version: str | None
     excluded_at: datetime
     excluded_by: str
     reason: str
@@ -127,28 +129,30 @@ class PortalState:
     fee_minor_units: int | None
     pay_time: datetime
     applied_minor_units: int
-    mirrored_by_qbo_payment_id: str | None
+    mirrored_by_payment_id: str | None
     recorded_at: datetime
 
 
 @dataclass(frozen=True)
 class SeenPayment:
-    """The last version of a QBO payment the matcher applied (``qbo_payments``)."""
+    """The last version of a payment the matcher applied (``payments``)."""
 
     tenant_id: str
-    realm_id: str
-    qbo_payment_id: str
-    sync_token: str
+    provider: str
+    company_id: str
+    payment_id: str
+    version: str
+    version_sequence: int
     state: str
     currency_code: str
     total_minor_units: int
     unapplied_minor_units: int
-    qbo_customer_id: str
+    customer_id: str
     invoice_amounts: Mapping[str, int]
     credit_memo_ids: tuple[str, ...]
     paused_placement_ids: tuple[str, ...]
-    qbo_created_at: datetime | None
-    qbo_updated_at: datetime | None
+    provider_created_at: datetime | None
+    provider_updated_at: datetime | None
     first_seen_at: datetime
     updated_at: datetime
 
@@ -181,8 +185,8 @@ class Ledger:
     def id(self) -> str:
         return self.placement.placement_id
 
-    def active_exclusion(self, qbo_payment_id: str) -> Exclusion | None:
-        exclusion = self.exclusions.get(qbo_payment_id)
+    def active_exclusion(self, payment_id: str) -> Exclusion | None:
+        exclusion = self.exclusions.get(payment_id)
         if exclusion is None or exclusion.lifted_at is not None:
             return None
         return exclusion
@@ -191,10 +195,10 @@ class Ledger:
         return replace(self, placement=replace(self.placement, **changes))
 
     def with_application(self, app: Application) -> Ledger:
-        return replace(self, applications={**self.applications, app.qbo_payment_id: app})
+        return replace(self, applications={**self.applications, app.payment_id: app})
 
     def with_exclusion(self, exclusion: Exclusion) -> Ledger:
-        return replace(self, exclusions={**self.exclusions, exclusion.qbo_payment_id: exclusion})
+        return replace(self, exclusions={**self.exclusions, exclusion.payment_id: exclusion})
 
     def with_portal(self, portal: PortalState) -> Ledger:
         others = tuple(
@@ -241,7 +245,7 @@ class ResolutionRecorded:
 
     placement_id: str
     tenant_id: str
-    qbo_payment_id: str
+    payment_id: str
     currency_code: str
     amount_minor_units: int
 
@@ -262,7 +266,7 @@ class DoublePaymentRecorded:
 
     placement_id: str
     tenant_id: str
-    qbo_payment_id: str
+    payment_id: str
     currency_code: str
     amount_minor_units: int
     excess_minor_units: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -14,7 +15,7 @@ from aicollect.matching.v1 import matching_admin_service_pb2 as mapb
 from aicollect.matching.v1 import matching_admin_service_pb2_grpc as magrpc
 from aicollect.rpc.client import internal_channel
 from aicollect.rpc.errors import error_info
-from tests.conftest import INTERNAL_TOKEN
+from tests.conftest import INTERNAL_TOKEN, _dsn
 
 
 def _update(
@@ -32,8 +33,8 @@ async def test_defaults(integration_channel: grpc.aio.Channel) -> None:
     stub = agrpc.AdminServiceStub(integration_channel)
     settings = (await stub.GetPlatformSettings(apb.GetPlatformSettingsRequest())).settings
     assert settings.qbo_kill_switch is False
-    assert settings.qbo_oob_amount_tolerance_cents == 1
-    assert settings.qbo_oob_match_window_minutes == 60
+    assert settings.oob_amount_tolerance_cents == 1
+    assert settings.oob_match_window_minutes == 60
     assert not settings.HasField("update_time")
     tenant = (await stub.GetTenantSettings(apb.GetTenantSettingsRequest(tenant_id="t1"))).settings
     assert tenant.qbo_enabled is False
@@ -68,23 +69,51 @@ async def test_matching_settings_live_in_the_matcher(
 ) -> None:
     stub = agrpc.AdminServiceStub(integration_channel)
     reply = await stub.UpdatePlatformSettings(
-        _update(qbo_oob_amount_tolerance_cents=5, qbo_oob_match_window_minutes=120)
+        _update(oob_amount_tolerance_cents=5, oob_match_window_minutes=120)
     )
-    assert reply.settings.qbo_oob_amount_tolerance_cents == 5
-    assert reply.settings.qbo_oob_match_window_minutes == 120
+    assert reply.settings.oob_amount_tolerance_cents == 5
+    assert reply.settings.oob_match_window_minutes == 120
     assert reply.settings.qbo_kill_switch is False  # not in the mask, untouched
     async with internal_channel(matcher_addr, INTERNAL_TOKEN) as channel:
         owned = await magrpc.MatchingAdminServiceStub(channel).GetMatchingSettings(
             mapb.GetMatchingSettingsRequest()
         )
-    assert owned.settings.qbo_oob_amount_tolerance_cents == 5
-    assert owned.settings.qbo_oob_match_window_minutes == 120
+    assert owned.settings.oob_amount_tolerance_cents == 5
+    assert owned.settings.oob_match_window_minutes == 120
     assert owned.settings.update_actor == "ops@ai-collect"
     events = (await stub.ListSettingsAuditEvents(apb.ListSettingsAuditEventsRequest())).events
     assert {(e.setting, e.old_value, e.new_value) for e in events} == {
-        ("qbo_oob_amount_tolerance_cents", "1", "5"),
-        ("qbo_oob_match_window_minutes", "60", "120"),
+        ("oob_amount_tolerance_cents", "1", "5"),
+        ("oob_match_window_minutes", "60", "120"),
     }
+
+
+async def test_a_setting_s_history_from_before_its_rename_is_listed_under_its_name(
+    integration_channel: grpc.aio.Channel, database_url: str
+) -> None:
+    """Changes recorded as ``qbo_oob_amount_tolerance_cents`` (its name before matching
+    became provider-neutral) stay in the history of ``oob_amount_tolerance_cents``."""
+    conn = await asyncpg.connect(_dsn(database_url))
+    try:
+        await conn.execute(
+            "INSERT INTO integration.audit_events (tenant_id, subject_type, subject_id, action,"
+            " actor, reason, details) VALUES (NULL, 'matching_setting',"
+            " 'qbo_oob_amount_tolerance_cents', 'setting.changed', 'ops', 'rounding',"
+            """ '{"key": "qbo_oob_amount_tolerance_cents", "old": 1, "new": 2}')"""
+        )
+    finally:
+        await conn.close()
+    stub = agrpc.AdminServiceStub(integration_channel)
+    await stub.UpdatePlatformSettings(_update(oob_amount_tolerance_cents=5))
+    events = (
+        await stub.ListSettingsAuditEvents(
+            apb.ListSettingsAuditEventsRequest(setting="oob_amount_tolerance_cents")
+        )
+    ).events
+    assert [(e.setting, e.old_value, e.new_value) for e in events] == [
+        ("oob_amount_tolerance_cents", "1", "5"),
+        ("oob_amount_tolerance_cents", "1", "2"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -101,10 +130,10 @@ async def test_matching_settings_live_in_the_matcher(
             "update_mask",
         ),
         (
-            _update(qbo_kill_switch=True, qbo_oob_amount_tolerance_cents=-1),
-            "qbo_oob_amount_tolerance_cents",
+            _update(qbo_kill_switch=True, oob_amount_tolerance_cents=-1),
+            "oob_amount_tolerance_cents",
         ),
-        (_update(qbo_oob_match_window_minutes=0), "qbo_oob_match_window_minutes"),
+        (_update(oob_match_window_minutes=0), "oob_match_window_minutes"),
     ],
 )
 async def test_bad_update_is_refused_and_changes_nothing(
@@ -116,8 +145,8 @@ async def test_bad_update_is_refused_and_changes_nothing(
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in (info.value.details() or "")
     settings = (await stub.GetPlatformSettings(apb.GetPlatformSettingsRequest())).settings
-    assert (settings.qbo_kill_switch, settings.qbo_oob_amount_tolerance_cents) == (False, 1)
-    assert settings.qbo_oob_match_window_minutes == 60
+    assert (settings.qbo_kill_switch, settings.oob_amount_tolerance_cents) == (False, 1)
+    assert settings.oob_match_window_minutes == 60
     assert not (await stub.ListSettingsAuditEvents(apb.ListSettingsAuditEventsRequest())).events
 
 

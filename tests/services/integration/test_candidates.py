@@ -99,7 +99,7 @@ async def all_placements(p: Pipeline) -> dict[str, mpb.Placement]:
     reply = await p.matching.ListPlacements(
         mpb.ListPlacementsRequest(tenant_id=TENANT, page_size=1000)
     )
-    return {pl.qbo_invoice_id: pl for pl in reply.placements}
+    return {pl.invoice_id: pl for pl in reply.placements}
 
 
 async def pay(p: Pipeline, customer_id: str, invoice_id: str, amount: str) -> str:

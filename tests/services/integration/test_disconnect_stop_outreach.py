@@ -40,7 +40,8 @@ async def test_disconnect_and_stop_all_outreach_pauses_the_tenant(
         await matching.UpsertPlacements(
             mpb.UpsertPlacementsRequest(
                 tenant_id=TENANT,
-                realm_id=REALM,
+                provider=mpb.PROVIDER_QBO,
+                company_id=REALM,
                 placements=[placement_input("70"), placement_input("71")],
             )
         )
@@ -93,7 +94,10 @@ async def test_a_plain_disconnect_leaves_outreach_alone(
     try:
         await mgrpc.MatchingServiceStub(matcher_channel).UpsertPlacements(
             mpb.UpsertPlacementsRequest(
-                tenant_id=TENANT, realm_id=REALM, placements=[placement_input("70")]
+                tenant_id=TENANT,
+                provider=mpb.PROVIDER_QBO,
+                company_id=REALM,
+                placements=[placement_input("70")],
             )
         )
         await enable(integration_channel)

@@ -54,15 +54,15 @@ def placement_input(
     currency: str = "USD",
     customer: str = CUSTOMER,
     doc_number: str | None = None,
-    sync_token: str = "0",  # noqa: S107 - a QBO version, not a secret
+    version: str = "0",
     email: str = "ap@redrock.example",
     updated: datetime | None = None,
     linked_payments: Sequence[str] = (),
 ) -> pb.PlacementInput:
     return pb.PlacementInput(
-        qbo_invoice_id=invoice_id,
+        invoice_id=invoice_id,
         doc_number=doc_number if doc_number is not None else f"10{invoice_id}",
-        qbo_customer_id=customer,
+        customer_id=customer,
         debtor=pb.DebtorContact(
             display_name="Red Rock Diner",
             email=email,
@@ -73,7 +73,7 @@ def placement_input(
         balance=usd(balance, currency),
         invoice_date="2026-09-01",
         due_date="2026-10-01",
-        sync_token=sync_token,
+        version=version,
         last_updated_time=ts(updated or NOW - timedelta(days=30)),
         linked_txns=[
             pb.LinkedTxn(txn_id=p, txn_type=pb.LINKED_TXN_TYPE_PAYMENT) for p in linked_payments
@@ -85,16 +85,16 @@ def qbo_payment(
     payment_id: str,
     lines: Sequence[tuple[str, int]] = (),
     *,
-    sync_token: str = "0",  # noqa: S107 - a QBO version, not a secret
+    version: str = "0",
     total: int | None = None,
     unapplied: int = 0,
     currency: str = "USD",
     customer: str = CUSTOMER,
-    state: pb.QboEntityState.ValueType = pb.QBO_ENTITY_STATE_ACTIVE,
+    state: pb.EntityState.ValueType = pb.ENTITY_STATE_ACTIVE,
     credit_memos: Sequence[tuple[str, int]] = (),
     created: datetime | None = None,
     updated: datetime | None = None,
-) -> pb.QboPayment:
+) -> pb.AccountingPayment:
     """A QBO payment; ``lines`` are (invoice id, amount) pairs."""
     payment_lines = [
         pb.PaymentLine(
@@ -113,13 +113,13 @@ def qbo_payment(
     ]
     applied = sum(a for _, a in lines) - sum(a for _, a in credit_memos)
     when = created or datetime.now(UTC)
-    return pb.QboPayment(
-        qbo_payment_id=payment_id,
-        sync_token=sync_token,
+    return pb.AccountingPayment(
+        payment_id=payment_id,
+        version=version,
         txn_date=when.date().isoformat(),
         total_amount=usd(total if total is not None else applied + unapplied, currency),
         unapplied_amount=usd(unapplied, currency),
-        qbo_customer_id=customer,
+        customer_id=customer,
         lines=payment_lines,
         state=state,
         create_time=ts(when),
@@ -132,21 +132,21 @@ def qbo_invoice(
     balance: int,
     *,
     total: int = 10_000,
-    sync_token: str = "1",  # noqa: S107 - a QBO version, not a secret
-    state: pb.QboEntityState.ValueType = pb.QBO_ENTITY_STATE_ACTIVE,
+    version: str = "1",
+    state: pb.EntityState.ValueType = pb.ENTITY_STATE_ACTIVE,
     linked: Sequence[tuple[str, pb.LinkedTxnType.ValueType]] = (),
     currency: str = "USD",
     updated: datetime | None = None,
-) -> pb.QboInvoice:
+) -> pb.AccountingInvoice:
     """A QBO invoice; ``linked`` are (txn id, LinkedTxnType) pairs."""
-    return pb.QboInvoice(
-        qbo_invoice_id=invoice_id,
-        sync_token=sync_token,
+    return pb.AccountingInvoice(
+        invoice_id=invoice_id,
+        version=version,
         doc_number=f"10{invoice_id}",
         total_amount=usd(total, currency),
         balance=usd(balance, currency),
         due_date="2026-10-01",
-        qbo_customer_id=CUSTOMER,
+        customer_id=CUSTOMER,
         state=state,
         last_updated_time=ts(updated or datetime.now(UTC)),
         linked_txns=[pb.LinkedTxn(txn_id=i, txn_type=t) for i, t in linked],
@@ -164,7 +164,10 @@ class Matcher:
     async def place(self, *inputs: pb.PlacementInput, tenant: str = TENANT) -> list[pb.Placement]:
         reply = await self.stub.UpsertPlacements(
             pb.UpsertPlacementsRequest(
-                tenant_id=tenant, realm_id=REALM, placements=list(inputs or [placement_input()])
+                tenant_id=tenant,
+                provider=pb.PROVIDER_QBO,
+                company_id=REALM,
+                placements=list(inputs or [placement_input()]),
             )
         )
         return [await self.get(r.placement_id) for r in reply.results]
@@ -175,14 +178,15 @@ class Matcher:
 
     async def pay(
         self,
-        payment: pb.QboPayment,
+        payment: pb.AccountingPayment,
         source: pb.ChangeSource.ValueType = pb.CHANGE_SOURCE_WEBHOOK,
         tenant: str = TENANT,
     ) -> list[pb.PlacementDecision]:
         reply = await self.stub.ApplyAccountingPayment(
             pb.ApplyAccountingPaymentRequest(
                 tenant_id=tenant,
-                realm_id=REALM,
+                provider=pb.PROVIDER_QBO,
+                company_id=REALM,
                 payment=payment,
                 source=source,
                 source_event_id="evt-1",
@@ -191,12 +195,15 @@ class Matcher:
         return list(reply.decisions)
 
     async def invoice(
-        self, invoice: pb.QboInvoice, source: pb.ChangeSource.ValueType = pb.CHANGE_SOURCE_WEBHOOK
+        self,
+        invoice: pb.AccountingInvoice,
+        source: pb.ChangeSource.ValueType = pb.CHANGE_SOURCE_WEBHOOK,
     ) -> list[pb.PlacementDecision]:
         reply = await self.stub.ApplyAccountingInvoice(
             pb.ApplyAccountingInvoiceRequest(
                 tenant_id=TENANT,
-                realm_id=REALM,
+                provider=pb.PROVIDER_QBO,
+                company_id=REALM,
                 invoice=invoice,
                 source=source,
             )
@@ -247,11 +254,11 @@ class Matcher:
         settings = mapb.MatchingSettings()
         paths: list[str] = []
         if tolerance is not None:
-            settings.qbo_oob_amount_tolerance_cents = tolerance
-            paths.append("qbo_oob_amount_tolerance_cents")
+            settings.oob_amount_tolerance_cents = tolerance
+            paths.append("oob_amount_tolerance_cents")
         if window is not None:
-            settings.qbo_oob_match_window_minutes = window
-            paths.append("qbo_oob_match_window_minutes")
+            settings.oob_match_window_minutes = window
+            paths.append("oob_match_window_minutes")
         await self.admin.UpdateMatchingSettings(
             mapb.UpdateMatchingSettingsRequest(
                 settings=settings,

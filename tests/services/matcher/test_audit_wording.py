@@ -13,8 +13,8 @@ from tests.services.matcher.conftest import (
     status_name,
 )
 
-VOIDED = pb.QBO_ENTITY_STATE_VOIDED
-DELETED = pb.QBO_ENTITY_STATE_DELETED
+VOIDED = pb.ENTITY_STATE_VOIDED
+DELETED = pb.ENTITY_STATE_DELETED
 
 
 async def _actions(matcher: Matcher, placement_id: str) -> list[pb.AuditEvent]:
@@ -25,8 +25,8 @@ async def test_deleted_invoice_is_audited_as_deleted_not_voided(matcher: Matcher
     deleted, voided = await matcher.place(
         placement_input("70", 10_000), placement_input("71", 10_000)
     )
-    await matcher.invoice(qbo_invoice("70", 0, state=DELETED, sync_token=""))
-    await matcher.invoice(qbo_invoice("71", 0, state=VOIDED, sync_token="2"))
+    await matcher.invoice(qbo_invoice("70", 0, state=DELETED, version=""))
+    await matcher.invoice(qbo_invoice("71", 0, state=VOIDED, version="2"))
 
     (event,) = await _actions(matcher, deleted.placement_id)
     assert event.action == "placement.paused_invoice_deleted"
@@ -52,7 +52,7 @@ async def test_credit_memo_closure_is_not_called_a_payment(matcher: Matcher) -> 
 async def test_voided_credit_memo_application_is_not_called_a_payment(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("400", [("70", 10_000)], credit_memos=[("52", 10_000)], total=0))
-    (decision,) = await matcher.pay(qbo_payment("400", state=VOIDED, sync_token="1", total=0))
+    (decision,) = await matcher.pay(qbo_payment("400", state=VOIDED, version="1", total=0))
 
     assert outcomes([decision]) == ["FLAGGED_FOR_REVIEW"]
     after = await matcher.get(placement.placement_id)
@@ -66,7 +66,7 @@ async def test_voided_credit_memo_application_is_not_called_a_payment(matcher: M
 async def test_deleted_credit_memo_application_is_not_called_a_payment(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("400", [("70", 10_000)], credit_memos=[("52", 10_000)], total=0))
-    await matcher.pay(qbo_payment("400", state=DELETED, sync_token=""))
+    await matcher.pay(qbo_payment("400", state=DELETED, version=""))
 
     after = await matcher.get(placement.placement_id)
     assert status_name(after) == "NEEDS_REVIEW"
@@ -79,7 +79,7 @@ async def test_credit_memo_unlinked_from_a_closed_invoice_is_not_called_a_paymen
 ) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("400", [("70", 10_000)], credit_memos=[("52", 10_000)], total=0))
-    await matcher.invoice(qbo_invoice("70", 10_000, sync_token="3"))
+    await matcher.invoice(qbo_invoice("70", 10_000, version="3"))
 
     after = await matcher.get(placement.placement_id)
     assert status_name(after) == "NEEDS_REVIEW"

@@ -29,7 +29,8 @@ def _payment_request(
 ) -> pb.ApplyAccountingPaymentRequest:
     request = pb.ApplyAccountingPaymentRequest(
         tenant_id=TENANT,
-        realm_id=REALM,
+        provider=pb.PROVIDER_QBO,
+        company_id=REALM,
         payment=qbo_payment("163", [("70", 10_000)]),
         source=pb.CHANGE_SOURCE_WEBHOOK,
     )
@@ -43,12 +44,15 @@ def _line(request: pb.ApplyAccountingPaymentRequest) -> pb.PaymentLine:
 
 PAYMENT_CASES: list[tuple[Callable[[pb.ApplyAccountingPaymentRequest], None], str]] = [
     (lambda r: setattr(r, "tenant_id", ""), "tenant_id"),
-    (lambda r: setattr(r, "realm_id", " "), "realm_id"),
+    (lambda r: setattr(r, "company_id", " "), "company_id"),
+    (lambda r: setattr(r, "provider", pb.PROVIDER_UNSPECIFIED), "provider"),
+    (lambda r: setattr(r, "provider", 7), "provider"),
     (lambda r: r.ClearField("payment"), "payment"),
     (lambda r: setattr(r, "source", pb.CHANGE_SOURCE_UNSPECIFIED), "source"),
-    (lambda r: setattr(r.payment, "qbo_payment_id", ""), "payment.qbo_payment_id"),
-    (lambda r: setattr(r.payment, "sync_token", ""), "payment.sync_token"),
-    (lambda r: setattr(r.payment, "state", pb.QBO_ENTITY_STATE_UNSPECIFIED), "payment.state"),
+    (lambda r: setattr(r.payment, "payment_id", ""), "payment.payment_id"),
+    (lambda r: setattr(r.payment, "version", ""), "payment.version"),
+    (lambda r: setattr(r.payment, "version_sequence", -1), "payment.version_sequence"),
+    (lambda r: setattr(r.payment, "state", pb.ENTITY_STATE_UNSPECIFIED), "payment.state"),
     (lambda r: r.payment.ClearField("total_amount"), "payment.total_amount"),
     (
         lambda r: setattr(r.payment.total_amount, "minor_units", -1),
@@ -99,21 +103,28 @@ async def test_bad_payment_changes_nothing(matcher: Matcher) -> None:
 INVOICE_CASES: list[tuple[pb.ApplyAccountingInvoiceRequest, str]] = [
     (
         pb.ApplyAccountingInvoiceRequest(
-            tenant_id=TENANT, realm_id=REALM, source=pb.CHANGE_SOURCE_CDC
+            tenant_id=TENANT,
+            provider=pb.PROVIDER_QBO,
+            company_id=REALM,
+            source=pb.CHANGE_SOURCE_CDC,
         ),
         "invoice",
     ),
     (
         pb.ApplyAccountingInvoiceRequest(
-            tenant_id=TENANT, realm_id=REALM, invoice=qbo_invoice("70", 0)
+            tenant_id=TENANT,
+            provider=pb.PROVIDER_QBO,
+            company_id=REALM,
+            invoice=qbo_invoice("70", 0),
         ),
         "source",
     ),
     (
         pb.ApplyAccountingInvoiceRequest(
             tenant_id=TENANT,
-            realm_id=REALM,
-            invoice=qbo_invoice("70", 0, state=pb.QBO_ENTITY_STATE_UNSPECIFIED),
+            provider=pb.PROVIDER_QBO,
+            company_id=REALM,
+            invoice=qbo_invoice("70", 0, state=pb.ENTITY_STATE_UNSPECIFIED),
             source=pb.CHANGE_SOURCE_CDC,
         ),
         "invoice.state",
@@ -121,11 +132,12 @@ INVOICE_CASES: list[tuple[pb.ApplyAccountingInvoiceRequest, str]] = [
     (
         pb.ApplyAccountingInvoiceRequest(
             tenant_id=TENANT,
-            realm_id=REALM,
-            invoice=pb.QboInvoice(
-                qbo_invoice_id="70",
-                sync_token="2",
-                state=pb.QBO_ENTITY_STATE_ACTIVE,
+            provider=pb.PROVIDER_QBO,
+            company_id=REALM,
+            invoice=pb.AccountingInvoice(
+                invoice_id="70",
+                version="2",
+                state=pb.ENTITY_STATE_ACTIVE,
                 total_amount=usd(10_000),
                 balance=Money(currency_code="USD", minor_units=-1),
             ),
@@ -136,16 +148,18 @@ INVOICE_CASES: list[tuple[pb.ApplyAccountingInvoiceRequest, str]] = [
     (
         pb.ApplyAccountingInvoiceRequest(
             tenant_id=TENANT,
-            realm_id=REALM,
+            provider=pb.PROVIDER_QBO,
+            company_id=REALM,
             invoice=qbo_invoice("", 0),
             source=pb.CHANGE_SOURCE_CDC,
         ),
-        "invoice.qbo_invoice_id",
+        "invoice.invoice_id",
     ),
     (
         pb.ApplyAccountingInvoiceRequest(
             tenant_id=TENANT,
-            realm_id=REALM,
+            provider=pb.PROVIDER_QBO,
+            company_id=REALM,
             invoice=qbo_invoice("70", 0, linked=[("9", pb.LINKED_TXN_TYPE_UNSPECIFIED)]),
             source=pb.CHANGE_SOURCE_CDC,
         ),

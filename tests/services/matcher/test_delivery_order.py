@@ -57,7 +57,7 @@ async def test_final_state_does_not_depend_on_delivery_order(
         invoice_id,
         TOTAL - sum(amounts),
         total=TOTAL,
-        linked=[(p.qbo_payment_id, pb.LINKED_TXN_TYPE_PAYMENT) for p in payments],
+        linked=[(p.payment_id, pb.LINKED_TXN_TYPE_PAYMENT) for p in payments],
         updated=datetime.now(UTC),
     )
     for index in order:
@@ -109,7 +109,7 @@ async def test_portal_payment_and_its_qbo_record_in_any_order(matcher: Matcher) 
         assert after.balance.minor_units == TOTAL - amount, label
         expected = "RESOLVED_PAID_PORTAL" if amount == TOTAL else "ACTIVE"
         assert status_name(after) == expected, label
-        assert after.resolving_qbo_payment_id == "", label
+        assert after.resolving_payment_id == "", label
         kinds = [kind for kind, _, _ in await matcher.outbox(placement.placement_id)]
         assert "pause" not in kinds, label
         assert "resume" not in kinds, label

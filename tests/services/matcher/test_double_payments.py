@@ -82,7 +82,7 @@ async def test_qbo_payment_after_a_portal_payment_outside_the_window_is_flagged_
     assert after.version > paid.version
     assert await matcher.outbox(placement.placement_id) == [("stop", "resolved_paid_portal", 0)]
     (flag,) = await _flags(matcher, placement.placement_id)
-    assert flag.details["qbo_payment_id"] == "500"
+    assert flag.details["payment_id"] == "500"
     assert flag.details["amount_minor_units"] == "10000"
     assert flag.details["excess_minor_units"] == "10000"
     assert flag.details["previous_status"] == "resolved_paid_portal"
@@ -99,7 +99,7 @@ async def test_qbo_payment_after_a_portal_payment_outside_the_window_is_flagged_
 
     section = await _report(matcher)
     (entry,) = section.possible_double_payments
-    assert (entry.placement_id, entry.qbo_invoice_id, entry.qbo_payment_id) == (
+    assert (entry.placement_id, entry.invoice_id, entry.payment_id) == (
         placement.placement_id,
         "70",
         "500",
@@ -145,7 +145,7 @@ async def test_payment_after_an_earlier_qbo_payment_resolved_it_is_flagged(
     assert outcomes([second]) == ["POSSIBLE_DOUBLE_PAYMENT"]
     after = await matcher.get(placement.placement_id)
     assert status_name(after) == "RESOLVED_OUT_OF_BAND"
-    assert after.resolving_qbo_payment_id == "500"
+    assert after.resolving_payment_id == "500"
     assert "paid out-of-band (QBO payment 500)" in after.review_flag_reason
     assert "QBO payment 501 of 60.00 USD" in after.review_flag_reason
     # The out-of-band resolution and its fee stand on the first payment alone.
@@ -153,7 +153,7 @@ async def test_payment_after_an_earlier_qbo_payment_resolved_it_is_flagged(
     (resolution,) = section.out_of_band_resolutions
     assert resolution.amount_minor_units == 4_000
     (entry,) = section.possible_double_payments
-    assert (entry.qbo_payment_id, entry.excess_minor_units) == ("501", 6_000)
+    assert (entry.payment_id, entry.excess_minor_units) == ("501", 6_000)
     assert entry.previous_status == pb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND
     assert [kind for kind, _, _ in await matcher.outbox(placement.placement_id)] == [
         "balance_changed",
@@ -268,7 +268,7 @@ async def test_voiding_the_double_payment_in_qbo_is_audited_and_the_flag_stays(
     await matcher.pay(qbo_payment("500", [("70", 10_000)]))
 
     (decision,) = await matcher.pay(
-        qbo_payment("500", state=pb.QBO_ENTITY_STATE_VOIDED, sync_token="1", total=0)
+        qbo_payment("500", state=pb.ENTITY_STATE_VOIDED, version="1", total=0)
     )
 
     assert outcomes([decision]) == ["DUPLICATE_NO_CHANGE"]

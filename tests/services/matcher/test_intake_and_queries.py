@@ -19,7 +19,9 @@ from tests.services.matcher.conftest import (
 
 async def _upsert(matcher: Matcher, *inputs: pb.PlacementInput) -> list[pb.UpsertResult]:
     reply = await matcher.stub.UpsertPlacements(
-        pb.UpsertPlacementsRequest(tenant_id=TENANT, realm_id=REALM, placements=list(inputs))
+        pb.UpsertPlacementsRequest(
+            tenant_id=TENANT, provider=pb.PROVIDER_QBO, company_id=REALM, placements=list(inputs)
+        )
     )
     return list(reply.results)
 
@@ -36,7 +38,7 @@ async def test_upsert_creates_one_placement_per_invoice_whatever_the_repeats(
     placement = await matcher.get(first[0].placement_id)
     assert status_name(placement) == "ACTIVE"
     assert placement.intake_channel == pb.INTAKE_CHANNEL_ACCOUNTING_SYNC
-    assert (placement.tenant_id, placement.realm_id, placement.qbo_invoice_id) == (
+    assert (placement.tenant_id, placement.company_id, placement.invoice_id) == (
         TENANT,
         REALM,
         "70",
@@ -59,8 +61,8 @@ async def test_contact_updates_apply_to_active_placements_only(matcher: Matcher)
 
     updated = await _upsert(
         matcher,
-        placement_input("70", 10_000, email="new@redrock.example", sync_token="1"),
-        placement_input("71", 5_000, email="new@redrock.example", sync_token="1"),
+        placement_input("70", 10_000, email="new@redrock.example", version="1"),
+        placement_input("71", 5_000, email="new@redrock.example", version="1"),
     )
     assert [r.outcome for r in updated] == [pb.UPSERT_OUTCOME_UPDATED, pb.UPSERT_OUTCOME_UNCHANGED]
     refreshed = await matcher.get(active.placement_id)
@@ -74,28 +76,24 @@ async def test_contact_updates_apply_to_active_placements_only(matcher: Matcher)
 async def test_upsert_never_changes_status_or_balance(matcher: Matcher) -> None:
     (result,) = await _upsert(matcher, placement_input("70", 10_000))
     await matcher.pay(qbo_payment("1", [("70", 4_000)]))
-    await _upsert(matcher, placement_input("70", 10_000, sync_token="2"))
+    await _upsert(matcher, placement_input("70", 10_000, version="2"))
     assert (await matcher.get(result.placement_id)).balance.minor_units == 6_000
 
 
 async def test_an_older_invoice_version_does_not_overwrite_newer_fields(matcher: Matcher) -> None:
-    (result,) = await _upsert(
-        matcher, placement_input("70", 10_000, doc_number="A-2", sync_token="5")
-    )
-    (older,) = await _upsert(
-        matcher, placement_input("70", 10_000, doc_number="A-1", sync_token="4")
-    )
+    (result,) = await _upsert(matcher, placement_input("70", 10_000, doc_number="A-2", version="5"))
+    (older,) = await _upsert(matcher, placement_input("70", 10_000, doc_number="A-1", version="4"))
     assert older.outcome == pb.UPSERT_OUTCOME_UNCHANGED
     assert (await matcher.get(result.placement_id)).doc_number == "A-2"
 
 
 INVALID_ITEMS: list[tuple[pb.PlacementInput, str]] = [
-    (pb.PlacementInput(), "placements[1].qbo_invoice_id"),
-    (placement_input("9", 100, customer=""), "placements[1].qbo_customer_id"),
+    (pb.PlacementInput(), "placements[1].invoice_id"),
+    (placement_input("9", 100, customer=""), "placements[1].customer_id"),
     (placement_input("9", -5), "placements[1].total_amount.minor_units"),
     (placement_input("9", 0, total=100), "placements[1].balance.minor_units"),
     (placement_input("9", 100, currency="usd"), "placements[1].total_amount.currency_code"),
-    (placement_input("70", 100), "placements[1].qbo_invoice_id"),
+    (placement_input("70", 100), "placements[1].invoice_id"),
 ]
 
 
@@ -108,11 +106,22 @@ async def test_an_invalid_item_fails_the_whole_batch(matcher: Matcher) -> None:
     assert list(listed.placements) == []
 
 
-async def test_upsert_requires_tenant_realm_and_1_to_1000_items(matcher: Matcher) -> None:
+async def test_upsert_requires_tenant_provider_company_and_1_to_1000_items(
+    matcher: Matcher,
+) -> None:
     requests = {
-        "tenant_id": pb.UpsertPlacementsRequest(realm_id=REALM, placements=[placement_input()]),
-        "realm_id": pb.UpsertPlacementsRequest(tenant_id=TENANT, placements=[placement_input()]),
-        "placements": pb.UpsertPlacementsRequest(tenant_id=TENANT, realm_id=REALM),
+        "tenant_id": pb.UpsertPlacementsRequest(
+            provider=pb.PROVIDER_QBO, company_id=REALM, placements=[placement_input()]
+        ),
+        "provider": pb.UpsertPlacementsRequest(
+            tenant_id=TENANT, company_id=REALM, placements=[placement_input()]
+        ),
+        "company_id": pb.UpsertPlacementsRequest(
+            tenant_id=TENANT, provider=pb.PROVIDER_QBO, placements=[placement_input()]
+        ),
+        "placements": pb.UpsertPlacementsRequest(
+            tenant_id=TENANT, provider=pb.PROVIDER_QBO, company_id=REALM
+        ),
     }
     for field, request in requests.items():
         with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -178,7 +187,7 @@ async def test_list_placements_pages_oldest_first_with_filters(matcher: Matcher)
     assert rest.next_page_token == ""
 
     by_invoice = await matcher.stub.ListPlacements(
-        pb.ListPlacementsRequest(tenant_id=TENANT, realm_id=REALM, qbo_invoice_id="5")
+        pb.ListPlacementsRequest(tenant_id=TENANT, company_id=REALM, invoice_id="5")
     )
     assert [p.placement_id for p in by_invoice.placements] == [created[5]]
     nothing = await matcher.stub.ListPlacements(
@@ -259,7 +268,7 @@ async def test_audit_trail_of_a_placement_and_a_tenant(matcher: Matcher) -> None
         "placement.partial_payment",
         "placement.resolved_out_of_band",
     ]
-    assert trail[2].details["qbo_payment_id"] == "2"
+    assert trail[2].details["payment_id"] == "2"
     assert trail[2].details["balance_minor_units"] == "0"
     assert trail[2].details["previous_balance_minor_units"] == "8000"
     assert all(e.placement_id == first.placement_id and e.tenant_id == TENANT for e in trail)

@@ -27,7 +27,7 @@ async def test_credit_memo_drops_balance_to_zero_closes_and_stops(matcher: Match
     after = await matcher.get(placement.placement_id)
     assert status_name(after) == "CLOSED"
     assert "credit memo 52" in after.resolution_reason
-    assert after.resolving_qbo_payment_id == ""
+    assert after.resolving_payment_id == ""
     assert await matcher.outbox() == [("stop", "closed", 0)]
 
 
@@ -65,11 +65,9 @@ async def test_voided_or_deleted_invoice_pauses_pending_review(matcher: Matcher)
     voided, deleted = await matcher.place(
         placement_input("70", 10_000), placement_input("71", 10_000)
     )
-    (first,) = await matcher.invoice(
-        qbo_invoice("70", 0, total=0, state=pb.QBO_ENTITY_STATE_VOIDED)
-    )
+    (first,) = await matcher.invoice(qbo_invoice("70", 0, total=0, state=pb.ENTITY_STATE_VOIDED))
     (second,) = await matcher.invoice(
-        pb.QboInvoice(qbo_invoice_id="71", state=pb.QBO_ENTITY_STATE_DELETED)
+        pb.AccountingInvoice(invoice_id="71", state=pb.ENTITY_STATE_DELETED)
     )
     assert outcomes([first, second]) == ["PAUSED_INVOICE_VOIDED", "PAUSED_INVOICE_VOIDED"]
     for placement, word in ((voided, "voided"), (deleted, "deleted")):
@@ -80,7 +78,7 @@ async def test_voided_or_deleted_invoice_pauses_pending_review(matcher: Matcher)
     assert [kind for kind, _, _ in await matcher.outbox()] == ["pause", "pause"]
     # Replays change nothing.
     again = await matcher.invoice(
-        pb.QboInvoice(qbo_invoice_id="71", state=pb.QBO_ENTITY_STATE_DELETED)
+        pb.AccountingInvoice(invoice_id="71", state=pb.ENTITY_STATE_DELETED)
     )
     assert outcomes(again) == ["DUPLICATE_NO_CHANGE"]
 
@@ -94,11 +92,11 @@ async def test_invoice_currency_change_pauses(matcher: Matcher) -> None:
 
 async def test_same_or_older_invoice_version_changes_nothing(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
-    await matcher.invoice(qbo_invoice("70", 8_000, sync_token="3"))
-    assert outcomes(await matcher.invoice(qbo_invoice("70", 8_000, sync_token="3"))) == [
+    await matcher.invoice(qbo_invoice("70", 8_000, version="3"))
+    assert outcomes(await matcher.invoice(qbo_invoice("70", 8_000, version="3"))) == [
         "DUPLICATE_NO_CHANGE"
     ]
-    assert outcomes(await matcher.invoice(qbo_invoice("70", 1_000, sync_token="2"))) == [
+    assert outcomes(await matcher.invoice(qbo_invoice("70", 1_000, version="2"))) == [
         "DUPLICATE_NO_CHANGE"
     ]
     assert (await matcher.get(placement.placement_id)).balance.minor_units == 8_000
@@ -131,7 +129,7 @@ async def test_invoice_then_payment_ends_where_payment_then_invoice_ends(
     resolved = await matcher.get(full.placement_id)
     assert status_name(resolved) == "RESOLVED_OUT_OF_BAND"
     assert resolved.resolution_reason == "paid out-of-band"
-    assert resolved.resolving_qbo_payment_id == "164"
+    assert resolved.resolving_payment_id == "164"
 
     assert outcomes(await matcher.pay(qbo_payment("163", [("70", 4_000)]))) == [
         "DUPLICATE_NO_CHANGE"
@@ -142,7 +140,7 @@ async def test_invoice_then_payment_ends_where_payment_then_invoice_ends(
     assert (await matcher.get(partial.placement_id)).balance.minor_units == 6_000
     assert status_name(await matcher.get(full.placement_id)) == "RESOLVED_OUT_OF_BAND"
     # And a later edit of the payment still applies only the difference.
-    (edit,) = await matcher.pay(qbo_payment("163", [("70", 5_000)], sync_token="1"))
+    (edit,) = await matcher.pay(qbo_payment("163", [("70", 5_000)], version="1"))
     assert outcomes([edit]) == ["EDIT_DIFFERENCE_APPLIED"]
     assert (await matcher.get(partial.placement_id)).balance.minor_units == 5_000
 
@@ -178,13 +176,13 @@ async def test_invoice_reopened_after_resolution_flags_review(matcher: Matcher) 
     (placement,) = await matcher.place(placement_input("70", 10_000))
     paid = datetime.now(UTC) - timedelta(minutes=10)
     await matcher.pay(qbo_payment("163", [("70", 10_000)], created=paid, updated=paid))
-    (decision,) = await matcher.invoice(qbo_invoice("70", 10_000, sync_token="2"))
+    (decision,) = await matcher.invoice(qbo_invoice("70", 10_000, version="2"))
     assert outcomes([decision]) == ["FLAGGED_FOR_REVIEW"]
     after = await matcher.get(placement.placement_id)
     assert status_name(after) == "NEEDS_REVIEW"
     assert "163" in after.review_reason
     assert after.balance.minor_units == 10_000
-    voided = qbo_payment("163", [], total=0, sync_token="1", state=pb.QBO_ENTITY_STATE_VOIDED)
+    voided = qbo_payment("163", [], total=0, version="1", state=pb.ENTITY_STATE_VOIDED)
     assert outcomes(await matcher.pay(voided)) == ["DUPLICATE_NO_CHANGE"]
     assert [kind for kind, _, _ in await matcher.outbox()] == ["stop", "pause"]
 
@@ -195,7 +193,7 @@ async def test_invoice_read_before_a_payment_does_not_undo_it(matcher: Matcher) 
     now = datetime.now(UTC)
     await matcher.pay(qbo_payment("163", [("70", 4_000)], updated=now))
     (decision,) = await matcher.invoice(
-        qbo_invoice("70", 10_000, sync_token="1", updated=now - timedelta(minutes=1))
+        qbo_invoice("70", 10_000, version="1", updated=now - timedelta(minutes=1))
     )
     assert outcomes([decision]) == ["DUPLICATE_NO_CHANGE"]
     assert (await matcher.get(placement.placement_id)).balance.minor_units == 6_000

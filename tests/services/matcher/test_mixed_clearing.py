@@ -30,7 +30,7 @@ async def _resolution(matcher: Matcher, placement_id: str) -> tuple[str, int, st
         status_name(after),
         after.balance.minor_units,
         after.resolution_reason,
-        after.resolving_qbo_payment_id,
+        after.resolving_payment_id,
     )
 
 
@@ -90,8 +90,7 @@ async def test_money_then_invoice_then_credit_payment_is_paid_out_of_band(
     )
     (usd,) = report.currencies
     assert [
-        (r.qbo_payment_id, r.amount_minor_units, r.fee_minor_units)
-        for r in usd.out_of_band_resolutions
+        (r.payment_id, r.amount_minor_units, r.fee_minor_units) for r in usd.out_of_band_resolutions
     ] == [("401", 12_500, 2_500)]
     assert [kind for kind, _, _ in await matcher.outbox()] == ["balance_changed", "stop"]
 

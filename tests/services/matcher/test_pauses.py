@@ -16,7 +16,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
-from services.matcher import convert, matching
+from services.matcher import facts_in, matching
 from services.matcher.models import AuditEvent, OutreachPause
 from tests.helpers.grpcurl import grpcurl
 from tests.services.matcher.conftest import (
@@ -276,7 +276,12 @@ async def _place_many(matcher: Matcher, count: int) -> None:
         ]
         await matcher.place(*inputs[:1])  # the first through place(), which reads it back
         await matcher.stub.UpsertPlacements(
-            pb.UpsertPlacementsRequest(tenant_id=TENANT, realm_id=REALM, placements=inputs[1:])
+            pb.UpsertPlacementsRequest(
+                tenant_id=TENANT,
+                provider=pb.PROVIDER_QBO,
+                company_id=REALM,
+                placements=inputs[1:],
+            )
         )
 
 
@@ -322,11 +327,14 @@ async def test_a_placement_created_while_a_tenant_pause_commits_is_paused_once(
     """Intake holds the tenant's pause lock (shared) until it commits: a pause asked for
     meanwhile waits, then sees the new placement. Neither side misses it, neither doubles."""
     request = pb.UpsertPlacementsRequest(
-        tenant_id=TENANT, realm_id=REALM, placements=[placement_input("70")]
+        tenant_id=TENANT,
+        provider=pb.PROVIDER_QBO,
+        company_id=REALM,
+        placements=[placement_input("70")],
     )
     async with matcher.sessions.begin() as session:
         (created,) = await matching.upsert_placements(
-            session, TENANT, REALM, convert.placements_in(request)
+            session, TENANT, "qbo", REALM, facts_in.placements_in(request)
         )
         pausing = asyncio.create_task(pause(matcher, EVERYTHING))
         await asyncio.sleep(0.5)

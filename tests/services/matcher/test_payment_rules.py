@@ -22,7 +22,7 @@ async def test_full_payment_resolves_out_of_band_and_stops_outreach(matcher: Mat
     assert outcomes(decisions) == ["RESOLVED_OUT_OF_BAND"]
     (decision,) = decisions
     assert decision.placement_id == placement.placement_id
-    assert decision.qbo_invoice_id == "70"
+    assert decision.invoice_id == "70"
     assert decision.outreach_event_type == pb.OUTREACH_EVENT_TYPE_STOP
     assert decision.applied_amount.minor_units == 10_000
     assert "163" in decision.detail
@@ -30,7 +30,7 @@ async def test_full_payment_resolves_out_of_band_and_stops_outreach(matcher: Mat
     after = await matcher.get(placement.placement_id)
     assert status_name(after) == "RESOLVED_OUT_OF_BAND"
     assert after.resolution_reason == "paid out-of-band"
-    assert after.resolving_qbo_payment_id == "163"
+    assert after.resolving_payment_id == "163"
     assert after.balance.minor_units == 0
     assert after.HasField("resolve_time")
     assert after.version == placement.version + 1
@@ -38,8 +38,8 @@ async def test_full_payment_resolves_out_of_band_and_stops_outreach(matcher: Mat
     (audit,) = [e for e in await matcher.audit(placement.placement_id) if "resolved" in e.action]
     assert audit.action == "placement.resolved_out_of_band"
     assert audit.actor == "system"
-    assert audit.details["qbo_payment_id"] == "163"
-    assert audit.details["sync_token"] == "0"
+    assert audit.details["payment_id"] == "163"
+    assert audit.details["provider_version"] == "0"
     assert audit.details["applied_minor_units"] == "10000"
     assert audit.details["source"] == "webhook"
     assert audit.details["source_event_id"] == "evt-1"
@@ -97,22 +97,22 @@ async def test_same_payment_again_changes_nothing(matcher: Matcher) -> None:
 
 async def test_an_older_version_arriving_late_changes_nothing(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
-    await matcher.pay(qbo_payment("163", [("70", 3_000)], sync_token="2"))
-    stale = await matcher.pay(qbo_payment("163", [("70", 9_000)], sync_token="1"))
+    await matcher.pay(qbo_payment("163", [("70", 3_000)], version="2"))
+    stale = await matcher.pay(qbo_payment("163", [("70", 9_000)], version="1"))
     assert outcomes(stale) == ["DUPLICATE_NO_CHANGE"]
     assert (await matcher.get(placement.placement_id)).balance.minor_units == 7_000
 
 
 async def test_edited_payment_applies_only_the_difference(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
-    await matcher.pay(qbo_payment("163", [("70", 3_000)], sync_token="0"))
+    await matcher.pay(qbo_payment("163", [("70", 3_000)], version="0"))
 
-    (more,) = await matcher.pay(qbo_payment("163", [("70", 5_000)], sync_token="1"))
+    (more,) = await matcher.pay(qbo_payment("163", [("70", 5_000)], version="1"))
     assert outcomes([more]) == ["EDIT_DIFFERENCE_APPLIED"]
     assert more.applied_amount.minor_units == 2_000
     assert more.balance.minor_units == 5_000
 
-    (less,) = await matcher.pay(qbo_payment("163", [("70", 4_000)], sync_token="2"))
+    (less,) = await matcher.pay(qbo_payment("163", [("70", 4_000)], version="2"))
     assert outcomes([less]) == ["EDIT_DIFFERENCE_APPLIED"]
     assert less.applied_amount.minor_units == -1_000
     assert (await matcher.get(placement.placement_id)).balance.minor_units == 6_000
@@ -125,8 +125,8 @@ async def test_edited_payment_applies_only_the_difference(matcher: Matcher) -> N
 
 async def test_an_edit_that_completes_the_payment_resolves(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
-    await matcher.pay(qbo_payment("163", [("70", 3_000)], sync_token="0"))
-    (decision,) = await matcher.pay(qbo_payment("163", [("70", 10_000)], sync_token="1"))
+    await matcher.pay(qbo_payment("163", [("70", 3_000)], version="0"))
+    (decision,) = await matcher.pay(qbo_payment("163", [("70", 10_000)], version="1"))
     assert outcomes([decision]) == ["RESOLVED_OUT_OF_BAND"]
     assert decision.applied_amount.minor_units == 7_000
     after = await matcher.get(placement.placement_id)
@@ -135,9 +135,9 @@ async def test_an_edit_that_completes_the_payment_resolves(matcher: Matcher) -> 
 
 async def test_payment_moved_to_another_invoice_moves_the_amount(matcher: Matcher) -> None:
     a, b = await matcher.place(placement_input("70", 10_000), placement_input("71", 8_000))
-    await matcher.pay(qbo_payment("163", [("70", 8_000)], sync_token="0"))
-    decisions = await matcher.pay(qbo_payment("163", [("71", 8_000)], sync_token="1"))
-    by_invoice = {d.qbo_invoice_id: d for d in decisions}
+    await matcher.pay(qbo_payment("163", [("70", 8_000)], version="0"))
+    decisions = await matcher.pay(qbo_payment("163", [("71", 8_000)], version="1"))
+    by_invoice = {d.invoice_id: d for d in decisions}
     assert outcomes([by_invoice["71"]]) == ["RESOLVED_OUT_OF_BAND"]
     assert outcomes([by_invoice["70"]]) == ["EDIT_DIFFERENCE_APPLIED"]
     assert (await matcher.get(a.placement_id)).balance.minor_units == 10_000
@@ -148,8 +148,8 @@ async def test_voided_payment_after_resolution_flags_review_and_never_resumes(
     matcher: Matcher,
 ) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
-    await matcher.pay(qbo_payment("163", [("70", 10_000)], sync_token="0"))
-    voided = qbo_payment("163", [], total=0, sync_token="1", state=pb.QBO_ENTITY_STATE_VOIDED)
+    await matcher.pay(qbo_payment("163", [("70", 10_000)], version="0"))
+    voided = qbo_payment("163", [], total=0, version="1", state=pb.ENTITY_STATE_VOIDED)
 
     (decision,) = await matcher.pay(voided)
 
@@ -173,7 +173,7 @@ async def test_voided_payment_after_resolution_flags_review_and_never_resumes(
 async def test_deleted_payment_after_resolution_flags_review(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("163", [("70", 10_000)]))
-    deleted = pb.QboPayment(qbo_payment_id="163", state=pb.QBO_ENTITY_STATE_DELETED)
+    deleted = pb.AccountingPayment(payment_id="163", state=pb.ENTITY_STATE_DELETED)
 
     (decision,) = await matcher.pay(deleted)
 
@@ -188,7 +188,7 @@ async def test_deleted_payment_after_resolution_flags_review(matcher: Matcher) -
 async def test_voided_partial_payment_puts_the_amount_back(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("163", [("70", 4_000)]))
-    voided = qbo_payment("163", [], total=0, sync_token="1", state=pb.QBO_ENTITY_STATE_VOIDED)
+    voided = qbo_payment("163", [], total=0, version="1", state=pb.ENTITY_STATE_VOIDED)
     (decision,) = await matcher.pay(voided)
     assert outcomes([decision]) == ["EDIT_DIFFERENCE_APPLIED"]
     after = await matcher.get(placement.placement_id)
@@ -230,11 +230,11 @@ async def test_unapplied_payment_later_applied_resolves_but_a_partial_does_not_r
     )
     await matcher.pay(qbo_payment("200", [], unapplied=10_000))
     await matcher.pay(qbo_payment("201", [], unapplied=10_000, customer="21"))
-    assert outcomes(await matcher.pay(qbo_payment("200", [("70", 10_000)], sync_token="1"))) == [
+    assert outcomes(await matcher.pay(qbo_payment("200", [("70", 10_000)], version="1"))) == [
         "RESOLVED_OUT_OF_BAND"
     ]
     (decision,) = await matcher.pay(
-        qbo_payment("201", [("71", 4_000)], unapplied=6_000, customer="21", sync_token="1")
+        qbo_payment("201", [("71", 4_000)], unapplied=6_000, customer="21", version="1")
     )
     assert decision.outreach_event_type == pb.OUTREACH_EVENT_TYPE_UNSPECIFIED
     after = await matcher.get(part.placement_id)
@@ -279,7 +279,7 @@ async def test_unapplied_payment_read_first_pauses_once_the_invoice_shows_less(
     await matcher.pay(qbo_payment("200", [], unapplied=30_000))
     (decision,) = await matcher.invoice(
         qbo_invoice(
-            "70", 20_000, total=40_000, sync_token="1", linked=[("201", pb.LINKED_TXN_TYPE_PAYMENT)]
+            "70", 20_000, total=40_000, version="1", linked=[("201", pb.LINKED_TXN_TYPE_PAYMENT)]
         )
     )
     assert outcomes([decision]) == ["PAUSED_UNAPPLIED_PAYMENT"]
@@ -304,7 +304,7 @@ async def test_multi_invoice_payment_decides_per_linked_invoice(matcher: Matcher
     decisions = await matcher.pay(
         qbo_payment("300", [("70", 10_000), ("71", 2_000), ("99", 1_500)])
     )
-    assert [(d.qbo_invoice_id, o) for d, o in zip(decisions, outcomes(decisions), strict=True)] == [
+    assert [(d.invoice_id, o) for d, o in zip(decisions, outcomes(decisions), strict=True)] == [
         ("70", "RESOLVED_OUT_OF_BAND"),
         ("71", "PARTIAL_PAYMENT"),
         ("99", "NO_PLACEMENT"),

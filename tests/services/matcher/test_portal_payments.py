@@ -87,7 +87,7 @@ async def test_full_mirror_after_portal_payment_is_not_out_of_band(matcher: Matc
     assert outcomes([decision]) == ["MIRRORS_PORTAL_PAYMENT"]
     after = await matcher.get(placement.placement_id)
     assert status_name(after) == "RESOLVED_PAID_PORTAL"
-    assert after.resolving_qbo_payment_id == ""
+    assert after.resolving_payment_id == ""
     assert [kind for kind, _, _ in await matcher.outbox()] == ["stop"]
 
 
@@ -111,7 +111,7 @@ async def test_portal_payment_recorded_after_its_qbo_mirror(matcher: Matcher) ->
     assert late_partial.placement.balance.minor_units == 6_000  # not 2,000
     assert status_name(late_full.placement) == "RESOLVED_PAID_PORTAL"
     assert late_full.placement.resolution_reason == "paid through the portal"
-    assert late_full.placement.resolving_qbo_payment_id == ""
+    assert late_full.placement.resolving_payment_id == ""
     # No second stop and no resume: outreach had already stopped.
     assert [kind for kind, _, _ in await matcher.outbox(full.placement_id)] == ["stop"]
 

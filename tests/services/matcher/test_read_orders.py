@@ -23,7 +23,7 @@ from tests.services.matcher.conftest import (
 )
 
 PAYMENT = pb.LINKED_TXN_TYPE_PAYMENT
-DELETED = pb.QBO_ENTITY_STATE_DELETED
+DELETED = pb.ENTITY_STATE_DELETED
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,9 @@ def _made_at(history: Sequence[Moment], moment: int, pid: str | None = None) -> 
 
 def _payment(
     n: str, pid: str, state: tuple[str, int, bool] | None, invoice: str, when: datetime
-) -> pb.QboPayment:
+) -> pb.AccountingPayment:
     if state is None:
-        return pb.QboPayment(qbo_payment_id=f"{n}{pid}", state=DELETED)
+        return pb.AccountingPayment(payment_id=f"{n}{pid}", state=DELETED)
     token, amount, credit = state
     if credit:
         return qbo_payment(
@@ -60,13 +60,11 @@ def _payment(
             [(invoice, amount)],
             credit_memos=[("52", amount)],
             total=0,
-            sync_token=token,
+            version=token,
             created=when,
             updated=when,
         )
-    return qbo_payment(
-        f"{n}{pid}", [(invoice, amount)], sync_token=token, created=when, updated=when
-    )
+    return qbo_payment(f"{n}{pid}", [(invoice, amount)], version=token, created=when, updated=when)
 
 
 async def _play(
@@ -86,7 +84,7 @@ async def _play(
                     invoice,
                     state.balance,
                     total=total,
-                    sync_token=str(moment + 1),
+                    version=str(moment + 1),
                     updated=_made_at(history, moment),
                     linked=[(f"{n}{p}", PAYMENT) for p in state.linked],
                 )
@@ -151,15 +149,15 @@ async def test_a_payment_known_only_from_the_invoice_then_gone_is_flagged(
     """The invoice showed payment p (balance zero) before p was read: resolved out of band.
     When p is first read deleted or voided, that resolution no longer stands: flagged for
     review with what was owed before, and no out-of-band fee."""
-    for n, state in (("1", pb.QBO_ENTITY_STATE_DELETED), ("2", pb.QBO_ENTITY_STATE_VOIDED)):
+    for n, state in (("1", pb.ENTITY_STATE_DELETED), ("2", pb.ENTITY_STATE_VOIDED)):
         invoice = f"g{n}"
         (placement,) = await matcher.place(placement_input(invoice, 25_000, total=25_000))
         await matcher.invoice(qbo_invoice(invoice, 0, total=25_000, linked=[(f"p{n}", PAYMENT)]))
         assert status_name(await matcher.get(placement.placement_id)) == "RESOLVED_OUT_OF_BAND"
         gone = (
-            pb.QboPayment(qbo_payment_id=f"p{n}", state=state)
-            if state == pb.QBO_ENTITY_STATE_DELETED
-            else qbo_payment(f"p{n}", [], total=0, sync_token="1", state=state)
+            pb.AccountingPayment(payment_id=f"p{n}", state=state)
+            if state == pb.ENTITY_STATE_DELETED
+            else qbo_payment(f"p{n}", [], total=0, version="1", state=state)
         )
         (decision,) = await matcher.pay(gone)
         assert decision.outreach_event_type == pb.OUTREACH_EVENT_TYPE_PAUSE  # as any flag

@@ -72,12 +72,12 @@ async def test_portal_fees_out_of_band_terms_and_totals(matcher: Matcher) -> Non
         ("pp-2", 2, 1, 1),  # 0.5 rounds half up
         ("pp-3", 5_000, 700, 4_300),  # the fee the portal recorded
     ]
-    assert usd.portal_payments[0].qbo_invoice_id == "70"
+    assert usd.portal_payments[0].invoice_id == "70"
     assert usd.portal_payments[0].doc_number == "1070"
     oob = [
         (
             e.placement_id,
-            e.qbo_payment_id,
+            e.payment_id,
             e.amount_minor_units,
             e.fee_minor_units,
             e.restored,
@@ -191,15 +191,13 @@ async def test_a_resolution_whose_payment_was_voided_earns_no_fee(matcher: Match
     today = datetime.now(UTC).date().isoformat()
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("B", [("70", 10_000)]))
-    await matcher.pay(
-        qbo_payment("B", [], total=0, sync_token="1", state=pb.QBO_ENTITY_STATE_VOIDED)
-    )
+    await matcher.pay(qbo_payment("B", [], total=0, version="1", state=pb.ENTITY_STATE_VOIDED))
     assert list((await _report(matcher, today)).currencies) == []
     # The bookkeeper records the real payment: one resolution, one fee.
     await matcher.pay(qbo_payment("B2", [("70", 10_000)]))
     (usd,) = (await _report(matcher, today)).currencies
-    assert [(e.qbo_payment_id, e.fee_minor_units) for e in usd.out_of_band_resolutions] == [
+    assert [(e.payment_id, e.fee_minor_units) for e in usd.out_of_band_resolutions] == [
         ("B2", 1_000)
     ]
     assert usd.totals.out_of_band_amount_minor_units == 10_000
-    assert (await matcher.get(placement.placement_id)).resolving_qbo_payment_id == "B2"
+    assert (await matcher.get(placement.placement_id)).resolving_payment_id == "B2"

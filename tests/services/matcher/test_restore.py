@@ -24,7 +24,7 @@ from tests.services.matcher.conftest import (
 async def test_restore_after_wrong_resolution_survives_replays(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("160", [("70", 4_000)]))
-    wrong = qbo_payment("163", [("70", 6_000)], sync_token="0")
+    wrong = qbo_payment("163", [("70", 6_000)], version="0")
     await matcher.pay(wrong)
     resolved = await matcher.get(placement.placement_id)
     assert status_name(resolved) == "RESOLVED_OUT_OF_BAND"
@@ -34,7 +34,7 @@ async def test_restore_after_wrong_resolution_survives_replays(matcher: Matcher)
     assert status_name(restored) == "ACTIVE"
     assert restored.balance.minor_units == 6_000  # what was owed before payment 163
     assert restored.resolution_reason == ""
-    assert restored.resolving_qbo_payment_id == ""
+    assert restored.resolving_payment_id == ""
     assert not restored.HasField("resolve_time")
     assert restored.version == resolved.version + 1
     assert await matcher.outbox() == [
@@ -48,7 +48,7 @@ async def test_restore_after_wrong_resolution_survives_replays(matcher: Matcher)
     assert entry.action == "placement.restored"
     assert entry.actor == "dana@support"
     assert "ticket 812" in entry.reason
-    assert entry.details["excluded_qbo_payment_id"] == "163"
+    assert entry.details["excluded_payment_id"] == "163"
     assert entry.details["previous_status"] == "resolved_out_of_band"
 
     # A duplicate webhook and a CDC poll bring the same version again: the restore holds.
@@ -60,7 +60,7 @@ async def test_restore_after_wrong_resolution_survives_replays(matcher: Matcher)
             "70",
             0,
             linked=[("160", pb.LINKED_TXN_TYPE_PAYMENT), ("163", pb.LINKED_TXN_TYPE_PAYMENT)],
-            sync_token="5",
+            version="5",
         )
     )
     still = await matcher.get(placement.placement_id)
@@ -68,7 +68,7 @@ async def test_restore_after_wrong_resolution_survives_replays(matcher: Matcher)
     assert len(await matcher.outbox()) == 3
 
     # The bookkeeper changes payment 163 in QBO: it is matched again.
-    (again,) = await matcher.pay(qbo_payment("163", [("70", 6_000)], sync_token="1"))
+    (again,) = await matcher.pay(qbo_payment("163", [("70", 6_000)], version="1"))
     assert outcomes([again]) == ["RESOLVED_OUT_OF_BAND"]
     assert status_name(await matcher.get(placement.placement_id)) == "RESOLVED_OUT_OF_BAND"
 
@@ -76,7 +76,7 @@ async def test_restore_after_wrong_resolution_survives_replays(matcher: Matcher)
 async def test_restore_from_needs_review_after_void(matcher: Matcher) -> None:
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("163", [("70", 10_000)]))
-    voided = qbo_payment("163", [], total=0, sync_token="1", state=pb.QBO_ENTITY_STATE_VOIDED)
+    voided = qbo_payment("163", [], total=0, version="1", state=pb.ENTITY_STATE_VOIDED)
     await matcher.pay(voided)
     flagged = await matcher.get(placement.placement_id)
     restored = await matcher.restore(flagged, reason="creditor confirms the check bounced")
@@ -111,7 +111,7 @@ async def test_restore_of_a_resolution_known_only_from_the_invoice(matcher: Matc
     after = await matcher.get(placement.placement_id)
     assert (status_name(after), after.balance.minor_units) == ("ACTIVE", 10_000)
     # Changed in QBO after the restore: matched again.
-    changed = qbo_payment("164", [("70", 10_000)], sync_token="1")
+    changed = qbo_payment("164", [("70", 10_000)], version="1")
     assert outcomes(await matcher.pay(changed)) == ["RESOLVED_OUT_OF_BAND"]
 
 
@@ -168,12 +168,10 @@ async def test_the_documented_grpcurl_procedure_works(matcher: Matcher, matcher_
     """docs/restore-procedure.md, steps 1 and 2, as support runs them."""
     (placement,) = await matcher.place(placement_input("70", 10_000))
     await matcher.pay(qbo_payment("163", [("70", 10_000)]))
-    found = await grpcurl(
-        matcher_addr, "ListPlacements", {"tenant_id": "acme", "qbo_invoice_id": "70"}
-    )
+    found = await grpcurl(matcher_addr, "ListPlacements", {"tenant_id": "acme", "invoice_id": "70"})
     (listed,) = found["placements"]
     assert listed["status"] == "PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND"
-    assert listed["resolving_qbo_payment_id"] == "163"
+    assert listed["resolving_payment_id"] == "163"
     reply = await grpcurl(
         matcher_addr,
         "RestorePlacement",
@@ -190,4 +188,4 @@ async def test_the_documented_grpcurl_procedure_works(matcher: Matcher, matcher_
     trail = await grpcurl(matcher_addr, "ListAuditEvents", {"placement_id": placement.placement_id})
     last = trail["events"][-1]
     assert last["action"] == "placement.restored"
-    assert last["details"]["excluded_qbo_payment_id"] == "163"
+    assert last["details"]["excluded_payment_id"] == "163"

@@ -44,7 +44,7 @@ async def test_wrong_credit_memo_closure_is_restored_and_its_removal_counts_once
     assert (await matcher.outbox(pid))[-1] == ("resume", "active", 6_000)
     (entry,) = [e for e in await matcher.audit(pid) if e.action == "placement.restored"]
     assert entry.details["previous_status"] == "closed"
-    assert entry.details["excluded_qbo_payment_id"] == "cm-1"
+    assert entry.details["excluded_payment_id"] == "cm-1"
 
     # QBO still shows the credit: the same payment and the invoice echo change nothing.
     assert outcomes(await matcher.pay(credit, pb.CHANGE_SOURCE_CDC)) == ["EXCLUDED_AFTER_RESTORE"]
@@ -52,8 +52,8 @@ async def test_wrong_credit_memo_closure_is_restored_and_its_removal_counts_once
     assert await _state(matcher, pid) == ("ACTIVE", 6_000)
 
     # The bookkeeper removes the credit application, then the memo: 60.00 owed, not 120.00.
-    deleted = qbo_payment("cm-1", state=pb.QBO_ENTITY_STATE_DELETED, sync_token="1")
-    back = qbo_invoice("70", 6_000, total=6_000, sync_token="2")
+    deleted = qbo_payment("cm-1", state=pb.ENTITY_STATE_DELETED, version="1")
+    back = qbo_invoice("70", 6_000, total=6_000, version="2")
     for change in (back, deleted) if invoice_first else (deleted, back):
         if change is back:
             await matcher.invoice(back)
@@ -70,7 +70,7 @@ async def test_wrong_write_off_closure_is_restored_and_its_reversal_counts_once(
     deletes the write-off, and the placement owed 120.00 for an invoice of 60.00."""
     (placement,) = await matcher.place(placement_input("70", 6_000, total=6_000))
     pid = placement.placement_id
-    write_off = qbo_invoice("70", 0, total=6_000, linked=[("J7", JOURNAL)], sync_token="1")
+    write_off = qbo_invoice("70", 0, total=6_000, linked=[("J7", JOURNAL)], version="1")
     await matcher.invoice(write_off)
     closed = await matcher.get(pid)
     assert status_name(closed) == "CLOSED"
@@ -79,7 +79,7 @@ async def test_wrong_write_off_closure_is_restored_and_its_reversal_counts_once(
     restored = await matcher.restore(closed)
     assert (status_name(restored), restored.balance.minor_units) == ("ACTIVE", 6_000)
     (entry,) = [e for e in await matcher.audit(pid) if e.action == "placement.restored"]
-    assert entry.details["excluded_invoice_sync_token"] == "1"
+    assert entry.details["excluded_invoice_version"] == "1"
     assert entry.details["excluded_minor_units"] == "6000"
 
     # The excluded version read again (a duplicate webhook, a poll) changes nothing.
@@ -89,7 +89,7 @@ async def test_wrong_write_off_closure_is_restored_and_its_reversal_counts_once(
     assert await _state(matcher, pid) == ("ACTIVE", 6_000)
 
     # The bookkeeper deletes the write-off: QBO says 60.00 again, and so do we.
-    await matcher.invoice(qbo_invoice("70", 6_000, total=6_000, sync_token="2"))
+    await matcher.invoice(qbo_invoice("70", 6_000, total=6_000, version="2"))
     assert await _state(matcher, pid) == ("ACTIVE", 6_000)
     # A genuine part payment afterwards counts normally.
     await matcher.pay(qbo_payment("160", [("70", 2_000)]))
@@ -108,9 +108,7 @@ async def test_a_later_version_that_still_writes_off_is_taken_normally(matcher: 
     pid = placement.placement_id
     await matcher.invoice(qbo_invoice("70", 0, total=6_000, linked=[("J7", JOURNAL)]))
     await matcher.restore(await matcher.get(pid))
-    await matcher.invoice(
-        qbo_invoice("70", 0, total=6_000, linked=[("J7", JOURNAL)], sync_token="2")
-    )
+    await matcher.invoice(qbo_invoice("70", 0, total=6_000, linked=[("J7", JOURNAL)], version="2"))
     assert await _state(matcher, pid) == ("CLOSED", 0)
 
 
@@ -121,13 +119,13 @@ async def test_part_payment_then_wrong_write_off_restores_what_was_left(matcher:
     pid = placement.placement_id
     await matcher.pay(qbo_payment("160", [("70", 4_000)]))
     await matcher.invoice(
-        qbo_invoice("70", 0, linked=[("160", PAYMENT), ("J7", JOURNAL)], sync_token="2")
+        qbo_invoice("70", 0, linked=[("160", PAYMENT), ("J7", JOURNAL)], version="2")
     )
     resolved = await matcher.get(pid)
     assert status_name(resolved) == "RESOLVED_OUT_OF_BAND"
     restored = await matcher.restore(resolved)
     assert (status_name(restored), restored.balance.minor_units) == ("ACTIVE", 6_000)
-    await matcher.invoice(qbo_invoice("70", 6_000, linked=[("160", PAYMENT)], sync_token="3"))
+    await matcher.invoice(qbo_invoice("70", 6_000, linked=[("160", PAYMENT)], version="3"))
     assert await _state(matcher, pid) == ("ACTIVE", 6_000)
 
 
@@ -147,6 +145,6 @@ async def test_a_credit_memo_closure_known_first_from_the_invoice_restores_the_b
     restored = await matcher.restore(closed)
     assert (status_name(restored), restored.balance.minor_units) == ("ACTIVE", 6_000)
     assert outcomes(await matcher.pay(credit, pb.CHANGE_SOURCE_CDC)) == ["EXCLUDED_AFTER_RESTORE"]
-    await matcher.pay(qbo_payment("cm-1", state=pb.QBO_ENTITY_STATE_DELETED, sync_token="1"))
-    await matcher.invoice(qbo_invoice("70", 6_000, total=6_000, sync_token="2"))
+    await matcher.pay(qbo_payment("cm-1", state=pb.ENTITY_STATE_DELETED, version="1"))
+    await matcher.invoice(qbo_invoice("70", 6_000, total=6_000, version="2"))
     assert await _state(matcher, pid) == ("ACTIVE", 6_000)

@@ -23,7 +23,8 @@ async def test_payment_in_the_intake_second_resolves_the_placement(matcher: Matc
     paid = await matcher.stub.ApplyAccountingPayment(
         pb.ApplyAccountingPaymentRequest(
             tenant_id=placement.tenant_id,
-            realm_id=placement.realm_id,
+            provider=placement.provider,
+            company_id=placement.company_id,
             payment=qbo_payment("11", [("10", 50_000)], created=second, updated=second),
             source=pb.CHANGE_SOURCE_WEBHOOK,
         )
@@ -32,7 +33,8 @@ async def test_payment_in_the_intake_second_resolves_the_placement(matcher: Matc
     invoice = await matcher.stub.ApplyAccountingInvoice(
         pb.ApplyAccountingInvoiceRequest(
             tenant_id=placement.tenant_id,
-            realm_id=placement.realm_id,
+            provider=placement.provider,
+            company_id=placement.company_id,
             invoice=qbo_invoice(
                 "10", 0, total=50_000, linked=[("11", pb.LINKED_TXN_TYPE_PAYMENT)], updated=second
             ),
@@ -53,7 +55,8 @@ async def test_payment_already_in_the_intake_balance_is_not_counted_twice(
     paid = await matcher.stub.ApplyAccountingPayment(
         pb.ApplyAccountingPaymentRequest(
             tenant_id=placement.tenant_id,
-            realm_id=placement.realm_id,
+            provider=placement.provider,
+            company_id=placement.company_id,
             payment=qbo_payment("11", [("10", 20_000)], created=second, updated=second),
             source=pb.CHANGE_SOURCE_WEBHOOK,
         )
@@ -74,7 +77,8 @@ async def test_two_payments_in_the_intake_second_both_count(matcher: Matcher) ->
         await matcher.stub.ApplyAccountingPayment(
             pb.ApplyAccountingPaymentRequest(
                 tenant_id=placement.tenant_id,
-                realm_id=placement.realm_id,
+                provider=placement.provider,
+                company_id=placement.company_id,
                 payment=qbo_payment(payment_id, [("10", 20_000)], created=second, updated=second),
                 source=pb.CHANGE_SOURCE_WEBHOOK,
             )
@@ -82,7 +86,8 @@ async def test_two_payments_in_the_intake_second_both_count(matcher: Matcher) ->
     invoice = await matcher.stub.ApplyAccountingInvoice(
         pb.ApplyAccountingInvoiceRequest(
             tenant_id=placement.tenant_id,
-            realm_id=placement.realm_id,
+            provider=placement.provider,
+            company_id=placement.company_id,
             invoice=qbo_invoice(
                 "10",
                 0,
@@ -101,10 +106,10 @@ async def test_two_payments_in_the_intake_second_both_count(matcher: Matcher) ->
         pb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND,
         0,
     )
-    assert current.resolving_qbo_payment_id == "12"
+    assert current.resolving_payment_id == "12"
     audited = [
         e.action
         for e in await matcher.audit(placement.placement_id)
-        if e.details.get("qbo_payment_id") == "12"
+        if e.details.get("payment_id") == "12"
     ]
     assert audited == ["placement.resolved_out_of_band"]

@@ -1,8 +1,9 @@
 """QBO JSON -> the matcher's contract messages. Pure functions, no I/O.
 
 The one place that knows QBO's JSON shapes (``Invoice``, ``Customer``, ``Payment``,
-deleted-entity stubs) and turns them into ``PlacementInput``, ``QboInvoice``,
-``QboPayment`` and ``DebtorContact``. Money becomes integer minor units through
+deleted-entity stubs) and turns them into ``PlacementInput``, ``AccountingInvoice``,
+``AccountingPayment`` and ``DebtorContact``: the version is the ``SyncToken``, its order
+(``version_sequence``) the token as an integer. Money becomes integer minor units through
 ``Decimal`` (a JSON number is read through its shortest ``repr``, which is exact for any
 amount QBO writes), never through float arithmetic.
 """
@@ -177,34 +178,42 @@ def _linked(entity: Json) -> list[tuple[str, mpb.LinkedTxnType.ValueType]]:
     return out
 
 
+def version_sequence(entity: Json) -> int:
+    """The order of an entity's version: its ``SyncToken`` (an increasing integer) as a
+    number; 0 when it is missing or not a number."""
+    token = _text(str(entity.get("SyncToken", "")))
+    return int(token) if token.isdigit() and len(token) <= 18 else 0
+
+
 def _linked_txns(entity: Json) -> list[mpb.LinkedTxn]:
     return [mpb.LinkedTxn(txn_id=i, txn_type=t) for i, t in _linked(entity)]
 
 
-def qbo_invoice(invoice: Json, default_currency: str = DEFAULT_CURRENCY) -> mpb.QboInvoice:
+def qbo_invoice(invoice: Json, default_currency: str = DEFAULT_CURRENCY) -> mpb.AccountingInvoice:
     """An invoice as now known in QBO, for ``ApplyAccountingInvoice`` (deleted stubs too)."""
     invoice_id = entity_id(invoice)
     if is_deleted(invoice):
         return deleted_invoice(invoice_id, last_updated(invoice))
     facts = invoice_facts(invoice, default_currency)
-    return mpb.QboInvoice(
-        qbo_invoice_id=invoice_id,
-        sync_token=_text(str(invoice.get("SyncToken", ""))),
+    return mpb.AccountingInvoice(
+        invoice_id=invoice_id,
+        version=_text(str(invoice.get("SyncToken", ""))),
+        version_sequence=version_sequence(invoice),
         doc_number=facts.doc_number,
         total_amount=Money(currency_code=facts.currency, minor_units=facts.total),
         balance=Money(currency_code=facts.currency, minor_units=facts.balance),
         due_date=facts.due_date.isoformat() if facts.due_date else "",
-        qbo_customer_id=facts.customer_id,
-        state=mpb.QBO_ENTITY_STATE_VOIDED if facts.voided else mpb.QBO_ENTITY_STATE_ACTIVE,
+        customer_id=facts.customer_id,
+        state=mpb.ENTITY_STATE_VOIDED if facts.voided else mpb.ENTITY_STATE_ACTIVE,
         last_updated_time=timestamp(last_updated(invoice)),
         linked_txns=_linked_txns(invoice),
     )
 
 
-def deleted_invoice(invoice_id: str, when: datetime | None = None) -> mpb.QboInvoice:
-    return mpb.QboInvoice(
-        qbo_invoice_id=invoice_id,
-        state=mpb.QBO_ENTITY_STATE_DELETED,
+def deleted_invoice(invoice_id: str, when: datetime | None = None) -> mpb.AccountingInvoice:
+    return mpb.AccountingInvoice(
+        invoice_id=invoice_id,
+        state=mpb.ENTITY_STATE_DELETED,
         last_updated_time=timestamp(when),
     )
 
@@ -287,15 +296,16 @@ def placement_input(
     if debtor is None:
         debtor = debtor_contact(customer) if customer is not None else contact_from_invoice(invoice)
     return mpb.PlacementInput(
-        qbo_invoice_id=facts.invoice_id,
+        invoice_id=facts.invoice_id,
         doc_number=facts.doc_number,
-        qbo_customer_id=facts.customer_id,
+        customer_id=facts.customer_id,
         debtor=debtor,
         total_amount=Money(currency_code=facts.currency, minor_units=facts.total),
         balance=Money(currency_code=facts.currency, minor_units=facts.balance),
         invoice_date=facts.txn_date.isoformat() if facts.txn_date else "",
         due_date=facts.due_date.isoformat() if facts.due_date else "",
-        sync_token=_text(str(invoice.get("SyncToken", ""))),
+        version=_text(str(invoice.get("SyncToken", ""))),
+        version_sequence=version_sequence(invoice),
         last_updated_time=timestamp(last_updated(invoice)),
         linked_txns=_linked_txns(invoice),
     )
@@ -304,7 +314,7 @@ def placement_input(
 # -- payments ------------------------------------------------------------------------------
 
 
-def qbo_payment(payment: Json, default_currency: str = DEFAULT_CURRENCY) -> mpb.QboPayment:
+def qbo_payment(payment: Json, default_currency: str = DEFAULT_CURRENCY) -> mpb.AccountingPayment:
     """A payment as now known in QBO, for ``ApplyAccountingPayment`` (voided, deleted too).
 
     Each line's first linked transaction gets the line's amount (QBO links one transaction
@@ -330,24 +340,25 @@ def qbo_payment(payment: Json, default_currency: str = DEFAULT_CURRENCY) -> mpb.
             )
         )
     voided = _is_voided(payment, currency)
-    return mpb.QboPayment(
-        qbo_payment_id=payment_id,
-        sync_token=_text(str(payment.get("SyncToken", ""))),
+    return mpb.AccountingPayment(
+        payment_id=payment_id,
+        version=_text(str(payment.get("SyncToken", ""))),
+        version_sequence=version_sequence(payment),
         txn_date=(d.isoformat() if (d := parse_date(payment.get("TxnDate"))) else ""),
         total_amount=money(payment.get("TotalAmt"), currency),
         unapplied_amount=money(payment.get("UnappliedAmt"), currency),
-        qbo_customer_id=_ref(payment, "CustomerRef"),
+        customer_id=_ref(payment, "CustomerRef"),
         lines=lines,
-        state=mpb.QBO_ENTITY_STATE_VOIDED if voided else mpb.QBO_ENTITY_STATE_ACTIVE,
+        state=mpb.ENTITY_STATE_VOIDED if voided else mpb.ENTITY_STATE_ACTIVE,
         create_time=timestamp(_meta_time(payment, "CreateTime")),
         last_updated_time=timestamp(last_updated(payment)),
     )
 
 
-def deleted_payment(payment_id: str, when: datetime | None = None) -> mpb.QboPayment:
-    return mpb.QboPayment(
-        qbo_payment_id=payment_id,
-        state=mpb.QBO_ENTITY_STATE_DELETED,
+def deleted_payment(payment_id: str, when: datetime | None = None) -> mpb.AccountingPayment:
+    return mpb.AccountingPayment(
+        payment_id=payment_id,
+        state=mpb.ENTITY_STATE_DELETED,
         last_updated_time=timestamp(when),
     )
 

@@ -48,10 +48,10 @@ class QboFacts:
     def invoice_facts(self, invoice: Mapping[str, Any]) -> InvoiceFacts:
         return mapping.invoice_facts(invoice)
 
-    def invoice(self, invoice: Mapping[str, Any]) -> mpb.QboInvoice:
+    def invoice(self, invoice: Mapping[str, Any]) -> mpb.AccountingInvoice:
         return mapping.qbo_invoice(invoice)
 
-    def payment(self, payment: Mapping[str, Any]) -> mpb.QboPayment:
+    def payment(self, payment: Mapping[str, Any]) -> mpb.AccountingPayment:
         return mapping.qbo_payment(payment)
 
     def debtor_contact(self, customer: Mapping[str, Any]) -> mpb.DebtorContact:

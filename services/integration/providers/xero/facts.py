@@ -4,8 +4,9 @@ The one module that knows both Xero's JSON (``Invoice``, ``Payment``, ``CreditNo
 ``Contact``) and the matcher's messages, so that renaming the contract touches only
 this file. Choices (``docs/xero.md``):
 
-* The version the contract calls ``sync_token`` is the record's ``UpdatedDateUTC`` in
-  milliseconds since the epoch, as decimal text: Xero has no version counter, and a
+* The contract's ``version`` is the record's ``UpdatedDateUTC`` in milliseconds since
+  the epoch, as decimal text, and ``version_sequence`` the same number (the order the
+  matcher compares): Xero has no version counter, and a
   later change always has a later ``UpdatedDateUTC``.
 * Deletes are statuses: an invoice, payment or credit note ``DELETED`` is a delete; a
   ``VOIDED`` invoice is voided. A draft or submitted invoice owes nothing yet (balance 0).
@@ -89,6 +90,12 @@ def version(entity: Json) -> str:
     """The record's version: ``UpdatedDateUTC`` in epoch milliseconds ("" if unknown)."""
     when = updated(entity)
     return str(int(when.timestamp() * 1000)) if when is not None else ""
+
+
+def version_sequence(entity: Json) -> int:
+    """The order of the record's version: the same milliseconds as a number (0 if unknown)."""
+    text = version(entity)
+    return int(text) if text else 0
 
 
 def local_date(entity: Json, name: str) -> date | None:
@@ -178,29 +185,30 @@ def _linked_txns(invoice: Json) -> list[mpb.LinkedTxn]:
     return out
 
 
-def deleted_invoice(invoice_id: str, when: datetime | None = None) -> mpb.QboInvoice:
-    return mpb.QboInvoice(
-        qbo_invoice_id=invoice_id,
-        state=mpb.QBO_ENTITY_STATE_DELETED,
+def deleted_invoice(invoice_id: str, when: datetime | None = None) -> mpb.AccountingInvoice:
+    return mpb.AccountingInvoice(
+        invoice_id=invoice_id,
+        state=mpb.ENTITY_STATE_DELETED,
         last_updated_time=timestamp(when),
     )
 
 
-def to_invoice(entity: Json) -> mpb.QboInvoice:
+def to_invoice(entity: Json) -> mpb.AccountingInvoice:
     """An invoice as now known in Xero, for ``ApplyAccountingInvoice``."""
     invoice_id = entity_id(entity)
     if is_deleted(entity):
         return deleted_invoice(invoice_id, updated(entity))
     facts = invoice_facts(entity)
-    return mpb.QboInvoice(
-        qbo_invoice_id=invoice_id,
-        sync_token=version(entity),
+    return mpb.AccountingInvoice(
+        invoice_id=invoice_id,
+        version=version(entity),
+        version_sequence=version_sequence(entity),
         doc_number=facts.doc_number,
         total_amount=Money(currency_code=facts.currency, minor_units=facts.total),
         balance=Money(currency_code=facts.currency, minor_units=facts.balance),
         due_date=facts.due_date.isoformat() if facts.due_date else "",
-        qbo_customer_id=facts.customer_id,
-        state=mpb.QBO_ENTITY_STATE_VOIDED if facts.voided else mpb.QBO_ENTITY_STATE_ACTIVE,
+        customer_id=facts.customer_id,
+        state=mpb.ENTITY_STATE_VOIDED if facts.voided else mpb.ENTITY_STATE_ACTIVE,
         last_updated_time=timestamp(updated(entity)),
         linked_txns=_linked_txns(entity),
     )
@@ -209,10 +217,10 @@ def to_invoice(entity: Json) -> mpb.QboInvoice:
 # -- payments ------------------------------------------------------------------------------
 
 
-def deleted_payment(payment_id: str, when: datetime | None = None) -> mpb.QboPayment:
-    return mpb.QboPayment(
-        qbo_payment_id=payment_id,
-        state=mpb.QBO_ENTITY_STATE_DELETED,
+def deleted_payment(payment_id: str, when: datetime | None = None) -> mpb.AccountingPayment:
+    return mpb.AccountingPayment(
+        payment_id=payment_id,
+        state=mpb.ENTITY_STATE_DELETED,
         last_updated_time=timestamp(when),
     )
 
@@ -222,7 +230,7 @@ def is_credit_payment(entity: Json) -> bool:
     return bool(_text(entity.get("OverpaymentID")) or _text(entity.get("PrepaymentID")))
 
 
-def to_payment(entity: Json) -> mpb.QboPayment:
+def to_payment(entity: Json) -> mpb.AccountingPayment:
     """A payment as now known in Xero, for ``ApplyAccountingPayment``: one line on its
     invoice; ``DELETED`` (Xero's only way to reverse a payment) is a delete. An
     overpayment or prepayment maps through :func:`credit_payment`."""
@@ -246,21 +254,22 @@ def to_payment(entity: Json) -> mpb.QboPayment:
         )
     when = updated(entity)
     day = local_date(entity, "Date")
-    return mpb.QboPayment(
-        qbo_payment_id=payment_id,
-        sync_token=version(entity),
+    return mpb.AccountingPayment(
+        payment_id=payment_id,
+        version=version(entity),
+        version_sequence=version_sequence(entity),
         txn_date=day.isoformat() if day else "",
         total_amount=amount,
         unapplied_amount=Money(currency_code=currency, minor_units=0),
-        qbo_customer_id=_text(_contact(target).get("ContactID")),
+        customer_id=_text(_contact(target).get("ContactID")),
         lines=lines,
-        state=mpb.QBO_ENTITY_STATE_ACTIVE,
+        state=mpb.ENTITY_STATE_ACTIVE,
         create_time=timestamp(when),
         last_updated_time=timestamp(when),
     )
 
 
-def credit_payment(entity: Json) -> mpb.QboPayment:
+def credit_payment(entity: Json) -> mpb.AccountingPayment:
     """A receive overpayment or prepayment as a payment: its allocations are its lines
     (one per invoice it was allocated to), its ``RemainingCredit`` (while ``AUTHORISED``)
     is the unapplied amount, so money the contact paid but nobody allocated reaches the
@@ -292,15 +301,16 @@ def credit_payment(entity: Json) -> mpb.QboPayment:
     )
     when = updated(entity)
     day = local_date(entity, "Date")
-    return mpb.QboPayment(
-        qbo_payment_id=payment_id,
-        sync_token=version(entity),
+    return mpb.AccountingPayment(
+        payment_id=payment_id,
+        version=version(entity),
+        version_sequence=version_sequence(entity),
         txn_date=day.isoformat() if day else "",
         total_amount=money(entity.get("Total"), currency),
         unapplied_amount=Money(currency_code=currency, minor_units=max(0, unapplied)),
-        qbo_customer_id=_text(_contact(entity).get("ContactID")),
+        customer_id=_text(_contact(entity).get("ContactID")),
         lines=lines if receivable else [],
-        state=mpb.QBO_ENTITY_STATE_VOIDED if status == "VOIDED" else mpb.QBO_ENTITY_STATE_ACTIVE,
+        state=mpb.ENTITY_STATE_VOIDED if status == "VOIDED" else mpb.ENTITY_STATE_ACTIVE,
         create_time=timestamp(when),
         last_updated_time=timestamp(when),
     )
@@ -378,15 +388,16 @@ def placement_input(
     if debtor is None:
         debtor = debtor_contact(_contact(entity))
     return mpb.PlacementInput(
-        qbo_invoice_id=facts.invoice_id,
+        invoice_id=facts.invoice_id,
         doc_number=facts.doc_number,
-        qbo_customer_id=facts.customer_id,
+        customer_id=facts.customer_id,
         debtor=debtor,
         total_amount=Money(currency_code=facts.currency, minor_units=facts.total),
         balance=Money(currency_code=facts.currency, minor_units=facts.balance),
         invoice_date=facts.txn_date.isoformat() if facts.txn_date else "",
         due_date=facts.due_date.isoformat() if facts.due_date else "",
-        sync_token=version(entity),
+        version=version(entity),
+        version_sequence=version_sequence(entity),
         last_updated_time=timestamp(updated(entity)),
         linked_txns=_linked_txns(entity),
     )
@@ -404,10 +415,10 @@ class XeroFacts:
     def invoice_facts(self, invoice: Json) -> InvoiceFacts:
         return invoice_facts(invoice)
 
-    def invoice(self, invoice: Json) -> mpb.QboInvoice:
+    def invoice(self, invoice: Json) -> mpb.AccountingInvoice:
         return to_invoice(invoice)
 
-    def payment(self, payment: Json) -> mpb.QboPayment:
+    def payment(self, payment: Json) -> mpb.AccountingPayment:
         return to_payment(payment)
 
     def debtor_contact(self, customer: Json) -> mpb.DebtorContact:

@@ -50,19 +50,27 @@ from services.matcher.domain import (
 SYSTEM_ACTOR = "system"
 
 
-def version_order(stored_token: str, stored_state: str, token: str, state: EntityState) -> int:
+def version_order(
+    stored: tuple[str, int], stored_state: str, incoming: tuple[str, int], state: EntityState
+) -> int:
     """-1: the incoming version is older than the stored one, 0: the same, 1: newer.
 
-    QBO sync tokens are increasing integers; a deletion is final.
+    A version is the provider's opaque text and its order (``version_sequence``: QBO's
+    SyncToken as an integer, Xero's UpdatedDateUTC in milliseconds; 0 when unknown). The
+    same text is the same version; otherwise the orders decide when both are known, and
+    text made of digits (QBO sync tokens) when not. A deletion is final.
     """
+    (stored_text, stored_sequence), (text, sequence) = stored, incoming
     if stored_state == EntityState.DELETED:
         return 0 if state is EntityState.DELETED else -1
     if state is EntityState.DELETED:
         return 1
-    if token == stored_token:
+    if text == stored_text:
         return 0
-    if token.isdigit() and stored_token.isdigit():
-        return 1 if int(token) > int(stored_token) else -1
+    if sequence > 0 and stored_sequence > 0:
+        return (sequence > stored_sequence) - (sequence < stored_sequence)
+    if text.isdigit() and stored_text.isdigit():
+        return 1 if int(text) > int(stored_text) else -1
     return 1
 
 
@@ -72,15 +80,15 @@ def money(p: PlacementState, minor_units: int) -> str:
 
 def exclusion_holds(exclusion: Exclusion, token: str, updated: datetime | None) -> bool:
     """A restore's exclusion holds until QBO changes the payment (a new sync token)."""
-    if exclusion.sync_token is not None:
-        return exclusion.sync_token == token
+    if exclusion.version is not None:
+        return exclusion.version == token
     # Excluded before the payment was read: versions older than the restore are excluded.
     return updated is None or updated <= exclusion.excluded_at
 
 
 def report(
     p: PlacementState | None,
-    qbo_invoice_id: str,
+    invoice_id: str,
     outcome: Outcome,
     detail: str,
     *,
@@ -89,11 +97,11 @@ def report(
 ) -> Decision:
     """The decision answered to the caller, with the placement as it now is."""
     if p is None:
-        return Decision("", qbo_invoice_id, outcome, None, None, None, None, detail)
+        return Decision("", invoice_id, outcome, None, None, None, None, detail)
     currency = p.currency_code
     return Decision(
         placement_id=p.placement_id,
-        qbo_invoice_id=qbo_invoice_id or p.qbo_invoice_id,
+        invoice_id=invoice_id or p.invoice_id,
         outcome=outcome,
         status=Status(p.status),
         balance=Money(currency, p.balance_minor_units),
@@ -105,7 +113,7 @@ def report(
 
 def unchanged(
     ledger: Ledger | None,
-    qbo_invoice_id: str,
+    invoice_id: str,
     outcome: Outcome,
     detail: str,
     records: Sequence[Record] = (),
@@ -113,7 +121,7 @@ def unchanged(
     """A decision that changes no status nor balance (the ledger may still record what was
     read, e.g. a payment's amount)."""
     p = ledger.placement if ledger is not None else None
-    return Effect(report(p, qbo_invoice_id, outcome, detail), ledger, tuple(records))
+    return Effect(report(p, invoice_id, outcome, detail), ledger, tuple(records))
 
 
 def audit_entry(
@@ -135,7 +143,8 @@ def audit_entry(
             "currency_code": p.currency_code,
             "status": p.status,
             "version": p.version,
-            "qbo_invoice_id": p.qbo_invoice_id,
+            "provider": p.provider,
+            "invoice_id": p.invoice_id,
         },
         details=dict(details),
         actor=actor,
@@ -175,12 +184,12 @@ def _visible(p: PlacementState) -> tuple[Any, ...]:
         p.balance_minor_units,
         p.resolution_reason,
         p.review_reason,
-        p.resolving_qbo_payment_id,
+        p.resolving_payment_id,
         p.doc_number,
         p.due_date,
         p.invoice_date,
         p.debtor,
-        p.qbo_customer_id,
+        p.customer_id,
     )
 
 
@@ -188,7 +197,7 @@ def settle(
     ledger: Ledger,
     change: Change,
     ctx: Context,
-    qbo_invoice_id: str = "",
+    invoice_id: str = "",
     records: Sequence[Record] = (),
 ) -> Effect:
     """Applies a change to a placement, bumps its version when something visible changed,
@@ -210,7 +219,7 @@ def settle(
         if new_status in TERMINAL:
             updates.update(resolved_at=ctx.now, review_reason="")
         else:
-            updates.update(resolved_at=None, resolution_reason="", resolving_qbo_payment_id="")
+            updates.update(resolved_at=None, resolution_reason="", resolving_payment_id="")
         if new_status is Status.ACTIVE:
             updates["review_reason"] = ""
     updates.update(status=new_status.value, balance_minor_units=new_balance)
@@ -219,9 +228,9 @@ def settle(
     if change.review_reason is not None:
         updates["review_reason"] = change.review_reason
     if change.resolving_payment_id is not None:
-        updates["resolving_qbo_payment_id"] = change.resolving_payment_id
+        updates["resolving_payment_id"] = change.resolving_payment_id
     if change.cause is not None:
-        updates["cause_qbo_payment_id"], updates["cause_sync_token"] = change.cause
+        updates["cause_payment_id"], updates["cause_version"] = change.cause
     p = evolve(p, **updates)
 
     changed = _visible(p) != visible_before
@@ -255,7 +264,7 @@ def settle(
         )
     decision = report(
         p,
-        qbo_invoice_id,
+        invoice_id,
         row.outcome,
         change.detail,
         applied=old_balance - new_balance,
@@ -269,11 +278,11 @@ def reclassify(p: PlacementState, column: str = "reclassified_at") -> Resolution
     return ResolutionsChanged(p.placement_id, column=column)
 
 
-def resolution_recorded(p: PlacementState, qbo_payment_id: str) -> ResolutionRecorded:
+def resolution_recorded(p: PlacementState, payment_id: str) -> ResolutionRecorded:
     return ResolutionRecorded(
         placement_id=p.placement_id,
         tenant_id=p.tenant_id,
-        qbo_payment_id=qbo_payment_id,
+        payment_id=payment_id,
         currency_code=p.currency_code,
         amount_minor_units=p.oob_paid_minor_units,
     )
@@ -289,15 +298,15 @@ def money_payment(ledger: Ledger) -> str:
         and a.counted_minor_units > 0
     ]
     if not counted:
-        return ledger.placement.resolving_qbo_payment_id
-    latest = max(counted, key=lambda a: (a.updated_at, a.qbo_payment_id))
-    return latest.qbo_payment_id
+        return ledger.placement.resolving_payment_id
+    latest = max(counted, key=lambda a: (a.updated_at, a.payment_id))
+    return latest.payment_id
 
 
 def stopped_by(p: PlacementState, status: Status) -> str:
     """What stopped or paused a placement, in words, for a double-payment flag."""
-    if status is Status.RESOLVED_OUT_OF_BAND and p.resolving_qbo_payment_id:
-        return f"paid out-of-band (QBO payment {p.resolving_qbo_payment_id})"
+    if status is Status.RESOLVED_OUT_OF_BAND and p.resolving_payment_id:
+        return f"paid out-of-band (QBO payment {p.resolving_payment_id})"
     why = p.resolution_reason if status in TERMINAL else p.review_reason
     return f"{status.value} ({why})" if why else status.value
 
@@ -315,7 +324,7 @@ def flag_double_payment(
     ledger: Ledger,
     ctx: Context,
     *,
-    qbo_payment_id: str,
+    payment_id: str,
     amount: int,
     excess: int,
     unapplied: int,
@@ -326,20 +335,20 @@ def flag_double_payment(
     report, the placement flagged as a possible double payment and audited, once per
     (placement, payment). Status and outreach are left alone: a flag never resumes
     anything. None when this payment was already recorded."""
-    if qbo_payment_id in ledger.double_payment_ids:
+    if payment_id in ledger.double_payment_ids:
         return None
     p = ledger.placement
     recorded = DoublePaymentRecorded(
         placement_id=p.placement_id,
         tenant_id=p.tenant_id,
-        qbo_payment_id=qbo_payment_id,
+        payment_id=payment_id,
         currency_code=p.currency_code,
         amount_minor_units=amount,
         excess_minor_units=excess,
         unapplied_minor_units=unapplied,
         previous_status=previous.value,
     )
-    what = f"QBO payment {qbo_payment_id} of {money(p, amount)} to invoice {p.qbo_invoice_id}"
+    what = f"QBO payment {payment_id} of {money(p, amount)} to invoice {p.invoice_id}"
     remainder = f", and {money(p, unapplied)} of it is unapplied" if unapplied else ""
     if previous is Status.ACTIVE:
         reason = (
@@ -367,7 +376,7 @@ def flag_double_payment(
         reason,
         {
             "outcome": Outcome.POSSIBLE_DOUBLE_PAYMENT.value,
-            "qbo_payment_id": qbo_payment_id,
+            "payment_id": payment_id,
             "amount_minor_units": amount,
             "excess_minor_units": excess,
             "unapplied_minor_units": unapplied,
@@ -377,7 +386,7 @@ def flag_double_payment(
         },
     )
     after_flag = evolve(
-        ledger, placement=p, double_payment_ids=ledger.double_payment_ids | {qbo_payment_id}
+        ledger, placement=p, double_payment_ids=ledger.double_payment_ids | {payment_id}
     )
     return Flag(after_flag, (recorded, entry), reason)
 

@@ -1,6 +1,6 @@
 """The table's rows for a new version of a placed invoice.
 
-The matcher keeps its own view of QBO's balance (``qbo_balance_minor_units``: what every
+The matcher keeps its own view of QBO's balance (``invoice_balance_minor_units``: what every
 invoice version and payment read implies). A new version is compared with it: what
 payments already explain changes nothing; the rest (credit memos, write-offs, edits,
 payments not read yet) follows QBO, which is the truth of what is owed.
@@ -69,16 +69,19 @@ def decide_invoice(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> list[Eff
     The last effect's decision is the answer."""
     p = ledger.placement
     order = version_order(
-        p.qbo_invoice_sync_token, p.qbo_invoice_state, invoice.sync_token, invoice.state
+        (p.invoice_version, p.invoice_version_sequence),
+        p.invoice_state,
+        (invoice.version, invoice.version_sequence),
+        invoice.state,
     )
     if order <= 0:
-        what = "an older version" if order < 0 else f"version {invoice.sync_token or 'deleted'}"
+        what = "an older version" if order < 0 else f"version {invoice.version or 'deleted'}"
         return [
             unchanged(
                 ledger,
-                invoice.qbo_invoice_id,
+                invoice.invoice_id,
                 Outcome.DUPLICATE_NO_CHANGE,
-                f"invoice {invoice.qbo_invoice_id}: {what} was already applied; nothing changed",
+                f"invoice {invoice.invoice_id}: {what} was already applied; nothing changed",
             )
         ]
     effects = [invoice_version(ledger, invoice, ctx)]
@@ -91,9 +94,12 @@ def decide_invoice(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> list[Eff
         after = covered.ledger
     p = after.placement
     kept = after.with_placement(
-        qbo_invoice_sync_token=invoice.sync_token or p.qbo_invoice_sync_token,
-        qbo_invoice_state=invoice.state.value,
-        qbo_invoice_updated_at=invoice.last_updated or p.qbo_invoice_updated_at,
+        invoice_version=invoice.version or p.invoice_version,
+        invoice_version_sequence=(
+            invoice.version_sequence if invoice.version else p.invoice_version_sequence
+        ),
+        invoice_state=invoice.state.value,
+        invoice_updated_at=invoice.last_updated or p.invoice_updated_at,
     )
     effects[-1] = evolve(effects[-1], ledger=kept)
     return effects
@@ -103,18 +109,20 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
     tol = ctx.tolerance
     p = ledger.placement
     status = Status(p.status)
-    invoice_id = invoice.qbo_invoice_id
+    invoice_id = invoice.invoice_id
     base_details: dict[str, Any] = {
-        "sync_token": invoice.sync_token,
+        "provider_version": invoice.version,
         "invoice_state": invoice.state.value,
-        "qbo_balance_minor_units": invoice.balance,
-        "qbo_total_minor_units": invoice.total,
+        "invoice_balance_minor_units": invoice.balance,
+        "invoice_total_minor_units": invoice.total,
         "linked_txns": [f"{t.txn_type.value}:{t.txn_id}" for t in invoice.linked],
     }
 
     if invoice.state is not EntityState.ACTIVE:
         if invoice.state is EntityState.VOIDED:
-            ledger = ledger.with_placement(qbo_balance_minor_units=0, qbo_total_minor_units=0)
+            ledger = ledger.with_placement(
+                invoice_balance_minor_units=0, invoice_total_minor_units=0
+            )
         reason = (
             f"invoice {invoice_id} was {invoice.state.value} in QBO; review before outreach resumes"
         )
@@ -159,7 +167,7 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
     def order(app: Application) -> int:
         """-1, 0 or 1: the payment version we hold is older than this invoice version, of
         the same second (or either time unknown), or newer."""
-        times = ledger.payment_times.get(app.qbo_payment_id)
+        times = ledger.payment_times.get(app.payment_id)
         when = times.updated if times is not None else None
         if when is None or invoice.last_updated is None or when == invoice.last_updated:
             return 0
@@ -175,14 +183,14 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
         return order(app) < 0
 
     not_linked = [
-        a for a in apps if a.qbo_payment_id not in linked_payments and a.reflected_minor_units > 0
+        a for a in apps if a.payment_id not in linked_payments and a.reflected_minor_units > 0
     ]
     pending = [a for a in not_linked if newer(a)]
     unlinked = [a for a in not_linked if not newer(a)]
     implied = max(0, invoice.balance - sum(a.reflected_minor_units for a in pending))
-    drift = implied - p.qbo_balance_minor_units  # < 0: QBO says less is owed
+    drift = implied - p.invoice_balance_minor_units  # < 0: QBO says less is owed
 
-    known = {a.qbo_payment_id for a in apps}
+    known = {a.payment_id for a in apps}
     unseen = [pid for pid in linked_payments if pid not in known]
     balance_delta = 0
     removed: list[str] = []
@@ -208,7 +216,7 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
                     updated_at=ctx.now,
                 )
             )
-            removed.append(app.qbo_payment_id)
+            removed.append(app.payment_id)
     mirror_pending = 0
     paid_by = ""
     unseen_excess = 0
@@ -238,9 +246,9 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
         oob_paid_minor_units=oob,
         mirror_pending_minor_units=pending_mirrors,
         unseen_paid_minor_units=unseen_paid,
-        qbo_balance_minor_units=implied,
-        qbo_total_minor_units=invoice.total,
-        qbo_linked_payment_ids=tuple(linked_payments),
+        invoice_balance_minor_units=implied,
+        invoice_total_minor_units=invoice.total,
+        invoice_linked_payment_ids=tuple(linked_payments),
     )
     p = ledger.placement
     new_balance = max(0, p.balance_minor_units + balance_delta)
@@ -249,12 +257,12 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
         "balance_change_minor_units": new_balance - p.balance_minor_units,
     }
     if removed:
-        details["unlinked_qbo_payment_ids"] = removed
+        details["unlinked_payment_ids"] = removed
     if paid_by:
-        details["qbo_payment_id"] = paid_by
+        details["payment_id"] = paid_by
         # Every payment the drop is made of (several when QBO linked more than one before
         # we read them), so each appears in the audit trail.
-        details["qbo_payment_ids"] = unseen
+        details["payment_ids"] = unseen
     left = money(p, new_balance)
     records: list[Record] = []
 
@@ -264,7 +272,7 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
         flag = flag_double_payment(
             ledger,
             ctx,
-            qbo_payment_id=", ".join(unseen),
+            payment_id=", ".join(unseen),
             amount=-drift,
             excess=unseen_excess,
             unapplied=0,
@@ -292,7 +300,7 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
     if new_balance == p.balance_minor_units:
         change = Change(
             Verdict.INVOICE_NO_CHANGE,
-            f"invoice {invoice_id} version {invoice.sync_token} changes nothing for the "
+            f"invoice {invoice_id} version {invoice.version} changes nothing for the "
             "placement (its balance is explained by payments already applied)",
             details=details,
             audit=False,
@@ -327,10 +335,10 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
         )
         return settle(ledger, change, ctx, invoice_id, records)
     if balance_delta > 0 and status in TERMINAL and new_balance > tol:
-        if p.cause_qbo_payment_id and p.cause_qbo_payment_id in removed:
+        if p.cause_payment_id and p.cause_payment_id in removed:
             if status is Status.RESOLVED_OUT_OF_BAND:
                 records.append(reclassify(p))
-            cause = p.cause_qbo_payment_id
+            cause = p.cause_payment_id
             why = (
                 # Only a credit memo application closes a placement with a cause.
                 f"the credit memo applied by QBO payment {cause} that closed it"
@@ -389,7 +397,7 @@ def _unmirrored_portal_total(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -
         sum(
             q.amount_minor_units
             for q in ledger.portal_payments
-            if q.mirrored_by_qbo_payment_id is None
+            if q.mirrored_by_payment_id is None
             and (when is None or abs(q.pay_time - when) <= ctx.window)
         )
         - ledger.placement.mirror_pending_minor_units

@@ -85,11 +85,11 @@ class PaymentFacts:
 
     @property
     def id(self) -> str:
-        return self.payment.qbo_payment_id
+        return self.payment.payment_id
 
     @property
     def token(self) -> str:
-        return self.payment.sync_token
+        return self.payment.version
 
     @property
     def state(self) -> EntityState:
@@ -126,7 +126,7 @@ def payment_facts(payment: PaymentIn, record: SeenPayment, first_sight: bool) ->
         credit_memo_ids=tuple(dict.fromkeys(credit_memos))
         if active
         else tuple(record.credit_memo_ids),
-        time=payment.create_time or record.qbo_created_at or payment.last_updated,
+        time=payment.create_time or record.provider_created_at or payment.last_updated,
         money=payment.total - payment.unapplied
         if active
         else record.total_minor_units - record.unapplied_minor_units,
@@ -145,7 +145,7 @@ def baseline(
     counted = 0
     if previous is not None:
         already = counted = previous
-    elif facts.id in p.qbo_linked_payment_ids:
+    elif facts.id in p.invoice_linked_payment_ids:
         already = counted = amount
         pending = p.mirror_pending_minor_units
         if pending > 0 and pending + ctx.tolerance >= amount:
@@ -159,7 +159,7 @@ def baseline(
     # have one-second resolution and cannot order a payment made in the intake second.
     app = Application(
         placement_id=p.placement_id,
-        qbo_payment_id=facts.id,
+        payment_id=facts.id,
         amount_minor_units=already,
         counted_minor_units=counted,
         reflected_minor_units=already,
@@ -181,7 +181,7 @@ def find_portal_mirror(
     matching = [
         q
         for q in ledger.portal_payments
-        if q.mirrored_by_qbo_payment_id is None
+        if q.mirrored_by_payment_id is None
         and abs(q.amount_minor_units - amount) <= ctx.tolerance
         and abs(q.pay_time - when) <= ctx.window
     ]
@@ -209,7 +209,7 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
     """One payment's amount for one placed invoice, following the rules table."""
     tol = ctx.tolerance
     p = ledger.placement
-    invoice_id = p.qbo_invoice_id
+    invoice_id = p.invoice_id
     amount = facts.amounts.get(invoice_id, 0)
     existing = ledger.applications.get(facts.id)
     fresh = existing is None
@@ -225,8 +225,8 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
     def track_qbo(p: PlacementState, app: Application) -> tuple[PlacementState, Application]:
         p = evolve(
             p,
-            qbo_balance_minor_units=max(
-                0, p.qbo_balance_minor_units - (amount - app.reflected_minor_units)
+            invoice_balance_minor_units=max(
+                0, p.invoice_balance_minor_units - (amount - app.reflected_minor_units)
             ),
         )
         app = evolve(
@@ -239,8 +239,8 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
         return evolve(ledger, placement=p).with_application(app)
 
     facts_details: dict[str, Any] = {
-        "qbo_payment_id": facts.id,
-        "sync_token": facts.token,
+        "payment_id": facts.id,
+        "provider_version": facts.token,
         "payment_state": facts.state.value,
         "line_amount_minor_units": amount,
         "previous_line_amount_minor_units": prior_amount,
@@ -259,8 +259,8 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
     if exclusion is not None:
         if exclusion_holds(exclusion, facts.token, facts.payment.last_updated):
             p, app = track_qbo(p, app)
-            if exclusion.sync_token is None:
-                exclusion = evolve(exclusion, sync_token=facts.token)
+            if exclusion.version is None:
+                exclusion = evolve(exclusion, version=facts.token)
             app = evolve(app, counted_minor_units=0)
             return unchanged(
                 now(p, app).with_exclusion(exclusion),
@@ -275,7 +275,7 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
                 p,
                 ACTION_EXCLUSION_LIFTED,
                 f"{facts.describe()} changed in QBO after the restore (sync token "
-                f"{exclusion.sync_token} -> {facts.token}); it is matched again",
+                f"{exclusion.version} -> {facts.token}); it is matched again",
                 facts_details,
             )
         )
@@ -319,7 +319,7 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
         newly_mirrored = find_portal_mirror(ledger, amount, facts.time, ctx)
         if newly_mirrored is not None:
             app = evolve(app, mirror_portal_payment_id=newly_mirrored.portal_payment_id)
-            newly_mirrored = evolve(newly_mirrored, mirrored_by_qbo_payment_id=facts.id)
+            newly_mirrored = evolve(newly_mirrored, mirrored_by_payment_id=facts.id)
 
     oob = p.oob_paid_minor_units
     kind = KIND_CREDIT_MEMO if facts.funded_by_credit else KIND_PAYMENT
@@ -360,7 +360,7 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
         flag = flag_double_payment(
             ledger,
             ctx,
-            qbo_payment_id=facts.id,
+            payment_id=facts.id,
             amount=brought,
             excess=excess,
             unapplied=facts.payment.unapplied,
@@ -422,7 +422,7 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
 
     # A payment that resolved the placement is voided, deleted or reduced: a human decides.
     if (status in TERMINAL and new_balance > tol and delta < 0) or (
-        removed and p.cause_qbo_payment_id == facts.id and status in TERMINAL
+        removed and p.cause_payment_id == facts.id and status in TERMINAL
     ):
         verb = facts.state.value if removed else "reduced"
         reason = (
@@ -510,7 +510,7 @@ def _nothing_counted(
     it first and it turns out to be a credit memo (the resolution is corrected, or the
     placement closed when no money was paid out of band)."""
     p = ledger.placement
-    invoice_id = p.qbo_invoice_id
+    invoice_id = p.invoice_id
     status = Status(p.status)
     # Any payment the invoice showed before it was read, not only the last one named as
     # the resolver: when several unread links cleared the balance, each may be a credit.
@@ -524,7 +524,7 @@ def _nothing_counted(
         records.append(
             ResolutionsChanged(
                 p.placement_id,
-                values={"amount_minor_units": p.oob_paid_minor_units, "qbo_payment_id": payer},
+                values={"amount_minor_units": p.oob_paid_minor_units, "payment_id": payer},
             )
         )
         detail = (

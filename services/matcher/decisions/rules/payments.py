@@ -63,7 +63,12 @@ def payment_order(seen: SeenPayment, payment: PaymentIn, first_sight: bool) -> i
     """1 when the version is new to the matcher; 0 the same again; -1 older."""
     if first_sight:
         return 1
-    return version_order(seen.sync_token, seen.state, payment.sync_token, payment.state)
+    return version_order(
+        (seen.version, seen.version_sequence),
+        seen.state,
+        (payment.version, payment.version_sequence),
+        payment.state,
+    )
 
 
 @dataclass(frozen=True)
@@ -81,10 +86,10 @@ class PaymentScope:
 
     def covers(self, p: PlacementState) -> bool:
         return (
-            p.qbo_invoice_id in self.invoice_ids
+            p.invoice_id in self.invoice_ids
             or (
                 bool(self.customer_id)
-                and p.qbo_customer_id == self.customer_id
+                and p.customer_id == self.customer_id
                 and p.status == Status.ACTIVE.value
             )
             or p.placement_id in self.paused_ids
@@ -93,7 +98,7 @@ class PaymentScope:
     def gone(self, p: PlacementState) -> bool:
         return (
             bool(self.gone_cause)
-            and p.cause_qbo_payment_id == self.gone_cause
+            and p.cause_payment_id == self.gone_cause
             and p.status == Status.RESOLVED_OUT_OF_BAND.value
         )
 
@@ -107,7 +112,7 @@ def replay_scope(seen: SeenPayment) -> PaymentScope:
 
 def payment_scope(payment: PaymentIn, seen: SeenPayment, first_sight: bool) -> PaymentScope:
     """What a new version of a payment concerns."""
-    gone_cause = payment.qbo_payment_id if payment.state is not EntityState.ACTIVE else ""
+    gone_cause = payment.payment_id if payment.state is not EntityState.ACTIVE else ""
     if not first_sight:
         gone_cause = ""
     if payment.state is EntityState.DELETED and first_sight:
@@ -116,7 +121,7 @@ def payment_scope(payment: PaymentIn, seen: SeenPayment, first_sight: bool) -> P
     unapplied = payment.state is EntityState.ACTIVE and payment.unapplied > 0
     return PaymentScope(
         invoice_ids=tuple(invoice_ids_of(facts)),
-        customer_id=payment.qbo_customer_id if unapplied else "",
+        customer_id=payment.customer_id if unapplied else "",
         paused_ids=seen.paused_placement_ids,
         gone_cause=gone_cause,
     )
@@ -125,8 +130,8 @@ def payment_scope(payment: PaymentIn, seen: SeenPayment, first_sight: bool) -> P
 def replay(seen: SeenPayment, ledgers: Sequence[Ledger], *, stale: bool) -> list[Decision]:
     """The same (or an older) version again: nothing changes; say what each placement is."""
     invoice_ids = list(seen.invoice_amounts)
-    by_invoice = {ledger.placement.qbo_invoice_id: ledger for ledger in ledgers}
-    what = "an older version" if stale else f"version {seen.sync_token or seen.state}"
+    by_invoice = {ledger.placement.invoice_id: ledger for ledger in ledgers}
+    what = "an older version" if stale else f"version {seen.version or seen.state}"
     decisions: list[Decision] = []
     for invoice_id in invoice_ids:
         if invoice_id not in by_invoice:
@@ -135,21 +140,19 @@ def replay(seen: SeenPayment, ledgers: Sequence[Ledger], *, stale: bool) -> list
                     None,
                     invoice_id,
                     Outcome.NO_PLACEMENT,
-                    f"invoice {invoice_id} of QBO payment {seen.qbo_payment_id} is not placed",
+                    f"invoice {invoice_id} of QBO payment {seen.payment_id} is not placed",
                 )
             )
     for ledger in sorted(ledgers, key=lambda ledger: ledger.id):
-        if ledger.active_exclusion(seen.qbo_payment_id):
+        if ledger.active_exclusion(seen.payment_id):
             outcome = Outcome.EXCLUDED_AFTER_RESTORE
             detail = (
-                f"QBO payment {seen.qbo_payment_id} was excluded from this placement by a "
+                f"QBO payment {seen.payment_id} was excluded from this placement by a "
                 "restore and has not changed in QBO since; ignored"
             )
         else:
             outcome = Outcome.DUPLICATE_NO_CHANGE
-            detail = (
-                f"QBO payment {seen.qbo_payment_id}: {what} was already applied; nothing changed"
-            )
+            detail = f"QBO payment {seen.payment_id}: {what} was already applied; nothing changed"
         decisions.append(report(ledger.placement, "", outcome, detail))
     return decisions
 
@@ -169,8 +172,8 @@ def unread_payment_gone(ledger: Ledger, payment: PaymentIn, ctx: Context) -> Eff
         unseen_paid_minor_units=max(0, p.unseen_paid_minor_units - back),
     )
     reason = (
-        f"QBO payment {payment.qbo_payment_id}, which invoice "
-        f"{p.qbo_invoice_id}'s balance showed before the payment was read and "
+        f"QBO payment {payment.payment_id}, which invoice "
+        f"{p.invoice_id}'s balance showed before the payment was read and "
         f"after which the placement was {p.status}, was "
         f"{payment.state.value} in QBO before it was read; "
         f"{money(p, balance)} owed again. Outreach stays stopped until a human "
@@ -181,10 +184,10 @@ def unread_payment_gone(ledger: Ledger, payment: PaymentIn, ctx: Context) -> Eff
         reason,
         balance=balance,
         review_reason=reason,
-        cause=(payment.qbo_payment_id, payment.sync_token),
+        cause=(payment.payment_id, payment.version),
         details={
-            "qbo_payment_id": payment.qbo_payment_id,
-            "sync_token": payment.sync_token,
+            "payment_id": payment.payment_id,
+            "provider_version": payment.version,
             "payment_state": payment.state.value,
         },
     )
@@ -219,7 +222,11 @@ def decide_payment(
             decisions.append(effect.decision)
     if payment.state is EntityState.DELETED and first_sight:
         record = evolve(
-            seen, sync_token=payment.sync_token, state=payment.state.value, updated_at=ctx.now
+            seen,
+            version=payment.version,
+            version_sequence=payment.version_sequence,
+            state=payment.state.value,
+            updated_at=ctx.now,
         )
         return PaymentDecided(tuple(decisions), tuple(effects), record)
 
@@ -230,9 +237,9 @@ def decide_payment(
         ledger
         for ledger in ledgers
         if ledger.placement.tenant_id == seen.tenant_id
-        and ledger.placement.realm_id == seen.realm_id
+        and ledger.placement.company_id == seen.company_id
     ]
-    by_invoice = {ledger.placement.qbo_invoice_id: ledger for ledger in ours}
+    by_invoice = {ledger.placement.invoice_id: ledger for ledger in ours}
     current = {ledger.id: ledger for ledger in by_invoice.values()}
     decided: set[str] = set()
     for invoice_id in invoice_ids:
@@ -263,8 +270,7 @@ def decide_payment(
         candidates = [
             current[ledger.id]
             for ledger in ours
-            if ledger.id not in decided
-            and ledger.placement.qbo_customer_id == payment.qbo_customer_id
+            if ledger.id not in decided and ledger.placement.customer_id == payment.customer_id
         ]
         for effect in pause_for_unapplied(candidates, facts, ctx):
             effects.append(effect)
@@ -295,8 +301,7 @@ def decide_payment(
         if decided_ledger is None:
             continue
         payments = [
-            record if s.qbo_payment_id == record.qbo_payment_id else s
-            for s in decided_ledger.unapplied
+            record if s.payment_id == record.payment_id else s for s in decided_ledger.unapplied
         ]
         covered = pause_if_unapplied_covers(decided_ledger, payments, ctx)
         if covered is not None:
@@ -314,7 +319,8 @@ def _recorded(
     """The payment's record after this version."""
     record = evolve(
         seen,
-        sync_token=payment.sync_token or seen.sync_token,
+        version=payment.version or seen.version,
+        version_sequence=payment.version_sequence if payment.version else seen.version_sequence,
         state=payment.state.value,
         currency_code=facts.currency,
     )
@@ -323,15 +329,15 @@ def _recorded(
             record,
             total_minor_units=payment.total,
             unapplied_minor_units=payment.unapplied,
-            qbo_customer_id=payment.qbo_customer_id or seen.qbo_customer_id,
+            customer_id=payment.customer_id or seen.customer_id,
             credit_memo_ids=tuple(facts.credit_memo_ids),
-            qbo_created_at=payment.create_time or seen.qbo_created_at,
+            provider_created_at=payment.create_time or seen.provider_created_at,
         )
     # Invoices linked before keep a 0 entry, so replays and later versions still find them.
     return evolve(
         record,
         invoice_amounts={**dict.fromkeys(facts.previous or {}, 0), **facts.amounts},
         paused_placement_ids=tuple(dict.fromkeys(paused)),
-        qbo_updated_at=payment.last_updated or seen.qbo_updated_at,
+        provider_updated_at=payment.last_updated or seen.provider_updated_at,
         updated_at=ctx.now,
     )

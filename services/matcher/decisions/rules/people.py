@@ -63,8 +63,8 @@ def restore(ledger: Ledger, expected_version: int, actor: str, reason: str, ctx:
     balance = old_balance
     if status in TERMINAL and p.restore_balance_minor_units is not None:
         balance = p.restore_balance_minor_units
-    cause = p.cause_qbo_payment_id
-    qbo_view = p.qbo_balance_minor_units
+    cause = p.cause_payment_id
+    qbo_view = p.invoice_balance_minor_units
     details: dict[str, Any] = {
         "previous_status": status.value,
         "previous_balance_minor_units": old_balance,
@@ -78,8 +78,8 @@ def restore(ledger: Ledger, expected_version: int, actor: str, reason: str, ctx:
         ledger = ledger.with_exclusion(
             Exclusion(
                 placement_id=p.placement_id,
-                qbo_payment_id=cause,
-                sync_token=p.cause_sync_token,
+                payment_id=cause,
+                version=p.cause_version,
                 excluded_at=ctx.now,
                 excluded_by=actor,
                 reason=reason,
@@ -94,8 +94,8 @@ def restore(ledger: Ledger, expected_version: int, actor: str, reason: str, ctx:
         elif status is Status.RESOLVED_OUT_OF_BAND:
             oob = max(0, oob - (balance - old_balance))
             unseen = max(0, unseen - (balance - old_balance))
-        details["excluded_qbo_payment_id"] = cause
-        details["excluded_sync_token"] = p.cause_sync_token or ""
+        details["excluded_payment_id"] = cause
+        details["excluded_version"] = p.cause_version or ""
     elif status in TERMINAL and balance > old_balance:
         # Resolved or closed by an invoice version itself (a write-off, an adjustment, a
         # credit QBO shows on the invoice): that version is excluded by taking its drop
@@ -103,21 +103,21 @@ def restore(ledger: Ledger, expected_version: int, actor: str, reason: str, ctx:
         # with the balance as it was before the excluded one: a reversed write-off changes
         # nothing, one that still stands closes the placement again.
         qbo_view += balance - old_balance
-        details["excluded_invoice_sync_token"] = p.qbo_invoice_sync_token
+        details["excluded_invoice_version"] = p.invoice_version
         details["excluded_minor_units"] = balance - old_balance
     p = evolve(
         p,
-        qbo_balance_minor_units=qbo_view,
+        invoice_balance_minor_units=qbo_view,
         oob_paid_minor_units=oob,
         unseen_paid_minor_units=unseen,
         status=Status.ACTIVE.value,
         balance_minor_units=balance,
         resolution_reason="",
         review_reason="",
-        resolving_qbo_payment_id="",
+        resolving_payment_id="",
         resolved_at=None,
-        cause_qbo_payment_id="",
-        cause_sync_token=None,
+        cause_payment_id="",
+        cause_version=None,
         restore_balance_minor_units=None,
         version=p.version + 1,
         updated_at=ctx.now,
@@ -167,13 +167,16 @@ def refresh_descriptive(p: PlacementState, item: PlacementIn) -> dict[str, Any]:
         return {}
     wanted: dict[str, Any] = {"debtor": item.debtor}
     order = version_order(
-        p.qbo_invoice_sync_token, p.qbo_invoice_state, item.sync_token, EntityState.ACTIVE
+        (p.invoice_version, p.invoice_version_sequence),
+        p.invoice_state,
+        (item.version, item.version_sequence),
+        EntityState.ACTIVE,
     )
     if order >= 0:
         wanted.update(
             doc_number=item.doc_number,
             due_date=item.due_date,
             invoice_date=item.invoice_date,
-            qbo_customer_id=item.qbo_customer_id,
+            customer_id=item.customer_id,
         )
     return {name: value for name, value in wanted.items() if getattr(p, name) != value}

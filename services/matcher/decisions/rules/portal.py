@@ -80,7 +80,7 @@ def decide_portal_payment(
         fee_minor_units=payment.fee,
         pay_time=payment.pay_time,
         applied_minor_units=0,
-        mirrored_by_qbo_payment_id=None,
+        mirrored_by_payment_id=None,
         recorded_at=ctx.now,
     )
     details: dict[str, Any] = {
@@ -103,8 +103,8 @@ def decide_portal_payment(
                     updated_at=ctx.now,
                 )
             )
-            portal = evolve(portal, mirrored_by_qbo_payment_id=mirror.qbo_payment_id)
-            qbo_id = mirror.qbo_payment_id
+            portal = evolve(portal, mirrored_by_payment_id=mirror.payment_id)
+            qbo_id = mirror.payment_id
         else:
             # Known so far only from the invoice's balance: the payment, when read, is linked.
             give_back = p.unseen_paid_minor_units
@@ -112,7 +112,7 @@ def decide_portal_payment(
                 unseen_paid_minor_units=0,
                 mirror_pending_minor_units=p.mirror_pending_minor_units + give_back,
             )
-            qbo_id = p.resolving_qbo_payment_id or p.cause_qbo_payment_id
+            qbo_id = p.resolving_payment_id or p.cause_payment_id
         ledger = ledger.with_placement(
             oob_paid_minor_units=ledger.placement.oob_paid_minor_units - give_back
         )
@@ -120,7 +120,7 @@ def decide_portal_payment(
         owed = p.balance_minor_units + give_back
         portal = evolve(portal, applied_minor_units=min(amount, owed))
         new_balance = owed - portal.applied_minor_units
-        details["qbo_payment_id"] = qbo_id
+        details["payment_id"] = qbo_id
         detail = (
             f"portal payment {payment.portal_payment_id} of {money(p, amount)} was "
             f"already recorded in QBO (payment {qbo_id or 'not read yet'}); not counted twice, "
@@ -181,7 +181,7 @@ def _unseen_mirror(ledger: Ledger, amount: int, payment: PortalPaymentIn, ctx: C
     payment not read yet, close enough in time to be the creditor's record of it."""
     p = ledger.placement
     unseen = p.unseen_paid_minor_units
-    when = p.qbo_invoice_updated_at
+    when = p.invoice_updated_at
     return (
         unseen > 0
         and abs(unseen - amount) <= ctx.tolerance
@@ -196,7 +196,7 @@ def find_qbo_mirror(
     same amount within the tolerance, made nearest in the window."""
     best: tuple[timedelta, Application] | None = None
     for app in ledger.applications.values():
-        times = ledger.payment_times.get(app.qbo_payment_id)
+        times = ledger.payment_times.get(app.payment_id)
         if (
             times is None
             or app.kind != KIND_PAYMENT

@@ -49,11 +49,11 @@ def pause_unapplied(
         review_reason=reason,
         cause=(payment_id, token),
         details={
-            "qbo_payment_id": payment_id,
-            "sync_token": token,
+            "payment_id": payment_id,
+            "provider_version": token,
             "unapplied_minor_units": unapplied,
             "payment_currency_code": currency,
-            "qbo_customer_id": customer_id,
+            "customer_id": customer_id,
         },
     )
     return settle(ledger, change, ctx)
@@ -106,7 +106,7 @@ def pause_for_unapplied(
                     facts.token,
                     unapplied,
                     facts.currency,
-                    facts.payment.qbo_customer_id,
+                    facts.payment.customer_id,
                     facts.describe(),
                     ctx,
                 )
@@ -122,33 +122,33 @@ def pause_if_unapplied_covers(
     when the unapplied payment is read, whichever of the two the matcher learns first.
     ``payments`` are the customer's payments seen, in the database's order of ids."""
     p = ledger.placement
-    if Status(p.status) is not Status.ACTIVE or not p.qbo_customer_id:
+    if Status(p.status) is not Status.ACTIVE or not p.customer_id:
         return None
     for record in payments:
         if not (
             record.tenant_id == p.tenant_id
-            and record.realm_id == p.realm_id
-            and record.qbo_customer_id == p.qbo_customer_id
+            and record.company_id == p.company_id
+            and record.customer_id == p.customer_id
             and record.state == EntityState.ACTIVE.value
             and record.currency_code == p.currency_code
             and record.unapplied_minor_units >= p.balance_minor_units - ctx.tolerance
         ):
             continue
-        if record.unapplied_minor_units <= 0 or record.invoice_amounts.get(p.qbo_invoice_id):
+        if record.unapplied_minor_units <= 0 or record.invoice_amounts.get(p.invoice_id):
             continue  # a payment applied to this invoice was decided as such
-        exclusion = ledger.active_exclusion(record.qbo_payment_id)
+        exclusion = ledger.active_exclusion(record.payment_id)
         if exclusion is not None and exclusion_holds(
-            exclusion, record.sync_token, record.qbo_updated_at
+            exclusion, record.version, record.provider_updated_at
         ):
             continue
         return pause_unapplied(
             ledger,
-            record.qbo_payment_id,
-            record.sync_token,
+            record.payment_id,
+            record.version,
             record.unapplied_minor_units,
             record.currency_code,
-            record.qbo_customer_id,
-            f"QBO payment {record.qbo_payment_id}",
+            record.customer_id,
+            f"QBO payment {record.payment_id}",
             ctx,
         )
     return None

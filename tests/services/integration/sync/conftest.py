@@ -148,8 +148,8 @@ async def placements(deps: IntegrationDeps) -> dict[str, mpb.Placement]:
             mpb.ListPlacementsRequest(tenant_id=TENANT, page_size=1000, page_token=token)
         )
         for p in page.placements:
-            assert p.qbo_invoice_id not in out, f"two placements for invoice {p.qbo_invoice_id}"
-            out[p.qbo_invoice_id] = p
+            assert p.invoice_id not in out, f"two placements for invoice {p.invoice_id}"
+            out[p.invoice_id] = p
         token = page.next_page_token
         if not token:
             return out
@@ -227,7 +227,7 @@ def assert_matches_books(
     for invoice_id, invoice in expected.items():
         placement = got[invoice_id]
         customer = company.customers[invoice.customer_id]
-        assert placement.realm_id == REALM_ID
+        assert placement.company_id == REALM_ID
         assert placement.intake_channel == mpb.INTAKE_CHANNEL_ACCOUNTING_SYNC
         assert placement.status == mpb.PLACEMENT_STATUS_ACTIVE
         assert placement.balance.minor_units == invoice.balance
@@ -235,7 +235,7 @@ def assert_matches_books(
         assert placement.original_amount.minor_units == invoice.total
         assert placement.due_date == invoice.due_date
         assert placement.doc_number == invoice.doc_number
-        assert placement.qbo_customer_id == invoice.customer_id
+        assert placement.customer_id == invoice.customer_id
         debtor = placement.debtor
         assert debtor.display_name == customer.display_name
         assert debtor.company_name == customer.company_name

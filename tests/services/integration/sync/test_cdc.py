@@ -156,7 +156,7 @@ async def test_every_change_reaches_the_placements_after_one_poll(
 
     customer = company.customers[contact.customer_id]
     for invoice_id, placement in after.items():
-        if placement.qbo_customer_id == contact.customer_id and invoice_id in overdue_in_books(
+        if placement.customer_id == contact.customer_id and invoice_id in overdue_in_books(
             emulator
         ):
             assert placement.debtor.email == "billing@new-domain.example"
@@ -166,7 +166,7 @@ async def test_every_change_reaches_the_placements_after_one_poll(
     changed = {paid.id, partly.id, voided.id, deleted.id, credited.id, edited.id, postponed.id}
     untouched = set(before) - changed
     for invoice_id in untouched:
-        if after[invoice_id].qbo_customer_id != contact.customer_id:
+        if after[invoice_id].customer_id != contact.customer_id:
             assert after[invoice_id].version == before[invoice_id].version
 
     # The same poll again (a CDC replay of the overlap) changes nothing.

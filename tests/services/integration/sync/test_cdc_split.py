@@ -56,4 +56,4 @@ async def test_a_response_at_the_cap_is_split_and_nothing_is_lost(
         assert got[invoice.id].balance.minor_units == books(emulator).invoices[invoice.id].balance
         assert got[invoice.id].balance.minor_units == invoice.balance
     for placement in got.values():
-        assert placement.debtor.display_name == renamed[placement.qbo_customer_id]
+        assert placement.debtor.display_name == renamed[placement.customer_id]

@@ -131,14 +131,14 @@ def test_invoice_facts_and_placement_input_from_intuits_sample() -> None:
     assert not facts.overdue(date(2014, 10, 19))  # due today is not overdue yet
 
     item = mapping.placement_input(INVOICE, CUSTOMER)
-    assert item.qbo_invoice_id == "130"
+    assert item.invoice_id == "130"
     assert item.doc_number == "1037"
-    assert item.qbo_customer_id == "24"
+    assert item.customer_id == "24"
     assert item.balance.minor_units == 36207
     assert item.total_amount.currency_code == "USD"
     assert item.invoice_date == "2014-09-19"
     assert item.due_date == "2014-10-19"
-    assert item.sync_token == "0"
+    assert item.version == "0"
     assert item.last_updated_time.ToDatetime(tzinfo=UTC) == datetime(
         2014, 9, 19, 20, 16, 17, tzinfo=UTC
     )
@@ -185,7 +185,7 @@ def test_an_inactive_customer_keeps_its_name_and_contact() -> None:
 
 def test_invoice_states_for_apply_accounting_invoice() -> None:
     active = mapping.qbo_invoice({**INVOICE, "CurrencyRef": {"value": "CAD"}})
-    assert active.state == mpb.QBO_ENTITY_STATE_ACTIVE
+    assert active.state == mpb.ENTITY_STATE_ACTIVE
     assert active.balance.currency_code == "CAD"
     assert [(t.txn_id, t.txn_type) for t in active.linked_txns] == [
         ("100", mpb.LINKED_TXN_TYPE_OTHER)
@@ -209,11 +209,16 @@ def test_invoice_states_for_apply_accounting_invoice() -> None:
     voided = mapping.qbo_invoice(
         {**INVOICE, "TotalAmt": 0, "Balance": 0, "PrivateNote": "Voided", "SyncToken": "1"}
     )
-    assert voided.state == mpb.QBO_ENTITY_STATE_VOIDED
-    assert voided.sync_token == "1"
+    assert voided.state == mpb.ENTITY_STATE_VOIDED
+    assert (voided.version, voided.version_sequence) == ("1", 1)
+    # The SyncToken is the version and, as a number, its order; a token that is not a number
+    # has no order (the matcher then compares the text).
+    assert mapping.qbo_invoice({**INVOICE, "SyncToken": "12"}).version_sequence == 12
+    assert mapping.qbo_invoice({**INVOICE, "SyncToken": "x1"}).version_sequence == 0
+    assert mapping.qbo_payment({**PAYMENT, "SyncToken": "7"}).version_sequence == 7
     # A note that merely says "Voided" on a live invoice is not a void.
     assert mapping.qbo_invoice({**INVOICE, "PrivateNote": "Voided?"}).state == (
-        mpb.QBO_ENTITY_STATE_ACTIVE
+        mpb.ENTITY_STATE_ACTIVE
     )
     deleted = mapping.qbo_invoice(
         {
@@ -223,23 +228,23 @@ def test_invoice_states_for_apply_accounting_invoice() -> None:
             "MetaData": {"LastUpdatedTime": "2014-12-08T19:36:24-08:00"},
         }
     )
-    assert deleted.state == mpb.QBO_ENTITY_STATE_DELETED
-    assert deleted.qbo_invoice_id == "39"
+    assert deleted.state == mpb.ENTITY_STATE_DELETED
+    assert deleted.invoice_id == "39"
     assert deleted.HasField("last_updated_time")
     assert not deleted.HasField("balance")
 
 
 def test_payment_from_intuits_sample_and_its_void_and_delete() -> None:
     payment = mapping.qbo_payment(PAYMENT)
-    assert payment.qbo_payment_id == "163"
+    assert payment.payment_id == "163"
     assert payment.txn_date == "2015-01-16"
     assert payment.total_amount.minor_units == 6500
     assert payment.unapplied_amount.minor_units == 1000
-    assert payment.qbo_customer_id == "20"
+    assert payment.customer_id == "20"
     assert [(x.linked_txn_id, x.linked_txn_type, x.amount.minor_units) for x in payment.lines] == [
         ("70", mpb.LINKED_TXN_TYPE_INVOICE, 5500)
     ]
-    assert payment.state == mpb.QBO_ENTITY_STATE_ACTIVE
+    assert payment.state == mpb.ENTITY_STATE_ACTIVE
     assert payment.HasField("create_time")
     credit = mapping.qbo_payment(
         {
@@ -259,10 +264,10 @@ def test_payment_from_intuits_sample_and_its_void_and_delete() -> None:
     voided = mapping.qbo_payment(
         {**PAYMENT, "TotalAmt": 0, "UnappliedAmt": 0, "Line": [], "PrivateNote": "Voided - chk"}
     )
-    assert voided.state == mpb.QBO_ENTITY_STATE_VOIDED
+    assert voided.state == mpb.ENTITY_STATE_VOIDED
     deleted = mapping.qbo_payment({"status": "Deleted", "domain": "QBO", "Id": "73"})
-    assert deleted.state == mpb.QBO_ENTITY_STATE_DELETED
-    assert deleted.qbo_payment_id == "73"
+    assert deleted.state == mpb.ENTITY_STATE_DELETED
+    assert deleted.payment_id == "73"
     assert mapping.linked_invoice_ids(PAYMENT) == ["70"]
 
 

@@ -50,15 +50,15 @@ class Bookkeeper:
         self.token += 1
         self.books.invoice(
             InvoiceIn(
-                qbo_invoice_id="i1",
-                sync_token=str(self.token),
+                invoice_id="i1",
+                version=str(self.token),
                 state=EntityState.ACTIVE,
                 currency="USD",
                 total=self.total,
                 balance=balance,
                 doc_number="i1",
                 due_date=None,
-                qbo_customer_id="c1",
+                customer_id="c1",
                 last_updated=self._when(),
                 linked=tuple(LinkedTxnIn(p, LinkType.PAYMENT) for p in linked),
             )
@@ -71,13 +71,13 @@ class Bookkeeper:
         when = self._when()
         self.books.pay(
             PaymentIn(
-                qbo_payment_id=payment_id,
-                sync_token="0",
+                payment_id=payment_id,
+                version="0",
                 state=EntityState.ACTIVE,
                 currency="USD",
                 total=0 if credit else amount,
                 unapplied=0,
-                qbo_customer_id="c1",
+                customer_id="c1",
                 lines=tuple(lines),
                 create_time=when,
                 last_updated=when,
@@ -88,13 +88,13 @@ class Bookkeeper:
         when = self._when()
         self.books.pay(
             PaymentIn(
-                qbo_payment_id=payment_id,
-                sync_token="9",
+                payment_id=payment_id,
+                version="9",
                 state=EntityState.DELETED,
                 currency="USD",
                 total=0,
                 unapplied=0,
-                qbo_customer_id="c1",
+                customer_id="c1",
                 lines=(),
                 create_time=when,
                 last_updated=when,

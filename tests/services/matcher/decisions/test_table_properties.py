@@ -124,13 +124,13 @@ class Player:
             lines.append(PaymentLineIn("cm1", LinkType.CREDIT_MEMO, applied))
         total = action.unapplied + (0 if action.credit else applied)
         return PaymentIn(
-            qbo_payment_id=action.payment_id,
-            sync_token=token,
+            payment_id=action.payment_id,
+            version=token,
             state=action.state,
             currency="USD",
             total=total,
             unapplied=action.unapplied,
-            qbo_customer_id="c1",
+            customer_id="c1",
             lines=tuple(lines),
             create_time=when,
             last_updated=when,
@@ -139,15 +139,15 @@ class Player:
     def invoice(self, action: Invoice, total: int) -> InvoiceIn:
         token, when = self._next(action.invoice_id)
         return InvoiceIn(
-            qbo_invoice_id=action.invoice_id,
-            sync_token=str(int(token) + 1),
+            invoice_id=action.invoice_id,
+            version=str(int(token) + 1),
             state=action.state,
             currency="USD",
             total=total,
             balance=action.balance,
             doc_number=action.invoice_id,
             due_date=None,
-            qbo_customer_id="c1",
+            customer_id="c1",
             last_updated=when,
             linked=tuple(LinkedTxnIn(pid, LinkType.PAYMENT) for pid in action.linked),
         )
@@ -176,7 +176,7 @@ def _check_invariants(books: Books) -> None:
     for ledger in books.ledgers.values():
         p = ledger.placement
         assert p.balance_minor_units >= 0, p
-        assert p.qbo_balance_minor_units >= 0, p
+        assert p.invoice_balance_minor_units >= 0, p
         for app in ledger.applications.values():
             assert 0 <= app.counted_minor_units <= app.amount_minor_units, app
 

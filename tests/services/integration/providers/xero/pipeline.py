@@ -57,7 +57,7 @@ class XeroPipeline:
         reply = await self.matching.ListPlacements(
             mpb.ListPlacementsRequest(tenant_id=TENANT, page_size=500)
         )
-        return {p.qbo_invoice_id: p for p in reply.placements}
+        return {p.invoice_id: p for p in reply.placements}
 
     async def placement(self, invoice: str) -> mpb.Placement | None:
         return (await self.placements()).get(invoice)

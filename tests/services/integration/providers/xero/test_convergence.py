@@ -198,7 +198,7 @@ async def _state(p: Pipeline, org: Org) -> dict[int, tuple[int, int]]:
     reply = await p.matching.ListPlacements(
         mpb.ListPlacementsRequest(tenant_id=org.tenant, page_size=100)
     )
-    by_invoice = {pl.qbo_invoice_id: (pl.status, pl.balance.minor_units) for pl in reply.placements}
+    by_invoice = {pl.invoice_id: (pl.status, pl.balance.minor_units) for pl in reply.placements}
     return {i: by_invoice[inv] for i, inv in enumerate(org.invoices) if inv in by_invoice}
 
 

@@ -63,9 +63,11 @@ def test_an_invoice_becomes_facts_in_minor_units_and_calendar_dates() -> None:
 
 def test_the_version_is_updated_date_utc_in_milliseconds() -> None:
     message = facts.to_invoice(_invoice())
-    assert message.sync_token == str(UPDATED_MS)
+    assert message.version == str(UPDATED_MS)
     later = facts.to_invoice(_invoice(UpdatedDateUTC=f"/Date({UPDATED_MS + 1})/"))
-    assert int(later.sync_token) > int(message.sync_token)
+    assert int(later.version) > int(message.version)
+    # The same milliseconds are the order the matcher compares versions by.
+    assert (message.version_sequence, later.version_sequence) == (UPDATED_MS, UPDATED_MS + 1)
     assert message.last_updated_time.ToDatetime(UTC) == datetime(2026, 1, 1, 0, 0, 0, 123000, UTC)
     # Without the /Date()/ form, the ISO companion gives the same instant (to the second).
     iso = _invoice(UpdatedDateUTC=None, UpdatedDateUTCString="2026-01-01T00:00:00Z")
@@ -84,12 +86,12 @@ def test_links_say_payment_for_money_and_credit_memo_for_credit() -> None:
 @pytest.mark.parametrize(
     ("status", "kind", "balance", "state"),
     [
-        ("AUTHORISED", "ACCREC", 30005, mpb.QBO_ENTITY_STATE_ACTIVE),
-        ("PAID", "ACCREC", 30005, mpb.QBO_ENTITY_STATE_ACTIVE),
-        ("DRAFT", "ACCREC", 0, mpb.QBO_ENTITY_STATE_ACTIVE),  # owes nothing yet
-        ("AUTHORISED", "ACCPAY", 0, mpb.QBO_ENTITY_STATE_ACTIVE),  # a bill: not ours to collect
-        ("VOIDED", "ACCREC", 0, mpb.QBO_ENTITY_STATE_VOIDED),
-        ("DELETED", "ACCREC", 0, mpb.QBO_ENTITY_STATE_DELETED),
+        ("AUTHORISED", "ACCREC", 30005, mpb.ENTITY_STATE_ACTIVE),
+        ("PAID", "ACCREC", 30005, mpb.ENTITY_STATE_ACTIVE),
+        ("DRAFT", "ACCREC", 0, mpb.ENTITY_STATE_ACTIVE),  # owes nothing yet
+        ("AUTHORISED", "ACCPAY", 0, mpb.ENTITY_STATE_ACTIVE),  # a bill: not ours to collect
+        ("VOIDED", "ACCREC", 0, mpb.ENTITY_STATE_VOIDED),
+        ("DELETED", "ACCREC", 0, mpb.ENTITY_STATE_DELETED),
     ],
 )
 def test_statuses_become_balances_voids_and_deletes(
@@ -97,7 +99,7 @@ def test_statuses_become_balances_voids_and_deletes(
 ) -> None:
     message = facts.to_invoice(_invoice(Status=status, Type=kind))
     assert message.state == state
-    if state != mpb.QBO_ENTITY_STATE_DELETED:
+    if state != mpb.ENTITY_STATE_DELETED:
         assert message.balance.minor_units == balance
     assert facts.is_deleted(_invoice(Status=status)) == (status == "DELETED")
 
@@ -116,7 +118,8 @@ def test_a_payment_is_one_line_on_its_invoice_and_deleted_is_a_delete() -> None:
         },
     }
     message = facts.to_payment(payment)
-    assert (message.qbo_payment_id, message.sync_token, message.qbo_customer_id) == (
+    assert message.version_sequence == UPDATED_MS
+    assert (message.payment_id, message.version, message.customer_id) == (
         "p1",
         str(UPDATED_MS),
         "c1",
@@ -128,7 +131,7 @@ def test_a_payment_is_one_line_on_its_invoice_and_deleted_is_a_delete() -> None:
     ]
     assert message.txn_date == "2026-05-31"
     deleted = facts.to_payment({**payment, "Status": "DELETED"})
-    assert deleted.state == mpb.QBO_ENTITY_STATE_DELETED
+    assert deleted.state == mpb.ENTITY_STATE_DELETED
     assert facts.linked_invoice_ids(payment) == ["i1"]
 
 
@@ -152,19 +155,19 @@ def _overpayment(**changes: object) -> dict[str, object]:
 
 def test_unallocated_overpayment_is_a_payment_with_its_remaining_credit_unapplied() -> None:
     message = facts.to_payment(_overpayment())
-    assert (message.qbo_payment_id, message.qbo_customer_id) == ("o1", "c1")
-    assert message.sync_token == str(UPDATED_MS)
+    assert (message.payment_id, message.customer_id) == ("o1", "c1")
+    assert message.version == str(UPDATED_MS)
     assert (message.total_amount.minor_units, message.unapplied_amount.minor_units) == (
         50000,
         50000,
     )
     assert message.unapplied_amount.currency_code == "NZD"
     assert list(message.lines) == []
-    assert message.state == mpb.QBO_ENTITY_STATE_ACTIVE
+    assert message.state == mpb.ENTITY_STATE_ACTIVE
     prepayment = facts.to_payment(
         {**_overpayment(), "OverpaymentID": "", "PrepaymentID": "pp1", "RemainingCredit": 120.25}
     )
-    assert (prepayment.qbo_payment_id, prepayment.unapplied_amount.minor_units) == ("pp1", 12025)
+    assert (prepayment.payment_id, prepayment.unapplied_amount.minor_units) == ("pp1", 12025)
 
 
 def test_an_allocation_moves_the_money_from_unapplied_to_a_line_on_the_invoice() -> None:
@@ -192,12 +195,12 @@ def test_an_allocation_moves_the_money_from_unapplied_to_a_line_on_the_invoice()
 
 def test_a_voided_or_deleted_overpayment_leaves_no_unapplied_money() -> None:
     voided = facts.to_payment(_overpayment(Status="VOIDED", RemainingCredit=0.0))
-    assert voided.state == mpb.QBO_ENTITY_STATE_VOIDED
+    assert voided.state == mpb.ENTITY_STATE_VOIDED
     assert voided.unapplied_amount.minor_units == 0
     # Whatever RemainingCredit a voided one shows, nothing is unapplied.
     assert facts.to_payment(_overpayment(Status="VOIDED")).unapplied_amount.minor_units == 0
     deleted = facts.to_payment(_overpayment(Status="DELETED"))
-    assert deleted.state == mpb.QBO_ENTITY_STATE_DELETED
+    assert deleted.state == mpb.ENTITY_STATE_DELETED
     # A supplier's (SPEND) overpayment is not money a debtor paid us.
     spend = facts.to_payment(_overpayment(Type="SPEND-OVERPAYMENT"))
     assert spend.unapplied_amount.minor_units == 0

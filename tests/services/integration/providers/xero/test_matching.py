@@ -284,7 +284,7 @@ async def test_unallocated_money_pauses_for_review_and_its_allocation_resolves_o
         )
     )
     ours = [
-        (entry.qbo_payment_id, entry.amount_minor_units)
+        (entry.payment_id, entry.amount_minor_units)
         for section in report.currencies
         for entry in section.out_of_band_resolutions
         if entry.placement_id == placement.placement_id
