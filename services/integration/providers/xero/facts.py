@@ -46,6 +46,8 @@ ID_FIELDS = {
     "Prepayment": "PrepaymentID",
 }
 OWING = ("AUTHORISED", "PAID")  # statuses of an approved (posted) invoice
+# Overpayment and prepayment types of money a contact paid us (``AR...``: older spelling).
+RECEIVED_CREDIT = ("RECEIVE-OVERPAYMENT", "RECEIVE-PREPAYMENT", "AROVERPAYMENT", "ARPREPAYMENT")
 
 
 def _text(value: object) -> str:
@@ -223,12 +225,20 @@ def deleted_payment(payment_id: str, when: datetime | None = None) -> mpb.Accoun
     )
 
 
+def is_credit_payment(entity: Json) -> bool:
+    """An overpayment or prepayment (money the contact paid, spent by allocations)."""
+    return bool(_text(entity.get("OverpaymentID")) or _text(entity.get("PrepaymentID")))
+
+
 def to_payment(entity: Json) -> mpb.AccountingPayment:
     """A payment as now known in Xero, for ``ApplyAccountingPayment``: one line on its
-    invoice; ``DELETED`` (Xero's only way to reverse a payment) is a delete."""
+    invoice; ``DELETED`` (Xero's only way to reverse a payment) is a delete. An
+    overpayment or prepayment maps through :func:`credit_payment`."""
     payment_id = entity_id(entity)
     if is_deleted(entity):
         return deleted_payment(payment_id, updated(entity))
+    if is_credit_payment(entity):
+        return credit_payment(entity)
     currency = currency_of(entity)
     target = entity.get("Invoice")
     target = target if isinstance(target, Mapping) else {}
@@ -254,6 +264,53 @@ def to_payment(entity: Json) -> mpb.AccountingPayment:
         customer_id=_text(_contact(target).get("ContactID")),
         lines=lines,
         state=mpb.ENTITY_STATE_ACTIVE,
+        create_time=timestamp(when),
+        last_updated_time=timestamp(when),
+    )
+
+
+def credit_payment(entity: Json) -> mpb.AccountingPayment:
+    """A receive overpayment or prepayment as a payment: its allocations are its lines
+    (one per invoice it was allocated to), its ``RemainingCredit`` (while ``AUTHORISED``)
+    is the unapplied amount, so money the contact paid but nobody allocated reaches the
+    matcher's unapplied-payment rule. A later allocation moves the money from unapplied
+    to a line (the same payment, a newer version: no double counting); ``VOIDED`` is a
+    voided payment (no unapplied money left). Times as for a payment: ``UpdatedDateUTC``."""
+    payment_id = entity_id(entity)
+    currency = currency_of(entity)
+    status = _text(entity.get("Status")).upper()
+    receivable = _text(entity.get("Type")).upper() in RECEIVED_CREDIT
+    lines = []
+    for allocation in entity.get("Allocations") or []:
+        if not isinstance(allocation, Mapping) or allocation.get("IsDeleted") is True:
+            continue
+        target = allocation.get("Invoice")
+        invoice_id = _text(target.get("InvoiceID")) if isinstance(target, Mapping) else ""
+        if invoice_id:
+            lines.append(
+                mpb.PaymentLine(
+                    linked_txn_id=invoice_id,
+                    linked_txn_type=mpb.LINKED_TXN_TYPE_INVOICE,
+                    amount=money(allocation.get("Amount"), currency),
+                )
+            )
+    unapplied = (
+        to_minor_units(entity.get("RemainingCredit") or 0, currency)
+        if receivable and status == "AUTHORISED"
+        else 0
+    )
+    when = updated(entity)
+    day = local_date(entity, "Date")
+    return mpb.AccountingPayment(
+        payment_id=payment_id,
+        version=version(entity),
+        version_sequence=version_sequence(entity),
+        txn_date=day.isoformat() if day else "",
+        total_amount=money(entity.get("Total"), currency),
+        unapplied_amount=Money(currency_code=currency, minor_units=max(0, unapplied)),
+        customer_id=_text(_contact(entity).get("ContactID")),
+        lines=lines if receivable else [],
+        state=mpb.ENTITY_STATE_VOIDED if status == "VOIDED" else mpb.ENTITY_STATE_ACTIVE,
         create_time=timestamp(when),
         last_updated_time=timestamp(when),
     )

@@ -5,7 +5,8 @@ The caller takes a slot in the organisation's shared budget (60 a minute, 5 at o
 5xx, and checks the kill switch and the connection's state before each call. The core
 speaks its canonical entity names (``Invoice``, ``Payment``, ``CreditMemo``,
 ``Customer``); this reader turns them into Xero's resources. Xero has no change feed:
-``changes_since`` is one ``If-Modified-Since`` sweep of each resource, paged.
+``changes_since`` is one ``If-Modified-Since`` sweep of each resource, paged; ``Payment``
+sweeps Payments, Overpayments and Prepayments (all money a contact paid).
 """
 
 from __future__ import annotations
@@ -33,7 +34,18 @@ RESOURCES: dict[str, tuple[str, bool, str]] = {
     "Payment": ("Payments", False, 'PaymentType=="ACCRECPAYMENT"'),
     "CreditMemo": ("CreditNotes", False, 'Type=="ACCRECCREDIT"'),
     "Customer": ("Contacts", True, ""),
+    # Read with ``Payment``: a receive overpayment or prepayment is money a contact paid
+    # (allocated or not, voided or deleted too: the poll must see it spent or gone).
+    # (``AR...`` is the older spelling of the same types.)
+    "Overpayment": (
+        "Overpayments",
+        False,
+        '(Type=="RECEIVE-OVERPAYMENT" OR Type=="AROVERPAYMENT")',
+    ),
+    "Prepayment": ("Prepayments", False, '(Type=="RECEIVE-PREPAYMENT" OR Type=="ARPREPAYMENT")'),
 }
+# What the poll sweeps for a canonical entity (Xero spreads money paid over three).
+SWEEPS: dict[str, tuple[str, ...]] = {"Payment": ("Payment", "Overpayment", "Prepayment")}
 OPEN_RECEIVABLE = 'Type=="ACCREC" AND Status=="AUTHORISED" AND AmountDue>0'
 # Organisation.Timezone (Windows zone ids, upper case, no spaces) -> IANA zones.
 WINDOWS_ZONES = {
@@ -182,12 +194,16 @@ class XeroReader:
                     found[facts.entity_id(row)] = row
             return found
         for record_id in unique:
-            try:
-                payload = await self.get(f"{resource}/{record_id}")
-            except XeroNotFound:
-                continue
-            for row in _rows(payload, resource):
-                found[facts.entity_id(row)] = row
+            # A payment id may be an overpayment's or a prepayment's: each kind in turn.
+            for swept in SWEEPS.get(entity, (entity,)):
+                kind = RESOURCES[swept][0]
+                try:
+                    payload = await self.get(f"{kind}/{record_id}")
+                except XeroNotFound:
+                    continue
+                for row in _rows(payload, kind):
+                    found[facts.entity_id(row)] = row
+                break
         return found
 
     async def changes_since(self, entities: Sequence[str], since: datetime) -> ChangeSet:
@@ -197,9 +213,10 @@ class XeroReader:
         objects: dict[str, list[Json]] = {name: [] for name in entities}
         first_time = ""
         for entity in entities:
-            async for page in self.pages(entity, since=since):
-                first_time = first_time or (page.time or "")
-                objects[entity].extend(page.rows)
+            for swept in SWEEPS.get(entity, (entity,)):
+                async for page in self.pages(swept, since=since):
+                    first_time = first_time or (page.time or "")
+                    objects[entity].extend(page.rows)
         if not first_time:
             raise ValueError("a Xero answer without its DateTimeUTC")
         return ChangeSet(objects, facts.format_time(facts.parse_time(first_time)))
@@ -207,12 +224,13 @@ class XeroReader:
     async def changed_between(
         self, entity: str, since: datetime, until: datetime | None = None
     ) -> AsyncIterator[Page]:
-        async for page in self.pages(entity, since=since):
-            if until is None:
-                yield page
-                continue
-            rows = [r for r in page.rows if (when := facts.updated(r)) is None or when <= until]
-            yield Page(rows, page.start_position, page.time)
+        for swept in SWEEPS.get(entity, (entity,)):
+            async for page in self.pages(swept, since=since):
+                if until is None:
+                    yield page
+                    continue
+                rows = [r for r in page.rows if (when := facts.updated(r)) is None or when <= until]
+                yield Page(rows, page.start_position, page.time)
 
     def overdue_between(self, after: date, through: date) -> AsyncIterator[Page]:
         where = (

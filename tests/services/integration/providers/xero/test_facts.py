@@ -135,6 +135,79 @@ def test_a_payment_is_one_line_on_its_invoice_and_deleted_is_a_delete() -> None:
     assert facts.linked_invoice_ids(payment) == ["i1"]
 
 
+def _overpayment(**changes: object) -> dict[str, object]:
+    overpayment: dict[str, object] = {
+        "OverpaymentID": "o1",
+        "Type": "RECEIVE-OVERPAYMENT",
+        "Contact": {"ContactID": "c1"},
+        "Date": "/Date(1780185600000+0000)/",
+        "Status": "AUTHORISED",
+        "Total": 500.0,
+        "RemainingCredit": 500.0,
+        "AppliedAmount": 0.0,
+        "CurrencyCode": "NZD",
+        "UpdatedDateUTC": f"/Date({UPDATED_MS}+0000)/",
+        "Allocations": [],
+    }
+    overpayment.update(changes)
+    return overpayment
+
+
+def test_unallocated_overpayment_is_a_payment_with_its_remaining_credit_unapplied() -> None:
+    message = facts.to_payment(_overpayment())
+    assert (message.payment_id, message.customer_id) == ("o1", "c1")
+    assert message.version == str(UPDATED_MS)
+    assert (message.total_amount.minor_units, message.unapplied_amount.minor_units) == (
+        50000,
+        50000,
+    )
+    assert message.unapplied_amount.currency_code == "NZD"
+    assert list(message.lines) == []
+    assert message.state == mpb.ENTITY_STATE_ACTIVE
+    prepayment = facts.to_payment(
+        {**_overpayment(), "OverpaymentID": "", "PrepaymentID": "pp1", "RemainingCredit": 120.25}
+    )
+    assert (prepayment.payment_id, prepayment.unapplied_amount.minor_units) == ("pp1", 12025)
+
+
+def test_an_allocation_moves_the_money_from_unapplied_to_a_line_on_the_invoice() -> None:
+    allocated = _overpayment(
+        Status="PAID",
+        RemainingCredit=0.0,
+        AppliedAmount=500.0,
+        Allocations=[{"Amount": 500.0, "Invoice": {"InvoiceID": "i1"}}],
+    )
+    message = facts.to_payment(allocated)
+    assert message.unapplied_amount.minor_units == 0  # counted once, on the invoice
+    assert [(line.linked_txn_id, line.amount.minor_units) for line in message.lines] == [
+        ("i1", 50000)
+    ]
+    assert facts.linked_invoice_ids(allocated) == ["i1"]
+    part = facts.to_payment(
+        _overpayment(
+            RemainingCredit=300.0,
+            AppliedAmount=200.0,
+            Allocations=[{"Amount": 200.0, "Invoice": {"InvoiceID": "i1"}}],
+        )
+    )
+    assert (part.unapplied_amount.minor_units, part.lines[0].amount.minor_units) == (30000, 20000)
+
+
+def test_a_voided_or_deleted_overpayment_leaves_no_unapplied_money() -> None:
+    voided = facts.to_payment(_overpayment(Status="VOIDED", RemainingCredit=0.0))
+    assert voided.state == mpb.ENTITY_STATE_VOIDED
+    assert voided.unapplied_amount.minor_units == 0
+    # Whatever RemainingCredit a voided one shows, nothing is unapplied.
+    assert facts.to_payment(_overpayment(Status="VOIDED")).unapplied_amount.minor_units == 0
+    deleted = facts.to_payment(_overpayment(Status="DELETED"))
+    assert deleted.state == mpb.ENTITY_STATE_DELETED
+    # A supplier's (SPEND) overpayment is not money a debtor paid us.
+    spend = facts.to_payment(_overpayment(Type="SPEND-OVERPAYMENT"))
+    assert spend.unapplied_amount.minor_units == 0
+    older = facts.to_payment(_overpayment(Type="AROVERPAYMENT"))
+    assert older.unapplied_amount.minor_units == 50000
+
+
 def test_a_credit_notes_allocations_name_the_invoices_to_re_read() -> None:
     note = {
         "CreditNoteID": "n1",

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC
 
+import pytest
 import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -210,3 +212,133 @@ async def test_restore_survives_the_next_poll(pipeline: XeroPipeline) -> None:
     found = await p.placement(invoice)
     assert found is not None
     assert found.status == S.PLACEMENT_STATUS_ACTIVE  # the poll read the payment again; kept
+
+
+# -- unallocated overpayments and prepayments (Xero's unapplied money) ---------------------
+
+
+async def polls_after(p: XeroPipeline, count: int = 2) -> None:
+    """Waits until ``count`` safety-net polls finished after now (the last of two started
+    after this call: Xero sends no webhook for an overpayment or prepayment)."""
+    async with internal_channel(p.stack.integration_addr, INTERNAL_TOKEN) as channel:
+        stub = igrpc.IntegrationServiceStub(channel)
+        request = ipb.GetConnectionStatusRequest(tenant_id=TENANT, provider=ipb.PROVIDER_XERO)
+        for _ in range(count):
+            before = (await stub.GetConnectionStatus(request)).sync.last_cdc_poll_time
+
+            async def polled(before: Timestamp = before) -> bool:
+                now = (await stub.GetConnectionStatus(request)).sync.last_cdc_poll_time
+                return now.ToNanoseconds() > before.ToNanoseconds()
+
+            await p.until(polled, what="a safety-net poll")
+
+
+async def unallocated(p: XeroPipeline, kind: str, contact: str, amount: str) -> str:
+    """An overpayment or prepayment the bookkeeper records and allocates to nothing."""
+    key = "Overpayments" if kind == "overpayments" else "Prepayments"
+    made = await p.books("POST", kind, {"contact_id": contact, "amount": amount})
+    assert key in made, made
+    assert made[key][0]["RemainingCredit"] == float(amount)
+    return str(made[key][0][f"{key[:-1]}ID"])
+
+
+async def audit_actions(p: XeroPipeline, placement_id: str) -> list[str]:
+    reply = await p.matching.ListAuditEvents(
+        mpb.ListAuditEventsRequest(tenant_id=TENANT, placement_id=placement_id, page_size=1000)
+    )
+    return [event.action for event in reply.events]
+
+
+@pytest.mark.parametrize("kind", ["overpayments", "prepayments"])
+async def test_unallocated_money_pauses_for_review_and_its_allocation_resolves_once(
+    pipeline: XeroPipeline, kind: str
+) -> None:
+    p = pipeline
+    contact, invoice, placement = await debtor(p)
+    credit_id = await unallocated(p, kind, contact, "500.00")
+    # As QuickBooks' unapplied payment of the amount: paused, never resolved on it.
+    paused = await p.status_becomes(invoice, S.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW)
+    assert paused.balance.minor_units == 50000
+    assert credit_id in paused.review_reason
+    assert "unapplied" in paused.review_reason
+    await p.books("POST", f"{kind}/{credit_id}/allocations", {"invoice_id": invoice})
+    resolved = await p.status_becomes(invoice, S.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND)
+    assert resolved.resolution_reason == "paid out-of-band"
+    assert resolved.balance.minor_units == 0
+    await polls_after(p)  # the allocated credit read again: nothing more happens
+    after = await p.placement(invoice)
+    assert after is not None
+    assert after.version == resolved.version
+    actions = await audit_actions(p, placement.placement_id)
+    assert actions.count("placement.resolved_out_of_band") == 1, actions
+    # The money counted once: 500.00 out of band, no possible double payment.
+    report = await p.matching.GetReconciliationReport(
+        mpb.GetReconciliationReportRequest(
+            tenant_id=TENANT,
+            day=resolved.resolve_time.ToDatetime(tzinfo=UTC).date().isoformat(),
+            fee_terms=mpb.FeeTerms(
+                contingency_fee_basis_points=2_500,
+                out_of_band_fee_treatment=mpb.OUT_OF_BAND_FEE_TREATMENT_REDUCED,
+                out_of_band_fee_basis_points=1_000,
+            ),
+        )
+    )
+    ours = [
+        (entry.payment_id, entry.amount_minor_units)
+        for section in report.currencies
+        for entry in section.out_of_band_resolutions
+        if entry.placement_id == placement.placement_id
+    ]
+    assert ours == [(credit_id, 50000)]
+    doubles = [
+        entry
+        for section in report.currencies
+        for entry in section.possible_double_payments
+        if entry.placement_id == placement.placement_id
+    ]
+    assert doubles == []
+
+
+async def test_small_unallocated_overpayment_pauses_only_what_it_covers(
+    pipeline: XeroPipeline,
+) -> None:
+    p = pipeline
+    contact, large, _ = await debtor(p)  # 500.00 owed
+    small = await p.invoice(contact, "40.00", PAST_DUE, date="2026-05-31")
+    await p.until(lambda: _placed(p, small), what="the 40.00 placement")
+    await unallocated(p, "overpayments", contact, "50.00")
+    await p.status_becomes(small, S.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW)
+    found = await p.placement(large)
+    assert found is not None
+    assert found.status == S.PLACEMENT_STATUS_ACTIVE
+    assert found.balance.minor_units == 50000
+
+
+async def test_voided_overpayment_no_longer_counts_as_unapplied(pipeline: XeroPipeline) -> None:
+    p = pipeline
+    contact, first, _ = await debtor(p)  # 500.00
+    second = await p.invoice(contact, "800.00", PAST_DUE, date="2026-05-31")
+    await p.until(lambda: _placed(p, second), what="the 800.00 placement")
+    credit_id = await unallocated(p, "overpayments", contact, "500.00")
+    await p.status_becomes(first, S.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW)
+    await p.books("POST", f"overpayments/{credit_id}/void")
+    await polls_after(p)
+    # 400.00 left on the second invoice: 500.00 unapplied would cover it; voided, it does not.
+    await p.pay(second, "400.00")
+
+    async def reduced() -> bool:
+        found = await p.placement(second)
+        return found is not None and found.balance.minor_units == 40000
+
+    await p.until(reduced, what="balance 400.00")
+    await polls_after(p, 1)
+    found = await p.placement(second)
+    assert found is not None
+    assert found.status == S.PLACEMENT_STATUS_ACTIVE, found
+    still = await p.placement(first)  # a pause is never lifted automatically
+    assert still is not None
+    assert still.status == S.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW
+
+
+async def _placed(p: XeroPipeline, invoice: str) -> bool:
+    return await p.placement(invoice) is not None
