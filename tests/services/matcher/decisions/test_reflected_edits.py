@@ -14,6 +14,7 @@ from itertools import permutations
 
 import pytest
 
+from services.matcher.decisions.values import AuditEntry
 from services.matcher.domain import (
     EntityState,
     InvoiceIn,
@@ -124,3 +125,16 @@ def test_an_edit_on_an_active_placement_counts_once_in_every_order(
         assert balance <= owed, later
         ends.add((status, balance))
     assert ends == {(Status.ACTIVE.value, owed)}
+
+
+def test_the_edit_already_shown_is_recorded_in_the_audit_trail() -> None:
+    books = Books()
+    books.place(placement("i1", 25_000))
+    books.pay(_payment("0", 25_000, 1))
+    books.invoice(_invoice("2", 25_000, 24_000, 2))
+    step = books.pay(_payment("1", 1_000, 2))
+    entries = [r for e in step.effects for r in e.records if isinstance(r, AuditEntry)]
+    assert [e.action for e in entries] == ["placement.payment_recorded"]
+    assert "already shown in invoice i1's balance" in entries[0].reason
+    assert books.state("p-i1") == (Status.NEEDS_REVIEW.value, 24_000)
+    assert books.ledgers["p-i1"].placement.oob_paid_minor_units == 1_000
