@@ -205,6 +205,26 @@ def credit_memo_reason(facts: PaymentFacts, invoice_id: str, *, partial: bool = 
     )
 
 
+def invoice_shows_edit(p: PlacementState, facts: PaymentFacts, amount: int, counted: int) -> bool:
+    """Whether the invoice version we hold (linking the payment) already shows this version
+    of a payment applied before: it was made after the payment's version (QBO's
+    ``LastUpdatedTime``), or in the same second (a payment's edit and the invoice version it
+    makes share it) when counting the edit would raise the balance: never dun for more than
+    that version says (had it predated the edit, the version the edit made will say so).
+    """
+    when = facts.payment.last_updated
+    invoice_when = p.invoice_updated_at
+    if (
+        facts.state is not EntityState.ACTIVE
+        or facts.id not in p.invoice_linked_payment_ids
+        or when is None
+        or invoice_when is None
+        or amount == counted
+    ):
+        return False
+    return when < invoice_when or (when == invoice_when and amount < counted)
+
+
 def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx: Context) -> Effect:
     """One payment's amount for one placed invoice, following the rules table."""
     tol = ctx.tolerance
@@ -331,6 +351,19 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
             oob += app.counted_minor_units
     mirror = app.mirror_portal_payment_id is not None
 
+    shown = (
+        exclusion is None
+        and not fresh
+        and not mirror
+        and invoice_shows_edit(p, facts, amount, app.counted_minor_units)
+    )
+    if shown:
+        # The invoice version we hold already shows this version of the payment: its balance
+        # change counted the edit; what the payment counts follows, the balance does not.
+        if kind == KIND_PAYMENT:
+            oob += amount - app.counted_minor_units
+        app = evolve(app, counted_minor_units=amount, reflected_minor_units=amount)
+
     if mirror:
         target = 0
         if newly_mirrored is not None and app.counted_minor_units:
@@ -445,7 +478,7 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
 
     if delta == 0:
         return _nothing_counted(
-            ledger, facts, kind, details, reflected_already, previous, fresh, ctx, records
+            ledger, facts, kind, details, (reflected_already, shown), previous, fresh, ctx, records
         )
 
     verb = "applied" if delta > 0 else "took back"
@@ -500,7 +533,7 @@ def _nothing_counted(
     facts: PaymentFacts,
     kind: str,
     details: dict[str, Any],
-    reflected_already: bool,
+    reflected: tuple[bool, bool],
     previous: int | None,
     fresh: bool,
     ctx: Context,
@@ -508,7 +541,9 @@ def _nothing_counted(
 ) -> Effect:
     """The payment's version counts nothing new: no change, unless the invoice told us of
     it first and it turns out to be a credit memo (the resolution is corrected, or the
-    placement closed when no money was paid out of band)."""
+    placement closed when no money was paid out of band). ``reflected``: a line first read
+    that the invoice balance already reflects; an edit the invoice version already shows."""
+    reflected_already, shown = reflected
     p = ledger.placement
     invoice_id = p.invoice_id
     status = Status(p.status)
@@ -551,12 +586,18 @@ def _nothing_counted(
             details=details,
         )
         return settle(ledger, change, ctx, invoice_id, records)
-    if reflected_already or (previous is not None and fresh):
+    if shown:
+        detail = (
+            f"{facts.describe()} version {facts.token} was already shown in invoice "
+            f"{invoice_id}'s balance (the invoice version read before it); nothing changed"
+        )
+    elif reflected_already or (previous is not None and fresh):
         detail = (
             f"{facts.describe()} was already reflected in invoice {invoice_id}'s balance; "
             "nothing changed"
         )
     else:
         detail = f"{facts.describe()} changes nothing for invoice {invoice_id}"
-    change = Change(Verdict.PAYMENT_NO_CHANGE, detail, details=details, audit=False)
+    # An edit already shown is recorded (what the payment counts changed, not the balance).
+    change = Change(Verdict.PAYMENT_NO_CHANGE, detail, details=details, audit=shown)
     return settle(ledger, change, ctx, invoice_id, records)
