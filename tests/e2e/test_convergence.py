@@ -400,7 +400,7 @@ async def _vanished_unseen(p: Pipeline, companies: tuple[Company, Company], inde
     """The one difference the matching rules allow (docs/matching.md): a version of a
     payment that was gone (deleted, voided or edited) before one run's matcher read it.
     The run that read it stopped outreach on it and, when it changed, flagged the placement
-    for review naming that payment (a human decides); the other never saw that version and
+    for review (a human decides); the other never saw that version and
     follows QBO (active, or paused by another rule). Nothing can tell the second run
     otherwise: QBO keeps no history of payment or invoice versions, and a deleted payment's
     CDC entry has only its id."""
@@ -418,8 +418,9 @@ async def _vanished_unseen(p: Pipeline, companies: tuple[Company, Company], inde
     seen_flagged = await _payment_versions(p, companies[flagged], states[flagged])
     seen_other = await _payment_versions(p, companies[other], states[other])
     for n, pid in enumerate(companies[flagged].payments):
-        if f"QBO payment {pid}" not in states[flagged].review_reason:
-            continue
+        # The flag may name the payment, or the invoice version that showed its change
+        # before the payment's own version was read (docs/matching.md, "A payment's edit the
+        # invoice version already shows"); either way the run read a version now gone.
         now = await _version(p, companies[flagged], pid)
         other_pid = companies[other].payments[n]
         gone = {t for q, t in seen_flagged if q == pid and t != now}
