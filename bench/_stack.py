@@ -20,6 +20,7 @@ import jwt
 
 from aicollect import localstack
 from aicollect.localstack import LocalStack
+from examples import confirming
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -143,20 +144,25 @@ async def until_confirmed(
     deadline: float,
 ) -> None:
     """A large confirmation answers while it is still being placed: waits until it is done
-    (the candidates listing's ``confirmation``) and puts its final counts into ``body``."""
-    confirmation: dict[str, Any] = body["confirmation"]
-    while confirmation["state"] == "CONFIRMATION_STATE_CONFIRMING":
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the confirmation is still placing: {confirmation}")
-        await asyncio.sleep(0.5)
+    (``examples/confirming.py``) and puts its final counts into ``body``."""
+
+    async def page() -> dict[str, Any]:
         async with http.get(f"{base}/candidates", headers=headers, params={"page_size": "1"}) as r:
-            confirmation = (await r.json())["confirmation"]
+            listing: dict[str, Any] = await r.json()
+            return listing
+
+    try:
+        confirmation = await confirming.until_confirmed(
+            page, body, within=max(0.0, deadline - time.monotonic()), every=0.5
+        )
+    except confirming.StillPlacing as exc:
+        raise SystemExit(str(exc)) from exc
     body.update(
         confirmation=confirmation,
         placed_count=confirmation["placed_count"],
         dropped_count=confirmation["dropped_count"],
     )
-    if confirmation["state"] != "CONFIRMATION_STATE_CONFIRMED":
+    if confirmation["state"] != confirming.CONFIRMED:
         raise SystemExit(f"the confirmation failed: {confirmation}")
 
 
