@@ -57,6 +57,44 @@ def cpu_rows(result: dict[str, Any]) -> list[tuple[str, dict[str, float], str]]:
     ]
 
 
+def _verdict(met: bool, figure: str, target: str) -> str:
+    return f"  {'MET    ' if met else 'NOT MET'} {figure} (target {target})"
+
+
+def targets(baseline: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """The hot path's targets, checked on this run's figures beside the baseline's."""
+    if "steps" in ours:  # e2e_latency
+        lines = []
+        base_steps = {s["rate_per_s"]: s for s in baseline["steps"]}
+        for step in ours["steps"]:
+            rate, before = step["rate_per_s"], base_steps.get(step["rate_per_s"])
+            total = step["cpu_ms_per_payment"].get("total", 0.0)
+            if before and before["cpu_ms_per_payment"].get("total"):
+                share = total / before["cpu_ms_per_payment"]["total"]
+                lines.append(
+                    _verdict(share <= 0.5, f"{rate:g}/s: CPU per payment {share:.2f}x", "<= 0.5x")
+                )
+            tx = step.get("transactions_per_payment")
+            if tx is not None:
+                lines.append(_verdict(tx <= 3, f"{rate:g}/s: {tx} transactions/payment", "<= 3"))
+            if rate >= 100:
+                lines.append(
+                    _verdict(step["p99_ms"] < 1000, f"{rate:g}/s: p99 {step['p99_ms']} ms", "< 1 s")
+                )
+        return lines
+    ratio = ours["saturation"]["ratio"]  # webhook_ingest
+    top = ours.get("highest_sustained_rate_per_s")
+    under = ours.get("highest_rate_with_p99_under_50ms_per_s")
+    return [
+        _verdict(ratio >= 0.5, f"acknowledgement {ratio:.2f}x the bare handler", ">= 0.5x"),
+        _verdict(
+            top is not None and under == top,
+            f"p99 < 50 ms up to {under}/s, highest sustained {top}/s",
+            "p99 < 50 ms at the highest sustained rate",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, required=True, help="the baseline checkout")
@@ -86,6 +124,9 @@ def main() -> None:
             before, after = cpu_b.get(key, 0.0), cpu_o[key]
             ratio = f"{after / before:.2f}x" if before else "-"
             print(f"    {key:<12} {before:8.2f} -> {after:8.2f}  ({ratio})")
+    print("\nTargets (issue 14), this checkout")
+    for line in targets(baseline, ours):
+        print(line)
 
 
 if __name__ == "__main__":
