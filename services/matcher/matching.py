@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, insert
+from sqlalchemy import and_, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +45,7 @@ from services.matcher.decisions.rules.people import (
 )
 from services.matcher.decisions.rules.people import clear_review_flag as clear_flag_rule
 from services.matcher.decisions.rules.portal import decide_portal_payment
+from services.matcher.decisions.rules.unapplied import pause_new_placements
 from services.matcher.decisions.snapshot import (
     Loaded,
     Rows,
@@ -79,7 +80,7 @@ from services.matcher.domain import (
     provider_label,
 )
 from services.matcher.journal import Journal
-from services.matcher.models import AuditEvent, Placement, PortalPayment
+from services.matcher.models import AuditEvent, PaymentSeen, Placement, PortalPayment
 from services.matcher.pauses import start_paused
 
 
@@ -102,7 +103,9 @@ async def upsert_placements(
 ) -> list[UpsertResult]:
     """One placement per (tenant, provider, company, invoice). Creates new ones; on existing
     ones refreshes only descriptive fields (``rules/people.refresh_descriptive``). Never
-    touches status or balance, so it never resurrects a resolved placement."""
+    touches an existing placement's status or balance, so it never resurrects a resolved
+    placement. A new one starts paused pending review when its customer's unapplied money
+    already recorded covers its balance (``rules/unapplied.pause_new_placements``)."""
     ctx, journal = await _open(session, Source("upsert"))
     now = ctx.now
     rows: list[dict[str, Any]] = [
@@ -212,9 +215,58 @@ async def upsert_placements(
         results.append(UpsertResult(item.invoice_id, row.placement_id, outcome))
     if audits:
         await session.execute(insert(AuditEvent), audits)
+    await _pause_covered_at_birth(
+        session, journal, ctx, tenant_id, provider, company_id, items, created
+    )
     await start_paused(session, tenant_id, list(created.values()), now)
     await journal.close()
     return results
+
+
+async def _pause_covered_at_birth(
+    session: AsyncSession,
+    journal: Journal,
+    ctx: Context,
+    tenant_id: str,
+    provider: str,
+    company_id: str,
+    items: Sequence[PlacementIn],
+    created: dict[str, str],
+) -> None:
+    """New placements whose customer's unapplied money, already recorded, covers their
+    balance start paused pending review (``rules/unapplied.pause_new_placements``). Only
+    the placements of customers with such money are loaded, so a batch of customers
+    without any costs one indexed read."""
+    customers = sorted({i.customer_id for i in items if i.invoice_id in created and i.customer_id})
+    if not customers:
+        return
+    funded = set(
+        (
+            await session.execute(
+                select(PaymentSeen.customer_id)
+                .distinct()
+                .where(
+                    PaymentSeen.tenant_id == tenant_id,
+                    PaymentSeen.provider == provider,
+                    PaymentSeen.company_id == company_id,
+                    PaymentSeen.customer_id.in_(customers),
+                    PaymentSeen.unapplied_minor_units > 0,
+                    PaymentSeen.state == EntityState.ACTIVE.value,
+                )
+            )
+        ).scalars()
+    )
+    ids = [
+        created[i.invoice_id] for i in items if i.invoice_id in created and i.customer_id in funded
+    ]
+    if not ids:
+        return
+    loaded = await load_ledgers(
+        session, await lock_placements(session, Placement.placement_id.in_(sorted(set(ids))))
+    )
+    await apply_effects(journal, loaded, pause_new_placements(loaded.ordered(), ctx))
+    # The pauses are written before ``start_paused`` reads which new placements are active.
+    await session.flush()
 
 
 # ---------------------------------------------------------------------------------------

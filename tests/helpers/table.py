@@ -19,6 +19,7 @@ from services.matcher.decisions.rules.payments import (
     payment_scope,
 )
 from services.matcher.decisions.rules.people import restore
+from services.matcher.decisions.rules.unapplied import pause_new_placements
 from services.matcher.decisions.values import (
     Context,
     Effect,
@@ -101,8 +102,10 @@ class Books:
     seen: dict[str, SeenPayment] = field(default_factory=dict)
     now: datetime = START
 
-    def place(self, p: PlacementState) -> None:
-        self.ledgers[p.placement_id] = Ledger(
+    def place(self, p: PlacementState) -> Step:
+        """A new placement, paused at once when unapplied money already seen covers it
+        (``matching.upsert_placements``). Intake reads no time of its own: no tick."""
+        ledger = Ledger(
             placement=p,
             applications={},
             exclusions={},
@@ -110,6 +113,9 @@ class Books:
             double_payment_ids=frozenset(),
             payment_times={},
         )
+        self.ledgers[p.placement_id] = ledger
+        ctx = Context(self.tolerance, self.window, self.now)
+        return self._keep(tuple(pause_new_placements([self._ledger(ledger)], ctx)))
 
     def _tick(self) -> Context:
         self.now += timedelta(seconds=1)

@@ -170,8 +170,11 @@ class MatchingServiceServicer:
         upsert never changes an existing placement's status or balance (amount changes
         arrive through ApplyAccountingInvoice so that the decision rules apply); it only
         refreshes descriptive fields such as the debtor contact, doc number and due date,
-        and only from a provider version newer than the stored one. At most 1,000 placements
-        per call; an invalid item fails the whole call with INVALID_ARGUMENT.
+        and only from a provider version newer than the stored one. A new placement starts
+        ACTIVE, or PAUSED_PENDING_REVIEW (with its PAUSE event and audit entry) when unapplied
+        money its customer paid, already applied through ApplyAccountingPayment, covers its
+        balance. At most 1,000 placements per call; an invalid item fails the whole call with
+        INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

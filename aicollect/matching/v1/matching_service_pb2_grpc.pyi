@@ -60,8 +60,11 @@ class MatchingServiceStub:
     upsert never changes an existing placement's status or balance (amount changes
     arrive through ApplyAccountingInvoice so that the decision rules apply); it only
     refreshes descriptive fields such as the debtor contact, doc number and due date,
-    and only from a provider version newer than the stored one. At most 1,000 placements
-    per call; an invalid item fails the whole call with INVALID_ARGUMENT.
+    and only from a provider version newer than the stored one. A new placement starts
+    ACTIVE, or PAUSED_PENDING_REVIEW (with its PAUSE event and audit entry) when unapplied
+    money its customer paid, already applied through ApplyAccountingPayment, covers its
+    balance. At most 1,000 placements per call; an invalid item fails the whole call with
+    INVALID_ARGUMENT.
     """
     ApplyAccountingPayment: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingPaymentRequest, _matching_service_pb2.ApplyAccountingPaymentResponse]
     """Applies a payment as it is now known in the provider's books (including voided and
@@ -199,8 +202,11 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     upsert never changes an existing placement's status or balance (amount changes
     arrive through ApplyAccountingInvoice so that the decision rules apply); it only
     refreshes descriptive fields such as the debtor contact, doc number and due date,
-    and only from a provider version newer than the stored one. At most 1,000 placements
-    per call; an invalid item fails the whole call with INVALID_ARGUMENT.
+    and only from a provider version newer than the stored one. A new placement starts
+    ACTIVE, or PAUSED_PENDING_REVIEW (with its PAUSE event and audit entry) when unapplied
+    money its customer paid, already applied through ApplyAccountingPayment, covers its
+    balance. At most 1,000 placements per call; an invalid item fails the whole call with
+    INVALID_ARGUMENT.
     """
     ApplyAccountingPayment: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingPaymentRequest, _matching_service_pb2.ApplyAccountingPaymentResponse]  # type: ignore[assignment]
     """Applies a payment as it is now known in the provider's books (including voided and
@@ -341,8 +347,11 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         upsert never changes an existing placement's status or balance (amount changes
         arrive through ApplyAccountingInvoice so that the decision rules apply); it only
         refreshes descriptive fields such as the debtor contact, doc number and due date,
-        and only from a provider version newer than the stored one. At most 1,000 placements
-        per call; an invalid item fails the whole call with INVALID_ARGUMENT.
+        and only from a provider version newer than the stored one. A new placement starts
+        ACTIVE, or PAUSED_PENDING_REVIEW (with its PAUSE event and audit entry) when unapplied
+        money its customer paid, already applied through ApplyAccountingPayment, covers its
+        balance. At most 1,000 placements per call; an invalid item fails the whole call with
+        INVALID_ARGUMENT.
         """
 
     @_abc_1.abstractmethod

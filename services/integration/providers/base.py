@@ -220,6 +220,13 @@ class EntityReader(Protocol):
         """One page of the backfill: invoices with a balance due before ``today``, by id."""
         ...
 
+    def unapplied_payments(self) -> AsyncIterator[Page]:
+        """What the backfill reads of the money customers paid before the connection:
+        every payment that may still carry money applied to no invoice, page by page
+        (the platform's narrowest filter; the backfill keeps those whose mapped
+        ``unapplied_amount`` is above zero)."""
+        ...
+
 
 # -- accounting facts -----------------------------------------------------------------------
 

@@ -7,6 +7,14 @@ read in batches (``Id IN (...)``), the placement rules applied, and the placemen
 to ``UpsertPlacements`` (one per invoice however often it runs). The next page is read
 while the matcher takes the current one; at most a few pages are ever in memory.
 
+Before the first page, the payments that carry unapplied money at connection time are
+read (``reader.unapplied_payments``: QBO's payments, Xero's open overpayments and
+prepayments) and handed to the matcher as accounting payments, the same call and mapping
+the CDC poll uses: money a customer paid before the connection, applied to no invoice, is
+known before any of its invoices is placed, so those it covers start paused for review
+(docs/matching.md, "Unapplied payments"). The CDC poll only looks back from the
+connection, so without this read such money would never be seen.
+
 After each page a checkpoint (next position, last invoice id, counters) is stored, so a
 crash resumes where it stopped. Pages overlap by a few rows and rows already seen are
 skipped by id; if more rows than the overlap vanished ahead of the position (invoices
@@ -27,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
 from services.integration.providers.base import InvoiceFacts
@@ -102,6 +111,22 @@ async def _produce(
         await out.put(None)
     except Exception as exc:  # handed to the consumer, which raises it
         await out.put(exc)
+
+
+async def apply_unapplied_payments(ctx: apply_context.SyncContext) -> int:
+    """Reads the payments that may carry unapplied money and sends the matcher those that
+    do (active, ``unapplied_amount`` above zero), page by page; how many were sent."""
+    sent = 0
+    async for page in ctx.reader.unapplied_payments():
+        rows = [row for row in page.rows if carries_unapplied_money(ctx.facts.payment(row))]
+        if rows:
+            await apply.apply_payments(ctx, rows)
+            sent += len(rows)
+    return sent
+
+
+def carries_unapplied_money(payment: mpb.AccountingPayment) -> bool:
+    return payment.state == mpb.ENTITY_STATE_ACTIVE and payment.unapplied_amount.minor_units > 0
 
 
 async def placed_by(deps: SyncDeps, tenant_id: str, realm_id: str, run_id: str) -> int:
@@ -180,6 +205,18 @@ async def run_backfill(
             "position": row.backfill_next_position,
         },
     )
+    if not row.backfill_last_invoice_id:  # no page done yet: this run has not read them
+        unapplied = await apply_unapplied_payments(ctx)
+        log.info(
+            "backfill read the unapplied payments",
+            extra={
+                "tenant_id": tenant_id,
+                "realm_id": realm_id,
+                "run_id": run_id,
+                "payments": unapplied,
+                "calls": reader.calls,
+            },
+        )
     seen, created, pages = row.backfill_invoices_seen, row.backfill_placements_created, 0
     queue: asyncio.Queue[_Page | BaseException | None] = asyncio.Queue(maxsize=1)
     producer = asyncio.create_task(

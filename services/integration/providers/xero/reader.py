@@ -246,6 +246,14 @@ class XeroReader:
             "Invoice", where, order="DueDate ASC, InvoiceID ASC", start=start, page_size=page_size
         )
 
+    async def unapplied_payments(self) -> AsyncIterator[Page]:
+        """Receive overpayments and prepayments still ``AUTHORISED`` (credit left to
+        allocate; ``PAID`` ones are spent, ``VOIDED`` ones gone): one call each, more only
+        past 1,000 open credits of a kind."""
+        for entity in ("Overpayment", "Prepayment"):
+            async for page in self.pages(entity, 'Status=="AUTHORISED"'):
+                yield page
+
     async def overdue_invoices(self, today: date, start: int, size: int) -> list[Json]:
         """One backfill page: open receivables due before the organisation's today, by id
         (``start`` is a row position; Xero pages by number, so it is rounded down to a

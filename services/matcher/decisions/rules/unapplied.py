@@ -4,9 +4,11 @@ Unapplied money from a customer that covers what one of its active placements ow
 least the balance, within the tolerance) may well be that placement's payment: the
 placement is paused pending review, never resolved on this evidence and never resumed
 automatically. Only the amount and the customer decide, so the rule gives the same answer
-whether the payment or the placement's fall in balance is read first: it runs when the
-payment is read (:func:`pause_for_unapplied`) and whenever a balance falls
-(:func:`pause_if_unapplied_covers`).
+whether the payment, the placement's fall in balance or the placement itself comes first:
+it runs when the payment is read (:func:`pause_for_unapplied`), whenever a balance falls
+(:func:`pause_if_unapplied_covers`) and when a placement is created
+(:func:`pause_new_placements`: a placement whose customer's unapplied money is already
+known starts paused).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from services.matcher.decisions.rules.common import (
 )
 from services.matcher.decisions.rules.payment_line import PaymentFacts
 from services.matcher.decisions.values import Context, Effect, Ledger, SeenPayment, evolve
-from services.matcher.domain import EntityState, Outcome, Status, format_money
+from services.matcher.domain import EntityState, Outcome, Status, format_money, provider_label
 
 
 def pause_unapplied(
@@ -148,7 +150,21 @@ def pause_if_unapplied_covers(
             record.unapplied_minor_units,
             record.currency_code,
             record.customer_id,
-            f"QBO payment {record.payment_id}",
+            f"{provider_label(record.provider)} payment {record.payment_id}",
             ctx,
         )
     return None
+
+
+def pause_new_placements(ledgers: Iterable[Ledger], ctx: Context) -> list[Effect]:
+    """Placements just created (active, at their invoice's balance): one whose customer's
+    unapplied money already seen covers that balance is paused pending review at once,
+    with the same audit entry and PAUSE event as when the payment is read after it. So
+    outreach never starts on money the customer may already have paid, whichever the
+    matcher learns of first."""
+    effects: list[Effect] = []
+    for ledger in ledgers:
+        effect = pause_if_unapplied_covers(ledger, ledger.unapplied, ctx)
+        if effect is not None:
+            effects.append(effect)
+    return effects

@@ -293,3 +293,52 @@ async def test_the_apps_minute_budget_spans_every_organisation(
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(readers[1].company_time(), 1.5)
         assert not (await xero.control("GET", "/stats")).get("throttled")
+
+
+async def test_the_first_backfill_reads_open_overpayments_and_prepayments(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """Money a contact paid before the connection and nobody allocated (an overpayment or a
+    prepayment still ``AUTHORISED``): Xero sends no webhook for it and the poll only looks
+    back from the connection, so the first backfill reads it. The invoice it covers is
+    placed paused for review at the confirmation; the others active. The poll is an hour
+    away here: only the backfill can have read that money."""
+    due = (datetime.now(UTC).date() - timedelta(days=40)).isoformat()
+    covered: set[str] = set()
+    active: set[str] = set()
+    credits: dict[str, str] = {}
+
+    async def books(p: XeroPipeline) -> None:
+        for kind, key in (("overpayments", "Overpayments"), ("prepayments", "Prepayments")):
+            contact = await p.contact(f"Paid ahead by {kind}", f"{kind}@debtor.test")
+            covered.add(await p.invoice(contact, "300.00", due, date="2026-01-01"))
+            active.add(await p.invoice(contact, "900.00", due, date="2026-01-01"))
+            made = await p.books("POST", kind, {"contact_id": contact, "amount": "300.00"})
+            credits[kind] = str(made[key][0][f"{key[:-1]}ID"])
+        # A voided overpayment, and one allocated in full elsewhere (PAID): no credit left.
+        gone = await p.contact("Voided credit", "void@debtor.test")
+        active.add(await p.invoice(gone, "200.00", due, date="2026-01-01"))
+        made = await p.books("POST", "overpayments", {"contact_id": gone, "amount": "500.00"})
+        await p.books("POST", f"overpayments/{made['Overpayments'][0]['OverpaymentID']}/void")
+        spent = await p.contact("Spent credit", "spent@debtor.test")
+        active.add(await p.invoice(spent, "100.00", due, date="2026-01-01"))
+        other = await p.invoice(spent, "150.00", (datetime.now(UTC).date()).isoformat())
+        made = await p.books("POST", "overpayments", {"contact_id": spent, "amount": "150.00"})
+        overpayment = made["Overpayments"][0]["OverpaymentID"]
+        await p.books("POST", f"overpayments/{overpayment}/allocations", {"invoice_id": other})
+
+    async with running_pipeline(
+        engine, emulator, xero, prepare=books, AICOLLECT_CDC_INTERVAL_SECONDS="3600"
+    ) as p:
+        placements = await p.placements()
+        assert set(placements) == covered | active
+        paused = {
+            invoice
+            for invoice, found in placements.items()
+            if found.status == mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW
+        }
+        assert paused == covered
+        assert all(placements[i].status == mpb.PLACEMENT_STATUS_ACTIVE for i in active), placements
+        reasons = " ".join(placements[i].review_reason for i in covered)
+        assert all(f"Xero payment {c}" in reasons for c in credits.values()), reasons
+        assert all(placements[i].balance.minor_units == 30000 for i in covered)
