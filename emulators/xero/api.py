@@ -12,6 +12,7 @@ past the token carries ``X-DayLimit-Remaining``, ``X-MinLimit-Remaining`` and
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -170,6 +171,20 @@ def _by_updated_only(order: list[tuple[tuple[str, ...], bool]] | None) -> bool:
     return order is None or (len(order) == 1 and order[0][0] == ("updateddateutc",))
 
 
+_WHERE_WORDS = frozenset({"and", "or", "not", "datetime", "guid", "true", "false", "null"})
+
+
+def where_paths(text: str) -> set[tuple[str, ...]]:
+    """Every field path a ``where`` names (quoted strings and keywords left out; a method
+    such as ``Name.Contains`` counts as a path of its own, so it is never taken as known)."""
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+    return {
+        tuple(word.lower().split("."))
+        for word in re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", bare)
+        if word.lower() not in _WHERE_WORDS
+    }
+
+
 def _list(
     request: web.Request,
     key: str,
@@ -180,8 +195,13 @@ def _list(
     updated_of: Callable[[Any], float],
     prefilter: Callable[[Any], bool] | None = None,
     summary_when_unpaged: bool = False,
+    fields: tuple[Callable[[Any], Record], frozenset[tuple[str, ...]]] | None = None,
 ) -> web.Response:
-    """The shared listing: IDs, If-Modified-Since, where, order, page/pageSize."""
+    """The shared listing: IDs, If-Modified-Since, where, order, page/pageSize.
+
+    ``fields``: a cheap rendering of the fields listings filter and sort on, with the
+    paths it holds. A page whose ``where`` and ``order`` name only those is chosen on them
+    and only the page is rendered whole (the same records, in the same order)."""
     state = request.app[STATE_KEY]
     try:
         since = _modified_since(request)
@@ -226,6 +246,28 @@ def _list(
         window = chosen[(page - 1) * size : page * size]
         rendered = [render(item, summary) for item in window]
         return _envelope(request, key, rendered, {"pagination": pagination})
+    if (
+        page is not None
+        and predicate is not None
+        and fields is not None
+        and where_paths(where_text or "") | {path for path, _ in order or ()} <= fields[1]
+    ):
+        light, _known = fields
+        kept = [(row, item) for item in chosen if predicate(row := light(item))]
+        if order is not None:
+            rows = [row for row, _ in kept]
+            position = {id(row): n for n, row in enumerate(rows)}
+            sort_records(rows, order)
+            kept = [kept[position[id(row)]] for row in rows]
+        pagination = {
+            "page": page,
+            "pageSize": size,
+            "pageCount": (len(kept) + size - 1) // size,
+            "itemCount": len(kept),
+        }
+        window = kept[(page - 1) * size : page * size]
+        rendered = [render(item, summary) for _, item in window]
+        return _envelope(request, key, rendered, {"pagination": pagination})
     records = [render(item, summary) for item in chosen]
     if predicate is not None:
         records = [r for r in records if predicate(r)]
@@ -266,6 +308,7 @@ async def invoices(request: web.Request) -> web.Response:
         updated_of=lambda i: i.updated,
         prefilter=keep,
         summary_when_unpaged=True,
+        fields=(org.invoice_fields, org.INVOICE_FIELDS),
     )
 
 

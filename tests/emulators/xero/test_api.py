@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from emulators.xero.api import where_paths
+from emulators.xero.books import Organisation
+from emulators.xero.where import parse_order
 from tests.emulators.xero.conftest import Emulator, Tokens, make_config
 
 TODAY = date(2026, 3, 2)
@@ -390,3 +393,65 @@ async def test_the_api_is_read_only_and_unknown_ids_are_404(emulator: Emulator) 
         f"{emulator.base}/api.xro/2.0/Invoices", json={}, headers=headers
     ) as resp:
         assert resp.status == 400
+
+
+async def test_a_page_chosen_on_the_cheap_fields_is_the_page_rendering_every_invoice_gives(
+    emulator: Emulator,
+) -> None:
+    """A ``where`` and ``order`` naming only an invoice's own fields are decided without
+    rendering every invoice (a 100,000-invoice organisation would render all of them per
+    page); the page must be exactly the one the full rendering gives. The second listing of
+    each pair adds a clause on a field only the full rendering has, true of every invoice."""
+    tenant, tokens = await _books(emulator)
+    ada, bob = await _contact(emulator, tenant), await _contact(emulator, tenant, "Bob Ng")
+    made = []
+    for n in range(12):
+        made.append(
+            await _invoice(
+                emulator,
+                tenant,
+                (ada, bob)[n % 2],
+                f"{100 + 7 * n}.00",
+                date="2026-01-10",
+                due_date=f"2026-02-{10 + n:02d}",
+                reference=f"ref-{n % 3}",
+            )
+        )
+    org = f"/organisations/{tenant}"
+    await emulator.control("POST", f"{org}/payments", {"invoice_id": made[0]["InvoiceID"]})
+    await emulator.control(
+        "POST", f"{org}/payments", {"invoice_id": made[3]["InvoiceID"], "amount": "20.00"}
+    )
+    credit = await emulator.control(
+        "POST", f"{org}/credit-notes", {"contact_id": bob, "amount": "30.00"}
+    )
+    await emulator.control(
+        "POST",
+        f"{org}/credit-notes/{credit['CreditNotes'][0]['CreditNoteID']}/allocations",
+        {"invoice_id": made[5]["InvoiceID"]},
+    )
+    await emulator.control("POST", f"{org}/invoices/{made[7]['InvoiceID']}/void")
+    cases = [
+        (
+            'Type=="ACCREC" AND Status=="AUTHORISED" AND AmountDue > 0 '
+            "AND DueDate < DateTime(2026, 02, 19)",
+            "DueDate ASC, InvoiceID ASC",
+        ),
+        ("AmountPaid > 0 OR AmountCredited > 0", "Total DESC"),
+        (f'Contact.ContactID == Guid("{bob}") AND Reference != "ref-1"', "AmountDue DESC"),
+        ('Status != "VOIDED" AND CurrencyCode == "USD" OR Total > 150', "UpdatedDateUTC DESC"),
+    ]
+    for where, order in cases:
+        named = where_paths(where) | {path for path, _ in parse_order(order)}
+        assert named <= Organisation.INVOICE_FIELDS  # the cheap path is taken
+        assert ("lineamounttypes",) not in Organisation.INVOICE_FIELDS  # the full one here
+        for page in ("1", "2"):
+            pages = []
+            for clause in (where, f'({where}) AND LineAmountTypes == "NoTax"'):
+                status, body, _ = await emulator.api(
+                    tokens, tenant, "Invoices", where=clause, order=order, page=page, pageSize="3"
+                )
+                assert status == 200, body
+                pages.append((body["Invoices"], body["pagination"]))
+            assert pages[0] == pages[1], (where, order, page)
+            assert pages[0][1]["itemCount"] > 0, where
