@@ -59,8 +59,9 @@ async def test_resume_from_a_cursor_misses_nothing_and_repeats_nothing(
     reader = asyncio.ensure_future(call.read())
     await asyncio.sleep(0.2)  # a live stream test: prove nothing is delivered early
     assert not reader.done()
-    (placement,) = await matcher.place(placement_input("72", 5_000))
-    await matcher.pay(qbo_payment("4", [("72", 5_000)]))
+    # Another customer: the first one's 60.00 unapplied would pause a new placement at once.
+    (placement,) = await matcher.place(placement_input("72", 5_000, customer="21"))
+    await matcher.pay(qbo_payment("4", [("72", 5_000)], customer="21"))
     message = await asyncio.wait_for(reader, 5)
     call.cancel()
     assert isinstance(message, pb.StreamOutreachEventsResponse)
