@@ -21,14 +21,14 @@ from services.matcher.domain import (
     PaymentLineIn,
     Status,
 )
-from tests.helpers.table import START, Books, Step, placement
-from tests.services.matcher.decisions.test_table_properties import (
+from tests.helpers.histories import (
     TABLE,
     Action,
     Player,
     balances,
     histories,
 )
+from tests.helpers.table import START, Books, Step, placement
 
 
 def _books(provider: str, *balances: int) -> Books:
