@@ -94,8 +94,10 @@ class Step:
 
 @dataclass
 class Books:
-    """The matcher's state for one company, in memory."""
+    """The matcher's state for one company, in memory (``provider``: whose books the
+    payments read are in; place placements of the same provider)."""
 
+    provider: str = "qbo"
     tolerance: int = 1
     window: timedelta = timedelta(minutes=60)
     ledgers: dict[str, Ledger] = field(default_factory=dict)
@@ -154,7 +156,7 @@ class Books:
         first_sight = pid not in self.seen
         seen = self.seen.get(pid) or SeenPayment(
             tenant_id=TENANT,
-            provider="qbo",
+            provider=self.provider,
             company_id=REALM,
             payment_id=pid,
             version="",

@@ -45,9 +45,25 @@ from services.matcher.domain import (
     ReviewFlag,
     Status,
     format_money,
+    provider_label,
 )
 
 SYSTEM_ACTOR = "system"
+
+# What each provider calls the version of a record, where the texts name it.
+VERSION_NAMES = {"qbo": "sync token"}
+
+
+def payment_label(provider: str, payment_id: str) -> str:
+    """A payment in the provider's books, as the texts a creditor reads name it
+    ("QBO payment 123", "Xero payment 1f3e...")."""
+    return f"{provider_label(provider)} payment {payment_id}"
+
+
+def version_name(provider: str) -> str:
+    """What the provider's version of a record is called: QBO's sync token, else
+    "version" (Xero's is its last update time)."""
+    return VERSION_NAMES.get(provider, "version")
 
 
 def version_order(
@@ -306,7 +322,7 @@ def money_payment(ledger: Ledger) -> str:
 def stopped_by(p: PlacementState, status: Status) -> str:
     """What stopped or paused a placement, in words, for a double-payment flag."""
     if status is Status.RESOLVED_OUT_OF_BAND and p.resolving_payment_id:
-        return f"paid out-of-band (QBO payment {p.resolving_payment_id})"
+        return f"paid out-of-band ({payment_label(p.provider, p.resolving_payment_id)})"
     why = p.resolution_reason if status in TERMINAL else p.review_reason
     return f"{status.value} ({why})" if why else status.value
 
@@ -348,7 +364,9 @@ def flag_double_payment(
         unapplied_minor_units=unapplied,
         previous_status=previous.value,
     )
-    what = f"QBO payment {payment_id} of {money(p, amount)} to invoice {p.invoice_id}"
+    what = (
+        f"{payment_label(p.provider, payment_id)} of {money(p, amount)} to invoice {p.invoice_id}"
+    )
     remainder = f", and {money(p, unapplied)} of it is unapplied" if unapplied else ""
     if previous is Status.ACTIVE:
         reason = (

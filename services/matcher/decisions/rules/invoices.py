@@ -38,6 +38,7 @@ from services.matcher.decisions.rules.common import (
     flag_double_payment,
     money,
     money_payment,
+    payment_label,
     reclassify,
     resolution_recorded,
     settle,
@@ -60,6 +61,7 @@ from services.matcher.domain import (
     LinkType,
     Outcome,
     Status,
+    provider_label,
 )
 
 
@@ -110,6 +112,7 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
     p = ledger.placement
     status = Status(p.status)
     invoice_id = invoice.invoice_id
+    books = provider_label(p.provider)
     base_details: dict[str, Any] = {
         "provider_version": invoice.version,
         "invoice_state": invoice.state.value,
@@ -124,14 +127,15 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
                 invoice_balance_minor_units=0, invoice_total_minor_units=0
             )
         reason = (
-            f"invoice {invoice_id} was {invoice.state.value} in QBO; review before outreach resumes"
+            f"invoice {invoice_id} was {invoice.state.value} in {books}; review before outreach "
+            "resumes"
         )
         if status in TERMINAL:
             return unchanged(
                 ledger,
                 invoice_id,
                 Outcome.DUPLICATE_NO_CHANGE,
-                f"invoice {invoice_id} was {invoice.state.value} in QBO; the placement is "
+                f"invoice {invoice_id} was {invoice.state.value} in {books}; the placement is "
                 f"already {status.value}",
             )
         verdict = (
@@ -146,7 +150,7 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
 
     if invoice.currency != p.currency_code:
         reason = (
-            f"invoice {invoice_id} is now in {invoice.currency} in QBO, the placement is in "
+            f"invoice {invoice_id} is now in {invoice.currency} in {books}, the placement is in "
             f"{p.currency_code}; review before outreach resumes"
         )
         if status is not Status.ACTIVE:
@@ -290,8 +294,8 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
     if mirror_pending:
         change = Change(
             Verdict.MIRROR_BALANCE,
-            f"invoice {invoice_id}'s balance in QBO dropped by "
-            f"{money(p, mirror_pending)} through QBO payment {paid_by}, "
+            f"invoice {invoice_id}'s balance in {books} dropped by "
+            f"{money(p, mirror_pending)} through {payment_label(p.provider, paid_by)}, "
             "presumed the creditor's record of a portal payment; not counted again, "
             f"{left} left",
             details=details,
@@ -310,10 +314,10 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
         if paid_by or p.oob_paid_minor_units > tol:
             # Money paid out of band (now, or before a credit cleared the rest).
             payer = paid_by or money_payment(ledger)
-            how = f"QBO payment {paid_by}" if paid_by else reducer(others)
+            how = payment_label(p.provider, paid_by) if paid_by else reducer(others)
             change = Change(
                 Verdict.PAID_OUT_OF_BAND,
-                f"invoice {invoice_id}'s balance in QBO is {left} after {how}",
+                f"invoice {invoice_id}'s balance in {books} is {left} after {how}",
                 balance=new_balance,
                 resolution_reason=PAID_OUT_OF_BAND,
                 resolving_payment_id=payer,
@@ -324,7 +328,7 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
             assert effect.ledger is not None
             recorded = resolution_recorded(effect.ledger.placement, payer)
             return evolve(effect, records=(*effect.records, recorded))
-        reason = f"invoice {invoice_id}'s balance reduced to zero in QBO by {reducer(others)}"
+        reason = f"invoice {invoice_id}'s balance reduced to zero in {books} by {reducer(others)}"
         change = Change(
             Verdict.CLOSED_BALANCE_ZERO,
             reason,
@@ -341,13 +345,14 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
             cause = p.cause_payment_id
             why = (
                 # Only a credit memo application closes a placement with a cause.
-                f"the credit memo applied by QBO payment {cause} that closed it"
+                f"the credit memo applied by {payment_label(p.provider, cause)} that closed it"
                 if status is Status.CLOSED
-                else f"QBO payment {cause} that resolved it"
-            ) + f" no longer applies to invoice {invoice_id} in QBO (voided, deleted or moved)"
+                else f"{payment_label(p.provider, cause)} that resolved it"
+            ) + f" no longer applies to invoice {invoice_id} in {books} (voided, deleted or moved)"
         else:
             why = (
-                f"invoice {invoice_id}'s balance in QBO rose after the placement was {status.value}"
+                f"invoice {invoice_id}'s balance in {books} rose after the placement was "
+                f"{status.value}"
             )
         reason = f"{why}; {left} owed again. Outreach stays stopped until a human reviews it"
         change = Change(
@@ -362,13 +367,14 @@ def invoice_version(ledger: Ledger, invoice: InvoiceIn, ctx: Context) -> Effect:
     if paid_by and balance_delta < 0:
         verdict = Verdict.PARTIAL_PAYMENT
         detail = (
-            f"invoice {invoice_id}'s balance in QBO dropped after QBO payment {paid_by}; "
+            f"invoice {invoice_id}'s balance in {books} dropped after "
+            f"{payment_label(p.provider, paid_by)}; "
             f"{left} left"
         )
     else:
         verdict = Verdict.BALANCE_UPDATED
         cause = reducer(others) if balance_delta < 0 else "an edit or a payment no longer applied"
-        detail = f"invoice {invoice_id}'s balance changed in QBO ({cause}); {left} owed"
+        detail = f"invoice {invoice_id}'s balance changed in {books} ({cause}); {left} owed"
     change = Change(verdict, detail, balance=new_balance, details=details)
     return settle(ledger, change, ctx, invoice_id, records)
 

@@ -44,10 +44,12 @@ from services.matcher.decisions.rules.common import (
     mirror_change,
     money,
     money_payment,
+    payment_label,
     reclassify,
     resolution_recorded,
     settle,
     unchanged,
+    version_name,
 )
 from services.matcher.decisions.values import (
     Application,
@@ -68,6 +70,7 @@ from services.matcher.domain import (
     PaymentIn,
     Status,
     format_money,
+    provider_label,
 )
 
 
@@ -76,6 +79,7 @@ class PaymentFacts:
     """The payment as the rules see it (a deleted payment keeps what was recorded)."""
 
     payment: PaymentIn
+    provider: str  # whose books the payment is in: "qbo" or "xero", as the texts name them
     currency: str
     amounts: Mapping[str, int]  # qbo invoice id -> amount applied by this version
     previous: Mapping[str, int] | None  # the same for the version applied before, if any
@@ -100,10 +104,19 @@ class PaymentFacts:
         """The invoice lines are paid with credit memos, not money."""
         return bool(self.credit_memo_ids) and self.money <= 0
 
+    @property
+    def books(self) -> str:
+        """The provider's name ("QBO", "Xero"), for "in QBO" in the texts."""
+        return provider_label(self.provider)
+
+    def label(self) -> str:
+        """The payment by name: "QBO payment 123", "Xero payment 1f3e..."."""
+        return payment_label(self.provider, self.id)
+
     def describe(self) -> str:
         if self.state is not EntityState.ACTIVE:
-            return f"QBO payment {self.id} ({self.state.value})"
-        return f"QBO payment {self.id}"
+            return f"{self.label()} ({self.state.value})"
+        return self.label()
 
 
 def payment_facts(payment: PaymentIn, record: SeenPayment, first_sight: bool) -> PaymentFacts:
@@ -119,6 +132,7 @@ def payment_facts(payment: PaymentIn, record: SeenPayment, first_sight: bool) ->
     active = payment.state is EntityState.ACTIVE
     return PaymentFacts(
         payment=payment,
+        provider=record.provider,
         currency=record.currency_code if deleted else payment.currency,
         amounts=amounts,
         previous=None if first_sight else dict(record.invoice_amounts),
@@ -192,7 +206,7 @@ def applier(facts: PaymentFacts, kind: str) -> str:
     """Who applies the amount: a payment's money, or credit memos (through a QBO payment)."""
     if kind == KIND_CREDIT_MEMO and facts.credit_memo_ids:
         memos = ", ".join(facts.credit_memo_ids)
-        return f"credit memo {memos} (through QBO payment {facts.id})"
+        return f"credit memo {memos} (through {facts.label()})"
     return facts.describe()
 
 
@@ -200,8 +214,8 @@ def credit_memo_reason(facts: PaymentFacts, invoice_id: str, *, partial: bool = 
     memos = ", ".join(facts.credit_memo_ids)
     what = "reduced" if partial else "reduced to zero"
     return (
-        f"invoice {invoice_id}'s balance {what} in QBO by credit memo {memos} "
-        f"(applied by QBO payment {facts.id}), not by a payment"
+        f"invoice {invoice_id}'s balance {what} in {facts.books} by credit memo {memos} "
+        f"(applied by {facts.label()}), not by a payment"
     )
 
 
@@ -287,15 +301,16 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
                 invoice_id,
                 Outcome.EXCLUDED_AFTER_RESTORE,
                 f"{facts.describe()} was excluded from this placement by a restore and has not "
-                "changed in QBO since; ignored",
+                f"changed in {facts.books} since; ignored",
             )
         ledger = ledger.with_exclusion(evolve(exclusion, lifted_at=ctx.now))
         records.append(
             audit_entry(
                 p,
                 ACTION_EXCLUSION_LIFTED,
-                f"{facts.describe()} changed in QBO after the restore (sync token "
-                f"{exclusion.version} -> {facts.token}); it is matched again",
+                f"{facts.describe()} changed in {facts.books} after the restore "
+                f"({version_name(facts.provider)} {exclusion.version} -> {facts.token}); "
+                "it is matched again",
                 facts_details,
             )
         )
@@ -411,8 +426,9 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
             audit_entry(
                 p,
                 ACTION_DOUBLE_PAYMENT_REMOVED,
-                f"QBO payment {facts.id}, recorded as a possible double payment, was "
-                f"{facts.state.value} in QBO; the review flag stays until a human clears it",
+                f"{facts.label()}, recorded as a possible double payment, was "
+                f"{facts.state.value} in {facts.books}; the review flag stays until a human "
+                "clears it",
                 details,
             )
         )
@@ -460,8 +476,8 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
         verb = facts.state.value if removed else "reduced"
         reason = (
             f"{applier(facts, kind)}, applied to invoice {invoice_id} after which the "
-            f"placement was {status.value}, was {verb} in QBO; {left} owed again. Outreach "
-            "stays stopped until a human reviews it"
+            f"placement was {status.value}, was {verb} in {facts.books}; {left} owed again. "
+            "Outreach stays stopped until a human reviews it"
         )
         if status is Status.RESOLVED_OUT_OF_BAND:
             # The payment behind the resolution no longer stands: no out-of-band fee for it.
@@ -564,8 +580,8 @@ def _nothing_counted(
         )
         detail = (
             f"{credit_memo_reason(facts, invoice_id, partial=True)}; the rest was "
-            f"paid out of band ({money(p, p.oob_paid_minor_units)}, QBO payment "
-            f"{payer})"
+            f"paid out of band ({money(p, p.oob_paid_minor_units)}, "
+            f"{payment_label(p.provider, payer)})"
         )
         change = Change(
             Verdict.RESOLUTION_CORRECTED,

@@ -18,6 +18,7 @@ from services.matcher.decisions.outcomes import Verdict
 from services.matcher.decisions.rules.common import (
     Change,
     money,
+    payment_label,
     reclassify,
     report,
     settle,
@@ -47,6 +48,7 @@ from services.matcher.domain import (
     PaymentIn,
     Status,
     format_money,
+    provider_label,
 )
 
 
@@ -132,6 +134,7 @@ def replay(seen: SeenPayment, ledgers: Sequence[Ledger], *, stale: bool) -> list
     invoice_ids = list(seen.invoice_amounts)
     by_invoice = {ledger.placement.invoice_id: ledger for ledger in ledgers}
     what = "an older version" if stale else f"version {seen.version or seen.state}"
+    label = payment_label(seen.provider, seen.payment_id)
     decisions: list[Decision] = []
     for invoice_id in invoice_ids:
         if invoice_id not in by_invoice:
@@ -140,19 +143,19 @@ def replay(seen: SeenPayment, ledgers: Sequence[Ledger], *, stale: bool) -> list
                     None,
                     invoice_id,
                     Outcome.NO_PLACEMENT,
-                    f"invoice {invoice_id} of QBO payment {seen.payment_id} is not placed",
+                    f"invoice {invoice_id} of {label} is not placed",
                 )
             )
     for ledger in sorted(ledgers, key=lambda ledger: ledger.id):
         if ledger.active_exclusion(seen.payment_id):
             outcome = Outcome.EXCLUDED_AFTER_RESTORE
             detail = (
-                f"QBO payment {seen.payment_id} was excluded from this placement by a "
-                "restore and has not changed in QBO since; ignored"
+                f"{label} was excluded from this placement by a restore and has not "
+                f"changed in {provider_label(seen.provider)} since; ignored"
             )
         else:
             outcome = Outcome.DUPLICATE_NO_CHANGE
-            detail = f"QBO payment {seen.payment_id}: {what} was already applied; nothing changed"
+            detail = f"{label}: {what} was already applied; nothing changed"
         decisions.append(report(ledger.placement, "", outcome, detail))
     return decisions
 
@@ -172,10 +175,10 @@ def unread_payment_gone(ledger: Ledger, payment: PaymentIn, ctx: Context) -> Eff
         unseen_paid_minor_units=max(0, p.unseen_paid_minor_units - back),
     )
     reason = (
-        f"QBO payment {payment.payment_id}, which invoice "
+        f"{payment_label(p.provider, payment.payment_id)}, which invoice "
         f"{p.invoice_id}'s balance showed before the payment was read and "
         f"after which the placement was {p.status}, was "
-        f"{payment.state.value} in QBO before it was read; "
+        f"{payment.state.value} in {provider_label(p.provider)} before it was read; "
         f"{money(p, balance)} owed again. Outreach stays stopped until a human "
         "reviews it"
     )

@@ -38,7 +38,7 @@ from services.matcher.decisions.values import (
     PortalState,
     evolve,
 )
-from services.matcher.domain import Outcome, PortalPaymentIn, Status
+from services.matcher.domain import Outcome, PortalPaymentIn, Status, provider_label
 
 
 def decide_portal_payment(
@@ -104,7 +104,7 @@ def decide_portal_payment(
                 )
             )
             portal = evolve(portal, mirrored_by_payment_id=mirror.payment_id)
-            qbo_id = mirror.payment_id
+            recorded_by = mirror.payment_id
         else:
             # Known so far only from the invoice's balance: the payment, when read, is linked.
             give_back = p.unseen_paid_minor_units
@@ -112,7 +112,7 @@ def decide_portal_payment(
                 unseen_paid_minor_units=0,
                 mirror_pending_minor_units=p.mirror_pending_minor_units + give_back,
             )
-            qbo_id = p.resolving_payment_id or p.cause_payment_id
+            recorded_by = p.resolving_payment_id or p.cause_payment_id
         ledger = ledger.with_placement(
             oob_paid_minor_units=ledger.placement.oob_paid_minor_units - give_back
         )
@@ -120,10 +120,11 @@ def decide_portal_payment(
         owed = p.balance_minor_units + give_back
         portal = evolve(portal, applied_minor_units=min(amount, owed))
         new_balance = owed - portal.applied_minor_units
-        details["payment_id"] = qbo_id
+        details["payment_id"] = recorded_by
         detail = (
             f"portal payment {payment.portal_payment_id} of {money(p, amount)} was "
-            f"already recorded in QBO (payment {qbo_id or 'not read yet'}); not counted twice, "
+            f"already recorded in {provider_label(p.provider)} "
+            f"(payment {recorded_by or 'not read yet'}); not counted twice, "
             f"{money(p, new_balance)} left"
         )
         change, records = mirror_change(

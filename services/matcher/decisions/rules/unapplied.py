@@ -20,12 +20,13 @@ from services.matcher.decisions.rules.common import (
     Change,
     exclusion_holds,
     money,
+    payment_label,
     settle,
     unchanged,
 )
 from services.matcher.decisions.rules.payment_line import PaymentFacts
 from services.matcher.decisions.values import Context, Effect, Ledger, SeenPayment, evolve
-from services.matcher.domain import EntityState, Outcome, Status, format_money, provider_label
+from services.matcher.domain import EntityState, Outcome, Status, format_money
 
 
 def pause_unapplied(
@@ -88,7 +89,7 @@ def pause_for_unapplied(
                         "",
                         Outcome.EXCLUDED_AFTER_RESTORE,
                         f"{facts.describe()} was excluded from this placement by a restore "
-                        "and has not changed in QBO since; ignored",
+                        f"and has not changed in {facts.books} since; ignored",
                     )
                 )
                 continue
@@ -150,7 +151,7 @@ def pause_if_unapplied_covers(
             record.unapplied_minor_units,
             record.currency_code,
             record.customer_id,
-            f"{provider_label(record.provider)} payment {record.payment_id}",
+            payment_label(record.provider, record.payment_id),
             ctx,
         )
     return None

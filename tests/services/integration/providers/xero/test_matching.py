@@ -342,3 +342,36 @@ async def test_voided_overpayment_no_longer_counts_as_unapplied(pipeline: XeroPi
 
 async def _placed(p: XeroPipeline, invoice: str) -> bool:
     return await p.placement(invoice) is not None
+
+
+async def test_a_xero_creditor_reads_xero_not_qbo_on_the_timeline(pipeline: XeroPipeline) -> None:
+    """Review and resolution reasons and the audit trail name the creditor's own books."""
+    p = pipeline
+    _, paid, first = await debtor(p)
+    payment = await p.pay(paid)
+    await p.status_becomes(paid, S.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND)
+    await p.books("DELETE", f"payments/{payment}")
+    flagged = await p.status_becomes(paid, S.PLACEMENT_STATUS_NEEDS_REVIEW)
+    # Worded after the invoice or the payment, whichever the matcher read first.
+    assert " in Xero" in flagged.review_reason, flagged.review_reason
+    contact, owed, second = await debtor(p)
+    credit_id = await unallocated(p, "overpayments", contact, "500.00")
+    paused = await p.status_becomes(owed, S.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW)
+    assert paused.review_reason.startswith(f"Xero payment {credit_id} "), paused.review_reason
+    texts: list[str] = []
+    reasons: dict[str, list[str]] = {}
+    for invoice, placement in ((paid, first), (owed, second)):
+        found = await p.placement(invoice)
+        assert found is not None
+        texts += [found.review_reason, found.resolution_reason]
+        reply = await p.matching.ListAuditEvents(
+            mpb.ListAuditEventsRequest(
+                tenant_id=TENANT, placement_id=placement.placement_id, page_size=1000
+            )
+        )
+        reasons[invoice] = [event.reason for event in reply.events]
+        for event in reply.events:
+            texts += [event.reason, *event.details.values()]
+    # The resolution is said in the payment's name, read first or through the invoice.
+    assert [r for r in reasons[paid] if f"Xero payment {payment}" in r], reasons[paid]
+    assert [t for t in texts if "QBO" in t] == []
