@@ -6,18 +6,19 @@ rows the rules look at (payment applications, exclusions, portal payments, recor
 double payments, when QBO says each applied payment was made, and the customer's payments
 that may carry unapplied money) in one statement per table for all placements.
 
-The ORM rows stay here and in ``effects.py`` (:class:`Rows`); the table only sees values.
+Rows are read with SQLAlchemy Core statements (no ORM instances, no identity map) and
+become the frozen values at once; ``effects.py`` writes the changes back by primary key.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import Row, and_, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,18 +35,20 @@ from services.matcher.decisions.values import (
 )
 from services.matcher.domain import EntityState, PaymentIn
 from services.matcher.models import (
-    DoublePayment,
-    PaymentApplication,
-    PaymentExclusion,
-    PaymentSeen,
-    Placement,
-    PortalPayment,
+    APPLICATIONS,
+    DOUBLE_PAYMENTS,
+    EXCLUSIONS,
+    PAYMENTS,
+    PLACEMENTS,
+    PORTAL_PAYMENTS,
 )
 from services.matcher.settings import AMOUNT_TOLERANCE, MATCH_WINDOW, get_matching_settings
 
 _V = TypeVar("_V")
 # (tenant, provider, company): whose books a payment belongs to.
 Company = tuple[str, str, str]
+# A placement as read (every column of ``matching.placements``).
+PlacementRow = Row[Any]
 
 
 def frozen(cls: type[_V], row: Any) -> _V:
@@ -72,105 +75,84 @@ async def load_context(session: AsyncSession) -> Context:
 
 
 @dataclass
-class Rows:
-    """The ORM rows behind the values, for ``effects.py`` to write to."""
-
-    placements: dict[str, Placement] = field(default_factory=dict)
-    applications: dict[tuple[str, str], PaymentApplication] = field(default_factory=dict)
-    exclusions: dict[tuple[str, str], PaymentExclusion] = field(default_factory=dict)
-    portal_payments: dict[str, PortalPayment] = field(default_factory=dict)
-    seen: PaymentSeen | None = None
-
-
-@dataclass
 class Loaded:
-    """The ledgers of the placements a decision concerns, and their rows."""
+    """The ledgers of the placements a decision concerns."""
 
     ledgers: dict[str, Ledger]
-    rows: Rows
 
     def ordered(self) -> list[Ledger]:
         return [self.ledgers[pid] for pid in sorted(self.ledgers)]
 
     def merge(self, other: Loaded) -> None:
         self.ledgers.update(other.ledgers)
-        self.rows.placements.update(other.rows.placements)
-        self.rows.applications.update(other.rows.applications)
-        self.rows.exclusions.update(other.rows.exclusions)
-        self.rows.portal_payments.update(other.rows.portal_payments)
 
 
-async def lock_placements(session: AsyncSession, *conditions: Any) -> list[Placement]:
+async def lock_placements(session: AsyncSession, *conditions: Any) -> list[PlacementRow]:
     """Locks matching placements in id order, so concurrent decisions never deadlock."""
     if not conditions:
         return []
     stmt = (
-        select(Placement)
+        select(PLACEMENTS)
         .where(or_(*conditions))
-        .order_by(Placement.placement_id)
+        .order_by(PLACEMENTS.c.placement_id)
         .with_for_update()
-        .execution_options(populate_existing=True)
     )
-    return list((await session.execute(stmt)).scalars())
+    return list(await session.execute(stmt))
 
 
-async def read_placements(session: AsyncSession, *conditions: Any) -> list[Placement]:
+async def read_placements(session: AsyncSession, *conditions: Any) -> list[PlacementRow]:
     """The same without a lock (a replay only reads)."""
     if not conditions:
         return []
-    return list((await session.execute(select(Placement).where(or_(*conditions)))).scalars())
+    return list(await session.execute(select(PLACEMENTS).where(or_(*conditions))))
+
+
+async def placement_row(session: AsyncSession, placement_id: str) -> PlacementRow | None:
+    """One placement as it is now in this transaction."""
+    stmt = select(PLACEMENTS).where(PLACEMENTS.c.placement_id == placement_id)
+    return (await session.execute(stmt)).first()
 
 
 def of_invoices(tenant_id: str, provider: str, company_id: str, invoice_ids: Iterable[str]) -> Any:
     return and_(
-        Placement.tenant_id == tenant_id,
-        Placement.provider == provider,
-        Placement.company_id == company_id,
-        Placement.invoice_id.in_(list(invoice_ids)),
+        PLACEMENTS.c.tenant_id == tenant_id,
+        PLACEMENTS.c.provider == provider,
+        PLACEMENTS.c.company_id == company_id,
+        PLACEMENTS.c.invoice_id.in_(list(invoice_ids)),
     )
 
 
 async def load_ledgers(
-    session: AsyncSession, placements: Sequence[Placement], *, payment_id: str = ""
+    session: AsyncSession, placements: Sequence[PlacementRow], *, payment_id: str = ""
 ) -> Loaded:
     """The ledger of each placement. ``payment_id``: a payment being decided, whose record
     is included among every customer's unapplied payments (the table puts its new version
     in its place, in the database's order of ids)."""
-    rows = Rows(placements={p.placement_id: p for p in placements})
     if not placements:
-        return Loaded({}, rows)
-    ids = list(rows.placements)
+        return Loaded({})
+    ids = [p.placement_id for p in placements]
     apps: dict[str, dict[str, Application]] = defaultdict(dict)
-    for app in (
-        await session.execute(
-            select(PaymentApplication).where(PaymentApplication.placement_id.in_(ids))
-        )
-    ).scalars():
-        rows.applications[(app.placement_id, app.payment_id)] = app
-        apps[app.placement_id][app.payment_id] = frozen(Application, app)
+    for row in await session.execute(
+        select(APPLICATIONS).where(APPLICATIONS.c.placement_id.in_(ids))
+    ):
+        apps[row.placement_id][row.payment_id] = frozen(Application, row)
     exclusions: dict[str, dict[str, Exclusion]] = defaultdict(dict)
-    for exclusion in (
-        await session.execute(
-            select(PaymentExclusion).where(PaymentExclusion.placement_id.in_(ids))
-        )
-    ).scalars():
-        rows.exclusions[(exclusion.placement_id, exclusion.payment_id)] = exclusion
-        exclusions[exclusion.placement_id][exclusion.payment_id] = frozen(Exclusion, exclusion)
+    for row in await session.execute(select(EXCLUSIONS).where(EXCLUSIONS.c.placement_id.in_(ids))):
+        exclusions[row.placement_id][row.payment_id] = frozen(Exclusion, row)
     portals: dict[str, list[PortalState]] = defaultdict(list)
-    for portal in (
-        await session.execute(select(PortalPayment).where(PortalPayment.placement_id.in_(ids)))
-    ).scalars():
-        rows.portal_payments[portal.portal_payment_id] = portal
-        portals[portal.placement_id].append(frozen(PortalState, portal))
+    for row in await session.execute(
+        select(PORTAL_PAYMENTS).where(PORTAL_PAYMENTS.c.placement_id.in_(ids))
+    ):
+        portals[row.placement_id].append(frozen(PortalState, row))
     doubles: dict[str, set[str]] = defaultdict(set)
-    for placement_id, payment_id in (
+    for placement_id, payment_id_ in (
         await session.execute(
-            select(DoublePayment.placement_id, DoublePayment.payment_id).where(
-                DoublePayment.placement_id.in_(ids)
+            select(DOUBLE_PAYMENTS.c.placement_id, DOUBLE_PAYMENTS.c.payment_id).where(
+                DOUBLE_PAYMENTS.c.placement_id.in_(ids)
             )
         )
     ).tuples():
-        doubles[placement_id].add(payment_id)
+        doubles[placement_id].add(payment_id_)
     times = await _payment_times(session, placements, apps)
     unapplied = await _unapplied_payments(session, placements, payment_id)
 
@@ -191,12 +173,12 @@ async def load_ledgers(
                 if s.customer_id == p.customer_id or s.payment_id == payment_id
             ),
         )
-    return Loaded(ledgers, rows)
+    return Loaded(ledgers)
 
 
 async def _payment_times(
     session: AsyncSession,
-    placements: Sequence[Placement],
+    placements: Sequence[PlacementRow],
     apps: Mapping[str, Mapping[str, Application]],
 ) -> dict[Company, dict[str, PaymentTimes]]:
     """When the provider says each payment applied to the placements was made and last
@@ -209,22 +191,16 @@ async def _payment_times(
     found: dict[Company, dict[str, PaymentTimes]] = defaultdict(dict)
     if not wanted:
         return found
+    c = PAYMENTS.c
     rows = await session.execute(
         select(
-            PaymentSeen.tenant_id,
-            PaymentSeen.provider,
-            PaymentSeen.company_id,
-            PaymentSeen.payment_id,
-            PaymentSeen.provider_created_at,
-            PaymentSeen.provider_updated_at,
-        ).where(
-            tuple_(
-                PaymentSeen.tenant_id,
-                PaymentSeen.provider,
-                PaymentSeen.company_id,
-                PaymentSeen.payment_id,
-            ).in_(sorted(wanted))
-        )
+            c.tenant_id,
+            c.provider,
+            c.company_id,
+            c.payment_id,
+            c.provider_created_at,
+            c.provider_updated_at,
+        ).where(tuple_(c.tenant_id, c.provider, c.company_id, c.payment_id).in_(sorted(wanted)))
     )
     for tenant, provider, company, pid, created, updated in rows.tuples():
         found[(tenant, provider, company)][pid] = PaymentTimes(created, updated)
@@ -232,7 +208,7 @@ async def _payment_times(
 
 
 async def _unapplied_payments(
-    session: AsyncSession, placements: Sequence[Placement], payment_id: str
+    session: AsyncSession, placements: Sequence[PlacementRow], payment_id: str
 ) -> dict[Company, list[SeenPayment]]:
     """Per company, the payments seen from the placements' customers that carry unapplied
     money, plus the payment being decided, in the database's order of payment ids."""
@@ -241,25 +217,23 @@ async def _unapplied_payments(
     for p in placements:
         if p.customer_id:
             customers[(p.tenant_id, p.provider, p.company_id)].add(p.customer_id)
+    c = PAYMENTS.c
     for (tenant, provider, company), names in sorted(customers.items()):
         condition = and_(
-            PaymentSeen.customer_id.in_(sorted(names)),
-            PaymentSeen.unapplied_minor_units > 0,
-            PaymentSeen.state == EntityState.ACTIVE.value,
+            c.customer_id.in_(sorted(names)),
+            c.unapplied_minor_units > 0,
+            c.state == EntityState.ACTIVE.value,
         )
         if payment_id:
-            condition = or_(condition, PaymentSeen.payment_id == payment_id)
+            condition = or_(condition, c.payment_id == payment_id)
         rows = await session.execute(
-            select(PaymentSeen)
+            select(PAYMENTS)
             .where(
-                PaymentSeen.tenant_id == tenant,
-                PaymentSeen.provider == provider,
-                PaymentSeen.company_id == company,
-                condition,
+                c.tenant_id == tenant, c.provider == provider, c.company_id == company, condition
             )
-            .order_by(PaymentSeen.payment_id)
+            .order_by(c.payment_id)
         )
-        found[(tenant, provider, company)] = [frozen(SeenPayment, s) for s in rows.scalars()]
+        found[(tenant, provider, company)] = [frozen(SeenPayment, s) for s in rows]
     return found
 
 
@@ -270,10 +244,11 @@ async def lock_seen_payment(
     company_id: str,
     payment: PaymentIn,
     now: datetime,
-) -> tuple[PaymentSeen, bool]:
+) -> tuple[SeenPayment, bool]:
     """The payment's record, created empty on first sight, locked; and whether it is new."""
+    c = PAYMENTS.c
     inserted = await session.execute(
-        pg_insert(PaymentSeen)
+        pg_insert(PAYMENTS)
         .values(
             tenant_id=tenant_id,
             provider=provider,
@@ -292,20 +267,19 @@ async def lock_seen_payment(
             updated_at=now,
         )
         .on_conflict_do_nothing()
-        .returning(PaymentSeen.payment_id)
+        .returning(c.payment_id)
     )
     first_sight = inserted.first() is not None
     record = (
         await session.execute(
-            select(PaymentSeen)
+            select(PAYMENTS)
             .where(
-                PaymentSeen.tenant_id == tenant_id,
-                PaymentSeen.provider == provider,
-                PaymentSeen.company_id == company_id,
-                PaymentSeen.payment_id == payment.payment_id,
+                c.tenant_id == tenant_id,
+                c.provider == provider,
+                c.company_id == company_id,
+                c.payment_id == payment.payment_id,
             )
             .with_for_update()
-            .execution_options(populate_existing=True)
         )
-    ).scalar_one()
-    return record, first_sight
+    ).one()
+    return frozen(SeenPayment, record), first_sight
