@@ -20,9 +20,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Insert, Table, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matcher.decisions.values import AuditEntry, OutreachEvent
@@ -36,6 +37,8 @@ OUTBOX_LOCK_KEY = 0x4D4F5554424F58
 # Events that tell outreach to go on: never written while a person's pause holds it.
 _CONTINUE_TYPES = frozenset({EventType.RESUME, EventType.BALANCE_CHANGED})
 _CONTINUE = frozenset(t.value for t in _CONTINUE_TYPES)
+_OUTBOX_LOCK = select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY))
+_NOTIFY = select(func.pg_notify(OUTBOX_CHANNEL, ""))
 
 
 Key = tuple[Any, ...]
@@ -49,6 +52,20 @@ class _Pending:
     # The rows above that have a primary key, by key (later changes fold into them).
     new: dict[Key, dict[str, Any]] = field(default_factory=dict)
     changes: dict[Key, dict[str, Any]] = field(default_factory=dict)
+
+
+@cache
+def _insert(table: Table) -> Insert:
+    """A table's insert (the columns are the parameters'): built once, so its cache key is."""
+    return insert(table)
+
+
+@cache
+def _update(table: Table) -> Update:
+    """A table's update of one row by primary key (the columns set are the parameters')."""
+    return update(table).where(
+        *(column == bindparam(f"key_{column.name}") for column in table.primary_key.columns)
+    )
 
 
 def _key(table: Table, values: Mapping[str, Any]) -> Key | None:
@@ -108,10 +125,7 @@ class Journal:
             where = {f"key_{name}": value for name, value in zip(names, key, strict=True)}
             batches.setdefault(tuple(sorted(values)), []).append({**values, **where})
         for batch in batches.values():
-            stmt = update(table).where(
-                *(table.c[name] == bindparam(f"key_{name}") for name in names)
-            )
-            await self.session.execute(stmt, batch)
+            await self.session.execute(_update(table), batch)
 
     async def _write_inserts(self, table: Table, rows: list[dict[str, Any]]) -> None:
         # One statement per run of rows with the same columns, in order.
@@ -121,7 +135,7 @@ class Journal:
             end = start + 1
             while end < len(rows) and rows[end].keys() == columns:
                 end += 1
-            await self.session.execute(insert(table), rows[start:end])
+            await self.session.execute(_insert(table), rows[start:end])
             start = end
 
     def audit(self, entry: AuditEntry) -> None:
@@ -181,7 +195,7 @@ async def append_outbox(session: AsyncSession, events: list[dict[str, Any]]) -> 
     ("continue with the new balance") for a placement a pause covers is held back; the
     RESUME that ends the pause carries the balance then (``pauses.py``, which takes the
     same lock). STOP and PAUSE always go out. Returns the placements held back."""
-    await session.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK_KEY)))
+    await session.execute(_OUTBOX_LOCK)
     continuing = [e["placement_id"] for e in events if e["type"] in _CONTINUE]
     held: set[str] = set()
     if continuing:
@@ -197,6 +211,6 @@ async def append_outbox(session: AsyncSession, events: list[dict[str, Any]]) -> 
         events = [e for e in events if not (e["type"] in _CONTINUE and e["placement_id"] in held)]
         if not events:
             return held
-    await session.execute(insert(OUTREACH_EVENTS), events)
-    await session.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
+    await session.execute(_insert(OUTREACH_EVENTS), events)
+    await session.execute(_NOTIFY)
     return held

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, and_, or_, select, tuple_
+from sqlalchemy import ARRAY, Row, Text, and_, any_, bindparam, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +49,51 @@ _V = TypeVar("_V")
 Company = tuple[str, str, str]
 # A placement as read (every column of ``matching.placements``).
 PlacementRow = Row[Any]
+
+
+def _among(column: Any, values: Any) -> Any:
+    """``column = ANY(array)``: one statement text however many values (an IN list is
+    rendered anew for each length), so the server's prepared statement is reused."""
+    return column == any_(values)
+
+
+def _ids(name: str) -> Any:
+    return bindparam(name, type_=ARRAY(Text))
+
+
+# The statements run at every decision are built once: SQLAlchemy then computes each one's
+# cache key once, and only the parameters change.
+_P, _S = PLACEMENTS.c, PAYMENTS.c
+_APPLICATIONS = select(APPLICATIONS).where(_among(APPLICATIONS.c.placement_id, _ids("ids")))
+_EXCLUSIONS = select(EXCLUSIONS).where(_among(EXCLUSIONS.c.placement_id, _ids("ids")))
+_PORTALS = select(PORTAL_PAYMENTS).where(_among(PORTAL_PAYMENTS.c.placement_id, _ids("ids")))
+_DOUBLES = select(DOUBLE_PAYMENTS.c.placement_id, DOUBLE_PAYMENTS.c.payment_id).where(
+    _among(DOUBLE_PAYMENTS.c.placement_id, _ids("ids"))
+)
+_OF_COMPANY = and_(
+    _S.tenant_id == bindparam("tenant"),
+    _S.provider == bindparam("provider"),
+    _S.company_id == bindparam("company"),
+)
+_TIMES = select(_S.payment_id, _S.provider_created_at, _S.provider_updated_at).where(
+    _OF_COMPANY, _among(_S.payment_id, _ids("ids"))
+)
+_CARRY_UNAPPLIED = and_(
+    _among(_S.customer_id, _ids("customers")),
+    _S.unapplied_minor_units > 0,
+    _S.state == EntityState.ACTIVE.value,
+)
+_UNAPPLIED = select(PAYMENTS).where(_OF_COMPANY, _CARRY_UNAPPLIED).order_by(_S.payment_id)
+_UNAPPLIED_AND_PAYMENT = (
+    select(PAYMENTS)
+    .where(_OF_COMPANY, or_(_CARRY_UNAPPLIED, _S.payment_id == bindparam("payment_id")))
+    .order_by(_S.payment_id)
+)
+_SEEN_INSERT = pg_insert(PAYMENTS).on_conflict_do_nothing().returning(_S.payment_id)
+_SEEN_LOCK = (
+    select(PAYMENTS).where(_OF_COMPANY, _S.payment_id == bindparam("payment_id")).with_for_update()
+)
+_PLACEMENT = select(PLACEMENTS).where(_P.placement_id == bindparam("placement_id"))
 
 
 def frozen(cls: type[_V], row: Any) -> _V:
@@ -91,12 +136,7 @@ async def lock_placements(session: AsyncSession, *conditions: Any) -> list[Place
     """Locks matching placements in id order, so concurrent decisions never deadlock."""
     if not conditions:
         return []
-    stmt = (
-        select(PLACEMENTS)
-        .where(or_(*conditions))
-        .order_by(PLACEMENTS.c.placement_id)
-        .with_for_update()
-    )
+    stmt = select(PLACEMENTS).where(or_(*conditions)).order_by(_P.placement_id).with_for_update()
     return list(await session.execute(stmt))
 
 
@@ -109,16 +149,15 @@ async def read_placements(session: AsyncSession, *conditions: Any) -> list[Place
 
 async def placement_row(session: AsyncSession, placement_id: str) -> PlacementRow | None:
     """One placement as it is now in this transaction."""
-    stmt = select(PLACEMENTS).where(PLACEMENTS.c.placement_id == placement_id)
-    return (await session.execute(stmt)).first()
+    return (await session.execute(_PLACEMENT, {"placement_id": placement_id})).first()
 
 
 def of_invoices(tenant_id: str, provider: str, company_id: str, invoice_ids: Iterable[str]) -> Any:
     return and_(
-        PLACEMENTS.c.tenant_id == tenant_id,
-        PLACEMENTS.c.provider == provider,
-        PLACEMENTS.c.company_id == company_id,
-        PLACEMENTS.c.invoice_id.in_(list(invoice_ids)),
+        _P.tenant_id == tenant_id,
+        _P.provider == provider,
+        _P.company_id == company_id,
+        _among(_P.invoice_id, literal(list(invoice_ids), ARRAY(Text))),
     )
 
 
@@ -130,28 +169,18 @@ async def load_ledgers(
     in its place, in the database's order of ids)."""
     if not placements:
         return Loaded({})
-    ids = [p.placement_id for p in placements]
+    ids = {"ids": [p.placement_id for p in placements]}
     apps: dict[str, dict[str, Application]] = defaultdict(dict)
-    for row in await session.execute(
-        select(APPLICATIONS).where(APPLICATIONS.c.placement_id.in_(ids))
-    ):
+    for row in await session.execute(_APPLICATIONS, ids):
         apps[row.placement_id][row.payment_id] = frozen(Application, row)
     exclusions: dict[str, dict[str, Exclusion]] = defaultdict(dict)
-    for row in await session.execute(select(EXCLUSIONS).where(EXCLUSIONS.c.placement_id.in_(ids))):
+    for row in await session.execute(_EXCLUSIONS, ids):
         exclusions[row.placement_id][row.payment_id] = frozen(Exclusion, row)
     portals: dict[str, list[PortalState]] = defaultdict(list)
-    for row in await session.execute(
-        select(PORTAL_PAYMENTS).where(PORTAL_PAYMENTS.c.placement_id.in_(ids))
-    ):
+    for row in await session.execute(_PORTALS, ids):
         portals[row.placement_id].append(frozen(PortalState, row))
     doubles: dict[str, set[str]] = defaultdict(set)
-    for placement_id, payment_id_ in (
-        await session.execute(
-            select(DOUBLE_PAYMENTS.c.placement_id, DOUBLE_PAYMENTS.c.payment_id).where(
-                DOUBLE_PAYMENTS.c.placement_id.in_(ids)
-            )
-        )
-    ).tuples():
+    for placement_id, payment_id_ in (await session.execute(_DOUBLES, ids)).tuples():
         doubles[placement_id].add(payment_id_)
     times = await _payment_times(session, placements, apps)
     unapplied = await _unapplied_payments(session, placements, payment_id)
@@ -183,27 +212,16 @@ async def _payment_times(
 ) -> dict[Company, dict[str, PaymentTimes]]:
     """When the provider says each payment applied to the placements was made and last
     changed."""
-    wanted = {
-        (p.tenant_id, p.provider, p.company_id, pid)
-        for p in placements
-        for pid in apps.get(p.placement_id, {})
-    }
+    wanted: dict[Company, set[str]] = defaultdict(set)
+    for p in placements:
+        wanted[(p.tenant_id, p.provider, p.company_id)].update(apps.get(p.placement_id, {}))
     found: dict[Company, dict[str, PaymentTimes]] = defaultdict(dict)
-    if not wanted:
-        return found
-    c = PAYMENTS.c
-    rows = await session.execute(
-        select(
-            c.tenant_id,
-            c.provider,
-            c.company_id,
-            c.payment_id,
-            c.provider_created_at,
-            c.provider_updated_at,
-        ).where(tuple_(c.tenant_id, c.provider, c.company_id, c.payment_id).in_(sorted(wanted)))
-    )
-    for tenant, provider, company, pid, created, updated in rows.tuples():
-        found[(tenant, provider, company)][pid] = PaymentTimes(created, updated)
+    for (tenant, provider, company), ids in sorted(wanted.items()):
+        if not ids:
+            continue
+        params = {"tenant": tenant, "provider": provider, "company": company, "ids": sorted(ids)}
+        for pid, created, updated in (await session.execute(_TIMES, params)).tuples():
+            found[(tenant, provider, company)][pid] = PaymentTimes(created, updated)
     return found
 
 
@@ -217,22 +235,17 @@ async def _unapplied_payments(
     for p in placements:
         if p.customer_id:
             customers[(p.tenant_id, p.provider, p.company_id)].add(p.customer_id)
-    c = PAYMENTS.c
     for (tenant, provider, company), names in sorted(customers.items()):
-        condition = and_(
-            c.customer_id.in_(sorted(names)),
-            c.unapplied_minor_units > 0,
-            c.state == EntityState.ACTIVE.value,
-        )
+        params = {
+            "tenant": tenant,
+            "provider": provider,
+            "company": company,
+            "customers": sorted(names),
+        }
+        stmt = _UNAPPLIED
         if payment_id:
-            condition = or_(condition, c.payment_id == payment_id)
-        rows = await session.execute(
-            select(PAYMENTS)
-            .where(
-                c.tenant_id == tenant, c.provider == provider, c.company_id == company, condition
-            )
-            .order_by(c.payment_id)
-        )
+            stmt, params["payment_id"] = _UNAPPLIED_AND_PAYMENT, payment_id
+        rows = await session.execute(stmt, params)
         found[(tenant, provider, company)] = [frozen(SeenPayment, s) for s in rows]
     return found
 
@@ -246,40 +259,32 @@ async def lock_seen_payment(
     now: datetime,
 ) -> tuple[SeenPayment, bool]:
     """The payment's record, created empty on first sight, locked; and whether it is new."""
-    c = PAYMENTS.c
     inserted = await session.execute(
-        pg_insert(PAYMENTS)
-        .values(
-            tenant_id=tenant_id,
-            provider=provider,
-            company_id=company_id,
-            payment_id=payment.payment_id,
-            version="",
-            state="",
-            currency_code=payment.currency,
-            total_minor_units=0,
-            unapplied_minor_units=0,
-            customer_id=payment.customer_id,
-            invoice_amounts={},
-            credit_memo_ids=[],
-            paused_placement_ids=[],
-            first_seen_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(c.payment_id)
+        _SEEN_INSERT,
+        {
+            "tenant_id": tenant_id,
+            "provider": provider,
+            "company_id": company_id,
+            "payment_id": payment.payment_id,
+            "version": "",
+            "state": "",
+            "currency_code": payment.currency,
+            "total_minor_units": 0,
+            "unapplied_minor_units": 0,
+            "customer_id": payment.customer_id,
+            "invoice_amounts": {},
+            "credit_memo_ids": [],
+            "paused_placement_ids": [],
+            "first_seen_at": now,
+            "updated_at": now,
+        },
     )
     first_sight = inserted.first() is not None
-    record = (
-        await session.execute(
-            select(PAYMENTS)
-            .where(
-                c.tenant_id == tenant_id,
-                c.provider == provider,
-                c.company_id == company_id,
-                c.payment_id == payment.payment_id,
-            )
-            .with_for_update()
-        )
-    ).one()
+    key = {
+        "tenant": tenant_id,
+        "provider": provider,
+        "company": company_id,
+        "payment_id": payment.payment_id,
+    }
+    record = (await session.execute(_SEEN_LOCK, key)).one()
     return frozen(SeenPayment, record), first_sight
