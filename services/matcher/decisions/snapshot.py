@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ARRAY, Row, Text, and_, any_, bindparam, literal, or_, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matcher.decisions.values import (
@@ -97,7 +96,30 @@ _UNAPPLIED_AND_PAYMENT = (
     .where(_OF_COMPANY, or_(_CARRY_UNAPPLIED, _S.payment_id == bindparam("payment_id")))
     .order_by(_S.payment_id)
 )
-_SEEN_INSERT = pg_insert(PAYMENTS).on_conflict_do_nothing().returning(_S.payment_id)
+# A payment's empty record on first sight. As text: PostgreSQL's INSERT ... ON CONFLICT
+# construct has no cache key in SQLAlchemy and would be compiled at every decision.
+_NEW_SEEN = (
+    "tenant_id",
+    "provider",
+    "company_id",
+    "payment_id",
+    "version",
+    "state",
+    "currency_code",
+    "total_minor_units",
+    "unapplied_minor_units",
+    "customer_id",
+    "invoice_amounts",
+    "credit_memo_ids",
+    "paused_placement_ids",
+    "first_seen_at",
+    "updated_at",
+)
+_SEEN_INSERT = text(
+    f"INSERT INTO {PAYMENTS.fullname} ({', '.join(_NEW_SEEN)})"
+    f" VALUES ({', '.join(':' + name for name in _NEW_SEEN)})"
+    " ON CONFLICT DO NOTHING RETURNING payment_id"
+).bindparams(*(bindparam(name, type_=_S[name].type) for name in _NEW_SEEN))
 _SEEN_LOCK = (
     select(PAYMENTS).where(_OF_COMPANY, _S.payment_id == bindparam("payment_id")).with_for_update()
 )
