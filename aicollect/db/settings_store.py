@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +43,7 @@ class SettingSpec:
 
 
 class SettingRow(Protocol):
+    __table__: ClassVar[Any]
     key: Any
     value: Any
     version: Any
@@ -91,7 +92,9 @@ class SettingsSnapshot:
 async def read_settings(
     session: AsyncSession, model: type[SettingRow], specs: Sequence[SettingSpec]
 ) -> SettingsSnapshot:
-    rows = (await session.execute(select(model))).scalars().all()
+    # A Core read of the table (rows, not ORM instances): the matcher reads its settings at
+    # every decision.
+    rows = (await session.execute(select(model.__table__))).all()
     stored = {row.key: row for row in rows}
     values = {
         spec.key: stored[spec.key].value if spec.key in stored else spec.default for spec in specs

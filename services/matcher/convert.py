@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from google.protobuf.json_format import ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import Row
 
 from aicollect.errors import InvalidArgument
 from aicollect.matching.v1 import matching_service_pb2 as pb
@@ -303,7 +304,8 @@ def _money_pb(value: Money | None) -> money_pb2.Money | None:
     return money_pb2.Money(currency_code=value.currency, minor_units=value.minor_units)
 
 
-def placement_pb(p: Placement) -> pb.Placement:
+def placement_pb(p: Placement | Row[Any]) -> pb.Placement:
+    """A placement as the ORM or a Core statement read it (same attribute names)."""
     return pb.Placement(
         placement_id=p.placement_id,
         tenant_id=p.tenant_id,

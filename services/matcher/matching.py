@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aicollect.db.settings_store import require_actor_and_reason
 from aicollect.errors import NotFound
-from services.matcher.decisions.effects import apply_effects, write_changes, write_seen
+from services.matcher.decisions.effects import apply_effects, write_placement, write_seen
 from services.matcher.decisions.outcomes import ACTION_CREATED, ACTION_UPDATED
 from services.matcher.decisions.rules.common import audit_entry, report
 from services.matcher.decisions.rules.invoices import decide_invoice
@@ -48,20 +48,20 @@ from services.matcher.decisions.rules.portal import decide_portal_payment
 from services.matcher.decisions.rules.unapplied import pause_new_placements
 from services.matcher.decisions.snapshot import (
     Loaded,
-    Rows,
+    PlacementRow,
     frozen,
     load_context,
     load_ledgers,
     lock_placements,
     lock_seen_payment,
     of_invoices,
+    placement_row,
     read_placements,
 )
 from services.matcher.decisions.values import (
     Context,
     PlacementState,
     PortalState,
-    SeenPayment,
     evolve,
 )
 from services.matcher.domain import (
@@ -80,8 +80,11 @@ from services.matcher.domain import (
     provider_label,
 )
 from services.matcher.journal import Journal
-from services.matcher.models import AuditEvent, PaymentSeen, Placement, PortalPayment
+from services.matcher.models import AUDIT_EVENTS, PAYMENTS, PLACEMENTS, PORTAL_PAYMENTS
 from services.matcher.pauses import start_paused
+
+# The placements' columns, for the conditions of what a decision locks.
+_P = PLACEMENTS.c
 
 
 async def _open(session: AsyncSession, source: Source) -> tuple[Context, Journal]:
@@ -150,9 +153,9 @@ async def upsert_placements(
     # in the same order and never deadlock on the unique index.
     rows.sort(key=lambda row: str(row["invoice_id"]))
     inserted = await session.execute(
-        pg_insert(Placement)
+        pg_insert(PLACEMENTS)
         .on_conflict_do_nothing(constraint="uq_placements_invoice")
-        .returning(Placement.invoice_id, Placement.placement_id),
+        .returning(PLACEMENTS.c.invoice_id, PLACEMENTS.c.placement_id),
         rows,
     )
     created = dict(inserted.tuples().all())
@@ -202,7 +205,7 @@ async def upsert_placements(
         changes = refresh_descriptive(before, item)
         if changes:
             after = evolve(before, **changes, version=before.version + 1, updated_at=now)
-            write_changes(row, before, after)
+            write_placement(journal, before, after)
             journal.audit(
                 audit_entry(
                     after,
@@ -213,8 +216,11 @@ async def upsert_placements(
             )
         outcome = UpsertOutcome.UPDATED if changes else UpsertOutcome.UNCHANGED
         results.append(UpsertResult(item.invoice_id, row.placement_id, outcome))
+    # The refreshed placements and their audit rows first, then the new placements' audit
+    # rows, then whatever a pause adds.
+    await journal.flush()
     if audits:
-        await session.execute(insert(AuditEvent), audits)
+        await session.execute(insert(AUDIT_EVENTS), audits)
     await _pause_covered_at_birth(
         session, journal, ctx, tenant_id, provider, company_id, items, created
     )
@@ -240,18 +246,19 @@ async def _pause_covered_at_birth(
     customers = sorted({i.customer_id for i in items if i.invoice_id in created and i.customer_id})
     if not customers:
         return
+    seen = PAYMENTS.c
     funded = set(
         (
             await session.execute(
-                select(PaymentSeen.customer_id)
+                select(seen.customer_id)
                 .distinct()
                 .where(
-                    PaymentSeen.tenant_id == tenant_id,
-                    PaymentSeen.provider == provider,
-                    PaymentSeen.company_id == company_id,
-                    PaymentSeen.customer_id.in_(customers),
-                    PaymentSeen.unapplied_minor_units > 0,
-                    PaymentSeen.state == EntityState.ACTIVE.value,
+                    seen.tenant_id == tenant_id,
+                    seen.provider == provider,
+                    seen.company_id == company_id,
+                    seen.customer_id.in_(customers),
+                    seen.unapplied_minor_units > 0,
+                    seen.state == EntityState.ACTIVE.value,
                 )
             )
         ).scalars()
@@ -262,11 +269,11 @@ async def _pause_covered_at_birth(
     if not ids:
         return
     loaded = await load_ledgers(
-        session, await lock_placements(session, Placement.placement_id.in_(sorted(set(ids))))
+        session, await lock_placements(session, _P.placement_id.in_(sorted(set(ids))))
     )
     await apply_effects(journal, loaded, pause_new_placements(loaded.ordered(), ctx))
     # The pauses are written before ``start_paused`` reads which new placements are active.
-    await session.flush()
+    await journal.flush()
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,10 +290,9 @@ async def apply_payment(
     source: Source,
 ) -> list[Decision]:
     ctx, journal = await _open(session, source)
-    row, first_sight = await lock_seen_payment(
+    seen, first_sight = await lock_seen_payment(
         session, tenant_id, provider, company_id, payment, ctx.now
     )
-    seen: SeenPayment = frozen(SeenPayment, row)
 
     order = payment_order(seen, payment, first_sight)
     if order <= 0:
@@ -300,18 +306,18 @@ async def apply_payment(
         return decisions
 
     scope = payment_scope(payment, seen, first_sight)
-    gone = Loaded({}, Rows())
+    gone = Loaded({})
     if scope.gone_cause:
         gone = await load_ledgers(
             session,
             await lock_placements(
                 session,
                 and_(
-                    Placement.tenant_id == tenant_id,
-                    Placement.provider == provider,
-                    Placement.company_id == company_id,
-                    Placement.cause_payment_id == scope.gone_cause,
-                    Placement.status == Status.RESOLVED_OUT_OF_BAND.value,
+                    _P.tenant_id == tenant_id,
+                    _P.provider == provider,
+                    _P.company_id == company_id,
+                    _P.cause_payment_id == scope.gone_cause,
+                    _P.status == Status.RESOLVED_OUT_OF_BAND.value,
                 ),
             ),
         )
@@ -323,8 +329,7 @@ async def apply_payment(
     decided = decide_payment(payment, seen, first_sight, gone.ordered(), main.ordered(), ctx)
     loaded = gone
     loaded.merge(main)
-    loaded.rows.seen = row
-    write_seen(loaded, seen, decided.seen)
+    write_seen(journal, seen, decided.seen)
     await apply_effects(journal, loaded, decided.effects)
     await journal.close()
     return [journal.answered(d) for d in decided.decisions]
@@ -338,15 +343,15 @@ def _conditions(tenant_id: str, provider: str, company_id: str, scope: PaymentSc
     if scope.customer_id:
         conditions.append(
             and_(
-                Placement.tenant_id == tenant_id,
-                Placement.provider == provider,
-                Placement.company_id == company_id,
-                Placement.customer_id == scope.customer_id,
-                Placement.status == Status.ACTIVE.value,
+                _P.tenant_id == tenant_id,
+                _P.provider == provider,
+                _P.company_id == company_id,
+                _P.customer_id == scope.customer_id,
+                _P.status == Status.ACTIVE.value,
             )
         )
     if scope.paused_ids:
-        conditions.append(Placement.placement_id.in_(scope.paused_ids))
+        conditions.append(_P.placement_id.in_(scope.paused_ids))
     return conditions
 
 
@@ -393,23 +398,36 @@ async def apply_invoice(
 
 async def record_portal_payment(
     session: AsyncSession, payment: PortalPaymentIn
-) -> tuple[Decision, Placement]:
+) -> tuple[Decision, PlacementRow]:
     ctx, journal = await _open(session, Source("portal"))
     loaded = await _lock_one(session, payment.placement_id)
-    existing = await session.get(PortalPayment, payment.portal_payment_id)
+    existing = (
+        await session.execute(
+            select(PORTAL_PAYMENTS).where(
+                PORTAL_PAYMENTS.c.portal_payment_id == payment.portal_payment_id
+            )
+        )
+    ).first()
     known: PortalState | None = None if existing is None else frozen(PortalState, existing)
     effect = decide_portal_payment(loaded.ordered()[0], known, payment, ctx)
     await apply_effects(journal, loaded, [effect])
     await journal.close()
     assert effect.decision is not None
-    return journal.answered(effect.decision), loaded.rows.placements[payment.placement_id]
+    return journal.answered(effect.decision), await _reread(session, payment.placement_id)
 
 
 async def _lock_one(session: AsyncSession, placement_id: str) -> Loaded:
-    locked = await lock_placements(session, Placement.placement_id == placement_id)
+    locked = await lock_placements(session, _P.placement_id == placement_id)
     if not locked:
         raise NotFound(f"placement {placement_id} not found", reason="PLACEMENT_NOT_FOUND")
     return await load_ledgers(session, locked)
+
+
+async def _reread(session: AsyncSession, placement_id: str) -> PlacementRow:
+    """The placement as a decision left it (locked by this transaction), for the reply."""
+    row = await placement_row(session, placement_id)
+    assert row is not None
+    return row
 
 
 # ---------------------------------------------------------------------------------------
@@ -419,7 +437,7 @@ async def _lock_one(session: AsyncSession, placement_id: str) -> Loaded:
 
 async def restore_placement(
     session: AsyncSession, placement_id: str, expected_version: int, actor: str, reason: str
-) -> Placement:
+) -> PlacementRow:
     """Support's safe restore of a wrong resolution or review flag (``rules/people.restore``)."""
     actor, reason = require_actor_and_reason(actor, reason)
     ctx, journal = await _open(session, Source("restore"))
@@ -429,12 +447,12 @@ async def restore_placement(
     effect = restore(ledger, expected_version, actor, reason, ctx)
     await apply_effects(journal, loaded, [effect])
     await journal.close()
-    return loaded.rows.placements[placement_id]
+    return await _reread(session, placement_id)
 
 
 async def clear_review_flag(
     session: AsyncSession, placement_id: str, expected_version: int, actor: str, reason: str
-) -> Placement:
+) -> PlacementRow:
     """A human reviewed a flagged placement: the flag is cleared with an audit entry. Status,
     balance and outreach stay as they are, and the report keeps the entry of its day."""
     actor, reason = require_actor_and_reason(actor, reason)
@@ -445,4 +463,4 @@ async def clear_review_flag(
     effect = clear_flag_rule(ledger, expected_version, actor, reason, ctx)
     await apply_effects(journal, loaded, [effect])
     await journal.close()
-    return loaded.rows.placements[placement_id]
+    return await _reread(session, placement_id)

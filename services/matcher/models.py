@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     SmallInteger,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -453,3 +454,22 @@ class OutreachPause(Base):
     resumed_by: Mapped[str | None] = mapped_column(Text)
     resume_reason: Mapped[str | None] = mapped_column(Text)
     resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+def table(model: type[Base]) -> Table:
+    """A model's table, for Core statements: the decisions read and write rows without the
+    ORM's unit of work (``services/matcher/decisions``, ``journal.py``)."""
+    found = model.__table__
+    assert isinstance(found, Table)
+    return found
+
+
+PLACEMENTS = table(Placement)
+PAYMENTS = table(PaymentSeen)
+APPLICATIONS = table(PaymentApplication)
+EXCLUSIONS = table(PaymentExclusion)
+PORTAL_PAYMENTS = table(PortalPayment)
+OOB_RESOLUTIONS = table(OutOfBandResolution)
+DOUBLE_PAYMENTS = table(DoublePayment)
+AUDIT_EVENTS = table(AuditEvent)
+OUTREACH_EVENTS = table(OutreachEventRow)

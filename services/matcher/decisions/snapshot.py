@@ -6,19 +6,19 @@ rows the rules look at (payment applications, exclusions, portal payments, recor
 double payments, when QBO says each applied payment was made, and the customer's payments
 that may carry unapplied money) in one statement per table for all placements.
 
-The ORM rows stay here and in ``effects.py`` (:class:`Rows`); the table only sees values.
+Rows are read with SQLAlchemy Core statements (no ORM instances, no identity map) and
+become the frozen values at once; ``effects.py`` writes the changes back by primary key.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import ARRAY, Row, Text, and_, any_, bindparam, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matcher.decisions.values import (
@@ -34,25 +34,105 @@ from services.matcher.decisions.values import (
 )
 from services.matcher.domain import EntityState, PaymentIn
 from services.matcher.models import (
-    DoublePayment,
-    PaymentApplication,
-    PaymentExclusion,
-    PaymentSeen,
-    Placement,
-    PortalPayment,
+    APPLICATIONS,
+    DOUBLE_PAYMENTS,
+    EXCLUSIONS,
+    PAYMENTS,
+    PLACEMENTS,
+    PORTAL_PAYMENTS,
 )
 from services.matcher.settings import AMOUNT_TOLERANCE, MATCH_WINDOW, get_matching_settings
 
 _V = TypeVar("_V")
 # (tenant, provider, company): whose books a payment belongs to.
 Company = tuple[str, str, str]
+# A placement as read (every column of ``matching.placements``).
+PlacementRow = Row[Any]
+
+
+def _among(column: Any, values: Any) -> Any:
+    """``column = ANY(array)``: one statement text however many values (an IN list is
+    rendered anew for each length), so the server's prepared statement is reused."""
+    return column == any_(values)
+
+
+def _ids(name: str) -> Any:
+    return bindparam(name, type_=ARRAY(Text))
+
+
+# The statements run at every decision are built once: SQLAlchemy then computes each one's
+# cache key once, and only the parameters change.
+_P, _S = PLACEMENTS.c, PAYMENTS.c
+# The placements' rows of four tables in one statement (one round trip), each as an array
+# of the table's own row type, which asyncpg decodes into records with the columns' types.
+# Run after the placements are locked, so that, like separate reads, it sees what a
+# transaction the lock waited for committed (a lock query's sub-selects would not).
+_CHILDREN = text(
+    f"SELECT ARRAY(SELECT a FROM {APPLICATIONS.fullname} a WHERE a.placement_id = ANY(:ids))"
+    " AS applications,"
+    f" ARRAY(SELECT e FROM {EXCLUSIONS.fullname} e WHERE e.placement_id = ANY(:ids))"
+    " AS exclusions,"
+    f" ARRAY(SELECT q FROM {PORTAL_PAYMENTS.fullname} q WHERE q.placement_id = ANY(:ids))"
+    " AS portal_payments,"
+    f" ARRAY(SELECT ROW(d.placement_id, d.payment_id) FROM {DOUBLE_PAYMENTS.fullname} d"
+    " WHERE d.placement_id = ANY(:ids)) AS double_payments"
+).bindparams(_ids("ids"))
+_OF_COMPANY = and_(
+    _S.tenant_id == bindparam("tenant"),
+    _S.provider == bindparam("provider"),
+    _S.company_id == bindparam("company"),
+)
+_TIMES = select(_S.payment_id, _S.provider_created_at, _S.provider_updated_at).where(
+    _OF_COMPANY, _among(_S.payment_id, _ids("ids"))
+)
+_CARRY_UNAPPLIED = and_(
+    _among(_S.customer_id, _ids("customers")),
+    _S.unapplied_minor_units > 0,
+    _S.state == EntityState.ACTIVE.value,
+)
+_UNAPPLIED = select(PAYMENTS).where(_OF_COMPANY, _CARRY_UNAPPLIED).order_by(_S.payment_id)
+_UNAPPLIED_AND_PAYMENT = (
+    select(PAYMENTS)
+    .where(_OF_COMPANY, or_(_CARRY_UNAPPLIED, _S.payment_id == bindparam("payment_id")))
+    .order_by(_S.payment_id)
+)
+# A payment's empty record on first sight. As text: PostgreSQL's INSERT ... ON CONFLICT
+# construct has no cache key in SQLAlchemy and would be compiled at every decision.
+_NEW_SEEN = (
+    "tenant_id",
+    "provider",
+    "company_id",
+    "payment_id",
+    "version",
+    "state",
+    "currency_code",
+    "total_minor_units",
+    "unapplied_minor_units",
+    "customer_id",
+    "invoice_amounts",
+    "credit_memo_ids",
+    "paused_placement_ids",
+    "first_seen_at",
+    "updated_at",
+)
+_SEEN_INSERT = text(
+    f"INSERT INTO {PAYMENTS.fullname} ({', '.join(_NEW_SEEN)})"
+    f" VALUES ({', '.join(':' + name for name in _NEW_SEEN)})"
+    " ON CONFLICT DO NOTHING RETURNING payment_id"
+).bindparams(*(bindparam(name, type_=_S[name].type) for name in _NEW_SEEN))
+_SEEN_LOCK = (
+    select(PAYMENTS).where(_OF_COMPANY, _S.payment_id == bindparam("payment_id")).with_for_update()
+)
+_PLACEMENT = select(PLACEMENTS).where(_P.placement_id == bindparam("placement_id"))
 
 
 def frozen(cls: type[_V], row: Any) -> _V:
-    """A row as its frozen value (JSON lists become tuples, JSON objects are copied)."""
+    """A row (SQLAlchemy's, or a record asyncpg decoded) as its frozen value (JSON lists
+    become tuples, JSON objects are copied)."""
+    columns = row._mapping if isinstance(row, Row) else row
     values: dict[str, Any] = {}
     for name in column_names(cls):
-        value = getattr(row, name)
+        value = columns[name]
         if isinstance(value, list):
             value = tuple(value)
         elif isinstance(value, dict):
@@ -72,105 +152,69 @@ async def load_context(session: AsyncSession) -> Context:
 
 
 @dataclass
-class Rows:
-    """The ORM rows behind the values, for ``effects.py`` to write to."""
-
-    placements: dict[str, Placement] = field(default_factory=dict)
-    applications: dict[tuple[str, str], PaymentApplication] = field(default_factory=dict)
-    exclusions: dict[tuple[str, str], PaymentExclusion] = field(default_factory=dict)
-    portal_payments: dict[str, PortalPayment] = field(default_factory=dict)
-    seen: PaymentSeen | None = None
-
-
-@dataclass
 class Loaded:
-    """The ledgers of the placements a decision concerns, and their rows."""
+    """The ledgers of the placements a decision concerns."""
 
     ledgers: dict[str, Ledger]
-    rows: Rows
 
     def ordered(self) -> list[Ledger]:
         return [self.ledgers[pid] for pid in sorted(self.ledgers)]
 
     def merge(self, other: Loaded) -> None:
         self.ledgers.update(other.ledgers)
-        self.rows.placements.update(other.rows.placements)
-        self.rows.applications.update(other.rows.applications)
-        self.rows.exclusions.update(other.rows.exclusions)
-        self.rows.portal_payments.update(other.rows.portal_payments)
 
 
-async def lock_placements(session: AsyncSession, *conditions: Any) -> list[Placement]:
+async def lock_placements(session: AsyncSession, *conditions: Any) -> list[PlacementRow]:
     """Locks matching placements in id order, so concurrent decisions never deadlock."""
     if not conditions:
         return []
-    stmt = (
-        select(Placement)
-        .where(or_(*conditions))
-        .order_by(Placement.placement_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return list((await session.execute(stmt)).scalars())
+    stmt = select(PLACEMENTS).where(or_(*conditions)).order_by(_P.placement_id).with_for_update()
+    return list(await session.execute(stmt))
 
 
-async def read_placements(session: AsyncSession, *conditions: Any) -> list[Placement]:
+async def read_placements(session: AsyncSession, *conditions: Any) -> list[PlacementRow]:
     """The same without a lock (a replay only reads)."""
     if not conditions:
         return []
-    return list((await session.execute(select(Placement).where(or_(*conditions)))).scalars())
+    return list(await session.execute(select(PLACEMENTS).where(or_(*conditions))))
+
+
+async def placement_row(session: AsyncSession, placement_id: str) -> PlacementRow | None:
+    """One placement as it is now in this transaction."""
+    return (await session.execute(_PLACEMENT, {"placement_id": placement_id})).first()
 
 
 def of_invoices(tenant_id: str, provider: str, company_id: str, invoice_ids: Iterable[str]) -> Any:
     return and_(
-        Placement.tenant_id == tenant_id,
-        Placement.provider == provider,
-        Placement.company_id == company_id,
-        Placement.invoice_id.in_(list(invoice_ids)),
+        _P.tenant_id == tenant_id,
+        _P.provider == provider,
+        _P.company_id == company_id,
+        _among(_P.invoice_id, literal(list(invoice_ids), ARRAY(Text))),
     )
 
 
 async def load_ledgers(
-    session: AsyncSession, placements: Sequence[Placement], *, payment_id: str = ""
+    session: AsyncSession, placements: Sequence[PlacementRow], *, payment_id: str = ""
 ) -> Loaded:
     """The ledger of each placement. ``payment_id``: a payment being decided, whose record
     is included among every customer's unapplied payments (the table puts its new version
     in its place, in the database's order of ids)."""
-    rows = Rows(placements={p.placement_id: p for p in placements})
     if not placements:
-        return Loaded({}, rows)
-    ids = list(rows.placements)
+        return Loaded({})
+    ids = [p.placement_id for p in placements]
+    children = (await session.execute(_CHILDREN, {"ids": ids})).one()
     apps: dict[str, dict[str, Application]] = defaultdict(dict)
-    for app in (
-        await session.execute(
-            select(PaymentApplication).where(PaymentApplication.placement_id.in_(ids))
-        )
-    ).scalars():
-        rows.applications[(app.placement_id, app.payment_id)] = app
-        apps[app.placement_id][app.payment_id] = frozen(Application, app)
+    for record in children.applications:
+        apps[record["placement_id"]][record["payment_id"]] = frozen(Application, record)
     exclusions: dict[str, dict[str, Exclusion]] = defaultdict(dict)
-    for exclusion in (
-        await session.execute(
-            select(PaymentExclusion).where(PaymentExclusion.placement_id.in_(ids))
-        )
-    ).scalars():
-        rows.exclusions[(exclusion.placement_id, exclusion.payment_id)] = exclusion
-        exclusions[exclusion.placement_id][exclusion.payment_id] = frozen(Exclusion, exclusion)
+    for record in children.exclusions:
+        exclusions[record["placement_id"]][record["payment_id"]] = frozen(Exclusion, record)
     portals: dict[str, list[PortalState]] = defaultdict(list)
-    for portal in (
-        await session.execute(select(PortalPayment).where(PortalPayment.placement_id.in_(ids)))
-    ).scalars():
-        rows.portal_payments[portal.portal_payment_id] = portal
-        portals[portal.placement_id].append(frozen(PortalState, portal))
+    for record in children.portal_payments:
+        portals[record["placement_id"]].append(frozen(PortalState, record))
     doubles: dict[str, set[str]] = defaultdict(set)
-    for placement_id, payment_id in (
-        await session.execute(
-            select(DoublePayment.placement_id, DoublePayment.payment_id).where(
-                DoublePayment.placement_id.in_(ids)
-            )
-        )
-    ).tuples():
-        doubles[placement_id].add(payment_id)
+    for placement_id, payment_id_ in children.double_payments:
+        doubles[placement_id].add(payment_id_)
     times = await _payment_times(session, placements, apps)
     unapplied = await _unapplied_payments(session, placements, payment_id)
 
@@ -191,48 +235,31 @@ async def load_ledgers(
                 if s.customer_id == p.customer_id or s.payment_id == payment_id
             ),
         )
-    return Loaded(ledgers, rows)
+    return Loaded(ledgers)
 
 
 async def _payment_times(
     session: AsyncSession,
-    placements: Sequence[Placement],
+    placements: Sequence[PlacementRow],
     apps: Mapping[str, Mapping[str, Application]],
 ) -> dict[Company, dict[str, PaymentTimes]]:
     """When the provider says each payment applied to the placements was made and last
     changed."""
-    wanted = {
-        (p.tenant_id, p.provider, p.company_id, pid)
-        for p in placements
-        for pid in apps.get(p.placement_id, {})
-    }
+    wanted: dict[Company, set[str]] = defaultdict(set)
+    for p in placements:
+        wanted[(p.tenant_id, p.provider, p.company_id)].update(apps.get(p.placement_id, {}))
     found: dict[Company, dict[str, PaymentTimes]] = defaultdict(dict)
-    if not wanted:
-        return found
-    rows = await session.execute(
-        select(
-            PaymentSeen.tenant_id,
-            PaymentSeen.provider,
-            PaymentSeen.company_id,
-            PaymentSeen.payment_id,
-            PaymentSeen.provider_created_at,
-            PaymentSeen.provider_updated_at,
-        ).where(
-            tuple_(
-                PaymentSeen.tenant_id,
-                PaymentSeen.provider,
-                PaymentSeen.company_id,
-                PaymentSeen.payment_id,
-            ).in_(sorted(wanted))
-        )
-    )
-    for tenant, provider, company, pid, created, updated in rows.tuples():
-        found[(tenant, provider, company)][pid] = PaymentTimes(created, updated)
+    for (tenant, provider, company), ids in sorted(wanted.items()):
+        if not ids:
+            continue
+        params = {"tenant": tenant, "provider": provider, "company": company, "ids": sorted(ids)}
+        for pid, created, updated in (await session.execute(_TIMES, params)).tuples():
+            found[(tenant, provider, company)][pid] = PaymentTimes(created, updated)
     return found
 
 
 async def _unapplied_payments(
-    session: AsyncSession, placements: Sequence[Placement], payment_id: str
+    session: AsyncSession, placements: Sequence[PlacementRow], payment_id: str
 ) -> dict[Company, list[SeenPayment]]:
     """Per company, the payments seen from the placements' customers that carry unapplied
     money, plus the payment being decided, in the database's order of payment ids."""
@@ -242,24 +269,17 @@ async def _unapplied_payments(
         if p.customer_id:
             customers[(p.tenant_id, p.provider, p.company_id)].add(p.customer_id)
     for (tenant, provider, company), names in sorted(customers.items()):
-        condition = and_(
-            PaymentSeen.customer_id.in_(sorted(names)),
-            PaymentSeen.unapplied_minor_units > 0,
-            PaymentSeen.state == EntityState.ACTIVE.value,
-        )
+        params = {
+            "tenant": tenant,
+            "provider": provider,
+            "company": company,
+            "customers": sorted(names),
+        }
+        stmt = _UNAPPLIED
         if payment_id:
-            condition = or_(condition, PaymentSeen.payment_id == payment_id)
-        rows = await session.execute(
-            select(PaymentSeen)
-            .where(
-                PaymentSeen.tenant_id == tenant,
-                PaymentSeen.provider == provider,
-                PaymentSeen.company_id == company,
-                condition,
-            )
-            .order_by(PaymentSeen.payment_id)
-        )
-        found[(tenant, provider, company)] = [frozen(SeenPayment, s) for s in rows.scalars()]
+            stmt, params["payment_id"] = _UNAPPLIED_AND_PAYMENT, payment_id
+        rows = await session.execute(stmt, params)
+        found[(tenant, provider, company)] = [frozen(SeenPayment, s) for s in rows]
     return found
 
 
@@ -270,42 +290,34 @@ async def lock_seen_payment(
     company_id: str,
     payment: PaymentIn,
     now: datetime,
-) -> tuple[PaymentSeen, bool]:
+) -> tuple[SeenPayment, bool]:
     """The payment's record, created empty on first sight, locked; and whether it is new."""
     inserted = await session.execute(
-        pg_insert(PaymentSeen)
-        .values(
-            tenant_id=tenant_id,
-            provider=provider,
-            company_id=company_id,
-            payment_id=payment.payment_id,
-            version="",
-            state="",
-            currency_code=payment.currency,
-            total_minor_units=0,
-            unapplied_minor_units=0,
-            customer_id=payment.customer_id,
-            invoice_amounts={},
-            credit_memo_ids=[],
-            paused_placement_ids=[],
-            first_seen_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(PaymentSeen.payment_id)
+        _SEEN_INSERT,
+        {
+            "tenant_id": tenant_id,
+            "provider": provider,
+            "company_id": company_id,
+            "payment_id": payment.payment_id,
+            "version": "",
+            "state": "",
+            "currency_code": payment.currency,
+            "total_minor_units": 0,
+            "unapplied_minor_units": 0,
+            "customer_id": payment.customer_id,
+            "invoice_amounts": {},
+            "credit_memo_ids": [],
+            "paused_placement_ids": [],
+            "first_seen_at": now,
+            "updated_at": now,
+        },
     )
     first_sight = inserted.first() is not None
-    record = (
-        await session.execute(
-            select(PaymentSeen)
-            .where(
-                PaymentSeen.tenant_id == tenant_id,
-                PaymentSeen.provider == provider,
-                PaymentSeen.company_id == company_id,
-                PaymentSeen.payment_id == payment.payment_id,
-            )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
-    return record, first_sight
+    key = {
+        "tenant": tenant_id,
+        "provider": provider,
+        "company": company_id,
+        "payment_id": payment.payment_id,
+    }
+    record = (await session.execute(_SEEN_LOCK, key)).one()
+    return frozen(SeenPayment, record), first_sight
