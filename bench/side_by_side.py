@@ -7,7 +7,8 @@ recorded beside each).
         e2e_latency --rates 1,25,50,100 --realms 10
 
 The baseline runs this checkout's ``bench/`` (copied to a temporary folder, so the same
-load and the same measurements) against its own code: its own ``.venv`` (made by
+load and the same measurements, with ``examples/``, the reference clients they use) against
+its own code: its own ``.venv`` (made by
 ``scripts/bootstrap.sh`` there) imports its own ``aicollect``, ``services`` and ``gateway``.
 Each side's result file is kept as ``bench/results/<name>.<side>.json``.
 """
@@ -104,6 +105,8 @@ def main() -> None:
     base = ns.baseline.resolve()
     with tempfile.TemporaryDirectory(prefix="aicollect-bench-") as tmp:
         shutil.copytree(HERE, Path(tmp) / "bench", ignore=shutil.ignore_patterns("results"))
+        # The reference clients the benchmarks drive the stack with come along too.
+        shutil.copytree(ROOT / "examples", Path(tmp) / "examples")
         baseline = run(
             base / ".venv" / "bin" / "python",
             Path(tmp),
