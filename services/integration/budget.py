@@ -109,7 +109,7 @@ class RequestLimits:
 
 
 # Bulk work's share of a window up to this long is spread over it (``_paced``); a longer
-# one (Xero's day) is not: a burst there leaves the rest of the day for payments anyway.
+# one (Xero's day) is not: that would hold a backfill to a tenth of its day per 2.4 hours.
 PACED_UP_TO_S = 60.0
 PACING_PARTS = 10
 
