@@ -102,23 +102,28 @@ async def wait_backfill(stack: Any, within: float) -> tuple[pb.BackfillProgress,
             await asyncio.sleep(0.2)
 
 
-async def active_placements(stub: Any) -> dict[str, str]:
-    """Xero invoice id -> placement id, every active placement of our tenant."""
-    out: dict[str, str] = {}
+async def placements(
+    stub: Any, statuses: tuple[mpb.PlacementStatus.ValueType, ...] = ()
+) -> list[tuple[str, str]]:
+    """(Xero invoice id, placement id) of every placement of our tenant in ``statuses``
+    (any status when empty)."""
+    out: list[tuple[str, str]] = []
     token = ""
     while True:
         reply = await stub.ListPlacements(
             mpb.ListPlacementsRequest(
-                tenant_id=OURS,
-                statuses=[mpb.PLACEMENT_STATUS_ACTIVE],
-                page_size=1000,
-                page_token=token,
+                tenant_id=OURS, statuses=list(statuses), page_size=1000, page_token=token
             )
         )
-        out.update({p.invoice_id: p.placement_id for p in reply.placements})
+        out.extend((p.invoice_id, p.placement_id) for p in reply.placements)
         token = reply.next_page_token
         if not token:
             return out
+
+
+async def active_placements(stub: Any) -> dict[str, str]:
+    """Xero invoice id -> placement id, every active placement of our tenant."""
+    return dict(await placements(stub, (mpb.PLACEMENT_STATUS_ACTIVE,)))
 
 
 async def payment_latency(
@@ -256,7 +261,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             async with internal_channel(
                 stack.env["AICOLLECT_MATCHER_ADDR"], stack.env["AICOLLECT_INTERNAL_TOKEN"]
             ) as channel:
-                placed = await active_placements(mgrpc.MatchingServiceStub(channel))
+                stub = mgrpc.MatchingServiceStub(channel)
+                placed = await active_placements(stub)
+                # Any status: with --during the payments resolved some while it placed.
+                every = await placements(stub)
             overdue = round(args.invoices * 0.3)
             latency = during
             if args.payments and placed and not args.during:
@@ -285,8 +293,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "daily_budget_held_backfill_and_confirm": backfill_calls["api_calls"]
         + confirm_calls["api_calls"]
         <= DAILY_LIMIT,
+        "placements": len(every),
         "active_placements": len(placed),
-        "exactly_one_placement_per_overdue_invoice": len(placed) == overdue,
+        "exactly_one_placement_per_overdue_invoice": len(every) == overdue
+        and len({invoice_id for invoice_id, _ in every}) == overdue,
         "peak_rss_mb": peaks,
         "payment_to_stop": latency,
         "load_average_1_5_15_before": load_before,

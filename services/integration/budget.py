@@ -24,7 +24,10 @@ Payments first across replicas: a refused pump records the priority it waits wit
 replica is granted a slot for less urgent work while another replica waits with more
 urgent work. Bulk work (``Priority.CDC`` and lower) also leaves a reserve: a fifth of the
 concurrency and a tenth of each window (2 and 50 of Intuit's 10 and 500), so a payment or
-webhook fetch usually starts without waiting for a bulk request to finish.
+webhook fetch usually starts without waiting for a bulk request to finish. It also spreads
+its share of a minute over the minute (at most a tenth of it, rounded up, in any tenth:
+Xero's 54 as 6 every 6 s): a share used up in one burst would leave the window all at
+once a minute later, and payments beyond the reserve would wait for that minute to pass.
 """
 
 from __future__ import annotations
@@ -92,17 +95,39 @@ class RequestLimits:
 
     def for_priority(self, priority: Priority) -> RequestLimits:
         """What a request of ``priority`` may use: bulk work leaves a fifth of the
-        concurrency and a tenth of each window to payments and webhooks."""
+        concurrency and a tenth of each window to payments and webhooks, and spreads its
+        share of a short window over the window (``_paced``)."""
         if priority <= Priority.WEBHOOK:
             return self
-        return RequestLimits(
-            None if self.concurrent is None else self.concurrent - self.concurrent // 5,
-            tuple(replace(w, requests=w.requests - w.requests // 10) for w in self.windows),
-        )
+        concurrent = None if self.concurrent is None else self.concurrent - self.concurrent // 5
+        shares = tuple(replace(w, requests=w.requests - w.requests // 10) for w in self.windows)
+        return RequestLimits(concurrent, shares + _paced(shares, concurrent))
 
     @property
     def longest(self) -> float:
         return max((w.seconds for w in self.windows), default=0.0)
+
+
+# Bulk work's share of a window up to this long is spread over it (``_paced``); a longer
+# one (Xero's day) is not: that would hold a backfill to a tenth of its day per 2.4 hours.
+PACED_UP_TO_S = 60.0
+PACING_PARTS = 10
+
+
+def _paced(shares: tuple[Window, ...], concurrent: int | None) -> tuple[Window, ...]:
+    """Bulk work may start at most a tenth of its share of a short window (rounded up) in
+    any tenth of that window. Without it a bulk job fills its whole share in a few seconds
+    (Xero: 54 of the minute's 60), the starts then leave the window together a minute
+    later, and a payment needing more than the reserve meanwhile waits for that minute to
+    pass; spread out, one start leaves every second or so, and a payment takes that slot
+    first. A window whose tenth would hold less than what bulk work may run at once (or
+    than two requests) is too small to split and is left as it is."""
+    least = max(2, concurrent or 0)
+    return tuple(
+        Window(w.seconds / PACING_PARTS, part)
+        for w in shares
+        if w.seconds <= PACED_UP_TO_S and (part := -(-w.requests // PACING_PARTS)) >= least
+    )
 
 
 class Ledger(Protocol):

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import aiohttp
 import grpc
 import pytest
 
+from aicollect.db.engine import make_engine
 from aicollect.errors import Unavailable
-from services.integration.budget import Priority, RealmBudget, RequestLimits
+from services.integration.budget import Priority, RealmBudget, RequestLimits, SharedBudget
 from services.integration.deps import IntegrationDeps
+from services.integration.providers.xero.platform import XERO_LIMITS
 from tests.conftest import Emulator, qbo_api
 from tests.helpers.connections import TENANT, connect, enable
 
@@ -141,3 +144,49 @@ async def test_bulk_work_leaves_payments_a_reserve() -> None:
     gate.set()
     await asyncio.gather(*flood)
     assert peak == 8
+
+
+async def _payments_during_a_bulk_flood(budget: RealmBudget) -> None:
+    """Xero's 60 a minute: a bulk job (a large confirmation) asks for far more than its
+    share while debtors pay, more payments than the minute's reserve of 6. Each payment
+    starts at once: bulk work spread its share over the minute instead of using it in the
+    first second, when the 7th payment would have waited for that minute to pass."""
+    realm = f"xero-{uuid.uuid4()}"
+    bulk_starts: list[float] = []
+
+    async def bulk() -> None:
+        async with budget.slot(realm, Priority.BACKFILL):
+            bulk_starts.append(time.monotonic())
+
+    flood = [asyncio.create_task(bulk()) for _ in range(200)]
+    try:
+        await asyncio.sleep(0.5)
+        for _ in range(20):  # the webhooks' re-reads of paid invoices, one after another
+            async with asyncio.timeout(5):  # not the rest of the minute
+                async with budget.slot(realm, Priority.WEBHOOK):
+                    pass
+        # Bulk work went on meanwhile, a tenth of its share (rounded up) per tenth of the
+        # minute, so most of its share was still ahead of it.
+        first = bulk_starts[0]
+        assert 1 <= len(bulk_starts) <= 6 * (1 + int((time.monotonic() - first) // 6))
+        assert len([t for t in bulk_starts if t < first + 6]) <= 6
+    finally:
+        for task in flood:
+            task.cancel()
+        await asyncio.gather(*flood, return_exceptions=True)
+        await budget.close()
+
+
+async def test_payments_beyond_the_reserve_do_not_wait_for_bulk_works_minute() -> None:
+    await _payments_during_a_bulk_flood(RealmBudget(XERO_LIMITS))
+
+
+async def test_payments_beyond_the_reserve_do_not_wait_in_the_shared_ledger(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url, pool_size=4)
+    try:
+        shared = SharedBudget(engine, "xero", XERO_LIMITS)
+        await _payments_during_a_bulk_flood(RealmBudget(XERO_LIMITS, shared=shared))
+    finally:
+        await engine.dispose()
