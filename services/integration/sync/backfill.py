@@ -283,6 +283,10 @@ async def run_backfill(
         run_id=run_id,
         backfill_phase=state.COMPLETED,
         backfill_finished_at=state.now(),
+        # It has just read every invoice it placed: the periodic re-read of placed invoices
+        # (Xero) starts its period now, not at the first poll (30,000 placements would cost
+        # 750 calls of the organisation's day again, an hour after reading them).
+        placed_reread_at=state.now(),
         backfill_last_error="",
         backfill_attempts=0,
         backfill_next_attempt_at=None,

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.errors import Unavailable
@@ -342,3 +343,61 @@ async def test_the_first_backfill_reads_open_overpayments_and_prepayments(
         reasons = " ".join(placements[i].review_reason for i in covered)
         assert all(f"Xero payment {c}" in reasons for c in credits.values()), reasons
         assert all(placements[i].balance.minor_units == 30000 for i in covered)
+
+
+async def test_the_first_poll_does_not_read_again_every_invoice_the_backfill_just_placed(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """The periodic re-read of placed invoices (for edits that keep UpdatedDateUTC) counts
+    the backfill, which has just read them, as its first round: the polls that follow
+    within the period read only what changed, never every placed invoice again."""
+    due = (datetime.now(UTC).date() - timedelta(days=40)).isoformat()
+
+    async def books(p: XeroPipeline) -> None:
+        ada = await p.contact("Ada Lopez", "ada@debtor.test")
+        for n in range(3):
+            await p.invoice(ada, f"{100 + n}.00", due, date="2026-01-01")
+
+    async with running_pipeline(
+        engine,
+        emulator,
+        xero,
+        prepare=books,
+        AICOLLECT_CDC_INTERVAL_SECONDS="1",
+        AICOLLECT_XERO_PLACED_REREAD_SECONDS="3600",
+    ) as p:
+        assert len(await p.placements()) == 3
+        async with engine.connect() as conn:
+            start = (
+                await conn.execute(
+                    text(
+                        "SELECT cdc_polls, placed_reread_at, backfill_finished_at "
+                        "FROM integration.sync_states WHERE realm_id = :t"
+                    ),
+                    {"t": p.org},
+                )
+            ).one()
+        assert start.placed_reread_at is not None
+        assert start.placed_reread_at >= start.backfill_finished_at
+
+        async def polled_twice() -> bool:
+            async with engine.connect() as conn:
+                polls = (
+                    await conn.execute(
+                        text("SELECT cdc_polls FROM integration.sync_states WHERE realm_id = :t"),
+                        {"t": p.org},
+                    )
+                ).scalar_one()
+            return bool(int(polls) >= int(start.cdc_polls) + 2)
+
+        await p.until(polled_twice, within=30, what="two polls")
+        async with engine.connect() as conn:
+            after = (
+                await conn.execute(
+                    text(
+                        "SELECT placed_reread_at FROM integration.sync_states WHERE realm_id = :t"
+                    ),
+                    {"t": p.org},
+                )
+            ).scalar_one()
+        assert after == start.placed_reread_at  # no round of re-reads since the backfill
