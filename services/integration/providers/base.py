@@ -191,6 +191,9 @@ class EntityReader(Protocol):
     realm_id: str
     calls: int
     max_page: int  # the most rows one page may hold
+    # How many ids one read by id carries (``by_ids`` splits longer lists): QBO 500 in an
+    # ``Id IN (...)`` query, Xero 40 in an ``IDs=`` list.
+    ids_per_call: int
 
     async def company_time(self) -> str: ...
 

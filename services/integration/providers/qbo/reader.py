@@ -74,6 +74,7 @@ class QboReader:
         self.priority = priority
         self.calls = 0
         self.max_page = MAX_RESULTS
+        self.ids_per_call = ID_BATCH
 
     async def _request(
         self,

@@ -111,6 +111,7 @@ class XeroReader:
         self.priority = priority
         self.calls = 0
         self.max_page = MAX_PAGE
+        self.ids_per_call = ID_BATCH
 
     async def get(
         self,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from aicollect.errors import Unavailable
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
+from services.integration.sync.cdc import stretched_reread
 from services.integration.sync.pacing import poll_interval, stretched, used_in
 from tests.conftest import Emulator
 from tests.services.integration.providers.xero.conftest import Xero, connect
@@ -212,6 +213,16 @@ async def test_the_periodic_re_read_finds_an_edit_that_keeps_updated_date_utc(
             return found is not None and found.due_date == "2026-07-15"
 
         await p.until(moved, within=45, what="the re-read bringing the new due date")
+
+
+def test_the_re_read_of_placed_invoices_stays_within_a_fifth_of_the_day() -> None:
+    six_hours = 6 * 3600.0
+    assert stretched_reread(six_hours, 1_000, 40, 5000) == six_hours  # 25 calls a round
+    # 30,000 placed: 750 calls a round; four rounds a day would be 3,000 of 5,000.
+    assert stretched_reread(six_hours, 30_000, 40, 5000) == 18 * 3600.0
+    assert stretched_reread(six_hours, 30_000, 40, 1000) == 90 * 3600.0  # Starter tier
+    assert stretched_reread(six_hours, 30_000, 40, None) == six_hours  # no daily window
+    assert stretched_reread(0.0, 30_000, 40, 5000) == 0.0  # a platform that never re-reads
 
 
 def test_the_poll_interval_stretches_as_the_daily_budget_runs_low() -> None:
