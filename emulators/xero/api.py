@@ -185,6 +185,15 @@ def where_paths(text: str) -> set[tuple[str, ...]]:
     }
 
 
+def _pagination(page: int, size: int, count: int) -> Record:
+    return {
+        "page": page,
+        "pageSize": size,
+        "pageCount": (count + size - 1) // size,
+        "itemCount": count,
+    }
+
+
 def _list(
     request: web.Request,
     key: str,
@@ -237,12 +246,7 @@ def _list(
         # rendered UpdatedDateUTC's, whole milliseconds, stable for ties.
         if order:
             chosen.sort(key=lambda item: int(updated_of(item) * 1000), reverse=order[0][1])
-        pagination = {
-            "page": page,
-            "pageSize": size,
-            "pageCount": (len(chosen) + size - 1) // size,
-            "itemCount": len(chosen),
-        }
+        pagination = _pagination(page, size, len(chosen))
         window = chosen[(page - 1) * size : page * size]
         rendered = [render(item, summary) for item in window]
         return _envelope(request, key, rendered, {"pagination": pagination})
@@ -259,12 +263,7 @@ def _list(
             position = {id(row): n for n, row in enumerate(rows)}
             sort_records(rows, order)
             kept = [kept[position[id(row)]] for row in rows]
-        pagination = {
-            "page": page,
-            "pageSize": size,
-            "pageCount": (len(kept) + size - 1) // size,
-            "itemCount": len(kept),
-        }
+        pagination = _pagination(page, size, len(kept))
         window = kept[(page - 1) * size : page * size]
         rendered = [render(item, summary) for _, item in window]
         return _envelope(request, key, rendered, {"pagination": pagination})
@@ -275,13 +274,7 @@ def _list(
         sort_records(records, order)
     extra: Record = {}
     if page is not None:
-        count = len(records)
-        extra["pagination"] = {
-            "page": page,
-            "pageSize": size,
-            "pageCount": (count + size - 1) // size,
-            "itemCount": count,
-        }
+        extra["pagination"] = _pagination(page, size, len(records))
         records = records[(page - 1) * size : page * size]
     return _envelope(request, key, records, extra)
 
