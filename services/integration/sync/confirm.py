@@ -284,6 +284,14 @@ async def confirmation_worker(syncs: Mapping[str, SyncDeps], stop: asyncio.Event
             await asyncio.wait_for(stop.wait(), POLL_S)
 
 
+def confirm_priority(total: int) -> Priority:
+    """A confirmation of one batch is placed while the creditor waits for the answer: its
+    re-reads go at the priority of other interactive reads (after payments, before bulk
+    work, which spreads its share of the minute and would keep a person waiting seconds).
+    A larger one is placed in the background, as bulk work."""
+    return Priority.WEBHOOK if total <= BATCH else Priority.BACKFILL
+
+
 async def run(deps: SyncDeps, confirmation_id: str) -> None:
     """Places what the confirmation still covers; nothing when another session runs it."""
     async with deps.sessions() as session:
@@ -316,7 +324,7 @@ async def _place_all(deps: SyncDeps, row: PlacementConfirmation) -> None:
         row.tenant_id,
         row.realm_id,
         source="backfill",
-        priority=Priority.BACKFILL,
+        priority=confirm_priority(row.total),
         source_event_id=f"confirm:{row.confirmation_id}",
     )
     after = ""
