@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,18 +66,23 @@ class Emulator:
 
 
 @asynccontextmanager
-async def running_emulator() -> AsyncIterator[Emulator]:
-    """A fresh emulator process (limits off) holding the benchmark company, on a port it
-    bound itself (started by the stack's harness, aicollect/localstack.py)."""
-    with tempfile.TemporaryDirectory(prefix="aicollect-peers-") as run_dir:
+async def emulator_process(
+    name: str, module: str, app: tuple[str, str, str], secret_env: str, seed: int
+) -> AsyncIterator[Emulator]:
+    """A fresh emulator process (``module``: ``emulators.qbo`` or ``emulators.xero``) with
+    one OAuth ``app`` (client id, secret, redirect URI) registered, on a port it bound
+    itself (started by the stack's harness, aicollect/localstack.py). The secret goes in
+    the environment, never on a command line."""
+    client_id, client_secret, redirect_uri = app
+    with tempfile.TemporaryDirectory(prefix=f"aicollect-{name}-") as run_dir:
         child = Child(
-            "emulator",
+            name,
             [
                 sys.executable,
-                *("-m", "emulators.qbo", "--host", "127.0.0.1", "--port", "0"),
-                *("--client-id", CLIENT_ID, "--redirect-uri", REDIRECT_URI, "--seed", str(SEED)),
+                *("-m", module, "--host", "127.0.0.1", "--port", "0"),
+                *("--client-id", client_id, "--redirect-uri", redirect_uri, "--seed", str(seed)),
             ],
-            extra_env={CLIENT_SECRET_ENV: CLIENT_SECRET},  # never on a command line
+            extra_env={secret_env: client_secret},
             ports_file=Path(run_dir) / "emulator.ports.json",
         )
         await child.start(dict(os.environ))
@@ -91,6 +96,13 @@ async def running_emulator() -> AsyncIterator[Emulator]:
                 yield Emulator(f"http://127.0.0.1:{port}", child.proc, http)
         finally:
             await child.stop(15)
+
+
+def running_emulator() -> AbstractAsyncContextManager[Emulator]:
+    """A fresh Intuit emulator (limits switched off by ``create_company``) holding the
+    benchmark's OAuth app."""
+    app = (CLIENT_ID, CLIENT_SECRET, REDIRECT_URI)
+    return emulator_process("emulator", "emulators.qbo", app, CLIENT_SECRET_ENV, SEED)
 
 
 async def create_company(emu: Emulator, invoices: int, customers: int) -> dict[str, Any]:

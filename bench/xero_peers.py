@@ -26,20 +26,15 @@ import base64
 import json
 import os
 import shutil
-import sys
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import aiohttp
-
-from aicollect.localstack import Child, StartFailed
 from bench._stack import write_result
-from bench.peer_emulator import Emulator
+from bench.peer_emulator import Emulator, emulator_process
 from bench.peer_measure import ProcessRun, check_records, read_messages, run_wrapped
 from bench.peer_venvs import ROOT, VENVS, Peer, PeerFailed, PeerFailedWith, ensure_venv, log
 from bench.peers import fmt
@@ -93,31 +88,10 @@ AIRBYTE_XERO_310 = Peer(
 PEERS = {p.key: p for p in (TAP_XERO, AIRBYTE_XERO, AIRBYTE_XERO_310)}
 
 
-@asynccontextmanager
-async def xero_emulator() -> AsyncIterator[Emulator]:
+def xero_emulator() -> AbstractAsyncContextManager[Emulator]:
     """A fresh Xero emulator process with its default (Xero's) limits, on a port it bound."""
-    with tempfile.TemporaryDirectory(prefix="aicollect-xero-peers-") as run_dir:
-        child = Child(
-            "xero-emulator",
-            [
-                sys.executable,
-                *("-m", "emulators.xero", "--host", "127.0.0.1", "--port", "0"),
-                *("--client-id", CLIENT_ID, "--redirect-uri", REDIRECT_URI, "--seed", str(SEED)),
-            ],
-            extra_env={CLIENT_SECRET_ENV: CLIENT_SECRET},  # never on a command line
-            ports_file=Path(run_dir) / "emulator.ports.json",
-        )
-        await child.start(dict(os.environ))
-        try:
-            try:
-                port = (await child.bound_ports(within_s=30))["http"]
-            except StartFailed as exc:
-                raise PeerFailed(str(exc)) from exc
-            async with aiohttp.ClientSession() as http:
-                assert child.proc is not None
-                yield Emulator(f"http://127.0.0.1:{port}", child.proc, http)
-        finally:
-            await child.stop(15)
+    app = (CLIENT_ID, CLIENT_SECRET, REDIRECT_URI)
+    return emulator_process("xero-emulator", "emulators.xero", app, CLIENT_SECRET_ENV, SEED)
 
 
 async def create_organisation(emu: Emulator, invoices: int, contacts: int) -> dict[str, Any]:
