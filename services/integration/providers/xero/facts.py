@@ -234,36 +234,54 @@ def to_payment(entity: Json) -> mpb.AccountingPayment:
     """A payment as now known in Xero, for ``ApplyAccountingPayment``: one line on its
     invoice; ``DELETED`` (Xero's only way to reverse a payment) is a delete. An
     overpayment or prepayment maps through :func:`credit_payment`."""
-    payment_id = entity_id(entity)
     if is_deleted(entity):
-        return deleted_payment(payment_id, updated(entity))
+        return deleted_payment(entity_id(entity), updated(entity))
     if is_credit_payment(entity):
         return credit_payment(entity)
     currency = currency_of(entity)
     target = entity.get("Invoice")
     target = target if isinstance(target, Mapping) else {}
     amount = money(entity.get("Amount"), currency)
-    lines = []
-    if _text(target.get("InvoiceID")):
-        lines.append(
-            mpb.PaymentLine(
-                linked_txn_id=_text(target["InvoiceID"]),
-                linked_txn_type=mpb.LINKED_TXN_TYPE_INVOICE,
-                amount=amount,
-            )
-        )
+    invoice_id = _text(target.get("InvoiceID"))
+    return _as_payment(
+        entity,
+        total=amount,
+        unapplied=Money(currency_code=currency, minor_units=0),
+        customer_id=_text(_contact(target).get("ContactID")),
+        lines=[_invoice_line(invoice_id, amount)] if invoice_id else [],
+        state=mpb.ENTITY_STATE_ACTIVE,
+    )
+
+
+def _invoice_line(invoice_id: str, amount: Money) -> mpb.PaymentLine:
+    return mpb.PaymentLine(
+        linked_txn_id=invoice_id, linked_txn_type=mpb.LINKED_TXN_TYPE_INVOICE, amount=amount
+    )
+
+
+def _as_payment(
+    entity: Json,
+    *,
+    total: Money,
+    unapplied: Money,
+    customer_id: str,
+    lines: list[mpb.PaymentLine],
+    state: mpb.EntityState.ValueType,
+) -> mpb.AccountingPayment:
+    """The message for a payment, overpayment or prepayment: its id, version and times
+    from the entity (``UpdatedDateUTC``; Xero gives no creation time), the rest given."""
     when = updated(entity)
     day = local_date(entity, "Date")
     return mpb.AccountingPayment(
-        payment_id=payment_id,
+        payment_id=entity_id(entity),
         version=version(entity),
         version_sequence=version_sequence(entity),
         txn_date=day.isoformat() if day else "",
-        total_amount=amount,
-        unapplied_amount=Money(currency_code=currency, minor_units=0),
-        customer_id=_text(_contact(target).get("ContactID")),
+        total_amount=total,
+        unapplied_amount=unapplied,
+        customer_id=customer_id,
         lines=lines,
-        state=mpb.ENTITY_STATE_ACTIVE,
+        state=state,
         create_time=timestamp(when),
         last_updated_time=timestamp(when),
     )
@@ -276,7 +294,6 @@ def credit_payment(entity: Json) -> mpb.AccountingPayment:
     matcher's unapplied-payment rule. A later allocation moves the money from unapplied
     to a line (the same payment, a newer version: no double counting); ``VOIDED`` is a
     voided payment (no unapplied money left). Times as for a payment: ``UpdatedDateUTC``."""
-    payment_id = entity_id(entity)
     currency = currency_of(entity)
     status = _text(entity.get("Status")).upper()
     receivable = _text(entity.get("Type")).upper() in RECEIVED_CREDIT
@@ -287,32 +304,19 @@ def credit_payment(entity: Json) -> mpb.AccountingPayment:
         target = allocation.get("Invoice")
         invoice_id = _text(target.get("InvoiceID")) if isinstance(target, Mapping) else ""
         if invoice_id:
-            lines.append(
-                mpb.PaymentLine(
-                    linked_txn_id=invoice_id,
-                    linked_txn_type=mpb.LINKED_TXN_TYPE_INVOICE,
-                    amount=money(allocation.get("Amount"), currency),
-                )
-            )
+            lines.append(_invoice_line(invoice_id, money(allocation.get("Amount"), currency)))
     unapplied = (
         to_minor_units(entity.get("RemainingCredit") or 0, currency)
         if receivable and status == "AUTHORISED"
         else 0
     )
-    when = updated(entity)
-    day = local_date(entity, "Date")
-    return mpb.AccountingPayment(
-        payment_id=payment_id,
-        version=version(entity),
-        version_sequence=version_sequence(entity),
-        txn_date=day.isoformat() if day else "",
-        total_amount=money(entity.get("Total"), currency),
-        unapplied_amount=Money(currency_code=currency, minor_units=max(0, unapplied)),
+    return _as_payment(
+        entity,
+        total=money(entity.get("Total"), currency),
+        unapplied=Money(currency_code=currency, minor_units=max(0, unapplied)),
         customer_id=_text(_contact(entity).get("ContactID")),
         lines=lines if receivable else [],
         state=mpb.ENTITY_STATE_VOIDED if status == "VOIDED" else mpb.ENTITY_STATE_ACTIVE,
-        create_time=timestamp(when),
-        last_updated_time=timestamp(when),
     )
 
 
