@@ -207,11 +207,20 @@ def stretched_reread(base: float, placed: int, ids_per_call: int, per_day: int |
     return max(base, DAY_SECONDS * calls / (per_day * REREAD_SHARE_OF_DAY))
 
 
-async def reread_period(deps: SyncDeps, tenant_id: str, realm_id: str, ids_per_call: int) -> float:
-    """How long the company's placed invoices go between two re-reads (0: never)."""
+async def reread_due(
+    deps: SyncDeps, tenant_id: str, realm_id: str, last: datetime | None, ids_per_call: int
+) -> bool:
+    """Whether the company's placed invoices are due for a re-read: never on a platform
+    without one; the platform's period after the last round, stretched by the number of
+    placed invoices (counted only once the platform's own period has passed)."""
     base = deps.platform.placed_reread_seconds
     if not base:
-        return base
+        return False
+    if last is None:
+        return True
+    elapsed = (state.now() - last).total_seconds()
+    if elapsed < base:
+        return False
     per_day = next(
         (w.requests for w in deps.platform.request_limits.windows if w.seconds >= DAY_SECONDS),
         None,
@@ -224,7 +233,7 @@ async def reread_period(deps: SyncDeps, tenant_id: str, realm_id: str, ids_per_c
                 .where(PlacedInvoice.tenant_id == tenant_id, PlacedInvoice.realm_id == realm_id)
             )
         ).scalar_one()
-    return stretched_reread(base, int(placed), ids_per_call, per_day)
+    return elapsed >= stretched_reread(base, int(placed), ids_per_call, per_day)
 
 
 async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | None:
@@ -284,11 +293,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
     overdue_through = await run.sweep(row.overdue_through)
     run.result.high_water = high_water
     values: dict[str, Any] = {}
-    every = await reread_period(deps, tenant_id, realm_id, reader.ids_per_call)
-    if every and (
-        row.placed_reread_at is None
-        or state.now() - row.placed_reread_at >= timedelta(seconds=every)
-    ):
+    if await reread_due(deps, tenant_id, realm_id, row.placed_reread_at, reader.ids_per_call):
         await run.reread_placed_invoices()
         values["placed_reread_at"] = state.now()
     finished = state.now()
