@@ -350,6 +350,20 @@ async def _perfect_and_lossy(
     ],
     seed=224,
 )
+# Found by a soak of 300: unapplied money (payment 4) that covered invoice 1 paused it in
+# the run that read it; it was deleted before the other run read it (active).
+@example(
+    script=[
+        Action("unapplied", 1, 1),
+        Action("memo", 2, 0),
+        Action("edit_pay", 0, 2),
+        Action("delete_pay", 1, 1),
+        Action("delete_pay", 1, 2),
+        Action("void_pay", 0, 4),
+        Action("pay", 0, 5),
+    ],
+    seed=1457,
+)
 async def test_lossy_webhooks_plus_one_cdc_poll_converge(
     pipeline: Pipeline, script: list[Action], seed: int
 ) -> None:
@@ -410,14 +424,19 @@ async def _vanished_unseen(p: Pipeline, companies: tuple[Company, Company], inde
     states = [await _placement(p, c, index) for c in companies]
     if states[0].balance.minor_units != states[1].balance.minor_units:
         return False
-    statuses = {s.status for s in states}
-    others = statuses - {mpb.PLACEMENT_STATUS_NEEDS_REVIEW}
-    if mpb.PLACEMENT_STATUS_NEEDS_REVIEW not in statuses or not others <= {
-        mpb.PLACEMENT_STATUS_ACTIVE,
-        mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW,  # paused by another rule: also stopped
-    }:
+    statuses = [s.status for s in states]
+    # The run that read the version now gone stopped outreach and asks a human: flagged for
+    # review, or paused for review by unapplied money (never resumed by itself either).
+    stopped = (mpb.PLACEMENT_STATUS_NEEDS_REVIEW, mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW)
+    if mpb.PLACEMENT_STATUS_NEEDS_REVIEW in statuses:
+        flagged = statuses.index(mpb.PLACEMENT_STATUS_NEEDS_REVIEW)
+    elif sorted(statuses) == sorted((mpb.PLACEMENT_STATUS_ACTIVE, stopped[1])):
+        flagged = statuses.index(stopped[1])
+    else:
         return False
-    flagged, other = (0, 1) if states[0].status == mpb.PLACEMENT_STATUS_NEEDS_REVIEW else (1, 0)
+    other = 1 - flagged
+    if statuses[other] not in (mpb.PLACEMENT_STATUS_ACTIVE, *stopped):
+        return False
     seen_flagged = await _payment_versions(p, companies[flagged], states[flagged])
     seen_other = await _payment_versions(p, companies[other], states[other])
     for n, pid in enumerate(companies[flagged].payments):
