@@ -20,6 +20,7 @@ from aicollect.rpc.client import internal_channel
 from aicollect.type.v1 import money_pb2
 from tests.conftest import INTERNAL_TOKEN, Emulator
 from tests.e2e.pipeline import TENANT, Pipeline, debtor, running_pipeline
+from tests.helpers.report_day import noon_report_day
 
 S = mpb
 STOP, PAUSE, RESUME, CHANGED = (
@@ -129,10 +130,12 @@ async def test_qbo_payment_hours_after_a_portal_payment_is_flagged_and_reported(
     assert f"QBO payment {payment_id} of 500.00 USD" in current.review_flag_reason
     await p.until(lambda: _has(p, placement.placement_id, STOP), what="a stop event")
     assert p.events_for(placement.placement_id) == [STOP]  # nothing paused or resumed
+    zone, day = noon_report_day()  # one report, even around midnight UTC
     report = await p.matching.GetReconciliationReport(
         mpb.GetReconciliationReportRequest(
             tenant_id=TENANT,
-            day=datetime.now(UTC).date().isoformat(),
+            time_zone=zone,
+            day=day,
             fee_terms=mpb.FeeTerms(
                 contingency_fee_basis_points=2_500,
                 out_of_band_fee_treatment=S.OUT_OF_BAND_FEE_TREATMENT_FULL,

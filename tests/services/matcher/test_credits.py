@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
+from tests.helpers.report_day import noon_report_day
 from tests.services.matcher.conftest import (
     CUSTOMER,
     REALM,
@@ -110,10 +111,12 @@ async def test_a_credit_closes_or_lowers_like_a_qbo_memo_payment(matcher: Matche
     assert "credit memo 52" in closed.resolution_reason
     assert (await matcher.get(xero_part.placement_id)).balance.minor_units == 3_000
     # Nothing was paid out of band, so no fee is reported.
+    zone, day = noon_report_day()  # one report, even around midnight UTC
     report = await matcher.stub.GetReconciliationReport(
         pb.GetReconciliationReportRequest(
             tenant_id=TENANT,
-            day=datetime.now(UTC).date().isoformat(),
+            time_zone=zone,
+            day=day,
             fee_terms=pb.FeeTerms(
                 contingency_fee_basis_points=2500,
                 out_of_band_fee_treatment=pb.OUT_OF_BAND_FEE_TREATMENT_FULL,

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
+from tests.helpers.report_day import noon_report_day
 from tests.services.matcher.conftest import (
     Matcher,
     placement_input,
@@ -114,11 +115,12 @@ async def test_portal_payment_and_its_qbo_record_in_any_order(matcher: Matcher) 
         assert "pause" not in kinds, label
         assert "resume" not in kinds, label
         assert kinds.count("stop") == (1 if amount == TOTAL else 0), label
-    today = datetime.now(UTC).date().isoformat()
+    zone, day = noon_report_day()  # one report, even around midnight UTC
     report = await matcher.stub.GetReconciliationReport(
         pb.GetReconciliationReportRequest(
             tenant_id="acme",
-            day=today,
+            time_zone=zone,
+            day=day,
             fee_terms=pb.FeeTerms(
                 contingency_fee_basis_points=2_000,
                 out_of_band_fee_treatment=pb.OUT_OF_BAND_FEE_TREATMENT_FULL,

@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
+from tests.helpers.report_day import noon_report_day
 from tests.services.matcher.conftest import (
     Matcher,
     invalid_field,
@@ -37,9 +38,10 @@ HOURS_AGO = datetime.now(UTC) - timedelta(hours=3)  # outside the 60-minute mirr
 
 
 async def _report(matcher: Matcher) -> pb.CurrencyReconciliation:
+    zone, day = noon_report_day()  # one report, even around midnight UTC
     report = await matcher.stub.GetReconciliationReport(
         pb.GetReconciliationReportRequest(
-            tenant_id="acme", day=datetime.now(UTC).date().isoformat(), fee_terms=TERMS
+            tenant_id="acme", time_zone=zone, day=day, fee_terms=TERMS
         )
     )
     (usd,) = [c for c in report.currencies if c.currency_code == "USD"]

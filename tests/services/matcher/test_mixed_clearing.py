@@ -4,9 +4,8 @@ paid (docs/matching.md). Only a balance cleared without any money closes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aicollect.matching.v1 import matching_service_pb2 as pb
+from tests.helpers.report_day import noon_report_day
 from tests.services.matcher.conftest import (
     Matcher,
     placement_input,
@@ -78,10 +77,12 @@ async def test_money_then_invoice_then_credit_payment_is_paid_out_of_band(
     actions = [e.action for e in await matcher.audit(placement.placement_id)]
     assert actions[-1] == "placement.resolution_corrected"
     # The out-of-band fee is on the 125.00 paid, not on the 250.00 first attributed.
+    zone, day = noon_report_day()  # one report, even around midnight UTC
     report = await matcher.stub.GetReconciliationReport(
         pb.GetReconciliationReportRequest(
             tenant_id="acme",
-            day=datetime.now(UTC).date().isoformat(),
+            time_zone=zone,
+            day=day,
             fee_terms=pb.FeeTerms(
                 contingency_fee_basis_points=2_000,
                 out_of_band_fee_treatment=pb.OUT_OF_BAND_FEE_TREATMENT_FULL,

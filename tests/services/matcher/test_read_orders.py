@@ -19,6 +19,7 @@ from typing import Protocol
 
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from services.matcher.facts_in import invoice_in, payment_in
+from tests.helpers.report_day import noon_report_day
 from tests.helpers.table import Books, placement
 from tests.services.matcher.conftest import (
     CUSTOMER,
@@ -297,10 +298,12 @@ async def test_a_payment_known_only_from_the_invoice_then_gone_is_flagged(
         after = await matcher.get(placement.placement_id)
         assert (status_name(after), after.balance.minor_units) == ("NEEDS_REVIEW", 25_000)
         assert f"QBO payment p{n}" in after.review_reason
+    zone, day = noon_report_day()  # one report, even around midnight UTC
     report = await matcher.stub.GetReconciliationReport(
         pb.GetReconciliationReportRequest(
             tenant_id="acme",
-            day=datetime.now(UTC).date().isoformat(),
+            time_zone=zone,
+            day=day,
             fee_terms=pb.FeeTerms(
                 contingency_fee_basis_points=2_000,
                 out_of_band_fee_treatment=pb.OUT_OF_BAND_FEE_TREATMENT_FULL,
