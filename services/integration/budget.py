@@ -39,7 +39,7 @@ import logging
 import random
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -238,6 +238,13 @@ class RealmBudget:
             yield
         finally:
             self._release(realm_id, holder)
+
+    def waiting(self, realm_id: str) -> Counter[Priority]:
+        """How many callers in this process wait for a slot of the realm, by priority."""
+        queue = self._queues.get(realm_id)
+        if queue is None:
+            return Counter()
+        return Counter(Priority(p) for p, _, f in queue.waiters if not f.done())
 
     async def throttled(self, realm_id: str, seconds: float) -> None:
         """The platform throttled the realm: pause it (in every replica when shared)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, suppress
 
 import aiohttp
@@ -93,23 +93,39 @@ async def test_three_replicas_stay_within_each_company_limits_payments_first(
         ):
             settled.set()
 
+    def queued(tenant: str, priority: Priority, among: list[IntegrationDeps]) -> int:
+        """Requests of ``priority`` for the company waiting in ``among`` or started."""
+        waiting = sum(deps.caller.budget.waiting(REALMS[tenant])[priority] for deps in among)
+        return waiting + starts[tenant].count(priority)
+
+    async def until(ready: Callable[[str], bool]) -> None:
+        """Until ``ready`` holds for each company; its start count is noted as it does."""
+        pending = set(REALMS)
+        async with asyncio.timeout(15):
+            while pending:
+                for tenant in [t for t in pending if ready(t)]:
+                    payments_queued[tenant] = len(starts[tenant])
+                    pending.discard(tenant)
+                await asyncio.sleep(0.001)
+
     # Every replica floods both companies with bulk work (8 each: 24 a company, over its
-    # minute), then two replicas each need a payment fetch behind the flood.
+    # minute). Once the flood is in the budgets' queues (each call first reads its token,
+    # which on a loaded machine takes a while), two replicas each need a payment fetch.
     tasks = [
         asyncio.create_task(fetch(deps, tenant, Priority.BACKFILL))
         for deps in replicas
         for tenant in REALMS
         for _ in range(8)
     ]
-    await asyncio.sleep(0.2)
-    for tenant in REALMS:
-        payments_queued[tenant] = len(starts[tenant])
-    tasks += [
-        asyncio.create_task(fetch(deps, tenant, Priority.PAYMENT))
-        for deps in replicas[:2]
-        for tenant in REALMS
-    ]
     try:
+        await until(lambda tenant: queued(tenant, Priority.BACKFILL, replicas) == 24)
+        tasks += [
+            asyncio.create_task(fetch(deps, tenant, Priority.PAYMENT))
+            for deps in replicas[:2]
+            for tenant in REALMS
+        ]
+        # The bound below counts from the moment both payments wait in their budgets.
+        await until(lambda tenant: queued(tenant, Priority.PAYMENT, replicas[:2]) == 2)
         with suppress(TimeoutError):
             await asyncio.wait_for(settled.wait(), 15)
         await asyncio.sleep(0.5)  # nothing more starts within the minute
