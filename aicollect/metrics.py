@@ -3,7 +3,11 @@ can build many; the process serves its registry on ``AICOLLECT_METRICS_PORT``)."
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from aicollect.db.retention import purged_counter
 
@@ -73,6 +77,28 @@ class IntegrationMetrics:
             registry=r,
         )
 
+    def watch_budget_queues(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """``aicollect_request_budget_waiting{provider, priority}``: the calls of this process
+        waiting for a platform's request budget, read at each scrape from ``read`` (a count
+        by provider and priority name). Payments waiting here are payments not yet read."""
+        self.registry.register(_BudgetQueues(read))
+
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serves ``/metrics`` from a background thread (Prometheus text format)."""
         start_http_server(port, addr=host, registry=self.registry)
+
+
+class _BudgetQueues(Collector):
+    def __init__(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "aicollect_request_budget_waiting",
+            "Calls of this process waiting for a platform's per-company request budget, "
+            "by provider and priority.",
+            labels=["provider", "priority"],
+        )
+        for (provider, priority), count in sorted(self._read().items()):
+            family.add_metric([provider, priority], count)
+        yield family

@@ -246,6 +246,13 @@ class RealmBudget:
             return Counter()
         return Counter(Priority(p) for p, _, f in queue.waiters if not f.done())
 
+    def waiting_everywhere(self) -> Counter[Priority]:
+        """``waiting`` summed over every realm (the metrics' queue gauge)."""
+        total: Counter[Priority] = Counter()
+        for realm_id in list(self._queues):
+            total.update(self.waiting(realm_id))
+        return total
+
     async def throttled(self, realm_id: str, seconds: float) -> None:
         """The platform throttled the realm: pause it (in every replica when shared)."""
         self.throttle_pauses += 1

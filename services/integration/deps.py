@@ -20,7 +20,7 @@ from aicollect.matching.v1 import matching_admin_service_pb2_grpc as matching_ad
 from aicollect.matching.v1 import matching_service_pb2_grpc as matching_grpc
 from aicollect.metrics import IntegrationMetrics
 from aicollect.settings import Settings
-from services.integration.budget import RealmBudget, SharedBudget
+from services.integration.budget import Priority, RealmBudget, SharedBudget
 from services.integration.connections import ConnectionService
 from services.integration.grants import GrantTokens
 from services.integration.inbox import InboxWriter
@@ -81,6 +81,12 @@ class IntegrationDeps:
             )
             for name in platforms.names
         }
+
+        def waiting() -> dict[tuple[str, str], int]:
+            counts = {name: budget.waiting_everywhere() for name, budget in budgets.items()}
+            return {(n, p.name.lower()): c[p] for n, c in counts.items() for p in Priority}
+
+        metrics.watch_budget_queues(waiting)
         # A platform with app-wide limits (Xero) also gets one budget for the whole app.
         app_budgets = {
             name: RealmBudget(limits, shared=SharedBudget(engine, name, limits))

@@ -90,6 +90,40 @@ async def test_pause_blocks_until_it_ends() -> None:
     assert waited >= 0.29
 
 
+async def test_the_metrics_show_who_waits_for_the_budget(
+    integration_deps: IntegrationDeps,
+) -> None:
+    """On call, ``aicollect_request_budget_waiting`` says whether payments are held back by
+    a company's request budget, and how much bulk work queues behind them."""
+    budget = integration_deps.budgets["qbo"]
+    registry = integration_deps.metrics.registry
+    realm = f"paused-{uuid.uuid4().hex[:8]}"
+
+    def waiting(priority: str) -> float | None:
+        return registry.get_sample_value(
+            "aicollect_request_budget_waiting", {"provider": "qbo", "priority": priority}
+        )
+
+    assert waiting("payment") == 0
+    async with budget.slot(realm, Priority.CDC):  # the company's first request
+        pass
+    await budget.throttled(realm, 30)  # then Intuit throttles it: everything waits
+
+    async def call(priority: Priority) -> None:
+        async with budget.slot(realm, priority):
+            raise AssertionError("the company is paused")
+
+    tasks = [asyncio.create_task(call(p)) for p in (Priority.PAYMENT, *[Priority.BACKFILL] * 2)]
+    try:
+        await asyncio.sleep(0.2)
+        assert (waiting("payment"), waiting("backfill"), waiting("cdc")) == (1, 2, 0)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert (waiting("payment"), waiting("backfill")) == (0, 0)
+
+
 async def _faults(emulator: Emulator, **values: object) -> None:
     async with (
         aiohttp.ClientSession() as http,
