@@ -24,11 +24,8 @@ from services.matcher.decisions.rules.common import (
     settle,
     version_order,
 )
-from services.matcher.decisions.rules.payment_line import (
-    PaymentFacts,
-    payment_facts,
-    payment_line,
-)
+from services.matcher.decisions.rules.payment_facts import PaymentFacts, payment_facts
+from services.matcher.decisions.rules.payment_line import payment_line
 from services.matcher.decisions.rules.unapplied import (
     pause_for_unapplied,
     pause_if_unapplied_covers,

@@ -24,7 +24,7 @@ from services.matcher.decisions.rules.common import (
     settle,
     unchanged,
 )
-from services.matcher.decisions.rules.payment_line import PaymentFacts
+from services.matcher.decisions.rules.payment_facts import PaymentFacts
 from services.matcher.decisions.values import Context, Effect, Ledger, SeenPayment, evolve
 from services.matcher.domain import EntityState, Outcome, Status, format_money
 
