@@ -18,14 +18,12 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.integration.v1 import integration_service_pb2 as ipb
@@ -33,6 +31,7 @@ from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.rpc.client import internal_channel
 from tests.conftest import INTERNAL_TOKEN, Emulator
+from tests.e2e.convergence_books import Company, control, diagnose, vanished_unseen
 from tests.e2e.pipeline import Pipeline, running_pipeline
 from tests.helpers.connections import connect
 from tests.stack import confirm_first_backfill, enable_tenant
@@ -75,45 +74,23 @@ actions = st.lists(
 )
 
 
-@dataclass
-class Company:
-    realm: str
-    tenant: str
-    customers: dict[str, str]
-    invoices: list[str]
-    payments: list[str]
-
-
 @pytest_asyncio.fixture
 async def pipeline(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[Pipeline]:
     async with running_pipeline(engine, emulator) as p:
         yield p
 
 
-async def _control(
-    p: Pipeline, realm: str, method: str, path: str, body: object = None
-) -> dict[str, Any]:
-    url = (
-        f"{p.emulator.url}/_emulator/companies/{realm}/{path}"
-        if path
-        else (f"{p.emulator.url}/_emulator/companies")
-    )
-    async with aiohttp.ClientSession() as http, http.request(method, url, json=body or {}) as r:
-        payload: dict[str, Any] = await r.json()
-        return payload if r.status in (200, 201) else {"refused": payload, "status": r.status}
-
-
 async def _company(p: Pipeline, tag: str) -> Company:
     realm = str(9_000_000_000_000 + uuid.uuid4().int % 10**12)
-    await _control(p, "", "POST", "", {"realm_id": realm, "name": f"Co {tag}"})
+    await control(p, "", "POST", "", {"realm_id": realm, "name": f"Co {tag}"})
     tenant = f"tenant-{realm}"
     customers = {}
     for name in sorted({c for c, _ in INVOICES}):
-        made = await _control(p, realm, "POST", "customers", {"display_name": f"Debtor {name}"})
+        made = await control(p, realm, "POST", "customers", {"display_name": f"Debtor {name}"})
         customers[name] = str(made["Customer"]["Id"])
     invoices = []
     for customer, amount in INVOICES:
-        made = await _control(
+        made = await control(
             p,
             realm,
             "POST",
@@ -150,12 +127,12 @@ async def _play(p: Pipeline, company: Company, script: list[Action]) -> None:
     for action in script:
         invoice_id = company.invoices[action.invoice]
         customer = company.customers[INVOICES[action.invoice][0]]
-        invoice = (await _control(p, company.realm, "GET", f"invoices/{invoice_id}"))["Invoice"]
+        invoice = (await control(p, company.realm, "GET", f"invoices/{invoice_id}"))["Invoice"]
         balance = float(invoice["Balance"])
         if action.kind in ("pay", "pay_part", "memo") and balance > 0:
             amount = f"{balance if action.kind != 'pay_part' else round(balance / 2, 2):.2f}"
             if action.kind == "memo":
-                memo = await _control(
+                memo = await control(
                     p,
                     company.realm,
                     "POST",
@@ -163,7 +140,7 @@ async def _play(p: Pipeline, company: Company, script: list[Action]) -> None:
                     {"customer_id": customer, "amount": amount},
                 )
                 if "CreditMemo" in memo:
-                    await _control(
+                    await control(
                         p,
                         company.realm,
                         "POST",
@@ -171,7 +148,7 @@ async def _play(p: Pipeline, company: Company, script: list[Action]) -> None:
                         {"invoice_id": invoice_id, "amount": amount},
                     )
                 continue
-            made = await _control(
+            made = await control(
                 p,
                 company.realm,
                 "POST",
@@ -185,7 +162,7 @@ async def _play(p: Pipeline, company: Company, script: list[Action]) -> None:
             if "Payment" in made:
                 company.payments.append(str(made["Payment"]["Id"]))
         elif action.kind == "unapplied":
-            made = await _control(
+            made = await control(
                 p,
                 company.realm,
                 "POST",
@@ -197,17 +174,17 @@ async def _play(p: Pipeline, company: Company, script: list[Action]) -> None:
         elif action.kind in ("void_pay", "delete_pay", "edit_pay") and company.payments:
             payment_id = company.payments[action.payment % len(company.payments)]
             if action.kind == "void_pay":
-                await _control(p, company.realm, "POST", f"payments/{payment_id}/void")
+                await control(p, company.realm, "POST", f"payments/{payment_id}/void")
             elif action.kind == "delete_pay":
-                await _control(p, company.realm, "DELETE", f"payments/{payment_id}")
+                await control(p, company.realm, "DELETE", f"payments/{payment_id}")
             else:
-                current = (await _control(p, company.realm, "GET", f"payments/{payment_id}")).get(
+                current = (await control(p, company.realm, "GET", f"payments/{payment_id}")).get(
                     "Payment"
                 )
                 lines = (current or {}).get("Line") or []
                 if lines:
                     linked = lines[0]["LinkedTxn"][0]["TxnId"]
-                    await _control(
+                    await control(
                         p,
                         company.realm,
                         "PATCH",
@@ -215,7 +192,7 @@ async def _play(p: Pipeline, company: Company, script: list[Action]) -> None:
                         {"amount": "10.00", "lines": [{"invoice_id": linked, "amount": "10.00"}]},
                     )
         elif action.kind == "void_invoice":
-            await _control(p, company.realm, "POST", f"invoices/{invoice_id}/void")
+            await control(p, company.realm, "POST", f"invoices/{invoice_id}/void")
 
 
 async def _settled(p: Pipeline, company: Company) -> None:
@@ -305,7 +282,7 @@ async def _perfect_and_lossy(
 )
 @given(script=actions, seed=st.integers(0, 2**16))
 # Found by the soak: a payment that resolved invoice 1 is deleted; a run whose matcher never
-# read it differs only as _vanished_unseen allows.
+# read it differs only as convergence_books.vanished_unseen allows.
 @example(
     script=[
         Action("void_pay", 2, 5),
@@ -338,7 +315,7 @@ async def _perfect_and_lossy(
 # tests/services/matcher/decisions/test_reflected_edits.py. In about one run in six the
 # lossy run reads invoice 1 while the payment still paid it in full (resolved, then flagged
 # when the edit raised the balance) and the perfect run reads only the edited payment:
-# allowed by _changed_invoice_version_unseen.
+# allowed by convergence_books._changed_invoice_version_unseen.
 @example(
     script=[
         Action("pay", 1, 0),
@@ -369,167 +346,15 @@ async def test_lossy_webhooks_plus_one_cdc_poll_converge(
 ) -> None:
     perfect, expected, lossy, actual = await _perfect_and_lossy(pipeline, script, seed)
     for i in list(expected):
-        if expected[i] != actual[i] and await _vanished_unseen(pipeline, (perfect, lossy), i):
+        if expected[i] != actual[i] and await vanished_unseen(pipeline, (perfect, lossy), i):
             del expected[i], actual[i]
     if actual != expected:
         raise AssertionError(
             f"{script}: perfect {expected} lossy {actual}\n"
-            + await _diagnose(pipeline, perfect, [i for i in expected if expected[i] != actual[i]])
+            + await diagnose(pipeline, perfect, [i for i in expected if expected[i] != actual[i]])
         )
 
 
-async def _diagnose(p: Pipeline, company: Company, indexes: list[int]) -> str:
-    """What the perfect run's company saw, to tell a lost change from a wrong decision:
-    the emulator's deliveries and drops for its realm, its inbox rows, each differing
-    placement's audit trail."""
-    lines: list[str] = []
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{p.emulator.url}/_emulator/deliveries") as r,
-    ):
-        log = await r.json()
-    for entry in log["deliveries"]:
-        mine = [e for e in entry["events"] if e["realm_id"] == company.realm]
-        if mine:
-            lines.append(f"delivery {entry['seq']} status {entry['status']} {mine}")
-    lines += [f"dropped {d}" for d in log["dropped"] if d["realm_id"] == company.realm]
-    async with p.stack.deps.sessions() as session:
-        rows = await session.execute(
-            text(
-                "SELECT id, entity, entity_id, operation, occurred_at, status, attempts, "
-                "last_error FROM integration.webhook_inbox WHERE realm_id = :r ORDER BY id"
-            ),
-            {"r": company.realm},
-        )
-        lines += [f"inbox {tuple(row)}" for row in rows]
-    for index in indexes:
-        placement = await _placement(p, company, index)
-        audit = await p.matching.ListAuditEvents(
-            mpb.ListAuditEventsRequest(
-                tenant_id=company.tenant, placement_id=placement.placement_id, page_size=1000
-            )
-        )
-        lines += [f"audit[{index}] {e.action} {dict(e.details)}" for e in audit.events]
-    return "\n".join(lines)
-
-
-async def _vanished_unseen(p: Pipeline, companies: tuple[Company, Company], index: int) -> bool:
-    """The one difference the matching rules allow (docs/matching.md): a version of a
-    payment that was gone (deleted, voided or edited) before one run's matcher read it.
-    The run that read it stopped outreach on it and, when it changed, flagged the placement
-    for review (a human decides); the other never saw that version and
-    follows QBO (active, or paused by another rule). Nothing can tell the second run
-    otherwise: QBO keeps no history of payment or invoice versions, and a deleted payment's
-    CDC entry has only its id."""
-    states = [await _placement(p, c, index) for c in companies]
-    if states[0].balance.minor_units != states[1].balance.minor_units:
-        return False
-    statuses = [s.status for s in states]
-    # The run that read the version now gone stopped outreach and asks a human: flagged for
-    # review, or paused for review by unapplied money (never resumed by itself either).
-    stopped = (mpb.PLACEMENT_STATUS_NEEDS_REVIEW, mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW)
-    if mpb.PLACEMENT_STATUS_NEEDS_REVIEW in statuses:
-        flagged = statuses.index(mpb.PLACEMENT_STATUS_NEEDS_REVIEW)
-    elif sorted(statuses) == sorted((mpb.PLACEMENT_STATUS_ACTIVE, stopped[1])):
-        flagged = statuses.index(stopped[1])
-    else:
-        return False
-    other = 1 - flagged
-    if statuses[other] not in (mpb.PLACEMENT_STATUS_ACTIVE, *stopped):
-        return False
-    seen_flagged = await _payment_versions(p, companies[flagged], states[flagged])
-    seen_other = await _payment_versions(p, companies[other], states[other])
-    for n, pid in enumerate(companies[flagged].payments):
-        # The flag may name the payment, or the invoice version that showed its change
-        # before the payment's own version was read (docs/matching.md, "A payment's edit the
-        # invoice version already shows"); either way the run read a version now gone.
-        now = await _version(p, companies[flagged], pid)
-        other_pid = companies[other].payments[n]
-        gone = {t for q, t in seen_flagged if q == pid and t != now}
-        if gone - {t for q, t in seen_other if q == other_pid}:
-            return True
-    return await _changed_invoice_version_unseen(p, companies, (flagged, other), index, states)
-
-
-async def _changed_invoice_version_unseen(
-    p: Pipeline,
-    companies: tuple[Company, Company],
-    runs: tuple[int, int],
-    index: int,
-    states: list[mpb.Placement],
-) -> bool:
-    """The flagged run read a version of the invoice, now gone, that showed a payment
-    which has been edited, deleted or voided since; the other run never read that version
-    (it read the payment only after the change, so never saw the money it no longer shows)."""
-    flagged, other = runs
-    seen = [await _invoice_versions(p, companies[n], states[n]) for n in (0, 1)]
-    invoice = (
-        await _control(
-            p, companies[flagged].realm, "GET", f"invoices/{companies[flagged].invoices[index]}"
-        )
-    )["Invoice"]
-    changed = {
-        pid
-        for pid in companies[flagged].payments
-        if await _version(p, companies[flagged], pid) != "0"
-    }
-    return any(
-        version != str(invoice["SyncToken"]) and version not in seen[other] and payments & changed
-        for version, payments in seen[flagged].items()
-    )
-
-
-async def _invoice_versions(
-    p: Pipeline, company: Company, placement: mpb.Placement
-) -> dict[str, set[str]]:
-    """The invoice versions the placement's audit trail records, each with the payments it
-    linked."""
-    audit = await p.matching.ListAuditEvents(
-        mpb.ListAuditEventsRequest(
-            tenant_id=company.tenant, placement_id=placement.placement_id, page_size=1000
-        )
-    )
-    versions: dict[str, set[str]] = {}
-    for e in audit.events:
-        if "invoice_state" in e.details:
-            linked = json.loads(e.details.get("linked_txns", "[]"))
-            payments = {t.split(":", 1)[1] for t in linked if t.startswith("payment:")}
-            versions.setdefault(e.details.get("provider_version", ""), set()).update(payments)
-    return versions
-
-
-async def _payment_versions(
-    p: Pipeline, company: Company, placement: mpb.Placement
-) -> set[tuple[str, str]]:
-    """The (payment, sync token) versions the placement's audit trail records."""
-    audit = await p.matching.ListAuditEvents(
-        mpb.ListAuditEventsRequest(
-            tenant_id=company.tenant, placement_id=placement.placement_id, page_size=1000
-        )
-    )
-    return {
-        (e.details["payment_id"], e.details.get("provider_version", ""))
-        for e in audit.events
-        if e.details.get("payment_id") and "payment_state" in e.details  # payment reads
-    }
-
-
-async def _version(p: Pipeline, company: Company, payment_id: str) -> str:
-    """The payment's sync token in QBO now; "" when it is deleted or voided."""
-    payment = (await _control(p, company.realm, "GET", f"payments/{payment_id}")).get("Payment")
-    if payment is None or "Voided" in str(payment.get("PrivateNote", "")):
-        return ""
-    return str(payment.get("SyncToken", ""))
-
-
-async def _placement(p: Pipeline, company: Company, index: int) -> mpb.Placement:
-    reply = await p.matching.ListPlacements(
-        mpb.ListPlacementsRequest(tenant_id=company.tenant, invoice_id=company.invoices[index])
-    )
-    return reply.placements[0]
-
-
-# Cases the long run found; each must end where the matching rules say, both ways.
 ACTIVE = mpb.PLACEMENT_STATUS_ACTIVE
 PAUSED = mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW
 RESOLVED_OOB = mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND
@@ -607,7 +432,7 @@ async def test_found_cases_end_where_the_rules_say_both_ways(pipeline: Pipeline,
 
 
 async def _links(p: Pipeline, company: Company, payment_id: str, invoice_id: str) -> bool:
-    payment = (await _control(p, company.realm, "GET", f"payments/{payment_id}")).get("Payment")
+    payment = (await control(p, company.realm, "GET", f"payments/{payment_id}")).get("Payment")
     for line in (payment or {}).get("Line") or []:
         if any(str(t.get("TxnId")) == invoice_id for t in line.get("LinkedTxn") or []):
             return True
