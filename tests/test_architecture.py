@@ -277,3 +277,25 @@ def test_only_the_embedded_database_picks_a_port_before_binding_it() -> None:
                     if name == "free_port":
                         users.append(str(path.relative_to(ROOT)))
     assert set(users) == {"aicollect/db/embedded.py"}
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_every_hand_written_module_stays_under_600_lines() -> None:
+    """A module that long holds more than one idea; split it along them. The emulators
+    (written as Intuit's and Xero's documentation is laid out) and the generated protobuf
+    code are left out."""
+    tops = [
+        top
+        for top in ROOT.iterdir()
+        if top.is_dir() and not top.name.startswith(".") and top.name != "emulators"
+    ]
+    too_long = [
+        f"{path.relative_to(ROOT)}: {lines}"
+        for top in tops
+        for path in sorted(top.rglob("*.py"))
+        if not path.name.endswith(("_pb2.py", "_pb2_grpc.py"))
+        and (lines := len(path.read_text().splitlines())) >= MAX_MODULE_LINES
+    ]
+    assert too_long == []
