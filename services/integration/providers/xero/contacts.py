@@ -22,10 +22,13 @@ leaves the page count unknown, and the ids are read by ``IDs`` lists.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from services.integration.providers.xero import facts
+
+log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
@@ -54,7 +57,6 @@ class ContactPages:
         self._page_count: int | None = None  # unknown until page 1 is read
         self._probed = False
         self._complete = False
-        self.pages_read_total = 0  # calls spent on pages (reported, tested)
 
     async def read(self, ids: Sequence[str]) -> dict[str, Json]:
         """The contacts with these ids that exist (archived ones included)."""
@@ -65,7 +67,11 @@ class ContactPages:
                 await self._read_page(1)
                 missing = self._take(missing, found)
             if self._worth_reading_all(len(missing)):
-                while not self._complete:
+                log.info(
+                    "reading the organisation's contacts in pages",
+                    extra={"pages": self._page_count, "contacts_missing": len(missing)},
+                )
+                while not self._complete and self._pages_read < MAX_PAGES:
                     await self._read_page(self._pages_read + 1)
                 missing = self._take(missing, found)
         if missing:
@@ -97,7 +103,6 @@ class ContactPages:
         }
         payload = await self._get("Contacts", params)
         self._probed = True
-        self.pages_read_total += 1
         self._pages_read = page
         rows = payload.get("Contacts")
         listed = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
