@@ -66,7 +66,7 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
         return problem(
             status, "Forbidden" if status == 403 else "Unauthorized", "AuthenticationUnsuccessful"
         )
-    resource = request.path[len(PREFIX) + 1 :].split("/", 1)[0]
+    resource, _, tail = request.path[len(PREFIX) + 1 :].partition("/")
     if resource in READ_SCOPES and not _has_scope(grant, resource):
         return problem(401, "Unauthorized", "AuthorizationUnsuccessful")
     limits = state.limits(org)
@@ -97,7 +97,7 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
                 faults.faults.error_status, 500, "UnknownErrorException", "An error occurred"
             )
         else:
-            state.api_requests[tenant_id] += 1
+            state.record(tenant_id, resource, bool(tail), request.query)
             request[ORG_KEY] = org
             request[GRANT_KEY] = grant
             response = await handler(request)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Mapping
 from typing import Any
 
 from emulators.common.clock import Clock
@@ -14,6 +15,19 @@ from emulators.xero.generator import populate
 from emulators.xero.limits import Limiter, Limits
 from emulators.xero.oauth import App, OAuthState
 from emulators.xero.webhooks import XeroWebhooks
+
+API_LOG_SIZE = 10_000
+
+
+def path_kind(resource: str, single: bool, query: Mapping[str, str]) -> str:
+    """How a request is counted: ``Contacts/{id}`` for a single read, ``Contacts?IDs`` for
+    a list by ids, ``Contacts?page`` for a page, ``Contacts`` for an unpaged list."""
+    if single:
+        return f"{resource}/{{id}}"
+    names = {key.lower() for key in query}
+    if "ids" in names:
+        return f"{resource}?IDs"
+    return f"{resource}?page" if "page" in names else resource
 
 
 class EmulatorState:
@@ -26,6 +40,10 @@ class EmulatorState:
         self.webhooks = XeroWebhooks(config, self.clock, self.oauth, self.faults)
         self.organisations: dict[str, Organisation] = {}
         self.api_requests: Counter[str] = Counter()  # tenant -> requests that reached a handler
+        # (tenant, path kind such as "Contacts?IDs", "Contacts?page", "Invoices/{id}") -> count
+        self.api_paths: Counter[tuple[str, str]] = Counter()
+        # The latest requests that reached a handler: (tenant, resource, query), for tests.
+        self.api_log: deque[tuple[str, str, dict[str, str]]] = deque(maxlen=API_LOG_SIZE)
         self.throttled: Counter[str] = Counter()  # limit problem -> 429s sent
         self._load_config()
 
@@ -45,6 +63,8 @@ class EmulatorState:
         self.limiter.reset()
         self.organisations.clear()
         self.api_requests.clear()
+        self.api_paths.clear()
+        self.api_log.clear()
         self.throttled.clear()
         self._load_config()
 
@@ -81,10 +101,20 @@ class EmulatorState:
             daily = faults.starter_daily_limit
         return Limits(faults.minute_limit, faults.concurrent_limit, daily, faults.app_minute_limit)
 
+    def record(self, tenant_id: str, resource: str, single: bool, query: Mapping[str, str]) -> None:
+        """Counts an API request that reached a handler."""
+        self.api_requests[tenant_id] += 1
+        self.api_paths[(tenant_id, path_kind(resource, single, query))] += 1
+        self.api_log.append((tenant_id, resource, dict(query)))
+
     def stats(self) -> dict[str, Any]:
+        by_path: dict[str, dict[str, int]] = {}
+        for (tenant, kind), count in sorted(self.api_paths.items()):
+            by_path.setdefault(tenant, {})[kind] = count
         return {
             **self.oauth.stats(),
             "api_requests": dict(self.api_requests),
+            "api_requests_by_path": by_path,
             "throttled": dict(self.throttled),
             "faults_injected": dict(self.faults.injected),
             "clock_offset_seconds": self.clock.offset,

@@ -382,6 +382,48 @@ async def test_contacts_organisation_and_archived_contacts(emulator: Emulator) -
     assert (org["Timezone"], org["BaseCurrency"]) == ("AUSEASTERNSTANDARDTIME", "AUD")
 
 
+async def test_contacts_page_by_a_thousand_with_pagination_and_requests_are_counted(
+    emulator: Emulator,
+) -> None:
+    """Contacts page as the other lists do: ``pageSize`` up to 1,000, ``pagination`` with
+    the page count and item count (archived contacts counted with ``includeArchived``),
+    pages in ``UpdatedDateUTC`` order; the emulator counts each request by path kind."""
+    tenant, tokens = await _books(emulator, contacts=2345, seed=5)
+    gone = next(iter(emulator.state.organisations[tenant].contacts))
+    await emulator.control(
+        "PATCH", f"/organisations/{tenant}/contacts/{gone}", {"status": "ARCHIVED"}
+    )
+    got: list[dict[str, Any]] = []
+    for page in (1, 2, 3):
+        status, body, _ = await emulator.api(
+            tokens,
+            tenant,
+            "Contacts",
+            page=str(page),
+            pageSize="5000",
+            order="UpdatedDateUTC ASC",
+            includeArchived="true",
+        )
+        assert status == 200
+        assert body["pagination"] == {
+            "page": page,
+            "pageSize": 1000,
+            "pageCount": 3,
+            "itemCount": 2345,
+        }
+        got += body["Contacts"]
+    assert [len(got[:1000]), len(got[1000:2000]), len(got[2000:])] == [1000, 1000, 345]
+    assert len({c["ContactID"] for c in got}) == 2345
+    assert got[-1]["ContactID"] == gone  # edited last: at the end of the order
+    assert all("Addresses" in c and "Phones" in c and "Balances" in c for c in got)
+    _, active, _ = await emulator.api(tokens, tenant, "Contacts", page="1", pageSize="1000")
+    assert active["pagination"]["itemCount"] == 2344
+    await emulator.api(tokens, tenant, "Contacts", IDs=gone)
+    await emulator.api(tokens, tenant, f"Contacts/{gone}")
+    paths = emulator.state.stats()["api_requests_by_path"][tenant]
+    assert paths == {"Contacts?page": 4, "Contacts?IDs": 1, "Contacts/{id}": 1}
+
+
 async def test_the_api_is_read_only_and_unknown_ids_are_404(emulator: Emulator) -> None:
     tenant, tokens = await _books(emulator)
     status, _body, _ = await emulator.api(

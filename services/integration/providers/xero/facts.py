@@ -364,6 +364,25 @@ def _address(contact: Json) -> mpb.PostalAddress | None:
     return None
 
 
+# The fields of a contact the sync reads (its id, status and time, and what
+# ``debtor_contact`` maps): what the reader keeps of contacts it reads in pages.
+CONTACT_FIELDS = frozenset(
+    {
+        "ContactID",
+        "ContactStatus",
+        "MergedToContactID",
+        "UpdatedDateUTC",
+        "UpdatedDateUTCString",
+        "Name",
+        "FirstName",
+        "LastName",
+        "EmailAddress",
+        "Phones",
+        "Addresses",
+    }
+)
+
+
 def debtor_contact(contact: Json) -> mpb.DebtorContact:
     phones = []
     for phone in contact.get("Phones") or []:

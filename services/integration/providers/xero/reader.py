@@ -21,6 +21,7 @@ from services.integration.budget import Priority
 from services.integration.providers.base import Caller, ChangeSet, Json, Page
 from services.integration.providers.xero import facts
 from services.integration.providers.xero.api import XeroApi, XeroNotFound
+from services.integration.providers.xero.contacts import ContactPages
 from services.integration.tokens import ConnectionNotLive
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,10 @@ class XeroReader:
         self.calls = 0
         self.max_page = MAX_PAGE
         self.ids_per_call = ID_BATCH
+        # Contacts by ``IDs`` lists or in pages, whichever takes fewer calls (contacts.py).
+        self.contacts = ContactPages(
+            self.get, lambda ids: self._by_id_lists("Customer", ids, ""), ID_BATCH
+        )
 
     async def get(
         self,
@@ -180,20 +185,13 @@ class XeroReader:
     async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
         """The records with these ids (a deleted or voided one comes back with its
         status; one Xero no longer knows is absent)."""
-        resource, takes_ids, _ = RESOURCES[entity]
+        takes_ids = RESOURCES[entity][1]
         unique = [i for i in dict.fromkeys(ids) if i]
-        found: dict[str, Json] = {}
+        if entity == "Customer" and not where:
+            return await self.contacts.read(unique)
         if takes_ids:
-            for first in range(0, len(unique), ID_BATCH):
-                params = {"IDs": ",".join(unique[first : first + ID_BATCH])}
-                if where:
-                    params["where"] = where
-                if entity == "Invoice":  # paged: payments and credits come with it
-                    params.update(page="1", pageSize=str(ID_BATCH))
-                payload = await self.get(resource, params)
-                for row in _rows(payload, resource):
-                    found[facts.entity_id(row)] = row
-            return found
+            return await self._by_id_lists(entity, unique, where)
+        found: dict[str, Json] = {}
         for record_id in unique:
             # A payment id may be an overpayment's or a prepayment's: each kind in turn.
             for swept in SWEEPS.get(entity, (entity,)):
@@ -205,6 +203,21 @@ class XeroReader:
                 for row in _rows(payload, kind):
                     found[facts.entity_id(row)] = row
                 break
+        return found
+
+    async def _by_id_lists(self, entity: str, ids: Sequence[str], where: str) -> dict[str, Json]:
+        """``GET /{resource}?IDs=...``, ``ID_BATCH`` ids a call."""
+        resource = RESOURCES[entity][0]
+        found: dict[str, Json] = {}
+        for first in range(0, len(ids), ID_BATCH):
+            params = {"IDs": ",".join(ids[first : first + ID_BATCH])}
+            if where:
+                params["where"] = where
+            if entity == "Invoice":  # paged: payments and credits come with it
+                params.update(page="1", pageSize=str(ID_BATCH))
+            payload = await self.get(resource, params)
+            for row in _rows(payload, resource):
+                found[facts.entity_id(row)] = row
         return found
 
     async def changes_since(self, entities: Sequence[str], since: datetime) -> ChangeSet:

@@ -242,6 +242,10 @@ def test_a_contact_becomes_the_debtors_details() -> None:
     assert [(p.type, p.number) for p in debtor.phones] == [(mpb.PHONE_TYPE_MOBILE, "64 555 0101")]
     assert list(debtor.billing_address.lines) == ["PO Box 9"]  # the postal address first
     assert debtor.billing_address.city == "Wellington"
+    # What the reader keeps of a contact read in pages maps to the same debtor.
+    kept = {k: v for k, v in contact.items() if k in facts.CONTACT_FIELDS}
+    assert facts.debtor_contact(kept) == debtor
+    assert set(contact) <= facts.CONTACT_FIELDS
 
 
 def test_xero_times_parse_in_both_forms() -> None:

@@ -1,0 +1,237 @@
+"""How the backfill reads the contacts of overdue invoices: in pages of 1,000 when that
+takes fewer calls than ``IDs`` lists of 40, by ``IDs`` otherwise, and by ``IDs`` for any
+contact the pages missed. The tenant's intake mode is ``automatic`` (a confirmation done
+before), so the backfill places the invoices with the contacts it read: each placement's
+debtor shows what was read. Calls are counted by the emulator (``state.api_paths``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aicollect.matching.v1 import matching_service_pb2 as mpb
+from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
+from aicollect.rpc.client import internal_channel
+from emulators.xero.books import Contact, Invoice, Line, Organisation
+from services.integration.models import PlacementIntake
+from services.integration.workers import start_workers, stop_workers
+from tests.conftest import INTERNAL_TOKEN, Emulator
+from tests.services.integration.providers.xero.conftest import Xero, connect, status
+from tests.stack import Stack, full_stack
+
+TENANT = "acme"
+LAST_ID = "ffffffff-ffff-4fff-bfff-ffffffffffff"  # sorts after every other InvoiceID
+
+
+def _contact_id(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def _invoice_id(n: int) -> str:
+    return f"10000000-0000-4000-8000-{n:012d}"
+
+
+@dataclass
+class Books:
+    org: Organisation
+    tenant_id: str
+
+    def debtor(self, n: int, *, with_invoice: bool = True, contact_id: str = "") -> Contact:
+        """Contact ``n`` (its email names it), with one overdue invoice of 100.00."""
+        contact = Contact(
+            contact_id or _contact_id(n),
+            f"Debtor {n}",
+            self.org.stamp(),
+            email=f"debtor{n}@debtor.test",
+        )
+        self.org.load_contact(contact)
+        if with_invoice:
+            self.invoice(contact, _invoice_id(n))
+        return contact
+
+    def invoice(self, contact: Contact, invoice_id: str) -> None:
+        due = self.org.today() - timedelta(days=30)
+        invoice = Invoice(
+            invoice_id,
+            f"INV-{invoice_id[-6:]}",
+            contact.id,
+            [Line("Services", 10_000)],
+            due - timedelta(days=14),
+            due,
+            self.org.stamp(),
+            self.org.base_currency,
+        )
+        self.org.load_invoice(invoice)
+
+
+async def _placements(stack: Stack) -> dict[str, mpb.Placement]:
+    channel = internal_channel(stack.matcher_addr, INTERNAL_TOKEN)
+    try:
+        matching = mgrpc.MatchingServiceStub(channel)
+        found: dict[str, mpb.Placement] = {}
+        token = ""
+        while True:
+            reply = await matching.ListPlacements(
+                mpb.ListPlacementsRequest(tenant_id=TENANT, page_size=1000, page_token=token)
+            )
+            found.update({p.invoice_id: p for p in reply.placements})
+            token = reply.next_page_token
+            if not token:
+                return found
+    finally:
+        await channel.close(None)
+
+
+@asynccontextmanager
+async def backfilled(
+    engine: AsyncEngine,
+    emulator: Emulator,
+    xero: Xero,
+    fill: Callable[[Books], None],
+    *,
+    during: Callable[[Books], AsyncIterator[None]] | None = None,
+) -> AsyncIterator[tuple[Books, dict[str, int], dict[str, mpb.Placement]]]:
+    """An organisation filled by ``fill``, connected by tenant ``acme`` in automatic intake
+    mode; yields once its first backfill is done: the contact reads it made (by kind)
+    and the placements. ``during`` runs beside the backfill."""
+    tenant_id = await xero.organisation("Acme NZ Ltd")
+    books = Books(xero.state.organisations[tenant_id], tenant_id)
+    fill(books)
+    async with full_stack(
+        engine, emulator, xero_url=xero.base, extra={"AICOLLECT_SYNC_TICK_SECONDS": "0.2"}
+    ) as stack:
+        async with stack.deps.sessions.begin() as session:
+            session.add(
+                PlacementIntake(tenant_id=TENANT, provider="xero", mode="automatic", updated_by="t")
+            )
+        stop = asyncio.Event()
+        workers = start_workers(stack.deps, stop)
+        side = asyncio.create_task(_drain(during(books))) if during is not None else None
+        try:
+            assert (await connect(stack, TENANT, [tenant_id]))["xero"] == ["connected"]
+            deadline = time.monotonic() + 120
+            while (await status(stack, TENANT)).get("backfill", {}).get(
+                "phase"
+            ) != "BACKFILL_PHASE_COMPLETED":
+                assert time.monotonic() < deadline, "the backfill did not finish"
+                await asyncio.sleep(0.1)
+            reads = {
+                kind: n
+                for (tenant, kind), n in xero.state.api_paths.items()
+                if tenant == tenant_id and kind.startswith("Contacts")
+            }
+            yield books, reads, await _placements(stack)
+        finally:
+            if side is not None:
+                side.cancel()
+            await stop_workers(workers, stop, 5)
+
+
+async def _drain(steps: AsyncIterator[None]) -> None:
+    async for _ in steps:
+        pass
+
+
+def _contact_pages_seen(xero: Xero, tenant_id: str) -> list[str]:
+    return [
+        query.get("page", "")
+        for tenant, resource, query in list(xero.state.api_log)
+        if tenant == tenant_id and resource == "Contacts" and "page" in query
+    ]
+
+
+def _emails(placements: dict[str, mpb.Placement]) -> dict[str, str]:
+    return {invoice_id: p.debtor.email for invoice_id, p in placements.items()}
+
+
+async def test_many_contacts_are_read_in_pages_of_a_thousand(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    # 2,100 debtors with an overdue invoice each: 53 IDs lists of 40, or 3 pages.
+    def fill(books: Books) -> None:
+        for n in range(2100):
+            books.debtor(n)
+
+    async with backfilled(engine, emulator, xero, fill) as (_, reads, placements):
+        assert reads == {"Contacts?page": 3}, reads
+        assert len(placements) == 2100
+        assert all(
+            p.debtor.email == f"debtor{int(p.invoice_id[-12:])}@debtor.test"
+            for p in placements.values()
+        )
+
+
+async def test_few_contacts_are_read_by_ids(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    # 30 debtors: one IDs list, whatever the size of the organisation.
+    def fill(books: Books) -> None:
+        for n in range(1500):
+            books.debtor(n, with_invoice=n < 30)
+
+    async with backfilled(engine, emulator, xero, fill) as (_, reads, placements):
+        assert reads == {"Contacts?IDs": 1}, reads
+        assert set(_emails(placements).values()) == {f"debtor{n}@debtor.test" for n in range(30)}
+
+
+async def test_a_large_organisation_with_some_debtors_is_read_by_ids_after_one_page(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    # 5,000 contacts (5 pages); 120 debtors among the newest (3 IDs lists): page 1 tells
+    # the page count and holds none of them, so IDs lists are cheaper than 4 more pages.
+    def fill(books: Books) -> None:
+        for n in range(5000):
+            books.debtor(n, with_invoice=n >= 4880)
+
+    async with backfilled(engine, emulator, xero, fill) as (_, reads, placements):
+        assert reads == {"Contacts?page": 1, "Contacts?IDs": 3}, reads
+        assert len(placements) == 120
+        assert all(p.debtor.email.startswith("debtor") for p in placements.values())
+
+
+async def test_a_contact_created_or_changed_between_pages_is_still_read(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """Pages go by ``UpdatedDateUTC``. After page 1 is read, contact 0 (on it) and contact
+    1500 (on page 2) are edited: both move to the last page, and contact 1000, the first
+    row of page 2, slides onto page 1, already read. After the last page, a contact is
+    created with an overdue invoice. Contact 1500 is read with its new details; contact
+    1000 and the new one, in no page read, are read by IDs."""
+
+    def fill(books: Books) -> None:
+        for n in range(2100):
+            books.debtor(n)
+
+    async def during(books: Books) -> AsyncIterator[None]:
+        # Slow Xero down so the bookkeeper's edits land between our page reads.
+        xero.state.faults.faults.latency_ms = 300
+        while "1" not in _contact_pages_seen(xero, books.tenant_id):
+            await asyncio.sleep(0.005)
+            yield
+        for n in (0, 1500):
+            edited = books.org.contacts[_contact_id(n)]
+            edited.email = f"new-address{n}@debtor.test"
+            edited.updated = books.org.stamp()
+        while "3" not in _contact_pages_seen(xero, books.tenant_id):
+            await asyncio.sleep(0.005)
+            yield
+        late = books.debtor(9999, with_invoice=False)
+        books.invoice(late, LAST_ID)  # on the last invoice page, read after this
+        xero.state.faults.faults.latency_ms = 0
+
+    async with backfilled(engine, emulator, xero, fill, during=during) as (_, reads, placed):
+        assert reads == {"Contacts?page": 3, "Contacts?IDs": 2}, reads
+        emails = _emails(placed)
+        assert len(placed) == 2101
+        assert emails[_invoice_id(1500)] == "new-address1500@debtor.test"
+        assert emails[_invoice_id(1000)] == "debtor1000@debtor.test"
+        assert emails[LAST_ID] == "debtor9999@debtor.test"
+        # Contact 0 was read (page 1) and used before its edit, as a read by IDs would.
+        assert emails[_invoice_id(0)] == "debtor0@debtor.test"
+        assert all(email for email in emails.values())
