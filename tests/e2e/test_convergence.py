@@ -281,6 +281,22 @@ async def _perfect_and_lossy(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(script=actions, seed=st.integers(0, 2**16))
+# Found by the soak: payment 5 paid invoice 2 (900.00) in full and was voided; the perfect
+# run read the invoice version that showed it, then the void, then the version owing again,
+# and counted the rise a second time (1,800.00 owed). Played without timing in
+# tests/services/matcher/decisions/test_unread_payment_gone.py.
+@example(
+    script=[
+        Action("pay_part", 2, 5),
+        Action("void_pay", 1, 0),
+        Action("pay_part", 0, 5),
+        Action("delete_pay", 2, 4),
+        Action("pay", 2, 5),
+        Action("pay_part", 0, 5),
+        Action("void_pay", 0, 2),
+    ],
+    seed=58000,
+)
 # Found by the soak: a payment that resolved invoice 1 is deleted; a run whose matcher never
 # read it differs only as convergence_books.vanished_unseen allows.
 @example(

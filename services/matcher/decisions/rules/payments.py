@@ -166,10 +166,16 @@ def unread_payment_gone(ledger: Ledger, payment: PaymentIn, ctx: Context) -> Eff
     if p.restore_balance_minor_units is not None:
         balance = max(balance, p.restore_balance_minor_units)
     back = balance - p.balance_minor_units
+    # The view of the invoice's balance in the books loses the payment too: the next
+    # invoice version, which no longer shows it, then brings no rise to count again.
     p = evolve(
         p,
         oob_paid_minor_units=max(0, p.oob_paid_minor_units - back),
         unseen_paid_minor_units=max(0, p.unseen_paid_minor_units - back),
+        invoice_balance_minor_units=p.invoice_balance_minor_units + back,
+        invoice_linked_payment_ids=tuple(
+            pid for pid in p.invoice_linked_payment_ids if pid != payment.payment_id
+        ),
     )
     reason = (
         f"{payment_label(p.provider, payment.payment_id)}, which invoice "

@@ -1,0 +1,107 @@
+"""A payment an invoice version showed before the payment was read, then voided or deleted
+before it was read, without a database (docs/matching.md, "A payment gone before it was
+read").
+
+The invoice version that showed the payment resolved the placement; the payment's removal,
+read first as voided, gives the money back and asks a human. The next invoice version no
+longer shows the payment, and its balance is back up by the same amount: that rise is the
+same money and must not be counted a second time. Found by the convergence soak (a 900.00
+invoice ended owing 1,800.00 in the run with perfect webhooks).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from itertools import permutations
+
+import pytest
+
+from services.matcher.domain import (
+    EntityState,
+    InvoiceIn,
+    LinkedTxnIn,
+    LinkType,
+    PaymentIn,
+    PaymentLineIn,
+)
+from tests.helpers.table import START, Books, placement
+
+TOTAL = 90_000
+
+
+def _payment(pid: str, amount: int, state: EntityState, second: int) -> PaymentIn:
+    active = state is EntityState.ACTIVE
+    return PaymentIn(
+        pid,
+        "0" if active else "1",
+        state,
+        "USD",
+        amount if active else 0,
+        0,
+        "c1",
+        (PaymentLineIn("i1", LinkType.INVOICE, amount),) if active else (),
+        START + timedelta(seconds=1),
+        START + timedelta(seconds=second),
+    )
+
+
+def _invoice(token: str, balance: int, linked: tuple[str, ...], second: int) -> InvoiceIn:
+    return InvoiceIn(
+        "i1",
+        token,
+        EntityState.ACTIVE,
+        "USD",
+        TOTAL,
+        balance,
+        "i1",
+        None,
+        "c1",
+        START + timedelta(seconds=second),
+        tuple(LinkedTxnIn(pid, LinkType.PAYMENT) for pid in linked),
+    )
+
+
+Fact = PaymentIn | InvoiceIn
+
+
+def _play(facts: list[Fact]) -> tuple[str, int]:
+    books = Books()
+    books.place(placement("i1", TOTAL))
+    for fact in facts:
+        if isinstance(fact, PaymentIn):
+            books.pay(fact)
+        else:
+            books.invoice(fact)
+    return books.state("p-i1")
+
+
+@pytest.mark.parametrize("second", [1, 2], ids=["same second", "a second later"])
+def test_a_payment_voided_before_it_was_read_is_given_back_once(second: int) -> None:
+    """Payment 6 pays the invoice in full and is voided; the books end owing 900.00. Every
+    order of the four reads (the payment active may also never be read) ends owing 900.00,
+    never 1,800.00."""
+    facts: dict[str, Fact] = {
+        "paid": _payment("6", TOTAL, EntityState.ACTIVE, 1),
+        "invoice paid": _invoice("3", 0, ("6",), 1),
+        "voided": _payment("6", TOTAL, EntityState.VOIDED, second),
+        "invoice owed again": _invoice("4", TOTAL, (), second),
+    }
+    for order in permutations(facts):
+        for read in (list(order), [k for k in order if k != "paid"]):
+            status, balance = _play([facts[k] for k in read])
+            assert balance == TOTAL, (read, status, balance)
+
+
+def test_one_of_two_unread_payments_voided_leaves_the_other_counted() -> None:
+    """The invoice version shows two payments not read yet (400.00 and 500.00: paid in
+    full); the 400.00 one is then voided before it was read. The next version shows only
+    the 500.00 one, so 400.00 is owed: not 900.00, and not 1,300.00."""
+    status, balance = _play(
+        [
+            _invoice("3", 0, ("7", "8"), 1),
+            _payment("7", 40_000, EntityState.VOIDED, 2),
+            _invoice("4", 40_000, ("8",), 2),
+            _payment("8", 50_000, EntityState.ACTIVE, 1),
+        ]
+    )
+    assert balance == 40_000, status
