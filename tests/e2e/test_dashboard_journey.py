@@ -218,7 +218,12 @@ async def test_a_creditor_walks_the_whole_journey(
     await _event(j, paid.placement_id, PAUSE)
     # The check arrives: the bookkeeper records it, the placement is paid out-of-band (STOP).
     await _pay_in_books(j, paid)
-    await j.status_becomes(paid.invoice_id, mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, within=60)
+    resolved = await j.status_becomes(
+        paid.invoice_id, mpb.PLACEMENT_STATUS_RESOLVED_OUT_OF_BAND, within=60
+    )
+    # The day of the report that holds it (UTC, the default zone), even if the journey runs
+    # past midnight.
+    paid_day = resolved.resolve_time.ToDatetime(tzinfo=UTC).date()
     await _event(j, paid.placement_id, STOP)
     await _show_placements(page, "resolved_out_of_band", "paid out-of-band")
     await expect(card.locator(".badge").first).to_have_text("Closed — paid out-of-band")
@@ -318,7 +323,7 @@ async def test_a_creditor_walks_the_whole_journey(
 
     # 9. The day ends (the tenant's zone is the default, UTC): the matcher's scheduler, at
     # its clock's first round after midnight and the grace period, makes the day's report.
-    today = datetime.now(UTC).date()
+    today = paid_day
     schedule = ReportSchedule()
     after_midnight = datetime.combine(today + timedelta(days=1), time(0), UTC) + schedule.grace
     engine = make_engine(j.stack.database_url)
