@@ -162,7 +162,8 @@ async def _invoice_versions(
 async def _payment_versions(
     p: Pipeline, company: Company, placement: mpb.Placement
 ) -> set[tuple[str, str]]:
-    """The (payment, sync token) versions the placement's audit trail records."""
+    """The (payment, sync token) versions the placement's audit trail records: reads of a
+    payment that applies to it, and of unapplied money that paused it."""
     audit = await p.matching.ListAuditEvents(
         mpb.ListAuditEventsRequest(
             tenant_id=company.tenant, placement_id=placement.placement_id, page_size=1000
@@ -171,7 +172,8 @@ async def _payment_versions(
     return {
         (e.details["payment_id"], e.details.get("provider_version", ""))
         for e in audit.events
-        if e.details.get("payment_id") and "payment_state" in e.details  # payment reads
+        if e.details.get("payment_id")
+        and ("payment_state" in e.details or "unapplied_minor_units" in e.details)
     }
 
 

@@ -281,6 +281,21 @@ async def _perfect_and_lossy(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(script=actions, seed=st.integers(0, 2**16))
+# Found by the soak: unapplied money from the customer of invoice 2, voided soon after. The
+# lossy run read it before the void (paused for review, never resumed by itself); the perfect
+# run read it only voided (active). Allowed: a version gone before one run read it.
+@example(
+    script=[
+        Action("void_invoice", 1, 4),
+        Action("unapplied", 2, 3),
+        Action("edit_pay", 2, 4),
+        Action("void_invoice", 0, 2),
+        Action("void_invoice", 1, 4),
+        Action("void_invoice", 0, 2),
+        Action("void_pay", 2, 3),
+    ],
+    seed=2,
+)
 # Found by the soak: payment 5 paid invoice 2 (900.00) in full and was voided; the perfect
 # run read the invoice version that showed it, then the void, then the version owing again,
 # and counted the rise a second time (1,800.00 owed). Played without timing in
