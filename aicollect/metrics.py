@@ -76,12 +76,15 @@ class IntegrationMetrics:
             ["outcome"],
             registry=r,
         )
+        # Read at each scrape; empty until the process's budgets are wired in.
+        self._budget_queues = _BudgetQueues(dict)
+        r.register(self._budget_queues)
 
     def watch_budget_queues(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
         """``aicollect_request_budget_waiting{provider, priority}``: the calls of this process
         waiting for a platform's request budget, read at each scrape from ``read`` (a count
         by provider and priority name). Payments waiting here are payments not yet read."""
-        self.registry.register(_BudgetQueues(read))
+        self._budget_queues.read = read
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serves ``/metrics`` from a background thread (Prometheus text format)."""
@@ -90,7 +93,7 @@ class IntegrationMetrics:
 
 class _BudgetQueues(Collector):
     def __init__(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
-        self._read = read
+        self.read = read
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -99,6 +102,6 @@ class _BudgetQueues(Collector):
             "by provider and priority.",
             labels=["provider", "priority"],
         )
-        for (provider, priority), count in sorted(self._read().items()):
+        for (provider, priority), count in sorted(self.read().items()):
             family.add_metric([provider, priority], count)
         yield family
