@@ -2,10 +2,15 @@
 
 ``SELECT * FROM Invoice WHERE Balance > '0' AND DueDate < '<company today>' ORDERBY Id
 STARTPOSITION n MAXRESULTS 1000``; the company's today comes from QBO's own time for the
-company and stays fixed for the run, so paging is consistent. Each page's customers are
-read in batches (``Id IN (...)``), the placement rules applied, and the placements sent
-to ``UpsertPlacements`` (one per invoice however often it runs). The next page is read
-while the matcher takes the current one; at most a few pages are ever in memory.
+company and stays fixed for the run, so paging is consistent. The placement rules are
+applied to each page. A tenant in intake mode ``automatic`` has what they select placed
+at once: the page's customers are read in batches (``Id IN (...)``) while the matcher
+takes the previous page, and the placements sent to ``UpsertPlacements`` (one per invoice
+however often it runs). In the other modes (``preview``, the first backfill's, and
+``confirm_each_time``) what they select is staged as candidates, which need no customer:
+no customer is read ahead, and an invoice already placed reads its own customer when its
+placement is updated (``apply._place``). The next page is read while the matcher takes
+the current one; at most a few pages are ever in memory.
 
 Before the first page, the payments that carry unapplied money at connection time are
 read (``reader.unapplied_payments``: QBO's payments, Xero's open overpayments and
@@ -39,7 +44,7 @@ from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
 from services.integration.providers.base import InvoiceFacts
-from services.integration.sync import apply, apply_context, state
+from services.integration.sync import apply, apply_context, candidates, state
 from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
 
@@ -84,8 +89,11 @@ async def _produce(
     page_size: int,
     out: asyncio.Queue[_Page | BaseException | None],
 ) -> None:
-    """Reads pages ahead of the consumer (and their customers); None at the end."""
+    """Reads pages ahead of the consumer (and, when they are placed at once, their
+    customers); None at the end."""
     try:
+        # Staged candidates need no customer (nor does the preview that shows them).
+        prefetch = await ctx.intake_mode() == candidates.AUTOMATIC
         start = max(1, position - OVERLAP) if last_id else max(1, position)
         while True:
             rows = await ctx.reader.overdue_invoices(today, start, page_size)
@@ -102,6 +110,7 @@ async def _produce(
             facts = [ctx.facts.invoice_facts(r) for r in fresh]
             if fresh:
                 last_id = max((f.invoice_id for f in facts), key=id_key)
+            if fresh and prefetch:
                 # Read the customers now, while the matcher takes the previous page.
                 await ctx.customers(f.customer_id for f in facts if ctx.rules.places(f, today))
             await out.put(_Page(fresh, facts, start + len(rows), last_id))

@@ -1,8 +1,10 @@
 """How the backfill reads the contacts of overdue invoices: in pages of 1,000 when that
 takes fewer calls than ``IDs`` lists of 40, by ``IDs`` otherwise, and by ``IDs`` for any
-contact the pages missed. The tenant's intake mode is ``automatic`` (a confirmation done
-before), so the backfill places the invoices with the contacts it read: each placement's
-debtor shows what was read. Calls are counted by the emulator (``state.api_paths``)."""
+contact the pages missed. The tenant's intake mode is mostly ``automatic`` (a
+confirmation done before), so the backfill places the invoices with the contacts it read:
+each placement's debtor shows what was read. A backfill that stages candidates
+(``preview``, ``confirm_each_time``) reads no contact ahead; one over placed invoices
+still reads theirs. Calls are counted by the emulator (``state.api_paths``)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
 from aicollect.rpc.client import internal_channel
 from emulators.xero.books import Contact, Invoice, Line, Organisation
-from services.integration.models import PlacementIntake
+from services.integration.models import PlacementCandidate, PlacementIntake
+from services.integration.sync import state
 from services.integration.workers import start_workers, stop_workers
 from tests.conftest import INTERNAL_TOKEN, Emulator
 from tests.services.integration.providers.xero.conftest import Xero, connect, status
@@ -96,20 +100,22 @@ async def backfilled(
     fill: Callable[[Books], None],
     *,
     during: Callable[[Books], AsyncIterator[None]] | None = None,
-) -> AsyncIterator[tuple[Books, dict[str, int], dict[str, mpb.Placement]]]:
-    """An organisation filled by ``fill``, connected by tenant ``acme`` in automatic intake
-    mode; yields once its first backfill is done: the contact reads it made (by kind)
-    and the placements. ``during`` runs beside the backfill."""
+    mode: str = "automatic",
+) -> AsyncIterator[tuple[Books, dict[str, int], dict[str, mpb.Placement], Stack]]:
+    """An organisation filled by ``fill``, connected by tenant ``acme`` in intake mode
+    ``mode``; yields once its first backfill is done: the contact reads it made (by kind),
+    the placements and the running stack. ``during`` runs beside the backfill."""
     tenant_id = await xero.organisation("Acme NZ Ltd")
     books = Books(xero.state.organisations[tenant_id], tenant_id)
     fill(books)
     async with full_stack(
         engine, emulator, xero_url=xero.base, extra={"AICOLLECT_SYNC_TICK_SECONDS": "0.2"}
     ) as stack:
-        async with stack.deps.sessions.begin() as session:
-            session.add(
-                PlacementIntake(tenant_id=TENANT, provider="xero", mode="automatic", updated_by="t")
-            )
+        if mode != "preview":  # a new tenant's mode: no row
+            async with stack.deps.sessions.begin() as session:
+                session.add(
+                    PlacementIntake(tenant_id=TENANT, provider="xero", mode=mode, updated_by="t")
+                )
         stop = asyncio.Event()
         workers = start_workers(stack.deps, stop)
         side = asyncio.create_task(_drain(during(books))) if during is not None else None
@@ -121,16 +127,20 @@ async def backfilled(
             ) != "BACKFILL_PHASE_COMPLETED":
                 assert time.monotonic() < deadline, "the backfill did not finish"
                 await asyncio.sleep(0.1)
-            reads = {
-                kind: n
-                for (tenant, kind), n in xero.state.api_paths.items()
-                if tenant == tenant_id and kind.startswith("Contacts")
-            }
-            yield books, reads, await _placements(stack)
+            yield books, _contact_reads(xero, tenant_id), await _placements(stack), stack
         finally:
             if side is not None:
                 side.cancel()
             await stop_workers(workers, stop, 5)
+
+
+def _contact_reads(xero: Xero, tenant_id: str) -> dict[str, int]:
+    """The contact reads made so far in the organisation, by kind (``Contacts?page``...)."""
+    return {
+        kind: n
+        for (tenant, kind), n in xero.state.api_paths.items()
+        if tenant == tenant_id and kind.startswith("Contacts")
+    }
 
 
 async def _drain(steps: AsyncIterator[None]) -> None:
@@ -158,7 +168,7 @@ async def test_many_contacts_are_read_in_pages_of_a_thousand(
         for n in range(2100):
             books.debtor(n)
 
-    async with backfilled(engine, emulator, xero, fill) as (_, reads, placements):
+    async with backfilled(engine, emulator, xero, fill) as (_, reads, placements, _):
         assert reads == {"Contacts?page": 3}, reads
         assert len(placements) == 2100
         assert all(
@@ -175,7 +185,7 @@ async def test_few_contacts_are_read_by_ids(
         for n in range(1500):
             books.debtor(n, with_invoice=n < 30)
 
-    async with backfilled(engine, emulator, xero, fill) as (_, reads, placements):
+    async with backfilled(engine, emulator, xero, fill) as (_, reads, placements, _):
         assert reads == {"Contacts?IDs": 1}, reads
         assert set(_emails(placements).values()) == {f"debtor{n}@debtor.test" for n in range(30)}
 
@@ -189,7 +199,7 @@ async def test_a_large_organisation_with_some_debtors_is_read_by_ids_after_one_p
         for n in range(5000):
             books.debtor(n, with_invoice=n >= 4880)
 
-    async with backfilled(engine, emulator, xero, fill) as (_, reads, placements):
+    async with backfilled(engine, emulator, xero, fill) as (_, reads, placements, _):
         assert reads == {"Contacts?page": 1, "Contacts?IDs": 3}, reads
         assert len(placements) == 120
         assert all(p.debtor.email.startswith("debtor") for p in placements.values())
@@ -225,7 +235,7 @@ async def test_a_contact_created_or_changed_between_pages_is_still_read(
         books.invoice(late, LAST_ID)  # on the last invoice page, read after this
         xero.state.faults.faults.latency_ms = 0
 
-    async with backfilled(engine, emulator, xero, fill, during=during) as (_, reads, placed):
+    async with backfilled(engine, emulator, xero, fill, during=during) as (_, reads, placed, _):
         assert reads == {"Contacts?page": 3, "Contacts?IDs": 2}, reads
         emails = _emails(placed)
         assert len(placed) == 2101
@@ -235,3 +245,70 @@ async def test_a_contact_created_or_changed_between_pages_is_still_read(
         # Contact 0 was read (page 1) and used before its edit, as a read by IDs would.
         assert emails[_invoice_id(0)] == "debtor0@debtor.test"
         assert all(email for email in emails.values())
+
+
+async def test_a_backfill_that_stages_candidates_reads_no_contact(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    # A new tenant (preview): the 2,100 overdue invoices become candidates, which carry
+    # the invoice's contact name but need no contact read (3 pages before, here 0).
+    def fill(books: Books) -> None:
+        for n in range(2100):
+            books.debtor(n)
+
+    async with backfilled(engine, emulator, xero, fill, mode="preview") as (_, reads, placed, s):
+        assert reads == {}, reads
+        assert placed == {}
+        async with s.deps.sessions() as session:
+            staged = await session.scalar(
+                select(func.count())
+                .select_from(PlacementCandidate)
+                .where(PlacementCandidate.tenant_id == TENANT)
+            )
+        assert staged == 2100
+
+
+async def test_a_backfill_over_placed_invoices_still_reads_and_updates_their_contacts(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """Placed by a first backfill; the tenant then chooses ``confirm_each_time`` (new
+    invoices wait for a confirmation). The bookkeeper changes a contact's address (no
+    webhook, no poll yet), and a full backfill runs again: it reads no contact ahead, but
+    the placed invoices' contacts are read when their placements are updated, and the
+    placement shows the new address."""
+
+    def fill(books: Books) -> None:
+        for n in range(3):
+            books.debtor(n)
+
+    async with backfilled(engine, emulator, xero, fill) as (books, before, placed, stack):
+        assert before == {"Contacts?IDs": 1}, before
+        assert len(placed) == 3
+        async with stack.deps.sessions.begin() as session:
+            await session.execute(
+                update(PlacementIntake)
+                .where(PlacementIntake.tenant_id == TENANT)
+                .values(mode="confirm_each_time")
+            )
+        edited = books.org.contacts[_contact_id(1)]
+        edited.email = "moved@debtor.test"
+        edited.updated = books.org.stamp()
+        requested, row = await state.request_backfill(
+            stack.deps.sessions, TENANT, books.tenant_id, actor="support", reason="test"
+        )
+        assert requested
+        run_id = row.backfill_run_id
+        deadline = time.monotonic() + 60
+        while True:
+            async with stack.deps.sessions() as session:
+                now = await state.load(session, TENANT, books.tenant_id)
+            assert now is not None
+            assert now.backfill_run_id == run_id
+            if now.backfill_phase == state.COMPLETED:
+                break
+            assert time.monotonic() < deadline, "the second backfill did not finish"
+            await asyncio.sleep(0.1)
+        assert _contact_reads(xero, books.tenant_id) == {"Contacts?IDs": 2}
+        emails = _emails(await _placements(stack))
+        assert emails[_invoice_id(1)] == "moved@debtor.test"
+        assert emails[_invoice_id(0)] == "debtor0@debtor.test"
