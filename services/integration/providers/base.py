@@ -197,6 +197,12 @@ class EntityReader(Protocol):
 
     async def company_time(self) -> str: ...
 
+    def expect(self, entity: str, count: int) -> None:
+        """Says that this reader will be asked for about ``count`` distinct records of
+        ``entity`` over its life, a batch at a time (a confirmation's customers): a
+        reader that can read them more cheaply together may choose so once, for all."""
+        ...
+
     async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
         """The entities with these ids that exist (deleted ones are absent)."""
         ...

@@ -194,6 +194,9 @@ class QboReader:
         itself. One query per 1,000 payments in the company."""
         return self.pages("Payment", "")
 
+    def expect(self, entity: str, count: int) -> None:
+        """Nothing to choose: QBO reads by ``Id IN`` lists of 500 whatever the count."""
+
     async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
         """The entities with these ids that exist (deleted ones are simply absent; inactive
         customers are found)."""

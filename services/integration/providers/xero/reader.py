@@ -182,6 +182,11 @@ class XeroReader:
         now = facts.parse_time(stamp) if stamp else datetime.now(UTC)
         return now.astimezone(zone).isoformat(timespec="milliseconds")
 
+    def expect(self, entity: str, count: int) -> None:
+        """Contacts: the pages-or-ids choice is made once for ``count`` (contacts.py)."""
+        if entity == "Customer":
+            self.contacts.expect(count)
+
     async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
         """The records with these ids (a deleted or voided one comes back with its
         status; one Xero no longer knows is absent)."""

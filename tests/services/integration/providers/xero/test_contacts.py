@@ -27,7 +27,7 @@ from services.integration.sync import state
 from services.integration.workers import start_workers, stop_workers
 from tests.conftest import INTERNAL_TOKEN, Emulator
 from tests.services.integration.providers.xero.conftest import Xero, connect, status
-from tests.stack import Stack, full_stack
+from tests.stack import Stack, confirm_first_backfill, full_stack
 
 TENANT = "acme"
 LAST_ID = "ffffffff-ffff-4fff-bfff-ffffffffffff"  # sorts after every other InvoiceID
@@ -101,6 +101,7 @@ async def backfilled(
     *,
     during: Callable[[Books], AsyncIterator[None]] | None = None,
     mode: str = "automatic",
+    extra: dict[str, str] | None = None,
 ) -> AsyncIterator[tuple[Books, dict[str, int], dict[str, mpb.Placement], Stack]]:
     """An organisation filled by ``fill``, connected by tenant ``acme`` in intake mode
     ``mode``; yields once its first backfill is done: the contact reads it made (by kind),
@@ -109,7 +110,10 @@ async def backfilled(
     books = Books(xero.state.organisations[tenant_id], tenant_id)
     fill(books)
     async with full_stack(
-        engine, emulator, xero_url=xero.base, extra={"AICOLLECT_SYNC_TICK_SECONDS": "0.2"}
+        engine,
+        emulator,
+        xero_url=xero.base,
+        extra={"AICOLLECT_SYNC_TICK_SECONDS": "0.2", **(extra or {})},
     ) as stack:
         if mode != "preview":  # a new tenant's mode: no row
             async with stack.deps.sessions.begin() as session:
@@ -312,3 +316,37 @@ async def test_a_backfill_over_placed_invoices_still_reads_and_updates_their_con
         emails = _emails(await _placements(stack))
         assert emails[_invoice_id(1)] == "moved@debtor.test"
         assert emails[_invoice_id(0)] == "debtor0@debtor.test"
+
+
+async def test_a_confirmation_chooses_pages_once_for_all_its_contacts(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """15,000 contacts (15 pages); 1,000 of them, every 15th, owe an overdue invoice. The
+    confirmation places the 1,000 candidates 500 at a time. Each batch alone needs 13
+    ``IDs`` lists at most, fewer than the 14 pages after page 1, so batch by batch they
+    were read by ids (page 1, then 24 lists); the run as a whole needs 25 lists, so it
+    reads the 15 pages once and every batch finds its contacts there."""
+
+    def fill(books: Books) -> None:
+        for n in range(15_000):
+            books.debtor(n, with_invoice=n % 15 == 0)
+
+    # Our budget above Xero's 60 a minute (the emulator's limit still holds): the
+    # confirmation's 40 calls are not spread over the minute, so the test is quick.
+    faster = {"AICOLLECT_XERO_REQUESTS_PER_MINUTE": "600"}
+    async with backfilled(engine, emulator, xero, fill, mode="preview", extra=faster) as (
+        books,
+        staged,
+        _,
+        stack,
+    ):
+        assert staged == {}  # the preview backfill read no contact
+        done = await confirm_first_backfill(stack, TENANT, provider="xero")
+        assert done["confirmation"]["state"] == "CONFIRMATION_STATE_CONFIRMED"
+        assert _contact_reads(xero, books.tenant_id) == {"Contacts?page": 15}
+        placements = await _placements(stack)
+        assert len(placements) == 1000
+        assert all(
+            p.debtor.email == f"debtor{int(p.invoice_id[-12:])}@debtor.test"
+            for p in placements.values()
+        )
