@@ -10,146 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import AsyncIterator
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aicollect.matching.v1 import matching_service_pb2 as mpb
-from aicollect.matching.v1 import matching_service_pb2_grpc as mgrpc
-from aicollect.rpc.client import internal_channel
-from emulators.xero.books import Contact, Invoice, Line, Organisation
 from services.integration.models import PlacementCandidate, PlacementIntake
 from services.integration.sync import state
-from services.integration.workers import start_workers, stop_workers
-from tests.conftest import INTERNAL_TOKEN, Emulator
-from tests.services.integration.providers.xero.conftest import Xero, connect, status
-from tests.stack import Stack, confirm_first_backfill, full_stack
+from tests.conftest import Emulator
+from tests.helpers.xero_books import (
+    TENANT,
+    Books,
+    all_placements,
+    backfilled,
+    contact_id_of,
+    contact_reads,
+    invoice_id_of,
+)
+from tests.services.integration.providers.xero.conftest import Xero
+from tests.stack import confirm_first_backfill
 
-TENANT = "acme"
 LAST_ID = "ffffffff-ffff-4fff-bfff-ffffffffffff"  # sorts after every other InvoiceID
-
-
-def _contact_id(n: int) -> str:
-    return f"00000000-0000-4000-8000-{n:012d}"
-
-
-def _invoice_id(n: int) -> str:
-    return f"10000000-0000-4000-8000-{n:012d}"
-
-
-@dataclass
-class Books:
-    org: Organisation
-    tenant_id: str
-
-    def debtor(self, n: int, *, with_invoice: bool = True, contact_id: str = "") -> Contact:
-        """Contact ``n`` (its email names it), with one overdue invoice of 100.00."""
-        contact = Contact(
-            contact_id or _contact_id(n),
-            f"Debtor {n}",
-            self.org.stamp(),
-            email=f"debtor{n}@debtor.test",
-        )
-        self.org.load_contact(contact)
-        if with_invoice:
-            self.invoice(contact, _invoice_id(n))
-        return contact
-
-    def invoice(self, contact: Contact, invoice_id: str) -> None:
-        due = self.org.today() - timedelta(days=30)
-        invoice = Invoice(
-            invoice_id,
-            f"INV-{invoice_id[-6:]}",
-            contact.id,
-            [Line("Services", 10_000)],
-            due - timedelta(days=14),
-            due,
-            self.org.stamp(),
-            self.org.base_currency,
-        )
-        self.org.load_invoice(invoice)
-
-
-async def _placements(stack: Stack) -> dict[str, mpb.Placement]:
-    channel = internal_channel(stack.matcher_addr, INTERNAL_TOKEN)
-    try:
-        matching = mgrpc.MatchingServiceStub(channel)
-        found: dict[str, mpb.Placement] = {}
-        token = ""
-        while True:
-            reply = await matching.ListPlacements(
-                mpb.ListPlacementsRequest(tenant_id=TENANT, page_size=1000, page_token=token)
-            )
-            found.update({p.invoice_id: p for p in reply.placements})
-            token = reply.next_page_token
-            if not token:
-                return found
-    finally:
-        await channel.close(None)
-
-
-@asynccontextmanager
-async def backfilled(
-    engine: AsyncEngine,
-    emulator: Emulator,
-    xero: Xero,
-    fill: Callable[[Books], None],
-    *,
-    during: Callable[[Books], AsyncIterator[None]] | None = None,
-    mode: str = "automatic",
-    extra: dict[str, str] | None = None,
-) -> AsyncIterator[tuple[Books, dict[str, int], dict[str, mpb.Placement], Stack]]:
-    """An organisation filled by ``fill``, connected by tenant ``acme`` in intake mode
-    ``mode``; yields once its first backfill is done: the contact reads it made (by kind),
-    the placements and the running stack. ``during`` runs beside the backfill."""
-    tenant_id = await xero.organisation("Acme NZ Ltd")
-    books = Books(xero.state.organisations[tenant_id], tenant_id)
-    fill(books)
-    async with full_stack(
-        engine,
-        emulator,
-        xero_url=xero.base,
-        extra={"AICOLLECT_SYNC_TICK_SECONDS": "0.2", **(extra or {})},
-    ) as stack:
-        if mode != "preview":  # a new tenant's mode: no row
-            async with stack.deps.sessions.begin() as session:
-                session.add(
-                    PlacementIntake(tenant_id=TENANT, provider="xero", mode=mode, updated_by="t")
-                )
-        stop = asyncio.Event()
-        workers = start_workers(stack.deps, stop)
-        side = asyncio.create_task(_drain(during(books))) if during is not None else None
-        try:
-            assert (await connect(stack, TENANT, [tenant_id]))["xero"] == ["connected"]
-            deadline = time.monotonic() + 120
-            while (await status(stack, TENANT)).get("backfill", {}).get(
-                "phase"
-            ) != "BACKFILL_PHASE_COMPLETED":
-                assert time.monotonic() < deadline, "the backfill did not finish"
-                await asyncio.sleep(0.1)
-            yield books, _contact_reads(xero, tenant_id), await _placements(stack), stack
-        finally:
-            if side is not None:
-                side.cancel()
-            await stop_workers(workers, stop, 5)
-
-
-def _contact_reads(xero: Xero, tenant_id: str) -> dict[str, int]:
-    """The contact reads made so far in the organisation, by kind (``Contacts?page``...)."""
-    return {
-        kind: n
-        for (tenant, kind), n in xero.state.api_paths.items()
-        if tenant == tenant_id and kind.startswith("Contacts")
-    }
-
-
-async def _drain(steps: AsyncIterator[None]) -> None:
-    async for _ in steps:
-        pass
 
 
 def _contact_pages_seen(xero: Xero, tenant_id: str) -> list[str]:
@@ -229,7 +111,7 @@ async def test_a_contact_created_or_changed_between_pages_is_still_read(
             await asyncio.sleep(0.005)
             yield
         for n in (0, 1500):
-            edited = books.org.contacts[_contact_id(n)]
+            edited = books.org.contacts[contact_id_of(n)]
             edited.email = f"new-address{n}@debtor.test"
             edited.updated = books.org.stamp()
         while "3" not in _contact_pages_seen(xero, books.tenant_id):
@@ -243,11 +125,11 @@ async def test_a_contact_created_or_changed_between_pages_is_still_read(
         assert reads == {"Contacts?page": 3, "Contacts?IDs": 2}, reads
         emails = _emails(placed)
         assert len(placed) == 2101
-        assert emails[_invoice_id(1500)] == "new-address1500@debtor.test"
-        assert emails[_invoice_id(1000)] == "debtor1000@debtor.test"
+        assert emails[invoice_id_of(1500)] == "new-address1500@debtor.test"
+        assert emails[invoice_id_of(1000)] == "debtor1000@debtor.test"
         assert emails[LAST_ID] == "debtor9999@debtor.test"
         # Contact 0 was read (page 1) and used before its edit, as a read by IDs would.
-        assert emails[_invoice_id(0)] == "debtor0@debtor.test"
+        assert emails[invoice_id_of(0)] == "debtor0@debtor.test"
         assert all(email for email in emails.values())
 
 
@@ -294,7 +176,7 @@ async def test_a_backfill_over_placed_invoices_still_reads_and_updates_their_con
                 .where(PlacementIntake.tenant_id == TENANT)
                 .values(mode="confirm_each_time")
             )
-        edited = books.org.contacts[_contact_id(1)]
+        edited = books.org.contacts[contact_id_of(1)]
         edited.email = "moved@debtor.test"
         edited.updated = books.org.stamp()
         requested, row = await state.request_backfill(
@@ -312,10 +194,10 @@ async def test_a_backfill_over_placed_invoices_still_reads_and_updates_their_con
                 break
             assert time.monotonic() < deadline, "the second backfill did not finish"
             await asyncio.sleep(0.1)
-        assert _contact_reads(xero, books.tenant_id) == {"Contacts?IDs": 2}
-        emails = _emails(await _placements(stack))
-        assert emails[_invoice_id(1)] == "moved@debtor.test"
-        assert emails[_invoice_id(0)] == "debtor0@debtor.test"
+        assert contact_reads(xero, books.tenant_id) == {"Contacts?IDs": 2}
+        emails = _emails(await all_placements(stack))
+        assert emails[invoice_id_of(1)] == "moved@debtor.test"
+        assert emails[invoice_id_of(0)] == "debtor0@debtor.test"
 
 
 async def test_a_confirmation_chooses_pages_once_for_all_its_contacts(
@@ -343,8 +225,8 @@ async def test_a_confirmation_chooses_pages_once_for_all_its_contacts(
         assert staged == {}  # the preview backfill read no contact
         done = await confirm_first_backfill(stack, TENANT, provider="xero")
         assert done["confirmation"]["state"] == "CONFIRMATION_STATE_CONFIRMED"
-        assert _contact_reads(xero, books.tenant_id) == {"Contacts?page": 15}
-        placements = await _placements(stack)
+        assert contact_reads(xero, books.tenant_id) == {"Contacts?page": 15}
+        placements = await all_placements(stack)
         assert len(placements) == 1000
         assert all(
             p.debtor.email == f"debtor{int(p.invoice_id[-12:])}@debtor.test"
