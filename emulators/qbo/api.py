@@ -125,6 +125,7 @@ async def query(request: web.Request) -> web.Response:
         parsed = q.parse(text, company.tz, state.config.query_max_results)
     except q.QueryError as exc:
         return invalid_query(str(exc), now, company.tz)
+    state.api_queries[(company.realm_id, parsed.entity)] += 1
     result = q.execute(company, parsed, state.query_cache)
     time_text = format_millis(now, company.tz)
     if result.count is not None:

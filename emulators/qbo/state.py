@@ -30,6 +30,8 @@ class EmulatorState:
         self.query_cache = QueryCache()
         self.companies: dict[str, Company] = {}
         self.api_requests: Counter[str] = Counter()  # realm -> requests that reached a handler
+        # (realm, entity) -> queries of that entity (``SELECT ... FROM Customer``: "Customer")
+        self.api_queries: Counter[tuple[str, str]] = Counter()
         self.throttled: Counter[str] = Counter()  # realm -> 429s sent
         self._next_realm = FIRST_REALM_ID
         self._to_prerender: deque[Company] = deque()
@@ -53,6 +55,7 @@ class EmulatorState:
         self.query_cache.clear()
         self.companies.clear()
         self.api_requests.clear()
+        self.api_queries.clear()
         self.throttled.clear()
         self._next_realm = FIRST_REALM_ID
         self._to_prerender.clear()

@@ -154,6 +154,9 @@ class Page:
     rows: list[Json]
     start_position: int
     time: str | None
+    # How many rows the query matched at this read, when the platform says (Xero's
+    # ``pagination.itemCount``); None otherwise.
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -194,8 +197,17 @@ class EntityReader(Protocol):
     # How many ids one read by id carries (``by_ids`` splits longer lists): QBO 500 in an
     # ``Id IN (...)`` query, Xero 40 in an ``IDs=`` list.
     ids_per_call: int
+    # How a backfill page is addressed: False, from any row (QBO's ``STARTPOSITION``);
+    # True, only at a multiple of the page size (Xero's page numbers).
+    pages_by_number: bool
 
     async def company_time(self) -> str: ...
+
+    def expect(self, entity: str, count: int) -> None:
+        """Says that this reader will be asked for about ``count`` distinct records of
+        ``entity`` over its life, a batch at a time (a confirmation's customers): a
+        reader that can read them more cheaply together may choose so once, for all."""
+        ...
 
     async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
         """The entities with these ids that exist (deleted ones are absent)."""
@@ -219,8 +231,9 @@ class EntityReader(Protocol):
         """Overdue invoices (balance > 0, due before ``today``) by due date, then id."""
         ...
 
-    async def overdue_invoices(self, today: date, start: int, size: int) -> list[Json]:
-        """One page of the backfill: invoices with a balance due before ``today``, by id."""
+    async def overdue_invoices(self, today: date, start: int, size: int) -> Page:
+        """One page of the backfill: invoices with a balance due before ``today``, by id,
+        from row ``start`` (1-based; with ``pages_by_number``, a row that begins a page)."""
         ...
 
     def unapplied_payments(self) -> AsyncIterator[Page]:

@@ -2,10 +2,15 @@
 
 ``SELECT * FROM Invoice WHERE Balance > '0' AND DueDate < '<company today>' ORDERBY Id
 STARTPOSITION n MAXRESULTS 1000``; the company's today comes from QBO's own time for the
-company and stays fixed for the run, so paging is consistent. Each page's customers are
-read in batches (``Id IN (...)``), the placement rules applied, and the placements sent
-to ``UpsertPlacements`` (one per invoice however often it runs). The next page is read
-while the matcher takes the current one; at most a few pages are ever in memory.
+company and stays fixed for the run, so paging is consistent. The placement rules are
+applied to each page. A tenant in intake mode ``automatic`` has what they select placed
+at once: the page's customers are read in batches (``Id IN (...)``) while the matcher
+takes the previous page, and the placements sent to ``UpsertPlacements`` (one per invoice
+however often it runs). In the other modes (``preview``, the first backfill's, and
+``confirm_each_time``) what they select is staged as candidates, which need no customer:
+no customer is read ahead, and an invoice already placed reads its own customer when its
+placement is updated (``apply._place``). The next page is read while the matcher takes
+the current one; at most a few pages are ever in memory.
 
 Before the first page, the payments that carry unapplied money at connection time are
 read (``reader.unapplied_payments``: QBO's payments, Xero's open overpayments and
@@ -16,11 +21,26 @@ known before any of its invoices is placed, so those it covers start paused for 
 connection, so without this read such money would never be seen.
 
 After each page a checkpoint (next position, last invoice id, counters) is stored, so a
-crash resumes where it stopped. Pages overlap by a few rows and rows already seen are
-skipped by id; if more rows than the overlap vanished ahead of the position (invoices
-paid meanwhile), the run steps back a page rather than skip one. Changes made in QBO
-while the backfill runs reach the matcher through the CDC poll, whose high-water mark
-is set before the first page is read.
+crash resumes where it stopped. Invoices paid meanwhile leave the listing, and the rows
+after them move back: a page read from the old position would skip as many. Rows already
+seen are skipped by id, and how the run makes sure it skips none depends on the
+platform's paging (``reader.pages_by_number``):
+
+* From any row (QBO's ``STARTPOSITION``): pages overlap by ``OVERLAP`` rows; a page whose
+  first row comes after the last invoice seen means more rows than the overlap vanished,
+  and the run steps back a page rather than skip one.
+* By page number only (Xero): pages do not overlap, so each costs one call. Each answer
+  says how many invoices match (``pagination.itemCount``); when that count changed since
+  the previous page, rows may have moved back past the position onto the previous page:
+  the run keeps the page it read and reads the previous one again for them (one more
+  call; further back, dropping the page read ahead, while that page's first row is past
+  the last invoice seen). A resumed run starts with the page holding the last invoice it
+  saw. The count cannot tell one invoice leaving before the position while
+  another joins the listing between two reads: that one unchanged invoice would then
+  wait for the next full backfill (the joining one is seen by the poll).
+
+Changes made in QBO while the backfill runs reach the matcher through the CDC poll, whose
+high-water mark is set before the first page is read.
 """
 
 from __future__ import annotations
@@ -38,8 +58,8 @@ from sqlalchemy import func, select
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
 from services.integration.models import PlacedInvoice, SyncState
-from services.integration.providers.base import InvoiceFacts
-from services.integration.sync import apply, apply_context, state
+from services.integration.providers.base import InvoiceFacts, Json, Page
+from services.integration.sync import apply, apply_context, candidates, state
 from services.integration.sync.context import SyncDeps
 from services.integration.sync.rules import get_rules
 
@@ -58,6 +78,11 @@ class BackfillSuperseded(Exception):
 def id_key(invoice_id: str) -> tuple[int, str]:
     """QBO ids are numeric strings: order them as numbers (others after, as text)."""
     return (len(invoice_id), invoice_id) if invoice_id.isdigit() else (1 << 30, invoice_id)
+
+
+def page_start(row: int, page_size: int) -> int:
+    """The first row of the page of ``page_size`` rows that holds ``row`` (1-based)."""
+    return (max(1, row) - 1) // page_size * page_size + 1
 
 
 @dataclass
@@ -84,33 +109,73 @@ async def _produce(
     page_size: int,
     out: asyncio.Queue[_Page | BaseException | None],
 ) -> None:
-    """Reads pages ahead of the consumer (and their customers); None at the end."""
+    """Reads pages ahead of the consumer (and, when they are placed at once, their
+    customers); None at the end."""
     try:
-        start = max(1, position - OVERLAP) if last_id else max(1, position)
+        # Staged candidates need no customer (nor does the preview that shows them).
+        prefetch = await ctx.intake_mode() == candidates.AUTOMATIC
+        by_number = ctx.reader.pages_by_number
+        overlap = 0 if by_number else OVERLAP
+        if not last_id:
+            start = max(1, position)
+        elif by_number:  # the page holding the last row seen
+            start = page_start(position - 1, page_size)
+        else:
+            start = max(1, position - overlap)
+        # Whether this read starts at or before the last row seen: then a first row past
+        # it means more rows vanished before it than it goes back.
+        covering = bool(last_id)
+        # Without overlap, the platform's count of matching rows at the read the next page
+        # continues from: a change means rows may have moved back past the position.
+        total: int | None = None
+        ahead: Page | None = None  # a page read before stepping back for what it passed
         while True:
-            rows = await ctx.reader.overdue_invoices(today, start, page_size)
+            page = await ctx.reader.overdue_invoices(today, start, page_size)
+            rows = page.rows
             first = ctx.facts.entity_id(rows[0]) if rows else ""
-            if start > 1 and last_id and (not rows or id_key(first) > id_key(last_id)):
-                # More rows than the overlap disappeared before our position: step back.
-                start = max(1, start - page_size)
-                continue
-            fresh = (
-                [r for r in rows if id_key(ctx.facts.entity_id(r)) > id_key(last_id)]
-                if last_id
-                else rows
-            )
+            if start > 1 and last_id:
+                if covering and (not rows or id_key(first) > id_key(last_id)):
+                    # Rows vanished before our position: step back a page (a page read
+                    # ahead is read again on the way forward).
+                    start, ahead = max(1, start - page_size), None
+                    continue
+                if not covering and None not in (total, page.total) and page.total != total:
+                    # The listing changed: read the previous page again for the rows that
+                    # moved back onto it, and keep this one.
+                    start, covering, ahead = start - page_size, True, page
+                    continue
+            if ahead is not None and ahead.total != page.total:
+                ahead = None  # changed again since: go on from here, the next page read anew
+            if ahead is not None:
+                rows = rows + ahead.rows
+                end, total = ahead.start_position + len(ahead.rows), ahead.total
+                short, ahead = len(ahead.rows) < page_size, None
+            else:
+                end, total, short = start + len(rows), page.total, len(rows) < page_size
+            fresh = _after(ctx, rows, last_id)
             facts = [ctx.facts.invoice_facts(r) for r in fresh]
             if fresh:
                 last_id = max((f.invoice_id for f in facts), key=id_key)
+            if fresh and prefetch:
                 # Read the customers now, while the matcher takes the previous page.
                 await ctx.customers(f.customer_id for f in facts if ctx.rules.places(f, today))
-            await out.put(_Page(fresh, facts, start + len(rows), last_id))
-            if len(rows) < page_size:
+            await out.put(_Page(fresh, facts, end, last_id))
+            if short:
                 break
-            start = max(1, start + len(rows) - OVERLAP)
+            start, covering = max(1, end - overlap), overlap > 0
         await out.put(None)
     except Exception as exc:  # handed to the consumer, which raises it
         await out.put(exc)
+
+
+def _after(ctx: apply_context.SyncContext, rows: list[Json], last_id: str) -> list[Json]:
+    """The rows after ``last_id`` (all without one), each invoice once."""
+    fresh: dict[str, Json] = {}
+    for row in rows:
+        invoice_id = ctx.facts.entity_id(row)
+        if not last_id or id_key(invoice_id) > id_key(last_id):
+            fresh.setdefault(invoice_id, row)
+    return list(fresh.values())
 
 
 async def apply_unapplied_payments(ctx: apply_context.SyncContext) -> int:

@@ -327,6 +327,9 @@ async def _place_all(deps: SyncDeps, row: PlacementConfirmation) -> None:
         priority=confirm_priority(row.total),
         source_event_id=f"confirm:{row.confirmation_id}",
     )
+    async with deps.sessions() as session:  # the reader chooses once how to read them all
+        need = await confirmations.customers(session, row.tenant_id, row.realm_id, CONFIRMING)
+    ctx.reader.expect("Customer", need)
     after = ""
     while True:
         async with deps.sessions() as session:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.integration.models import PlacementCandidate, PlacementConfirmation
@@ -30,6 +30,20 @@ class ConfirmationView:
     dropped: int
     remaining: int
     error: str
+
+
+async def customers(session: AsyncSession, tenant_id: str, realm_id: str, status: str) -> int:
+    """The distinct customers of the company's candidates in ``status``."""
+    return int(
+        await session.scalar(
+            select(func.count(distinct(PlacementCandidate.customer_id))).where(
+                PlacementCandidate.tenant_id == tenant_id,
+                PlacementCandidate.realm_id == realm_id,
+                PlacementCandidate.status == status,
+            )
+        )
+        or 0
+    )
 
 
 async def count(session: AsyncSession, tenant_id: str, realm_id: str, status: str) -> int:

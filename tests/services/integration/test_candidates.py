@@ -130,6 +130,10 @@ async def test_preview_exclude_payment_then_confirm_places_only_the_included_unp
         assert len(expected) >= 5
         assert status["backfill"]["candidates_staged"] == str(len(expected))
         assert status["backfill"].get("placements_created", "0") == "0"
+        # Candidates need no customer: the backfill read none (it read the invoices).
+        queries = emulator.state.api_queries
+        assert queries[(REALM_ID, "Customer")] == 0
+        assert queries[(REALM_ID, "Invoice")] > 0
 
         # The preview: every selected invoice with debtor, amounts, due date, days overdue.
         preview = await dash.candidates()
@@ -214,6 +218,7 @@ async def test_preview_exclude_payment_then_confirm_places_only_the_included_unp
 
         placements = await all_placements(p)
         assert set(placements) == set(expected) - {excluded, paid}
+        assert queries[(REALM_ID, "Customer")] > 0  # the placements' debtors
         for placement in placements.values():
             assert placement.intake_channel == mpb.INTAKE_CHANNEL_ACCOUNTING_SYNC
             assert placement.status == mpb.PLACEMENT_STATUS_ACTIVE

@@ -75,6 +75,7 @@ class QboReader:
         self.calls = 0
         self.max_page = MAX_RESULTS
         self.ids_per_call = ID_BATCH
+        self.pages_by_number = False  # STARTPOSITION: a backfill page from any row
 
     async def _request(
         self,
@@ -179,13 +180,13 @@ class QboReader:
             page_size=page_size,
         )
 
-    async def overdue_invoices(self, today: date, start: int, size: int) -> list[Json]:
+    async def overdue_invoices(self, today: date, start: int, size: int) -> Page:
         """One backfill page: overdue invoices (``overdue_invoices_where``), by id."""
-        rows, _ = await self.query(
+        rows, time = await self.query(
             f"SELECT * FROM Invoice WHERE {overdue_invoices_where(today)} ORDERBY Id "
             f"STARTPOSITION {start} MAXRESULTS {size}"
         )
-        return rows
+        return Page(rows, start, time)
 
     def unapplied_payments(self) -> AsyncIterator[Page]:
         """Every payment, by id, 1,000 a page: Intuit documents no filter on
@@ -193,6 +194,9 @@ class QboReader:
         be filterable), so the backfill keeps the payments that carry unapplied money
         itself. One query per 1,000 payments in the company."""
         return self.pages("Payment", "")
+
+    def expect(self, entity: str, count: int) -> None:
+        """Nothing to choose: QBO reads by ``Id IN`` lists of 500 whatever the count."""
 
     async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
         """The entities with these ids that exist (deleted ones are simply absent; inactive

@@ -18,6 +18,13 @@ only the fields the mapping reads are kept (``facts.CONTACT_FIELDS``).
 
 Without ``pagination`` in the answer a short first page is the whole list; a full one
 leaves the page count unknown, and the ids are read by ``IDs`` lists.
+
+A caller that reads its contacts in many small reads (a confirmation places its
+candidates 500 at a time, each read needing some hundreds of contacts) says first how
+many distinct contacts the whole run will need (``expect``): the choice is then made
+once, at the first read, for that many, as if they were read together. Without it each
+read would choose for itself, and an organisation with more pages than one read's
+``IDs`` lists would be read by ids however many reads follow.
 """
 
 from __future__ import annotations
@@ -57,19 +64,32 @@ class ContactPages:
         self._page_count: int | None = None  # unknown until page 1 is read
         self._probed = False
         self._complete = False
+        # Contacts the reader's whole run will need (``expect``), until the choice is made.
+        self._expected = 0
+
+    def expect(self, count: int) -> None:
+        """The run will read about ``count`` distinct contacts, a few at a time."""
+        self._expected = max(self._expected, count)
 
     async def read(self, ids: Sequence[str]) -> dict[str, Json]:
         """The contacts with these ids that exist (archived ones included)."""
         found: dict[str, Json] = {}
         missing = self._take(ids, found)
-        if not self._complete and id_lists(len(missing), self._per_list) > 1:
+        if missing:
+            # The run's expected need, if told, counts once: at the first read that misses.
+            need, self._expected = max(len(missing), self._expected), 0
+        else:
+            need = 0
+        if not self._complete and id_lists(need, self._per_list) > 1:
             if not self._probed:
                 await self._read_page(1)
+                before = len(missing)
                 missing = self._take(missing, found)
-            if self._worth_reading_all(len(missing)):
+                need -= before - len(missing)
+            if self._worth_reading_all(need):
                 log.info(
                     "reading the organisation's contacts in pages",
-                    extra={"pages": self._page_count, "contacts_missing": len(missing)},
+                    extra={"pages": self._page_count, "contacts_missing": need},
                 )
                 while not self._complete and self._pages_read < MAX_PAGES:
                     await self._read_page(self._pages_read + 1)

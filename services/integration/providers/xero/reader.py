@@ -113,6 +113,7 @@ class XeroReader:
         self.calls = 0
         self.max_page = MAX_PAGE
         self.ids_per_call = ID_BATCH
+        self.pages_by_number = True  # page=n: a backfill page begins at a multiple of its size
         # Contacts by ``IDs`` lists or in pages, whichever takes fewer calls (contacts.py).
         self.contacts = ContactPages(
             self.get, lambda ids: self._by_id_lists("Customer", ids, ""), ID_BATCH
@@ -181,6 +182,11 @@ class XeroReader:
         stamp = str(payload.get("DateTimeUTC") or "")
         now = facts.parse_time(stamp) if stamp else datetime.now(UTC)
         return now.astimezone(zone).isoformat(timespec="milliseconds")
+
+    def expect(self, entity: str, count: int) -> None:
+        """Contacts: the pages-or-ids choice is made once for ``count`` (contacts.py)."""
+        if entity == "Customer":
+            self.contacts.expect(count)
 
     async def by_ids(self, entity: str, ids: Sequence[str], where: str = "") -> dict[str, Json]:
         """The records with these ids (a deleted or voided one comes back with its
@@ -268,21 +274,25 @@ class XeroReader:
             async for page in self.pages(entity, 'Status=="AUTHORISED"'):
                 yield page
 
-    async def overdue_invoices(self, today: date, start: int, size: int) -> list[Json]:
-        """One backfill page: open receivables due before the organisation's today, by id
-        (``start`` is a row position; Xero pages by number, so it is rounded down to a
-        page boundary and the rows before ``start`` are dropped)."""
+    async def overdue_invoices(self, today: date, start: int, size: int) -> Page:
+        """One backfill page: open receivables due before the organisation's today, by id.
+        Xero pages by number: ``start`` must begin a page of ``size`` rows. One call; the
+        answer's ``pagination.itemCount`` (how many invoices match now) comes with it."""
+        if (start - 1) % size:
+            raise ValueError(f"row {start} does not begin a page of {size}")
         where = f"{OPEN_RECEIVABLE} AND DueDate<{xero_date(today)}"
-        page = (max(1, start) - 1) // size + 1
-        skip = max(1, start) - ((page - 1) * size + 1)
         params = {
-            "page": str(page),
+            "page": str((start - 1) // size + 1),
             "pageSize": str(size),
             "where": where,
             "order": "InvoiceID ASC",
         }
-        rows = _rows(await self.get("Invoices", params), "Invoices")
-        if skip:
-            more = _rows(await self.get("Invoices", {**params, "page": str(page + 1)}), "Invoices")
-            rows = rows[skip:] + more[:skip]
-        return rows
+        payload = await self.get("Invoices", params)
+        pagination = payload.get("pagination")
+        count = pagination.get("itemCount") if isinstance(pagination, dict) else None
+        return Page(
+            _rows(payload, "Invoices"),
+            start,
+            str(payload.get("DateTimeUTC") or ""),
+            count if isinstance(count, int) else None,
+        )
