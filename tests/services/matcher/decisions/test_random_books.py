@@ -9,15 +9,19 @@ order, and finally a poll reads every payment and the invoice as they finally ar
 was read along the way, the placement must then owe what the books say: the convergence
 test (tests/e2e/test_convergence.py) asks the same of the whole pipeline, a few dozen times;
 this asks it of the table thousands of times a second. Steps within one second are left to
-the read-order tests (docs/matching.md, "Still open").
+the read-order tests. One difference is allowed, and only as less owed: a payment edited up
+read while the matcher holds the invoice version of the same step, which it cannot tell
+from one made just before the edit (docs/matching.md, "A payment's edit the invoice version
+already shows", still open).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.matcher.domain import (
@@ -28,7 +32,7 @@ from services.matcher.domain import (
     PaymentIn,
     PaymentLineIn,
 )
-from tests.helpers.histories import TABLE, balances
+from tests.helpers.histories import EXAMPLES, TABLE, balances
 from tests.helpers.table import START, Books, placement
 
 PAYMENTS = ("a", "b", "c")
@@ -127,12 +131,19 @@ def _invoice(total: int, n: int, moment: Moment) -> InvoiceIn:
     )
 
 
+def _poll(moments: list[Moment]) -> list[tuple[int, str]]:
+    """The final poll: every payment, then the invoice, as they finally are."""
+    last = len(moments) - 1
+    return [
+        *((last, f"payment {pid}") for pid in sorted(moments[last].payments)),
+        (last, "invoice"),
+    ]
+
+
 def _play(total: int, moments: list[Moment], reads: list[tuple[int, str]]) -> tuple[str, int]:
     books = Books()
     books.place(placement("i1", total))
-    last = len(moments) - 1
-    final = [(last, f"payment {pid}") for pid in sorted(moments[last].payments)]
-    for n, what in [*reads, *final, (last, "invoice")]:
+    for n, what in [*reads, *_poll(moments)]:
         if what == "invoice":
             books.invoice(_invoice(total, n, moments[n]))
         else:
@@ -141,7 +152,13 @@ def _play(total: int, moments: list[Moment], reads: list[tuple[int, str]]) -> tu
     return books.state("p-i1")
 
 
-@TABLE
+# About one random history in 200 ended owing less than the books before the fixes this
+# test found (docs/matching.md): the fixed set is larger than the other properties' 200
+# (about 4 s); AICOLLECT_TABLE_EXAMPLES still sets how many are drawn afresh.
+BOOKS = settings(TABLE, max_examples=EXAMPLES if "AICOLLECT_TABLE_EXAMPLES" in os.environ else 1000)
+
+
+@BOOKS
 @given(books=bookkeeping(), data=st.data())
 def test_reads_at_random_moments_then_a_poll_owe_what_the_books_say(
     books: tuple[int, list[Moment]], data: st.DataObject
@@ -163,20 +180,35 @@ def test_reads_at_random_moments_then_a_poll_owe_what_the_books_say(
     owed = _balance(total, moments[-1].payments)
     # Never more than the books say: a debtor is never dunned for money paid.
     assert balance <= owed, (total, moments, reads, status)
-    if not _edited_up(moments):
+    if not _edit_up_read_after_its_invoice(moments, reads):
         assert balance == owed, (total, moments, reads, status)
 
 
-def _edited_up(moments: list[Moment]) -> bool:
-    """A payment edited to more money. Its edit and the invoice version it makes share a
-    second, so an invoice version read first may or may not already show it: the table
-    counts it then, and the placement may owe less than the books say, never more
-    (docs/matching.md, "Still open")."""
-    before: dict[str, Version] = {}
-    for moment in moments:
-        v = moment.payments[moment.touched]
-        old = before.get(moment.touched)
-        if old is not None and v.state is EntityState.ACTIVE and v.amount > old.amount:
+def _edit_up_read_after_its_invoice(moments: list[Moment], reads: list[tuple[int, str]]) -> bool:
+    """Whether the matcher reads a payment's edit to more money than the version it read
+    before while the invoice version it holds is the one that edit's step made. The two
+    share a second, so the table cannot tell whether that version already shows the edit:
+    it counts the edit, and the placement may owe less than the books say, never more
+    (docs/matching.md, "A payment's edit the invoice version already shows", still open)."""
+    held: int | None = None  # the step whose invoice version the matcher holds
+    read: dict[str, Version] = {}  # the version of each payment the matcher holds
+    for n, what in [*reads, *_poll(moments)]:
+        if what == "invoice":
+            held = n if held is None else max(held, n)  # an older version changes nothing
+            continue
+        pid = what.removeprefix("payment ")
+        version = moments[n].payments[pid]
+        before = read.get(pid)
+        if before is not None and version.token <= before.token:
+            continue  # the same version again, or an older one: nothing changes
+        if (
+            before is not None
+            and held is not None
+            and before.state is EntityState.ACTIVE
+            and version.state is EntityState.ACTIVE
+            and version.amount > before.amount
+            and version.made == moments[held].second
+        ):
             return True
-        before = moment.payments
+        read[pid] = version
     return False
