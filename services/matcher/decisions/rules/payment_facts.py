@@ -146,14 +146,19 @@ def track_invoice(
     p: PlacementState, app: Application, amount: int, ctx: Context
 ) -> tuple[PlacementState, Application]:
     """The invoice balance the provider shows follows the line's ``amount``, whatever the
-    placement counts of it."""
-    p = evolve(
-        p,
-        invoice_balance_minor_units=max(
-            0, p.invoice_balance_minor_units - (amount - app.reflected_minor_units)
-        ),
+    placement counts of it. The view never falls below 0: the line reflects what it took
+    (less than its amount when payments read before, one of them since voided, left no
+    room), so an edit, void or deletion of either gives back only what was taken
+    (docs/matching.md, "A payment the invoice's balance had no room for")."""
+    view = p.invoice_balance_minor_units
+    shown = max(0, view - (amount - app.reflected_minor_units))
+    p = evolve(p, invoice_balance_minor_units=shown)
+    app = evolve(
+        app,
+        reflected_minor_units=app.reflected_minor_units + view - shown,
+        amount_minor_units=amount,
+        updated_at=ctx.now,
     )
-    app = evolve(app, reflected_minor_units=amount, amount_minor_units=amount, updated_at=ctx.now)
     return p, app
 
 

@@ -107,12 +107,17 @@ def baseline(
     return p, app
 
 
-def invoice_shows_edit(p: PlacementState, facts: PaymentFacts, amount: int, counted: int) -> bool:
+def invoice_shows_edit(
+    p: PlacementState, facts: PaymentFacts, amount: int, prior: int, counted: int
+) -> bool:
     """Whether the invoice version we hold (linking the payment) already shows this version
-    of a payment applied before: it was made after the payment's version (QBO's
+    of a payment applied before (``prior``: the amount it applied; ``counted``: what the
+    placement counted of it): it was made after the payment's version (QBO's
     ``LastUpdatedTime``), or in the same second (a payment's edit and the invoice version it
-    makes share it) when counting the edit would raise the balance: never dun for more than
-    that version says (had it predated the edit, the version the edit made will say so).
+    makes share it) when the edit lowers the payment: never dun for more than that version
+    says (had it predated the edit, the version the edit made will say so). The payment's
+    own amounts say which way it was edited, not what the placement counted of it, which is
+    less when the balance had no room for all of it.
     """
     when = facts.payment.last_updated
     invoice_when = p.invoice_updated_at
@@ -124,7 +129,7 @@ def invoice_shows_edit(p: PlacementState, facts: PaymentFacts, amount: int, coun
         or amount == counted
     ):
         return False
-    return when < invoice_when or (when == invoice_when and amount < counted)
+    return when < invoice_when or (when == invoice_when and amount < prior)
 
 
 def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx: Context) -> Effect:
@@ -202,7 +207,7 @@ def payment_line(ledger: Ledger, facts: PaymentFacts, previous: int | None, ctx:
         exclusion is None
         and not fresh
         and not mirror
-        and invoice_shows_edit(p, facts, amount, app.counted_minor_units)
+        and invoice_shows_edit(p, facts, amount, app.amount_minor_units, app.counted_minor_units)
     )
     if shown:
         # The invoice version we hold already shows this version of the payment: its balance

@@ -160,10 +160,14 @@ def replay(seen: SeenPayment, ledgers: Sequence[Ledger], *, stale: bool) -> list
 def unread_payment_gone(ledger: Ledger, payment: PaymentIn, ctx: Context) -> Effect:
     """A payment deleted or voided before we read it, which an invoice version showed and
     which resolved the placement (counted from the invoice's drop): what it paid is unknown
-    and the resolution no longer stands. Outreach stays stopped; a human decides."""
+    and the resolution no longer stands. Outreach stays stopped; a human decides. What it
+    paid comes back only while the invoice version we hold still links it."""
     p = ledger.placement
     balance = p.balance_minor_units
-    if p.restore_balance_minor_units is not None:
+    # An invoice version read since, which no longer links the payment, already showed it
+    # gone: the placement follows that version's balance, nothing comes back.
+    linked = payment.payment_id in p.invoice_linked_payment_ids
+    if p.restore_balance_minor_units is not None and linked:
         balance = max(balance, p.restore_balance_minor_units)
     back = balance - p.balance_minor_units
     # The view of the invoice's balance in the books loses the payment too: the next
@@ -182,8 +186,12 @@ def unread_payment_gone(ledger: Ledger, payment: PaymentIn, ctx: Context) -> Eff
         f"{p.invoice_id}'s balance showed before the payment was read and "
         f"after which the placement was {p.status}, was "
         f"{payment.state.value} in {provider_label(p.provider)} before it was read; "
-        f"{money(p, balance)} owed again. Outreach stays stopped until a human "
-        "reviews it"
+        + (
+            f"{money(p, balance)} owed again"
+            if linked
+            else f"the invoice's balance read since no longer shows it, {money(p, balance)} owed"
+        )
+        + ". Outreach stays stopped until a human reviews it"
     )
     change = Change(
         Verdict.FLAGGED_FOR_REVIEW,

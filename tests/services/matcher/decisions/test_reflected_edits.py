@@ -138,3 +138,36 @@ def test_the_edit_already_shown_is_recorded_in_the_audit_trail() -> None:
     assert "already shown in invoice i1's balance" in entries[0].reason
     assert books.state("p-i1") == (Status.NEEDS_REVIEW.value, 24_000)
     assert books.ledgers["p-i1"].placement.oob_paid_minor_units == 1_000
+
+
+def test_an_edit_down_counted_in_part_is_shown_by_the_invoice_of_its_second() -> None:
+    """A 100.00 invoice: payment s (60.00) recorded and deleted, payment a (80.00)
+    recorded, then edited down to 50.00; the invoice ends owing 50.00. Payment s read active
+    after its deletion left the placement room for only 40.00 of a's 80.00. The invoice
+    version the edit made (same second) links a and says 50.00: it shows the edit down,
+    which must not be counted again because it brings more than the 40.00 counted. Every
+    order of the reads, then the poll, ends owing 50.00."""
+    stale = PaymentIn(
+        "s",
+        "0",
+        EntityState.ACTIVE,
+        "USD",
+        6_000,
+        0,
+        "c1",
+        (PaymentLineIn("i1", LinkType.INVOICE, 6_000),),
+        START + timedelta(seconds=1),
+        START + timedelta(seconds=1),
+    )
+    deleted = PaymentIn("s", "", EntityState.DELETED, "USD", 0, 0, "", (), None, None)
+    facts: dict[str, Fact] = {
+        "s paid": stale,
+        "s deleted": deleted,
+        "a paid": _payment("0", 8_000, 3),
+        "a edited down": _payment("1", 5_000, 4),
+        "invoice": _invoice("4", 10_000, 5_000, 4),
+    }
+    poll = [deleted, facts["a edited down"], facts["invoice"]]
+    for order in permutations(facts):
+        status, balance = _play(10_000, [*(facts[k] for k in order), *poll])
+        assert balance == 5_000, (order, status)

@@ -105,3 +105,20 @@ def test_one_of_two_unread_payments_voided_leaves_the_other_counted() -> None:
         ]
     )
     assert balance == 40_000, status
+
+
+def test_a_payment_the_invoice_no_longer_showed_gives_nothing_back() -> None:
+    """Payment 7 (900.00, never read) pays the invoice in full and is deleted; payment 8
+    then pays it in full. The matcher reads the invoice paid by 7 (resolved out of band),
+    then the invoice paid by 8 (still paid: nothing to count), then 7's deletion: that
+    version already showed 7 gone, so nothing is owed again, not 900.00. Every order of the
+    reads ends owing nothing, as the books say."""
+    facts: dict[str, Fact] = {
+        "invoice paid by 7": _invoice("1", 0, ("7",), 1),
+        "7 deleted": PaymentIn("7", "", EntityState.DELETED, "USD", 0, 0, "", (), None, None),
+        "invoice paid by 8": _invoice("3", 0, ("8",), 3),
+        "8 paid": _payment("8", TOTAL, EntityState.ACTIVE, 3),
+    }
+    for order in permutations(facts):
+        status, balance = _play([facts[k] for k in order])
+        assert balance == 0, (order, status)
