@@ -17,60 +17,13 @@ import pytest
 from services.matcher.decisions.values import AuditEntry
 from services.matcher.domain import (
     EntityState,
-    InvoiceIn,
-    LinkedTxnIn,
     LinkType,
     PaymentIn,
     PaymentLineIn,
     Status,
 )
+from tests.helpers.one_invoice import Fact, invoice, payment, play
 from tests.helpers.table import START, Books, placement
-
-
-def _payment(token: str, amount: int, second: int) -> PaymentIn:
-    when = START + timedelta(seconds=second)
-    return PaymentIn(
-        "a",
-        token,
-        EntityState.ACTIVE,
-        "USD",
-        amount,
-        0,
-        "c1",
-        (PaymentLineIn("i1", LinkType.INVOICE, amount),),
-        START + timedelta(seconds=1),
-        when,
-    )
-
-
-def _invoice(token: str, total: int, balance: int, second: int) -> InvoiceIn:
-    return InvoiceIn(
-        "i1",
-        token,
-        EntityState.ACTIVE,
-        "USD",
-        total,
-        balance,
-        "i1",
-        None,
-        "c1",
-        START + timedelta(seconds=second),
-        (LinkedTxnIn("a", LinkType.PAYMENT),),
-    )
-
-
-Fact = PaymentIn | InvoiceIn
-
-
-def _play(total: int, facts: list[Fact]) -> tuple[str, int]:
-    books = Books()
-    books.place(placement("i1", total))
-    for fact in facts:
-        if isinstance(fact, PaymentIn):
-            books.pay(fact)
-        else:
-            books.invoice(fact)
-    return books.state("p-i1")
 
 
 def test_the_convergence_soak_history_ends_owing_what_quickbooks_says() -> None:
@@ -79,11 +32,17 @@ def test_the_convergence_soak_history_ends_owing_what_quickbooks_says() -> None:
     edit made (same second) was read before the edit: flagged for review owing 24,000; the
     edit was then counted again and the placement owed 48,000, more than the invoice's
     total."""
-    paid: list[Fact] = [_payment("0", 25_000, 1), _invoice("1", 25_000, 0, 1)]
-    edited: list[Fact] = [_payment("1", 1_000, 2), _invoice("2", 25_000, 24_000, 2)]
+    paid: list[Fact] = [
+        payment("a", 25_000, second=1, token="0"),
+        invoice("1", 25_000, 0, ("a",), 1),
+    ]
+    edited: list[Fact] = [
+        payment("a", 1_000, second=2, token="1"),
+        invoice("2", 25_000, 24_000, ("a",), 2),
+    ]
     for later in permutations(edited):
         for first in permutations(paid):
-            state = _play(25_000, [*first, *later])
+            state = play(25_000, [*first, *later])
             assert state == (Status.NEEDS_REVIEW.value, 24_000), (first, later)
 
 
@@ -116,12 +75,15 @@ def test_an_edit_on_an_active_placement_counts_once_in_every_order(
     first, the placement owes what the invoice says, and never more. The payment's edit is
     stamped at second 2; the invoice version at the same second, or a second later (another
     change to it)."""
-    paid = _payment("0", before, 1)
-    invoice_paid = _invoice("1", 25_000, 25_000 - before, 1)
-    edited: list[Fact] = [_payment("1", after, 2), _invoice("2", 25_000, owed, edit_second)]
+    paid = payment("a", before, second=1, token="0")
+    invoice_paid = invoice("1", 25_000, 25_000 - before, ("a",), 1)
+    edited: list[Fact] = [
+        payment("a", after, second=2, token="1"),
+        invoice("2", 25_000, owed, ("a",), edit_second),
+    ]
     ends = set()
     for later in permutations(edited):
-        status, balance = _play(25_000, [paid, invoice_paid, *later])
+        status, balance = play(25_000, [paid, invoice_paid, *later])
         assert balance <= owed, later
         ends.add((status, balance))
     assert ends == {(Status.ACTIVE.value, owed)}
@@ -130,9 +92,9 @@ def test_an_edit_on_an_active_placement_counts_once_in_every_order(
 def test_the_edit_already_shown_is_recorded_in_the_audit_trail() -> None:
     books = Books()
     books.place(placement("i1", 25_000))
-    books.pay(_payment("0", 25_000, 1))
-    books.invoice(_invoice("2", 25_000, 24_000, 2))
-    step = books.pay(_payment("1", 1_000, 2))
+    books.pay(payment("a", 25_000, second=1, token="0"))
+    books.invoice(invoice("2", 25_000, 24_000, ("a",), 2))
+    step = books.pay(payment("a", 1_000, second=2, token="1"))
     entries = [r for e in step.effects for r in e.records if isinstance(r, AuditEntry)]
     assert [e.action for e in entries] == ["placement.payment_recorded"]
     assert "already shown in invoice i1's balance" in entries[0].reason
@@ -163,11 +125,11 @@ def test_an_edit_down_counted_in_part_is_shown_by_the_invoice_of_its_second() ->
     facts: dict[str, Fact] = {
         "s paid": stale,
         "s deleted": deleted,
-        "a paid": _payment("0", 8_000, 3),
-        "a edited down": _payment("1", 5_000, 4),
-        "invoice": _invoice("4", 10_000, 5_000, 4),
+        "a paid": payment("a", 8_000, second=3, token="0"),
+        "a edited down": payment("a", 5_000, second=4, token="1"),
+        "invoice": invoice("4", 10_000, 5_000, ("a",), 4),
     }
     poll = [deleted, facts["a edited down"], facts["invoice"]]
     for order in permutations(facts):
-        status, balance = _play(10_000, [*(facts[k] for k in order), *poll])
+        status, balance = play(10_000, [*(facts[k] for k in order), *poll])
         assert balance == 5_000, (order, status)

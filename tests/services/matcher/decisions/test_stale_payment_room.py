@@ -12,70 +12,14 @@ Found by tests/services/matcher/decisions/test_random_books.py.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from itertools import permutations
 
 from services.matcher.domain import (
     EntityState,
-    InvoiceIn,
-    LinkedTxnIn,
-    LinkType,
-    PaymentIn,
-    PaymentLineIn,
 )
-from tests.helpers.table import START, Books, placement
+from tests.helpers.one_invoice import Fact, invoice, payment, play
 
 TOTAL = 1_000
-
-
-def _payment(pid: str, amount: int, created: int, second: int, state: EntityState) -> PaymentIn:
-    made = START + timedelta(seconds=second)
-    if state is not EntityState.ACTIVE:
-        return PaymentIn(
-            pid, "1", state, "USD", 0, 0, "c1", (), START + timedelta(seconds=created), made
-        )
-    return PaymentIn(
-        pid,
-        "0",
-        state,
-        "USD",
-        amount,
-        0,
-        "c1",
-        (PaymentLineIn("i1", LinkType.INVOICE, amount),),
-        START + timedelta(seconds=created),
-        made,
-    )
-
-
-def _invoice(token: str, balance: int, linked: tuple[str, ...], second: int) -> InvoiceIn:
-    return InvoiceIn(
-        "i1",
-        token,
-        EntityState.ACTIVE,
-        "USD",
-        TOTAL,
-        balance,
-        "i1",
-        None,
-        "c1",
-        START + timedelta(seconds=second),
-        tuple(LinkedTxnIn(pid, LinkType.PAYMENT) for pid in linked),
-    )
-
-
-Fact = PaymentIn | InvoiceIn
-
-
-def _play(facts: list[Fact]) -> tuple[str, int]:
-    books = Books()
-    books.place(placement("i1", TOTAL))
-    for fact in facts:
-        if isinstance(fact, PaymentIn):
-            books.pay(fact)
-        else:
-            books.invoice(fact)
-    return books.state("p-i1")
 
 
 def test_two_payments_voided_after_a_stale_read_give_back_what_was_taken() -> None:
@@ -83,17 +27,17 @@ def test_two_payments_voided_after_a_stale_read_give_back_what_was_taken() -> No
     them (an older version of a payment read after a newer one changes nothing): the
     placement ends owing 10.00, as the books say, never 5.00 and never more."""
     facts: dict[str, Fact] = {
-        "a paid": _payment("a", 500, 1, 1, EntityState.ACTIVE),
-        "a voided": _payment("a", 500, 1, 2, EntityState.VOIDED),
-        "b paid": _payment("b", 1_000, 3, 3, EntityState.ACTIVE),
-        "b voided": _payment("b", 1_000, 3, 4, EntityState.VOIDED),
-        "invoice owed": _invoice("4", TOTAL, (), 4),
+        "a paid": payment("a", 500, created=1, second=1),
+        "a voided": payment("a", 500, created=1, second=2, state=EntityState.VOIDED),
+        "b paid": payment("b", 1_000, created=3, second=3),
+        "b voided": payment("b", 1_000, created=3, second=4, state=EntityState.VOIDED),
+        "invoice owed": invoice("4", TOTAL, TOTAL, (), 4),
     }
     for order in permutations(facts):
         # The poll reads every payment and the invoice as they finally are.
         read = [facts[k] for k in order]
         final = [facts["a voided"], facts["b voided"], facts["invoice owed"]]
-        _, balance = _play([*read, *final])
+        _, balance = play(TOTAL, [*read, *final])
         assert balance == TOTAL, order
 
 
@@ -101,12 +45,13 @@ def test_a_stale_payment_then_one_that_stays_ends_paid() -> None:
     """Payment a (5.00) read active after it was voided, then payment b (10.00), which
     stands: the invoice is paid. Reading a's void gives back what a took; the invoice
     version that shows b alone says nothing is owed, and the placement follows it."""
-    status, balance = _play(
+    status, balance = play(
+        TOTAL,
         [
-            _payment("a", 500, 1, 1, EntityState.ACTIVE),
-            _payment("b", 1_000, 3, 3, EntityState.ACTIVE),
-            _payment("a", 500, 1, 2, EntityState.VOIDED),
-            _invoice("3", 0, ("b",), 3),
-        ]
+            payment("a", 500, created=1, second=1),
+            payment("b", 1_000, created=3, second=3),
+            payment("a", 500, created=1, second=2, state=EntityState.VOIDED),
+            invoice("3", TOTAL, 0, ("b",), 3),
+        ],
     )
     assert balance == 0, status

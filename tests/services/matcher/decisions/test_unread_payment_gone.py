@@ -11,68 +11,17 @@ invoice ended owing 1,800.00 in the run with perfect webhooks).
 
 from __future__ import annotations
 
-from datetime import timedelta
 from itertools import permutations
 
 import pytest
 
 from services.matcher.domain import (
     EntityState,
-    InvoiceIn,
-    LinkedTxnIn,
-    LinkType,
     PaymentIn,
-    PaymentLineIn,
 )
-from tests.helpers.table import START, Books, placement
+from tests.helpers.one_invoice import Fact, invoice, payment, play
 
 TOTAL = 90_000
-
-
-def _payment(pid: str, amount: int, state: EntityState, second: int) -> PaymentIn:
-    active = state is EntityState.ACTIVE
-    return PaymentIn(
-        pid,
-        "0" if active else "1",
-        state,
-        "USD",
-        amount if active else 0,
-        0,
-        "c1",
-        (PaymentLineIn("i1", LinkType.INVOICE, amount),) if active else (),
-        START + timedelta(seconds=1),
-        START + timedelta(seconds=second),
-    )
-
-
-def _invoice(token: str, balance: int, linked: tuple[str, ...], second: int) -> InvoiceIn:
-    return InvoiceIn(
-        "i1",
-        token,
-        EntityState.ACTIVE,
-        "USD",
-        TOTAL,
-        balance,
-        "i1",
-        None,
-        "c1",
-        START + timedelta(seconds=second),
-        tuple(LinkedTxnIn(pid, LinkType.PAYMENT) for pid in linked),
-    )
-
-
-Fact = PaymentIn | InvoiceIn
-
-
-def _play(facts: list[Fact]) -> tuple[str, int]:
-    books = Books()
-    books.place(placement("i1", TOTAL))
-    for fact in facts:
-        if isinstance(fact, PaymentIn):
-            books.pay(fact)
-        else:
-            books.invoice(fact)
-    return books.state("p-i1")
 
 
 @pytest.mark.parametrize("second", [1, 2], ids=["same second", "a second later"])
@@ -81,14 +30,14 @@ def test_a_payment_voided_before_it_was_read_is_given_back_once(second: int) -> 
     order of the four reads (the payment active may also never be read) ends owing 900.00,
     never 1,800.00."""
     facts: dict[str, Fact] = {
-        "paid": _payment("6", TOTAL, EntityState.ACTIVE, 1),
-        "invoice paid": _invoice("3", 0, ("6",), 1),
-        "voided": _payment("6", TOTAL, EntityState.VOIDED, second),
-        "invoice owed again": _invoice("4", TOTAL, (), second),
+        "paid": payment("6", TOTAL, second=1),
+        "invoice paid": invoice("3", TOTAL, 0, ("6",), 1),
+        "voided": payment("6", TOTAL, second=second, state=EntityState.VOIDED),
+        "invoice owed again": invoice("4", TOTAL, TOTAL, (), second),
     }
     for order in permutations(facts):
         for read in (list(order), [k for k in order if k != "paid"]):
-            status, balance = _play([facts[k] for k in read])
+            status, balance = play(TOTAL, [facts[k] for k in read])
             assert balance == TOTAL, (read, status, balance)
 
 
@@ -96,13 +45,14 @@ def test_one_of_two_unread_payments_voided_leaves_the_other_counted() -> None:
     """The invoice version shows two payments not read yet (400.00 and 500.00: paid in
     full); the 400.00 one is then voided before it was read. The next version shows only
     the 500.00 one, so 400.00 is owed: not 900.00, and not 1,300.00."""
-    status, balance = _play(
+    status, balance = play(
+        TOTAL,
         [
-            _invoice("3", 0, ("7", "8"), 1),
-            _payment("7", 40_000, EntityState.VOIDED, 2),
-            _invoice("4", 40_000, ("8",), 2),
-            _payment("8", 50_000, EntityState.ACTIVE, 1),
-        ]
+            invoice("3", TOTAL, 0, ("7", "8"), 1),
+            payment("7", 40_000, second=2, state=EntityState.VOIDED),
+            invoice("4", TOTAL, 40_000, ("8",), 2),
+            payment("8", 50_000, second=1),
+        ],
     )
     assert balance == 40_000, status
 
@@ -114,11 +64,11 @@ def test_a_payment_the_invoice_no_longer_showed_gives_nothing_back() -> None:
     version already showed 7 gone, so nothing is owed again, not 900.00. Every order of the
     reads ends owing nothing, as the books say."""
     facts: dict[str, Fact] = {
-        "invoice paid by 7": _invoice("1", 0, ("7",), 1),
+        "invoice paid by 7": invoice("1", TOTAL, 0, ("7",), 1),
         "7 deleted": PaymentIn("7", "", EntityState.DELETED, "USD", 0, 0, "", (), None, None),
-        "invoice paid by 8": _invoice("3", 0, ("8",), 3),
-        "8 paid": _payment("8", TOTAL, EntityState.ACTIVE, 3),
+        "invoice paid by 8": invoice("3", TOTAL, 0, ("8",), 3),
+        "8 paid": payment("8", TOTAL, second=3),
     }
     for order in permutations(facts):
-        status, balance = _play([facts[k] for k in order])
+        status, balance = play(TOTAL, [facts[k] for k in order])
         assert balance == 0, (order, status)
