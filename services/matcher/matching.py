@@ -306,29 +306,26 @@ async def apply_payment(
         return decisions
 
     scope = payment_scope(payment, seen, first_sight)
-    gone = Loaded({})
+    conditions = _conditions(tenant_id, provider, company_id, scope)
     if scope.gone_cause:
-        gone = await load_ledgers(
-            session,
-            await lock_placements(
-                session,
-                and_(
-                    _P.tenant_id == tenant_id,
-                    _P.provider == provider,
-                    _P.company_id == company_id,
-                    _P.cause_payment_id == scope.gone_cause,
-                    _P.status == Status.RESOLVED_OUT_OF_BAND.value,
-                ),
-            ),
+        # The placements an invoice version resolved on this payment before it was read:
+        # locked with the others, in one statement (id order, never a deadlock).
+        conditions.append(
+            and_(
+                _P.tenant_id == tenant_id,
+                _P.provider == provider,
+                _P.company_id == company_id,
+                _P.cause_payment_id == scope.gone_cause,
+                _P.status == Status.RESOLVED_OUT_OF_BAND.value,
+            )
         )
-    main = await load_ledgers(
-        session,
-        await lock_placements(session, *_conditions(tenant_id, provider, company_id, scope)),
-        payment_id=payment.payment_id,
+    loaded = await load_ledgers(
+        session, await lock_placements(session, *conditions), payment_id=payment.payment_id
     )
-    decided = decide_payment(payment, seen, first_sight, gone.ordered(), main.ordered(), ctx)
-    loaded = gone
-    loaded.merge(main)
+    ordered = loaded.ordered()
+    gone = [ledger for ledger in ordered if scope.gone(ledger.placement)]
+    covered = [ledger for ledger in ordered if scope.covers(ledger.placement)]
+    decided = decide_payment(payment, seen, first_sight, gone, covered, ctx)
     write_seen(journal, seen, decided.seen)
     await apply_effects(journal, loaded, decided.effects)
     await journal.close()

@@ -95,10 +95,15 @@ class PaymentScope:
         )
 
     def gone(self, p: PlacementState) -> bool:
+        """Resolved by an invoice version on this payment before it was read, and the
+        payment, read now for the first time, does not apply to that invoice: deleted,
+        voided, or active but no longer on it (a credit taken off an invoice that was then
+        voided, money moved to another invoice)."""
         return (
             bool(self.gone_cause)
             and p.cause_payment_id == self.gone_cause
             and p.status == Status.RESOLVED_OUT_OF_BAND.value
+            and p.invoice_id not in self.invoice_ids
         )
 
 
@@ -111,9 +116,7 @@ def replay_scope(seen: SeenPayment) -> PaymentScope:
 
 def payment_scope(payment: PaymentIn, seen: SeenPayment, first_sight: bool) -> PaymentScope:
     """What a new version of a payment concerns."""
-    gone_cause = payment.payment_id if payment.state is not EntityState.ACTIVE else ""
-    if not first_sight:
-        gone_cause = ""
+    gone_cause = payment.payment_id if first_sight else ""
     if payment.state is EntityState.DELETED and first_sight:
         return PaymentScope(gone_cause=gone_cause)
     facts = payment_facts(payment, seen, first_sight)
@@ -158,10 +161,11 @@ def replay(seen: SeenPayment, ledgers: Sequence[Ledger], *, stale: bool) -> list
 
 
 def unread_payment_gone(ledger: Ledger, payment: PaymentIn, ctx: Context) -> Effect:
-    """A payment deleted or voided before we read it, which an invoice version showed and
-    which resolved the placement (counted from the invoice's drop): what it paid is unknown
-    and the resolution no longer stands. Outreach stays stopped; a human decides. What it
-    paid comes back only while the invoice version we hold still links it."""
+    """A payment deleted, voided or taken off the invoice before we read it, which an
+    invoice version showed and which resolved the placement (counted from the invoice's
+    drop): what it paid is unknown and the resolution no longer stands. Outreach stays
+    stopped; a human decides. What it paid comes back only while the invoice version we
+    hold still links it."""
     p = ledger.placement
     balance = p.balance_minor_units
     # An invoice version read since, which no longer links the payment, already showed it
@@ -184,8 +188,12 @@ def unread_payment_gone(ledger: Ledger, payment: PaymentIn, ctx: Context) -> Eff
     reason = (
         f"{payment_label(p.provider, payment.payment_id)}, which invoice "
         f"{p.invoice_id}'s balance showed before the payment was read and "
-        f"after which the placement was {p.status}, was "
-        f"{payment.state.value} in {provider_label(p.provider)} before it was read; "
+        f"after which the placement was {p.status}, "
+        + (
+            f"no longer applied to the invoice when it was read in {provider_label(p.provider)}; "
+            if payment.state is EntityState.ACTIVE
+            else f"was {payment.state.value} in {provider_label(p.provider)} before it was read; "
+        )
         + (
             f"{money(p, balance)} owed again"
             if linked
@@ -227,8 +235,9 @@ def decide_payment(
     in placement-id order."""
     effects: list[Effect] = []
     decisions: list[Decision] = []
-    if payment.state is not EntityState.ACTIVE and first_sight:
-        # Gone before we ever read it; only an invoice version can have counted it.
+    if first_sight:
+        # Gone from those invoices before we ever read it; only an invoice version can
+        # have counted it there.
         for ledger in gone:
             effect = unread_payment_gone(ledger, payment, ctx)
             effects.append(effect)

@@ -11,15 +11,21 @@ invoice ended owing 1,800.00 in the run with perfect webhooks).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from itertools import permutations
 
 import pytest
 
 from services.matcher.domain import (
     EntityState,
+    LinkType,
     PaymentIn,
+    PaymentLineIn,
+    Status,
 )
 from tests.helpers.one_invoice import Fact, invoice, payment, play
+from tests.helpers.table import START, Books, placement
 
 TOTAL = 90_000
 
@@ -72,3 +78,62 @@ def test_a_payment_the_invoice_no_longer_showed_gives_nothing_back() -> None:
     for order in permutations(facts):
         status, balance = play(TOTAL, [facts[k] for k in order])
         assert balance == 0, (order, status)
+
+
+def test_a_credit_taken_off_an_invoice_then_voided_bills_no_fee_in_any_order() -> None:
+    """Found by the soak (2026-11-28): a credit memo cleared the invoice through payment 9,
+    then the invoice was voided, which takes the credit off it. Read in the order the
+    invoice version first, then payment 9 already without the credit, the drop was taken
+    for money paid out of band and never corrected: an out-of-band fee on money never paid,
+    for an invoice that no longer exists. Whatever the order, the placement now ends
+    stopped with no money counted as paid: waiting for a human, owing what it did, or
+    closed by the credit when the credit was read before the void."""
+    when = START + timedelta(seconds=1)
+    facts: dict[str, Fact] = {
+        "invoice cleared": invoice("3", TOTAL, 0, ("9",), 1),
+        "credit applied": PaymentIn(
+            "9",
+            "0",
+            EntityState.ACTIVE,
+            "USD",
+            0,
+            0,
+            "c1",
+            (
+                PaymentLineIn("i1", LinkType.INVOICE, TOTAL),
+                PaymentLineIn("m8", LinkType.CREDIT_MEMO, TOTAL),
+            ),
+            when,
+            when,
+        ),
+        "credit taken off": PaymentIn(
+            "9", "1", EntityState.ACTIVE, "USD", 0, 0, "c1", (), when, when + timedelta(seconds=1)
+        ),
+        "invoice voided": replace(invoice("4", TOTAL, 0, (), 2), state=EntityState.VOIDED),
+    }
+    poll = [facts["credit taken off"], facts["invoice voided"]]
+    # Reads see the books as they are when made: any of the first moment's versions in any
+    # order, then any of the second's, then the poll.
+    before = _reads(["invoice cleared", "credit applied"])
+    after = _reads(["credit taken off", "invoice voided"])
+    for order in (first + second for first in before for second in after):
+        books = Books()
+        books.place(placement("i1", TOTAL))
+        for fact in [*(facts[k] for k in order), *poll]:
+            if isinstance(fact, PaymentIn):
+                books.pay(fact)
+            else:
+                books.invoice(fact)
+        p = books.ledgers["p-i1"].placement
+        assert p.oob_paid_minor_units == 0, order  # no fee on money never paid
+        if p.status == Status.CLOSED.value:
+            # The credit read before the void was read: closed by the credit, as the books
+            # had it then; a closed placement stays closed.
+            continue
+        assert p.status in (Status.PAUSED_PENDING_REVIEW.value, Status.NEEDS_REVIEW.value), order
+        assert p.balance_minor_units == TOTAL, order
+
+
+def _reads(names: list[str]) -> list[tuple[str, ...]]:
+    """Every order of every subset of ``names``."""
+    return [order for n in range(len(names) + 1) for order in permutations(names, n)]
