@@ -93,6 +93,14 @@ class Placement(Base):
         CheckConstraint(_in("status", PLACEMENT_STATUSES), name="ck_placements_status"),
         CheckConstraint("balance_minor_units >= 0", name="ck_placements_balance"),
         CheckConstraint(_in("review_flag", REVIEW_FLAGS), name="ck_placements_review_flag"),
+        # The placements an unread payment resolved (locked when it is first read).
+        Index(
+            "ix_placements_cause",
+            "tenant_id",
+            "provider",
+            "company_id",
+            "cause_payment_id",
+        ),
         Index(
             "ix_placements_tenant_review_flag",
             "tenant_id",
