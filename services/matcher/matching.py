@@ -306,19 +306,8 @@ async def apply_payment(
         return decisions
 
     scope = payment_scope(payment, seen, first_sight)
+    # One statement locks every placement the payment concerns (id order, never a deadlock).
     conditions = _conditions(tenant_id, provider, company_id, scope)
-    if scope.gone_cause:
-        # The placements an invoice version resolved on this payment before it was read:
-        # locked with the others, in one statement (id order, never a deadlock).
-        conditions.append(
-            and_(
-                _P.tenant_id == tenant_id,
-                _P.provider == provider,
-                _P.company_id == company_id,
-                _P.cause_payment_id == scope.gone_cause,
-                _P.status == Status.RESOLVED_OUT_OF_BAND.value,
-            )
-        )
     loaded = await load_ledgers(
         session, await lock_placements(session, *conditions), payment_id=payment.payment_id
     )
@@ -333,18 +322,23 @@ async def apply_payment(
 
 
 def _conditions(tenant_id: str, provider: str, company_id: str, scope: PaymentScope) -> list[Any]:
-    """The placements a payment's scope covers, as SQL (``PaymentScope.covers``)."""
+    """The placements a payment's scope covers or finds gone, as SQL (``PaymentScope.covers``
+    and ``PaymentScope.gone``, which the table applies exactly)."""
+    company = (_P.tenant_id == tenant_id, _P.provider == provider, _P.company_id == company_id)
     conditions: list[Any] = []
     if scope.invoice_ids:
         conditions.append(of_invoices(tenant_id, provider, company_id, scope.invoice_ids))
     if scope.customer_id:
         conditions.append(
+            and_(*company, _P.customer_id == scope.customer_id, _P.status == Status.ACTIVE.value)
+        )
+    if scope.gone_cause:
+        # Resolved on this payment by an invoice version before it was read.
+        conditions.append(
             and_(
-                _P.tenant_id == tenant_id,
-                _P.provider == provider,
-                _P.company_id == company_id,
-                _P.customer_id == scope.customer_id,
-                _P.status == Status.ACTIVE.value,
+                *company,
+                _P.cause_payment_id == scope.gone_cause,
+                _P.status == Status.RESOLVED_OUT_OF_BAND.value,
             )
         )
     if scope.paused_ids:
