@@ -238,20 +238,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"{backfill.invoices_seen:,} overdue invoices in {seconds:.2f} s",
                 flush=True,
             )
+            backfill_calls = call_counts(before, after_backfill)
+            result: dict[str, Any] = {
+                "tool": "ai-collect Xero backfill",
+                "organisation": {"today": summary["today"], **summary["counts"]},
+                "invoices": args.invoices,
+                "seconds": round(seconds, 3),
+                **backfill_calls,
+                "calls_by_path": path_counts(before, after_backfill),
+                "failed_attempts_resumed": failures,
+                "invoices_seen": backfill.invoices_seen,
+                "candidates_staged": backfill.candidates_staged,
+                "load_average_1_5_15_before": load_before,
+            }
             if args.backfill_only:
-                return {
-                    "tool": "ai-collect Xero backfill",
-                    "organisation": {"today": summary["today"], **summary["counts"]},
-                    "invoices": args.invoices,
-                    "seconds": round(seconds, 3),
-                    **call_counts(before, after_backfill),
-                    "calls_by_path": path_counts(before, after_backfill),
-                    "failed_attempts_resumed": failures,
-                    "invoices_seen": backfill.invoices_seen,
-                    "candidates_staged": backfill.candidates_staged,
-                    "load_average_1_5_15_before": load_before,
-                    "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
-                }
+                return {**result, "load_average_1_5_15_after": _load_average()}
             # The creditor confirms: the candidates become placements.
             confirm_started = time.perf_counter()
             async with http.post(
@@ -302,18 +303,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(args.settle)
                 latency = await payment_latency(stack, emu, placed, args.payments, args.interval)
                 latency["settled_s_after_confirmation"] = args.settle
-    backfill_calls = call_counts(before, after_backfill)
     confirm_calls = call_counts(after_backfill, after_confirm)
     return {
-        "tool": "ai-collect Xero backfill",
-        "organisation": {"today": summary["today"], **summary["counts"]},
-        "invoices": args.invoices,
-        "seconds": round(seconds, 3),
-        **backfill_calls,
-        "calls_by_path": path_counts(before, after_backfill),
-        "failed_attempts_resumed": failures,
-        "invoices_seen": backfill.invoices_seen,
-        "candidates_staged": backfill.candidates_staged,
+        **result,
         "confirm": {
             "seconds": round(confirm_seconds, 3),
             "placed": int(confirmed.get("placed_count", 0)),
@@ -330,9 +322,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         and len({invoice_id for invoice_id, _ in every}) == overdue,
         "peak_rss_mb": peaks,
         "payment_to_stop": latency,
-        "load_average_1_5_15_before": load_before,
-        "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+        "load_average_1_5_15_after": _load_average(),
     }
+
+
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def main() -> int:
