@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
@@ -46,6 +46,25 @@ def _invoice_pages(xero: Xero, tenant_id: str) -> list[str]:
     ]
 
 
+def _void_once_read(
+    xero: Xero, page: str, voided: list[str]
+) -> Callable[[Books], AsyncIterator[None]]:
+    """What the bookkeeper does during the backfill: once it has read invoice ``page``, the
+    ``voided`` invoices are voided (Xero slowed down meanwhile so that the voids land between
+    two of our page reads)."""
+
+    async def during(books: Books) -> AsyncIterator[None]:
+        xero.state.faults.faults.latency_ms = 300
+        while page not in _invoice_pages(xero, books.tenant_id):
+            await asyncio.sleep(0.005)
+            yield
+        for invoice_id in voided:
+            books.org.void_invoice(invoice_id)
+        xero.state.faults.faults.latency_ms = 0
+
+    return during
+
+
 async def test_each_page_of_invoices_is_one_call(
     engine: AsyncEngine, emulator: Emulator, xero: Xero
 ) -> None:
@@ -63,16 +82,7 @@ async def test_invoices_leaving_the_listing_mid_backfill_make_it_step_back_not_s
     1 again for those 30, then page 3. Every invoice still overdue is a candidate."""
     voided = [invoice_id_of(n) for n in range(30)]
 
-    async def during(books: Books) -> AsyncIterator[None]:
-        # Slow Xero down so the voids land between our page reads.
-        xero.state.faults.faults.latency_ms = 300
-        while "1" not in _invoice_pages(xero, books.tenant_id):
-            await asyncio.sleep(0.005)
-            yield
-        for invoice_id in voided:
-            books.org.void_invoice(invoice_id)
-        xero.state.faults.faults.latency_ms = 0
-
+    during = _void_once_read(xero, "1", voided)
     async with backfilled(engine, emulator, xero, fill, during=during, mode="preview") as (
         books,
         _,
@@ -94,15 +104,7 @@ async def test_more_than_a_page_leaving_the_listing_makes_it_step_back_further(
     candidate."""
     voided = [invoice_id_of(n) for n in range(900, 2000)]
 
-    async def during(books: Books) -> AsyncIterator[None]:
-        xero.state.faults.faults.latency_ms = 300
-        while "2" not in _invoice_pages(xero, books.tenant_id):
-            await asyncio.sleep(0.005)
-            yield
-        for invoice_id in voided:
-            books.org.void_invoice(invoice_id)
-        xero.state.faults.faults.latency_ms = 0
-
+    during = _void_once_read(xero, "2", voided)
     async with backfilled(engine, emulator, xero, fill, during=during, mode="preview") as (
         books,
         _,
