@@ -61,6 +61,7 @@ EXPECTED_RPCS: dict[str, tuple[Any, list[str]]] = {
             "ApplyAccountingPayment",
             "ApplyAccountingInvoice",
             "ApplyAccountingCredit",
+            "ApplyAccountingChanges",
             "RecordPortalPayment",
             "GetPlacement",
             "ListPlacements",

@@ -56,7 +56,8 @@ def books_in(
     request: pb.UpsertPlacementsRequest
     | pb.ApplyAccountingPaymentRequest
     | pb.ApplyAccountingInvoiceRequest
-    | pb.ApplyAccountingCreditRequest,
+    | pb.ApplyAccountingCreditRequest
+    | pb.ApplyAccountingChangesRequest,
 ) -> tuple[str, str, str]:
     """Whose books a request's facts come from: (tenant, provider, company id)."""
     tenant = required_id(request.tenant_id, "tenant_id")
@@ -145,11 +146,15 @@ def payment_in(
     if not request.HasField("payment"):
         raise InvalidArgument("payment is required", field="payment")
     source = _source(request.source, request.source_event_id)
-    p = request.payment
+    return books, payment_fields(request.payment), source
+
+
+def payment_fields(p: pb.AccountingPayment) -> PaymentIn:
+    """A payment as the table decides it; INVALID_ARGUMENT names the field."""
     payment_id = required_id(p.payment_id, "payment.payment_id")
     state: EntityState = _enum(p.state, STATE_FROM_PB, "payment.state")
     if state is EntityState.DELETED:
-        deleted = PaymentIn(
+        return PaymentIn(
             payment_id=payment_id,
             version=p.version.strip(),
             version_sequence=_sequence(p.version_sequence, "payment.version_sequence"),
@@ -162,7 +167,6 @@ def payment_in(
             create_time=_time(p, "create_time", "payment.create_time"),
             last_updated=_time(p, "last_updated_time", "payment.last_updated_time"),
         )
-        return books, deleted, source
     token = required_id(p.version, "payment.version")
     total = money(p.total_amount, "payment.total_amount", present=p.HasField("total_amount"))
     unapplied = 0
@@ -186,7 +190,7 @@ def payment_in(
                 field=f"{prefix}.amount.currency_code",
             )
         lines.append(PaymentLineIn(linked, kind, amount.minor_units))
-    payment = PaymentIn(
+    return PaymentIn(
         payment_id=payment_id,
         version=token,
         version_sequence=_sequence(p.version_sequence, "payment.version_sequence"),
@@ -200,7 +204,6 @@ def payment_in(
         last_updated=_time(p, "last_updated_time", "payment.last_updated_time"),
         txn_date=calendar_date(p.txn_date, "payment.txn_date", required=False),
     )
-    return books, payment, source
 
 
 def invoice_in(
@@ -210,13 +213,17 @@ def invoice_in(
     if not request.HasField("invoice"):
         raise InvalidArgument("invoice is required", field="invoice")
     source = _source(request.source, request.source_event_id)
-    inv = request.invoice
+    return books, invoice_fields(request.invoice), source
+
+
+def invoice_fields(inv: pb.AccountingInvoice) -> InvoiceIn:
+    """An invoice as the table decides it; INVALID_ARGUMENT names the field."""
     invoice_id = required_id(inv.invoice_id, "invoice.invoice_id")
     state: EntityState = _enum(inv.state, STATE_FROM_PB, "invoice.state")
     last_updated = _time(inv, "last_updated_time", "invoice.last_updated_time")
     sequence = _sequence(inv.version_sequence, "invoice.version_sequence")
     if state is EntityState.DELETED:
-        deleted = InvoiceIn(
+        return InvoiceIn(
             invoice_id,
             inv.version.strip(),
             state,
@@ -230,7 +237,6 @@ def invoice_in(
             (),
             version_sequence=sequence,
         )
-        return books, deleted, source
     token = required_id(inv.version, "invoice.version")
     total = money(inv.total_amount, "invoice.total_amount", present=inv.HasField("total_amount"))
     balance = money(inv.balance, "invoice.balance", present=inv.HasField("balance"))
@@ -240,7 +246,7 @@ def invoice_in(
             field="invoice.balance.currency_code",
         )
     linked = _linked_txns(inv.linked_txns, "invoice.linked_txns")
-    invoice = InvoiceIn(
+    return InvoiceIn(
         invoice_id=invoice_id,
         version=token,
         state=state,
@@ -254,7 +260,6 @@ def invoice_in(
         linked=tuple(linked),
         version_sequence=sequence,
     )
-    return books, invoice, source
 
 
 # The prefix of a credit's id among the payments seen of its company.
@@ -269,7 +274,11 @@ def credit_in(
     if not request.HasField("credit"):
         raise InvalidArgument("credit is required", field="credit")
     source = _source(request.source, request.source_event_id)
-    c = request.credit
+    return books, credit_fields(request.credit), source
+
+
+def credit_fields(c: pb.AccountingCredit) -> PaymentIn:
+    """A credit as the payment the table decides (see the module's docstring)."""
     payment_id = CREDIT_ID_PREFIX + required_id(c.credit_id, "credit.credit_id")
     state: EntityState = _enum(c.state, STATE_FROM_PB, "credit.state")
     sequence = _sequence(c.version_sequence, "credit.version_sequence")
@@ -277,7 +286,7 @@ def credit_in(
     updated = _time(c, "last_updated_time", "credit.last_updated_time")
     customer = c.customer_id.strip()
     if state is EntityState.DELETED:
-        deleted = PaymentIn(
+        return PaymentIn(
             payment_id,
             c.version.strip(),
             state,
@@ -290,7 +299,6 @@ def credit_in(
             updated,
             version_sequence=sequence,
         )
-        return books, deleted, source
     version = required_id(c.version, "credit.version")
     currency = ""
     lines: list[PaymentLineIn] = []
@@ -313,7 +321,7 @@ def credit_in(
     if lines:
         drawn = sum(line.amount for line in lines)
         lines.append(PaymentLineIn(c.credit_id.strip(), LinkType.CREDIT_MEMO, drawn))
-    payment = PaymentIn(
+    return PaymentIn(
         payment_id=payment_id,
         version=version,
         state=state,
@@ -326,4 +334,48 @@ def credit_in(
         last_updated=updated,
         version_sequence=sequence,
     )
-    return books, payment, source
+
+
+# A change of ApplyAccountingChanges as the table decides it, or why it is refused.
+Change = PaymentIn | InvoiceIn
+
+
+def changes_in(
+    request: pb.ApplyAccountingChangesRequest,
+) -> tuple[tuple[str, str, str], list[Change | InvalidArgument], Source]:
+    """The request's books and source (INVALID_ARGUMENT fails the whole call), and each
+    change as the table decides it, or the INVALID_ARGUMENT that refuses it alone (its
+    field named from the request: ``changes[3].payment.payment_id``)."""
+    books = books_in(request)
+    source = _source(request.source, request.source_event_id)
+    if not request.changes:
+        raise InvalidArgument("changes must not be empty", field="changes")
+    if len(request.changes) > MAX_BATCH:
+        raise InvalidArgument(f"at most {MAX_BATCH} changes per call", field="changes")
+    out: list[Change | InvalidArgument] = []
+    for i, change in enumerate(request.changes):
+        prefix = f"changes[{i}]"
+        try:
+            kind = change.WhichOneof("change")
+            if kind == "payment":
+                out.append(payment_fields(change.payment))
+            elif kind == "invoice":
+                out.append(invoice_fields(change.invoice))
+            elif kind == "credit":
+                out.append(credit_fields(change.credit))
+            else:
+                raise InvalidArgument(
+                    "a payment, an invoice or a credit is required", field="change"
+                )
+        except InvalidArgument as exc:
+            field = exc.field or ""
+            out.append(
+                InvalidArgument(
+                    f"{prefix}.{exc.message}"
+                    if exc.message.startswith(field) and field
+                    else f"{prefix}: {exc.message}",
+                    field=f"{prefix}.{field}" if field else prefix,
+                    reason=exc.reason,
+                )
+            )
+    return books, out, source

@@ -289,7 +289,48 @@ async def apply_payment(
     payment: PaymentIn,
     source: Source,
 ) -> list[Decision]:
+    (decisions,) = await apply_changes(session, tenant_id, provider, company_id, [payment], source)
+    return decisions
+
+
+async def apply_changes(
+    session: AsyncSession,
+    tenant_id: str,
+    provider: str,
+    company_id: str,
+    changes: Sequence[PaymentIn | InvoiceIn],
+    source: Source,
+) -> list[list[Decision]]:
+    """Decides a company's changes (payments, credits read as payments, invoices) in order,
+    in the caller's transaction: each exactly as on its own, seeing what the ones before it
+    wrote. The outbox is written once, after every placement lock was taken (the order every
+    decision keeps, so a set never deadlocks on the outbox lock)."""
     ctx, journal = await _open(session, source)
+    books = (tenant_id, provider, company_id)
+    decided: list[tuple[list[Decision], bool]] = []
+    for change in changes:
+        if isinstance(change, InvoiceIn):
+            decided.append((await _invoice(session, ctx, journal, *books, change), True))
+        else:
+            decided.append(await _payment(session, ctx, journal, *books, change))
+        await journal.flush()  # the next change's reads see this one's writes
+    await journal.close()
+    # A replayed decision is told as it was decided then, never as answered now.
+    return [
+        [journal.answered(d) for d in decisions] if now else decisions for decisions, now in decided
+    ]
+
+
+async def _payment(
+    session: AsyncSession,
+    ctx: Context,
+    journal: Journal,
+    tenant_id: str,
+    provider: str,
+    company_id: str,
+    payment: PaymentIn,
+) -> tuple[list[Decision], bool]:
+    """The payment's decisions, and whether they were decided now (not replayed)."""
     seen, first_sight = await lock_seen_payment(
         session, tenant_id, provider, company_id, payment, ctx.now
     )
@@ -301,9 +342,7 @@ async def apply_payment(
             session,
             await read_placements(session, *_conditions(tenant_id, provider, company_id, scope)),
         )
-        decisions = replay(seen, list(loaded.ledgers.values()), stale=order < 0)
-        await journal.close()
-        return decisions
+        return replay(seen, list(loaded.ledgers.values()), stale=order < 0), False
 
     scope = payment_scope(payment, seen, first_sight)
     # One statement locks every placement the payment concerns (id order, never a deadlock).
@@ -317,8 +356,7 @@ async def apply_payment(
     decided = decide_payment(payment, seen, first_sight, gone, covered, ctx)
     write_seen(journal, seen, decided.seen)
     await apply_effects(journal, loaded, decided.effects)
-    await journal.close()
-    return [journal.answered(d) for d in decided.decisions]
+    return list(decided.decisions), True
 
 
 def _conditions(tenant_id: str, provider: str, company_id: str, scope: PaymentScope) -> list[Any]:
@@ -359,12 +397,23 @@ async def apply_invoice(
     invoice: InvoiceIn,
     source: Source,
 ) -> list[Decision]:
-    ctx, journal = await _open(session, source)
+    (decisions,) = await apply_changes(session, tenant_id, provider, company_id, [invoice], source)
+    return decisions
+
+
+async def _invoice(
+    session: AsyncSession,
+    ctx: Context,
+    journal: Journal,
+    tenant_id: str,
+    provider: str,
+    company_id: str,
+    invoice: InvoiceIn,
+) -> list[Decision]:
     locked = await lock_placements(
         session, of_invoices(tenant_id, provider, company_id, [invoice.invoice_id])
     )
     if not locked:
-        await journal.close()
         return [
             report(
                 None,
@@ -376,10 +425,9 @@ async def apply_invoice(
     loaded = await load_ledgers(session, locked[:1])
     effects = decide_invoice(loaded.ordered()[0], invoice, ctx)
     await apply_effects(journal, loaded, effects)
-    await journal.close()
     decision = effects[-1].decision
     assert decision is not None
-    return [journal.answered(decision)]
+    return [decision]
 
 
 # ---------------------------------------------------------------------------------------

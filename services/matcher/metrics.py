@@ -59,6 +59,13 @@ class MatcherMetrics:
             buckets=DECISION_BUCKETS,
             registry=r,
         )
+        self.changes_per_set = Histogram(
+            "aicollect_matcher_changes_per_set",
+            "Accounting changes decided together in one ApplyAccountingChanges call (one"
+            " transaction); near 1 under light load, larger as the inbox batches more.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=r,
+        )
         self.retention_purged = purged_counter(r)
         self.reports_generated = Counter(
             "aicollect_daily_reports_generated_total",

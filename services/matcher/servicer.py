@@ -13,11 +13,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from aicollect.errors import DomainError, InvalidArgument
 from aicollect.matching.v1 import matching_service_pb2 as pb
 from aicollect.matching.v1 import matching_service_pb2_grpc as pb_grpc
+from aicollect.rpc.errors import status_code_for
 from services.matcher import convert, daily_reports, facts_in, matching, pauses, queries
+from services.matcher.domain import InvoiceIn
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.outbox import notifier_for, stream_events
 from services.matcher.pause_convert import pause_pb, target_in
@@ -40,6 +44,25 @@ async def _paused_all(session: AsyncSession, placements: list[pb.Placement]) -> 
 
 async def _paused(session: AsyncSession, placement: pb.Placement) -> pb.Placement:
     return (await _paused_all(session, [placement]))[0]
+
+
+# What makes a set of changes be decided one by one instead: a deadlock, or a serialization
+# failure, with another transaction (each change alone takes its locks in one statement).
+_RETRY_ALONE = frozenset({"40P01", "40001"})
+
+
+def _kind(change: facts_in.Change) -> str:
+    """The decision-latency label of a change (the name of its own call)."""
+    if isinstance(change, InvoiceIn):
+        return "invoice"
+    return "credit" if change.payment_id.startswith(facts_in.CREDIT_ID_PREFIX) else "payment"
+
+
+def _refusal(error: DomainError) -> pb.ChangeRefusal:
+    """A change refused alone: the status its own call would have failed with."""
+    return pb.ChangeRefusal(
+        status=status_code_for(error).name, reason=error.reason, message=error.message
+    )
 
 
 class MatchingServicer(pb_grpc.MatchingServiceServicer):
@@ -103,6 +126,36 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         return pb.ApplyAccountingCreditResponse(
             decisions=[convert.decision_pb(d) for d in decisions]
         )
+
+    async def ApplyAccountingChanges(
+        self, request: pb.ApplyAccountingChangesRequest, context: Context
+    ) -> pb.ApplyAccountingChangesResponse:
+        books, changes, source = facts_in.changes_in(request)
+        results = [pb.AppliedChange() for _ in changes]
+        valid = [(i, c) for i, c in enumerate(changes) if not isinstance(c, InvalidArgument)]
+        for i, change in enumerate(changes):
+            if isinstance(change, InvalidArgument):
+                results[i].refusal.CopyFrom(_refusal(change))
+        started = time.perf_counter()
+        try:
+            async with self._sessions.begin() as session:
+                decided = await matching.apply_changes(
+                    session, *books, [c for _, c in valid], source
+                )
+        except DBAPIError as exc:
+            if str(getattr(exc.orig, "sqlstate", "")) not in _RETRY_ALONE:
+                raise
+            # A deadlock with another writer: each change alone, in order.
+            decided = []
+            for _, change in valid:
+                async with self._sessions.begin() as session:
+                    decided += await matching.apply_changes(session, *books, [change], source)
+        elapsed = (time.perf_counter() - started) / max(1, len(valid))
+        self._metrics.changes_per_set.observe(len(valid))
+        for (i, change), decisions in zip(valid, decided, strict=True):
+            self._metrics.decided(_kind(change), decisions, elapsed)
+            results[i].decisions.extend(convert.decision_pb(d) for d in decisions)
+        return pb.ApplyAccountingChangesResponse(results=results)
 
     async def RecordPortalPayment(
         self, request: pb.RecordPortalPaymentRequest, context: Context

@@ -2216,6 +2216,172 @@ class ApplyAccountingCreditResponse(_message.Message):
 Global___ApplyAccountingCreditResponse: _TypeAlias = ApplyAccountingCreditResponse  # noqa: Y015
 
 @_typing.final
+class AccountingChange(_message.Message):
+    """One change of a company's books, for ApplyAccountingChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_FIELD_NUMBER: _builtins.int
+    INVOICE_FIELD_NUMBER: _builtins.int
+    CREDIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment(self) -> Global___AccountingPayment:
+        """A payment as it is now in the provider's books."""
+
+    @_builtins.property
+    def invoice(self) -> Global___AccountingInvoice:
+        """An invoice as it is now in the provider's books."""
+
+    @_builtins.property
+    def credit(self) -> Global___AccountingCredit:
+        """A credit as it is now in the provider's books."""
+
+    def __init__(
+        self,
+        *,
+        payment: Global___AccountingPayment | None = ...,
+        invoice: Global___AccountingInvoice | None = ...,
+        credit: Global___AccountingCredit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "credit", b"credit", "invoice", b"invoice", "payment", b"payment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "credit", b"credit", "invoice", b"invoice", "payment", b"payment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["payment", "invoice", "credit"]  # noqa: Y015
+    _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
+
+Global___AccountingChange: _TypeAlias = AccountingChange  # noqa: Y015
+
+@_typing.final
+class ApplyAccountingChangesRequest(_message.Message):
+    """Request for ApplyAccountingChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant. Required."""
+    provider: Global___Provider.ValueType
+    """The accounting platform the changes come from. Required."""
+    company_id: _builtins.str
+    """The provider's company (QBO realm id, Xero tenant id). Required."""
+    source: Global___ChangeSource.ValueType
+    """Which path brought the changes. Required."""
+    source_event_id: _builtins.str
+    """The id of the inbox event or sync run behind the call, recorded in the audit trail."""
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountingChange]:
+        """The changes, decided in this order. At least one, at most 1,000."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        provider: Global___Provider.ValueType = ...,
+        company_id: _builtins.str = ...,
+        changes: _abc.Iterable[Global___AccountingChange] | None = ...,
+        source: Global___ChangeSource.ValueType = ...,
+        source_event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "company_id", b"company_id", "provider", b"provider", "source", b"source", "source_event_id", b"source_event_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAccountingChangesRequest: _TypeAlias = ApplyAccountingChangesRequest  # noqa: Y015
+
+@_typing.final
+class ChangeRefusal(_message.Message):
+    """Why one change of an ApplyAccountingChanges call was not decided."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """The gRPC status its own call would have failed with, by name (INVALID_ARGUMENT)."""
+    reason: _builtins.str
+    """The machine-readable reason (ErrorInfo.reason of its own call)."""
+    message: _builtins.str
+    """What is wrong, naming the change and the field (changes[3].payment.payment_id ...)."""
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeRefusal: _TypeAlias = ChangeRefusal  # noqa: Y015
+
+@_typing.final
+class AppliedChange(_message.Message):
+    """The result of one change of an ApplyAccountingChanges call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlacementDecision]:
+        """The decisions its own call would have answered; empty when it was refused."""
+
+    @_builtins.property
+    def refusal(self) -> Global___ChangeRefusal:
+        """Set when the change was refused; nothing of it was written."""
+
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[Global___PlacementDecision] | None = ...,
+        refusal: Global___ChangeRefusal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["refusal", b"refusal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions", "refusal", b"refusal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppliedChange: _TypeAlias = AppliedChange  # noqa: Y015
+
+@_typing.final
+class ApplyAccountingChangesResponse(_message.Message):
+    """Response for ApplyAccountingChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___AppliedChange]:
+        """One result per change, in the order of the request."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___AppliedChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAccountingChangesResponse: _TypeAlias = ApplyAccountingChangesResponse  # noqa: Y015
+
+@_typing.final
 class RecordPortalPaymentRequest(_message.Message):
     """Request for RecordPortalPayment."""
 

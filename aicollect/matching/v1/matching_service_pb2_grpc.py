@@ -73,6 +73,11 @@ class MatchingServiceStub:
                 request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditRequest.SerializeToString,
                 response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditResponse.FromString,
                 _registered_method=True)
+        self.ApplyAccountingChanges = channel.unary_unary(
+                '/aicollect.matching.v1.MatchingService/ApplyAccountingChanges',
+                request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingChangesRequest.SerializeToString,
+                response_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingChangesResponse.FromString,
+                _registered_method=True)
         self.RecordPortalPayment = channel.unary_unary(
                 '/aicollect.matching.v1.MatchingService/RecordPortalPayment',
                 request_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.RecordPortalPaymentRequest.SerializeToString,
@@ -211,6 +216,20 @@ class MatchingServiceServicer:
         version); an edited credit applies only the difference; a voided or deleted one flags
         the placements it closed for review. QBO does not use it (its credit memos arrive as
         payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyAccountingChanges(self, request, context):
+        """Applies several changes of one company's books (payments, invoices, credits), in the
+        given order, each decided exactly as its own call (ApplyAccountingPayment,
+        ApplyAccountingInvoice, ApplyAccountingCredit) would decide it, in one transaction:
+        the changes an inbox round or a sync page brings together cost one call and one
+        commit. A change that is malformed is refused on its own (its result carries the
+        refusal, the others are decided all the same); a transaction that cannot commit the
+        whole set (a deadlock with another writer) decides the changes one by one instead.
+        At most 1,000 changes per call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -372,6 +391,11 @@ def add_MatchingServiceServicer_to_server(servicer, server):
                     servicer.ApplyAccountingCredit,
                     request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditRequest.FromString,
                     response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditResponse.SerializeToString,
+            ),
+            'ApplyAccountingChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyAccountingChanges,
+                    request_deserializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingChangesRequest.FromString,
+                    response_serializer=aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingChangesResponse.SerializeToString,
             ),
             'RecordPortalPayment': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordPortalPayment,
@@ -566,6 +590,33 @@ class MatchingService:
             '/aicollect.matching.v1.MatchingService/ApplyAccountingCredit',
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditRequest.SerializeToString,
             aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingCreditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyAccountingChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aicollect.matching.v1.MatchingService/ApplyAccountingChanges',
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingChangesRequest.SerializeToString,
+            aicollect_dot_matching_dot_v1_dot_matching__service__pb2.ApplyAccountingChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -90,6 +90,16 @@ class MatchingServiceStub:
     the placements it closed for review. QBO does not use it (its credit memos arrive as
     payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
     """
+    ApplyAccountingChanges: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingChangesRequest, _matching_service_pb2.ApplyAccountingChangesResponse]
+    """Applies several changes of one company's books (payments, invoices, credits), in the
+    given order, each decided exactly as its own call (ApplyAccountingPayment,
+    ApplyAccountingInvoice, ApplyAccountingCredit) would decide it, in one transaction:
+    the changes an inbox round or a sync page brings together cost one call and one
+    commit. A change that is malformed is refused on its own (its result carries the
+    refusal, the others are decided all the same); a transaction that cannot commit the
+    whole set (a deadlock with another writer) decides the changes one by one instead.
+    At most 1,000 changes per call.
+    """
     RecordPortalPayment: _grpc.UnaryUnaryMultiCallable[_matching_service_pb2.RecordPortalPaymentRequest, _matching_service_pb2.RecordPortalPaymentResponse]
     """Records a payment the debtor made through our portal. Idempotent by
     `portal_payment_id`. Fails with NOT_FOUND for an unknown placement.
@@ -231,6 +241,16 @@ class MatchingServiceAsyncStub(MatchingServiceStub):
     version); an edited credit applies only the difference; a voided or deleted one flags
     the placements it closed for review. QBO does not use it (its credit memos arrive as
     payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
+    """
+    ApplyAccountingChanges: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.ApplyAccountingChangesRequest, _matching_service_pb2.ApplyAccountingChangesResponse]  # type: ignore[assignment]
+    """Applies several changes of one company's books (payments, invoices, credits), in the
+    given order, each decided exactly as its own call (ApplyAccountingPayment,
+    ApplyAccountingInvoice, ApplyAccountingCredit) would decide it, in one transaction:
+    the changes an inbox round or a sync page brings together cost one call and one
+    commit. A change that is malformed is refused on its own (its result carries the
+    refusal, the others are decided all the same); a transaction that cannot commit the
+    whole set (a deadlock with another writer) decides the changes one by one instead.
+    At most 1,000 changes per call.
     """
     RecordPortalPayment: _aio.UnaryUnaryMultiCallable[_matching_service_pb2.RecordPortalPaymentRequest, _matching_service_pb2.RecordPortalPaymentResponse]  # type: ignore[assignment]
     """Records a payment the debtor made through our portal. Idempotent by
@@ -394,6 +414,22 @@ class MatchingServiceServicer(metaclass=_abc_1.ABCMeta):
         version); an edited credit applies only the difference; a voided or deleted one flags
         the placements it closed for review. QBO does not use it (its credit memos arrive as
         payment lines of type LINKED_TXN_TYPE_CREDIT_MEMO).
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyAccountingChanges(
+        self,
+        request: _matching_service_pb2.ApplyAccountingChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_matching_service_pb2.ApplyAccountingChangesResponse, _abc.Awaitable[_matching_service_pb2.ApplyAccountingChangesResponse]]:
+        """Applies several changes of one company's books (payments, invoices, credits), in the
+        given order, each decided exactly as its own call (ApplyAccountingPayment,
+        ApplyAccountingInvoice, ApplyAccountingCredit) would decide it, in one transaction:
+        the changes an inbox round or a sync page brings together cost one call and one
+        commit. A change that is malformed is refused on its own (its result carries the
+        refusal, the others are decided all the same); a transaction that cannot commit the
+        whole set (a deadlock with another writer) decides the changes one by one instead.
+        At most 1,000 changes per call.
         """
 
     @_abc_1.abstractmethod

@@ -28,34 +28,13 @@ What each entity means:
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
 
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.providers.base import InvoiceFacts
 from services.integration.sync import candidates
 from services.integration.sync.apply_context import ApplyStats, Json, SyncContext
 from services.integration.sync.rules import placeable
-
-T = TypeVar("T")
-APPLY_CONCURRENCY = 8
-
-
-async def _bounded(items: Sequence[T], work: Callable[[T], Awaitable[int]]) -> list[int]:
-    """Runs ``work`` over ``items``, at most APPLY_CONCURRENCY at a time; first error wins."""
-    semaphore = asyncio.Semaphore(APPLY_CONCURRENCY)
-
-    async def one(item: T) -> int:
-        async with semaphore:
-            return await work(item)
-
-    results = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return [r for r in results if isinstance(r, int)]
-
 
 # -- invoices ------------------------------------------------------------------------------
 
@@ -131,7 +110,9 @@ async def apply_invoices(
     if to_place:
         stats.add(await _place(ctx, to_place))
     if to_apply:
-        decided = await _bounded(to_apply, ctx.apply_invoice_state)
+        decided = await ctx.decide(
+            [mpb.AccountingChange(invoice=i) for i in to_apply], concurrent=True
+        )
         stats.invoice_decisions += sum(d for d in decided if d > 0)
         stats.skipped += sum(1 for d in decided if d < 0)
     return stats
@@ -155,8 +136,9 @@ async def _place(ctx: SyncContext, invoices: Sequence[tuple[Json, InvoiceFacts]]
     existing = [r for r in results if r.outcome != mpb.UPSERT_OUTCOME_CREATED]
     delivered = await ctx.delivered_versions([r.invoice_id for r in existing])
     to_apply = [r for r in existing if delivered.get(r.invoice_id) != versions[r.invoice_id]]
-    decided = await _bounded(
-        [ctx.facts.invoice(by_id[r.invoice_id]) for r in to_apply], ctx.apply_invoice_state
+    decided = await ctx.decide(
+        [mpb.AccountingChange(invoice=ctx.facts.invoice(by_id[r.invoice_id])) for r in to_apply],
+        concurrent=True,
     )
     refused = {r.invoice_id for r, d in zip(to_apply, decided, strict=True) if d < 0}
     stats.invoice_decisions += sum(d for d in decided if d > 0)
@@ -215,12 +197,14 @@ async def apply_payments(ctx: SyncContext, payments: Sequence[Json]) -> ApplySta
     placement candidates are read again, so the candidates get the new balance."""
     stats = ApplyStats()
     linked: list[str] = []
-    for payment in payments:
-        decided = await ctx.apply_payment_state(ctx.facts.payment(payment))
-        if decided < 0:
+    decided = await ctx.decide(
+        [mpb.AccountingChange(payment=ctx.facts.payment(p)) for p in payments]
+    )
+    for payment, count in zip(payments, decided, strict=True):
+        if count < 0:
             stats.skipped += 1
         else:
-            stats.payment_decisions += decided
+            stats.payment_decisions += count
         if not ctx.facts.is_deleted(payment):
             linked.extend(ctx.facts.linked_invoice_ids(payment))
     staged = await candidates.open_candidates(ctx, list(dict.fromkeys(linked)))

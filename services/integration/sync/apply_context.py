@@ -47,6 +47,12 @@ MATCHER_PROVIDERS: dict[str, mpb.Provider.ValueType] = {
 UPSERT_BATCH = 1000  # the matcher's limit per UpsertPlacements call
 UPSERT_PARALLEL = 500  # a full batch is sent as concurrent calls of this size
 MATCHER_TIMEOUT_S = 120.0
+# Changes per ApplyAccountingChanges call (one matcher transaction), and how many such
+# calls of invoices may run at once.
+CHANGES_PER_CALL = 100
+APPLY_CONCURRENCY = 8
+# A matcher's answers that refuse a change as malformed (logged and skipped, not retried).
+_REFUSED = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
 CUSTOMER_CACHE = 5000
 _RETRYABLE = {
     grpc.StatusCode.UNAVAILABLE,
@@ -74,6 +80,15 @@ class ApplyStats:
     def add(self, other: ApplyStats) -> None:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _what(change: mpb.AccountingChange) -> str:
+    """A change as the logs name it (``payment 163``, ``invoice 70``, ``credit 9``)."""
+    if change.HasField("payment"):
+        return f"payment {change.payment.payment_id}"
+    if change.HasField("credit"):
+        return f"credit {change.credit.credit_id}"
+    return f"invoice {change.invoice.invoice_id}"
 
 
 class SyncContext:
@@ -234,58 +249,130 @@ class SyncContext:
                 out.extend(await self._upsert_part([item]))
             return out
 
-    async def apply_invoice_state(self, invoice: mpb.AccountingInvoice) -> int:
-        request = mpb.ApplyAccountingInvoiceRequest(
+    async def decide(
+        self, changes: Sequence[mpb.AccountingChange], *, concurrent: bool = False
+    ) -> list[int]:
+        """Decides changes through ``ApplyAccountingChanges``, CHANGES_PER_CALL per call
+        (one matcher transaction each), in order; ``concurrent`` (invoices, each deciding
+        its own placement) lets up to APPLY_CONCURRENCY calls run at once. Per change: the
+        number of decisions, or -1 when the matcher refused it as malformed (logged)."""
+        parts = [
+            changes[i : i + CHANGES_PER_CALL] for i in range(0, len(changes), CHANGES_PER_CALL)
+        ]
+        if not concurrent or len(parts) < 2:
+            out: list[int] = []
+            for part in parts:
+                out += await self._decide_part(part)
+            return out
+        semaphore = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+        async def one(part: Sequence[mpb.AccountingChange]) -> list[int]:
+            async with semaphore:
+                return await self._decide_part(part)
+
+        return [n for counts in await asyncio.gather(*(one(p) for p in parts)) for n in counts]
+
+    async def _decide_part(self, part: Sequence[mpb.AccountingChange]) -> list[int]:
+        request = mpb.ApplyAccountingChangesRequest(
             tenant_id=self.tenant_id,
             provider=self.provider,
             company_id=self.realm_id,
-            invoice=invoice,
+            changes=part,
             source=self.source,
             source_event_id=self.source_event_id,
         )
-        return await self._decide(
-            f"invoice {invoice.invoice_id}",
-            lambda: self.deps.matching.ApplyAccountingInvoice(request, timeout=MATCHER_TIMEOUT_S),
-        )
-
-    async def apply_payment_state(self, payment: mpb.AccountingPayment) -> int:
-        request = mpb.ApplyAccountingPaymentRequest(
-            tenant_id=self.tenant_id,
-            provider=self.provider,
-            company_id=self.realm_id,
-            payment=payment,
-            source=self.source,
-            source_event_id=self.source_event_id,
-        )
-        return await self._decide(
-            f"payment {payment.payment_id}",
-            lambda: self.deps.matching.ApplyAccountingPayment(request, timeout=MATCHER_TIMEOUT_S),
-        )
-
-    async def _decide(self, what: str, call: Callable[[], Awaitable[Any]]) -> int:
-        """A decision call; -1 when the matcher refuses the entity as malformed (logged)."""
         try:
-            reply = await self._matcher(what, call)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in (
-                grpc.StatusCode.INVALID_ARGUMENT,
-                grpc.StatusCode.FAILED_PRECONDITION,
-            ):
-                raise
-            log.error(
-                "the matcher refused an accounting change",
-                extra={
-                    "tenant_id": self.tenant_id,
-                    "realm_id": self.realm_id,
-                    "what": what,
-                    "detail": exc.details(),
-                },
+            reply = await self._matcher(
+                f"{len(part)} accounting changes",
+                lambda: self.deps.matching.ApplyAccountingChanges(
+                    request, timeout=MATCHER_TIMEOUT_S
+                ),
             )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                # A matcher older than this process (during a rolling upgrade): one call
+                # per change, as before ApplyAccountingChanges existed.
+                return [await self._decide_alone(change) for change in part]
+            if exc.code() not in _REFUSED:
+                raise
+            for change in part:
+                self._refused(change, exc.details() or "")
+            return [-1] * len(part)
+        counts: list[int] = []
+        for change, result in zip(part, reply.results, strict=True):
+            if result.HasField("refusal"):
+                self._refused(change, result.refusal.message)
+                counts.append(-1)
+            else:
+                self._count(result.decisions)
+                counts.append(len(result.decisions))
+        return counts
+
+    async def _decide_alone(self, change: mpb.AccountingChange) -> int:
+        try:
+            decisions = await self._matcher(_what(change), lambda: self._alone(change))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in _REFUSED:
+                raise
+            self._refused(change, exc.details() or "")
             return -1
+        self._count(decisions)
+        return len(decisions)
+
+    async def _alone(self, change: mpb.AccountingChange) -> Sequence[mpb.PlacementDecision]:
+        """One change through its own call (ApplyAccountingPayment, ...Credit, ...Invoice)."""
+        stub, timeout = self.deps.matching, MATCHER_TIMEOUT_S
+        tenant, company, source, event = (
+            self.tenant_id,
+            self.realm_id,
+            self.source,
+            self.source_event_id,
+        )
+        if change.HasField("payment"):
+            payment = mpb.ApplyAccountingPaymentRequest(
+                tenant_id=tenant,
+                provider=self.provider,
+                company_id=company,
+                payment=change.payment,
+                source=source,
+                source_event_id=event,
+            )
+            return (await stub.ApplyAccountingPayment(payment, timeout=timeout)).decisions
+        if change.HasField("credit"):
+            credit = mpb.ApplyAccountingCreditRequest(
+                tenant_id=tenant,
+                provider=self.provider,
+                company_id=company,
+                credit=change.credit,
+                source=source,
+                source_event_id=event,
+            )
+            return (await stub.ApplyAccountingCredit(credit, timeout=timeout)).decisions
+        invoice = mpb.ApplyAccountingInvoiceRequest(
+            tenant_id=tenant,
+            provider=self.provider,
+            company_id=company,
+            invoice=change.invoice,
+            source=source,
+            source_event_id=event,
+        )
+        return (await stub.ApplyAccountingInvoice(invoice, timeout=timeout)).decisions
+
+    def _refused(self, change: mpb.AccountingChange, detail: str) -> None:
+        log.error(
+            "the matcher refused an accounting change",
+            extra={
+                "tenant_id": self.tenant_id,
+                "realm_id": self.realm_id,
+                "what": _what(change),
+                "detail": detail,
+            },
+        )
+
+    def _count(self, decisions: Iterable[mpb.PlacementDecision]) -> None:
         outcomes = self.deps.metrics.match_outcomes
-        for decision in reply.decisions:
+        for decision in decisions:
             outcomes.labels(mpb.DecisionOutcome.Name(decision.outcome)).inc()
-        return len(reply.decisions)
 
     async def placed(
         self, *, customer_ids: Sequence[str] = (), invoice_ids: Sequence[str] = ()
