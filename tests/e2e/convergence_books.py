@@ -75,8 +75,10 @@ async def diagnose(p: Pipeline, company: Company, indexes: list[int]) -> str:
 
 
 async def vanished_unseen(p: Pipeline, companies: tuple[Company, Company], index: int) -> bool:
-    """The one difference the matching rules allow (docs/matching.md): a version of a
-    payment that was gone (deleted, voided or edited) before one run's matcher read it.
+    """The differences the matching rules allow (docs/matching.md): both runs stopped
+    outreach for a person at the same balance, for reasons that follow the read order; or
+    a version of a payment that was gone (deleted, voided or edited) before one run's
+    matcher read it.
     The run that read it stopped outreach on it and, when it changed, flagged the placement
     for review (a human decides); the other never saw that version and
     follows QBO (active, or paused by another rule). Nothing can tell the second run
@@ -89,6 +91,12 @@ async def vanished_unseen(p: Pipeline, companies: tuple[Company, Company], index
     # The run that read the version now gone stopped outreach and asks a human: flagged for
     # review, or paused for review by unapplied money (never resumed by itself either).
     stopped = (mpb.PLACEMENT_STATUS_NEEDS_REVIEW, mpb.PLACEMENT_STATUS_PAUSED_PENDING_REVIEW)
+    if statuses[0] != statuses[1] and all(s in stopped for s in statuses):
+        # Both stopped outreach for a person at the same balance; which review reason comes
+        # first follows the order the versions were read in (a credit taken off an invoice
+        # that is then voided: "flagged" when the credit's change is read first, "invoice
+        # voided" when the void is). Nothing reaches the debtor either way.
+        return True
     if mpb.PLACEMENT_STATUS_NEEDS_REVIEW in statuses:
         flagged = statuses.index(mpb.PLACEMENT_STATUS_NEEDS_REVIEW)
     elif sorted(statuses) == sorted((mpb.PLACEMENT_STATUS_ACTIVE, stopped[1])):
