@@ -35,6 +35,13 @@ REALMS = {TENANT: REALM_ID, OTHER_TENANT: OTHER_REALM}
 WAITS = text("SELECT waits FROM integration.request_budgets WHERE realm_id = :realm")
 
 
+def ledger(deps: IntegrationDeps) -> SharedBudget:
+    """A replica's company-wide ledger (its row entries are under its ``replica`` id)."""
+    shared = deps.caller.budget.ledger
+    assert isinstance(shared, SharedBudget)
+    return shared
+
+
 async def _faults(emulator: Emulator, **values: object) -> None:
     async with (
         aiohttp.ClientSession() as http,
@@ -83,6 +90,8 @@ async def test_three_replicas_stay_within_each_company_limits_payments_first(
     async def fetch(deps: IntegrationDeps, tenant: str, priority: Priority) -> None:
         async def company_info(realm_id: str, token: str) -> object:
             starts[tenant].append(priority)
+            if priority == Priority.PAYMENT:
+                paid_by.add((tenant, id(deps)))
             return await qbo_api(deps).company_info(realm_id, token)
 
         await deps.caller.call(tenant, company_info, priority=priority)
@@ -92,6 +101,20 @@ async def test_three_replicas_stay_within_each_company_limits_payments_first(
             for t, realm in REALMS.items()
         ):
             settled.set()
+
+    paid_by: set[tuple[str, int]] = set()  # (tenant, replica) whose payment started
+
+    async def payments_known(tenant: str) -> bool:
+        """Each payment started, or its replica's wait for it is in the company's row:
+        from then on no replica is granted bulk work before it (a payment queued in a
+        process is known to the others at its pump's next ask)."""
+        async with replicas[0].sessions() as session:
+            waits = await session.scalar(WAITS, {"realm": REALMS[tenant]}) or {}
+        return all(
+            (tenant, id(deps)) in paid_by
+            or waits.get(ledger(deps).replica, [None])[0] == int(Priority.PAYMENT)
+            for deps in replicas[:2]
+        )
 
     def queued(tenant: str, priority: Priority, among: list[IntegrationDeps]) -> int:
         """Requests of ``priority`` for the company waiting in ``among`` or started."""
@@ -124,8 +147,15 @@ async def test_three_replicas_stay_within_each_company_limits_payments_first(
             for deps in replicas[:2]
             for tenant in REALMS
         ]
-        # The bound below counts from the moment both payments wait in their budgets.
-        await until(lambda tenant: queued(tenant, Priority.PAYMENT, replicas[:2]) == 2)
+        # The bound below counts from the moment every replica knows of both payments.
+        async with asyncio.timeout(15):
+            pending = set(REALMS)
+            while pending:
+                for tenant in list(pending):
+                    if await payments_known(tenant):
+                        payments_queued[tenant] = len(starts[tenant])
+                        pending.discard(tenant)
+                await asyncio.sleep(0.001)
         with suppress(TimeoutError):
             await asyncio.wait_for(settled.wait(), 15)
         await asyncio.sleep(0.5)  # nothing more starts within the minute
