@@ -321,42 +321,26 @@ class SyncContext:
 
     async def _alone(self, change: mpb.AccountingChange) -> Sequence[mpb.PlacementDecision]:
         """One change through its own call (ApplyAccountingPayment, ...Credit, ...Invoice)."""
-        stub, timeout = self.deps.matching, MATCHER_TIMEOUT_S
-        tenant, company, source, event = (
-            self.tenant_id,
-            self.realm_id,
-            self.source,
-            self.source_event_id,
-        )
-        if change.HasField("payment"):
-            payment = mpb.ApplyAccountingPaymentRequest(
-                tenant_id=tenant,
-                provider=self.provider,
-                company_id=company,
-                payment=change.payment,
-                source=source,
-                source_event_id=event,
-            )
-            return (await stub.ApplyAccountingPayment(payment, timeout=timeout)).decisions
-        if change.HasField("credit"):
-            credit = mpb.ApplyAccountingCreditRequest(
-                tenant_id=tenant,
-                provider=self.provider,
-                company_id=company,
-                credit=change.credit,
-                source=source,
-                source_event_id=event,
-            )
-            return (await stub.ApplyAccountingCredit(credit, timeout=timeout)).decisions
-        invoice = mpb.ApplyAccountingInvoiceRequest(
-            tenant_id=tenant,
+        kind = change.WhichOneof("change") or "invoice"
+        stub = self.deps.matching
+        calls: dict[str, tuple[Any, Any]] = {
+            "payment": (mpb.ApplyAccountingPaymentRequest, stub.ApplyAccountingPayment),
+            "credit": (mpb.ApplyAccountingCreditRequest, stub.ApplyAccountingCredit),
+            "invoice": (mpb.ApplyAccountingInvoiceRequest, stub.ApplyAccountingInvoice),
+        }
+        request_type, call = calls[kind]
+        request = request_type(
+            tenant_id=self.tenant_id,
             provider=self.provider,
-            company_id=company,
-            invoice=change.invoice,
-            source=source,
-            source_event_id=event,
+            company_id=self.realm_id,
+            source=self.source,
+            source_event_id=self.source_event_id,
         )
-        return (await stub.ApplyAccountingInvoice(invoice, timeout=timeout)).decisions
+        getattr(request, kind).CopyFrom(getattr(change, kind))
+        decisions: Sequence[mpb.PlacementDecision] = (
+            await call(request, timeout=MATCHER_TIMEOUT_S)
+        ).decisions
+        return decisions
 
     def _refused(self, change: mpb.AccountingChange, detail: str) -> None:
         log.error(
