@@ -136,6 +136,8 @@ class MatchingServicer(pb_grpc.MatchingServiceServicer):
         for i, change in enumerate(changes):
             if isinstance(change, InvalidArgument):
                 results[i].refusal.CopyFrom(_refusal(change))
+        if not valid:
+            return pb.ApplyAccountingChangesResponse(results=results)
         started = time.perf_counter()
         try:
             async with self._sessions.begin() as session:

@@ -155,6 +155,25 @@ async def test_a_malformed_change_is_refused_alone_and_the_others_are_decided(
     assert [e[0] for e in await matcher.outbox()] == ["stop"]
 
 
+async def test_a_set_of_refused_changes_answers_each_refusal_and_writes_nothing(
+    matcher: Matcher,
+) -> None:
+    (placement,) = await matcher.place(placement_input("70", 10_000))
+    audit_before = await matcher.audit_count()
+    broken = qbo_payment("163", [("70", 10_000)])
+    broken.ClearField("total_amount")
+
+    reply = await matcher.stub.ApplyAccountingChanges(
+        changes_request(paid(broken), pb.AccountingChange())
+    )
+
+    assert [r.refusal.status for r in reply.results] == ["INVALID_ARGUMENT"] * 2
+    assert "changes[0].payment.total_amount" in reply.results[0].refusal.message
+    assert (await matcher.get(placement.placement_id)).balance.minor_units == 10_000
+    assert await matcher.audit_count() == audit_before
+    assert await matcher.outbox() == []
+
+
 @pytest.mark.parametrize(
     ("request_", "field"),
     [
