@@ -236,6 +236,18 @@ async def reread_due(
     return elapsed >= stretched_reread(base, int(placed), ids_per_call, per_day)
 
 
+async def _reread_now(deps: SyncDeps, tenant_id: str, realm_id: str, ids_per_call: int) -> bool:
+    """Whether this poll re-reads the placed invoices, from the company's row as it is now,
+    not as the poll began: a backfill running (or queued) then may have finished since,
+    having just read every invoice it placed, and one that has not will start the period
+    when it does."""
+    async with deps.sessions() as session:
+        row = await state.load(session, tenant_id, realm_id)
+    if row is None or row.backfill_phase in (state.PENDING, state.RUNNING):
+        return False
+    return await reread_due(deps, tenant_id, realm_id, row.placed_reread_at, ids_per_call)
+
+
 async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | None:
     """One CDC poll of the realm; the caller holds its CDC lock. None without a mark."""
     async with deps.sessions() as session:
@@ -293,7 +305,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
     overdue_through = await run.sweep(row.overdue_through)
     run.result.high_water = high_water
     values: dict[str, Any] = {}
-    if await reread_due(deps, tenant_id, realm_id, row.placed_reread_at, reader.ids_per_call):
+    if await _reread_now(deps, tenant_id, realm_id, reader.ids_per_call):
         await run.reread_placed_invoices()
         values["placed_reread_at"] = state.now()
     finished = state.now()

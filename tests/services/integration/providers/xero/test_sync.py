@@ -17,11 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from aicollect.errors import Unavailable
 from aicollect.matching.v1 import matching_service_pb2 as mpb
 from services.integration.budget import Priority
+from services.integration.sync import state
 from services.integration.sync.cdc import stretched_reread
 from services.integration.sync.pacing import poll_interval, stretched, used_in
 from tests.conftest import Emulator
 from tests.services.integration.providers.xero.conftest import Xero, connect
-from tests.services.integration.providers.xero.pipeline import XeroPipeline, running_pipeline
+from tests.services.integration.providers.xero.pipeline import (
+    TENANT,
+    XeroPipeline,
+    running_pipeline,
+)
 from tests.stack import Stack, full_stack
 
 # (Xero's zone name, IANA) pairs, ahead of and behind UTC.
@@ -412,3 +417,59 @@ async def test_the_first_poll_does_not_read_again_every_invoice_the_backfill_jus
                 )
             ).scalar_one()
         assert after == start.placed_reread_at  # no round of re-reads since the backfill
+
+
+async def test_a_poll_while_a_backfill_runs_leaves_the_re_read_to_the_backfill(
+    engine: AsyncEngine, emulator: Emulator, xero: Xero
+) -> None:
+    """A poll that begins or ends while a backfill is under way (its placed invoices not
+    yet marked as read) starts no round of re-reads: the backfill reads them and starts the
+    period when it finishes. The poll decides from the company's row as it is then."""
+    due = (datetime.now(UTC).date() - timedelta(days=40)).isoformat()
+
+    async def books(p: XeroPipeline) -> None:
+        ada = await p.contact("Ada Lopez", "ada@debtor.test")
+        await p.invoice(ada, "100.00", due, date="2026-01-01")
+
+    async with running_pipeline(
+        engine,
+        emulator,
+        xero,
+        prepare=books,
+        AICOLLECT_CDC_INTERVAL_SECONDS="1",
+        AICOLLECT_XERO_PLACED_REREAD_SECONDS="3600",
+    ) as p:
+        assert len(await p.placements()) == 1
+        where = {"t": p.org}
+        # A backfill under way (this test holds its lock, so it stays so), its invoices not
+        # yet marked as read.
+        async with state.realm_lock(engine, state.BACKFILL_LOCK, TENANT, p.org) as held:
+            assert held
+            async with engine.begin() as conn:
+                polls = (
+                    await conn.execute(
+                        text(
+                            "UPDATE integration.sync_states SET backfill_phase = 'running', "
+                            "placed_reread_at = NULL WHERE realm_id = :t RETURNING cdc_polls"
+                        ),
+                        where,
+                    )
+                ).scalar_one()
+
+            async def polled_twice() -> bool:
+                async with engine.connect() as conn:
+                    now = await conn.scalar(
+                        text("SELECT cdc_polls FROM integration.sync_states WHERE realm_id = :t"),
+                        where,
+                    )
+                return bool(int(now) >= int(polls) + 2)
+
+            await p.until(polled_twice, within=30, what="two polls")
+            async with engine.connect() as conn:
+                reread_at = await conn.scalar(
+                    text(
+                        "SELECT placed_reread_at FROM integration.sync_states WHERE realm_id = :t"
+                    ),
+                    where,
+                )
+        assert reread_at is None  # no poll re-read what the backfill is reading
