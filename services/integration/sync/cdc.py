@@ -207,18 +207,23 @@ def stretched_reread(base: float, placed: int, ids_per_call: int, per_day: int |
     return max(base, DAY_SECONDS * calls / (per_day * REREAD_SHARE_OF_DAY))
 
 
-async def reread_due(
-    deps: SyncDeps, tenant_id: str, realm_id: str, last: datetime | None, ids_per_call: int
-) -> bool:
+async def reread_due(deps: SyncDeps, tenant_id: str, realm_id: str, ids_per_call: int) -> bool:
     """Whether the company's placed invoices are due for a re-read: never on a platform
-    without one; the platform's period after the last round, stretched by the number of
-    placed invoices (counted only once the platform's own period has passed)."""
+    without one, nor while a backfill is queued or running (it reads every invoice it
+    places, and starts the period when it finishes); else the platform's period after the
+    last round, stretched by the number of placed invoices (counted only once the
+    platform's own period has passed). Decided from the company's row as it is now, not as
+    the poll that asks began: a backfill may have finished since."""
     base = deps.platform.placed_reread_seconds
     if not base:
         return False
-    if last is None:
+    async with deps.sessions() as session:
+        row = await state.load(session, tenant_id, realm_id)
+    if row is None or row.backfill_phase in state.ACTIVE_PHASES:
+        return False
+    if row.placed_reread_at is None:
         return True
-    elapsed = (state.now() - last).total_seconds()
+    elapsed = (state.now() - row.placed_reread_at).total_seconds()
     if elapsed < base:
         return False
     per_day = next(
@@ -234,18 +239,6 @@ async def reread_due(
             )
         ).scalar_one()
     return elapsed >= stretched_reread(base, int(placed), ids_per_call, per_day)
-
-
-async def _reread_now(deps: SyncDeps, tenant_id: str, realm_id: str, ids_per_call: int) -> bool:
-    """Whether this poll re-reads the placed invoices, from the company's row as it is now,
-    not as the poll began: a backfill running (or queued) then may have finished since,
-    having just read every invoice it placed, and one that has not will start the period
-    when it does."""
-    async with deps.sessions() as session:
-        row = await state.load(session, tenant_id, realm_id)
-    if row is None or row.backfill_phase in (state.PENDING, state.RUNNING):
-        return False
-    return await reread_due(deps, tenant_id, realm_id, row.placed_reread_at, ids_per_call)
 
 
 async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | None:
@@ -305,7 +298,7 @@ async def poll(deps: SyncDeps, tenant_id: str, realm_id: str) -> PollResult | No
     overdue_through = await run.sweep(row.overdue_through)
     run.result.high_water = high_water
     values: dict[str, Any] = {}
-    if await _reread_now(deps, tenant_id, realm_id, reader.ids_per_call):
+    if await reread_due(deps, tenant_id, realm_id, reader.ids_per_call):
         await run.reread_placed_invoices()
         values["placed_reread_at"] = state.now()
     finished = state.now()
