@@ -270,7 +270,12 @@ class SyncContext:
             async with semaphore:
                 return await self._decide_part(part)
 
-        return [n for counts in await asyncio.gather(*(one(p) for p in parts)) for n in counts]
+        # Every call ends before the first error is raised (none is left running unseen).
+        replies = await asyncio.gather(*(one(p) for p in parts), return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return [n for counts in replies if isinstance(counts, list) for n in counts]
 
     async def _decide_part(self, part: Sequence[mpb.AccountingChange]) -> list[int]:
         request = mpb.ApplyAccountingChangesRequest(
