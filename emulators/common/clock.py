@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import date, datetime, timedelta, tzinfo
+from datetime import time as time_of_day
 from zoneinfo import ZoneInfo
 
 
@@ -58,9 +59,15 @@ def add_days(day: date, days: int) -> date:
     return day + timedelta(days=days)
 
 
+# Where a pinned "today" starts: midday, local time, so that a run has about twelve hours
+# before the tenant's date changes, whatever the hour it starts at.
+PINNED_TIME_OF_DAY = time_of_day(12, 0)
+
+
 class TenantClock:
-    """A tenant's own clock (a company's, an organisation's): the emulator's, shifted by
-    whole days so that the tenant's "today" can be pinned, in the tenant's time zone."""
+    """A tenant's own clock (a company's, an organisation's): the emulator's, shifted so
+    that the tenant's "today" can be pinned, in the tenant's time zone. A pinned day starts
+    at :data:`PINNED_TIME_OF_DAY` and the clock runs on from there."""
 
     def __init__(self, clock: Clock, tz: tzinfo, today: date | None = None) -> None:
         self.clock = clock
@@ -77,13 +84,16 @@ class TenantClock:
         """The local date of the tenant's clock."""
         return local_date(self.now(), self.tz)
 
-    def set_today(self, day: date) -> None:
-        """Shift the tenant's clock by whole days so that its local date is ``day``."""
-        self.offset_seconds = 0.0
-        self.offset_seconds = (day - self.today()).days * 86_400.0
+    def set_today(self, day: date, at: time_of_day = PINNED_TIME_OF_DAY) -> None:
+        """Shift the tenant's clock so that it is now ``day`` at ``at``, local time (a
+        change of UTC offset between the two dates, such as daylight saving time, is
+        accounted for)."""
+        real = self.clock.time()
+        target = datetime.combine(day, at, tzinfo=self.tz).timestamp()
+        self.offset_seconds = target - real
 
     def move_to_zone(self, tz: tzinfo) -> None:
-        """A new time zone; the tenant's today stays what it was."""
-        today = self.today()
+        """A new time zone; the tenant's local date and time of day stay what they were."""
+        local = datetime.fromtimestamp(self.now(), self.tz)
         self.tz = tz
-        self.set_today(today)
+        self.set_today(local.date(), local.time())

@@ -85,3 +85,30 @@ def test_hundred_thousand_invoices_in_seconds() -> None:
     elapsed = time.perf_counter() - started
     assert len(company.invoices) == 100_000
     assert elapsed < 10, f"generating 100k invoices took {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("zone_name", ["America/Los_Angeles", "Pacific/Auckland", "UTC"])
+@pytest.mark.parametrize("day", [date(2026, 1, 15), date(2026, 6, 30), date(2026, 3, 8)])
+@pytest.mark.parametrize("real_hour", [0.0, 7.5, 23.9])
+def test_a_pinned_today_holds_whatever_the_hour_and_the_daylight_saving_time(
+    zone_name: str, day: date, real_hour: float
+) -> None:
+    """The company's today is the pinned day at midday, at any hour of the real day and on
+    either side of a change of UTC offset; a move to another zone keeps the local time."""
+    from datetime import datetime
+    from datetime import time as time_of_day
+    from zoneinfo import ZoneInfo
+
+    from emulators.common.clock import Clock, TenantClock
+
+    class FixedClock(Clock):
+        def time(self) -> float:  # a real instant on 2026-11-28, in winter in the north
+            return datetime(2026, 11, 28, tzinfo=ZoneInfo("UTC")).timestamp() + real_hour * 3600
+
+    tenant = TenantClock(FixedClock(), ZoneInfo(zone_name), today=day)
+    assert tenant.today() == day
+    local = datetime.fromtimestamp(tenant.now(), ZoneInfo(zone_name))
+    assert local.time() == time_of_day(12, 0)
+    tenant.move_to_zone(ZoneInfo("Asia/Tokyo"))
+    moved = datetime.fromtimestamp(tenant.now(), ZoneInfo("Asia/Tokyo"))
+    assert (moved.date(), moved.time()) == (day, time_of_day(12, 0))
