@@ -9,14 +9,15 @@ refuses) is stored as its raw bytes, dead-lettered with the reason, and acknowle
 retries a refused delivery head-of-line, so refusing it would block every later event. One
 delivery never fails another in a shared commit; only a database outage answers 503.
 
-Processing: workers in any number of replicas take one realm at a time (a PostgreSQL
-advisory lock, so each realm's events are processed in order by one worker) and claim its
-due events with ``FOR UPDATE SKIP LOCKED``. Events carry only ids, so each distinct entity
-is read from QBO (once per batch, however many events name it) and applied as now known;
-because every decision is taken on the entity's current state, a retried event never
-applies stale data. Failures are retried with exponential backoff and, after a bounded
-number of attempts, parked as dead letters with the reason (replayable through the admin
-service). While the kill switch is on, events keep being stored and wait.
+Processing: workers in any number of replicas take a realm under a PostgreSQL advisory
+lock (so each realm's events are processed in order by one worker), up to
+``realm_concurrency`` realms at once per worker, and claim each realm's due events with
+``FOR UPDATE SKIP LOCKED``. Events carry only ids, so each distinct entity is read from
+QBO (once per batch, however many events name it) and applied as now known; because
+every decision is taken on the entity's current state, a retried event never applies
+stale data. Failures are retried with exponential backoff and, after a bounded number of
+attempts, parked as dead letters with the reason (replayable through the admin service).
+While the kill switch is on, events keep being stored and wait.
 
 Modules: ``store`` (what a delivery is, the statements), ``writer`` (group commits),
 ``ingest`` (verify, parse, store), ``processor`` (claim, read, apply), ``replay`` (dead

@@ -1,4 +1,5 @@
-"""The inbox processor: claims due events realm by realm, reads and applies them."""
+"""The inbox processor: claims due events per realm (several realms at once), reads and
+applies them."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class InboxProcessor:
         backoff_base_s: float = 2.0,
         backoff_cap_s: float = 3600.0,
         poll_interval_s: float = 1.0,
+        realm_concurrency: int = 8,
     ) -> None:
         self._engine = engine
         self._sessions = sessions
@@ -55,6 +57,10 @@ class InboxProcessor:
         self._base = backoff_base_s
         self._cap = backoff_cap_s
         self._poll = poll_interval_s
+        if realm_concurrency < 1:
+            raise ValueError("realm_concurrency must be at least 1")
+        self._realm_concurrency = realm_concurrency
+        self._realms_at_once = asyncio.Semaphore(realm_concurrency)
         self._wake = asyncio.Event()
         # While ``run`` loops, the realm lock (taken once per realm and round) reuses its
         # connections; a single round (``run_once``) opens and closes its own.
@@ -67,7 +73,7 @@ class InboxProcessor:
 
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop), name="inbox-listen")
-        connections = self._lock_connections = LockConnections()
+        connections = self._lock_connections = LockConnections(keep=self._realm_concurrency)
         try:
             while not stop.is_set():
                 try:
@@ -119,7 +125,10 @@ class InboxProcessor:
                 await asyncio.sleep(self._poll)
 
     async def run_once(self) -> int:
-        """Processes every realm that has due events; returns how many events it settled."""
+        """Processes every realm that has due events, up to ``realm_concurrency`` realms at
+        once (each waits on its platform reads and the matcher, not on the others; the
+        oldest waiting realms start first); returns how many events it settled. A realm
+        whose round fails is logged and left to the next round; the others go on."""
         async with self._sessions() as session:
             if await admin.kill_switch_on(session):
                 return 0
@@ -136,10 +145,29 @@ class InboxProcessor:
                     )
                 ).scalars()
             )
+        if len(realms) == 1:
+            return await self.process_realm(realms[0])
+        results = await asyncio.gather(
+            *(self._process_realm_bounded(realm_id) for realm_id in realms),
+            return_exceptions=True,
+        )
         settled = 0
-        for realm_id in realms:
-            settled += await self.process_realm(realm_id)
+        for realm_id, result in zip(realms, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception | asyncio.CancelledError):
+                    raise result  # KeyboardInterrupt, SystemExit: not a realm's failure
+                log.error(
+                    "inbox round failed for a realm",
+                    exc_info=result,
+                    extra={"realm_id": realm_id},
+                )
+            else:
+                settled += result
         return settled
+
+    async def _process_realm_bounded(self, realm_id: str) -> int:
+        async with self._realms_at_once:
+            return await self.process_realm(realm_id)
 
     async def process_realm(self, realm_id: str) -> int:
         async with AdvisoryLock(

@@ -20,12 +20,14 @@ from aicollect.integration.v1 import admin_service_pb2_grpc as agrpc
 from aicollect.integration.v1 import integration_service_pb2 as pb
 from aicollect.integration.v1 import integration_service_pb2_grpc as igrpc
 from aicollect.rpc.client import internal_channel
+from emulators.qbo.config import CompanySpec
 from services.integration import admin
 from services.integration.inbox import InboxProcessor
 from services.integration.models import InboxEvent
 from tests.conftest import INTERNAL_TOKEN, REALM_ID, Emulator
+from tests.helpers.connections import connect
 from tests.helpers.webhooks import cloud_events, sign
-from tests.stack import Stack
+from tests.stack import Stack, enable_tenant
 
 TENANT = "acme"
 
@@ -319,3 +321,41 @@ async def test_nul_characters_are_stored_not_refused_forever(
     async with sessions() as session:
         rows = list((await session.execute(select(InboxEvent))).scalars())
     assert sorted((row.status, row.raw_body) for row in rows) == [("dead", body), ("pending", None)]
+
+
+async def test_realms_are_processed_side_by_side_so_one_slow_company_delays_no_other(
+    stack: Stack,
+    emulator: Emulator,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The oldest realm's read waits on the platform; the next realm's events are applied
+    meanwhile, not after it (one worker, one round)."""
+    other_realm = "4620816365000002"
+    emulator.state.create_company(CompanySpec(realm_id=other_realm, name="Globex", customers=1))
+    await enable_tenant(stack, "globex")
+    async with internal_channel(stack.integration_addr, INTERNAL_TOKEN) as channel:
+        assert (await connect(channel, "globex", realm=other_realm)).connected
+    for realm, entity_id in ((REALM_ID, "1"), (other_realm, "2")):
+        body = cloud_events(("Payment", entity_id, "created"), realm=realm)
+        assert (await post(stack, body, sign(body)))[1]["stored"] == 1
+    other_applied = asyncio.Event()
+    order: list[str] = []
+
+    async def slow_first(tenant: str, realm: str, wanted: dict[str, list[str]]) -> None:
+        if realm == REALM_ID:
+            # A realm processed alone would wait here for ever: the other one never started.
+            await asyncio.wait_for(other_applied.wait(), 10)
+        else:
+            other_applied.set()
+        order.append(realm)
+
+    processor = InboxProcessor(engine, sessions, slow_first)
+    assert await processor.run_once() == 2
+    assert order == [other_realm, REALM_ID]
+    async with sessions() as session:
+        statuses = (await session.execute(select(InboxEvent.status))).scalars().all()
+    assert statuses == ["done", "done"]
+
+    with pytest.raises(ValueError, match="realm_concurrency"):
+        InboxProcessor(engine, sessions, slow_first, realm_concurrency=0)
