@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,12 +18,23 @@ from tests.conftest import Emulator
 from tests.helpers.emulators import ControlClient, served
 from tests.stack import Stack, enable_tenant, full_stack
 
+XERO_MINUTE_LIMIT = 60  # requests an organisation allows a minute at Xero
+
 
 @dataclass
 class Xero(ControlClient):
     """The Xero emulator: its control API and its in-memory state."""
 
     state: EmulatorState
+    # Requests an organisation allows a minute, at the emulator and in our budget
+    # (``settings()``): Xero's 60 unless a test's ``xero_minute_limit`` marker says more.
+    minute_limit: int = XERO_MINUTE_LIMIT
+
+    def settings(self) -> dict[str, str]:
+        """The integration's settings matching this emulator's limits."""
+        if self.minute_limit == XERO_MINUTE_LIMIT:
+            return {}
+        return {"AICOLLECT_XERO_REQUESTS_PER_MINUTE": str(self.minute_limit)}
 
     async def organisation(self, name: str, **spec: Any) -> str:
         spec.setdefault("contacts", 0)
@@ -43,11 +55,16 @@ class Xero(ControlClient):
 
 
 @pytest_asyncio.fixture
-async def xero() -> AsyncIterator[Xero]:
-    config = EmulatorConfig(webhook_time_scale=0.001, seed=3)
+async def xero(request: pytest.FixtureRequest) -> AsyncIterator[Xero]:
+    """The Xero emulator. A test (or module) marked ``xero_minute_limit(n)`` gets
+    organisations allowing ``n`` requests a minute, for tests whose subject is not pacing:
+    Xero's 60 spreads a safety-net poll over several seconds."""
+    marker = request.node.get_closest_marker("xero_minute_limit")
+    minute_limit = int(marker.args[0]) if marker else XERO_MINUTE_LIMIT
+    config = EmulatorConfig(webhook_time_scale=0.001, seed=3, minute_limit=minute_limit)
     app = create_app(config)
     async with served(app) as (base, http):
-        yield Xero(base, http, app[STATE_KEY])
+        yield Xero(base, http, app[STATE_KEY], minute_limit)
 
 
 @pytest_asyncio.fixture

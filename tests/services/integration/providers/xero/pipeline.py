@@ -105,7 +105,7 @@ async def running_pipeline(
     """Tenant ``acme`` connected to a new organisation (after ``prepare`` filled its books),
     the workers running, and the first backfill's preview confirmed (future mode automatic)."""
     org = await xero.organisation("Acme NZ Ltd", timezone=timezone)
-    env = {"AICOLLECT_SYNC_TICK_SECONDS": "0.2", **settings}
+    env = {"AICOLLECT_SYNC_TICK_SECONDS": "0.2", **xero.settings(), **settings}
     async with full_stack(engine, emulator, xero_url=xero.base, extra=env) as stack:
         channel = internal_channel(stack.matcher_addr, INTERNAL_TOKEN)
         pipeline = XeroPipeline(stack, xero, org, mgrpc.MatchingServiceStub(channel))

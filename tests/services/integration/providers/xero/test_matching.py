@@ -26,6 +26,10 @@ from tests.services.integration.providers.xero.pipeline import (
     running_pipeline,
 )
 
+# What is matched is the subject here, not Xero's pacing: 600 requests a minute, not 60,
+# so a safety-net poll is not spread over several seconds (the pacing has its own tests).
+pytestmark = pytest.mark.xero_minute_limit(600)
+
 S = mpb
 PAST_DUE = "2026-06-30"
 
