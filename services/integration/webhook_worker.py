@@ -37,16 +37,13 @@ def entity_applier(
     default: SyncDeps, by_provider: Mapping[str, SyncDeps] | None = None
 ) -> EntityApplier:
     """Reads the named entities as they are now and applies them (source ``webhook``),
-    through the sync of the connection's platform."""
+    through the sync of the connection's platform (the processor passes the connection's
+    ``provider``, read with its events, so the round reads no row for it)."""
 
-    async def apply(tenant_id: str, realm_id: str, wanted: dict[str, list[str]]) -> None:
-        deps = default
-        if by_provider:
-            async with default.sessions() as session:
-                provider = await session.scalar(
-                    select(Connection.provider).where(Connection.tenant_id == tenant_id)
-                )
-            deps = by_provider.get(provider or "", default)
+    async def apply(
+        tenant_id: str, realm_id: str, wanted: dict[str, list[str]], provider: str
+    ) -> None:
+        deps = by_provider.get(provider, default) if by_provider else default
         platform = deps.platform
         known: dict[str, list[str]] = {}
         for entity, ids in wanted.items():

@@ -23,9 +23,10 @@ from services.integration.states import CONNECTED, LIVE_STATES
 
 log = logging.getLogger(__name__)
 
-# apply(tenant_id, realm_id, {entity: [ids]}): read the entities from QBO as they are now
-# and apply them; raises when any of them could not be applied.
-EntityApplier = Callable[[str, str, dict[str, list[str]]], Awaitable[None]]
+# apply(tenant_id, realm_id, {entity: [ids]}, provider): read the entities from the
+# company's platform (``qbo``, ``xero``) as they are now and apply them; raises when any of
+# them could not be applied.
+EntityApplier = Callable[[str, str, dict[str, list[str]], str], Awaitable[None]]
 
 
 def _by_entity(groups: dict[tuple[str, str], list[InboxEvent]]) -> dict[str, list[str]]:
@@ -227,7 +228,9 @@ class InboxProcessor:
             groups.setdefault((event.entity, event.entity_id), []).append(event)
         started = time.monotonic()
         try:
-            await self._apply(connection.tenant_id, realm_id, _by_entity(groups))
+            await self._apply(
+                connection.tenant_id, realm_id, _by_entity(groups), connection.provider
+            )
         except asyncio.CancelledError:
             raise
         except Exception as batch_error:
@@ -238,7 +241,12 @@ class InboxProcessor:
             for key, group in groups.items():
                 single = time.monotonic()
                 try:
-                    await self._apply(connection.tenant_id, realm_id, _by_entity({key: group}))
+                    await self._apply(
+                        connection.tenant_id,
+                        realm_id,
+                        _by_entity({key: group}),
+                        connection.provider,
+                    )
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

@@ -185,7 +185,10 @@ class Recorder:
         self.in_flight: set[str] = set()
         self.overlaps = 0
 
-    async def __call__(self, tenant: str, realm: str, wanted: dict[str, list[str]]) -> None:
+    async def __call__(
+        self, tenant: str, realm: str, wanted: dict[str, list[str]], provider: str
+    ) -> None:
+        assert provider == "qbo"  # the connection's platform, passed with its events
         if realm in self.in_flight:
             self.overlaps += 1  # two workers inside one realm at once
         self.in_flight.add(realm)
@@ -342,7 +345,9 @@ async def test_realms_are_processed_side_by_side_so_one_slow_company_delays_no_o
     other_applied = asyncio.Event()
     order: list[str] = []
 
-    async def slow_first(tenant: str, realm: str, wanted: dict[str, list[str]]) -> None:
+    async def slow_first(
+        tenant: str, realm: str, wanted: dict[str, list[str]], provider: str
+    ) -> None:
         if realm == REALM_ID:
             # A realm processed alone would wait here for ever: the other one never started.
             await asyncio.wait_for(other_applied.wait(), 10)

@@ -102,7 +102,7 @@ async def test_a_rounds_payments_and_invoices_are_decided_in_two_calls(
 
     # One inbox round naming the five payments and the five invoices they paid.
     await entity_applier(deps.sync)(
-        TENANT, REALM_ID, {"Payment": payment_ids, "Invoice": [i.id for i in paid]}
+        TENANT, REALM_ID, {"Payment": payment_ids, "Invoice": [i.id for i in paid]}, "qbo"
     )
 
     placed = await placements(deps)

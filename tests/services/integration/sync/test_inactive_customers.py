@@ -186,7 +186,7 @@ async def test_a_webhook_for_a_customer_made_inactive_is_no_deletion(
         {"active": False, "email": "accounts@moved.example.org"},
     )
 
-    await entity_applier(deps.sync)(TENANT, REALM_ID, {"Customer": [invoice.customer_id]})
+    await entity_applier(deps.sync)(TENANT, REALM_ID, {"Customer": [invoice.customer_id]}, "qbo")
 
     placed = (await placements(deps))[invoice.id]
     assert placed.status == mpb.PLACEMENT_STATUS_ACTIVE
