@@ -47,6 +47,22 @@ def cpu_rows(result: dict[str, Any]) -> list[tuple[str, dict[str, float], str]]:
             )
             for s in result["steps"]
         ]
+    if "cpu_seconds_during_backfill" in result:  # backfill
+        # CPU per overdue invoice over the backfill and the confirmation, the emulator left out.
+        invoices = max(1, int(result["invoices_seen"]))
+        return [
+            (
+                f"backfill: {result['invoices_per_second']:,.0f} invoices/s, "
+                f"peak RSS {result['peak_rss_mb']} MB, {result['qbo_http_calls']} QBO calls; "
+                "CPU ms per overdue invoice, backfill and confirmation",
+                {
+                    name: 1000 * seconds / invoices
+                    for name, seconds in result["cpu_seconds_during_backfill"].items()
+                    if name != "emulator"
+                },
+                "?",
+            )
+        ]
     ours = result["saturation"]["ours"]  # webhook_ingest
     return [
         (
@@ -56,6 +72,9 @@ def cpu_rows(result: dict[str, Any]) -> list[tuple[str, dict[str, float], str]]:
             ours.get("load_average", "?"),
         )
     ]
+
+
+BACKFILL_TARGET_PER_S = 10_000  # issue 14
 
 
 def _verdict(met: bool, figure: str, target: str) -> str:
@@ -83,6 +102,15 @@ def targets(baseline: dict[str, Any], ours: dict[str, Any]) -> list[str]:
                     _verdict(step["p99_ms"] < 1000, f"{rate:g}/s: p99 {step['p99_ms']} ms", "< 1 s")
                 )
         return lines
+    if "invoices_per_second" in ours:  # backfill
+        rate = float(ours["invoices_per_second"])
+        peak = max(float(ours["peak_rss_mb"][name]) for name in ("integration", "matcher"))
+        return [
+            _verdict(
+                rate >= BACKFILL_TARGET_PER_S, f"backfill {rate:,.0f} invoices/s", ">= 10,000"
+            ),
+            _verdict(peak < 300, f"peak RSS {peak} MB", "< 300 MB"),
+        ]
     ratio = ours["saturation"]["ratio"]  # webhook_ingest
     top = ours.get("highest_sustained_rate_per_s")
     under = ours.get("highest_rate_with_p99_under_50ms_per_s")
