@@ -60,6 +60,29 @@ async def _has(p: Pipeline, placement_id: str, kind: int) -> bool:
     return kind in p.events_for(placement_id)
 
 
+async def _inbox_empty(p: Pipeline) -> bool:
+    async with internal_channel(p.stack.integration_addr, INTERNAL_TOKEN) as channel:
+        status = await igrpc.IntegrationServiceStub(channel).GetConnectionStatus(
+            ipb.GetConnectionStatusRequest(tenant_id=TENANT)
+        )
+    return status.sync.inbox_backlog_count == 0
+
+
+async def _stream_caught_up(p: Pipeline, placement_id: str) -> None:
+    """Until the outreach stream has delivered everything committed so far: a pause of the
+    placement is committed now, and the stream is in commit order, so once its PAUSE
+    event has arrived, every earlier event has too."""
+    await p.matching.PauseOutreach(
+        mpb.PauseOutreachRequest(
+            tenant_id=TENANT,
+            target=mpb.OutreachTarget(placement_id=placement_id),
+            actor="test",
+            reason="a marker on the stream",
+        )
+    )
+    await p.until(lambda: _has(p, placement_id, PAUSE), what="the marker on the stream")
+
+
 async def test_partial_payment_reduces_the_balance_and_outreach_continues(
     pipeline: Pipeline,
 ) -> None:
@@ -162,7 +185,12 @@ async def test_duplicated_webhooks_change_nothing(pipeline: Pipeline) -> None:
         return current is not None and current.balance.minor_units == 30000
 
     await p.until(reduced, what="balance 300.00")
+    # The outreach stream follows the commit: wait for the change there too, then until
+    # every delivered event (each twice) was processed, so a second change would be seen.
+    await p.until(lambda: _has(p, placement.placement_id, CHANGED), what="a balance change event")
     await p.webhooks_drained()
+    await p.until(lambda: _inbox_empty(p), what="the inbox processed")
+    await _stream_caught_up(p, placement.placement_id)
     current = await p.placement(invoice_id)
     assert current is not None
     assert current.balance.minor_units == 30000  # not 100.00: the payment counted once
