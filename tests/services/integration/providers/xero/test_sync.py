@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -403,27 +404,26 @@ async def test_the_first_poll_does_not_read_again_every_invoice_the_backfill_jus
         assert start.placed_reread_at is not None
         assert start.placed_reread_at >= start.backfill_finished_at
 
-        async def polled_twice() -> bool:
-            async with engine.connect() as conn:
-                polls = (
-                    await conn.execute(
-                        text("SELECT cdc_polls FROM integration.sync_states WHERE realm_id = :t"),
-                        {"t": p.org},
-                    )
-                ).scalar_one()
-            return bool(int(polls) >= int(start.cdc_polls) + 2)
-
-        await p.until(polled_twice, within=30, what="two polls")
-        async with engine.connect() as conn:
-            after = (
-                await conn.execute(
-                    text(
-                        "SELECT placed_reread_at FROM integration.sync_states WHERE realm_id = :t"
-                    ),
-                    {"t": p.org},
-                )
-            ).scalar_one()
+        await _two_more_polls(p, engine, int(start.cdc_polls))
+        after = await _sync_state(engine, p.org, "placed_reread_at")
         assert after == start.placed_reread_at  # no round of re-reads since the backfill
+
+
+async def _sync_state(engine: AsyncEngine, org: str, column: str) -> Any:
+    """One column of the organisation's sync state row, as it is now."""
+    async with engine.connect() as conn:
+        return await conn.scalar(
+            text(f"SELECT {column} FROM integration.sync_states WHERE realm_id = :t"), {"t": org}
+        )
+
+
+async def _two_more_polls(p: XeroPipeline, engine: AsyncEngine, polls: int) -> None:
+    """Until two safety-net polls have finished after the ``polls``-th."""
+
+    async def polled_twice() -> bool:
+        return int(await _sync_state(engine, p.org, "cdc_polls")) >= polls + 2
+
+    await p.until(polled_twice, within=30, what="two polls")
 
 
 @FASTER_POLLS
@@ -463,21 +463,6 @@ async def test_a_poll_while_a_backfill_runs_leaves_the_re_read_to_the_backfill(
                         where,
                     )
                 ).scalar_one()
-
-            async def polled_twice() -> bool:
-                async with engine.connect() as conn:
-                    now = await conn.scalar(
-                        text("SELECT cdc_polls FROM integration.sync_states WHERE realm_id = :t"),
-                        where,
-                    )
-                return bool(int(now) >= int(polls) + 2)
-
-            await p.until(polled_twice, within=30, what="two polls")
-            async with engine.connect() as conn:
-                reread_at = await conn.scalar(
-                    text(
-                        "SELECT placed_reread_at FROM integration.sync_states WHERE realm_id = :t"
-                    ),
-                    where,
-                )
+            await _two_more_polls(p, engine, int(polls))
+            reread_at = await _sync_state(engine, p.org, "placed_reread_at")
         assert reread_at is None  # no poll re-read what the backfill is reading
