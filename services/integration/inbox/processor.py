@@ -150,8 +150,6 @@ class InboxProcessor:
                     )
                 ).scalars()
             )
-        if len(realms) == 1:
-            return await self.process_realm(realms[0])
         results = await asyncio.gather(
             *(self._process_realm_bounded(realm_id) for realm_id in realms),
             return_exceptions=True,
