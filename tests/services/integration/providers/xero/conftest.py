@@ -32,8 +32,6 @@ class Xero(ControlClient):
 
     def settings(self) -> dict[str, str]:
         """The integration's settings matching this emulator's limits."""
-        if self.minute_limit == XERO_MINUTE_LIMIT:
-            return {}
         return {"AICOLLECT_XERO_REQUESTS_PER_MINUTE": str(self.minute_limit)}
 
     async def organisation(self, name: str, **spec: Any) -> str:
